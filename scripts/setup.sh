@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs everything Baton needs to build, run and test on Debian 12, and is
+# fast when everything is already there. Safe to run again.
+#   scripts/setup.sh            build + run dependencies (apt)
+#   scripts/setup.sh --test     also test tools: grpcurl (Go), Python venv (PyPI)
+#   scripts/setup.sh --bench    also benchmark peers: etcd (apt)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+want_bench=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test=1 ;;
+    --bench) want_bench=1 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+apt_pkgs=(build-essential cmake ninja-build pkg-config libgrpc++-dev protobuf-compiler-grpc
+  libprotobuf-dev protobuf-compiler libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  clang-format)
+[ "$want_test" = 1 ] && apt_pkgs+=(python3-venv golang-go)
+[ "$want_bench" = 1 ] && apt_pkgs+=(etcd-server)
+
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  # golang-go is only needed when no Go toolchain is on PATH already.
+  if [ "$p" = golang-go ] && command -v go >/dev/null 2>&1; then continue; fi
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+
+if [ "$want_test" = 1 ]; then
+  gobin="$(go env GOPATH)/bin"
+  if ! command -v grpcurl >/dev/null 2>&1 && [ ! -x "$gobin/grpcurl" ]; then
+    echo "setup: installing grpcurl"
+    go install github.com/fullstorydev/grpcurl/cmd/grpcurl@latest
+  fi
+  if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import grpc, grpc_tools, pytest, pytest_asyncio' 2>/dev/null; then
+    echo "setup: creating .venv with grpcio, grpcio-tools, pytest, pytest-asyncio"
+    python3 -m venv .venv
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -r tests/python/requirements.txt
+  fi
+fi

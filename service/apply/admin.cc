@@ -1,0 +1,62 @@
+// Inspection: ListResources and DescribeResource.
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "service/apply/shard_state.h"
+
+namespace baton::apply {
+
+void ShardState::Do(const ListResources& c, OpRef origin, Time, Effects& out) {
+  ResourceList list;
+  auto it = !c.after.empty() && c.after >= c.prefix ? resources_.upper_bound(c.after)
+                                                    : resources_.lower_bound(c.prefix);
+  for (; it != resources_.end() && absl::StartsWith(it->first, c.prefix); ++it) {
+    Resource& r = it->second;
+    if (c.kind && *c.kind != r.kind) continue;
+    if (list.resources.size() >= c.limit) {
+      list.more = true;
+      break;
+    }
+    uint32_t holders = 0;
+    if (r.kind == Kind::kEvent) {
+      holders = 0;
+    } else {
+      holders = static_cast<uint32_t>(r.pool().holdings().size());
+    }
+    list.resources.push_back(
+        ResourceSummary{it->first, r.kind, holders, static_cast<uint32_t>(r.waiters().size())});
+  }
+  out.push_back(Reply{origin, Result::Ok(std::move(list))});
+}
+
+void ShardState::Do(const DescribeResource& c, OpRef origin, Time now, Effects& out) {
+  auto it = resources_.find(c.name);
+  if (it == resources_.end()) {
+    return out.push_back(Reply{
+        origin, Result::Error(absl::NotFoundError(absl::StrCat(
+                    "no resource named '", c.name,
+                    "': never used, or reclaimed because it was idle in its default state")))});
+  }
+  Resource& r = it->second;
+  ResourceInfo info;
+  info.name = c.name;
+  info.kind = r.kind;
+  info.waiters = static_cast<uint32_t>(r.waiters().size());
+  if (!r.waiters().empty()) info.oldest_wait = now - r.waiters().front().since;
+  if (r.kind == Kind::kEvent) {
+    info.event_set = r.event().is_set();
+    info.watchers = static_cast<uint32_t>(r.event().watchers().size());
+  } else {
+    const primitives::PermitPool& pool = r.pool();
+    info.capacity = pool.capacity();
+    info.available = pool.available();
+    for (const auto& [token, h] : pool.holdings()) {
+      info.holders.push_back(HolderInfo{token, h.session, h.count, now - h.since,
+                                        h.expires == kForever ? kForever : h.expires - now,
+                                        h.request_id});
+      info.last_token = std::max(info.last_token, token);
+    }
+  }
+  out.push_back(Reply{origin, Result::Ok(std::move(info))});
+}
+
+}  // namespace baton::apply

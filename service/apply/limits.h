@@ -1,0 +1,23 @@
+// Limits: the bounds that keep every table finite (DESIGN.md §3 "Bounded").
+// Hitting one answers RESOURCE_EXHAUSTED. Values are per shard; the server
+// divides its configured totals by the number of shards.
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/clock.h"
+
+namespace baton::apply {
+
+struct Limits {
+  int64_t max_resources = 1'000'000;        // live names on this shard
+  int64_t max_sessions = 100'000;           // sessions homed on this shard
+  int64_t max_waiters = 1'000'000;          // pending waits on this shard
+  int64_t max_waiters_per_resource = 100'000;
+  int64_t max_capacity = 1'000'000'000;     // semaphore permits
+  Duration max_session_ttl = 3600 * kSecond;
+  Duration min_session_ttl = kSecond;
+  Duration max_lease = 24 * 3600 * kSecond;
+};
+
+}  // namespace baton::apply

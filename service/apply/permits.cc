@@ -1,0 +1,185 @@
+// Locks and semaphores: Acquire, Release, Refresh, Undeliver, lease expiry.
+// A lock is a permit pool of capacity 1 (primitives/permit_pool.h).
+#include "absl/strings/str_cat.h"
+#include "service/apply/shard_state.h"
+
+namespace baton::apply {
+
+using primitives::Holding;
+using primitives::PermitPool;
+using primitives::Waiter;
+
+namespace {
+
+const char* What(Kind k) { return k == Kind::kLock ? "lock" : "semaphore"; }
+
+Duration ExpiresIn(Time expires, Time now) { return expires == kForever ? kForever : expires - now; }
+
+}  // namespace
+
+void ShardState::GrantHolding(const std::string& name, PermitPool& pool, uint64_t session,
+                              int64_t count, Duration lease, const std::string& request_id,
+                              OpRef op, GrantHow how, Time now, Effects& out) {
+  Holding h;
+  h.token = ++next_token_;
+  h.session = session;
+  h.count = count;
+  h.since = now;
+  h.expires = lease > 0 ? AddSaturating(now, lease) : kForever;
+  h.request_id = request_id;
+  if (h.expires != kForever) {
+    AddTimer(h.expires, TimerKind::kLease, h.token);
+    lease_names_[h.token] = name;
+  }
+  Ref(session, name);
+  const Holding& held = pool.Grant(std::move(h));
+  out.push_back(Reply{op, Result::Ok(Granted{held.token, held.count, pool.available(), how,
+                                             ExpiresIn(held.expires, now)})});
+}
+
+int ShardState::GrantWaiters(const std::string& name, PermitPool& pool, Time now, Effects& out) {
+  std::vector<Waiter> ready = pool.PopGrantable();
+  for (const Waiter& w : ready) {
+    Unpark(name, w);
+    GrantHolding(name, pool, w.session, w.count, w.lease, w.request_id, w.op,
+                 GrantHow::kAfterWait, now, out);
+  }
+  return static_cast<int>(ready.size());
+}
+
+void ShardState::ForgetHolding(const std::string& name, const Holding& h) {
+  if (h.expires != kForever) {
+    RemoveTimer(h.expires, TimerKind::kLease, h.token);
+    lease_names_.erase(h.token);
+  }
+  Unref(h.session, name);
+}
+
+void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& out) {
+  auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
+  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
+  if (absl::Status s = CheckSession(c.session); !s.ok()) return fail(s);
+  bool exists = resources_.contains(c.name);
+  if (!exists && c.kind == Kind::kSemaphore && c.capacity <= 0) {
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        "semaphore '", c.name, "' does not exist yet: give its capacity on first use")));
+  }
+  auto r = Lookup(c.name, c.kind, /*create=*/true, c.kind == Kind::kLock ? 1 : c.capacity);
+  if (!r.ok()) return fail(r.status());
+  PermitPool& pool = (*r)->pool();
+  if (c.kind == Kind::kSemaphore && c.capacity != 0 && c.capacity != pool.capacity()) {
+    return fail(absl::FailedPreconditionError(
+        absl::StrCat("semaphore '", c.name, "' was declared with capacity ", pool.capacity(),
+                     ", not ", c.capacity, " (pass 0 to use the declared capacity)")));
+  }
+  if (c.count > pool.capacity()) {
+    MaybeReclaim(c.name);
+    return fail(absl::InvalidArgumentError(absl::StrCat("count ", c.count,
+                                                        " exceeds the capacity ", pool.capacity(),
+                                                        " of semaphore '", c.name, "'")));
+  }
+  if (const Holding* h = pool.FindReplay(c.session, c.request_id)) {
+    out.push_back(Reply{origin, Result::Ok(Granted{h->token, h->count, pool.available(),
+                                                   GrantHow::kReplayed,
+                                                   ExpiresIn(h->expires, now)})});
+    return;
+  }
+  if (pool.CanGrantNow(c.count)) {
+    GrantHolding(c.name, pool, c.session, c.count, c.lease, c.request_id, origin,
+                 GrantHow::kImmediate, now, out);
+    return;
+  }
+  if (c.deadline <= now) {
+    return fail(absl::DeadlineExceededError(
+        c.kind == Kind::kLock
+            ? absl::StrCat("lock '", c.name, "' is held")
+            : absl::StrCat("semaphore '", c.name, "' has ", pool.available(), " of ",
+                           pool.capacity(), " permits free and ", pool.waiters().size(),
+                           " waiters ahead")));
+  }
+  if (absl::Status s = CheckCanPark(**r, c.name); !s.ok()) return fail(s);
+  Waiter w;
+  w.op = origin;
+  w.session = c.session;
+  w.since = now;
+  w.deadline = c.deadline;
+  w.count = c.count;
+  w.lease = c.lease;
+  w.request_id = c.request_id;
+  Park(**r, c.name, std::move(w));
+}
+
+void ShardState::Do(const ReleasePermits& c, OpRef origin, Time now, Effects& out) {
+  auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
+  auto r = Lookup(c.name, c.kind, /*create=*/false, 0);
+  if (!r.ok()) return fail(r.status());
+  if (*r == nullptr) {
+    return fail(absl::FailedPreconditionError(
+        absl::StrCat(What(c.kind), " '", c.name, "' is not held (released, expired, or never "
+                                                 "acquired)")));
+  }
+  PermitPool& pool = (*r)->pool();
+  auto held = pool.FindOwned(c.token, c.session, absl::StrCat(What(c.kind), " '", c.name, "'"));
+  if (!held.ok()) return fail(held.status());
+  if (c.count > (*held)->count) {
+    return fail(absl::FailedPreconditionError(absl::StrCat(
+        "cannot release ", c.count, " permits of '", c.name, "': holding ", c.token, " has ",
+        (*held)->count)));
+  }
+  Holding before = **held;
+  int64_t remaining = pool.Return(c.token, c.count);
+  if (remaining == 0) ForgetHolding(c.name, before);
+  int granted = GrantWaiters(c.name, pool, now, out);
+  out.push_back(Reply{origin, Result::Ok(Released{granted > 0, pool.available(), remaining})});
+  MaybeReclaim(c.name);
+}
+
+void ShardState::Do(const RefreshPermits& c, OpRef origin, Time now, Effects& out) {
+  auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
+  auto r = Lookup(c.name, c.kind, /*create=*/false, 0);
+  if (!r.ok()) return fail(r.status());
+  if (*r == nullptr) {
+    return fail(absl::FailedPreconditionError(
+        absl::StrCat(What(c.kind), " '", c.name, "' is not held")));
+  }
+  auto held = (*r)->pool().FindOwned(c.token, c.session,
+                                     absl::StrCat(What(c.kind), " '", c.name, "'"));
+  if (!held.ok()) return fail(held.status());
+  Holding& h = **held;
+  if (h.expires != kForever) RemoveTimer(h.expires, TimerKind::kLease, h.token);
+  h.expires = AddSaturating(now, c.lease);
+  AddTimer(h.expires, TimerKind::kLease, h.token);
+  lease_names_[h.token] = c.name;
+  out.push_back(Reply{origin, Result::Ok(Refreshed{h.expires - now})});
+}
+
+void ShardState::Do(const Undeliver& c, OpRef, Time now, Effects& out) {
+  auto r = Lookup(c.name, c.kind, /*create=*/false, 0);
+  if (!r.ok() || *r == nullptr) return;
+  PermitPool& pool = (*r)->pool();
+  auto it = pool.holdings().find(c.token);
+  if (it == pool.holdings().end()) return;  // already released or expired
+  Holding h = it->second;
+  pool.Return(c.token, 0);
+  ForgetHolding(c.name, h);
+  GrantWaiters(c.name, pool, now, out);
+  MaybeReclaim(c.name);
+}
+
+void ShardState::ExpireLease(uint64_t token, Time now, Effects& out) {
+  auto n = lease_names_.find(token);
+  if (n == lease_names_.end()) return;
+  std::string name = n->second;
+  auto it = resources_.find(name);
+  if (it == resources_.end() || it->second.kind == Kind::kEvent) return;
+  PermitPool& pool = it->second.pool();
+  auto h = pool.holdings().find(token);
+  if (h == pool.holdings().end() || h->second.expires > now) return;
+  Holding gone = h->second;
+  pool.Return(token, 0);
+  ForgetHolding(name, gone);
+  GrantWaiters(name, pool, now, out);
+  MaybeReclaim(name);
+}
+
+}  // namespace baton::apply

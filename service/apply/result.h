@@ -1,0 +1,125 @@
+// Results and effects: what applying a command produces.
+//
+// Effects are data (DESIGN.md §4.3): a Reply carries a Result to the op that
+// waits for it, a Broadcast carries a command to every other shard. The
+// shard driver (shard.h) performs them after Apply returns.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "service/apply/command.h"
+#include "service/primitives/types.h"
+
+namespace baton::apply {
+
+using primitives::OpRef;
+
+enum class GrantHow { kImmediate, kAfterWait, kReplayed };
+
+struct Granted {
+  uint64_t token = 0;
+  int64_t count = 0;
+  int64_t available = 0;
+  GrantHow how = GrantHow::kImmediate;
+  Duration expires_in = kForever;  // kForever: no lease
+};
+
+struct Released {
+  bool handed_off = false;
+  int64_t available = 0;
+  int64_t remaining = 0;
+};
+
+struct Refreshed {
+  Duration expires_in = 0;
+};
+
+struct EventOutcome {
+  bool previous_set = false;  // Set/Clear: state before the call
+  bool set = false;           // state after
+  uint32_t woken = 0;         // Set: waiters released
+  GrantHow how = GrantHow::kImmediate;  // Wait
+};
+
+// One message of a Watch stream.
+struct EventChange {
+  bool set = false;
+};
+
+struct SessionInfo {
+  uint64_t session = 0;
+  std::string label;
+  Duration ttl = 0;
+  Duration expires_in = kForever;  // kForever while a stream holds it
+  Duration age = 0;
+  uint32_t open_streams = 0;
+};
+
+struct HolderInfo {
+  uint64_t token = 0;
+  uint64_t session = 0;
+  int64_t count = 0;
+  Duration held_for = 0;
+  Duration expires_in = kForever;
+  std::string request_id;
+};
+
+struct ResourceSummary {
+  std::string name;
+  Kind kind = Kind::kLock;
+  uint32_t holders = 0;
+  uint32_t waiters = 0;
+};
+
+struct ResourceList {
+  std::vector<ResourceSummary> resources;
+  bool more = false;  // this shard has more matches past the last one
+};
+
+struct ResourceInfo {
+  std::string name;
+  Kind kind = Kind::kLock;
+  std::vector<HolderInfo> holders;
+  uint32_t waiters = 0;
+  Duration oldest_wait = -1;  // -1: nobody waits
+  int64_t capacity = 0;
+  int64_t available = 0;
+  bool event_set = false;
+  uint32_t watchers = 0;
+  uint64_t last_token = 0;
+};
+
+struct Done {};
+
+using ResultValue = std::variant<Done, Granted, Released, Refreshed, EventOutcome, EventChange,
+                                 SessionInfo, ResourceList, ResourceInfo>;
+
+struct Result {
+  absl::Status status;
+  ResultValue value;
+
+  bool ok() const { return status.ok(); }
+  static Result Error(absl::Status s) { return Result{std::move(s), Done{}}; }
+  template <class T>
+  static Result Ok(T v) {
+    return Result{absl::OkStatus(), std::move(v)};
+  }
+};
+
+struct Reply {
+  OpRef op;
+  Result result;
+};
+
+struct Broadcast {
+  Command command;
+};
+
+using Effect = std::variant<Reply, Broadcast>;
+using Effects = std::vector<Effect>;
+
+}  // namespace baton::apply

@@ -1,0 +1,160 @@
+// Sessions: the commands a session's home shard handles (Open, KeepAlive,
+// streams, Close, Describe, expiry) and the broadcasts every shard applies
+// (SessionStarted, SessionEnded).
+//
+// Order matters: Open broadcasts SessionStarted before it replies, so any
+// request the client sends after the reply reaches every shard after the
+// broadcast (each shard's inbox is FIFO). A session that ends is removed from
+// its home table first, then SessionEnded releases everything it owns on
+// every shard.
+#include "absl/strings/str_cat.h"
+#include "service/apply/shard_state.h"
+
+namespace baton::apply {
+
+using primitives::Waiter;
+
+namespace {
+
+absl::Status SessionNotFound(uint64_t id) {
+  return absl::NotFoundError(
+      absl::StrCat("session ", id, " not found: it was closed, it expired, or it was never "
+                                   "opened; open a new one with Sessions/Open"));
+}
+
+}  // namespace
+
+SessionInfo ShardState::Info(uint64_t id, const Session& s, Time now) const {
+  return SessionInfo{id,
+                     s.label,
+                     s.ttl,
+                     s.expires == kForever ? kForever : s.expires - now,
+                     now - s.created,
+                     s.streams};
+}
+
+void ShardState::Do(const OpenSession& c, OpRef origin, Time now, Effects& out) {
+  if (shutting_down_) {
+    return out.push_back(
+        Reply{origin, Result::Error(absl::UnavailableError("server shutting down"))});
+  }
+  if (static_cast<int64_t>(sessions_.size()) >= limits_.max_sessions) {
+    return out.push_back(Reply{
+        origin, Result::Error(absl::ResourceExhaustedError(absl::StrCat(
+                    "too many open sessions (limit ", limits_.max_sessions, " per shard)")))});
+  }
+  // Ids are strided so that id % shard_count names the home shard.
+  uint64_t id = (next_session_seq_++) * shard_count_ + shard_;
+  Session s;
+  s.label = c.label;
+  s.ttl = c.ttl;
+  s.created = now;
+  s.expires = AddSaturating(now, c.ttl);
+  AddTimer(s.expires, TimerKind::kSession, id);
+  live_sessions_.insert(id);
+  SessionInfo info = Info(id, s, now);
+  sessions_.emplace(id, std::move(s));
+  out.push_back(Broadcast{SessionStarted{id}});
+  out.push_back(Reply{origin, Result::Ok(info)});
+}
+
+void ShardState::Do(const KeepAlive& c, OpRef origin, Time now, Effects& out) {
+  auto it = sessions_.find(c.session);
+  if (it == sessions_.end()) {
+    return out.push_back(Reply{origin, Result::Error(SessionNotFound(c.session))});
+  }
+  Session& s = it->second;
+  if (s.streams == 0) {
+    RemoveTimer(s.expires, TimerKind::kSession, c.session);
+    s.expires = AddSaturating(now, s.ttl);
+    AddTimer(s.expires, TimerKind::kSession, c.session);
+  }
+  out.push_back(Reply{origin, Result::Ok(Info(c.session, s, now))});
+}
+
+void ShardState::Do(const AttachStream& c, OpRef origin, Time now, Effects& out) {
+  auto it = sessions_.find(c.session);
+  if (it == sessions_.end()) {
+    return out.push_back(Reply{origin, Result::Error(SessionNotFound(c.session))});
+  }
+  Session& s = it->second;
+  if (s.streams++ == 0) {
+    RemoveTimer(s.expires, TimerKind::kSession, c.session);
+    s.expires = kForever;
+  }
+  out.push_back(Reply{origin, Result::Ok(Info(c.session, s, now))});
+}
+
+void ShardState::Do(const DetachStream& c, OpRef, Time now, Effects&) {
+  auto it = sessions_.find(c.session);
+  if (it == sessions_.end()) return;
+  Session& s = it->second;
+  if (s.streams > 0 && --s.streams == 0) {
+    // The TTL counts again from now: a grace period to reconnect.
+    s.expires = AddSaturating(now, s.ttl);
+    AddTimer(s.expires, TimerKind::kSession, c.session);
+  }
+}
+
+void ShardState::Do(const CloseSession& c, OpRef origin, Time now, Effects& out) {
+  if (!sessions_.contains(c.session)) {
+    return out.push_back(Reply{origin, Result::Error(SessionNotFound(c.session))});
+  }
+  EndSession(c.session, now, out);
+  out.push_back(Reply{origin, Result::Ok(Done{})});
+}
+
+void ShardState::Do(const DescribeSession& c, OpRef origin, Time now, Effects& out) {
+  auto it = sessions_.find(c.session);
+  if (it == sessions_.end()) {
+    return out.push_back(Reply{origin, Result::Error(SessionNotFound(c.session))});
+  }
+  out.push_back(Reply{origin, Result::Ok(Info(c.session, it->second, now))});
+}
+
+void ShardState::EndSession(uint64_t session, Time now, Effects& out) {
+  auto it = sessions_.find(session);
+  if (it->second.expires != kForever) {
+    RemoveTimer(it->second.expires, TimerKind::kSession, session);
+  }
+  sessions_.erase(it);
+  out.push_back(Broadcast{SessionEnded{session}});
+  Do(SessionEnded{session}, OpRef{}, now, out);
+}
+
+void ShardState::Do(const SessionStarted& c, OpRef, Time, Effects&) {
+  live_sessions_.insert(c.session);
+}
+
+void ShardState::Do(const SessionEnded& c, OpRef, Time now, Effects& out) {
+  live_sessions_.erase(c.session);
+  auto refs = session_refs_.find(c.session);
+  if (refs == session_refs_.end()) return;
+  // Copy the names: releasing edits session_refs_.
+  std::vector<std::string> names;
+  for (const auto& [name, n] : refs->second) names.push_back(name);
+  for (const std::string& name : names) {
+    auto it = resources_.find(name);
+    if (it == resources_.end()) continue;
+    Resource& r = it->second;
+    for (const Waiter& w : r.waiters().RemoveSession(c.session)) {
+      EndWait(name, w,
+              absl::AbortedError(absl::StrCat("session ", c.session, " ended while waiting")),
+              out);
+    }
+    if (r.kind != Kind::kEvent) {
+      primitives::PermitPool& pool = r.pool();
+      std::vector<primitives::Holding> gone;
+      for (const auto& [token, h] : pool.holdings()) {
+        if (h.session == c.session) gone.push_back(h);
+      }
+      pool.RemoveSession(c.session);
+      for (const auto& h : gone) ForgetHolding(name, h);
+      GrantWaiters(name, pool, now, out);
+    }
+    MaybeReclaim(name);
+  }
+  session_refs_.erase(c.session);
+}
+
+}  // namespace baton::apply

@@ -1,0 +1,179 @@
+// ShardState is the deterministic state machine of one shard: the resources
+// whose names hash to it, the sessions homed on it, a mirror of which
+// sessions are alive anywhere, and a deadline index for timeouts and TTLs.
+//
+//   Apply(command, origin, now, effects)   -- the only way state changes
+//   OnTimer(now, effects)                  -- time passing, as a command
+//
+// Effects are replies to ops and broadcasts to other shards (result.h). Apply
+// never reads a clock, never does I/O, and iterates only ordered containers,
+// so the same commands at the same times give the same effects.
+//
+// Threading: one ShardState is used only by its shard's loop thread.
+//
+// Ownership rules (DESIGN.md §3): a holding belongs to a session, a lease, or
+// both; SessionEnded releases the session's holdings and ends its waits with
+// ABORTED. Every pending wait ends exactly once: granted, DEADLINE_EXCEEDED,
+// CANCELLED (CancelWait), ABORTED or UNAVAILABLE (BeginShutdown).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <variant>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "service/apply/command.h"
+#include "service/apply/limits.h"
+#include "service/apply/result.h"
+#include "service/primitives/event.h"
+#include "service/primitives/permit_pool.h"
+
+namespace baton::apply {
+
+class ShardState {
+ public:
+  // `token_base` seeds the fencing counter and `id_base` the session ids; the
+  // server passes the wall-clock time in microseconds at start, so tokens and
+  // ids keep increasing across restarts (as long as fewer than a million are
+  // handed out per second on average, and the wall clock does not step back).
+  ShardState(uint32_t shard, uint32_t shard_count, Limits limits, uint64_t token_base,
+             uint64_t id_base);
+
+  void Apply(const Command& command, OpRef origin, Time now, Effects& out);
+
+  // Earliest timer deadline, or kForever.
+  Time NextDeadline() const;
+  // Fires every timer due at `now`, in (deadline, kind, id) order.
+  void OnTimer(Time now, Effects& out);
+
+  // The shard that owns a resource name, and the home shard of a session.
+  static uint32_t ShardOfName(std::string_view name, uint32_t shard_count);
+  static uint32_t ShardOfSession(uint64_t session, uint32_t shard_count) {
+    return static_cast<uint32_t>(session % shard_count);
+  }
+
+  // Introspection for tests and metrics.
+  size_t resource_count() const { return resources_.size(); }
+  size_t waiter_count() const { return waiters_by_op_.size(); }
+  size_t home_session_count() const { return sessions_.size(); }
+  size_t timer_count() const { return timers_.size(); }
+  size_t session_ref_count() const { return session_refs_.size(); }
+
+ private:
+  struct Resource {
+    Kind kind;
+    std::variant<primitives::PermitPool, primitives::Event> state;
+    primitives::PermitPool& pool() { return std::get<primitives::PermitPool>(state); }
+    primitives::Event& event() { return std::get<primitives::Event>(state); }
+    primitives::WaiterQueue& waiters();
+  };
+  struct Session {
+    std::string label;
+    Duration ttl = 0;
+    Time created = 0;
+    Time expires = kForever;  // kForever while streams hold it open
+    uint32_t streams = 0;
+  };
+  enum class TimerKind { kWaiter, kLease, kSession };
+  struct TimerKey {
+    Time at;
+    TimerKind kind;
+    uint64_t id;
+    auto operator<=>(const TimerKey&) const = default;
+  };
+  struct WaiterLoc {
+    std::string name;
+    uint64_t waiter_id;
+  };
+
+  // Dispatch targets, one per command (permits.cc, events.cc, sessions.cc,
+  // admin.cc).
+  void Do(const AcquirePermits& c, OpRef origin, Time now, Effects& out);
+  void Do(const ReleasePermits& c, OpRef origin, Time now, Effects& out);
+  void Do(const RefreshPermits& c, OpRef origin, Time now, Effects& out);
+  void Do(const Undeliver& c, OpRef origin, Time now, Effects& out);
+  void Do(const SetEvent& c, OpRef origin, Time now, Effects& out);
+  void Do(const ClearEvent& c, OpRef origin, Time now, Effects& out);
+  void Do(const WaitEvent& c, OpRef origin, Time now, Effects& out);
+  void Do(const WatchEvent& c, OpRef origin, Time now, Effects& out);
+  void Do(const UnwatchEvent& c, OpRef origin, Time now, Effects& out);
+  void Do(const CancelWait& c, OpRef origin, Time now, Effects& out);
+  void Do(const OpenSession& c, OpRef origin, Time now, Effects& out);
+  void Do(const KeepAlive& c, OpRef origin, Time now, Effects& out);
+  void Do(const AttachStream& c, OpRef origin, Time now, Effects& out);
+  void Do(const DetachStream& c, OpRef origin, Time now, Effects& out);
+  void Do(const CloseSession& c, OpRef origin, Time now, Effects& out);
+  void Do(const DescribeSession& c, OpRef origin, Time now, Effects& out);
+  void Do(const SessionStarted& c, OpRef origin, Time now, Effects& out);
+  void Do(const SessionEnded& c, OpRef origin, Time now, Effects& out);
+  void Do(const ListResources& c, OpRef origin, Time now, Effects& out);
+  void Do(const DescribeResource& c, OpRef origin, Time now, Effects& out);
+  void Do(const BeginShutdown& c, OpRef origin, Time now, Effects& out);
+
+  // Resources.
+  // The resource `name` of `kind`, created if absent and `create`; errors:
+  // FAILED_PRECONDITION on a kind mismatch, RESOURCE_EXHAUSTED at the limit.
+  absl::StatusOr<Resource*> Lookup(const std::string& name, Kind kind, bool create,
+                                   int64_t capacity);
+  // Erases `name` if it is idle in its default state.
+  void MaybeReclaim(const std::string& name);
+
+  // Waiting (the one waiting mechanism for every primitive).
+  absl::Status CheckCanPark(Resource& r, const std::string& name) const;
+  void Park(Resource& r, const std::string& name, primitives::Waiter w);
+  // Forgets a waiter already removed from its queue: timer, op index, refs.
+  void Unpark(const std::string& name, const primitives::Waiter& w);
+  // Ends one waiter's wait with `status`.
+  void EndWait(const std::string& name, const primitives::Waiter& w, absl::Status status,
+               Effects& out);
+
+  // Permits.
+  void GrantHolding(const std::string& name, primitives::PermitPool& pool, uint64_t session,
+                    int64_t count, Duration lease, const std::string& request_id, OpRef op,
+                    GrantHow how, Time now, Effects& out);
+  // Grants waiters that now fit, oldest first; returns how many.
+  int GrantWaiters(const std::string& name, primitives::PermitPool& pool, Time now, Effects& out);
+  void ForgetHolding(const std::string& name, const primitives::Holding& h);
+  void ExpireLease(uint64_t token, Time now, Effects& out);
+
+  // Events.
+  void NotifyWatchers(const primitives::Event& e, Effects& out);
+
+  // Sessions.
+  bool SessionAlive(uint64_t session) const { return live_sessions_.contains(session); }
+  absl::Status CheckSession(uint64_t session) const;
+  void EndSession(uint64_t session, Time now, Effects& out);
+  SessionInfo Info(uint64_t id, const Session& s, Time now) const;
+  void Ref(uint64_t session, const std::string& name);
+  void Unref(uint64_t session, const std::string& name);
+
+  // Timers.
+  void AddTimer(Time at, TimerKind kind, uint64_t id);
+  void RemoveTimer(Time at, TimerKind kind, uint64_t id);
+
+  const uint32_t shard_;
+  const uint32_t shard_count_;
+  const Limits limits_;
+  bool shutting_down_ = false;
+
+  absl::btree_map<std::string, Resource> resources_;
+  absl::flat_hash_map<OpRef, WaiterLoc> waiters_by_op_;
+  absl::flat_hash_map<uint64_t, WaiterLoc> waiters_by_id_;
+  absl::flat_hash_map<uint64_t, std::string> lease_names_;  // token -> name, leased holdings
+  absl::btree_map<uint64_t, Session> sessions_;             // homed here
+  absl::flat_hash_set<uint64_t> live_sessions_;             // alive anywhere
+  // Per session: resources on this shard where it holds or waits, with how
+  // many holdings + waiters it has there.
+  absl::flat_hash_map<uint64_t, absl::btree_map<std::string, int64_t>> session_refs_;
+  absl::btree_set<TimerKey> timers_;
+
+  uint64_t next_token_;
+  uint64_t next_session_seq_;
+  uint64_t next_waiter_id_ = 1;
+};
+
+}  // namespace baton::apply

@@ -1,0 +1,91 @@
+// batond: the Baton server. Flags -> options -> server; waits for SIGINT or
+// SIGTERM, then shuts down in order and exits 0.
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "service/rpc/server.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:7411", "address to listen on, HOST:PORT (port 0: any)");
+ABSL_FLAG(int, shards, 0, "event-loop threads, each owning a share of resources (0: one per core)");
+ABSL_FLAG(int64_t, max_resources, 1'000'000, "live resources (names) in total");
+ABSL_FLAG(int64_t, max_sessions, 100'000, "open sessions in total");
+ABSL_FLAG(int64_t, max_waiters, 1'000'000, "pending waits in total");
+ABSL_FLAG(int64_t, max_waiters_per_resource, 100'000, "pending waits on one resource");
+ABSL_FLAG(int64_t, max_session_ttl_s, 3600, "longest session TTL, seconds");
+ABSL_FLAG(int64_t, max_lease_s, 86400, "longest lease TTL, seconds");
+ABSL_FLAG(int, max_message_bytes, 4 << 20, "largest request or response, bytes");
+ABSL_FLAG(int64_t, keepalive_time_ms, 20'000, "ping idle connections this often, ms");
+ABSL_FLAG(int64_t, keepalive_timeout_ms, 10'000, "drop a connection whose ping is unanswered, ms");
+ABSL_FLAG(int64_t, shutdown_grace_ms, 2'000, "time in-flight calls get to finish on shutdown, ms");
+ABSL_FLAG(int, requests_per_method, 32, "calls pre-posted per method per shard");
+
+namespace {
+
+bool OurFlag(absl::string_view file) { return absl::StrContains(file, "service/main.cc"); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::FlagsUsageConfig usage;
+  usage.contains_helpshort_flags = OurFlag;
+  usage.contains_help_flags = OurFlag;
+  absl::SetFlagsUsageConfig(usage);
+  absl::SetProgramUsageMessage(
+      "Baton coordination server: asyncio's primitives shared over gRPC.\n"
+      "Usage: batond [--listen 127.0.0.1:7411] [flags]");
+  absl::ParseCommandLine(argc, argv);
+
+  // Block the stop signals in every thread; the main thread waits for them.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+
+  baton::rpc::ServerOptions o;
+  o.listen = absl::GetFlag(FLAGS_listen);
+  o.shards = absl::GetFlag(FLAGS_shards);
+  o.max_resources = absl::GetFlag(FLAGS_max_resources);
+  o.max_sessions = absl::GetFlag(FLAGS_max_sessions);
+  o.max_waiters = absl::GetFlag(FLAGS_max_waiters);
+  o.max_waiters_per_resource = absl::GetFlag(FLAGS_max_waiters_per_resource);
+  o.max_session_ttl = absl::GetFlag(FLAGS_max_session_ttl_s) * baton::kSecond;
+  o.max_lease = absl::GetFlag(FLAGS_max_lease_s) * baton::kSecond;
+  o.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  o.keepalive_time = absl::GetFlag(FLAGS_keepalive_time_ms) * baton::kMillisecond;
+  o.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout_ms) * baton::kMillisecond;
+  o.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace_ms) * baton::kMillisecond;
+  o.requests_per_method = absl::GetFlag(FLAGS_requests_per_method);
+  if (o.shards < 0 || o.max_resources < 1 || o.max_sessions < 1 || o.max_waiters < 1 ||
+      o.max_waiters_per_resource < 1 || o.max_session_ttl < baton::kSecond ||
+      o.max_lease < baton::kMillisecond || o.max_message_bytes < 1024 ||
+      o.requests_per_method < 1) {
+    std::cerr << "batond: a flag is out of range; see --help\n";
+    return 2;
+  }
+
+  auto server = baton::rpc::Server::Start(o);
+  if (!server.ok()) {
+    std::cerr << "batond: " << server.status().message() << "\n";
+    return 1;
+  }
+  std::string host = o.listen.substr(0, o.listen.rfind(':'));
+  // Tests and scripts read this exact line to learn the port.
+  std::cout << "listening on " << host << ":" << (*server)->port() << std::endl;
+  std::cerr << "batond: " << (*server)->shard_count() << " shards\n";
+
+  int sig = 0;
+  sigwait(&stop, &sig);
+  std::cerr << "batond: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", shutting down\n";
+  (*server)->Shutdown();
+  server->reset();
+  std::cerr << "batond: stopped\n";
+  return 0;
+}

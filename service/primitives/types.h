@@ -1,0 +1,47 @@
+// Plain data shared by the primitives: who waits, who holds, where a reply
+// goes. No behaviour lives here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/clock.h"
+
+namespace baton::primitives {
+
+// Identifies the RPC (or stream) that an outcome must be delivered to: the
+// shard whose loop runs it and an id unique on that shard. id 0: nobody.
+struct OpRef {
+  uint32_t shard = 0;
+  uint64_t id = 0;
+  bool operator==(const OpRef&) const = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const OpRef& r) {
+    return H::combine(std::move(h), r.shard, r.id);
+  }
+};
+
+// A pending blocking operation, parked until granted, timed out, cancelled
+// or aborted.
+struct Waiter {
+  uint64_t id = 0;           // unique on the owning shard, from its counter
+  OpRef op;                  // where the outcome goes
+  uint64_t session = 0;      // owning session, 0 for none
+  Time since = 0;            // when it started waiting
+  Time deadline = kForever;  // when it times out
+  int64_t count = 1;         // permits wanted (locks: 1)
+  Duration lease = 0;        // lease TTL for the holding once granted, 0: none
+  std::string request_id;    // idempotency key, may be empty
+};
+
+// One grant of a lock or of semaphore permits.
+struct Holding {
+  uint64_t token = 0;        // fencing token; identifies the holding
+  uint64_t session = 0;      // owning session, 0 for none
+  int64_t count = 1;
+  Time since = 0;
+  Time expires = kForever;   // lease end; kForever without a lease
+  std::string request_id;
+};
+
+}  // namespace baton::primitives

@@ -1,0 +1,124 @@
+// Handlers of baton.v1.Admin: List fans out to every shard and merges the
+// pages in name order; Describe asks the owning shard.
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "service/rpc/convert.h"
+#include "service/rpc/services.h"
+#include "service/rpc/validate.h"
+
+namespace baton::rpc {
+namespace {
+
+constexpr uint32_t kDefaultPageSize = 100;
+constexpr uint32_t kMaxPageSize = 1000;
+
+using ListCall = UnaryCall<v1::ListRequest, v1::ListResponse>;
+using DescribeCall = UnaryCall<v1::DescribeRequest, v1::DescribeResponse>;
+
+runtime::Task<void> List(Env& env, ListCall& call) {
+  const auto& req = call.request;
+  if (req.page_size() > kMaxPageSize) {
+    co_return co_await call.Fail(absl::InvalidArgumentError(
+        absl::StrCat("page_size ", req.page_size(), " is over the limit of ", kMaxPageSize)));
+  }
+  if (!req.page_token().empty()) {
+    if (auto s = ValidateName(req.page_token(), "page_token"); !s.ok()) {
+      co_return co_await call.Fail(s);
+    }
+  }
+  if (req.prefix().size() > kMaxNameBytes) {
+    co_return co_await call.Fail(absl::InvalidArgumentError(
+        absl::StrCat("prefix is longer than the longest name (", kMaxNameBytes, " bytes)")));
+  }
+  apply::ListResources cmd;
+  switch (req.kind()) {
+    case v1::RESOURCE_KIND_LOCK:
+      cmd.kind = apply::Kind::kLock;
+      break;
+    case v1::RESOURCE_KIND_SEMAPHORE:
+      cmd.kind = apply::Kind::kSemaphore;
+      break;
+    case v1::RESOURCE_KIND_EVENT:
+      cmd.kind = apply::Kind::kEvent;
+      break;
+    case v1::RESOURCE_KIND_UNSPECIFIED:
+      break;
+    default:
+      co_return co_await call.Fail(
+          absl::InvalidArgumentError(absl::StrCat("unknown kind ", req.kind())));
+  }
+  cmd.prefix = req.prefix();
+  cmd.after = req.page_token();
+  cmd.limit = req.page_size() == 0 ? kDefaultPageSize : req.page_size();
+
+  // Each shard returns its first `limit` matches; the first `limit` of the
+  // union are exactly the first `limit` matches overall.
+  std::vector<apply::ResourceSummary> all;
+  bool more = false;
+  for (uint32_t s = 0; s < env.cluster->size(); ++s) {
+    apply::Command shard_cmd = cmd;
+    apply::Result r = co_await call.Submit(s, shard_cmd);
+    if (!r.ok()) co_return co_await call.Fail(r.status);
+    auto& page = std::get<apply::ResourceList>(r.value);
+    more = more || page.more;
+    for (auto& item : page.resources) all.push_back(std::move(item));
+  }
+  std::sort(all.begin(), all.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  if (all.size() > cmd.limit) {
+    all.resize(cmd.limit);
+    more = true;
+  }
+  v1::ListResponse resp;
+  for (const auto& item : all) {
+    auto* out = resp.add_resources();
+    out->set_name(item.name);
+    out->set_kind(ToProto(item.kind));
+    out->set_holders(item.holders);
+    out->set_waiters(item.waiters);
+  }
+  if (more && !all.empty()) resp.set_next_page_token(all.back().name);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Describe(Env& env, DescribeCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  apply::Command cmd = apply::DescribeResource{req.name()};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  const auto& info = std::get<apply::ResourceInfo>(r.value);
+  v1::DescribeResponse resp;
+  resp.set_name(info.name);
+  resp.set_kind(ToProto(info.kind));
+  for (const auto& h : info.holders) {
+    auto* out = resp.add_holders();
+    out->set_token(h.token);
+    out->set_session_id(h.session);
+    out->set_count(h.count);
+    ToProto(h.held_for, out->mutable_held_for());
+    if (h.expires_in != kForever) ToProto(h.expires_in, out->mutable_expires_in());
+    out->set_request_id(h.request_id);
+  }
+  resp.set_waiters(info.waiters);
+  if (info.oldest_wait >= 0) ToProto(info.oldest_wait, resp.mutable_oldest_wait());
+  resp.set_capacity(info.capacity);
+  resp.set_available(info.available);
+  if (info.kind == apply::Kind::kEvent) {
+    resp.set_event_state(info.event_set ? v1::EVENT_STATE_SET : v1::EVENT_STATE_CLEAR);
+  }
+  resp.set_watchers(info.watchers);
+  resp.set_last_token(info.last_token);
+  co_await call.Reply(std::move(resp));
+}
+
+}  // namespace
+
+void ListenAdmin(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
+  auto* a = &svc.admin;
+  Listen<ListCall>(env, shard, out, &v1::Admin::AsyncService::RequestList, a, &List);
+  Listen<DescribeCall>(env, shard, out, &v1::Admin::AsyncService::RequestDescribe, a, &Describe);
+}
+
+}  // namespace baton::rpc

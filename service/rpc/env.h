@@ -1,0 +1,24 @@
+// Env: what every handler may use. Built once by the server; read-only
+// afterwards, except the per-shard stream registries (each touched only by
+// its shard's loop thread).
+#pragma once
+
+#include <grpcpp/server_context.h>
+
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "service/apply/limits.h"
+#include "service/apply/shard.h"
+
+namespace baton::rpc {
+
+struct Env {
+  apply::Cluster* cluster = nullptr;
+  apply::Limits limits;  // per shard
+  int requests_per_method = 32;  // calls pre-posted per method per shard
+  // Open streams per shard, so shutdown can end them promptly.
+  std::vector<absl::flat_hash_set<grpc::ServerContext*>> streams;
+};
+
+}  // namespace baton::rpc

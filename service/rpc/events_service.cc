@@ -1,0 +1,135 @@
+// Handlers of baton.v1.Events, including the Watch server stream.
+#include <deque>
+
+#include "service/rpc/convert.h"
+#include "service/rpc/services.h"
+#include "service/rpc/validate.h"
+
+namespace baton::rpc {
+
+// A Watch stream. Changes arrive as results of the WatchEvent command, one
+// per change, and are written one at a time (gRPC allows one outstanding
+// write). A reader that falls behind sees the latest state rather than every
+// change: the inbox is bounded.
+class WatchCall final : public CallBase {
+ public:
+  using CallBase::CallBase;
+  static constexpr size_t kMaxInbox = 64;
+
+  v1::WatchEventRequest request;
+  grpc::ServerAsyncWriter<v1::EventChange> writer{&ctx};
+  std::deque<apply::Result> inbox;
+  runtime::Wakeup wake;
+
+ protected:
+  void Deliver(apply::Result result) override {
+    if (inbox.size() >= kMaxInbox) inbox.clear();  // keep the latest state
+    inbox.push_back(std::move(result));
+    wake.Notify();
+  }
+  void OnDone() override { wake.Notify(); }
+};
+
+namespace {
+
+using apply::EventOutcome;
+
+v1::EventState State(bool set) { return set ? v1::EVENT_STATE_SET : v1::EVENT_STATE_CLEAR; }
+
+using SetCall = UnaryCall<v1::SetEventRequest, v1::SetEventResponse>;
+using ClearCall = UnaryCall<v1::ClearEventRequest, v1::ClearEventResponse>;
+using WaitCall = UnaryCall<v1::WaitEventRequest, v1::WaitEventResponse>;
+
+runtime::Task<void> Set(Env& env, SetCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  apply::Command cmd = apply::SetEvent{req.name()};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  const auto& o = std::get<EventOutcome>(r.value);
+  v1::SetEventResponse resp;
+  resp.set_previous(State(o.previous_set));
+  resp.set_woken(o.woken);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Clear(Env& env, ClearCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  apply::Command cmd = apply::ClearEvent{req.name()};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  v1::ClearEventResponse resp;
+  resp.set_previous(State(std::get<EventOutcome>(r.value).previous_set));
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Wait(Env& env, WaitCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
+  apply::Command cmd = apply::WaitEvent{req.name(), req.session_id(), *deadline};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  // Nothing to roll back if the reply is lost: waiting took nothing.
+  v1::WaitEventResponse resp;
+  resp.set_state(v1::EVENT_STATE_SET);
+  resp.set_outcome(ToProto(std::get<EventOutcome>(r.value).how));
+  co_await call.Reply(std::move(resp));
+}
+
+
+runtime::Task<void> Watch(Env& env, WatchCall& call) {
+  const std::string name = call.request.name();
+  absl::Status end = ValidateName(name);
+  uint32_t target = 0;
+  bool watching = end.ok();
+  if (watching) {
+    target = env.cluster->ShardOfName(name);
+    env.streams[call.shard().index()].insert(&call.ctx);
+    call.shard().Send(target, apply::WatchEvent{name}, call.op());
+  }
+  uint64_t sequence = 0;
+  while (end.ok()) {
+    while (call.inbox.empty() && !call.done()) co_await call.wake;
+    if (call.done()) break;
+    apply::Result r = std::move(call.inbox.front());
+    call.inbox.pop_front();
+    if (!r.ok()) {
+      end = r.status;
+      break;
+    }
+    v1::EventChange change;
+    change.set_state(State(std::get<apply::EventChange>(r.value).set));
+    change.set_sequence(++sequence);
+    bool ok = co_await runtime::CqOp([&](void* tag) { call.writer.Write(change, tag); });
+    if (!ok) break;
+  }
+  if (watching) {
+    // A no-op if the server already ended the watch (shutdown, error).
+    call.Send(target, apply::UnwatchEvent{name});
+    env.streams[call.shard().index()].erase(&call.ctx);
+  }
+  grpc::Status status = ToGrpc(end);
+  co_await runtime::CqOp([&](void* tag) { call.writer.Finish(status, tag); });
+}
+
+}  // namespace
+
+void ListenEvents(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
+  auto* events = &svc.events;
+  Listen<SetCall>(env, shard, out, &v1::Events::AsyncService::RequestSet, events, &Set);
+  Listen<ClearCall>(env, shard, out, &v1::Events::AsyncService::RequestClear, events, &Clear);
+  Listen<WaitCall>(env, shard, out, &v1::Events::AsyncService::RequestWait, events, &Wait);
+  auto watch = std::make_unique<Listener<WatchCall>>(
+      &env, &shard,
+      [events](WatchCall& call, grpc::ServerCompletionQueue* cq, void* tag) {
+        events->RequestWatch(&call.ctx, &call.request, &call.writer, cq, cq, tag);
+      },
+      &Watch);
+  for (int i = 0; i < 4; ++i) watch->Post();
+  out.push_back(std::move(watch));
+}
+
+}  // namespace baton::rpc

@@ -1,0 +1,190 @@
+// Handlers of baton.v1.Locks and baton.v1.Semaphores. Both turn requests
+// into permit-pool commands (a lock is a pool of capacity 1).
+#include "absl/strings/str_cat.h"
+#include "baton/v1/lock.grpc.pb.h"
+#include "baton/v1/semaphore.grpc.pb.h"
+#include "service/rpc/convert.h"
+#include "service/rpc/services.h"
+#include "service/rpc/validate.h"
+
+namespace baton::rpc {
+namespace {
+
+using apply::Kind;
+
+// Validation shared by both Acquire methods.
+template <class Req>
+absl::StatusOr<apply::AcquirePermits> BuildAcquire(const Env& env, const grpc::ServerContext& ctx,
+                                                   const Req& req, Kind kind, Time now) {
+  apply::AcquirePermits c;
+  c.kind = kind;
+  if (auto s = ValidateName(req.name()); !s.ok()) return s;
+  c.name = req.name();
+  c.session = req.session_id();
+  if (req.has_ttl()) {
+    auto ttl = ToMicros(req.ttl(), "ttl", env.limits.max_lease, /*allow_zero=*/false);
+    if (!ttl.ok()) return ttl.status();
+    c.lease = *ttl;
+  }
+  if (c.session == 0 && c.lease == 0) {
+    return absl::InvalidArgumentError(
+        "no owner: give session_id (from Sessions/Open) or ttl (a lease, e.g. \"30s\"), or both");
+  }
+  if (auto s = ValidateLength(req.request_id(), kMaxRequestIdBytes, "request_id"); !s.ok()) {
+    return s;
+  }
+  c.request_id = req.request_id();
+  auto deadline = WaitDeadline(ctx, req.has_timeout(), req.timeout(), now);
+  if (!deadline.ok()) return deadline.status();
+  c.deadline = *deadline;
+  return c;
+}
+
+absl::StatusOr<Duration> BuildRefreshTtl(const Env& env, bool has_ttl,
+                                         const google::protobuf::Duration& ttl) {
+  if (!has_ttl) return absl::InvalidArgumentError("ttl is required, e.g. \"30s\"");
+  return ToMicros(ttl, "ttl", env.limits.max_lease, /*allow_zero=*/false);
+}
+
+// --- Locks ---
+
+using LockAcquireCall = UnaryCall<v1::AcquireLockRequest, v1::AcquireLockResponse>;
+using LockReleaseCall = UnaryCall<v1::ReleaseLockRequest, v1::ReleaseLockResponse>;
+using LockRefreshCall = UnaryCall<v1::RefreshLockRequest, v1::RefreshLockResponse>;
+
+runtime::Task<void> LockAcquire(Env& env, LockAcquireCall& call) {
+  auto cmd = BuildAcquire(env, call.ctx, call.request, Kind::kLock, call.Now());
+  if (!cmd.ok()) co_return co_await call.Fail(cmd.status());
+  uint32_t target = env.cluster->ShardOfName(cmd->name);
+  std::string name = cmd->name;
+  apply::Command command = std::move(*cmd);
+  apply::Result r = co_await call.Submit(target, command);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  const auto& g = std::get<apply::Granted>(r.value);
+  v1::AcquireLockResponse resp;
+  resp.set_token(g.token);
+  resp.set_outcome(ToProto(g.how));
+  if (g.expires_in != kForever) ToProto(g.expires_in, resp.mutable_expires_in());
+  bool delivered = co_await call.Reply(std::move(resp));
+  if (!delivered && g.how != apply::GrantHow::kReplayed) {
+    call.Send(target, apply::Undeliver{Kind::kLock, name, g.token});
+  }
+}
+
+runtime::Task<void> LockRelease(Env& env, LockReleaseCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  apply::Command cmd =
+      apply::ReleasePermits{Kind::kLock, req.name(), req.token(), req.session_id(), 0};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  v1::ReleaseLockResponse resp;
+  resp.set_handed_off(std::get<apply::Released>(r.value).handed_off);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> LockRefresh(Env& env, LockRefreshCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  auto ttl = BuildRefreshTtl(env, req.has_ttl(), req.ttl());
+  if (!ttl.ok()) co_return co_await call.Fail(ttl.status());
+  apply::Command cmd =
+      apply::RefreshPermits{Kind::kLock, req.name(), req.token(), req.session_id(), *ttl};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  v1::RefreshLockResponse resp;
+  ToProto(std::get<apply::Refreshed>(r.value).expires_in, resp.mutable_expires_in());
+  co_await call.Reply(std::move(resp));
+}
+
+// --- Semaphores ---
+
+using SemAcquireCall = UnaryCall<v1::AcquireSemaphoreRequest, v1::AcquireSemaphoreResponse>;
+using SemReleaseCall = UnaryCall<v1::ReleaseSemaphoreRequest, v1::ReleaseSemaphoreResponse>;
+using SemRefreshCall = UnaryCall<v1::RefreshSemaphoreRequest, v1::RefreshSemaphoreResponse>;
+
+runtime::Task<void> SemAcquire(Env& env, SemAcquireCall& call) {
+  const auto& req = call.request;
+  auto cmd = BuildAcquire(env, call.ctx, req, Kind::kSemaphore, call.Now());
+  if (cmd.ok() && (req.capacity() < 0 || req.capacity() > env.limits.max_capacity)) {
+    cmd = absl::InvalidArgumentError(absl::StrCat("capacity ", req.capacity(),
+                                                  " is out of range 1..",
+                                                  env.limits.max_capacity));
+  }
+  if (cmd.ok() && req.has_count() && req.count() <= 0) {
+    cmd = absl::InvalidArgumentError(
+        absl::StrCat("count ", req.count(), " must be at least 1 (unset means 1)"));
+  }
+  if (!cmd.ok()) co_return co_await call.Fail(cmd.status());
+  cmd->capacity = req.capacity();
+  cmd->count = req.has_count() ? req.count() : 1;
+  uint32_t target = env.cluster->ShardOfName(cmd->name);
+  std::string name = cmd->name;
+  apply::Command command = std::move(*cmd);
+  apply::Result r = co_await call.Submit(target, command);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  const auto& g = std::get<apply::Granted>(r.value);
+  v1::AcquireSemaphoreResponse resp;
+  resp.set_token(g.token);
+  resp.set_count(g.count);
+  resp.set_available(g.available);
+  resp.set_outcome(ToProto(g.how));
+  if (g.expires_in != kForever) ToProto(g.expires_in, resp.mutable_expires_in());
+  bool delivered = co_await call.Reply(std::move(resp));
+  if (!delivered && g.how != apply::GrantHow::kReplayed) {
+    call.Send(target, apply::Undeliver{Kind::kSemaphore, name, g.token});
+  }
+}
+
+runtime::Task<void> SemRelease(Env& env, SemReleaseCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  if (req.has_count() && req.count() <= 0) {
+    co_return co_await call.Fail(absl::InvalidArgumentError(
+        absl::StrCat("count ", req.count(), " must be at least 1 (unset means all)")));
+  }
+  apply::Command cmd = apply::ReleasePermits{Kind::kSemaphore, req.name(), req.token(),
+                                             req.session_id(), req.has_count() ? req.count() : 0};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  const auto& rel = std::get<apply::Released>(r.value);
+  v1::ReleaseSemaphoreResponse resp;
+  resp.set_available(rel.available);
+  resp.set_remaining(rel.remaining);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> SemRefresh(Env& env, SemRefreshCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  auto ttl = BuildRefreshTtl(env, req.has_ttl(), req.ttl());
+  if (!ttl.ok()) co_return co_await call.Fail(ttl.status());
+  apply::Command cmd =
+      apply::RefreshPermits{Kind::kSemaphore, req.name(), req.token(), req.session_id(), *ttl};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  v1::RefreshSemaphoreResponse resp;
+  ToProto(std::get<apply::Refreshed>(r.value).expires_in, resp.mutable_expires_in());
+  co_await call.Reply(std::move(resp));
+}
+
+}  // namespace
+
+void ListenPermits(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
+  auto* locks = &svc.locks;
+  auto* sems = &svc.semaphores;
+  Listen<LockAcquireCall>(env, shard, out, &v1::Locks::AsyncService::RequestAcquire, locks,
+                          &LockAcquire);
+  Listen<LockReleaseCall>(env, shard, out, &v1::Locks::AsyncService::RequestRelease, locks,
+                          &LockRelease);
+  Listen<LockRefreshCall>(env, shard, out, &v1::Locks::AsyncService::RequestRefresh, locks,
+                          &LockRefresh);
+  Listen<SemAcquireCall>(env, shard, out, &v1::Semaphores::AsyncService::RequestAcquire, sems,
+                         &SemAcquire);
+  Listen<SemReleaseCall>(env, shard, out, &v1::Semaphores::AsyncService::RequestRelease, sems,
+                         &SemRelease);
+  Listen<SemRefreshCall>(env, shard, out, &v1::Semaphores::AsyncService::RequestRefresh, sems,
+                         &SemRefresh);
+}
+
+}  // namespace baton::rpc

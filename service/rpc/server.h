@@ -1,0 +1,76 @@
+// Server: builds and runs a Baton server. Owns the gRPC server, one Loop and
+// one Shard per shard thread, and the listeners.
+//
+// Start() returns once the server listens. Shutdown() may be called from any
+// thread except a loop thread; it is idempotent, and performs the ordered
+// shutdown of notes/grpc-runtime.md §1.6: health NOT_SERVING; every shard
+// ends its pending waits and watches with UNAVAILABLE; open streams are
+// cancelled; grpc::Server::Shutdown with a grace deadline while the loops
+// keep running; then each completion queue is shut down and drained and the
+// threads are joined. The destructor shuts down if needed.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/clock.h"
+#include "runtime/loop.h"
+#include "service/apply/limits.h"
+#include "service/apply/shard.h"
+#include "service/rpc/env.h"
+#include "service/rpc/services.h"
+
+namespace baton::rpc {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:7411";  // HOST:PORT; port 0 picks one
+  int shards = 0;                          // 0: one per core
+  // Totals for the whole server; each shard gets an equal share.
+  int64_t max_resources = 1'000'000;
+  int64_t max_sessions = 100'000;
+  int64_t max_waiters = 1'000'000;
+  int64_t max_waiters_per_resource = 100'000;
+  Duration max_session_ttl = 3600 * kSecond;
+  Duration max_lease = 24 * 3600 * kSecond;
+  int max_message_bytes = 4 << 20;
+  Duration keepalive_time = 20 * kSecond;    // ping an idle connection this often
+  Duration keepalive_timeout = 10 * kSecond; // and drop it if no ack by then
+  Duration shutdown_grace = 2 * kSecond;     // for in-flight calls to finish
+  int requests_per_method = 32;              // calls pre-posted per method per shard
+  const Clock* clock = nullptr;              // default: steady clock
+};
+
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
+  ~Server();
+
+  int port() const { return port_; }
+  uint32_t shard_count() const { return cluster_.size(); }
+
+  void Shutdown();
+
+ private:
+  Server() = default;
+
+  ServerOptions options_;
+  SteadyClock steady_;
+  const Clock* clock_ = nullptr;
+  Services services_;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::unique_ptr<runtime::Loop>> loops_;
+  apply::Cluster cluster_;
+  Env env_;
+  Listeners listeners_;
+  std::vector<std::thread> threads_;
+  int port_ = 0;
+  std::once_flag shutdown_once_;
+};
+
+}  // namespace baton::rpc

@@ -1,0 +1,47 @@
+// The gRPC services Baton serves, and how their listeners are started on a
+// shard. One Listen* function per service file.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "baton/v1/admin.grpc.pb.h"
+#include "baton/v1/event.grpc.pb.h"
+#include "baton/v1/lock.grpc.pb.h"
+#include "baton/v1/semaphore.grpc.pb.h"
+#include "baton/v1/session.grpc.pb.h"
+#include "service/rpc/call.h"
+
+namespace baton::rpc {
+
+struct Services {
+  v1::Sessions::AsyncService sessions;
+  v1::Locks::AsyncService locks;
+  v1::Semaphores::AsyncService semaphores;
+  v1::Events::AsyncService events;
+  v1::Admin::AsyncService admin;
+};
+
+using Listeners = std::vector<std::unique_ptr<ListenerBase>>;
+
+// Creates a listener for a unary method on `shard` and posts its first
+// requests.
+template <class CallT, class Service, class RequestMethod>
+void Listen(Env& env, apply::Shard& shard, Listeners& out, RequestMethod method,
+            Service* service, runtime::Task<void> (*handler)(Env&, CallT&)) {
+  auto listener = std::make_unique<Listener<CallT>>(
+      &env, &shard,
+      [service, method](CallT& call, grpc::ServerCompletionQueue* cq, void* tag) {
+        (service->*method)(&call.ctx, &call.request, &call.writer, cq, cq, tag);
+      },
+      handler);
+  for (int i = 0; i < env.requests_per_method; ++i) listener->Post();
+  out.push_back(std::move(listener));
+}
+
+void ListenSessions(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
+void ListenPermits(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
+void ListenEvents(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
+void ListenAdmin(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
+
+}  // namespace baton::rpc

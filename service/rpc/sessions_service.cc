@@ -1,0 +1,158 @@
+// Handlers of baton.v1.Sessions, including the KeepAliveStream bidi stream.
+#include "absl/container/btree_set.h"
+#include "absl/strings/str_cat.h"
+#include "service/rpc/services.h"
+#include "service/rpc/validate.h"
+
+namespace baton::rpc {
+
+// KeepAliveStream: every session named on the stream stays alive until the
+// stream ends; then each gets its TTL again, counted from that moment.
+class KeepAliveStreamCall final : public CallBase {
+ public:
+  using CallBase::CallBase;
+  grpc::ServerAsyncReaderWriter<v1::KeepAliveResponse, v1::KeepAliveRequest> stream{&ctx};
+};
+
+namespace {
+
+using apply::SessionInfo;
+
+void Fill(const SessionInfo& info, v1::KeepAliveResponse* resp) {
+  resp->set_session_id(info.session);
+  resp->set_state(v1::SESSION_STATE_ALIVE);
+  if (info.expires_in != kForever) ToProto(info.expires_in, resp->mutable_expires_in());
+}
+
+absl::Status CheckSessionId(uint64_t id) {
+  if (id != 0) return absl::OkStatus();
+  return absl::InvalidArgumentError("session_id is required (from Sessions/Open)");
+}
+
+using OpenCall = UnaryCall<v1::OpenSessionRequest, v1::OpenSessionResponse>;
+using KeepAliveCall = UnaryCall<v1::KeepAliveRequest, v1::KeepAliveResponse>;
+using CloseCall = UnaryCall<v1::CloseSessionRequest, v1::CloseSessionResponse>;
+using DescribeCall = UnaryCall<v1::DescribeSessionRequest, v1::DescribeSessionResponse>;
+
+runtime::Task<void> Open(Env& env, OpenCall& call) {
+  const auto& req = call.request;
+  if (!req.has_ttl()) {
+    co_return co_await call.Fail(absl::InvalidArgumentError(
+        "ttl is required: how long the session lives without a keep-alive, e.g. \"30s\""));
+  }
+  auto ttl = ToMicros(req.ttl(), "ttl", env.limits.max_session_ttl, /*allow_zero=*/false);
+  if (ttl.ok() && *ttl < env.limits.min_session_ttl) {
+    ttl = absl::InvalidArgumentError(
+        absl::StrCat("ttl must be at least ", env.limits.min_session_ttl / kMillisecond, "ms"));
+  }
+  if (!ttl.ok()) co_return co_await call.Fail(ttl.status());
+  if (auto s = ValidateLength(req.label(), kMaxLabelBytes, "label"); !s.ok()) {
+    co_return co_await call.Fail(s);
+  }
+  // A new session is homed on the shard that took the call.
+  uint32_t home = call.shard().index();
+  apply::Command cmd = apply::OpenSession{*ttl, req.label()};
+  apply::Result r = co_await call.Submit(home, cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  const auto& info = std::get<SessionInfo>(r.value);
+  v1::OpenSessionResponse resp;
+  resp.set_session_id(info.session);
+  ToProto(info.ttl, resp.mutable_ttl());
+  bool delivered = co_await call.Reply(std::move(resp));
+  // Nobody learned the id: end the session now rather than at its TTL.
+  if (!delivered) call.Send(home, apply::CloseSession{info.session});
+}
+
+runtime::Task<void> KeepAliveOnce(Env& env, KeepAliveCall& call) {
+  uint64_t id = call.request.session_id();
+  if (auto s = CheckSessionId(id); !s.ok()) co_return co_await call.Fail(s);
+  apply::Command cmd = apply::KeepAlive{id};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfSession(id), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  v1::KeepAliveResponse resp;
+  Fill(std::get<SessionInfo>(r.value), &resp);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Close(Env& env, CloseCall& call) {
+  uint64_t id = call.request.session_id();
+  if (auto s = CheckSessionId(id); !s.ok()) co_return co_await call.Fail(s);
+  apply::Command cmd = apply::CloseSession{id};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfSession(id), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  co_await call.Reply(v1::CloseSessionResponse());
+}
+
+runtime::Task<void> Describe(Env& env, DescribeCall& call) {
+  uint64_t id = call.request.session_id();
+  if (auto s = CheckSessionId(id); !s.ok()) co_return co_await call.Fail(s);
+  apply::Command cmd = apply::DescribeSession{id};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfSession(id), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  const auto& info = std::get<SessionInfo>(r.value);
+  v1::DescribeSessionResponse resp;
+  resp.set_session_id(info.session);
+  resp.set_label(info.label);
+  ToProto(info.ttl, resp.mutable_ttl());
+  if (info.expires_in != kForever) ToProto(info.expires_in, resp.mutable_expires_in());
+  ToProto(info.age, resp.mutable_age());
+  resp.set_open_streams(info.open_streams);
+  co_await call.Reply(std::move(resp));
+}
+
+
+runtime::Task<void> KeepAliveStream(Env& env, KeepAliveStreamCall& call) {
+  env.streams[call.shard().index()].insert(&call.ctx);
+  absl::btree_set<uint64_t> attached;
+  for (;;) {
+    v1::KeepAliveRequest req;
+    bool ok = co_await runtime::CqOp([&](void* tag) { call.stream.Read(&req, tag); });
+    if (!ok) break;
+    uint64_t id = req.session_id();
+    v1::KeepAliveResponse resp;
+    resp.set_session_id(id);
+    uint32_t home = env.cluster->ShardOfSession(id);
+    apply::Result r = apply::Result::Error(absl::NotFoundError("no session_id"));
+    if (id != 0) {
+      apply::Command cmd = apply::AttachStream{id};
+      if (attached.contains(id)) cmd = apply::DescribeSession{id};
+      r = co_await call.Submit(home, cmd);
+    }
+    if (r.ok()) {
+      attached.insert(id);
+      Fill(std::get<SessionInfo>(r.value), &resp);
+    } else {
+      attached.erase(id);
+      resp.set_state(v1::SESSION_STATE_NOT_FOUND);
+    }
+    ok = co_await runtime::CqOp([&](void* tag) { call.stream.Write(resp, tag); });
+    if (!ok) break;
+  }
+  for (uint64_t id : attached) {
+    call.Send(env.cluster->ShardOfSession(id), apply::DetachStream{id});
+  }
+  env.streams[call.shard().index()].erase(&call.ctx);
+  co_await runtime::CqOp([&](void* tag) { call.stream.Finish(grpc::Status::OK, tag); });
+}
+
+}  // namespace
+
+void ListenSessions(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
+  auto* s = &svc.sessions;
+  Listen<OpenCall>(env, shard, out, &v1::Sessions::AsyncService::RequestOpen, s, &Open);
+  Listen<KeepAliveCall>(env, shard, out, &v1::Sessions::AsyncService::RequestKeepAlive, s,
+                        &KeepAliveOnce);
+  Listen<CloseCall>(env, shard, out, &v1::Sessions::AsyncService::RequestClose, s, &Close);
+  Listen<DescribeCall>(env, shard, out, &v1::Sessions::AsyncService::RequestDescribe, s,
+                       &Describe);
+  auto stream = std::make_unique<Listener<KeepAliveStreamCall>>(
+      &env, &shard,
+      [s](KeepAliveStreamCall& call, grpc::ServerCompletionQueue* cq, void* tag) {
+        s->RequestKeepAliveStream(&call.ctx, &call.stream, cq, cq, tag);
+      },
+      &KeepAliveStream);
+  for (int i = 0; i < 4; ++i) stream->Post();
+  out.push_back(std::move(stream));
+}
+
+}  // namespace baton::rpc

@@ -1,0 +1,41 @@
+// Request validation shared by every handler: names, durations, deadlines.
+// Every function returns INVALID_ARGUMENT with the field and the reason.
+#pragma once
+
+#include <grpcpp/server_context.h>
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "google/protobuf/duration.pb.h"
+#include "runtime/clock.h"
+
+namespace baton::rpc {
+
+inline constexpr size_t kMaxNameBytes = 256;
+inline constexpr size_t kMaxRequestIdBytes = 128;
+inline constexpr size_t kMaxLabelBytes = 256;
+
+// A resource name: 1..256 bytes, each printable ASCII without space.
+absl::Status ValidateName(const std::string& name, const char* field = "name");
+
+// Free text limited in length (request ids, labels).
+absl::Status ValidateLength(const std::string& value, size_t max, const char* field);
+
+// Converts a proto Duration to microseconds. Rejects malformed values
+// (nanos out of range or of the other sign), negatives, and values over
+// `max`; zero only when `allow_zero`.
+absl::StatusOr<Duration> ToMicros(const google::protobuf::Duration& d, const char* field,
+                                  Duration max, bool allow_zero);
+
+// When a wait started now must end: the earlier of `timeout` (if the request
+// has one; zero means now, i.e. try once) and the call's gRPC deadline less a
+// small margin, so that the server answers DEADLINE_EXCEEDED itself before
+// the client gives up. kForever when neither is set.
+absl::StatusOr<Time> WaitDeadline(const grpc::ServerContext& ctx, bool has_timeout,
+                                  const google::protobuf::Duration& timeout, Time now);
+
+void ToProto(Duration micros, google::protobuf::Duration* out);
+
+}  // namespace baton::rpc
