@@ -51,11 +51,13 @@ struct RefreshPermits {
 };
 
 // A grant that its RPC could not deliver (client gone, deadline passed): roll
-// it back as if released. A no-op if the holding is already gone.
+// it back as if released. A no-op if the holding is already gone, or if a
+// later reply (a replay to a retry) has delivered it since.
 struct Undeliver {
   Kind kind = Kind::kLock;
   std::string name;
   uint64_t token = 0;
+  uint64_t delivery = 0;  // Granted::delivery of the reply that was lost
 };
 
 // --- events ---

@@ -27,6 +27,7 @@ void ShardState::GrantHolding(const std::string& name, PermitPool& pool, uint64_
   h.since = now;
   h.expires = lease > 0 ? AddSaturating(now, lease) : kForever;
   h.request_id = request_id;
+  h.delivery = next_delivery_++;
   if (h.expires != kForever) {
     AddTimer(h.expires, TimerKind::kLease, h.token);
     lease_names_[h.token] = name;
@@ -34,7 +35,7 @@ void ShardState::GrantHolding(const std::string& name, PermitPool& pool, uint64_
   Ref(session, name);
   const Holding& held = pool.Grant(std::move(h));
   out.push_back(Reply{op, Result::Ok(Granted{held.token, held.count, pool.available(), how,
-                                             ExpiresIn(held.expires, now)})});
+                                             ExpiresIn(held.expires, now), held.delivery})});
 }
 
 int ShardState::GrantWaiters(const std::string& name, PermitPool& pool, Time now, Effects& out) {
@@ -78,10 +79,13 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
                                                         " exceeds the capacity ", pool.capacity(),
                                                         " of semaphore '", c.name, "'")));
   }
-  if (const Holding* h = pool.FindReplay(c.session, c.request_id)) {
+  if (Holding* h = pool.FindReplay(c.session, c.request_id)) {
+    // This reply now carries the holding: a lost earlier reply must no
+    // longer roll it back, but a loss of this one must.
+    h->delivery = next_delivery_++;
     out.push_back(Reply{origin, Result::Ok(Granted{h->token, h->count, pool.available(),
                                                    GrantHow::kReplayed,
-                                                   ExpiresIn(h->expires, now)})});
+                                                   ExpiresIn(h->expires, now), h->delivery})});
     return;
   }
   if (pool.CanGrantNow(c.count)) {
@@ -158,7 +162,8 @@ void ShardState::Do(const Undeliver& c, OpRef, Time now, Effects& out) {
   if (!r.ok() || *r == nullptr) return;
   PermitPool& pool = (*r)->pool();
   auto it = pool.holdings().find(c.token);
-  if (it == pool.holdings().end()) return;  // already released or expired
+  if (it == pool.holdings().end()) return;        // already released or expired
+  if (it->second.delivery != c.delivery) return;  // delivered again since (a replay)
   Holding h = it->second;
   pool.Return(c.token, 0);
   ForgetHolding(c.name, h);

@@ -26,6 +26,7 @@ struct Granted {
   int64_t available = 0;
   GrantHow how = GrantHow::kImmediate;
   Duration expires_in = kForever;  // kForever: no lease
+  uint64_t delivery = 0;           // pass back in Undeliver if the reply is lost
 };
 
 struct Released {

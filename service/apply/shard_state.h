@@ -174,6 +174,7 @@ class ShardState {
   uint64_t next_token_;
   uint64_t next_session_seq_;
   uint64_t next_waiter_id_ = 1;
+  uint64_t next_delivery_ = 1;
 };
 
 }  // namespace baton::apply

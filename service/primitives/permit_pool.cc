@@ -11,9 +11,9 @@ const Holding& PermitPool::Grant(Holding h) {
   return holdings_.insert_or_assign(token, std::move(h)).first->second;
 }
 
-const Holding* PermitPool::FindReplay(uint64_t session, const std::string& request_id) const {
+Holding* PermitPool::FindReplay(uint64_t session, const std::string& request_id) {
   if (request_id.empty()) return nullptr;
-  for (const auto& [token, h] : holdings_) {
+  for (auto& [token, h] : holdings_) {
     if (h.session == session && h.request_id == request_id) return &h;
   }
   return nullptr;

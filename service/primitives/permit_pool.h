@@ -45,7 +45,7 @@ class PermitPool {
 
   // The holding that a retry with this session and request id refers to, or
   // nullptr. An empty request id never matches.
-  const Holding* FindReplay(uint64_t session, const std::string& request_id) const;
+  Holding* FindReplay(uint64_t session, const std::string& request_id);
 
   // The holding `token` if it exists and is owned by `session`; otherwise
   // FAILED_PRECONDITION saying why. `what` names the resource in messages.

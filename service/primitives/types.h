@@ -42,6 +42,9 @@ struct Holding {
   Time since = 0;
   Time expires = kForever;   // lease end; kForever without a lease
   std::string request_id;
+  // Identifies the latest reply that carried this holding to a client (a
+  // grant, or a replay of it). A rollback applies only to the latest one.
+  uint64_t delivery = 0;
 };
 
 }  // namespace baton::primitives

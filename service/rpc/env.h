@@ -17,7 +17,8 @@ struct Env {
   apply::Cluster* cluster = nullptr;
   apply::Limits limits;  // per shard
   int requests_per_method = 32;  // calls pre-posted per method per shard
-  // Open streams per shard, so shutdown can end them promptly.
+  // Open KeepAliveStreams per shard: they wait in Read, so shutdown cancels
+  // them rather than waiting out its grace period.
   std::vector<absl::flat_hash_set<grpc::ServerContext*>> streams;
 };
 

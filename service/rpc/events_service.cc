@@ -87,7 +87,7 @@ runtime::Task<void> Watch(Env& env, WatchCall& call) {
   bool watching = end.ok();
   if (watching) {
     target = env.cluster->ShardOfName(name);
-    env.streams[call.shard().index()].insert(&call.ctx);
+    // No need to register for shutdown: BeginShutdown ends every watch.
     call.shard().Send(target, apply::WatchEvent{name}, call.op());
   }
   uint64_t sequence = 0;
@@ -107,9 +107,9 @@ runtime::Task<void> Watch(Env& env, WatchCall& call) {
     if (!ok) break;
   }
   if (watching) {
-    // A no-op if the server already ended the watch (shutdown, error).
-    call.Send(target, apply::UnwatchEvent{name});
-    env.streams[call.shard().index()].erase(&call.ctx);
+    // A no-op if the server already ended the watch (shutdown, error). The
+    // watcher is known by this call's op.
+    call.shard().Send(target, apply::UnwatchEvent{name}, call.op());
   }
   grpc::Status status = ToGrpc(end);
   co_await runtime::CqOp([&](void* tag) { call.writer.Finish(status, tag); });

@@ -66,9 +66,7 @@ runtime::Task<void> LockAcquire(Env& env, LockAcquireCall& call) {
   resp.set_outcome(ToProto(g.how));
   if (g.expires_in != kForever) ToProto(g.expires_in, resp.mutable_expires_in());
   bool delivered = co_await call.Reply(std::move(resp));
-  if (!delivered && g.how != apply::GrantHow::kReplayed) {
-    call.Send(target, apply::Undeliver{Kind::kLock, name, g.token});
-  }
+  if (!delivered) call.Send(target, apply::Undeliver{Kind::kLock, name, g.token, g.delivery});
 }
 
 runtime::Task<void> LockRelease(Env& env, LockReleaseCall& call) {
@@ -131,8 +129,8 @@ runtime::Task<void> SemAcquire(Env& env, SemAcquireCall& call) {
   resp.set_outcome(ToProto(g.how));
   if (g.expires_in != kForever) ToProto(g.expires_in, resp.mutable_expires_in());
   bool delivered = co_await call.Reply(std::move(resp));
-  if (!delivered && g.how != apply::GrantHow::kReplayed) {
-    call.Send(target, apply::Undeliver{Kind::kSemaphore, name, g.token});
+  if (!delivered) {
+    call.Send(target, apply::Undeliver{Kind::kSemaphore, name, g.token, g.delivery});
   }
 }
 

@@ -1,0 +1,75 @@
+# Shell helpers shared by bench/run.sh and bench/smoke.sh (sourced, not run).
+# Callers set BENCH_TMP (a private temporary directory) and install
+# `trap bench_stop_all EXIT`.
+
+# PIDs of every server started through bench_start, stopped by bench_stop_all.
+BENCH_PIDS=()
+
+# Prints a TCP port on 127.0.0.1 that nothing listens on right now. A server
+# started on it may still lose a race; bench_start then reports the failure.
+bench_free_port() {
+  local port
+  for _ in $(seq 200); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
+      echo "${port}"
+      return 0
+    fi
+  done
+  echo "bench: no free port found" >&2
+  return 1
+}
+
+# Succeeds while process PID runs (a zombie that is not reaped yet counts as
+# gone, unlike with `kill -0`).
+bench_alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ "${stat:0:1}" != "Z" ]]
+}
+
+# bench_start NAME READY_REGEX TIMEOUT_S COMMAND...
+# Starts COMMAND in the background with its output in $BENCH_TMP/NAME.log and
+# waits, at most TIMEOUT_S seconds, until that log matches READY_REGEX.
+# Returns non-zero (and shows the log) if the server exits or is not ready.
+bench_start() {
+  local name=$1 ready=$2 timeout_s=$3
+  shift 3
+  local log="${BENCH_TMP}/${name}.log"
+  "$@" >"${log}" 2>&1 &
+  local pid=$!
+  BENCH_PIDS+=("${pid}")
+  local deadline=$((SECONDS + timeout_s))
+  while ((SECONDS <= deadline)); do
+    if grep -qE "${ready}" "${log}"; then
+      return 0
+    fi
+    if ! bench_alive "${pid}"; then
+      echo "bench: ${name} exited before it was ready:" >&2
+      tail -n 20 "${log}" >&2
+      return 1
+    fi
+    sleep 0.05  # Bounded wait for a server to start.
+  done
+  echo "bench: ${name} not ready after ${timeout_s} s:" >&2
+  tail -n 20 "${log}" >&2
+  return 1
+}
+
+# Stops every server bench_start started: SIGTERM, then SIGKILL after 5 s.
+bench_stop_all() {
+  local pid
+  for pid in "${BENCH_PIDS[@]}"; do
+    kill -TERM "${pid}" 2>/dev/null || true
+  done
+  for pid in "${BENCH_PIDS[@]}"; do
+    for _ in $(seq 100); do
+      bench_alive "${pid}" || break
+      sleep 0.05  # Bounded wait for the server to exit.
+    done
+    kill -KILL "${pid}" 2>/dev/null || true
+    wait "${pid}" 2>/dev/null || true
+  done
+  BENCH_PIDS=()
+}

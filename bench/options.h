@@ -1,0 +1,58 @@
+// Command-line options of baton-bench: which server to load, with which
+// workload, how many clients and for how long.
+#ifndef BATON_BENCH_OPTIONS_H_
+#define BATON_BENCH_OPTIONS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace baton::bench {
+
+// The server under test. Every target is driven by the same client loop.
+enum class Target {
+  kBaton,  // batond: Sessions/Open once, then Locks/Acquire + Locks/Release.
+  kEcho,   // baton-echo: two Echo calls stand in for acquire + release.
+  kEtcd,   // etcd v3.4: Lease/LeaseGrant once, then Lock/Lock + Lock/Unlock.
+};
+
+enum class Workload {
+  kUncontended,  // Each client locks and unlocks a name of its own.
+  kContended,    // All clients lock and unlock one shared name.
+};
+
+struct Options {
+  Target target = Target::kBaton;
+  // host:port of the server under test.
+  std::string addr = "127.0.0.1:7411";
+  Workload workload = Workload::kUncontended;
+  // Concurrent clients; each is one thread with its own gRPC channel.
+  int clients = 1;
+  // Length of the measured window, in seconds.
+  double seconds = 3.0;
+  // Unmeasured load before the window, in seconds.
+  double warmup = 0.5;
+  // Deadline of every single RPC, in seconds; bounds how long a stuck server
+  // can hold the tool.
+  double call_timeout = 30.0;
+  // Print one JSON object per result instead of text.
+  bool json = false;
+  // --help was given: print Usage() and exit successfully.
+  bool help = false;
+};
+
+// Parses argv (without argv[0]). Accepts "--flag value" and "--flag=value".
+// Errors: INVALID_ARGUMENT naming the bad flag or value.
+absl::StatusOr<Options> ParseOptions(const std::vector<absl::string_view>& args);
+
+// Returns the --help text.
+std::string Usage();
+
+absl::string_view TargetName(Target target);
+absl::string_view WorkloadName(Workload workload);
+
+}  // namespace baton::bench
+
+#endif  // BATON_BENCH_OPTIONS_H_

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Runs Baton's benchmark matrix side by side with its peers and prints a
+# Markdown table of medians and ratios (see docs/benchmarks.md).
+#
+# Builds a Release build in build-release/ if needed, installs etcd if it is
+# missing, then starts on 127.0.0.1, each on a free port: batond, baton-echo
+# (the bare gRPC ceiling), etcd with fsync and etcd with --unsafe-no-fsync.
+# Every server it starts is stopped when it exits, however it exits.
+#
+# Environment (defaults in brackets):
+#   BENCH_SECONDS   measured window of each run, s                 [3]
+#   BENCH_WARMUP    unmeasured warm-up before each window, s        [0.5]
+#   BENCH_RUNS      runs per cell; the table shows their median    [3]
+#   BENCH_TARGETS   which servers          [baton echo etcd-fsync etcd-nofsync]
+#   BENCH_MATRIX    workload:clients cells
+#                   [uncontended:1 uncontended:16 uncontended:64 contended:16 contended:64]
+#   BENCH_OUT       file to keep the raw JSON lines in        [a temporary file]
+#   BATOND_FLAGS    extra flags for batond, e.g. "--shards 2"  []
+#   BUILD_DIR       where to build                             [build-release]
+#   BATON_BENCH, BATON_ECHO, BATOND   use these binaries instead of building
+#
+# Quick run: BENCH_SECONDS=1 BENCH_RUNS=1 bench/run.sh
+set -euo pipefail
+
+readonly bench_dir=$(cd "$(dirname "$0")" && pwd)
+readonly root=$(cd "${bench_dir}/.." && pwd)
+source "${bench_dir}/lib.sh"
+
+readonly seconds=${BENCH_SECONDS:-3}
+readonly warmup=${BENCH_WARMUP:-0.5}
+readonly runs=${BENCH_RUNS:-3}
+read -r -a targets <<<"${BENCH_TARGETS:-baton echo etcd-fsync etcd-nofsync}"
+read -r -a matrix <<<"${BENCH_MATRIX:-uncontended:1 uncontended:16 uncontended:64 contended:16 contended:64}"
+read -r -a batond_flags <<<"${BATOND_FLAGS:-}"
+readonly build_dir=${BUILD_DIR:-${root}/build-release}
+
+BENCH_TMP=$(mktemp -d "${TMPDIR:-/tmp}/baton-bench.XXXXXX")
+client_pid=  # The baton-bench run in progress, if any.
+trap '[[ -n "${client_pid}" ]] && kill "${client_pid}" 2>/dev/null; bench_stop_all; rm -rf "${BENCH_TMP}"' EXIT
+trap 'exit 130' INT TERM
+readonly out=${BENCH_OUT:-${BENCH_TMP}/results.jsonl}
+: >"${out}"
+
+wants() {
+  local t
+  for t in "${targets[@]}"; do [[ "${t}" == "$1" ]] && return 0; done
+  return 1
+}
+
+# --- Build ------------------------------------------------------------------
+if [[ -z "${BATON_BENCH:-}" || -z "${BATON_ECHO:-}" ]] || { wants baton && [[ -z "${BATOND:-}" ]]; }; then
+  if [[ ! -f "${build_dir}/build.ninja" ]]; then
+    cmake -S "${root}" -B "${build_dir}" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2
+  fi
+  build_targets=(baton-bench baton-echo)
+  wants baton && build_targets+=(batond)
+  cmake --build "${build_dir}" -j2 --target "${build_targets[@]}" >&2
+fi
+readonly bench=${BATON_BENCH:-${build_dir}/bench/baton-bench}
+readonly echo_server=${BATON_ECHO:-${build_dir}/bench/baton-echo}
+readonly batond=${BATOND:-${build_dir}/service/batond}
+
+# --- etcd -------------------------------------------------------------------
+if { wants etcd-fsync || wants etcd-nofsync; } && ! command -v etcd >/dev/null; then
+  echo "bench: installing etcd-server" >&2
+  sudo_cmd=()
+  [[ "$(id -u)" != 0 ]] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update >&2
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y etcd-server >&2
+fi
+
+# --- Servers ----------------------------------------------------------------
+declare -A addr
+
+# start_etcd NAME FLAGS...: a single-member etcd on 127.0.0.1 only, with a
+# data directory of its own (on disk, so that fsync costs what it costs).
+start_etcd() {
+  local name=$1
+  shift
+  local client_port peer_port
+  client_port=$(bench_free_port)
+  peer_port=$(bench_free_port)
+  while [[ "${peer_port}" == "${client_port}" ]]; do peer_port=$(bench_free_port); done
+  bench_start "${name}" "ready to serve client requests" 30 \
+    etcd --name "${name}" --data-dir "${BENCH_TMP}/${name}.data" \
+    --listen-client-urls "http://127.0.0.1:${client_port}" \
+    --advertise-client-urls "http://127.0.0.1:${client_port}" \
+    --listen-peer-urls "http://127.0.0.1:${peer_port}" \
+    --initial-advertise-peer-urls "http://127.0.0.1:${peer_port}" \
+    --initial-cluster "${name}=http://127.0.0.1:${peer_port}" "$@"
+  addr[${name}]=127.0.0.1:${client_port}
+}
+
+if wants baton; then
+  port=$(bench_free_port)
+  bench_start batond "listening on" 30 "${batond}" --listen "127.0.0.1:${port}" \
+    "${batond_flags[@]}"
+  addr[baton]=127.0.0.1:${port}
+fi
+if wants echo; then
+  port=$(bench_free_port)
+  bench_start echo "^listening on" 30 "${echo_server}" --listen "127.0.0.1:${port}"
+  addr[echo]=127.0.0.1:${port}
+fi
+wants etcd-fsync && start_etcd etcd-fsync
+wants etcd-nofsync && start_etcd etcd-nofsync --unsafe-no-fsync
+
+# --- Matrix -----------------------------------------------------------------
+# Runs are interleaved (run 1 of every cell and target, then run 2, ...) so
+# that drift on a shared machine affects every target alike.
+for ((run = 1; run <= runs; run++)); do
+  for cell in "${matrix[@]}"; do
+    workload=${cell%%:*}
+    clients=${cell##*:}
+    for target in "${targets[@]}"; do
+      # The echo server has no lock to contend on.
+      [[ "${target}" == echo && "${workload}" == contended ]] && continue
+      kind=${target%%-*}
+      echo "bench: run ${run}/${runs}: ${target} ${workload} ${clients} clients" >&2
+      tag="{\"label\":\"${target}\",\"run\":${run},"
+      # In the background with `wait`, so that a signal is handled at once.
+      timeout $((${seconds%.*} + 90)) "${bench}" --json --target "${kind}" \
+        --addr "${addr[${target}]}" --workload "${workload}" --clients "${clients}" \
+        --seconds "${seconds}" --warmup "${warmup}" >"${BENCH_TMP}/line" &
+      client_pid=$!
+      if wait "${client_pid}"; then
+        client_pid=
+        line=$(<"${BENCH_TMP}/line")
+        echo "${tag}${line#\{}" >>"${out}"
+      else
+        client_pid=
+        echo "bench: ${target} ${workload} ${clients} clients failed" >&2
+        echo "${tag}\"workload\":\"${workload}\",\"clients\":${clients},\"failed\":true}" >>"${out}"
+      fi
+    done
+  done
+done
+
+[[ -n "${BENCH_OUT:-}" ]] && echo "bench: raw results in ${out}" >&2
+python3 "${bench_dir}/report.py" --seconds "${seconds}" --runs "${runs}" "${out}"

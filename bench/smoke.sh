@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Smoke test of baton-bench, run by ctest: starts a server on a free port on
+# 127.0.0.1, runs baton-bench against it for a fraction of a second with two
+# clients and fails unless every run reports a nonzero rate.
+#
+#   smoke.sh echo  BATON_BENCH BATON_ECHO   uncontended, against baton-echo
+#   smoke.sh baton BATON_BENCH BATOND       uncontended and contended, against
+#                                           batond; exit 77 (skipped) if
+#                                           BATOND is not built yet
+set -euo pipefail
+
+readonly target=$1 bench=$2 server=$3
+source "$(dirname "$0")/lib.sh"
+
+if [[ ! -x "${server}" ]]; then
+  echo "smoke: ${server} is not built; skipping"
+  exit 77
+fi
+BENCH_TMP=$(mktemp -d)
+trap 'bench_stop_all; rm -rf "${BENCH_TMP}"' EXIT
+
+# run_bench ARGS...: one short run; fails unless it exits 0 with rate > 0.
+run_bench() {
+  local out
+  out=$(timeout 60 "${bench}" --json --clients 2 --seconds 0.3 --warmup 0.1 "$@")
+  echo "${out}"
+  local rate
+  rate=$(sed -nE 's/.*"rate":([0-9.]+).*/\1/p' <<<"${out}")
+  if [[ -z "${rate}" ]] || ! awk -v r="${rate}" 'BEGIN { exit !(r > 0) }'; then
+    echo "smoke: no nonzero rate reported by: $*" >&2
+    return 1
+  fi
+}
+
+port=$(bench_free_port)
+case "${target}" in
+  echo)
+    bench_start echo "^listening on" 10 "${server}" --listen "127.0.0.1:${port}"
+    run_bench --target echo --addr "127.0.0.1:${port}" --workload uncontended
+    ;;
+  baton)
+    bench_start batond "listening on" 10 "${server}" --listen "127.0.0.1:${port}"
+    run_bench --target baton --addr "127.0.0.1:${port}" --workload uncontended
+    run_bench --target baton --addr "127.0.0.1:${port}" --workload contended
+    ;;
+  *)
+    echo "usage: smoke.sh echo|baton BATON_BENCH SERVER" >&2
+    exit 2
+    ;;
+esac
+echo "smoke: ok"

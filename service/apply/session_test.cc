@@ -1,0 +1,116 @@
+// Sessions: lifetime by TTL, keep-alives and streams; what ending one
+// releases; broadcasts to other shards.
+#include <gtest/gtest.h>
+
+#include "service/apply/shard_state_test_util.h"
+
+namespace baton::apply {
+namespace {
+
+uint64_t Open(Harness& h, Duration ttl) {
+  std::optional<Result> r = ReplyTo(h.Apply(OpenSession{ttl, "t"}, 99), 99);
+  EXPECT_TRUE(r->ok());
+  return std::get<SessionInfo>(r->value).session;
+}
+
+TEST(SessionTest, OpenBroadcastsSessionStartedBeforeReplying) {
+  Harness h;
+  auto out = h.Apply(OpenSession{10 * kSecond, "w"}, 1);
+  ASSERT_EQ(out.size(), 2u);
+  ASSERT_TRUE(std::holds_alternative<Broadcast>(out[0]));
+  EXPECT_TRUE(std::holds_alternative<SessionStarted>(std::get<Broadcast>(out[0]).command));
+  EXPECT_TRUE(std::holds_alternative<Reply>(out[1]));
+}
+
+TEST(SessionTest, SessionIdsNameTheirHomeShard) {
+  Harness h({}, /*shard=*/2, /*shards=*/3);
+  uint64_t id = Open(h, 10 * kSecond);
+  EXPECT_EQ(ShardState::ShardOfSession(id, 3), 2u);
+}
+
+TEST(SessionTest, UnknownSessionIsNotFound) {
+  Harness h;
+  EXPECT_EQ(ReplyTo(h.Apply(LockCmd("a", 12345), 1), 1)->status.code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReplyTo(h.Apply(KeepAlive{12345}, 2), 2)->status.code(), absl::StatusCode::kNotFound);
+}
+
+TEST(SessionTest, ExpiryReleasesHoldingsAndAbortsWaits) {
+  Harness h;
+  uint64_t s1 = Open(h, 2 * kSecond);
+  uint64_t s2 = Open(h, 60 * kSecond);
+  h.Apply(LockCmd("a", s1), 1);
+  h.Apply(LockCmd("b", s2), 2);
+  h.Apply(LockCmd("b", s1), 3);  // s1 waits for b
+  h.Apply(LockCmd("a", s2), 4);  // s2 waits for a
+  auto out = h.Advance(2 * kSecond);
+  EXPECT_EQ(ReplyTo(out, 3)->status.code(), absl::StatusCode::kAborted);
+  EXPECT_TRUE(ReplyTo(out, 4)->ok());  // a passed to s2
+  EXPECT_EQ(ReplyTo(h.Apply(LockCmd("c", s1), 5), 5)->status.code(), absl::StatusCode::kNotFound);
+}
+
+TEST(SessionTest, KeepAliveExtendsTheSession) {
+  Harness h;
+  uint64_t s = Open(h, 2 * kSecond);
+  h.Advance(kSecond + 900 * kMillisecond);
+  EXPECT_TRUE(ReplyTo(h.Apply(KeepAlive{s}, 1), 1)->ok());
+  h.Advance(kSecond + 900 * kMillisecond);
+  EXPECT_TRUE(ReplyTo(h.Apply(KeepAlive{s}, 2), 2)->ok());
+  h.Advance(2 * kSecond);
+  EXPECT_EQ(ReplyTo(h.Apply(KeepAlive{s}, 3), 3)->status.code(), absl::StatusCode::kNotFound);
+}
+
+TEST(SessionTest, AnOpenStreamKeepsTheSessionAliveAndItsEndRestartsTheTtl) {
+  Harness h;
+  uint64_t s = Open(h, 2 * kSecond);
+  h.Apply(AttachStream{s}, 1);
+  h.Advance(60 * kSecond);
+  EXPECT_TRUE(ReplyTo(h.Apply(DescribeSession{s}, 2), 2)->ok());
+  h.Apply(DetachStream{s});
+  h.Advance(kSecond);
+  EXPECT_TRUE(ReplyTo(h.Apply(DescribeSession{s}, 3), 3)->ok());
+  h.Advance(kSecond);
+  EXPECT_EQ(ReplyTo(h.Apply(DescribeSession{s}, 4), 4)->status.code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(SessionTest, CloseReleasesEverythingAndBroadcastsTheEnd) {
+  Harness h;
+  uint64_t s = Open(h, 60 * kSecond);
+  AcquirePermits sem = SemCmd("s", 2, 2, kForever, s);
+  h.Apply(sem, 1);
+  h.Apply(SemCmd("s", 2, 1), 2);
+  auto out = h.Apply(CloseSession{s}, 3);
+  EXPECT_TRUE(ReplyTo(out, 3)->ok());
+  EXPECT_TRUE(ReplyTo(out, 2)->ok());
+  bool broadcast = false;
+  for (const Effect& e : out) {
+    if (auto* b = std::get_if<Broadcast>(&e)) {
+      broadcast = std::holds_alternative<SessionEnded>(b->command);
+    }
+  }
+  EXPECT_TRUE(broadcast);
+  EXPECT_EQ(h.state.session_ref_count(), 0u);
+}
+
+TEST(SessionTest, ASessionEndedOnAnotherShardReleasesItsHoldingsHere) {
+  Harness h({}, 1, 2);
+  h.Apply(SessionStarted{42});
+  h.Apply(LockCmd("a", 42), 1);
+  h.Apply(LockCmd("a", 0), 2);
+  auto out = h.Apply(SessionEnded{42});
+  EXPECT_TRUE(ReplyTo(out, 2)->ok());
+  EXPECT_EQ(ReplyTo(h.Apply(LockCmd("b", 42), 3), 3)->status.code(), absl::StatusCode::kNotFound);
+}
+
+TEST(SessionTest, SessionLimitIsResourceExhausted) {
+  Limits l;
+  l.max_sessions = 1;
+  Harness h(l);
+  Open(h, kSecond * 10);
+  EXPECT_EQ(ReplyTo(h.Apply(OpenSession{10 * kSecond, ""}, 1), 1)->status.code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+}  // namespace
+}  // namespace baton::apply
