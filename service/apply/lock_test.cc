@@ -225,5 +225,44 @@ TEST(LockTest, ShutdownEndsWaitsWithUnavailableAndRefusesNewOnes) {
   EXPECT_EQ(h.state.waiter_count(), 0u);
 }
 
+// Tokens are a hybrid clock (max(last + 1, offset + now)): strictly
+// increasing per lock even when many grants share one microsecond, and
+// increasing across shards and restarts in real-time order.
+TEST(LockTest, FencingTokensIncreaseWithinOneMicrosecond) {
+  Harness h;
+  uint64_t prev = 0;
+  for (int i = 0; i < 5; ++i) {
+    uint64_t t = TokenOf(ReplyTo(h.Apply(LockCmd("a"), 1), 1));
+    EXPECT_GT(t, prev);
+    prev = t;
+    h.Apply(ReleasePermits{Kind::kLock, "a", t, 0, 0}, 2);
+  }
+}
+
+TEST(LockTest, FencingTokensIncreaseAcrossShardsInRealTimeOrder) {
+  Harness a({}, 0, 2), b({}, 1, 2);
+  uint64_t ta = TokenOf(ReplyTo(a.Apply(LockCmd("x"), 1), 1));
+  b.now = a.now + 1;  // one microsecond later, on another shard
+  uint64_t tb = TokenOf(ReplyTo(b.Apply(LockCmd("y"), 1), 1));
+  EXPECT_GT(tb, ta);
+}
+
+TEST(LockTest, FencingTokensIncreaseAcrossARestart) {
+  // Before the restart: a burst of grants pushes the counter ahead of the clock.
+  ShardState before(0, 1, {}, /*token_offset=*/5'000'000, 1);
+  Effects out;
+  uint64_t last = 0;
+  for (uint64_t op = 1; op <= 100; ++op) {
+    before.Apply(LockCmd("k" + std::to_string(op)), OpRef{0, op}, 1'000, out);
+  }
+  last = before.last_token();
+  // After it: the monotonic clock restarts near zero, but the offset is the
+  // wall clock, which has moved on.
+  ShardState after(0, 1, {}, /*token_offset=*/5'000'000 + 2'000, 1);
+  out.clear();
+  after.Apply(LockCmd("k1"), OpRef{0, 1}, 0, out);
+  EXPECT_GT(TokenOf(ReplyTo(out, 1)), last);
+}
+
 }  // namespace
 }  // namespace baton::apply

@@ -21,7 +21,9 @@ void ShardState::GrantHolding(const std::string& name, PermitPool& pool, uint64_
                               int64_t count, Duration lease, const std::string& request_id,
                               OpRef op, GrantHow how, Time now, Effects& out) {
   Holding h;
-  h.token = ++next_token_;
+  int64_t clock_token = token_offset_ + now;
+  last_token_ = std::max(last_token_ + 1, clock_token > 0 ? static_cast<uint64_t>(clock_token) : 0);
+  h.token = last_token_;
   h.session = session;
   h.count = count;
   h.since = now;

@@ -3,11 +3,11 @@
 namespace baton::apply {
 
 Shard::Shard(uint32_t index, uint32_t shard_count, Cluster* cluster, runtime::Loop* loop,
-             Limits limits, uint64_t token_base, uint64_t id_base)
+             Limits limits, int64_t token_offset, uint64_t id_base)
     : index_(index),
       cluster_(cluster),
       loop_(loop),
-      state_(index, shard_count, limits, token_base, id_base) {}
+      state_(index, shard_count, limits, token_offset, id_base) {}
 
 OpRef Shard::Register(OpSink* sink) {
   uint64_t id = next_op_id_++;

@@ -30,12 +30,12 @@ primitives::WaiterQueue& ShardState::Resource::waiters() {
   return std::get<primitives::Event>(state).waiters();
 }
 
-ShardState::ShardState(uint32_t shard, uint32_t shard_count, Limits limits, uint64_t token_base,
+ShardState::ShardState(uint32_t shard, uint32_t shard_count, Limits limits, int64_t token_offset,
                        uint64_t id_base)
     : shard_(shard),
       shard_count_(shard_count),
       limits_(limits),
-      next_token_(token_base),
+      token_offset_(token_offset),
       next_session_seq_(id_base) {}
 
 uint32_t ShardState::ShardOfName(std::string_view name, uint32_t shard_count) {

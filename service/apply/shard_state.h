@@ -36,14 +36,21 @@ namespace baton::apply {
 
 class ShardState {
  public:
-  // `token_base` seeds the fencing counter and `id_base` the session ids; the
-  // server passes the wall-clock time in microseconds at start, so tokens and
-  // ids keep increasing across restarts (as long as fewer than a million are
-  // handed out per second on average, and the wall clock does not step back).
-  ShardState(uint32_t shard, uint32_t shard_count, Limits limits, uint64_t token_base,
+  // Fencing tokens are a hybrid clock: each grant gets
+  // max(previous token + 1, token_offset + now), so tokens strictly increase
+  // per lock, increase across all shards in real-time order (two grants made
+  // one after the other by any client are more than a microsecond apart), and
+  // keep increasing across restarts. The server passes wall-clock micros minus
+  // its monotonic clock's reading at start as `token_offset`; time still
+  // enters only through `now`, so replay gives the same tokens. `id_base`
+  // seeds session ids the same way (wall-clock micros at start).
+  ShardState(uint32_t shard, uint32_t shard_count, Limits limits, int64_t token_offset,
              uint64_t id_base);
 
   void Apply(const Command& command, OpRef origin, Time now, Effects& out);
+
+  // The last fencing token handed out by this shard (0: none yet).
+  uint64_t last_token() const { return last_token_; }
 
   // Earliest timer deadline, or kForever.
   Time NextDeadline() const;
@@ -171,7 +178,8 @@ class ShardState {
   absl::flat_hash_map<uint64_t, absl::btree_map<std::string, int64_t>> session_refs_;
   absl::btree_set<TimerKey> timers_;
 
-  uint64_t next_token_;
+  const int64_t token_offset_;
+  uint64_t last_token_ = 0;
   uint64_t next_session_seq_;
   uint64_t next_waiter_id_ = 1;
   uint64_t next_delivery_ = 1;

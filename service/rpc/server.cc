@@ -7,6 +7,7 @@
 #include <future>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"
 
 namespace baton::rpc {
 namespace {
@@ -51,6 +52,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   limits.max_session_ttl = options.max_session_ttl;
   limits.max_lease = options.max_lease;
 
+  // gRPC's default health service is registered without its descriptor;
+  // touching ours links health.pb.cc into the binary, so that reflection can
+  // describe grpc.health.v1.Health (grpcurl needs that to call it).
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -80,10 +85,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
 
   uint64_t base = WallMicros();
+  // Fencing tokens follow wall-clock microseconds (see ShardState), so they
+  // keep increasing across a restart even though the loops' clock restarts.
+  int64_t token_offset = static_cast<int64_t>(base) - s->clock_->Now();
   for (uint32_t i = 0; i < shards; ++i) {
     s->loops_.push_back(std::make_unique<runtime::Loop>(i, std::move(cqs[i]), s->clock_));
     s->cluster_.Add(std::make_unique<apply::Shard>(i, shards, &s->cluster_, s->loops_[i].get(),
-                                                   limits, base, base));
+                                                   limits, token_offset, base));
     s->loops_[i]->SetTimerSource(&s->cluster_.shard(i));
   }
   s->env_.cluster = &s->cluster_;

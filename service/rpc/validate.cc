@@ -52,7 +52,7 @@ absl::StatusOr<Duration> ToMicros(const google::protobuf::Duration& d, const cha
     return absl::InvalidArgumentError(
         absl::StrCat(field, " exceeds the limit of ", max / kSecond, "s"));
   }
-  if (us == 0 && !allow_zero) {
+  if (!allow_zero && us < kMillisecond) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, " must be positive (at least 1ms), e.g. \"30s\""));
   }
