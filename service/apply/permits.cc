@@ -76,10 +76,11 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
                      ", not ", c.capacity, " (pass 0 to use the declared capacity)")));
   }
   if (c.count > pool.capacity()) {
-    MaybeReclaim(c.name);
-    return fail(absl::InvalidArgumentError(absl::StrCat("count ", c.count,
-                                                        " exceeds the capacity ", pool.capacity(),
-                                                        " of semaphore '", c.name, "'")));
+    absl::Status error = absl::InvalidArgumentError(absl::StrCat(
+        "count ", c.count, " exceeds the capacity ", pool.capacity(), " of semaphore '", c.name,
+        "'"));
+    MaybeReclaim(c.name);  // may free `pool`: build the message first
+    return fail(std::move(error));
   }
   if (Holding* h = pool.FindReplay(c.session, c.request_id)) {
     // This reply now carries the holding: a lost earlier reply must no

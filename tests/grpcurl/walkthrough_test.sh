@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the operator's grpcurl walk-through (docs/walkthrough.md) against a fresh
+# Runs the operator's grpcurl walk-through (the README) against a fresh
 # batond, so that the documentation stays true.
 #
 #   BATOND=/path/to/batond tests/grpcurl/walkthrough_test.sh
@@ -25,7 +25,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 BATOND="${BATOND:-$root/build/service/batond}"
-DOC="${WALKTHROUGH_DOC:-$root/docs/walkthrough.md}"
+DOC="${WALKTHROUGH_DOC:-$root/README.md}"
 
 if ! command -v grpcurl >/dev/null 2>&1; then
   gobin="$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin"
