@@ -20,6 +20,10 @@ ABSL_FLAG(int64_t, max_waiters, 1'000'000, "pending waits in total");
 ABSL_FLAG(int64_t, max_waiters_per_resource, 100'000, "pending waits on one resource");
 ABSL_FLAG(int64_t, max_session_ttl_s, 3600, "longest session TTL, seconds");
 ABSL_FLAG(int64_t, max_lease_s, 86400, "longest lease TTL, seconds");
+ABSL_FLAG(uint32_t, max_queue_items, 1'000'000, "largest queue maxsize, and the default one");
+ABSL_FLAG(uint32_t, max_item_bytes, 1 << 20, "largest queue item, bytes, and the default limit");
+ABSL_FLAG(int64_t, max_queue_bytes, 1ll << 30, "payload bytes held by all queues together");
+ABSL_FLAG(int64_t, future_retention_s, 3600, "default time a done future is kept, seconds");
 ABSL_FLAG(int, max_message_bytes, 4 << 20, "largest request or response, bytes");
 ABSL_FLAG(int64_t, keepalive_time_ms, 20'000, "ping idle connections this often, ms");
 ABSL_FLAG(int64_t, keepalive_timeout_ms, 10'000, "drop a connection whose ping is unanswered, ms");
@@ -59,6 +63,10 @@ int main(int argc, char** argv) {
   o.max_session_ttl = absl::GetFlag(FLAGS_max_session_ttl_s) * baton::kSecond;
   o.max_lease = absl::GetFlag(FLAGS_max_lease_s) * baton::kSecond;
   o.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  o.max_queue_items = absl::GetFlag(FLAGS_max_queue_items);
+  o.max_item_bytes = absl::GetFlag(FLAGS_max_item_bytes);
+  o.max_queue_bytes = absl::GetFlag(FLAGS_max_queue_bytes);
+  o.future_retention = absl::GetFlag(FLAGS_future_retention_s) * baton::kSecond;
   o.keepalive_time = absl::GetFlag(FLAGS_keepalive_time_ms) * baton::kMillisecond;
   o.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout_ms) * baton::kMillisecond;
   o.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace_ms) * baton::kMillisecond;
@@ -66,7 +74,9 @@ int main(int argc, char** argv) {
   if (o.shards < 0 || o.max_resources < 1 || o.max_sessions < 1 || o.max_waiters < 1 ||
       o.max_waiters_per_resource < 1 || o.max_session_ttl < baton::kSecond ||
       o.max_lease < baton::kMillisecond || o.max_message_bytes < 1024 ||
-      o.requests_per_method < 1) {
+      o.requests_per_method < 1 || o.max_queue_items < 1 || o.max_item_bytes < 1 ||
+      static_cast<int64_t>(o.max_item_bytes) > o.max_message_bytes || o.max_queue_bytes < 1 ||
+      o.future_retention < baton::kSecond) {
     std::cerr << "batond: a flag is out of range; see --help\n";
     return 2;
   }

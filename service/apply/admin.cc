@@ -1,4 +1,5 @@
 // Inspection: ListResources and DescribeResource.
+#include "absl/container/btree_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "service/apply/shard_state.h"
@@ -16,11 +17,13 @@ void ShardState::Do(const ListResources& c, OpRef origin, Time, Effects& out) {
       list.more = true;
       break;
     }
+    // "Holders": what is held now. Locks and semaphores: holdings; queues:
+    // items in flight.
     uint32_t holders = 0;
-    if (r.kind == Kind::kEvent) {
-      holders = 0;
-    } else {
+    if (r.is_pool()) {
       holders = static_cast<uint32_t>(r.pool().holdings().size());
+    } else if (r.kind == Kind::kQueue) {
+      holders = static_cast<uint32_t>(r.queue().in_flight());
     }
     list.resources.push_back(
         ResourceSummary{it->first, r.kind, holders, static_cast<uint32_t>(r.waiters().size())});
@@ -42,18 +45,70 @@ void ShardState::Do(const DescribeResource& c, OpRef origin, Time now, Effects& 
   info.kind = r.kind;
   info.waiters = static_cast<uint32_t>(r.waiters().size());
   if (!r.waiters().empty()) info.oldest_wait = now - r.waiters().front().since;
-  if (r.kind == Kind::kEvent) {
-    info.event_set = r.event().is_set();
-    info.watchers = static_cast<uint32_t>(r.event().watchers().size());
-  } else {
-    const primitives::PermitPool& pool = r.pool();
-    info.capacity = pool.capacity();
-    info.available = pool.available();
-    for (const auto& [token, h] : pool.holdings()) {
-      info.holders.push_back(HolderInfo{token, h.session, h.count, now - h.since,
-                                        h.expires == kForever ? kForever : h.expires - now,
-                                        h.request_id});
-      info.last_token = std::max(info.last_token, token);
+  switch (r.kind) {
+    case Kind::kEvent:
+      info.event_set = r.event().is_set();
+      info.watchers = static_cast<uint32_t>(r.event().watchers().size());
+      break;
+    case Kind::kLock:
+    case Kind::kSemaphore: {
+      const primitives::PermitPool& pool = r.pool();
+      info.capacity = pool.capacity();
+      info.available = pool.available();
+      for (const auto& [token, h] : pool.holdings()) {
+        info.holders.push_back(HolderInfo{token, h.session, h.count, now - h.since,
+                                          h.expires == kForever ? kForever : h.expires - now,
+                                          h.request_id});
+        info.last_token = std::max(info.last_token, token);
+      }
+      absl::btree_map<std::string, ConditionSummary> conds;
+      for (const auto& [cond, line] : r.conditions) {
+        conds[cond] = ConditionSummary{cond, static_cast<uint32_t>(line.size()), 0};
+      }
+      for (const auto& [seq, w] : pool.waiters()) {
+        if (w.condition_outcome == 0) continue;
+        ConditionSummary& cs = conds[w.condition];
+        cs.condition = w.condition;
+        ++cs.reacquiring;
+      }
+      for (auto& [cond, cs] : conds) info.conditions.push_back(std::move(cs));
+      break;
+    }
+    case Kind::kQueue: {
+      primitives::Queue& q = r.queue();
+      QueueSummary& s = info.queue;
+      s.options = q.options();
+      s.ready = q.ready();
+      s.delayed = q.delayed();
+      s.in_flight = q.in_flight();
+      s.dead = q.dead();
+      s.unfinished = q.unfinished();
+      if (auto oldest = q.OldestEnqueued()) s.oldest_age = now - *oldest;
+      s.getters = static_cast<uint32_t>(q.getters.size());
+      s.putters = static_cast<uint32_t>(q.putters.size());
+      s.joiners = static_cast<uint32_t>(q.joiners.size());
+      s.total_put = q.total_put;
+      s.total_acked = q.total_acked;
+      for (const auto& [receipt, f] : q.in_flight_items()) {
+        info.holders.push_back(HolderInfo{receipt, f.session, 1, now - f.item.enqueued,
+                                          f.expires == kForever ? kForever : f.expires - now,
+                                          ""});
+      }
+      break;
+    }
+    case Kind::kFuture: {
+      const primitives::Future& f = r.future();
+      info.future_state = f.value().state;
+      if (f.done()) info.retained_for = f.expires() == kForever ? kForever : f.expires() - now;
+      break;
+    }
+    case Kind::kBarrier: {
+      const primitives::Barrier& b = r.barrier();
+      info.parties = b.parties();
+      info.arrived = static_cast<uint32_t>(b.waiters().size());
+      info.broken = b.broken();
+      info.cycles = b.cycles();
+      break;
     }
   }
   out.push_back(Reply{origin, Result::Ok(std::move(info))});

@@ -14,12 +14,15 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "runtime/clock.h"
+#include "service/primitives/future.h"
+#include "service/primitives/queue.h"
 
 namespace baton::apply {
 
-enum class Kind { kLock, kSemaphore, kEvent };
+enum class Kind { kLock, kSemaphore, kEvent, kQueue, kFuture, kBarrier };
 
 // --- locks and semaphores (both are permit pools; a lock has capacity 1) ---
 
@@ -82,6 +85,110 @@ struct UnwatchEvent {
   std::string name;
 };
 
+// --- queues (queues.cc) ---
+
+struct NewQueueItem {
+  std::string data;
+  int64_t priority = 0;
+  Duration delay = 0;
+};
+
+// `options` set: declare the queue, or check the declared options.
+struct PutItems {
+  std::string name;
+  std::optional<primitives::QueueOptions> options;
+  std::vector<NewQueueItem> items;
+  Time deadline = kForever;  // <= now: put_nowait
+};
+struct GetItems {
+  std::string name;
+  std::optional<primitives::QueueOptions> options;
+  uint32_t max_items = 1;
+  uint64_t session = 0;
+  Duration lease = 0;  // visibility timeout, 0: none (session-owned)
+  Time deadline = kForever;
+  bool dead_letters = false;
+};
+struct AckItems {
+  std::string name;
+  std::vector<uint64_t> receipts;
+};
+struct NackItems {
+  std::string name;
+  std::vector<uint64_t> receipts;
+  Duration delay = 0;
+};
+struct JoinQueue {
+  std::string name;
+  Time deadline = kForever;
+};
+struct PurgeQueue {
+  std::string name;
+  bool dead_letters = false;
+};
+struct DeleteQueue {
+  std::string name;
+};
+// A Get reply that never reached its client: the items go back to the
+// head, their delivery not counted.
+struct UndeliverItems {
+  std::string name;
+  std::vector<uint64_t> receipts;
+};
+// A Put reply that never reached its client: its items still queued are
+// taken back.
+struct UndeliverPut {
+  std::string name;
+  std::vector<uint64_t> item_ids;
+};
+
+// --- futures (futures.cc) ---
+
+struct CompleteFuture {
+  std::string name;
+  primitives::FutureValue value;  // kResult, kException or kCancelled
+  Duration retention = 0;         // 0: the server's default
+};
+struct AwaitFuture {
+  std::string name;
+  uint64_t session = 0;
+  Time deadline = kForever;
+};
+
+// --- barriers (barriers.cc) ---
+
+struct BarrierWait {
+  std::string name;
+  uint32_t parties = 0;  // 0: as declared
+  uint64_t session = 0;
+  Time deadline = kForever;
+};
+struct AbortBarrier {
+  std::string name;
+};
+struct ResetBarrier {
+  std::string name;
+};
+
+// --- conditions, which live in their lock (conditions.cc) ---
+
+struct ConditionWait {
+  std::string lock;
+  std::string condition;
+  uint64_t token = 0;
+  uint64_t session = 0;
+  Duration lease = 0;  // for the re-acquired lock; 0: as the holding had
+  Time deadline = kForever;  // of the wait for a notify
+};
+struct Notify {
+  std::string lock;
+  std::string condition;
+  uint64_t token = 0;
+  uint64_t session = 0;
+  uint32_t n = 1;
+  bool all = false;
+};
+
 // --- waits in general ---
 
 // The submitting op's client went away: end its wait with CANCELLED. A no-op
@@ -141,6 +248,9 @@ using Command =
     std::variant<AcquirePermits, ReleasePermits, RefreshPermits, Undeliver, SetEvent, ClearEvent,
                  WaitEvent, WatchEvent, UnwatchEvent, CancelWait, OpenSession, KeepAlive,
                  AttachStream, DetachStream, CloseSession, DescribeSession, SessionStarted,
-                 SessionEnded, ListResources, DescribeResource, BeginShutdown>;
+                 SessionEnded, ListResources, DescribeResource, BeginShutdown, PutItems,
+                 GetItems, AckItems, NackItems, JoinQueue, PurgeQueue, DeleteQueue,
+                 UndeliverItems, UndeliverPut, CompleteFuture, AwaitFuture, BarrierWait,
+                 AbortBarrier, ResetBarrier, ConditionWait, Notify>;
 
 }  // namespace baton::apply

@@ -18,6 +18,11 @@ struct Limits {
   Duration max_session_ttl = 3600 * kSecond;
   Duration min_session_ttl = kSecond;
   Duration max_lease = 24 * 3600 * kSecond;
+  uint32_t max_queue_items = 1'000'000;     // a queue's maxsize, and its default
+  uint32_t max_item_bytes = 1 << 20;        // a queue item's size, and its default
+  uint64_t max_queue_bytes = 256ull << 20;  // payload bytes held by all queues on this shard
+  Duration future_retention = 3600 * kSecond;  // default time a done future is kept
+  Duration max_retention = 7 * 24 * 3600 * kSecond;
 };
 
 }  // namespace baton::apply

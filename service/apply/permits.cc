@@ -19,7 +19,8 @@ Duration ExpiresIn(Time expires, Time now) { return expires == kForever ? kForev
 
 void ShardState::GrantHolding(const std::string& name, PermitPool& pool, uint64_t session,
                               int64_t count, Duration lease, const std::string& request_id,
-                              OpRef op, GrantHow how, Time now, Effects& out) {
+                              OpRef op, GrantHow how, Time now, Effects& out,
+                              uint8_t condition_outcome) {
   Holding h;
   int64_t clock_token = token_offset_ + now;
   last_token_ = std::max(last_token_ + 1, clock_token > 0 ? static_cast<uint64_t>(clock_token) : 0);
@@ -37,7 +38,8 @@ void ShardState::GrantHolding(const std::string& name, PermitPool& pool, uint64_
   Ref(session, name);
   const Holding& held = pool.Grant(std::move(h));
   out.push_back(Reply{op, Result::Ok(Granted{held.token, held.count, pool.available(), how,
-                                             ExpiresIn(held.expires, now), held.delivery})});
+                                             ExpiresIn(held.expires, now), held.delivery,
+                                             condition_outcome})});
 }
 
 int ShardState::GrantWaiters(const std::string& name, PermitPool& pool, Time now, Effects& out) {
@@ -45,7 +47,7 @@ int ShardState::GrantWaiters(const std::string& name, PermitPool& pool, Time now
   for (const Waiter& w : ready) {
     Unpark(name, w);
     GrantHolding(name, pool, w.session, w.count, w.lease, w.request_id, w.op,
-                 GrantHow::kAfterWait, now, out);
+                 GrantHow::kAfterWait, now, out, w.condition_outcome);
   }
   return static_cast<int>(ready.size());
 }
@@ -179,7 +181,7 @@ void ShardState::ExpireLease(uint64_t token, Time now, Effects& out) {
   if (n == lease_names_.end()) return;
   std::string name = n->second;
   auto it = resources_.find(name);
-  if (it == resources_.end() || it->second.kind == Kind::kEvent) return;
+  if (it == resources_.end() || !it->second.is_pool()) return;
   PermitPool& pool = it->second.pool();
   auto h = pool.holdings().find(token);
   if (h == pool.holdings().end() || h->second.expires > now) return;

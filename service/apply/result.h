@@ -12,6 +12,8 @@
 
 #include "absl/status/status.h"
 #include "service/apply/command.h"
+#include "service/primitives/future.h"
+#include "service/primitives/queue.h"
 #include "service/primitives/types.h"
 
 namespace baton::apply {
@@ -27,6 +29,7 @@ struct Granted {
   GrantHow how = GrantHow::kImmediate;
   Duration expires_in = kForever;  // kForever: no lease
   uint64_t delivery = 0;           // pass back in Undeliver if the reply is lost
+  uint8_t condition_outcome = 0;   // a condition wait's re-acquire: 1 notified, 2 timed out
 };
 
 struct Released {
@@ -81,6 +84,20 @@ struct ResourceList {
   bool more = false;  // this shard has more matches past the last one
 };
 
+struct ConditionSummary {
+  std::string condition;
+  uint32_t waiters = 0;
+  uint32_t reacquiring = 0;
+};
+
+struct QueueSummary {
+  primitives::QueueOptions options;
+  uint64_t ready = 0, delayed = 0, in_flight = 0, dead = 0, unfinished = 0;
+  Duration oldest_age = -1;  // -1: empty
+  uint32_t getters = 0, putters = 0, joiners = 0;
+  uint64_t total_put = 0, total_acked = 0;
+};
+
 struct ResourceInfo {
   std::string name;
   Kind kind = Kind::kLock;
@@ -92,12 +109,57 @@ struct ResourceInfo {
   bool event_set = false;
   uint32_t watchers = 0;
   uint64_t last_token = 0;
+  std::vector<ConditionSummary> conditions;
+  QueueSummary queue;
+  primitives::FutureState future_state = primitives::FutureState::kPending;
+  Duration retained_for = -1;  // -1: not done
+  uint32_t parties = 0, arrived = 0;
+  bool broken = false;
+  uint64_t cycles = 0;
+};
+
+// Queues.
+struct PutDone {
+  std::vector<uint64_t> item_ids;
+  uint32_t size = 0;
+  GrantHow how = GrantHow::kImmediate;
+};
+struct DeliveredItem {
+  uint64_t receipt = 0;
+  uint64_t item_id = 0;
+  std::string data;
+  int64_t priority = 0;
+  uint32_t deliveries = 0;
+  Duration age = 0;
+};
+struct GotItems {
+  std::vector<DeliveredItem> items;
+  GrantHow how = GrantHow::kImmediate;
+};
+// Counts for Ack, Nack, Purge, Delete, Notify, Abort, Reset.
+struct Counted {
+  uint32_t n = 0;
+  uint32_t m = 0;
+  uint64_t unfinished = 0;
+};
+// A wait that passed with no value: Join, and a Barrier's trip.
+struct Passed {
+  GrantHow how = GrantHow::kImmediate;
+  uint32_t index = 0;
+  uint64_t cycle = 0;
+};
+struct FutureOutcome {
+  primitives::FutureValue value;
+  GrantHow how = GrantHow::kImmediate;
+  uint32_t woken = 0;
+  bool changed = false;  // Cancel: whether this call cancelled it
 };
 
 struct Done {};
 
-using ResultValue = std::variant<Done, Granted, Released, Refreshed, EventOutcome, EventChange,
-                                 SessionInfo, ResourceList, ResourceInfo>;
+using ResultValue =
+    std::variant<Done, Granted, Released, Refreshed, EventOutcome, EventChange, SessionInfo,
+                 ResourceList, ResourceInfo, PutDone, GotItems, Counted, Passed, FutureOutcome>;
 
 struct Result {
   absl::Status status;

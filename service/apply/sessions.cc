@@ -136,14 +136,27 @@ void ShardState::Do(const SessionEnded& c, OpRef, Time now, Effects& out) {
   for (const std::string& name : names) {
     auto it = resources_.find(name);
     if (it == resources_.end()) continue;
+    // The session's waits, in every line of the resource, oldest first.
+    std::vector<uint64_t> ids;
+    auto collect = [&](const primitives::WaiterQueue& line) {
+      for (const auto& [seq, w] : line) {
+        if (w.session == c.session) ids.push_back(w.id);
+      }
+    };
     Resource& r = it->second;
-    for (const Waiter& w : r.waiters().RemoveSession(c.session)) {
-      EndWait(name, w,
-              absl::AbortedError(absl::StrCat("session ", c.session, " ended while waiting")),
-              out);
+    collect(r.waiters());
+    for (const auto& [cond, line] : r.conditions) collect(line);
+    if (r.kind == Kind::kQueue) {
+      collect(r.queue().putters);
+      collect(r.queue().joiners);
     }
-    if (r.kind != Kind::kEvent) {
-      primitives::PermitPool& pool = r.pool();
+    for (uint64_t id : ids) RemoveWaiter(name, id, EndReason::kSessionEnded, now, out);
+    // Removing waiters may have reclaimed the resource.
+    it = resources_.find(name);
+    if (it == resources_.end()) continue;
+    Resource& res = it->second;
+    if (res.is_pool()) {
+      primitives::PermitPool& pool = res.pool();
       std::vector<primitives::Holding> gone;
       for (const auto& [token, h] : pool.holdings()) {
         if (h.session == c.session) gone.push_back(h);
@@ -151,6 +164,20 @@ void ShardState::Do(const SessionEnded& c, OpRef, Time now, Effects& out) {
       pool.RemoveSession(c.session);
       for (const auto& h : gone) ForgetHolding(name, h);
       GrantWaiters(name, pool, now, out);
+    } else if (res.kind == Kind::kQueue) {
+      // Its in-flight items go back to the head of the queue.
+      primitives::Queue& q = res.queue();
+      uint64_t before = q.bytes();
+      std::vector<uint64_t> receipts;
+      for (const auto& [receipt, f] : q.in_flight_items()) {
+        if (f.session == c.session) receipts.push_back(receipt);
+      }
+      // Newest first, so that the oldest ends up first in line.
+      for (auto rit = receipts.rbegin(); rit != receipts.rend(); ++rit) {
+        ReturnItem(name, q, *rit, /*counted=*/true, 0, now);
+      }
+      Pump(name, q, now, out);
+      queue_bytes_ = queue_bytes_ + q.bytes() - before;
     }
     MaybeReclaim(name);
   }

@@ -19,6 +19,12 @@ const char* KindName(Kind k) {
       return "semaphore";
     case Kind::kEvent:
       return "event";
+    case Kind::kQueue:
+      return "queue";
+    case Kind::kFuture:
+      return "future";
+    case Kind::kBarrier:
+      return "barrier";
   }
   return "resource";
 }
@@ -26,8 +32,35 @@ const char* KindName(Kind k) {
 }  // namespace
 
 primitives::WaiterQueue& ShardState::Resource::waiters() {
-  if (auto* p = std::get_if<primitives::PermitPool>(&state)) return p->waiters();
-  return std::get<primitives::Event>(state).waiters();
+  return std::visit(
+      [](auto& s) -> primitives::WaiterQueue& {
+        if constexpr (std::is_same_v<std::decay_t<decltype(s)>, primitives::Queue>) {
+          return s.getters;
+        } else {
+          return s.waiters();
+        }
+      },
+      state);
+}
+
+primitives::WaiterQueue* ShardState::Resource::LineOf(uint8_t line, const std::string& condition) {
+  switch (line) {
+    case kMain:
+      return &waiters();
+    case kPutters:
+      return kind == Kind::kQueue ? &queue().putters : nullptr;
+    case kJoiners:
+      return kind == Kind::kQueue ? &queue().joiners : nullptr;
+    case kCondition: {
+      auto it = conditions.find(condition);
+      return it == conditions.end() ? nullptr : &it->second;
+    }
+  }
+  return nullptr;
+}
+
+bool ShardState::Resource::idle() const {
+  return conditions.empty() && std::visit([](const auto& s) { return s.idle(); }, state);
 }
 
 ShardState::ShardState(uint32_t shard, uint32_t shard_count, Limits limits, int64_t token_offset,
@@ -72,22 +105,30 @@ absl::StatusOr<ShardState::Resource*> ShardState::Lookup(const std::string& name
         absl::StrCat("too many live resources (limit ", limits_.max_resources,
                      " per shard): release or delete some, or raise --max_resources"));
   }
-  Resource r{kind, primitives::Event()};
-  if (kind != Kind::kEvent) r.state.emplace<primitives::PermitPool>(capacity);
+  // Queues and barriers are built by their own lookups (queues.cc,
+  // barriers.cc), which know their options.
+  Resource r{kind, primitives::Event(), {}};
+  if (kind == Kind::kLock || kind == Kind::kSemaphore) {
+    r.state.emplace<primitives::PermitPool>(capacity);
+  } else if (kind == Kind::kFuture) {
+    r.state.emplace<primitives::Future>();
+  } else if (kind == Kind::kBarrier) {
+    r.state.emplace<primitives::Barrier>(static_cast<uint32_t>(capacity));
+  }
   return &resources_.emplace(name, std::move(r)).first->second;
 }
 
 void ShardState::MaybeReclaim(const std::string& name) {
   auto it = resources_.find(name);
   if (it == resources_.end()) return;
-  bool idle = std::visit([](const auto& s) { return s.idle(); }, it->second.state);
-  if (idle) resources_.erase(it);
+  if (it->second.idle()) resources_.erase(it);
 }
 
 // --- waiting ---
 
-absl::Status ShardState::CheckCanPark(Resource& r, const std::string& name) const {
-  if (static_cast<int64_t>(r.waiters().size()) >= limits_.max_waiters_per_resource) {
+absl::Status ShardState::CheckCanPark(primitives::WaiterQueue& line,
+                                      const std::string& name) const {
+  if (static_cast<int64_t>(line.size()) >= limits_.max_waiters_per_resource) {
     return absl::ResourceExhaustedError(absl::StrCat("too many waiters on '", name, "' (limit ",
                                                      limits_.max_waiters_per_resource, ")"));
   }
@@ -99,13 +140,15 @@ absl::Status ShardState::CheckCanPark(Resource& r, const std::string& name) cons
   return absl::OkStatus();
 }
 
-void ShardState::Park(Resource& r, const std::string& name, Waiter w) {
+uint64_t ShardState::Park(primitives::WaiterQueue& line, const std::string& name, Waiter w) {
   w.id = next_waiter_id_++;
   if (w.deadline != kForever) AddTimer(w.deadline, TimerKind::kWaiter, w.id);
   if (w.op.id != 0) waiters_by_op_[w.op] = WaiterLoc{name, w.id};
   waiters_by_id_[w.id] = WaiterLoc{name, w.id};
   Ref(w.session, name);
-  r.waiters().PushBack(std::move(w));
+  uint64_t id = w.id;
+  line.PushBack(std::move(w));
+  return id;
 }
 
 void ShardState::Unpark(const std::string& name, const Waiter& w) {
@@ -121,18 +164,93 @@ void ShardState::EndWait(const std::string& name, const Waiter& w, absl::Status 
   out.push_back(Reply{w.op, Result::Error(std::move(status))});
 }
 
+void ShardState::RemoveWaiter(const std::string& name, uint64_t id, EndReason why, Time now,
+                              Effects& out) {
+  auto rit = resources_.find(name);
+  if (rit == resources_.end()) return;
+  Resource& r = rit->second;
+  // Find the waiter's line: it records it (the main line unless noted).
+  std::optional<Waiter> w;
+  primitives::WaiterQueue* line = nullptr;
+  for (uint8_t l : {kMain, kPutters, kJoiners}) {
+    line = r.LineOf(l, "");
+    if (line != nullptr && line->Find(id) != nullptr) break;
+    line = nullptr;
+  }
+  if (line == nullptr) {
+    for (auto& [cond, q] : r.conditions) {
+      if (q.Find(id) != nullptr) {
+        line = &q;
+        break;
+      }
+    }
+  }
+  if (line == nullptr) return;
+  w = line->Remove(id);
+  uint8_t which = w->line;
+
+  // A condition waiter whose timeout passed re-acquires its lock, as asyncio
+  // does; the wait then ends with OK and outcome "timed out".
+  if (which == kCondition) {
+    std::string cond = w->condition;
+    if (r.conditions[cond].empty()) r.conditions.erase(cond);
+    if (why == EndReason::kTimedOut) {
+      Unpark(name, *w);
+      Reacquire(r, name, std::move(*w), /*outcome=*/2, now, out);
+      return;
+    }
+  }
+
+  absl::Status status;
+  switch (why) {
+    case EndReason::kCancelled:
+      status = absl::CancelledError("cancelled by the client");
+      break;
+    case EndReason::kTimedOut:
+      status = absl::DeadlineExceededError(absl::StrCat("timed out waiting for '", name, "'"));
+      break;
+    case EndReason::kSessionEnded:
+      status = absl::AbortedError(absl::StrCat("session ", w->session, " ended while waiting"));
+      break;
+  }
+  EndWait(name, *w, std::move(status), out);
+
+  // Let the resource react to the departure.
+  switch (r.kind) {
+    case Kind::kLock:
+    case Kind::kSemaphore:
+      // The waiter may have been the head of the line, holding back smaller
+      // requests behind it.
+      GrantWaiters(name, r.pool(), now, out);
+      break;
+    case Kind::kQueue: {
+      primitives::Queue& q = r.queue();
+      if (which == kPutters) {
+        q.pending_puts.erase(id);
+        Pump(name, q, now, out);
+      }
+      break;
+    }
+    case Kind::kBarrier:
+      // asyncio: a party that leaves early breaks the barrier for the rest.
+      BreakBarrier(name, r.barrier(),
+                   why == EndReason::kSessionEnded ? "a party's session ended"
+                   : why == EndReason::kTimedOut   ? "a party timed out"
+                                                   : "a party was cancelled",
+                   out);
+      break;
+    case Kind::kEvent:
+    case Kind::kFuture:
+      break;
+  }
+  MaybeReclaim(name);
+}
+
 void ShardState::Do(const CancelWait&, OpRef origin, Time now, Effects& out) {
   auto loc = waiters_by_op_.find(origin);
   if (loc == waiters_by_op_.end()) return;  // already ended; its outcome is on the way
   std::string name = loc->second.name;
-  uint64_t id = loc->second.waiter_id;
-  Resource& r = resources_.at(name);
-  std::optional<Waiter> w = r.waiters().Remove(id);
-  EndWait(name, *w, absl::CancelledError("cancelled by the client"), out);
-  // The waiter may have been the head of a semaphore's line, holding back
-  // smaller requests behind it.
-  if (r.kind != Kind::kEvent) GrantWaiters(name, r.pool(), now, out);
-  MaybeReclaim(name);
+  RemoveWaiter(name, loc->second.waiter_id, EndReason::kCancelled, now, out);
 }
 
 // --- timers ---
@@ -158,15 +276,18 @@ void ShardState::OnTimer(Time now, Effects& out) {
         auto loc = waiters_by_id_.find(key.id);
         if (loc == waiters_by_id_.end()) break;
         std::string name = loc->second.name;
-        Resource& r = resources_.at(name);
-        std::optional<Waiter> w = r.waiters().Remove(key.id);
-        // EndWait removes the timer again: harmless, it is already gone.
-        EndWait(name, *w, absl::DeadlineExceededError("timed out waiting for '" + name + "'"),
-                out);
-        if (r.kind != Kind::kEvent) GrantWaiters(name, r.pool(), now, out);
-        MaybeReclaim(name);
+        RemoveWaiter(name, key.id, EndReason::kTimedOut, now, out);
         break;
       }
+      case TimerKind::kQueueDelay:
+        PromoteDelayed(key.id, now, out);
+        break;
+      case TimerKind::kInFlight:
+        ExpireInFlight(key.id, now, out);
+        break;
+      case TimerKind::kFutureExpiry:
+        ExpireFuture(key.id);
+        break;
       case TimerKind::kLease:
         ExpireLease(key.id, now, out);
         break;
@@ -183,11 +304,21 @@ void ShardState::OnTimer(Time now, Effects& out) {
 
 void ShardState::Do(const BeginShutdown&, OpRef, Time, Effects& out) {
   shutting_down_ = true;
+  auto end_all = [&](const std::string& name, primitives::WaiterQueue& line) {
+    for (Waiter& w : line.RemoveAll()) {
+      EndWait(name, w, absl::UnavailableError("server shutting down"), out);
+    }
+  };
   for (auto it = resources_.begin(); it != resources_.end();) {
     const std::string& name = it->first;
     Resource& r = it->second;
-    for (Waiter& w : r.waiters().RemoveAll()) {
-      EndWait(name, w, absl::UnavailableError("server shutting down"), out);
+    end_all(name, r.waiters());
+    for (auto& [cond, line] : r.conditions) end_all(name, line);
+    r.conditions.clear();
+    if (r.kind == Kind::kQueue) {
+      end_all(name, r.queue().putters);
+      end_all(name, r.queue().joiners);
+      r.queue().pending_puts.clear();
     }
     if (r.kind == Kind::kEvent) {
       auto watchers = r.event().watchers();
@@ -197,8 +328,7 @@ void ShardState::Do(const BeginShutdown&, OpRef, Time, Effects& out) {
         r.event().RemoveWatcher(OpRef{shard, id});
       }
     }
-    bool idle = std::visit([](const auto& s) { return s.idle(); }, r.state);
-    it = idle ? resources_.erase(it) : std::next(it);
+    it = r.idle() ? resources_.erase(it) : std::next(it);
   }
 }
 

@@ -29,8 +29,11 @@
 #include "service/apply/command.h"
 #include "service/apply/limits.h"
 #include "service/apply/result.h"
+#include "service/primitives/barrier.h"
 #include "service/primitives/event.h"
+#include "service/primitives/future.h"
 #include "service/primitives/permit_pool.h"
+#include "service/primitives/queue.h"
 
 namespace baton::apply {
 
@@ -71,12 +74,31 @@ class ShardState {
   size_t session_ref_count() const { return session_refs_.size(); }
 
  private:
+  // The lines a waiter can stand in. kMain: lock and semaphore acquirers,
+  // event waiters, queue getters, future awaiters, barrier arrivals;
+  // kPutters and kJoiners: queues; kCondition: a condition of a lock.
+  enum Line : uint8_t { kMain = 0, kPutters = 1, kJoiners = 2, kCondition = 3 };
+
   struct Resource {
     Kind kind;
-    std::variant<primitives::PermitPool, primitives::Event> state;
+    std::variant<primitives::PermitPool, primitives::Event, primitives::Queue,
+                 primitives::Future, primitives::Barrier>
+        state;
+    // Locks only: the waiters of each condition bound to the lock.
+    absl::btree_map<std::string, primitives::WaiterQueue> conditions;
+
     primitives::PermitPool& pool() { return std::get<primitives::PermitPool>(state); }
     primitives::Event& event() { return std::get<primitives::Event>(state); }
+    primitives::Queue& queue() { return std::get<primitives::Queue>(state); }
+    primitives::Future& future() { return std::get<primitives::Future>(state); }
+    primitives::Barrier& barrier() { return std::get<primitives::Barrier>(state); }
+    bool is_pool() const { return kind == Kind::kLock || kind == Kind::kSemaphore; }
+    // The main line.
     primitives::WaiterQueue& waiters();
+    // The line `line` (and for kCondition, `condition`), or nullptr.
+    primitives::WaiterQueue* LineOf(uint8_t line, const std::string& condition);
+    // Idle in its default state: may be reclaimed.
+    bool idle() const;
   };
   struct Session {
     std::string label;
@@ -85,7 +107,7 @@ class ShardState {
     Time expires = kForever;  // kForever while streams hold it open
     uint32_t streams = 0;
   };
-  enum class TimerKind { kWaiter, kLease, kSession };
+  enum class TimerKind { kWaiter, kLease, kSession, kQueueDelay, kInFlight, kFutureExpiry };
   struct TimerKey {
     Time at;
     TimerKind kind;
@@ -96,6 +118,8 @@ class ShardState {
     std::string name;
     uint64_t waiter_id;
   };
+  // Why a waiter leaves its line early.
+  enum class EndReason { kCancelled, kTimedOut, kSessionEnded };
 
   // Dispatch targets, one per command (permits.cc, events.cc, sessions.cc,
   // admin.cc).
@@ -120,6 +144,22 @@ class ShardState {
   void Do(const ListResources& c, OpRef origin, Time now, Effects& out);
   void Do(const DescribeResource& c, OpRef origin, Time now, Effects& out);
   void Do(const BeginShutdown& c, OpRef origin, Time now, Effects& out);
+  void Do(const PutItems& c, OpRef origin, Time now, Effects& out);
+  void Do(const GetItems& c, OpRef origin, Time now, Effects& out);
+  void Do(const AckItems& c, OpRef origin, Time now, Effects& out);
+  void Do(const NackItems& c, OpRef origin, Time now, Effects& out);
+  void Do(const JoinQueue& c, OpRef origin, Time now, Effects& out);
+  void Do(const PurgeQueue& c, OpRef origin, Time now, Effects& out);
+  void Do(const DeleteQueue& c, OpRef origin, Time now, Effects& out);
+  void Do(const UndeliverItems& c, OpRef origin, Time now, Effects& out);
+  void Do(const UndeliverPut& c, OpRef origin, Time now, Effects& out);
+  void Do(const CompleteFuture& c, OpRef origin, Time now, Effects& out);
+  void Do(const AwaitFuture& c, OpRef origin, Time now, Effects& out);
+  void Do(const BarrierWait& c, OpRef origin, Time now, Effects& out);
+  void Do(const AbortBarrier& c, OpRef origin, Time now, Effects& out);
+  void Do(const ResetBarrier& c, OpRef origin, Time now, Effects& out);
+  void Do(const ConditionWait& c, OpRef origin, Time now, Effects& out);
+  void Do(const Notify& c, OpRef origin, Time now, Effects& out);
 
   // Resources.
   // The resource `name` of `kind`, created if absent and `create`; errors:
@@ -130,18 +170,67 @@ class ShardState {
   void MaybeReclaim(const std::string& name);
 
   // Waiting (the one waiting mechanism for every primitive).
-  absl::Status CheckCanPark(Resource& r, const std::string& name) const;
-  void Park(Resource& r, const std::string& name, primitives::Waiter w);
+  absl::Status CheckCanPark(primitives::WaiterQueue& line, const std::string& name) const;
+  absl::Status CheckCanPark(Resource& r, const std::string& name) const {
+    return CheckCanPark(r.waiters(), name);
+  }
+  // Parks `w` at the back of `line` of resource `name`; returns its id.
+  uint64_t Park(primitives::WaiterQueue& line, const std::string& name, primitives::Waiter w);
+  uint64_t Park(Resource& r, const std::string& name, primitives::Waiter w) {
+    return Park(r.waiters(), name, std::move(w));
+  }
   // Forgets a waiter already removed from its queue: timer, op index, refs.
   void Unpark(const std::string& name, const primitives::Waiter& w);
   // Ends one waiter's wait with `status`.
   void EndWait(const std::string& name, const primitives::Waiter& w, absl::Status status,
                Effects& out);
+  // Takes waiter `id` out of its line before it was served, ends its wait
+  // (or, for a condition waiter that timed out, moves it on to re-acquire
+  // the lock), and lets the resource react: a semaphore grants the waiters
+  // that now fit, a queue lets the next putters in, a barrier breaks.
+  void RemoveWaiter(const std::string& name, uint64_t id, EndReason why, Time now,
+                    Effects& out);
+
+  // Queues (queues.cc).
+  absl::StatusOr<Resource*> LookupQueue(const std::string& name,
+                                        const std::optional<primitives::QueueOptions>& options,
+                                        bool create);
+  // Puts items into the queue now; returns their ids.
+  std::vector<uint64_t> Enqueue(const std::string& name, primitives::Queue& q,
+                                std::vector<primitives::QueueItem> items,
+                                const std::vector<Duration>& delays, Time now);
+  std::vector<DeliveredItem> TakeItems(const std::string& name, primitives::Queue& q,
+                                       uint32_t max, bool dead, uint64_t session,
+                                       Duration lease, Time now);
+  // An in-flight item comes back: redelivered at the head (or after
+  // `delay`), or dead-lettered once it has had max_deliveries. `counted`:
+  // the delivery reached the consumer (false for a lost reply).
+  // Returns true if it was dead-lettered.
+  bool ReturnItem(const std::string& name, primitives::Queue& q, uint64_t receipt,
+                  bool counted, Duration delay, Time now);
+  // Serves putters and getters while they can be served, then joiners.
+  void Pump(const std::string& name, primitives::Queue& q, Time now, Effects& out);
+  void ExpireInFlight(uint64_t receipt, Time now, Effects& out);
+  void PromoteDelayed(uint64_t item_id, Time now, Effects& out);
+  // Drops a queue's timers and session references (Delete).
+  void ForgetQueue(const std::string& name, primitives::Queue& q);
+
+  // Futures (futures.cc).
+  void ExpireFuture(uint64_t timer_id);
+
+  // Barriers (barriers.cc): breaks `b`, aborting its waiters with `why`.
+  void BreakBarrier(const std::string& name, primitives::Barrier& b, const std::string& why,
+                    Effects& out);
+
+  // Conditions (conditions.cc): moves a condition waiter into its lock's
+  // line to re-acquire it.
+  void Reacquire(Resource& lock, const std::string& name, primitives::Waiter w,
+                 uint8_t outcome, Time now, Effects& out);
 
   // Permits.
   void GrantHolding(const std::string& name, primitives::PermitPool& pool, uint64_t session,
                     int64_t count, Duration lease, const std::string& request_id, OpRef op,
-                    GrantHow how, Time now, Effects& out);
+                    GrantHow how, Time now, Effects& out, uint8_t condition_outcome = 0);
   // Grants waiters that now fit, oldest first; returns how many.
   int GrantWaiters(const std::string& name, primitives::PermitPool& pool, Time now, Effects& out);
   void ForgetHolding(const std::string& name, const primitives::Holding& h);
@@ -171,6 +260,9 @@ class ShardState {
   absl::flat_hash_map<OpRef, WaiterLoc> waiters_by_op_;
   absl::flat_hash_map<uint64_t, WaiterLoc> waiters_by_id_;
   absl::flat_hash_map<uint64_t, std::string> lease_names_;  // token -> name, leased holdings
+  absl::flat_hash_map<uint64_t, std::string> receipt_names_;  // in-flight receipt -> queue
+  absl::flat_hash_map<uint64_t, std::string> delayed_names_;  // delayed item id -> queue
+  absl::flat_hash_map<uint64_t, std::string> future_names_;   // retention timer -> future
   absl::btree_map<uint64_t, Session> sessions_;             // homed here
   absl::flat_hash_set<uint64_t> live_sessions_;             // alive anywhere
   // Per session: resources on this shard where it holds or waits, with how
@@ -183,6 +275,10 @@ class ShardState {
   uint64_t next_session_seq_;
   uint64_t next_waiter_id_ = 1;
   uint64_t next_delivery_ = 1;
+  uint64_t next_item_id_ = 1;
+  uint64_t next_receipt_ = 1;
+  uint64_t next_future_timer_ = 1;
+  uint64_t queue_bytes_ = 0;  // payload bytes held by this shard's queues
 };
 
 }  // namespace baton::apply

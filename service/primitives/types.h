@@ -32,6 +32,14 @@ struct Waiter {
   int64_t count = 1;         // permits wanted (locks: 1)
   Duration lease = 0;        // lease TTL for the holding once granted, 0: none
   std::string request_id;    // idempotency key, may be empty
+  // Which line of its resource the waiter stands in (apply::Line), and for a
+  // condition wait the condition's name.
+  uint8_t line = 0;
+  std::string condition;
+  // A condition waiter re-acquiring its lock: why it woke (1 notified,
+  // 2 timed out); 0 for every other waiter.
+  uint8_t condition_outcome = 0;
+  bool dead_letters = false;  // queue getters: read the dead letters
 };
 
 // One grant of a lock or of semaphore permits.

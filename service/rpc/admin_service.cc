@@ -42,6 +42,15 @@ runtime::Task<void> List(Env& env, ListCall& call) {
     case v1::RESOURCE_KIND_EVENT:
       cmd.kind = apply::Kind::kEvent;
       break;
+    case v1::RESOURCE_KIND_QUEUE:
+      cmd.kind = apply::Kind::kQueue;
+      break;
+    case v1::RESOURCE_KIND_FUTURE:
+      cmd.kind = apply::Kind::kFuture;
+      break;
+    case v1::RESOURCE_KIND_BARRIER:
+      cmd.kind = apply::Kind::kBarrier;
+      break;
     case v1::RESOURCE_KIND_UNSPECIFIED:
       break;
     default:
@@ -110,6 +119,49 @@ runtime::Task<void> Describe(Env& env, DescribeCall& call) {
   }
   resp.set_watchers(info.watchers);
   resp.set_last_token(info.last_token);
+  for (const auto& c : info.conditions) {
+    auto* out = resp.add_conditions();
+    out->set_condition(c.condition);
+    out->set_waiters(c.waiters);
+    out->set_reacquiring(c.reacquiring);
+  }
+  switch (info.kind) {
+    case apply::Kind::kQueue: {
+      const apply::QueueSummary& q = info.queue;
+      v1::QueueInfo* out = resp.mutable_queue();
+      out->set_order(ToProto(q.options.order));
+      out->set_maxsize(q.options.maxsize);
+      out->set_max_deliveries(q.options.max_deliveries);
+      out->set_size(q.ready);
+      out->set_delayed(q.delayed);
+      out->set_in_flight(q.in_flight);
+      out->set_dead_letters(q.dead);
+      out->set_unfinished(q.unfinished);
+      if (q.oldest_age >= 0) ToProto(q.oldest_age, out->mutable_oldest_item_age());
+      out->set_waiting_getters(q.getters);
+      out->set_waiting_putters(q.putters);
+      out->set_waiting_joiners(q.joiners);
+      out->set_total_put(q.total_put);
+      out->set_total_acked(q.total_acked);
+      break;
+    }
+    case apply::Kind::kFuture:
+      resp.set_future_state(ToProto(info.future_state));
+      if (info.retained_for >= 0 && info.retained_for != kForever) {
+        ToProto(info.retained_for, resp.mutable_retained_for());
+      }
+      break;
+    case apply::Kind::kBarrier: {
+      v1::BarrierInfo* out = resp.mutable_barrier();
+      out->set_parties(info.parties);
+      out->set_arrived(info.arrived);
+      out->set_broken(info.broken);
+      out->set_cycles(info.cycles);
+      break;
+    }
+    default:
+      break;
+  }
   co_await call.Reply(std::move(resp));
 }
 

@@ -51,6 +51,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   limits.max_waiters_per_resource = options.max_waiters_per_resource;
   limits.max_session_ttl = options.max_session_ttl;
   limits.max_lease = options.max_lease;
+  limits.max_queue_items = options.max_queue_items;
+  limits.max_item_bytes = options.max_item_bytes;
+  limits.max_queue_bytes = static_cast<uint64_t>(Share(options.max_queue_bytes, shards));
+  limits.future_retention = options.future_retention;
 
   // gRPC's default health service is registered without its descriptor;
   // touching ours links health.pb.cc into the binary, so that reflection can
@@ -75,6 +79,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.RegisterService(&s->services_.locks);
   builder.RegisterService(&s->services_.semaphores);
   builder.RegisterService(&s->services_.events);
+  builder.RegisterService(&s->services_.queues);
+  builder.RegisterService(&s->services_.futures);
+  builder.RegisterService(&s->services_.barriers);
+  builder.RegisterService(&s->services_.conditions);
   builder.RegisterService(&s->services_.admin);
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs;
   for (uint32_t i = 0; i < shards; ++i) cqs.push_back(builder.AddCompletionQueue());
@@ -103,6 +111,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     ListenSessions(s->env_, shard, s->services_, s->listeners_);
     ListenPermits(s->env_, shard, s->services_, s->listeners_);
     ListenEvents(s->env_, shard, s->services_, s->listeners_);
+    ListenQueues(s->env_, shard, s->services_, s->listeners_);
+    ListenFutures(s->env_, shard, s->services_, s->listeners_);
+    ListenBarriers(s->env_, shard, s->services_, s->listeners_);
+    ListenConditions(s->env_, shard, s->services_, s->listeners_);
     ListenAdmin(s->env_, shard, s->services_, s->listeners_);
   }
   for (uint32_t i = 0; i < shards; ++i) {

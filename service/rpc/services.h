@@ -6,8 +6,12 @@
 #include <vector>
 
 #include "baton/v1/admin.grpc.pb.h"
+#include "baton/v1/barrier.grpc.pb.h"
+#include "baton/v1/condition.grpc.pb.h"
 #include "baton/v1/event.grpc.pb.h"
+#include "baton/v1/future.grpc.pb.h"
 #include "baton/v1/lock.grpc.pb.h"
+#include "baton/v1/queue.grpc.pb.h"
 #include "baton/v1/semaphore.grpc.pb.h"
 #include "baton/v1/session.grpc.pb.h"
 #include "service/rpc/call.h"
@@ -19,6 +23,10 @@ struct Services {
   v1::Locks::AsyncService locks;
   v1::Semaphores::AsyncService semaphores;
   v1::Events::AsyncService events;
+  v1::Queues::AsyncService queues;
+  v1::Futures::AsyncService futures;
+  v1::Barriers::AsyncService barriers;
+  v1::Conditions::AsyncService conditions;
   v1::Admin::AsyncService admin;
 };
 
@@ -42,6 +50,10 @@ void Listen(Env& env, apply::Shard& shard, Listeners& out, RequestMethod method,
 void ListenSessions(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 void ListenPermits(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 void ListenEvents(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
+void ListenQueues(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
+void ListenFutures(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
+void ListenBarriers(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
+void ListenConditions(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 void ListenAdmin(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 
 }  // namespace baton::rpc

@@ -2,6 +2,8 @@
 // Every function returns INVALID_ARGUMENT with the field and the reason.
 #pragma once
 
+#include <string_view>
+
 #include <grpcpp/server_context.h>
 
 #include <string>
@@ -37,5 +39,9 @@ absl::StatusOr<Time> WaitDeadline(const grpc::ServerContext& ctx, bool has_timeo
                                   const google::protobuf::Duration& timeout, Time now);
 
 void ToProto(Duration micros, google::protobuf::Duration* out);
+
+// True if `s` is well-formed UTF-8, so that it may go into a proto3 string
+// field (a `text` convenience field mirroring a bytes payload).
+bool IsValidUtf8(std::string_view s);
 
 }  // namespace baton::rpc

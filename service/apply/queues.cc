@@ -1,0 +1,497 @@
+// Queues: Put, Get, Ack, Nack, Join, Purge, Delete, the rollbacks of lost
+// replies, delayed items and visibility timeouts (primitives/queue.h).
+//
+// Every operation ends by Pump(), which serves waiting putters and getters in
+// FIFO order while they can be served and releases joiners once nothing is
+// unfinished, so no state change can leave a waiter that could go on parked.
+// queue_bytes_ follows every change of a queue's payload bytes: an operation
+// notes q.bytes() first and adds the difference before the queue may be
+// reclaimed.
+#include "absl/strings/str_cat.h"
+#include "service/apply/shard_state.h"
+
+namespace baton::apply {
+
+using primitives::InFlightItem;
+using primitives::Queue;
+using primitives::QueueItem;
+using primitives::QueueOptions;
+using primitives::Waiter;
+
+namespace {
+
+const char* OrderName(primitives::QueueOrder o) {
+  switch (o) {
+    case primitives::QueueOrder::kFifo:
+      return "FIFO";
+    case primitives::QueueOrder::kLifo:
+      return "LIFO";
+    case primitives::QueueOrder::kPriority:
+      return "PRIORITY";
+  }
+  return "?";
+}
+
+std::string Describe(const QueueOptions& o) {
+  return absl::StrCat("order ", OrderName(o.order), ", maxsize ", o.maxsize, ", max_item_bytes ",
+                      o.max_item_bytes, ", max_deliveries ", o.max_deliveries);
+}
+
+}  // namespace
+
+absl::StatusOr<ShardState::Resource*> ShardState::LookupQueue(
+    const std::string& name, const std::optional<QueueOptions>& options, bool create) {
+  auto r = Lookup(name, Kind::kQueue, /*create=*/false, 0);
+  if (!r.ok()) return r.status();
+  if (*r != nullptr) {
+    const QueueOptions& declared = (*r)->queue().options();
+    if (options && !(*options == declared)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("queue '", name, "' was declared with ", Describe(declared), ", not ",
+                       Describe(*options), " (omit options to use the declared ones)"));
+    }
+    return *r;
+  }
+  if (!create) return nullptr;
+  if (static_cast<int64_t>(resources_.size()) >= limits_.max_resources) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many live resources (limit ", limits_.max_resources,
+                     " per shard): release or delete some, or raise --max_resources"));
+  }
+  QueueOptions o;
+  if (options) o = *options;
+  if (o.maxsize == 0) o.maxsize = limits_.max_queue_items;
+  if (o.max_item_bytes == 0) o.max_item_bytes = limits_.max_item_bytes;
+  Resource res{Kind::kQueue, Queue(o), {}};
+  return &resources_.emplace(name, std::move(res)).first->second;
+}
+
+std::vector<uint64_t> ShardState::Enqueue(const std::string& name, Queue& q,
+                                          std::vector<QueueItem> items,
+                                          const std::vector<Duration>& delays, Time now) {
+  std::vector<uint64_t> ids;
+  ids.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    QueueItem& item = items[i];
+    item.id = next_item_id_++;
+    item.enqueued = now;
+    ids.push_back(item.id);
+    ++q.total_put;
+    Duration delay = i < delays.size() ? delays[i] : 0;
+    if (delay > 0) {
+      Time at = AddSaturating(now, delay);
+      AddTimer(at, TimerKind::kQueueDelay, item.id);
+      delayed_names_[item.id] = name;
+      q.PushDelayed(std::move(item), at);
+    } else {
+      q.PushReady(std::move(item), /*at_head=*/false);
+    }
+  }
+  return ids;
+}
+
+std::vector<DeliveredItem> ShardState::TakeItems(const std::string& name, Queue& q, uint32_t max,
+                                                 bool dead, uint64_t session, Duration lease,
+                                                 Time now) {
+  std::vector<DeliveredItem> got;
+  while (got.size() < max && (dead ? q.dead() : q.ready()) > 0) {
+    QueueItem item = dead ? q.PopDead() : q.PopReady();
+    ++item.deliveries;
+    uint64_t receipt = next_receipt_++;
+    Time expires = lease > 0 ? AddSaturating(now, lease) : kForever;
+    if (expires != kForever) {
+      AddTimer(expires, TimerKind::kInFlight, receipt);
+      receipt_names_[receipt] = name;
+    }
+    Ref(session, name);
+    got.push_back(DeliveredItem{receipt, item.id, item.data, item.priority, item.deliveries,
+                                now - item.enqueued});
+    q.AddInFlight(receipt, InFlightItem{std::move(item), session, expires, dead});
+  }
+  return got;
+}
+
+bool ShardState::ReturnItem(const std::string& name, Queue& q, uint64_t receipt, bool counted,
+                            Duration delay, Time now) {
+  std::optional<InFlightItem> f = q.TakeInFlight(receipt);
+  if (!f) return false;
+  if (f->expires != kForever) {
+    RemoveTimer(f->expires, TimerKind::kInFlight, receipt);
+    receipt_names_.erase(receipt);
+  }
+  Unref(f->session, name);
+  QueueItem item = std::move(f->item);
+  if (!counted) --item.deliveries;  // it never reached the consumer
+  if (f->dead) {
+    q.PushDead(std::move(item), /*at_head=*/true);
+    return false;
+  }
+  uint32_t max = q.options().max_deliveries;
+  if (counted && max > 0 && item.deliveries >= max) {
+    q.PushDead(std::move(item), /*at_head=*/false);
+    return true;
+  }
+  if (delay > 0) {
+    Time at = AddSaturating(now, delay);
+    AddTimer(at, TimerKind::kQueueDelay, item.id);
+    delayed_names_[item.id] = name;
+    q.PushDelayed(std::move(item), at);
+  } else {
+    q.PushReady(std::move(item), /*at_head=*/true);
+  }
+  return false;
+}
+
+void ShardState::Pump(const std::string& name, Queue& q, Time now, Effects& out) {
+  bool progress = true;
+  while (progress) {
+    progress = false;
+    while (!q.putters.empty()) {
+      uint64_t id = q.putters.front().id;
+      auto pending = q.pending_puts.find(id);
+      if (!q.HasRoom(pending->second.items.size())) break;
+      Queue::PendingPut put = std::move(pending->second);
+      q.pending_puts.erase(pending);
+      Waiter w = q.putters.PopFront();
+      Unpark(name, w);
+      std::vector<QueueItem> items = std::move(put.items);
+      std::vector<Duration> delays = std::move(put.delays);
+      std::vector<uint64_t> ids = Enqueue(name, q, std::move(items), delays, now);
+      out.push_back(Reply{w.op, Result::Ok(PutDone{std::move(ids),
+                                                   static_cast<uint32_t>(q.queued()),
+                                                   GrantHow::kAfterWait})});
+      progress = true;
+    }
+    while (!q.getters.empty() && q.ready() > 0) {
+      Waiter w = q.getters.PopFront();
+      Unpark(name, w);
+      std::vector<DeliveredItem> got = TakeItems(name, q, static_cast<uint32_t>(w.count),
+                                                 /*dead=*/false, w.session, w.lease, now);
+      out.push_back(Reply{w.op, Result::Ok(GotItems{std::move(got), GrantHow::kAfterWait})});
+      progress = true;
+    }
+  }
+  if (q.unfinished() == 0) {
+    for (const Waiter& w : q.joiners.RemoveAll()) {
+      Unpark(name, w);
+      out.push_back(Reply{w.op, Result::Ok(Passed{GrantHow::kAfterWait})});
+    }
+  }
+}
+
+void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
+  auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
+  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
+  auto r = LookupQueue(c.name, c.options, /*create=*/true);
+  if (!r.ok()) return fail(r.status());
+  Queue& q = (*r)->queue();
+  uint64_t before = q.bytes();
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < c.items.size(); ++i) {
+    if (c.items[i].data.size() > q.options().max_item_bytes) {
+      absl::Status s = absl::InvalidArgumentError(
+          absl::StrCat("item ", i, " is ", c.items[i].data.size(), " bytes; queue '", c.name,
+                       "' takes at most ", q.options().max_item_bytes));
+      MaybeReclaim(c.name);
+      return fail(s);
+    }
+    bytes += c.items[i].data.size();
+  }
+  if (c.items.size() > q.options().maxsize) {
+    absl::Status s = absl::InvalidArgumentError(
+        absl::StrCat("a batch of ", c.items.size(), " items can never fit in queue '", c.name,
+                     "' of maxsize ", q.options().maxsize));
+    MaybeReclaim(c.name);
+    return fail(s);
+  }
+  if (queue_bytes_ + bytes > limits_.max_queue_bytes) {
+    absl::Status s = absl::ResourceExhaustedError(absl::StrCat(
+        "queues on this server hold ", queue_bytes_, " bytes; ", bytes,
+        " more would pass the limit of ", limits_.max_queue_bytes,
+        " per shard (--max_queue_bytes): consume or purge some"));
+    MaybeReclaim(c.name);
+    return fail(s);
+  }
+  std::vector<QueueItem> items;
+  std::vector<Duration> delays;
+  items.reserve(c.items.size());
+  for (const NewQueueItem& in : c.items) {
+    QueueItem item;
+    item.data = in.data;
+    item.priority = in.priority;
+    items.push_back(std::move(item));
+    delays.push_back(in.delay);
+  }
+  if (q.putters.empty() && q.HasRoom(items.size())) {
+    std::vector<uint64_t> ids = Enqueue(c.name, q, std::move(items), delays, now);
+    out.push_back(Reply{origin, Result::Ok(PutDone{std::move(ids),
+                                                   static_cast<uint32_t>(q.queued()),
+                                                   GrantHow::kImmediate})});
+    Pump(c.name, q, now, out);
+    queue_bytes_ = queue_bytes_ + q.bytes() - before;
+    return;
+  }
+  if (c.deadline <= now) {
+    return fail(absl::ResourceExhaustedError(
+        absl::StrCat("queue '", c.name, "' is full (", q.queued(), " of maxsize ",
+                     q.options().maxsize, ", ", q.putters.size(), " putters waiting)")));
+  }
+  if (absl::Status s = CheckCanPark(q.putters, c.name); !s.ok()) return fail(s);
+  Waiter w;
+  w.op = origin;
+  w.since = now;
+  w.deadline = c.deadline;
+  w.count = static_cast<int64_t>(items.size());
+  w.line = kPutters;
+  uint64_t id = Park(q.putters, c.name, std::move(w));
+  q.pending_puts[id] = Queue::PendingPut{std::move(items), std::move(delays)};
+}
+
+void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
+  auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
+  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
+  if (absl::Status s = CheckSession(c.session); !s.ok()) return fail(s);
+  auto r = LookupQueue(c.name, c.options, /*create=*/!c.dead_letters);
+  if (!r.ok()) return fail(r.status());
+  if (*r == nullptr || (c.dead_letters && (*r)->queue().dead() == 0)) {
+    // Dead-letter reads never wait: nothing is added to the dead letters by
+    // a producer that a reader could wait for.
+    return fail(absl::DeadlineExceededError(
+        absl::StrCat("queue '", c.name, "' has no dead letters")));
+  }
+  Queue& q = (*r)->queue();
+  uint64_t before = q.bytes();
+  bool can_take = c.dead_letters || (q.getters.empty() && q.ready() > 0);
+  if (can_take) {
+    std::vector<DeliveredItem> got =
+        TakeItems(c.name, q, c.max_items, c.dead_letters, c.session, c.lease, now);
+    out.push_back(Reply{origin, Result::Ok(GotItems{std::move(got), GrantHow::kImmediate})});
+    Pump(c.name, q, now, out);  // room for putters
+    queue_bytes_ = queue_bytes_ + q.bytes() - before;
+    return;
+  }
+  if (c.deadline <= now) {
+    absl::Status s = absl::DeadlineExceededError(
+        absl::StrCat("queue '", c.name, "' is empty",
+                     q.delayed() > 0 ? absl::StrCat(" (", q.delayed(), " delayed)") : ""));
+    MaybeReclaim(c.name);
+    return fail(s);
+  }
+  if (absl::Status s = CheckCanPark(q.getters, c.name); !s.ok()) {
+    MaybeReclaim(c.name);
+    return fail(s);
+  }
+  Waiter w;
+  w.op = origin;
+  w.session = c.session;
+  w.since = now;
+  w.deadline = c.deadline;
+  w.count = c.max_items;
+  w.lease = c.lease;
+  w.line = kMain;
+  Park(q.getters, c.name, std::move(w));
+}
+
+void ShardState::Do(const AckItems& c, OpRef origin, Time now, Effects& out) {
+  auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
+  if (!r.ok()) return out.push_back(Reply{origin, Result::Error(r.status())});
+  if (*r == nullptr) {
+    return out.push_back(Reply{
+        origin, Result::Error(absl::FailedPreconditionError(absl::StrCat(
+                    "queue '", c.name, "' has nothing in flight (it is empty or was deleted)")))});
+  }
+  Queue& q = (*r)->queue();
+  uint64_t before = q.bytes();
+  uint32_t acked = 0;
+  std::vector<uint64_t> stale;
+  for (uint64_t receipt : c.receipts) {
+    std::optional<InFlightItem> f = q.TakeInFlight(receipt);
+    if (!f) {
+      stale.push_back(receipt);
+      continue;
+    }
+    if (f->expires != kForever) {
+      RemoveTimer(f->expires, TimerKind::kInFlight, receipt);
+      receipt_names_.erase(receipt);
+    }
+    Unref(f->session, c.name);
+    if (!f->dead) ++q.total_acked;
+    ++acked;
+  }
+  Pump(c.name, q, now, out);
+  uint64_t unfinished = q.unfinished();
+  queue_bytes_ = queue_bytes_ + q.bytes() - before;
+  MaybeReclaim(c.name);
+  if (!stale.empty()) {
+    return out.push_back(Reply{
+        origin, Result::Error(absl::FailedPreconditionError(absl::StrCat(
+                    "acknowledged ", acked, " of ", c.receipts.size(), "; receipt ", stale[0],
+                    stale.size() > 1 ? absl::StrCat(" and ", stale.size() - 1, " more") : "",
+                    " not in flight: acknowledged already, or its lease ran out and the item "
+                    "went back to the queue")))});
+  }
+  out.push_back(Reply{origin, Result::Ok(Counted{acked, 0, unfinished})});
+}
+
+void ShardState::Do(const NackItems& c, OpRef origin, Time now, Effects& out) {
+  auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
+  if (!r.ok()) return out.push_back(Reply{origin, Result::Error(r.status())});
+  if (*r == nullptr) {
+    return out.push_back(Reply{
+        origin, Result::Error(absl::FailedPreconditionError(absl::StrCat(
+                    "queue '", c.name, "' has nothing in flight (it is empty or was deleted)")))});
+  }
+  Queue& q = (*r)->queue();
+  uint64_t before = q.bytes();
+  uint32_t returned = 0, dead = 0, stale = 0;
+  // Last first, so that the items keep their order at the head.
+  for (auto it = c.receipts.rbegin(); it != c.receipts.rend(); ++it) {
+    if (!q.in_flight_items().contains(*it)) {
+      ++stale;
+      continue;
+    }
+    ++returned;
+    if (ReturnItem(c.name, q, *it, /*counted=*/true, c.delay, now)) ++dead;
+  }
+  Pump(c.name, q, now, out);
+  queue_bytes_ = queue_bytes_ + q.bytes() - before;
+  if (stale > 0) {
+    return out.push_back(Reply{
+        origin, Result::Error(absl::FailedPreconditionError(absl::StrCat(
+                    "returned ", returned, " of ", c.receipts.size(), "; ", stale,
+                    " receipts not in flight: acknowledged already, or their lease ran out")))});
+  }
+  out.push_back(Reply{origin, Result::Ok(Counted{returned, dead, q.unfinished()})});
+}
+
+void ShardState::Do(const JoinQueue& c, OpRef origin, Time now, Effects& out) {
+  auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
+  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
+  auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
+  if (!r.ok()) return fail(r.status());
+  if (*r == nullptr || (*r)->queue().unfinished() == 0) {
+    return out.push_back(Reply{origin, Result::Ok(Passed{GrantHow::kImmediate})});
+  }
+  Queue& q = (*r)->queue();
+  if (c.deadline <= now) {
+    return fail(absl::DeadlineExceededError(absl::StrCat(
+        "queue '", c.name, "' has ", q.unfinished(), " unfinished items")));
+  }
+  if (absl::Status s = CheckCanPark(q.joiners, c.name); !s.ok()) return fail(s);
+  Waiter w;
+  w.op = origin;
+  w.since = now;
+  w.deadline = c.deadline;
+  w.line = kJoiners;
+  Park(q.joiners, c.name, std::move(w));
+}
+
+void ShardState::Do(const PurgeQueue& c, OpRef origin, Time now, Effects& out) {
+  auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
+  if (!r.ok()) return out.push_back(Reply{origin, Result::Error(r.status())});
+  if (*r == nullptr) return out.push_back(Reply{origin, Result::Ok(Counted{})});
+  Queue& q = (*r)->queue();
+  uint64_t before = q.bytes();
+  uint32_t purged = 0;
+  if (c.dead_letters) {
+    purged = static_cast<uint32_t>(q.PurgeDead());
+  } else {
+    purged = static_cast<uint32_t>(q.queued());
+    for (auto [id, at] : q.Purge()) {
+      RemoveTimer(at, TimerKind::kQueueDelay, id);
+      delayed_names_.erase(id);
+    }
+  }
+  Pump(c.name, q, now, out);
+  queue_bytes_ = queue_bytes_ + q.bytes() - before;
+  MaybeReclaim(c.name);
+  out.push_back(Reply{origin, Result::Ok(Counted{purged})});
+}
+
+void ShardState::ForgetQueue(const std::string& name, Queue& q) {
+  for (const auto& [receipt, f] : q.in_flight_items()) {
+    if (f.expires != kForever) {
+      RemoveTimer(f.expires, TimerKind::kInFlight, receipt);
+      receipt_names_.erase(receipt);
+    }
+    Unref(f.session, name);
+  }
+  for (auto [id, at] : q.Purge()) {
+    RemoveTimer(at, TimerKind::kQueueDelay, id);
+    delayed_names_.erase(id);
+  }
+}
+
+void ShardState::Do(const DeleteQueue& c, OpRef origin, Time, Effects& out) {
+  auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
+  if (!r.ok()) return out.push_back(Reply{origin, Result::Error(r.status())});
+  if (*r == nullptr) return out.push_back(Reply{origin, Result::Ok(Counted{0})});
+  Queue& q = (*r)->queue();
+  absl::Status deleted = absl::AbortedError(absl::StrCat("queue '", c.name, "' was deleted"));
+  for (primitives::WaiterQueue* line : {&q.getters, &q.putters, &q.joiners}) {
+    for (const Waiter& w : line->RemoveAll()) EndWait(c.name, w, deleted, out);
+  }
+  ForgetQueue(c.name, q);
+  queue_bytes_ -= q.bytes();
+  resources_.erase(c.name);
+  out.push_back(Reply{origin, Result::Ok(Counted{1})});
+}
+
+void ShardState::Do(const UndeliverItems& c, OpRef, Time now, Effects& out) {
+  auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
+  if (!r.ok() || *r == nullptr) return;
+  Queue& q = (*r)->queue();
+  uint64_t before = q.bytes();
+  // Last first, so that the items keep their order at the head.
+  for (auto it = c.receipts.rbegin(); it != c.receipts.rend(); ++it) {
+    ReturnItem(c.name, q, *it, /*counted=*/false, 0, now);
+  }
+  Pump(c.name, q, now, out);
+  queue_bytes_ = queue_bytes_ + q.bytes() - before;
+}
+
+void ShardState::Do(const UndeliverPut& c, OpRef, Time now, Effects& out) {
+  auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
+  if (!r.ok() || *r == nullptr) return;
+  Queue& q = (*r)->queue();
+  uint64_t before = q.bytes();
+  for (uint64_t id : c.item_ids) {
+    std::optional<Time> at = q.DelayedAt(id);
+    if (!q.RemoveQueued(id)) continue;  // already got: the put stands
+    --q.total_put;
+    if (at) {
+      RemoveTimer(*at, TimerKind::kQueueDelay, id);
+      delayed_names_.erase(id);
+    }
+  }
+  Pump(c.name, q, now, out);
+  queue_bytes_ = queue_bytes_ + q.bytes() - before;
+  MaybeReclaim(c.name);
+}
+
+void ShardState::ExpireInFlight(uint64_t receipt, Time now, Effects& out) {
+  auto n = receipt_names_.find(receipt);
+  if (n == receipt_names_.end()) return;
+  std::string name = n->second;
+  auto it = resources_.find(name);
+  if (it == resources_.end() || it->second.kind != Kind::kQueue) return;
+  Queue& q = it->second.queue();
+  uint64_t before = q.bytes();
+  ReturnItem(name, q, receipt, /*counted=*/true, 0, now);
+  Pump(name, q, now, out);
+  queue_bytes_ = queue_bytes_ + q.bytes() - before;
+}
+
+void ShardState::PromoteDelayed(uint64_t item_id, Time now, Effects& out) {
+  auto n = delayed_names_.find(item_id);
+  if (n == delayed_names_.end()) return;
+  std::string name = n->second;
+  delayed_names_.erase(n);
+  auto it = resources_.find(name);
+  if (it == resources_.end() || it->second.kind != Kind::kQueue) return;
+  Queue& q = it->second.queue();
+  q.PromoteDelayed(item_id);
+  Pump(name, q, now, out);
+}
+
+}  // namespace baton::apply

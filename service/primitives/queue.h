@@ -1,0 +1,137 @@
+// Queue is the state of an asyncio.Queue / LifoQueue / PriorityQueue with
+// acknowledgements: ready items in order, delayed items not yet visible,
+// in-flight items got but not acknowledged, dead letters, and the three
+// lines of waiters (getters, putters, joiners).
+//
+// Order: ready items are keyed by (priority, seq). FIFO puts take increasing
+// seqs at the tail; LIFO puts and every return to the head take decreasing
+// seqs, so the next item to get is always the smallest key. Priority only
+// matters for PRIORITY queues (0 otherwise); FIFO among equal priorities.
+//
+// Invariants: queued() = ready + delayed <= maxsize except for returns
+// (a nack or a redelivery never blocks and may overshoot); unfinished() =
+// queued() + in-flight items that are not dead letters; item ids and
+// receipts are unique per shard (the caller assigns them).
+// Pure state: no clock, no I/O. Used only on its shard's loop thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "service/primitives/types.h"
+#include "service/primitives/waiter_queue.h"
+
+namespace baton::primitives {
+
+enum class QueueOrder : uint8_t { kFifo = 1, kLifo = 2, kPriority = 3 };
+
+struct QueueOptions {
+  QueueOrder order = QueueOrder::kFifo;
+  uint32_t maxsize = 0;         // resolved: never 0
+  uint32_t max_item_bytes = 0;  // resolved: never 0
+  uint32_t max_deliveries = 0;  // 0: never dead-letter
+  bool operator==(const QueueOptions&) const = default;
+};
+
+struct QueueItem {
+  uint64_t id = 0;
+  std::string data;
+  int64_t priority = 0;
+  Time enqueued = 0;
+  uint32_t deliveries = 0;
+};
+
+struct InFlightItem {
+  QueueItem item;
+  uint64_t session = 0;
+  Time expires = kForever;  // visibility timeout (lease)
+  bool dead = false;        // taken from the dead letters
+};
+
+class Queue {
+ public:
+  explicit Queue(QueueOptions options) : options_(options) {}
+
+  const QueueOptions& options() const { return options_; }
+
+  size_t ready() const { return ready_.size(); }
+  size_t delayed() const { return delayed_.size(); }
+  size_t queued() const { return ready_.size() + delayed_.size(); }
+  size_t in_flight() const { return in_flight_.size(); }
+  size_t dead() const { return dead_.size(); }
+  uint64_t unfinished() const { return queued() + in_flight_.size() - dead_in_flight_; }
+  uint64_t bytes() const { return bytes_; }
+  bool HasRoom(size_t n) const { return queued() + n <= options_.maxsize; }
+  // The enqueue time of the oldest queued item, if any.
+  std::optional<Time> OldestEnqueued() const;
+
+  // Puts a ready item at its place by order, or at the head (a return).
+  void PushReady(QueueItem item, bool at_head);
+  // Parks an item until it becomes visible at `at`.
+  void PushDelayed(QueueItem item, Time at);
+  // Makes a delayed item ready (its delay passed). False if it is gone.
+  bool PromoteDelayed(uint64_t id);
+  // The visibility time of delayed item `id`, if it is delayed.
+  std::optional<Time> DelayedAt(uint64_t id) const;
+  // Removes a queued (ready or delayed) item, e.g. when its put is rolled
+  // back. Returns it if it was there.
+  std::optional<QueueItem> RemoveQueued(uint64_t id);
+  // REQUIRES: ready() > 0.
+  QueueItem PopReady();
+  // Removes every queued item; returns the delayed ones' (id, at) pairs so
+  // the caller can cancel their timers.
+  std::vector<std::pair<uint64_t, Time>> Purge();
+
+  // Dead letters, FIFO.
+  void PushDead(QueueItem item, bool at_head);
+  QueueItem PopDead();  // REQUIRES: dead() > 0
+  size_t PurgeDead();
+
+  // In flight.
+  void AddInFlight(uint64_t receipt, InFlightItem f);
+  std::optional<InFlightItem> TakeInFlight(uint64_t receipt);
+  const absl::btree_map<uint64_t, InFlightItem>& in_flight_items() const { return in_flight_; }
+
+  // Counters for Describe.
+  uint64_t total_put = 0;
+  uint64_t total_acked = 0;
+
+  WaiterQueue getters;
+  WaiterQueue putters;
+  WaiterQueue joiners;
+  // Items of parked putters (and each item's delay), by waiter id.
+  struct PendingPut {
+    std::vector<QueueItem> items;
+    std::vector<Duration> delays;
+  };
+  absl::btree_map<uint64_t, PendingPut> pending_puts;
+
+  // Nothing queued, in flight or dead, nobody waiting: the default state.
+  bool idle() const {
+    return ready_.empty() && delayed_.empty() && in_flight_.empty() && dead_.empty() &&
+           getters.empty() && putters.empty() && joiners.empty();
+  }
+
+ private:
+  using Key = std::pair<int64_t, int64_t>;  // (priority, seq)
+
+  QueueOptions options_;
+  absl::btree_map<Key, QueueItem> ready_;
+  absl::btree_map<uint64_t, Key> ready_key_;  // item id -> key
+  absl::btree_map<std::pair<Time, uint64_t>, QueueItem> delayed_;
+  absl::btree_map<uint64_t, Time> delayed_at_;  // item id -> visibility time
+  absl::btree_map<int64_t, QueueItem> dead_;
+  absl::btree_map<uint64_t, InFlightItem> in_flight_;
+  size_t dead_in_flight_ = 0;
+  uint64_t bytes_ = 0;  // payload bytes held (queued, in flight, dead)
+  int64_t tail_seq_ = 0;
+  int64_t head_seq_ = 0;
+  int64_t dead_tail_ = 0;
+  int64_t dead_head_ = 0;
+};
+
+}  // namespace baton::primitives

@@ -1,0 +1,78 @@
+// Handlers of baton.v1.Conditions. A condition lives with its lock, so every
+// command goes to the lock's shard.
+#include "absl/strings/str_cat.h"
+#include "baton/v1/condition.grpc.pb.h"
+#include "service/rpc/convert.h"
+#include "service/rpc/services.h"
+#include "service/rpc/validate.h"
+
+namespace baton::rpc {
+namespace {
+
+using WaitCall = UnaryCall<v1::ConditionWaitRequest, v1::ConditionWaitResponse>;
+using NotifyCall = UnaryCall<v1::NotifyRequest, v1::NotifyResponse>;
+
+absl::Status ValidateCondition(const std::string& lock, const std::string& condition) {
+  if (auto s = ValidateName(lock, "lock"); !s.ok()) return s;
+  if (condition.empty()) return absl::OkStatus();
+  return ValidateName(condition, "condition");
+}
+
+runtime::Task<void> Wait(Env& env, WaitCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateCondition(req.lock(), req.condition()); !s.ok()) {
+    co_return co_await call.Fail(s);
+  }
+  Duration lease = 0;
+  if (req.has_ttl()) {
+    auto ttl = ToMicros(req.ttl(), "ttl", env.limits.max_lease, /*allow_zero=*/false);
+    if (!ttl.ok()) co_return co_await call.Fail(ttl.status());
+    lease = *ttl;
+  }
+  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
+  uint32_t target = env.cluster->ShardOfName(req.lock());
+  std::string lock = req.lock();
+  apply::Command cmd = apply::ConditionWait{req.lock(), req.condition(), req.token(),
+                                            req.session_id(), lease, *deadline};
+  apply::Result r = co_await call.Submit(target, cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  const auto& g = std::get<apply::Granted>(r.value);
+  v1::ConditionWaitResponse resp;
+  resp.set_outcome(g.condition_outcome == 2 ? v1::CONDITION_OUTCOME_TIMED_OUT
+                                            : v1::CONDITION_OUTCOME_NOTIFIED);
+  resp.set_token(g.token);
+  if (g.expires_in != kForever) ToProto(g.expires_in, resp.mutable_expires_in());
+  bool delivered = co_await call.Reply(std::move(resp));
+  // Nobody got the re-acquired lock: hand it on, as a lost Acquire would.
+  if (!delivered) call.Send(target, apply::Undeliver{apply::Kind::kLock, lock, g.token, g.delivery});
+}
+
+runtime::Task<void> DoNotify(Env& env, NotifyCall& call, bool all) {
+  const auto& req = call.request;
+  if (auto s = ValidateCondition(req.lock(), req.condition()); !s.ok()) {
+    co_return co_await call.Fail(s);
+  }
+  apply::Command cmd = apply::Notify{req.lock(),       req.condition(),       req.token(),
+                                     req.session_id(), std::max(1u, req.n()), all};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.lock()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  v1::NotifyResponse resp;
+  resp.set_woken(std::get<apply::Counted>(r.value).n);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> NotifyOne(Env& env, NotifyCall& call) { co_await DoNotify(env, call, false); }
+runtime::Task<void> NotifyAll(Env& env, NotifyCall& call) { co_await DoNotify(env, call, true); }
+
+}  // namespace
+
+void ListenConditions(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
+  auto* c = &svc.conditions;
+  using S = v1::Conditions::AsyncService;
+  Listen<WaitCall>(env, shard, out, &S::RequestWait, c, &Wait);
+  Listen<NotifyCall>(env, shard, out, &S::RequestNotify, c, &NotifyOne);
+  Listen<NotifyCall>(env, shard, out, &S::RequestNotifyAll, c, &NotifyAll);
+}
+
+}  // namespace baton::rpc

@@ -1,0 +1,113 @@
+// Handlers of baton.v1.Futures.
+#include "absl/strings/str_cat.h"
+#include "baton/v1/future.grpc.pb.h"
+#include "service/rpc/convert.h"
+#include "service/rpc/services.h"
+#include "service/rpc/validate.h"
+
+namespace baton::rpc {
+namespace {
+
+using primitives::FutureState;
+using primitives::FutureValue;
+
+using SetResultCall = UnaryCall<v1::SetResultRequest, v1::SetResultResponse>;
+using SetExceptionCall = UnaryCall<v1::SetExceptionRequest, v1::SetResultResponse>;
+using CancelCall = UnaryCall<v1::CancelFutureRequest, v1::CancelFutureResponse>;
+using AwaitCall = UnaryCall<v1::AwaitFutureRequest, v1::AwaitFutureResponse>;
+
+absl::StatusOr<Duration> Retention(const Env& env, bool has, const google::protobuf::Duration& d) {
+  if (!has) return 0;
+  return ToMicros(d, "retention", env.limits.max_retention, /*allow_zero=*/false);
+}
+
+// Validates and submits a CompleteFuture; the result is the new state.
+runtime::Task<apply::Result> Complete(Env& env, CallBase& call, const std::string& name,
+                                      FutureValue value, bool has_retention,
+                                      const google::protobuf::Duration& retention) {
+  if (auto s = ValidateName(name); !s.ok()) co_return apply::Result::Error(s);
+  auto keep = Retention(env, has_retention, retention);
+  if (!keep.ok()) co_return apply::Result::Error(keep.status());
+  apply::Command cmd = apply::CompleteFuture{name, std::move(value), *keep};
+  co_return co_await call.Submit(env.cluster->ShardOfName(name), cmd);
+}
+
+runtime::Task<void> SetResult(Env& env, SetResultCall& call) {
+  const auto& req = call.request;
+  if (!req.value().empty() && !req.text().empty()) {
+    co_return co_await call.Fail(
+        absl::InvalidArgumentError("both value and text are set; give one"));
+  }
+  FutureValue v;
+  v.state = FutureState::kResult;
+  v.value = req.value().empty() ? req.text() : req.value();
+  apply::Result r =
+      co_await Complete(env, call, req.name(), std::move(v), req.has_retention(), req.retention());
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  v1::SetResultResponse resp;
+  resp.set_woken(std::get<apply::FutureOutcome>(r.value).woken);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> SetException(Env& env, SetExceptionCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateLength(req.message(), 4096, "message"); !s.ok()) {
+    co_return co_await call.Fail(s);
+  }
+  FutureValue v;
+  v.state = FutureState::kException;
+  v.error_code = req.code();
+  v.error_message = req.message();
+  apply::Result r =
+      co_await Complete(env, call, req.name(), std::move(v), req.has_retention(), req.retention());
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  v1::SetResultResponse resp;
+  resp.set_woken(std::get<apply::FutureOutcome>(r.value).woken);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Cancel(Env& env, CancelCall& call) {
+  const auto& req = call.request;
+  FutureValue v;
+  v.state = FutureState::kCancelled;
+  apply::Result r =
+      co_await Complete(env, call, req.name(), std::move(v), req.has_retention(), req.retention());
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  const auto& o = std::get<apply::FutureOutcome>(r.value);
+  v1::CancelFutureResponse resp;
+  resp.set_cancelled(o.changed);
+  resp.set_state(ToProto(o.value.state));
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Await(Env& env, AwaitCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
+  apply::Command cmd = apply::AwaitFuture{req.name(), req.session_id(), *deadline};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  auto& o = std::get<apply::FutureOutcome>(r.value);
+  v1::AwaitFutureResponse resp;
+  resp.set_state(ToProto(o.value.state));
+  if (IsValidUtf8(o.value.value)) resp.set_text(o.value.value);
+  resp.set_value(std::move(o.value.value));
+  resp.set_error_code(o.value.error_code);
+  resp.set_error_message(o.value.error_message);
+  resp.set_outcome(ToProto(o.how));
+  co_await call.Reply(std::move(resp));
+}
+
+}  // namespace
+
+void ListenFutures(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
+  auto* f = &svc.futures;
+  using S = v1::Futures::AsyncService;
+  Listen<SetResultCall>(env, shard, out, &S::RequestSetResult, f, &SetResult);
+  Listen<SetExceptionCall>(env, shard, out, &S::RequestSetException, f, &SetException);
+  Listen<CancelCall>(env, shard, out, &S::RequestCancel, f, &Cancel);
+  Listen<AwaitCall>(env, shard, out, &S::RequestAwait, f, &Await);
+}
+
+}  // namespace baton::rpc

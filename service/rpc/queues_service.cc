@@ -1,0 +1,256 @@
+// Handlers of baton.v1.Queues. Put and Get roll back when their reply does
+// not reach the client: a Get's items go back to the head of the queue, a
+// Put's items still queued are taken back (queue.proto).
+#include "absl/strings/str_cat.h"
+#include "baton/v1/queue.grpc.pb.h"
+#include "service/rpc/convert.h"
+#include "service/rpc/services.h"
+#include "service/rpc/validate.h"
+
+namespace baton::rpc {
+namespace {
+
+constexpr uint32_t kMaxBatch = 1000;
+
+using PutCall = UnaryCall<v1::PutRequest, v1::PutResponse>;
+using GetCall = UnaryCall<v1::GetRequest, v1::GetResponse>;
+using AckCall = UnaryCall<v1::AckRequest, v1::AckResponse>;
+using NackCall = UnaryCall<v1::NackRequest, v1::NackResponse>;
+using JoinCall = UnaryCall<v1::JoinRequest, v1::JoinResponse>;
+using PurgeCall = UnaryCall<v1::PurgeRequest, v1::PurgeResponse>;
+using DeleteCall = UnaryCall<v1::DeleteQueueRequest, v1::DeleteQueueResponse>;
+
+// The options a request declares or checks, or none when it leaves them out
+// (an unset message, or one with every field at its default).
+absl::StatusOr<std::optional<primitives::QueueOptions>> Options(const Env& env, bool has,
+                                                                const v1::QueueOptions& o) {
+  if (!has) return std::nullopt;
+  primitives::QueueOptions out;
+  switch (o.order()) {
+    case v1::QUEUE_ORDER_UNSPECIFIED:
+    case v1::QUEUE_ORDER_FIFO:
+      out.order = primitives::QueueOrder::kFifo;
+      break;
+    case v1::QUEUE_ORDER_LIFO:
+      out.order = primitives::QueueOrder::kLifo;
+      break;
+    case v1::QUEUE_ORDER_PRIORITY:
+      out.order = primitives::QueueOrder::kPriority;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("unknown queue order ", o.order()));
+  }
+  if (o.maxsize() > env.limits.max_queue_items) {
+    return absl::InvalidArgumentError(absl::StrCat("maxsize ", o.maxsize(), " is over the limit ",
+                                                   env.limits.max_queue_items,
+                                                   " (--max_queue_items); 0 means the limit"));
+  }
+  if (o.max_item_bytes() > env.limits.max_item_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_item_bytes ", o.max_item_bytes(), " is over the limit ",
+                     env.limits.max_item_bytes, " (--max_item_bytes); 0 means the limit"));
+  }
+  out.maxsize = o.maxsize() == 0 ? env.limits.max_queue_items : o.maxsize();
+  out.max_item_bytes = o.max_item_bytes() == 0 ? env.limits.max_item_bytes : o.max_item_bytes();
+  out.max_deliveries = o.max_deliveries();
+  return out;
+}
+
+absl::Status CheckReceipts(const google::protobuf::RepeatedField<uint64_t>& receipts) {
+  if (receipts.empty()) return absl::InvalidArgumentError("receipts is empty: give the receipts from Get");
+  if (receipts.size() > static_cast<int>(kMaxBatch)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(receipts.size(), " receipts; at most ", kMaxBatch, " per call"));
+  }
+  return absl::OkStatus();
+}
+
+runtime::Task<void> Put(Env& env, PutCall& call) {
+  const auto& req = call.request;
+  apply::PutItems c;
+  absl::Status bad = ValidateName(req.name());
+  if (bad.ok() && req.items().empty()) {
+    bad = absl::InvalidArgumentError("items is empty: put at least one item");
+  }
+  if (bad.ok() && req.items_size() > static_cast<int>(kMaxBatch)) {
+    bad = absl::InvalidArgumentError(
+        absl::StrCat(req.items_size(), " items; at most ", kMaxBatch, " per Put"));
+  }
+  if (!bad.ok()) co_return co_await call.Fail(bad);
+  auto options = Options(env, req.has_options(), req.options());
+  if (!options.ok()) co_return co_await call.Fail(options.status());
+  c.name = req.name();
+  c.options = *options;
+  for (int i = 0; i < req.items_size(); ++i) {
+    const v1::QueueItem& in = req.items(i);
+    if (!in.data().empty() && !in.text().empty()) {
+      co_return co_await call.Fail(absl::InvalidArgumentError(
+          absl::StrCat("item ", i, " has both data and text; give one")));
+    }
+    apply::NewQueueItem item;
+    item.data = in.data().empty() ? in.text() : in.data();
+    item.priority = in.priority();
+    if (in.has_delay()) {
+      auto d = ToMicros(in.delay(), "delay", env.limits.max_lease, /*allow_zero=*/true);
+      if (!d.ok()) co_return co_await call.Fail(d.status());
+      item.delay = *d;
+    }
+    c.items.push_back(std::move(item));
+  }
+  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
+  c.deadline = *deadline;
+  uint32_t target = env.cluster->ShardOfName(c.name);
+  std::string name = c.name;
+  apply::Command command = std::move(c);
+  apply::Result r = co_await call.Submit(target, command);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  auto& done = std::get<apply::PutDone>(r.value);
+  v1::PutResponse resp;
+  for (uint64_t id : done.item_ids) resp.add_item_ids(id);
+  resp.set_size(done.size);
+  resp.set_outcome(ToProto(done.how));
+  bool delivered = co_await call.Reply(std::move(resp));
+  if (!delivered) call.Send(target, apply::UndeliverPut{name, std::move(done.item_ids)});
+}
+
+runtime::Task<void> Get(Env& env, GetCall& call) {
+  const auto& req = call.request;
+  apply::GetItems c;
+  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  if (req.max_items() > kMaxBatch) {
+    co_return co_await call.Fail(absl::InvalidArgumentError(
+        absl::StrCat("max_items ", req.max_items(), " is over ", kMaxBatch)));
+  }
+  auto options = Options(env, req.has_options(), req.options());
+  if (!options.ok()) co_return co_await call.Fail(options.status());
+  c.name = req.name();
+  c.options = *options;
+  c.max_items = req.max_items() == 0 ? 1 : req.max_items();
+  c.session = req.session_id();
+  c.dead_letters = req.dead_letters();
+  if (req.has_ttl()) {
+    auto ttl = ToMicros(req.ttl(), "ttl", env.limits.max_lease, /*allow_zero=*/false);
+    if (!ttl.ok()) co_return co_await call.Fail(ttl.status());
+    c.lease = *ttl;
+  }
+  if (c.session == 0 && c.lease == 0) {
+    co_return co_await call.Fail(absl::InvalidArgumentError(
+        "no owner for the items got: give session_id (from Sessions/Open) or ttl (a "
+        "visibility timeout, e.g. \"60s\"), or both"));
+  }
+  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
+  c.deadline = *deadline;
+  uint32_t target = env.cluster->ShardOfName(c.name);
+  std::string name = c.name;
+  apply::Command command = std::move(c);
+  apply::Result r = co_await call.Submit(target, command);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  auto& got = std::get<apply::GotItems>(r.value);
+  v1::GetResponse resp;
+  std::vector<uint64_t> receipts;
+  for (auto& item : got.items) {
+    receipts.push_back(item.receipt);
+    v1::Delivery* d = resp.add_items();
+    d->set_receipt(item.receipt);
+    d->set_item_id(item.item_id);
+    d->set_priority(item.priority);
+    d->set_delivery_count(item.deliveries);
+    ToProto(item.age, d->mutable_age());
+    // `text` mirrors the payload when it is text, for grpcurl and scripts.
+    if (IsValidUtf8(item.data)) d->set_text(item.data);
+    d->set_data(std::move(item.data));
+  }
+  resp.set_outcome(ToProto(got.how));
+  bool delivered = co_await call.Reply(std::move(resp));
+  if (!delivered) call.Send(target, apply::UndeliverItems{name, std::move(receipts)});
+}
+
+runtime::Task<void> Ack(Env& env, AckCall& call) {
+  const auto& req = call.request;
+  absl::Status bad = ValidateName(req.name());
+  if (bad.ok()) bad = CheckReceipts(req.receipts());
+  if (!bad.ok()) co_return co_await call.Fail(bad);
+  apply::Command cmd = apply::AckItems{req.name(), {req.receipts().begin(), req.receipts().end()}};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  const auto& n = std::get<apply::Counted>(r.value);
+  v1::AckResponse resp;
+  resp.set_acked(n.n);
+  resp.set_unfinished(n.unfinished);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Nack(Env& env, NackCall& call) {
+  const auto& req = call.request;
+  absl::Status bad = ValidateName(req.name());
+  if (bad.ok()) bad = CheckReceipts(req.receipts());
+  if (!bad.ok()) co_return co_await call.Fail(bad);
+  Duration delay = 0;
+  if (req.has_delay()) {
+    auto d = ToMicros(req.delay(), "delay", env.limits.max_lease, /*allow_zero=*/true);
+    if (!d.ok()) co_return co_await call.Fail(d.status());
+    delay = *d;
+  }
+  apply::Command cmd =
+      apply::NackItems{req.name(), {req.receipts().begin(), req.receipts().end()}, delay};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  const auto& n = std::get<apply::Counted>(r.value);
+  v1::NackResponse resp;
+  resp.set_returned(n.n);
+  resp.set_dead_lettered(n.m);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Join(Env& env, JoinCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
+  apply::Command cmd = apply::JoinQueue{req.name(), *deadline};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  v1::JoinResponse resp;
+  resp.set_outcome(ToProto(std::get<apply::Passed>(r.value).how));
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Purge(Env& env, PurgeCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  apply::Command cmd = apply::PurgeQueue{req.name(), req.dead_letters()};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  v1::PurgeResponse resp;
+  resp.set_purged(std::get<apply::Counted>(r.value).n);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Delete(Env& env, DeleteCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  apply::Command cmd = apply::DeleteQueue{req.name()};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  v1::DeleteQueueResponse resp;
+  resp.set_deleted(std::get<apply::Counted>(r.value).n > 0);
+  co_await call.Reply(std::move(resp));
+}
+
+}  // namespace
+
+void ListenQueues(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
+  auto* q = &svc.queues;
+  using S = v1::Queues::AsyncService;
+  Listen<PutCall>(env, shard, out, &S::RequestPut, q, &Put);
+  Listen<GetCall>(env, shard, out, &S::RequestGet, q, &Get);
+  Listen<AckCall>(env, shard, out, &S::RequestAck, q, &Ack);
+  Listen<NackCall>(env, shard, out, &S::RequestNack, q, &Nack);
+  Listen<JoinCall>(env, shard, out, &S::RequestJoin, q, &Join);
+  Listen<PurgeCall>(env, shard, out, &S::RequestPurge, q, &Purge);
+  Listen<DeleteCall>(env, shard, out, &S::RequestDelete, q, &Delete);
+}
+
+}  // namespace baton::rpc
