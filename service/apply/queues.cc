@@ -44,7 +44,12 @@ absl::StatusOr<ShardState::Resource*> ShardState::LookupQueue(
   auto r = Lookup(name, Kind::kQueue, /*create=*/false, 0);
   if (!r.ok()) return r.status();
   if (*r != nullptr) {
-    const QueueOptions& declared = (*r)->queue().options();
+    Queue& q = (*r)->queue();
+    if (options && !q.declared() && !q.holds_items()) {
+      q.Declare(*options);
+      return *r;
+    }
+    const QueueOptions& declared = q.options();
     if (options && !(*options == declared)) {
       return absl::FailedPreconditionError(
           absl::StrCat("queue '", name, "' was declared with ", Describe(declared), ", not ",
@@ -62,7 +67,7 @@ absl::StatusOr<ShardState::Resource*> ShardState::LookupQueue(
   if (options) o = *options;
   if (o.maxsize == 0) o.maxsize = limits_.max_queue_items;
   if (o.max_item_bytes == 0) o.max_item_bytes = limits_.max_item_bytes;
-  Resource res{Kind::kQueue, Queue(o), {}};
+  Resource res{Kind::kQueue, Queue(o, options.has_value()), {}};
   return &resources_.emplace(name, std::move(res)).first->second;
 }
 

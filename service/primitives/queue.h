@@ -54,9 +54,23 @@ struct InFlightItem {
 
 class Queue {
  public:
-  explicit Queue(QueueOptions options) : options_(options) {}
+  // `declared`: the options were given by the call that created the queue.
+  // A queue made by a call without options (say, a consumer that came
+  // first) takes the defaults until a call with options declares it.
+  Queue(QueueOptions options, bool declared) : options_(options), declared_(declared) {}
 
   const QueueOptions& options() const { return options_; }
+  bool declared() const { return declared_; }
+  // Declares the options of an undeclared queue. REQUIRES: !declared() and
+  // nothing queued, in flight or dead (the order could not change under
+  // items already keyed by the old one).
+  void Declare(QueueOptions options) {
+    options_ = options;
+    declared_ = true;
+  }
+  bool holds_items() const {
+    return !ready_.empty() || !delayed_.empty() || !in_flight_.empty() || !dead_.empty();
+  }
 
   size_t ready() const { return ready_.size(); }
   size_t delayed() const { return delayed_.size(); }
@@ -120,6 +134,7 @@ class Queue {
   using Key = std::pair<int64_t, int64_t>;  // (priority, seq)
 
   QueueOptions options_;
+  bool declared_;
   absl::btree_map<Key, QueueItem> ready_;
   absl::btree_map<uint64_t, Key> ready_key_;  // item id -> key
   absl::btree_map<std::pair<Time, uint64_t>, QueueItem> delayed_;

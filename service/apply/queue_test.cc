@@ -1,0 +1,234 @@
+// Queue state machine: order, blocking put/get, acks, redelivery, dead
+// letters, join, rollback of lost replies. Manual time, no sleeps.
+#include <gtest/gtest.h>
+
+#include "service/apply/shard_state_test_util.h"
+
+namespace baton::apply {
+namespace {
+
+using primitives::QueueOptions;
+using primitives::QueueOrder;
+
+QueueOptions Opts(QueueOrder order = QueueOrder::kFifo, uint32_t maxsize = 100,
+                  uint32_t max_deliveries = 0) {
+  return QueueOptions{order, maxsize, 1024, max_deliveries};
+}
+
+PutItems Put(std::string name, std::vector<std::string> data, Time deadline = kForever,
+             std::optional<QueueOptions> o = Opts()) {
+  PutItems c;
+  c.name = std::move(name);
+  c.options = o;
+  for (auto& d : data) c.items.push_back(NewQueueItem{d, 0, 0});
+  c.deadline = deadline;
+  return c;
+}
+
+GetItems Get(std::string name, uint32_t n = 1, Time deadline = kForever, Duration lease = kSecond,
+             uint64_t session = 0) {
+  GetItems c;
+  c.name = std::move(name);
+  c.max_items = n;
+  c.lease = lease;
+  c.session = session;
+  c.deadline = deadline;
+  return c;
+}
+
+std::vector<std::string> Payloads(const std::optional<Result>& r) {
+  std::vector<std::string> out;
+  EXPECT_TRUE(r.has_value());
+  if (!r || !r->ok()) return out;
+  for (const auto& i : std::get<GotItems>(r->value).items) out.push_back(i.data);
+  return out;
+}
+
+uint64_t Receipt(const std::optional<Result>& r, size_t i = 0) {
+  return std::get<GotItems>(r->value).items.at(i).receipt;
+}
+
+TEST(QueueTest, FifoGetsInPutOrder) {
+  Harness h;
+  h.Apply(Put("q", {"a", "b", "c"}), 1);
+  EXPECT_EQ(Payloads(ReplyTo(h.Apply(Get("q", 3), 2), 2)),
+            (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST(QueueTest, LifoGetsNewestFirst) {
+  Harness h;
+  h.Apply(Put("q", {"a", "b", "c"}, kForever, Opts(QueueOrder::kLifo)), 1);
+  EXPECT_EQ(Payloads(ReplyTo(h.Apply(Get("q", 3), 2), 2)),
+            (std::vector<std::string>{"c", "b", "a"}));
+}
+
+TEST(QueueTest, PriorityGetsLowestFirstAndFifoAmongEquals) {
+  Harness h;
+  PutItems p = Put("q", {}, kForever, Opts(QueueOrder::kPriority));
+  p.items = {{"low-1", 5, 0}, {"urgent", 1, 0}, {"low-2", 5, 0}, {"mid", 3, 0}};
+  h.Apply(p, 1);
+  EXPECT_EQ(Payloads(ReplyTo(h.Apply(Get("q", 4), 2), 2)),
+            (std::vector<std::string>{"urgent", "mid", "low-1", "low-2"}));
+}
+
+TEST(QueueTest, GetWaitsForAPutAndGetsItInArrivalOrder) {
+  Harness h;
+  h.Apply(Get("q"), 1);
+  h.Apply(Get("q"), 2);
+  auto out = h.Apply(Put("q", {"x"}), 3);
+  EXPECT_EQ(Payloads(ReplyTo(out, 1)), std::vector<std::string>{"x"});
+  EXPECT_FALSE(ReplyTo(out, 2).has_value());
+  EXPECT_EQ(std::get<GotItems>(ReplyTo(out, 1)->value).how, GrantHow::kAfterWait);
+}
+
+TEST(QueueTest, GetNowaitOnEmptyIsDeadlineExceeded) {
+  Harness h;
+  auto r = ReplyTo(h.Apply(Get("q", 1, h.now), 1), 1);
+  EXPECT_EQ(r->status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(h.state.resource_count(), 0u);
+}
+
+TEST(QueueTest, PutBlocksWhileFullAndProceedsWhenAGetMakesRoom) {
+  Harness h;
+  h.Apply(Put("q", {"a", "b"}, kForever, Opts(QueueOrder::kFifo, 2)), 1);
+  auto nowait = ReplyTo(h.Apply(Put("q", {"c"}, h.now, Opts(QueueOrder::kFifo, 2)), 2), 2);
+  EXPECT_EQ(nowait->status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(h.Apply(Put("q", {"c"}, kForever, Opts(QueueOrder::kFifo, 2)), 3).empty());
+  auto out = h.Apply(Get("q"), 4);
+  EXPECT_EQ(Payloads(ReplyTo(out, 4)), std::vector<std::string>{"a"});
+  ASSERT_TRUE(ReplyTo(out, 3).has_value());
+  EXPECT_TRUE(ReplyTo(out, 3)->ok());
+  EXPECT_EQ(Payloads(ReplyTo(h.Apply(Get("q", 2), 5), 5)), (std::vector<std::string>{"b", "c"}));
+}
+
+TEST(QueueTest, ABatchLargerThanMaxsizeIsInvalid) {
+  Harness h;
+  auto r = ReplyTo(h.Apply(Put("q", {"a", "b", "c"}, kForever, Opts(QueueOrder::kFifo, 2)), 1), 1);
+  EXPECT_EQ(r->status.code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(QueueTest, OptionsThatDifferFromTheDeclaredOnesAreFailedPrecondition) {
+  Harness h;
+  h.Apply(Put("q", {"a"}), 1);
+  auto r = ReplyTo(h.Apply(Put("q", {"b"}, kForever, Opts(QueueOrder::kLifo)), 2), 2);
+  EXPECT_EQ(r->status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(ReplyTo(h.Apply(Put("q", {"b"}, kForever, std::nullopt), 3), 3)->ok());
+}
+
+TEST(QueueTest, DelayedItemBecomesVisibleLater) {
+  Harness h;
+  PutItems p = Put("q", {});
+  p.items = {{"later", 0, 5 * kSecond}};
+  h.Apply(p, 1);
+  EXPECT_FALSE(ReplyTo(h.Apply(Get("q", 1, h.now), 2), 2)->ok());
+  h.Apply(Get("q"), 3);
+  auto out = h.Advance(5 * kSecond);
+  EXPECT_EQ(Payloads(ReplyTo(out, 3)), std::vector<std::string>{"later"});
+}
+
+TEST(QueueTest, AckFinishesAnItemAndJoinReturnsWhenNothingIsUnfinished) {
+  Harness h;
+  h.Apply(Put("q", {"a"}), 1);
+  auto got = ReplyTo(h.Apply(Get("q"), 2), 2);
+  EXPECT_TRUE(h.Apply(JoinQueue{"q", kForever}, 3).empty());
+  auto out = h.Apply(AckItems{"q", {Receipt(got)}}, 4);
+  ASSERT_TRUE(ReplyTo(out, 3).has_value());
+  EXPECT_TRUE(ReplyTo(out, 3)->ok());
+  EXPECT_EQ(std::get<Counted>(ReplyTo(out, 4)->value).unfinished, 0u);
+  EXPECT_EQ(h.state.resource_count(), 0u);  // reclaimed
+}
+
+TEST(QueueTest, AckOfAStaleReceiptIsFailedPrecondition) {
+  Harness h;
+  h.Apply(Put("q", {"a", "b"}), 1);
+  auto got = ReplyTo(h.Apply(Get("q"), 2), 2);
+  h.Apply(AckItems{"q", {Receipt(got)}}, 3);
+  auto r = ReplyTo(h.Apply(AckItems{"q", {Receipt(got)}}, 4), 4);
+  EXPECT_EQ(r->status.code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(QueueTest, LeaseExpiryRedeliversAtTheHeadWithTheCountRaised) {
+  Harness h;
+  h.Apply(Put("q", {"a", "b"}), 1);
+  h.Apply(Get("q", 1, kForever, kSecond), 2);
+  h.Advance(kSecond);
+  auto r = ReplyTo(h.Apply(Get("q"), 3), 3);
+  ASSERT_TRUE(r->ok());
+  const auto& item = std::get<GotItems>(r->value).items.at(0);
+  EXPECT_EQ(item.data, "a");
+  EXPECT_EQ(item.deliveries, 2u);
+}
+
+TEST(QueueTest, NackReturnsToTheHeadAndDeadLettersAfterMaxDeliveries) {
+  Harness h;
+  h.Apply(Put("q", {"poison", "ok"}, kForever, Opts(QueueOrder::kFifo, 100, 2)), 1);
+  auto first = ReplyTo(h.Apply(Get("q"), 2), 2);
+  h.Apply(NackItems{"q", {Receipt(first)}, 0}, 3);
+  auto second = ReplyTo(h.Apply(Get("q"), 4), 4);
+  EXPECT_EQ(Payloads(second), std::vector<std::string>{"poison"});
+  auto nack = ReplyTo(h.Apply(NackItems{"q", {Receipt(second)}, 0}, 5), 5);
+  EXPECT_EQ(std::get<Counted>(nack->value).m, 1u);  // dead-lettered
+  EXPECT_EQ(Payloads(ReplyTo(h.Apply(Get("q"), 6), 6)), std::vector<std::string>{"ok"});
+  GetItems dead = Get("q");
+  dead.dead_letters = true;
+  EXPECT_EQ(Payloads(ReplyTo(h.Apply(dead, 7), 7)), std::vector<std::string>{"poison"});
+}
+
+TEST(QueueTest, SessionEndRedeliversItsItems) {
+  Harness h;
+  uint64_t sid = SessionOf(ReplyTo(h.Apply(OpenSession{10 * kSecond, ""}, 1), 1));
+  h.Apply(Put("q", {"a"}), 2);
+  h.Apply(Get("q", 1, kForever, 0, sid), 3);
+  h.Apply(CloseSession{sid}, 4);
+  auto r = ReplyTo(h.Apply(Get("q"), 5), 5);
+  EXPECT_EQ(Payloads(r), std::vector<std::string>{"a"});
+}
+
+TEST(QueueTest, LostGetReplyPutsItemsBackAtTheHeadUncounted) {
+  Harness h;
+  h.Apply(Put("q", {"a", "b", "c"}), 1);
+  auto got = ReplyTo(h.Apply(Get("q", 2), 2), 2);
+  h.Apply(UndeliverItems{"q", {Receipt(got, 0), Receipt(got, 1)}});
+  auto r = ReplyTo(h.Apply(Get("q", 3), 3), 3);
+  EXPECT_EQ(Payloads(r), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(std::get<GotItems>(r->value).items[0].deliveries, 1u);
+}
+
+TEST(QueueTest, LostPutReplyTakesBackItsQueuedItems) {
+  Harness h;
+  auto put = ReplyTo(h.Apply(Put("q", {"a"}), 1), 1);
+  h.Apply(UndeliverPut{"q", std::get<PutDone>(put->value).item_ids});
+  EXPECT_EQ(h.state.resource_count(), 0u);
+}
+
+TEST(QueueTest, CancelledPutterNoLongerHoldsBackTheLine) {
+  Harness h;
+  h.Apply(Put("q", {"a"}, kForever, Opts(QueueOrder::kFifo, 2)), 1);
+  h.Apply(Put("q", {"b", "c"}, kForever, Opts(QueueOrder::kFifo, 2)), 2);  // waits: needs 2
+  h.Apply(Put("q", {"d"}, kForever, Opts(QueueOrder::kFifo, 2)), 3);       // waits behind it
+  auto out = h.Apply(CancelWait{}, 2);
+  EXPECT_EQ(ReplyTo(out, 2)->status.code(), absl::StatusCode::kCancelled);
+  ASSERT_TRUE(ReplyTo(out, 3).has_value());
+  EXPECT_TRUE(ReplyTo(out, 3)->ok());
+}
+
+TEST(QueueTest, DeleteEndsEveryWaitWithAborted) {
+  Harness h;
+  h.Apply(Get("q"), 1);
+  auto out = h.Apply(DeleteQueue{"q"}, 2);
+  EXPECT_EQ(ReplyTo(out, 1)->status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(h.state.resource_count(), 0u);
+  EXPECT_EQ(h.state.waiter_count(), 0u);
+}
+
+TEST(QueueTest, PurgeRemovesQueuedItemsAndReleasesJoiners) {
+  Harness h;
+  h.Apply(Put("q", {"a", "b"}), 1);
+  h.Apply(JoinQueue{"q", kForever}, 2);
+  auto out = h.Apply(PurgeQueue{"q", false}, 3);
+  EXPECT_EQ(std::get<Counted>(ReplyTo(out, 3)->value).n, 2u);
+  EXPECT_TRUE(ReplyTo(out, 2)->ok());
+}
+
+}  // namespace
+}  // namespace baton::apply
