@@ -20,6 +20,10 @@ TestServer::TestServer(rpc::ServerOptions options) {
   locks = v1::Locks::NewStub(channel);
   semaphores = v1::Semaphores::NewStub(channel);
   events = v1::Events::NewStub(channel);
+  queues = v1::Queues::NewStub(channel);
+  futures = v1::Futures::NewStub(channel);
+  barriers = v1::Barriers::NewStub(channel);
+  conditions = v1::Conditions::NewStub(channel);
   admin = v1::Admin::NewStub(channel);
 }
 

@@ -10,8 +10,12 @@
 #include <string>
 
 #include "baton/v1/admin.grpc.pb.h"
+#include "baton/v1/barrier.grpc.pb.h"
+#include "baton/v1/condition.grpc.pb.h"
 #include "baton/v1/event.grpc.pb.h"
+#include "baton/v1/future.grpc.pb.h"
 #include "baton/v1/lock.grpc.pb.h"
+#include "baton/v1/queue.grpc.pb.h"
 #include "baton/v1/semaphore.grpc.pb.h"
 #include "baton/v1/session.grpc.pb.h"
 #include "service/rpc/server.h"
@@ -36,6 +40,10 @@ class TestServer {
   std::unique_ptr<v1::Locks::Stub> locks;
   std::unique_ptr<v1::Semaphores::Stub> semaphores;
   std::unique_ptr<v1::Events::Stub> events;
+  std::unique_ptr<v1::Queues::Stub> queues;
+  std::unique_ptr<v1::Futures::Stub> futures;
+  std::unique_ptr<v1::Barriers::Stub> barriers;
+  std::unique_ptr<v1::Conditions::Stub> conditions;
   std::unique_ptr<v1::Admin::Stub> admin;
 
  private:

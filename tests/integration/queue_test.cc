@@ -1,0 +1,199 @@
+// Queues, futures, barriers and conditions over real gRPC on loopback.
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "integration/test_server.h"
+
+namespace baton::testing {
+namespace {
+
+v1::PutRequest PutText(const std::string& name, std::vector<std::string> texts) {
+  v1::PutRequest req;
+  req.set_name(name);
+  for (auto& t : texts) req.add_items()->set_text(t);
+  return req;
+}
+
+TEST(QueueIntegrationTest, GetBlocksUntilAPutThenAckFinishesAndJoinReturns) {
+  TestServer t;
+  uint64_t session = OpenSession(t);
+  grpc::Status got_status;
+  v1::GetResponse got;
+  std::thread consumer([&] {
+    v1::GetRequest g;
+    g.set_name("jobs");
+    g.set_session_id(session);
+    got_status = t.queues->Get(Context().get(), g, &got);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  v1::PutResponse put;
+  ASSERT_TRUE(t.queues->Put(Context().get(), PutText("jobs", {"resize 42.png"}), &put).ok());
+  consumer.join();
+  ASSERT_TRUE(got_status.ok()) << got_status.error_message();
+  ASSERT_EQ(got.items_size(), 1);
+  EXPECT_EQ(got.items(0).text(), "resize 42.png");
+  EXPECT_EQ(got.outcome(), v1::GRANT_OUTCOME_AFTER_WAIT);
+
+  grpc::Status joined;
+  std::thread joiner([&] {
+    v1::JoinRequest j;
+    j.set_name("jobs");
+    v1::JoinResponse jr;
+    joined = t.queues->Join(Context().get(), j, &jr);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  v1::AckRequest ack;
+  ack.set_name("jobs");
+  ack.add_receipts(got.items(0).receipt());
+  v1::AckResponse ar;
+  ASSERT_TRUE(t.queues->Ack(Context().get(), ack, &ar).ok());
+  EXPECT_EQ(ar.unfinished(), 0u);
+  joiner.join();
+  EXPECT_TRUE(joined.ok()) << joined.error_message();
+}
+
+TEST(QueueIntegrationTest, ACancelledGetLosesNoItem) {
+  TestServer t;
+  // Park a Get, cancel it, then put: the item must go to the next getter.
+  {
+    grpc::ClientContext ctx;
+    v1::GetRequest g;
+    g.set_name("q");
+    *g.mutable_ttl() = Millis(30'000);
+    v1::GetResponse r;
+    std::thread cancel([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      ctx.TryCancel();
+    });
+    grpc::Status s = t.queues->Get(&ctx, g, &r);
+    cancel.join();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED);
+  }
+  v1::PutResponse put;
+  ASSERT_TRUE(t.queues->Put(Context().get(), PutText("q", {"x"}), &put).ok());
+  v1::GetRequest g;
+  g.set_name("q");
+  *g.mutable_ttl() = Millis(30'000);
+  *g.mutable_timeout() = Millis(0);
+  v1::GetResponse r;
+  grpc::Status s = t.queues->Get(Context().get(), g, &r);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(r.items(0).text(), "x");
+}
+
+TEST(QueueIntegrationTest, BadInputIsInvalidArgument) {
+  TestServer t;
+  v1::PutResponse put;
+  EXPECT_EQ(t.queues->Put(Context().get(), PutText("q", {}), &put).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::GetRequest g;
+  g.set_name("q");
+  v1::GetResponse r;
+  EXPECT_EQ(t.queues->Get(Context().get(), g, &r).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);  // no owner
+  g.set_max_items(5000);
+  *g.mutable_ttl() = Millis(1000);
+  EXPECT_EQ(t.queues->Get(Context().get(), g, &r).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::PutRequest big = PutText("small", {std::string(100, 'x')});
+  big.mutable_options()->set_max_item_bytes(10);
+  EXPECT_EQ(t.queues->Put(Context().get(), big, &put).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::AckRequest ack;
+  ack.set_name("q");
+  v1::AckResponse ar;
+  EXPECT_EQ(t.queues->Ack(Context().get(), ack, &ar).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST(FutureIntegrationTest, ManyAwaitersGetOneResult) {
+  TestServer t;
+  std::vector<std::thread> awaiters;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i) {
+    awaiters.emplace_back([&] {
+      v1::AwaitFutureRequest a;
+      a.set_name("report");
+      v1::AwaitFutureResponse r;
+      if (t.futures->Await(Context().get(), a, &r).ok() && r.text() == "done") ++ok;
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  v1::SetResultRequest set;
+  set.set_name("report");
+  set.set_text("done");
+  v1::SetResultResponse sr;
+  ASSERT_TRUE(t.futures->SetResult(Context().get(), set, &sr).ok());
+  for (auto& th : awaiters) th.join();
+  EXPECT_EQ(ok.load(), 4);
+  EXPECT_EQ(t.futures->SetResult(Context().get(), set, &sr).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST(BarrierIntegrationTest, PartiesLeaveTogetherWithDistinctIndices) {
+  TestServer t;
+  std::vector<std::thread> parties;
+  std::mutex mu;
+  std::set<uint32_t> indices;
+  for (int i = 0; i < 3; ++i) {
+    parties.emplace_back([&] {
+      v1::BarrierWaitRequest w;
+      w.set_name("checkpoint");
+      w.set_parties(3);
+      v1::BarrierWaitResponse r;
+      grpc::Status s = t.barriers->Wait(Context().get(), w, &r);
+      EXPECT_TRUE(s.ok()) << s.error_message();
+      std::lock_guard<std::mutex> l(mu);
+      indices.insert(r.index());
+    });
+  }
+  for (auto& th : parties) th.join();
+  EXPECT_EQ(indices, (std::set<uint32_t>{0, 1, 2}));
+}
+
+TEST(ConditionIntegrationTest, NotifyWakesAWaiterWhoHoldsTheLockAgain) {
+  TestServer t;
+  uint64_t a = OpenSession(t), b = OpenSession(t);
+  auto acquire = [&](uint64_t session) {
+    v1::AcquireLockRequest req;
+    req.set_name("orders");
+    req.set_session_id(session);
+    v1::AcquireLockResponse resp;
+    EXPECT_TRUE(t.locks->Acquire(Context().get(), req, &resp).ok());
+    return resp.token();
+  };
+  uint64_t ta = acquire(a);
+  v1::ConditionWaitResponse waited;
+  grpc::Status ws;
+  std::thread waiter([&] {
+    v1::ConditionWaitRequest w;
+    w.set_lock("orders");
+    w.set_condition("non-empty");
+    w.set_token(ta);
+    w.set_session_id(a);
+    ws = t.conditions->Wait(Context().get(), w, &waited);
+  });
+  uint64_t tb = acquire(b);  // possible only because Wait released the lock
+  v1::NotifyRequest n;
+  n.set_lock("orders");
+  n.set_condition("non-empty");
+  n.set_token(tb);
+  n.set_session_id(b);
+  v1::NotifyResponse nr;
+  ASSERT_TRUE(t.conditions->Notify(Context().get(), n, &nr).ok());
+  EXPECT_EQ(nr.woken(), 1u);
+  v1::ReleaseLockRequest rel;
+  rel.set_name("orders");
+  rel.set_token(tb);
+  rel.set_session_id(b);
+  v1::ReleaseLockResponse rr;
+  ASSERT_TRUE(t.locks->Release(Context().get(), rel, &rr).ok());
+  waiter.join();
+  ASSERT_TRUE(ws.ok()) << ws.error_message();
+  EXPECT_EQ(waited.outcome(), v1::CONDITION_OUTCOME_NOTIFIED);
+  EXPECT_GT(waited.token(), tb);
+}
+
+}  // namespace
+}  // namespace baton::testing
