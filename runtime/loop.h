@@ -110,9 +110,9 @@ class Loop {
   std::deque<Work> local_;
 
   std::mutex mu_;
-  std::vector<Work> posted_;      // guarded by mu_
-  bool alarm_armed_ = false;      // guarded by mu_
-  bool queue_open_ = true;        // guarded by mu_: false once ShutdownQueue ran
+  std::vector<Work> posted_;  // guarded by mu_
+  bool alarm_armed_ = false;  // guarded by mu_
+  bool queue_open_ = true;    // guarded by mu_: false once ShutdownQueue ran
   grpc::Alarm wake_alarm_;
   WakeTag wake_tag_{this};
 

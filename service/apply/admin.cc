@@ -91,8 +91,7 @@ void ShardState::Do(const DescribeResource& c, OpRef origin, Time now, Effects& 
       s.total_acked = q.total_acked;
       for (const auto& [receipt, f] : q.in_flight_items()) {
         info.holders.push_back(HolderInfo{receipt, f.session, 1, now - f.item.enqueued,
-                                          f.expires == kForever ? kForever : f.expires - now,
-                                          ""});
+                                          f.expires == kForever ? kForever : f.expires - now, ""});
       }
       break;
     }

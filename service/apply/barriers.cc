@@ -22,8 +22,8 @@ void ShardState::Do(const BarrierWait& c, OpRef origin, Time now, Effects& out) 
   auto found = Lookup(c.name, Kind::kBarrier, /*create=*/false, 0);
   if (!found.ok()) return fail(found.status());
   if (*found == nullptr && c.parties == 0) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-        "barrier '", c.name, "' does not exist yet: give its parties on first use")));
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("barrier '", c.name, "' does not exist yet: give its parties on first use")));
   }
   auto r = Lookup(c.name, Kind::kBarrier, /*create=*/true, c.parties);
   if (!r.ok()) return fail(r.status());
@@ -53,9 +53,9 @@ void ShardState::Do(const BarrierWait& c, OpRef origin, Time now, Effects& out) 
     // Not waiting counts as leaving early: the barrier breaks, as a waiter
     // that times out breaks it in asyncio.
     BreakBarrier(c.name, b, "a party gave up without waiting (zero timeout)", out);
-    return fail(absl::DeadlineExceededError(absl::StrCat(
-        "barrier '", c.name, "' has ", b.next_index(), " of ", b.parties(),
-        " parties; it is now broken")));
+    return fail(absl::DeadlineExceededError(absl::StrCat("barrier '", c.name, "' has ",
+                                                         b.next_index(), " of ", b.parties(),
+                                                         " parties; it is now broken")));
   }
   if (absl::Status s = CheckCanPark(**r, c.name); !s.ok()) {
     MaybeReclaim(c.name);

@@ -29,11 +29,11 @@ enum class Kind { kLock, kSemaphore, kEvent, kQueue, kFuture, kBarrier };
 struct AcquirePermits {
   Kind kind = Kind::kLock;  // kLock or kSemaphore
   std::string name;
-  int64_t capacity = 1;     // semaphores: declared capacity, 0 = as existing
+  int64_t capacity = 1;  // semaphores: declared capacity, 0 = as existing
   int64_t count = 1;
-  uint64_t session = 0;     // owner session, 0: none
-  Duration lease = 0;       // lease TTL, 0: none
-  Time deadline = kForever; // <= now: try once
+  uint64_t session = 0;      // owner session, 0: none
+  Duration lease = 0;        // lease TTL, 0: none
+  Time deadline = kForever;  // <= now: try once
   std::string request_id;
 };
 
@@ -177,7 +177,7 @@ struct ConditionWait {
   std::string condition;
   uint64_t token = 0;
   uint64_t session = 0;
-  Duration lease = 0;  // for the re-acquired lock; 0: as the holding had
+  Duration lease = 0;        // for the re-acquired lock; 0: as the holding had
   Time deadline = kForever;  // of the wait for a notify
 };
 struct Notify {
@@ -248,9 +248,9 @@ using Command =
     std::variant<AcquirePermits, ReleasePermits, RefreshPermits, Undeliver, SetEvent, ClearEvent,
                  WaitEvent, WatchEvent, UnwatchEvent, CancelWait, OpenSession, KeepAlive,
                  AttachStream, DetachStream, CloseSession, DescribeSession, SessionStarted,
-                 SessionEnded, ListResources, DescribeResource, BeginShutdown, PutItems,
-                 GetItems, AckItems, NackItems, JoinQueue, PurgeQueue, DeleteQueue,
-                 UndeliverItems, UndeliverPut, CompleteFuture, AwaitFuture, BarrierWait,
-                 AbortBarrier, ResetBarrier, ConditionWait, Notify>;
+                 SessionEnded, ListResources, DescribeResource, BeginShutdown, PutItems, GetItems,
+                 AckItems, NackItems, JoinQueue, PurgeQueue, DeleteQueue, UndeliverItems,
+                 UndeliverPut, CompleteFuture, AwaitFuture, BarrierWait, AbortBarrier, ResetBarrier,
+                 ConditionWait, Notify>;
 
 }  // namespace baton::apply

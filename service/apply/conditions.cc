@@ -70,8 +70,8 @@ void ShardState::Do(const Notify& c, OpRef origin, Time now, Effects& out) {
   auto r = Lookup(c.lock, Kind::kLock, /*create=*/false, 0);
   if (!r.ok()) return fail(r.status());
   if (*r == nullptr) {
-    return fail(absl::FailedPreconditionError(absl::StrCat(
-        "lock '", c.lock, "' is not held; notify needs the lock, as in asyncio")));
+    return fail(absl::FailedPreconditionError(
+        absl::StrCat("lock '", c.lock, "' is not held; notify needs the lock, as in asyncio")));
   }
   Resource& lock = **r;
   auto held = lock.pool().FindOwned(c.token, c.session, absl::StrCat("lock '", c.lock, "'"));

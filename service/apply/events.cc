@@ -21,12 +21,11 @@ void ShardState::Do(const SetEvent& c, OpRef origin, Time, Effects& out) {
   std::vector<Waiter> woken = e.Set();
   for (const Waiter& w : woken) {
     Unpark(c.name, w);
-    out.push_back(
-        Reply{w.op, Result::Ok(EventOutcome{false, true, 0, GrantHow::kAfterWait})});
+    out.push_back(Reply{w.op, Result::Ok(EventOutcome{false, true, 0, GrantHow::kAfterWait})});
   }
   if (!was_set) NotifyWatchers(e, out);
-  out.push_back(Reply{origin, Result::Ok(EventOutcome{was_set, true,
-                                                      static_cast<uint32_t>(woken.size())})});
+  out.push_back(
+      Reply{origin, Result::Ok(EventOutcome{was_set, true, static_cast<uint32_t>(woken.size())})});
 }
 
 void ShardState::Do(const ClearEvent& c, OpRef origin, Time, Effects& out) {

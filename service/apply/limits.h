@@ -10,17 +10,17 @@
 namespace baton::apply {
 
 struct Limits {
-  int64_t max_resources = 1'000'000;        // live names on this shard
-  int64_t max_sessions = 100'000;           // sessions homed on this shard
-  int64_t max_waiters = 1'000'000;          // pending waits on this shard
+  int64_t max_resources = 1'000'000;  // live names on this shard
+  int64_t max_sessions = 100'000;     // sessions homed on this shard
+  int64_t max_waiters = 1'000'000;    // pending waits on this shard
   int64_t max_waiters_per_resource = 100'000;
-  int64_t max_capacity = 1'000'000'000;     // semaphore permits
+  int64_t max_capacity = 1'000'000'000;  // semaphore permits
   Duration max_session_ttl = 3600 * kSecond;
   Duration min_session_ttl = kSecond;
   Duration max_lease = 24 * 3600 * kSecond;
-  uint32_t max_queue_items = 1'000'000;     // a queue's maxsize, and its default
-  uint32_t max_item_bytes = 1 << 20;        // a queue item's size, and its default
-  uint64_t max_queue_bytes = 256ull << 20;  // payload bytes held by all queues on this shard
+  uint32_t max_queue_items = 1'000'000;        // a queue's maxsize, and its default
+  uint32_t max_item_bytes = 1 << 20;           // a queue item's size, and its default
+  uint64_t max_queue_bytes = 256ull << 20;     // payload bytes held by all queues on this shard
   Duration future_retention = 3600 * kSecond;  // default time a done future is kept
   Duration max_retention = 7 * 24 * 3600 * kSecond;
 };

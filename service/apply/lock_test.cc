@@ -220,8 +220,7 @@ TEST(LockTest, ShutdownEndsWaitsWithUnavailableAndRefusesNewOnes) {
   h.Apply(LockCmd("a"), 2);
   auto out = h.Apply(BeginShutdown{});
   EXPECT_EQ(ReplyTo(out, 2)->status.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(ReplyTo(h.Apply(LockCmd("b"), 3), 3)->status.code(),
-            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ReplyTo(h.Apply(LockCmd("b"), 3), 3)->status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(h.state.waiter_count(), 0u);
 }
 

@@ -13,7 +13,9 @@ namespace {
 
 const char* What(Kind k) { return k == Kind::kLock ? "lock" : "semaphore"; }
 
-Duration ExpiresIn(Time expires, Time now) { return expires == kForever ? kForever : expires - now; }
+Duration ExpiresIn(Time expires, Time now) {
+  return expires == kForever ? kForever : expires - now;
+}
 
 }  // namespace
 
@@ -37,17 +39,17 @@ void ShardState::GrantHolding(const std::string& name, PermitPool& pool, uint64_
   }
   Ref(session, name);
   const Holding& held = pool.Grant(std::move(h));
-  out.push_back(Reply{op, Result::Ok(Granted{held.token, held.count, pool.available(), how,
-                                             ExpiresIn(held.expires, now), held.delivery,
-                                             condition_outcome})});
+  out.push_back(Reply{
+      op, Result::Ok(Granted{held.token, held.count, pool.available(), how,
+                             ExpiresIn(held.expires, now), held.delivery, condition_outcome})});
 }
 
 int ShardState::GrantWaiters(const std::string& name, PermitPool& pool, Time now, Effects& out) {
   std::vector<Waiter> ready = pool.PopGrantable();
   for (const Waiter& w : ready) {
     Unpark(name, w);
-    GrantHolding(name, pool, w.session, w.count, w.lease, w.request_id, w.op,
-                 GrantHow::kAfterWait, now, out, w.condition_outcome);
+    GrantHolding(name, pool, w.session, w.count, w.lease, w.request_id, w.op, GrantHow::kAfterWait,
+                 now, out, w.condition_outcome);
   }
   return static_cast<int>(ready.size());
 }
@@ -78,9 +80,9 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
                      ", not ", c.capacity, " (pass 0 to use the declared capacity)")));
   }
   if (c.count > pool.capacity()) {
-    absl::Status error = absl::InvalidArgumentError(absl::StrCat(
-        "count ", c.count, " exceeds the capacity ", pool.capacity(), " of semaphore '", c.name,
-        "'"));
+    absl::Status error =
+        absl::InvalidArgumentError(absl::StrCat("count ", c.count, " exceeds the capacity ",
+                                                pool.capacity(), " of semaphore '", c.name, "'"));
     MaybeReclaim(c.name);  // may free `pool`: build the message first
     return fail(std::move(error));
   }
@@ -88,9 +90,9 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
     // This reply now carries the holding: a lost earlier reply must no
     // longer roll it back, but a loss of this one must.
     h->delivery = next_delivery_++;
-    out.push_back(Reply{origin, Result::Ok(Granted{h->token, h->count, pool.available(),
-                                                   GrantHow::kReplayed,
-                                                   ExpiresIn(h->expires, now), h->delivery})});
+    out.push_back(
+        Reply{origin, Result::Ok(Granted{h->token, h->count, pool.available(), GrantHow::kReplayed,
+                                         ExpiresIn(h->expires, now), h->delivery})});
     return;
   }
   if (pool.CanGrantNow(c.count)) {
@@ -100,11 +102,10 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
   }
   if (c.deadline <= now) {
     return fail(absl::DeadlineExceededError(
-        c.kind == Kind::kLock
-            ? absl::StrCat("lock '", c.name, "' is held")
-            : absl::StrCat("semaphore '", c.name, "' has ", pool.available(), " of ",
-                           pool.capacity(), " permits free and ", pool.waiters().size(),
-                           " waiters ahead")));
+        c.kind == Kind::kLock ? absl::StrCat("lock '", c.name, "' is held")
+                              : absl::StrCat("semaphore '", c.name, "' has ", pool.available(),
+                                             " of ", pool.capacity(), " permits free and ",
+                                             pool.waiters().size(), " waiters ahead")));
   }
   if (absl::Status s = CheckCanPark(**r, c.name); !s.ok()) return fail(s);
   Waiter w;
@@ -123,17 +124,18 @@ void ShardState::Do(const ReleasePermits& c, OpRef origin, Time now, Effects& ou
   auto r = Lookup(c.name, c.kind, /*create=*/false, 0);
   if (!r.ok()) return fail(r.status());
   if (*r == nullptr) {
-    return fail(absl::FailedPreconditionError(
-        absl::StrCat(What(c.kind), " '", c.name, "' is not held (released, expired, or never "
-                                                 "acquired)")));
+    return fail(
+        absl::FailedPreconditionError(absl::StrCat(What(c.kind), " '", c.name,
+                                                   "' is not held (released, expired, or never "
+                                                   "acquired)")));
   }
   PermitPool& pool = (*r)->pool();
   auto held = pool.FindOwned(c.token, c.session, absl::StrCat(What(c.kind), " '", c.name, "'"));
   if (!held.ok()) return fail(held.status());
   if (c.count > (*held)->count) {
-    return fail(absl::FailedPreconditionError(absl::StrCat(
-        "cannot release ", c.count, " permits of '", c.name, "': holding ", c.token, " has ",
-        (*held)->count)));
+    return fail(absl::FailedPreconditionError(absl::StrCat("cannot release ", c.count,
+                                                           " permits of '", c.name, "': holding ",
+                                                           c.token, " has ", (*held)->count)));
   }
   Holding before = **held;
   int64_t remaining = pool.Return(c.token, c.count);
@@ -148,11 +150,11 @@ void ShardState::Do(const RefreshPermits& c, OpRef origin, Time now, Effects& ou
   auto r = Lookup(c.name, c.kind, /*create=*/false, 0);
   if (!r.ok()) return fail(r.status());
   if (*r == nullptr) {
-    return fail(absl::FailedPreconditionError(
-        absl::StrCat(What(c.kind), " '", c.name, "' is not held")));
+    return fail(
+        absl::FailedPreconditionError(absl::StrCat(What(c.kind), " '", c.name, "' is not held")));
   }
-  auto held = (*r)->pool().FindOwned(c.token, c.session,
-                                     absl::StrCat(What(c.kind), " '", c.name, "'"));
+  auto held =
+      (*r)->pool().FindOwned(c.token, c.session, absl::StrCat(What(c.kind), " '", c.name, "'"));
   if (!held.ok()) return fail(held.status());
   Holding& h = **held;
   if (h.expires != kForever) RemoveTimer(h.expires, TimerKind::kLease, h.token);

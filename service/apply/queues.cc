@@ -162,9 +162,9 @@ void ShardState::Pump(const std::string& name, Queue& q, Time now, Effects& out)
       std::vector<QueueItem> items = std::move(put.items);
       std::vector<Duration> delays = std::move(put.delays);
       std::vector<uint64_t> ids = Enqueue(name, q, std::move(items), delays, now);
-      out.push_back(Reply{w.op, Result::Ok(PutDone{std::move(ids),
-                                                   static_cast<uint32_t>(q.queued()),
-                                                   GrantHow::kAfterWait})});
+      out.push_back(
+          Reply{w.op, Result::Ok(PutDone{std::move(ids), static_cast<uint32_t>(q.queued()),
+                                         GrantHow::kAfterWait})});
       progress = true;
     }
     while (!q.getters.empty() && q.ready() > 0) {
@@ -210,10 +210,10 @@ void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
     return fail(s);
   }
   if (queue_bytes_ + bytes > limits_.max_queue_bytes) {
-    absl::Status s = absl::ResourceExhaustedError(absl::StrCat(
-        "queues on this server hold ", queue_bytes_, " bytes; ", bytes,
-        " more would pass the limit of ", limits_.max_queue_bytes,
-        " per shard (--max_queue_bytes): consume or purge some"));
+    absl::Status s = absl::ResourceExhaustedError(
+        absl::StrCat("queues on this server hold ", queue_bytes_, " bytes; ", bytes,
+                     " more would pass the limit of ", limits_.max_queue_bytes,
+                     " per shard (--max_queue_bytes): consume or purge some"));
     MaybeReclaim(c.name);
     return fail(s);
   }
@@ -229,9 +229,9 @@ void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
   }
   if (q.putters.empty() && q.HasRoom(items.size())) {
     std::vector<uint64_t> ids = Enqueue(c.name, q, std::move(items), delays, now);
-    out.push_back(Reply{origin, Result::Ok(PutDone{std::move(ids),
-                                                   static_cast<uint32_t>(q.queued()),
-                                                   GrantHow::kImmediate})});
+    out.push_back(
+        Reply{origin, Result::Ok(PutDone{std::move(ids), static_cast<uint32_t>(q.queued()),
+                                         GrantHow::kImmediate})});
     Pump(c.name, q, now, out);
     queue_bytes_ = queue_bytes_ + q.bytes() - before;
     return;
@@ -261,8 +261,8 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
   if (*r == nullptr || (c.dead_letters && (*r)->queue().dead() == 0)) {
     // Dead-letter reads never wait: nothing is added to the dead letters by
     // a producer that a reader could wait for.
-    return fail(absl::DeadlineExceededError(
-        absl::StrCat("queue '", c.name, "' has no dead letters")));
+    return fail(
+        absl::DeadlineExceededError(absl::StrCat("queue '", c.name, "' has no dead letters")));
   }
   Queue& q = (*r)->queue();
   uint64_t before = q.bytes();
@@ -328,12 +328,12 @@ void ShardState::Do(const AckItems& c, OpRef origin, Time now, Effects& out) {
   queue_bytes_ = queue_bytes_ + q.bytes() - before;
   MaybeReclaim(c.name);
   if (!stale.empty()) {
-    return out.push_back(Reply{
-        origin, Result::Error(absl::FailedPreconditionError(absl::StrCat(
-                    "acknowledged ", acked, " of ", c.receipts.size(), "; receipt ", stale[0],
-                    stale.size() > 1 ? absl::StrCat(" and ", stale.size() - 1, " more") : "",
-                    " not in flight: acknowledged already, or its lease ran out and the item "
-                    "went back to the queue")))});
+    return out.push_back(
+        Reply{origin, Result::Error(absl::FailedPreconditionError(absl::StrCat(
+                          "acknowledged ", acked, " of ", c.receipts.size(), "; receipt ", stale[0],
+                          stale.size() > 1 ? absl::StrCat(" and ", stale.size() - 1, " more") : "",
+                          " not in flight: acknowledged already, or its lease ran out and the item "
+                          "went back to the queue")))});
   }
   out.push_back(Reply{origin, Result::Ok(Counted{acked, 0, unfinished})});
 }
@@ -379,8 +379,8 @@ void ShardState::Do(const JoinQueue& c, OpRef origin, Time now, Effects& out) {
   }
   Queue& q = (*r)->queue();
   if (c.deadline <= now) {
-    return fail(absl::DeadlineExceededError(absl::StrCat(
-        "queue '", c.name, "' has ", q.unfinished(), " unfinished items")));
+    return fail(absl::DeadlineExceededError(
+        absl::StrCat("queue '", c.name, "' has ", q.unfinished(), " unfinished items")));
   }
   if (absl::Status s = CheckCanPark(q.joiners, c.name); !s.ok()) return fail(s);
   Waiter w;

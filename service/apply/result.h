@@ -43,9 +43,9 @@ struct Refreshed {
 };
 
 struct EventOutcome {
-  bool previous_set = false;  // Set/Clear: state before the call
-  bool set = false;           // state after
-  uint32_t woken = 0;         // Set: waiters released
+  bool previous_set = false;            // Set/Clear: state before the call
+  bool set = false;                     // state after
+  uint32_t woken = 0;                   // Set: waiters released
   GrantHow how = GrantHow::kImmediate;  // Wait
 };
 

@@ -88,8 +88,8 @@ TEST(SemaphoreTest, UndeliveredGrantReturnsItsPermits) {
   auto g = ReplyTo(h.Apply(SemCmd("s", 2, 2), 1), 1);
   h.Apply(SemCmd("s", 2, 1), 2);
   h.Apply(SemCmd("s", 2, 1), 3);
-  auto out = h.Apply(Undeliver{Kind::kSemaphore, "s", TokenOf(g),
-                               std::get<Granted>(g->value).delivery});
+  auto out =
+      h.Apply(Undeliver{Kind::kSemaphore, "s", TokenOf(g), std::get<Granted>(g->value).delivery});
   EXPECT_TRUE(ReplyTo(out, 2)->ok());
   EXPECT_TRUE(ReplyTo(out, 3)->ok());
 }

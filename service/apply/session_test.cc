@@ -70,8 +70,7 @@ TEST(SessionTest, AnOpenStreamKeepsTheSessionAliveAndItsEndRestartsTheTtl) {
   h.Advance(kSecond);
   EXPECT_TRUE(ReplyTo(h.Apply(DescribeSession{s}, 3), 3)->ok());
   h.Advance(kSecond);
-  EXPECT_EQ(ReplyTo(h.Apply(DescribeSession{s}, 4), 4)->status.code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReplyTo(h.Apply(DescribeSession{s}, 4), 4)->status.code(), absl::StatusCode::kNotFound);
 }
 
 TEST(SessionTest, CloseReleasesEverythingAndBroadcastsTheEnd) {

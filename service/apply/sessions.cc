@@ -17,20 +17,17 @@ using primitives::Waiter;
 namespace {
 
 absl::Status SessionNotFound(uint64_t id) {
-  return absl::NotFoundError(
-      absl::StrCat("session ", id, " not found: it was closed, it expired, or it was never "
-                                   "opened; open a new one with Sessions/Open"));
+  return absl::NotFoundError(absl::StrCat("session ", id,
+                                          " not found: it was closed, it expired, or it was never "
+                                          "opened; open a new one with Sessions/Open"));
 }
 
 }  // namespace
 
 SessionInfo ShardState::Info(uint64_t id, const Session& s, Time now) const {
-  return SessionInfo{id,
-                     s.label,
-                     s.ttl,
-                     s.expires == kForever ? kForever : s.expires - now,
-                     now - s.created,
-                     s.streams};
+  return SessionInfo{
+      id,       s.label, s.ttl, s.expires == kForever ? kForever : s.expires - now, now - s.created,
+      s.streams};
 }
 
 void ShardState::Do(const OpenSession& c, OpRef origin, Time now, Effects& out) {

@@ -37,8 +37,8 @@ class Cluster;
 
 class Shard final : public runtime::TimerSource {
  public:
-  Shard(uint32_t index, uint32_t shard_count, Cluster* cluster, runtime::Loop* loop,
-        Limits limits, int64_t token_offset, uint64_t id_base);
+  Shard(uint32_t index, uint32_t shard_count, Cluster* cluster, runtime::Loop* loop, Limits limits,
+        int64_t token_offset, uint64_t id_base);
 
   uint32_t index() const { return index_; }
   runtime::Loop& loop() { return *loop_; }

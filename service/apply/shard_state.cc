@@ -93,9 +93,8 @@ absl::StatusOr<ShardState::Resource*> ShardState::Lookup(const std::string& name
   auto it = resources_.find(name);
   if (it != resources_.end()) {
     if (it->second.kind != kind) {
-      return absl::FailedPreconditionError(absl::StrCat("'", name, "' is a ",
-                                                        KindName(it->second.kind), ", not a ",
-                                                        KindName(kind)));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "'", name, "' is a ", KindName(it->second.kind), ", not a ", KindName(kind)));
     }
     return &it->second;
   }
@@ -133,9 +132,8 @@ absl::Status ShardState::CheckCanPark(primitives::WaiterQueue& line,
                                                      limits_.max_waiters_per_resource, ")"));
   }
   if (static_cast<int64_t>(waiters_by_id_.size()) >= limits_.max_waiters) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("too many pending waits on this server (limit ", limits_.max_waiters,
-                     " per shard)"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "too many pending waits on this server (limit ", limits_.max_waiters, " per shard)"));
   }
   return absl::OkStatus();
 }
@@ -263,9 +261,7 @@ void ShardState::RemoveTimer(Time at, TimerKind kind, uint64_t id) {
   timers_.erase(TimerKey{at, kind, id});
 }
 
-Time ShardState::NextDeadline() const {
-  return timers_.empty() ? kForever : timers_.begin()->at;
-}
+Time ShardState::NextDeadline() const { return timers_.empty() ? kForever : timers_.begin()->at; }
 
 void ShardState::OnTimer(Time now, Effects& out) {
   while (!timers_.empty() && timers_.begin()->at <= now) {
@@ -323,8 +319,8 @@ void ShardState::Do(const BeginShutdown&, OpRef, Time, Effects& out) {
     if (r.kind == Kind::kEvent) {
       auto watchers = r.event().watchers();
       for (auto [shard, id] : watchers) {
-        out.push_back(Reply{OpRef{shard, id},
-                            Result::Error(absl::UnavailableError("server shutting down"))});
+        out.push_back(
+            Reply{OpRef{shard, id}, Result::Error(absl::UnavailableError("server shutting down"))});
         r.event().RemoveWatcher(OpRef{shard, id});
       }
     }

@@ -81,8 +81,8 @@ class ShardState {
 
   struct Resource {
     Kind kind;
-    std::variant<primitives::PermitPool, primitives::Event, primitives::Queue,
-                 primitives::Future, primitives::Barrier>
+    std::variant<primitives::PermitPool, primitives::Event, primitives::Queue, primitives::Future,
+                 primitives::Barrier>
         state;
     // Locks only: the waiters of each condition bound to the lock.
     absl::btree_map<std::string, primitives::WaiterQueue> conditions;
@@ -188,8 +188,7 @@ class ShardState {
   // (or, for a condition waiter that timed out, moves it on to re-acquire
   // the lock), and lets the resource react: a semaphore grants the waiters
   // that now fit, a queue lets the next putters in, a barrier breaks.
-  void RemoveWaiter(const std::string& name, uint64_t id, EndReason why, Time now,
-                    Effects& out);
+  void RemoveWaiter(const std::string& name, uint64_t id, EndReason why, Time now, Effects& out);
 
   // Queues (queues.cc).
   absl::StatusOr<Resource*> LookupQueue(const std::string& name,
@@ -199,15 +198,14 @@ class ShardState {
   std::vector<uint64_t> Enqueue(const std::string& name, primitives::Queue& q,
                                 std::vector<primitives::QueueItem> items,
                                 const std::vector<Duration>& delays, Time now);
-  std::vector<DeliveredItem> TakeItems(const std::string& name, primitives::Queue& q,
-                                       uint32_t max, bool dead, uint64_t session,
-                                       Duration lease, Time now);
+  std::vector<DeliveredItem> TakeItems(const std::string& name, primitives::Queue& q, uint32_t max,
+                                       bool dead, uint64_t session, Duration lease, Time now);
   // An in-flight item comes back: redelivered at the head (or after
   // `delay`), or dead-lettered once it has had max_deliveries. `counted`:
   // the delivery reached the consumer (false for a lost reply).
   // Returns true if it was dead-lettered.
-  bool ReturnItem(const std::string& name, primitives::Queue& q, uint64_t receipt,
-                  bool counted, Duration delay, Time now);
+  bool ReturnItem(const std::string& name, primitives::Queue& q, uint64_t receipt, bool counted,
+                  Duration delay, Time now);
   // Serves putters and getters while they can be served, then joiners.
   void Pump(const std::string& name, primitives::Queue& q, Time now, Effects& out);
   void ExpireInFlight(uint64_t receipt, Time now, Effects& out);
@@ -224,8 +222,8 @@ class ShardState {
 
   // Conditions (conditions.cc): moves a condition waiter into its lock's
   // line to re-acquire it.
-  void Reacquire(Resource& lock, const std::string& name, primitives::Waiter w,
-                 uint8_t outcome, Time now, Effects& out);
+  void Reacquire(Resource& lock, const std::string& name, primitives::Waiter w, uint8_t outcome,
+                 Time now, Effects& out);
 
   // Permits.
   void GrantHolding(const std::string& name, primitives::PermitPool& pool, uint64_t session,
@@ -259,12 +257,12 @@ class ShardState {
   absl::btree_map<std::string, Resource> resources_;
   absl::flat_hash_map<OpRef, WaiterLoc> waiters_by_op_;
   absl::flat_hash_map<uint64_t, WaiterLoc> waiters_by_id_;
-  absl::flat_hash_map<uint64_t, std::string> lease_names_;  // token -> name, leased holdings
+  absl::flat_hash_map<uint64_t, std::string> lease_names_;    // token -> name, leased holdings
   absl::flat_hash_map<uint64_t, std::string> receipt_names_;  // in-flight receipt -> queue
   absl::flat_hash_map<uint64_t, std::string> delayed_names_;  // delayed item id -> queue
   absl::flat_hash_map<uint64_t, std::string> future_names_;   // retention timer -> future
-  absl::btree_map<uint64_t, Session> sessions_;             // homed here
-  absl::flat_hash_set<uint64_t> live_sessions_;             // alive anywhere
+  absl::btree_map<uint64_t, Session> sessions_;               // homed here
+  absl::flat_hash_set<uint64_t> live_sessions_;               // alive anywhere
   // Per session: resources on this shard where it holds or waits, with how
   // many holdings + waiters it has there.
   absl::flat_hash_map<uint64_t, absl::btree_map<std::string, int64_t>> session_refs_;

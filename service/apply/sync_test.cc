@@ -21,8 +21,7 @@ FutureValue Value(FutureState state, std::string value = "", int32_t code = 0,
 }
 
 CompleteFuture Result_(std::string name, std::string value, Duration retention = 0) {
-  return CompleteFuture{std::move(name), Value(FutureState::kResult, std::move(value)),
-                        retention};
+  return CompleteFuture{std::move(name), Value(FutureState::kResult, std::move(value)), retention};
 }
 
 FutureOutcome Outcome(const std::optional<Result>& r) {
@@ -41,8 +40,7 @@ TEST(FutureTest, EveryAwaiterGetsTheResult) {
   EXPECT_EQ(Outcome(ReplyTo(out, 2)).value.value, "42");
   EXPECT_EQ(Outcome(ReplyTo(out, 3)).woken, 2u);
   // Later awaiters get it at once.
-  EXPECT_EQ(Outcome(ReplyTo(h.Apply(AwaitFuture{"f", 0, h.now}, 4), 4)).how,
-            GrantHow::kImmediate);
+  EXPECT_EQ(Outcome(ReplyTo(h.Apply(AwaitFuture{"f", 0, h.now}, 4), 4)).how, GrantHow::kImmediate);
 }
 
 TEST(FutureTest, SettingADoneFutureIsFailedPrecondition) {

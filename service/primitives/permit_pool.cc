@@ -23,14 +23,13 @@ absl::StatusOr<Holding*> PermitPool::FindOwned(uint64_t token, uint64_t session,
                                                const std::string& what) {
   auto it = holdings_.find(token);
   if (it == holdings_.end()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(what, " is not held under token ", token,
-                     " (released, expired, or never granted)"));
+    return absl::FailedPreconditionError(absl::StrCat(what, " is not held under token ", token,
+                                                      " (released, expired, or never granted)"));
   }
   if (it->second.session != session) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(what, " token ", token, " is held by session ", it->second.session,
-                     ", not by session ", session));
+    return absl::FailedPreconditionError(absl::StrCat(what, " token ", token,
+                                                      " is held by session ", it->second.session,
+                                                      ", not by session ", session));
   }
   return &it->second;
 }

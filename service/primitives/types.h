@@ -44,11 +44,11 @@ struct Waiter {
 
 // One grant of a lock or of semaphore permits.
 struct Holding {
-  uint64_t token = 0;        // fencing token; identifies the holding
-  uint64_t session = 0;      // owning session, 0 for none
+  uint64_t token = 0;    // fencing token; identifies the holding
+  uint64_t session = 0;  // owning session, 0 for none
   int64_t count = 1;
   Time since = 0;
-  Time expires = kForever;   // lease end; kForever without a lease
+  Time expires = kForever;  // lease end; kForever without a lease
   std::string request_id;
   // Identifies the latest reply that carried this holding to a client (a
   // grant, or a replay of it). A rollback applies only to the latest one.

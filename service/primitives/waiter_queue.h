@@ -90,9 +90,9 @@ class WaiterQueue {
   auto end() const { return by_seq_.end(); }
 
  private:
-  absl::btree_map<uint64_t, Waiter> by_seq_;  // arrival order
+  absl::btree_map<uint64_t, Waiter> by_seq_;    // arrival order
   absl::btree_map<uint64_t, uint64_t> seq_of_;  // waiter id -> seq
-  uint64_t next_seq_ = 1ull << 62;  // room below for PushFront
+  uint64_t next_seq_ = 1ull << 62;              // room below for PushFront
 };
 
 }  // namespace baton::primitives

@@ -73,8 +73,7 @@ runtime::Task<void> List(Env& env, ListCall& call) {
     more = more || page.more;
     for (auto& item : page.resources) all.push_back(std::move(item));
   }
-  std::sort(all.begin(), all.end(),
-            [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   if (all.size() > cmd.limit) {
     all.resize(cmd.limit);
     more = true;

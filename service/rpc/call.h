@@ -164,8 +164,8 @@ class UnaryCall final : public CallBase {
   // the Finish went to the wire and the call was not cancelled, decided once
   // both the Finish tag and the done tag are back (their order varies).
   runtime::Task<bool> Reply(Resp response) {
-    bool ok = co_await runtime::CqOp(
-        [&](void* tag) { writer.Finish(response, grpc::Status::OK, tag); });
+    bool ok =
+        co_await runtime::CqOp([&](void* tag) { writer.Finish(response, grpc::Status::OK, tag); });
     co_await AwaitDone();
     co_return ok && !ctx.IsCancelled();
   }

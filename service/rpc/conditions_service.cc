@@ -33,8 +33,8 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   uint32_t target = env.cluster->ShardOfName(req.lock());
   std::string lock = req.lock();
-  apply::Command cmd = apply::ConditionWait{req.lock(), req.condition(), req.token(),
-                                            req.session_id(), lease, *deadline};
+  apply::Command cmd = apply::ConditionWait{req.lock(),       req.condition(), req.token(),
+                                            req.session_id(), lease,           *deadline};
   apply::Result r = co_await call.Submit(target, cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status);
   const auto& g = std::get<apply::Granted>(r.value);
@@ -45,7 +45,8 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
   if (g.expires_in != kForever) ToProto(g.expires_in, resp.mutable_expires_in());
   bool delivered = co_await call.Reply(std::move(resp));
   // Nobody got the re-acquired lock: hand it on, as a lost Acquire would.
-  if (!delivered) call.Send(target, apply::Undeliver{apply::Kind::kLock, lock, g.token, g.delivery});
+  if (!delivered)
+    call.Send(target, apply::Undeliver{apply::Kind::kLock, lock, g.token, g.delivery});
 }
 
 runtime::Task<void> DoNotify(Env& env, NotifyCall& call, bool all) {

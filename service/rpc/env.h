@@ -15,7 +15,7 @@ namespace baton::rpc {
 
 struct Env {
   apply::Cluster* cluster = nullptr;
-  apply::Limits limits;  // per shard
+  apply::Limits limits;          // per shard
   int requests_per_method = 32;  // calls pre-posted per method per shard
   // Open KeepAliveStreams per shard: they wait in Read, so shutdown cancels
   // them rather than waiting out its grace period.

@@ -79,7 +79,6 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
   co_await call.Reply(std::move(resp));
 }
 
-
 runtime::Task<void> Watch(Env& env, WatchCall& call) {
   const std::string name = call.request.name();
   absl::Status end = ValidateName(name);

@@ -105,9 +105,8 @@ runtime::Task<void> SemAcquire(Env& env, SemAcquireCall& call) {
   const auto& req = call.request;
   auto cmd = BuildAcquire(env, call.ctx, req, Kind::kSemaphore, call.Now());
   if (cmd.ok() && (req.capacity() < 0 || req.capacity() > env.limits.max_capacity)) {
-    cmd = absl::InvalidArgumentError(absl::StrCat("capacity ", req.capacity(),
-                                                  " is out of range 1..",
-                                                  env.limits.max_capacity));
+    cmd = absl::InvalidArgumentError(
+        absl::StrCat("capacity ", req.capacity(), " is out of range 1..", env.limits.max_capacity));
   }
   if (cmd.ok() && req.has_count() && req.count() <= 0) {
     cmd = absl::InvalidArgumentError(

@@ -46,9 +46,9 @@ absl::StatusOr<std::optional<primitives::QueueOptions>> Options(const Env& env, 
                                                    " (--max_queue_items); 0 means the limit"));
   }
   if (o.max_item_bytes() > env.limits.max_item_bytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_item_bytes ", o.max_item_bytes(), " is over the limit ",
-                     env.limits.max_item_bytes, " (--max_item_bytes); 0 means the limit"));
+    return absl::InvalidArgumentError(absl::StrCat("max_item_bytes ", o.max_item_bytes(),
+                                                   " is over the limit ", env.limits.max_item_bytes,
+                                                   " (--max_item_bytes); 0 means the limit"));
   }
   out.maxsize = o.maxsize() == 0 ? env.limits.max_queue_items : o.maxsize();
   out.max_item_bytes = o.max_item_bytes() == 0 ? env.limits.max_item_bytes : o.max_item_bytes();
@@ -57,7 +57,8 @@ absl::StatusOr<std::optional<primitives::QueueOptions>> Options(const Env& env, 
 }
 
 absl::Status CheckReceipts(const google::protobuf::RepeatedField<uint64_t>& receipts) {
-  if (receipts.empty()) return absl::InvalidArgumentError("receipts is empty: give the receipts from Get");
+  if (receipts.empty())
+    return absl::InvalidArgumentError("receipts is empty: give the receipts from Get");
   if (receipts.size() > static_cast<int>(kMaxBatch)) {
     return absl::InvalidArgumentError(
         absl::StrCat(receipts.size(), " receipts; at most ", kMaxBatch, " per call"));

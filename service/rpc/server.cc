@@ -41,8 +41,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   std::unique_ptr<Server> s(new Server());
   s->options_ = options;
   s->clock_ = options.clock != nullptr ? options.clock : &s->steady_;
-  uint32_t shards = options.shards > 0 ? options.shards
-                                       : std::max(1u, std::thread::hardware_concurrency());
+  uint32_t shards =
+      options.shards > 0 ? options.shards : std::max(1u, std::thread::hardware_concurrency());
 
   apply::Limits limits;
   limits.max_resources = Share(options.max_resources, shards);
@@ -88,8 +88,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   for (uint32_t i = 0; i < shards; ++i) cqs.push_back(builder.AddCompletionQueue());
   s->server_ = builder.BuildAndStart();
   if (!s->server_) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen,
-                                               " (address in use, or not an address?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen, " (address in use, or not an address?)"));
   }
 
   uint64_t base = WallMicros();

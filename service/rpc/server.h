@@ -30,7 +30,7 @@ namespace baton::rpc {
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:7411";  // HOST:PORT; port 0 picks one
-  int shards = 0;                          // 0: one per core
+  int shards = 0;                         // 0: one per core
   // Totals for the whole server; each shard gets an equal share.
   int64_t max_resources = 1'000'000;
   int64_t max_sessions = 100'000;
@@ -38,16 +38,16 @@ struct ServerOptions {
   int64_t max_waiters_per_resource = 100'000;
   Duration max_session_ttl = 3600 * kSecond;
   Duration max_lease = 24 * 3600 * kSecond;
-  uint32_t max_queue_items = 1'000'000;       // a queue's maxsize (and its default)
-  uint32_t max_item_bytes = 1 << 20;          // a queue item (and the default per queue)
-  int64_t max_queue_bytes = 1ll << 30;        // payload bytes in all queues together
-  Duration future_retention = 3600 * kSecond; // default time a done future is kept
+  uint32_t max_queue_items = 1'000'000;        // a queue's maxsize (and its default)
+  uint32_t max_item_bytes = 1 << 20;           // a queue item (and the default per queue)
+  int64_t max_queue_bytes = 1ll << 30;         // payload bytes in all queues together
+  Duration future_retention = 3600 * kSecond;  // default time a done future is kept
   int max_message_bytes = 4 << 20;
-  Duration keepalive_time = 20 * kSecond;    // ping an idle connection this often
-  Duration keepalive_timeout = 10 * kSecond; // and drop it if no ack by then
-  Duration shutdown_grace = 2 * kSecond;     // for in-flight calls to finish
-  int requests_per_method = 32;              // calls pre-posted per method per shard
-  const Clock* clock = nullptr;              // default: steady clock
+  Duration keepalive_time = 20 * kSecond;     // ping an idle connection this often
+  Duration keepalive_timeout = 10 * kSecond;  // and drop it if no ack by then
+  Duration shutdown_grace = 2 * kSecond;      // for in-flight calls to finish
+  int requests_per_method = 32;               // calls pre-posted per method per shard
+  const Clock* clock = nullptr;               // default: steady clock
 };
 
 class Server {

@@ -35,8 +35,8 @@ using Listeners = std::vector<std::unique_ptr<ListenerBase>>;
 // Creates a listener for a unary method on `shard` and posts its first
 // requests.
 template <class CallT, class Service, class RequestMethod>
-void Listen(Env& env, apply::Shard& shard, Listeners& out, RequestMethod method,
-            Service* service, runtime::Task<void> (*handler)(Env&, CallT&)) {
+void Listen(Env& env, apply::Shard& shard, Listeners& out, RequestMethod method, Service* service,
+            runtime::Task<void> (*handler)(Env&, CallT&)) {
   auto listener = std::make_unique<Listener<CallT>>(
       &env, &shard,
       [service, method](CallT& call, grpc::ServerCompletionQueue* cq, void* tag) {

@@ -100,7 +100,6 @@ runtime::Task<void> Describe(Env& env, DescribeCall& call) {
   co_await call.Reply(std::move(resp));
 }
 
-
 runtime::Task<void> KeepAliveStream(Env& env, KeepAliveStreamCall& call) {
   env.streams[call.shard().index()].insert(&call.ctx);
   absl::btree_set<uint64_t> attached;
@@ -143,8 +142,7 @@ void ListenSessions(Env& env, apply::Shard& shard, Services& svc, Listeners& out
   Listen<KeepAliveCall>(env, shard, out, &v1::Sessions::AsyncService::RequestKeepAlive, s,
                         &KeepAliveOnce);
   Listen<CloseCall>(env, shard, out, &v1::Sessions::AsyncService::RequestClose, s, &Close);
-  Listen<DescribeCall>(env, shard, out, &v1::Sessions::AsyncService::RequestDescribe, s,
-                       &Describe);
+  Listen<DescribeCall>(env, shard, out, &v1::Sessions::AsyncService::RequestDescribe, s, &Describe);
   auto stream = std::make_unique<Listener<KeepAliveStreamCall>>(
       &env, &shard,
       [s](KeepAliveStreamCall& call, grpc::ServerCompletionQueue* cq, void* tag) {

@@ -13,8 +13,8 @@ absl::Status ValidateName(const std::string& name, const char* field) {
         absl::StrCat(field, " is empty: name the resource, e.g. \"billing/migrate\""));
   }
   if (name.size() > kMaxNameBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " is ", name.size(),
-                                                   " bytes long; the limit is ", kMaxNameBytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is ", name.size(), " bytes long; the limit is ", kMaxNameBytes));
   }
   for (size_t i = 0; i < name.size(); ++i) {
     auto c = static_cast<unsigned char>(name[i]);

@@ -2,11 +2,10 @@
 // Every function returns INVALID_ARGUMENT with the field and the reason.
 #pragma once
 
-#include <string_view>
-
 #include <grpcpp/server_context.h>
 
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

@@ -145,8 +145,8 @@ TEST(BadInputTest, NameAndWaiterLimitsAreResourceExhausted) {
   TestServer t(o);
   int exhausted = 0;
   for (int i = 0; i < 8; ++i) {
-    exhausted += LockCode(t, Lease("n" + std::to_string(i))) ==
-                 grpc::StatusCode::RESOURCE_EXHAUSTED;
+    exhausted +=
+        LockCode(t, Lease("n" + std::to_string(i))) == grpc::StatusCode::RESOURCE_EXHAUSTED;
   }
   EXPECT_GT(exhausted, 0);
 }

@@ -94,8 +94,7 @@ TEST(QueueIntegrationTest, BadInputIsInvalidArgument) {
             grpc::StatusCode::INVALID_ARGUMENT);  // no owner
   g.set_max_items(5000);
   *g.mutable_ttl() = Millis(1000);
-  EXPECT_EQ(t.queues->Get(Context().get(), g, &r).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(t.queues->Get(Context().get(), g, &r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   v1::PutRequest big = PutText("small", {std::string(100, 'x')});
   big.mutable_options()->set_max_item_bytes(10);
   EXPECT_EQ(t.queues->Put(Context().get(), big, &put).error_code(),

@@ -37,8 +37,7 @@ TEST(SessionIntegrationTest, CloseAbortsWaitsAndReleasesHoldings) {
   v1::DescribeRequest d;
   d.set_name("s/lock");
   v1::DescribeResponse dr;
-  EXPECT_EQ(t.admin->Describe(Context().get(), d, &dr).error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(t.admin->Describe(Context().get(), d, &dr).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(t.sessions->Close(Context().get(), close, &cr).error_code(),
             grpc::StatusCode::NOT_FOUND);
 }

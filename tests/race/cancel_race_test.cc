@@ -63,7 +63,7 @@ class Books {
     std::lock_guard<std::mutex> l(mu_);
     EXPECT_TRUE(tokens_.insert(token).second) << "token " << token << " delivered twice";
   }
-  std::atomic<int64_t> held{0};      // permits (or 0/1 for the lock) believed held
+  std::atomic<int64_t> held{0};  // permits (or 0/1 for the lock) believed held
   std::atomic<int64_t> max_held{0};
   std::atomic<int> grants{0}, recovered{0}, rolled_back_or_lost{0};
 
@@ -148,8 +148,7 @@ TEST(CancelRaceTest, LockIsNeverLeakedOrDoubled) {
   EXPECT_GT(books.grants.load(), 0);
   EXPECT_TRUE(Reclaimed(t, name)) << "lock still held or waited for after every client left";
   std::cout << "lock race: " << books.grants << " grants, " << books.recovered
-            << " recovered by replay, " << books.rolled_back_or_lost
-            << " lost to cancellation\n";
+            << " recovered by replay, " << books.rolled_back_or_lost << " lost to cancellation\n";
 }
 
 TEST(CancelRaceTest, SemaphorePermitsAddUp) {

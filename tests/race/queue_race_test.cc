@@ -152,8 +152,8 @@ TEST(QueueRaceTest, NoItemIsLostOrDeliveredTwice) {
   }
 
   for (const std::string& p : put_ok) {
-    EXPECT_EQ(acked.count(p), 1u) << "item " << p << " (put OK) acknowledged "
-                                  << acked.count(p) << " times";
+    EXPECT_EQ(acked.count(p), 1u) << "item " << p << " (put OK) acknowledged " << acked.count(p)
+                                  << " times";
   }
   for (const std::string& p : put_failed) {
     EXPECT_LE(acked.count(p), 1u) << "item " << p << " (put failed) delivered twice";
@@ -168,8 +168,8 @@ TEST(QueueRaceTest, NoItemIsLostOrDeliveredTwice) {
       << "queue not reclaimed: " << dr.DebugString();
   size_t rolled_back = 0;
   for (const std::string& p : put_failed) rolled_back += acked.count(p) == 0 ? 1 : 0;
-  std::cout << "queue race: " << put_ok.size() << " puts OK, " << put_failed.size()
-            << " failed (" << rolled_back << " taken back), " << acked.size() << " acked\n";
+  std::cout << "queue race: " << put_ok.size() << " puts OK, " << put_failed.size() << " failed ("
+            << rolled_back << " taken back), " << acked.size() << " acked\n";
 }
 
 }  // namespace
