@@ -101,6 +101,24 @@ void ShardState::Do(const DescribeResource& c, OpRef origin, Time now, Effects& 
       if (f.done()) info.retained_for = f.expires() == kForever ? kForever : f.expires() - now;
       break;
     }
+    case Kind::kTimer: {
+      const primitives::Timer& t = r.timer();
+      info.due_in = t.done ? -1 : t.due - now;
+      info.every = t.every;
+      info.fired = t.fired;
+      info.since_fired = t.last_fired < 0 ? -1 : now - t.last_fired;
+      auto action = timer_actions_.find(c.name);
+      if (action != timer_actions_.end() && action->second.second != nullptr) {
+        const Command& cmd = *action->second.second;
+        const char* verb = std::holds_alternative<SetEvent>(cmd)         ? "set_event"
+                           : std::holds_alternative<ClearEvent>(cmd)     ? "clear_event"
+                           : std::holds_alternative<PutItems>(cmd)       ? "put"
+                           : std::holds_alternative<CompleteFuture>(cmd) ? "set_future"
+                                                                         : "action";
+        info.action = absl::StrCat(verb, " ", action->second.first);
+      }
+      break;
+    }
     case Kind::kBarrier: {
       const primitives::Barrier& b = r.barrier();
       info.parties = b.parties();

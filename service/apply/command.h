@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -22,7 +23,7 @@
 
 namespace baton::apply {
 
-enum class Kind { kLock, kSemaphore, kEvent, kQueue, kFuture, kBarrier };
+enum class Kind { kLock, kSemaphore, kEvent, kQueue, kFuture, kBarrier, kTimer };
 
 // --- locks and semaphores (both are permit pools; a lock has capacity 1) ---
 
@@ -189,6 +190,23 @@ struct Notify {
   bool all = false;
 };
 
+// --- timers (timers.cc) ---
+
+struct Command;  // the action a timer fires, below
+struct ScheduleTimer {
+  std::string name;
+  Time due = 0;
+  Duration every = 0;  // 0: one-shot
+  bool replace = false;
+  // What to apply when it fires, and the resource it acts on (which decides
+  // the shard the action goes to).
+  std::string target;
+  std::shared_ptr<const Command> action;
+};
+struct CancelTimer {
+  std::string name;
+};
+
 // --- waits in general ---
 
 // The submitting op's client went away: end its wait with CANCELLED. A no-op
@@ -244,13 +262,20 @@ struct DescribeResource {
 // refused with UNAVAILABLE.
 struct BeginShutdown {};
 
-using Command =
+using CommandVariant =
     std::variant<AcquirePermits, ReleasePermits, RefreshPermits, Undeliver, SetEvent, ClearEvent,
                  WaitEvent, WatchEvent, UnwatchEvent, CancelWait, OpenSession, KeepAlive,
                  AttachStream, DetachStream, CloseSession, DescribeSession, SessionStarted,
                  SessionEnded, ListResources, DescribeResource, BeginShutdown, PutItems, GetItems,
                  AckItems, NackItems, JoinQueue, PurgeQueue, DeleteQueue, UndeliverItems,
                  UndeliverPut, CompleteFuture, AwaitFuture, BarrierWait, AbortBarrier, ResetBarrier,
-                 ConditionWait, Notify>;
+                 ConditionWait, Notify, ScheduleTimer, CancelTimer>;
+
+// A Command is one of the structs above. (A struct rather than an alias, so
+// that a timer's action can name it before it is complete.)
+struct Command : CommandVariant {
+  using CommandVariant::CommandVariant;
+  using CommandVariant::operator=;
+};
 
 }  // namespace baton::apply

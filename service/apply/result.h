@@ -116,6 +116,12 @@ struct ResourceInfo {
   uint32_t parties = 0, arrived = 0;
   bool broken = false;
   uint64_t cycles = 0;
+  // Timers.
+  Duration due_in = -1;  // -1: not scheduled (a one-shot timer that fired)
+  Duration every = 0;
+  uint64_t fired = 0;
+  Duration since_fired = -1;  // -1: never fired
+  std::string action;         // e.g. "set_event cache-warm"
 };
 
 // Queues.
@@ -182,7 +188,14 @@ struct Broadcast {
   Command command;
 };
 
-using Effect = std::variant<Reply, Broadcast>;
+// A command for the shard that owns resource `name` (a timer's action),
+// applied there with no reply expected.
+struct Forward {
+  std::string name;
+  Command command;
+};
+
+using Effect = std::variant<Reply, Broadcast, Forward>;
 using Effects = std::vector<Effect>;
 
 }  // namespace baton::apply

@@ -50,6 +50,8 @@ void Shard::Perform(Effects& effects) {
           to->DeliverHere(id, std::move(r));
         });
       }
+    } else if (auto* f = std::get_if<Forward>(&e)) {
+      Send(cluster_->ShardOfName(f->name), std::move(f->command), OpRef{});
     } else {
       auto& b = std::get<Broadcast>(e);
       for (uint32_t i = 0; i < cluster_->size(); ++i) {

@@ -25,6 +25,8 @@ const char* KindName(Kind k) {
       return "future";
     case Kind::kBarrier:
       return "barrier";
+    case Kind::kTimer:
+      return "timer";
   }
   return "resource";
 }
@@ -113,6 +115,8 @@ absl::StatusOr<ShardState::Resource*> ShardState::Lookup(const std::string& name
     r.state.emplace<primitives::Future>();
   } else if (kind == Kind::kBarrier) {
     r.state.emplace<primitives::Barrier>(static_cast<uint32_t>(capacity));
+  } else if (kind == Kind::kTimer) {
+    r.state.emplace<primitives::Timer>();
   }
   return &resources_.emplace(name, std::move(r)).first->second;
 }
@@ -239,6 +243,7 @@ void ShardState::RemoveWaiter(const std::string& name, uint64_t id, EndReason wh
       break;
     case Kind::kEvent:
     case Kind::kFuture:
+    case Kind::kTimer:
       break;
   }
   MaybeReclaim(name);
@@ -283,6 +288,9 @@ void ShardState::OnTimer(Time now, Effects& out) {
         break;
       case TimerKind::kFutureExpiry:
         ExpireFuture(key.id);
+        break;
+      case TimerKind::kUserTimer:
+        FireTimer(key.id, now, out);
         break;
       case TimerKind::kLease:
         ExpireLease(key.id, now, out);

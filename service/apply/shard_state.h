@@ -34,6 +34,7 @@
 #include "service/primitives/future.h"
 #include "service/primitives/permit_pool.h"
 #include "service/primitives/queue.h"
+#include "service/primitives/timer.h"
 
 namespace baton::apply {
 
@@ -82,7 +83,7 @@ class ShardState {
   struct Resource {
     Kind kind;
     std::variant<primitives::PermitPool, primitives::Event, primitives::Queue, primitives::Future,
-                 primitives::Barrier>
+                 primitives::Barrier, primitives::Timer>
         state;
     // Locks only: the waiters of each condition bound to the lock.
     absl::btree_map<std::string, primitives::WaiterQueue> conditions;
@@ -92,6 +93,7 @@ class ShardState {
     primitives::Queue& queue() { return std::get<primitives::Queue>(state); }
     primitives::Future& future() { return std::get<primitives::Future>(state); }
     primitives::Barrier& barrier() { return std::get<primitives::Barrier>(state); }
+    primitives::Timer& timer() { return std::get<primitives::Timer>(state); }
     bool is_pool() const { return kind == Kind::kLock || kind == Kind::kSemaphore; }
     // The main line.
     primitives::WaiterQueue& waiters();
@@ -107,7 +109,15 @@ class ShardState {
     Time expires = kForever;  // kForever while streams hold it open
     uint32_t streams = 0;
   };
-  enum class TimerKind { kWaiter, kLease, kSession, kQueueDelay, kInFlight, kFutureExpiry };
+  enum class TimerKind {
+    kWaiter,
+    kLease,
+    kSession,
+    kQueueDelay,
+    kInFlight,
+    kFutureExpiry,
+    kUserTimer
+  };
   struct TimerKey {
     Time at;
     TimerKind kind;
@@ -160,6 +170,8 @@ class ShardState {
   void Do(const ResetBarrier& c, OpRef origin, Time now, Effects& out);
   void Do(const ConditionWait& c, OpRef origin, Time now, Effects& out);
   void Do(const Notify& c, OpRef origin, Time now, Effects& out);
+  void Do(const ScheduleTimer& c, OpRef origin, Time now, Effects& out);
+  void Do(const CancelTimer& c, OpRef origin, Time now, Effects& out);
 
   // Resources.
   // The resource `name` of `kind`, created if absent and `create`; errors:
@@ -220,6 +232,11 @@ class ShardState {
   void BreakBarrier(const std::string& name, primitives::Barrier& b, const std::string& why,
                     Effects& out);
 
+  // Timers (timers.cc): fires (or reclaims) the timer whose index entry is
+  // `seq`.
+  void FireTimer(uint64_t seq, Time now, Effects& out);
+  void DropTimer(const std::string& name);
+
   // Conditions (conditions.cc): moves a condition waiter into its lock's
   // line to re-acquire it.
   void Reacquire(Resource& lock, const std::string& name, primitives::Waiter w, uint8_t outcome,
@@ -261,8 +278,12 @@ class ShardState {
   absl::flat_hash_map<uint64_t, std::string> receipt_names_;  // in-flight receipt -> queue
   absl::flat_hash_map<uint64_t, std::string> delayed_names_;  // delayed item id -> queue
   absl::flat_hash_map<uint64_t, std::string> future_names_;   // retention timer -> future
-  absl::btree_map<uint64_t, Session> sessions_;               // homed here
-  absl::flat_hash_set<uint64_t> live_sessions_;               // alive anywhere
+  absl::flat_hash_map<uint64_t, std::string> timer_names_;    // timer seq -> timer name
+  // Each timer's action: the resource it acts on and the command.
+  absl::flat_hash_map<std::string, std::pair<std::string, std::shared_ptr<const Command>>>
+      timer_actions_;
+  absl::btree_map<uint64_t, Session> sessions_;  // homed here
+  absl::flat_hash_set<uint64_t> live_sessions_;  // alive anywhere
   // Per session: resources on this shard where it holds or waits, with how
   // many holdings + waiters it has there.
   absl::flat_hash_map<uint64_t, absl::btree_map<std::string, int64_t>> session_refs_;
@@ -276,6 +297,7 @@ class ShardState {
   uint64_t next_item_id_ = 1;
   uint64_t next_receipt_ = 1;
   uint64_t next_future_timer_ = 1;
+  uint64_t next_timer_seq_ = 1;
   uint64_t queue_bytes_ = 0;  // payload bytes held by this shard's queues
 };
 

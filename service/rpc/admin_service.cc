@@ -51,6 +51,9 @@ runtime::Task<void> List(Env& env, ListCall& call) {
     case v1::RESOURCE_KIND_BARRIER:
       cmd.kind = apply::Kind::kBarrier;
       break;
+    case v1::RESOURCE_KIND_TIMER:
+      cmd.kind = apply::Kind::kTimer;
+      break;
     case v1::RESOURCE_KIND_UNSPECIFIED:
       break;
     default:
@@ -150,6 +153,15 @@ runtime::Task<void> Describe(Env& env, DescribeCall& call) {
         ToProto(info.retained_for, resp.mutable_retained_for());
       }
       break;
+    case apply::Kind::kTimer: {
+      v1::TimerInfo* out = resp.mutable_timer();
+      if (info.due_in >= 0) ToProto(info.due_in, out->mutable_due_in());
+      if (info.every > 0) ToProto(info.every, out->mutable_every());
+      out->set_fired(info.fired);
+      if (info.since_fired >= 0) ToProto(info.since_fired, out->mutable_since_fired());
+      out->set_action(info.action);
+      break;
+    }
     case apply::Kind::kBarrier: {
       v1::BarrierInfo* out = resp.mutable_barrier();
       out->set_parties(info.parties);

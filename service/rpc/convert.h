@@ -36,6 +36,8 @@ inline v1::ResourceKind ToProto(apply::Kind kind) {
       return v1::RESOURCE_KIND_FUTURE;
     case apply::Kind::kBarrier:
       return v1::RESOURCE_KIND_BARRIER;
+    case apply::Kind::kTimer:
+      return v1::RESOURCE_KIND_TIMER;
   }
   return v1::RESOURCE_KIND_UNSPECIFIED;
 }

@@ -14,6 +14,7 @@
 #include "baton/v1/queue.grpc.pb.h"
 #include "baton/v1/semaphore.grpc.pb.h"
 #include "baton/v1/session.grpc.pb.h"
+#include "baton/v1/timer.grpc.pb.h"
 #include "service/rpc/call.h"
 
 namespace baton::rpc {
@@ -27,6 +28,7 @@ struct Services {
   v1::Futures::AsyncService futures;
   v1::Barriers::AsyncService barriers;
   v1::Conditions::AsyncService conditions;
+  v1::Timers::AsyncService timers;
   v1::Admin::AsyncService admin;
 };
 
@@ -54,6 +56,7 @@ void ListenQueues(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 void ListenFutures(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 void ListenBarriers(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 void ListenConditions(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
+void ListenTimers(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 void ListenAdmin(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 
 }  // namespace baton::rpc

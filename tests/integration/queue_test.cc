@@ -196,3 +196,75 @@ TEST(ConditionIntegrationTest, NotifyWakesAWaiterWhoHoldsTheLockAgain) {
 
 }  // namespace
 }  // namespace baton::testing
+
+namespace baton::testing {
+namespace {
+
+TEST(TimerIntegrationTest, ATimerSetsAnEventThatAClientWaitsFor) {
+  TestServer t;
+  v1::ScheduleTimerRequest s;
+  s.set_name("warmup-done");
+  *s.mutable_after() = Millis(150);
+  s.mutable_action()->mutable_set_event()->set_name("cache-warm");
+  v1::ScheduleTimerResponse sr;
+  ASSERT_TRUE(t.timers->Schedule(Context().get(), s, &sr).ok());
+  v1::WaitEventRequest w;
+  w.set_name("cache-warm");
+  v1::WaitEventResponse wr;
+  grpc::Status ws = t.events->Wait(Context(5'000).get(), w, &wr);
+  ASSERT_TRUE(ws.ok()) << ws.error_message();
+  EXPECT_EQ(wr.outcome(), v1::GRANT_OUTCOME_AFTER_WAIT);
+  v1::DescribeRequest d;
+  d.set_name("warmup-done");
+  v1::DescribeResponse dr;
+  ASSERT_TRUE(t.admin->Describe(Context().get(), d, &dr).ok());
+  EXPECT_EQ(dr.timer().fired(), 1u);
+  EXPECT_EQ(dr.timer().action(), "set_event cache-warm");
+}
+
+TEST(TimerIntegrationTest, APeriodicTimerPutsItemsUntilCancelled) {
+  TestServer t;
+  v1::ScheduleTimerRequest s;
+  s.set_name("tick");
+  *s.mutable_after() = Millis(0);
+  *s.mutable_every() = Millis(50);
+  s.mutable_action()->mutable_put()->set_queue("ticks");
+  s.mutable_action()->mutable_put()->mutable_item()->set_text("tick");
+  v1::ScheduleTimerResponse sr;
+  ASSERT_TRUE(t.timers->Schedule(Context().get(), s, &sr).ok());
+  for (int i = 0; i < 3; ++i) {
+    v1::GetRequest g;
+    g.set_name("ticks");
+    *g.mutable_ttl() = Millis(10'000);
+    v1::GetResponse gr;
+    grpc::Status st = t.queues->Get(Context(5'000).get(), g, &gr);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(gr.items(0).text(), "tick");
+  }
+  v1::CancelTimerRequest c;
+  c.set_name("tick");
+  v1::CancelTimerResponse cr;
+  ASSERT_TRUE(t.timers->Cancel(Context().get(), c, &cr).ok());
+  EXPECT_TRUE(cr.cancelled());
+  EXPECT_GE(cr.fired(), 3u);
+}
+
+TEST(TimerIntegrationTest, BadSchedulesAreInvalidArgument) {
+  TestServer t;
+  v1::ScheduleTimerRequest s;
+  s.set_name("bad");
+  v1::ScheduleTimerResponse sr;
+  *s.mutable_after() = Millis(10);
+  EXPECT_EQ(t.timers->Schedule(Context().get(), s, &sr).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);  // no action
+  s.mutable_action()->mutable_set_event()->set_name("not a name");
+  EXPECT_EQ(t.timers->Schedule(Context().get(), s, &sr).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  s.mutable_action()->mutable_set_event()->set_name("ok");
+  s.mutable_at()->set_seconds(1);
+  EXPECT_EQ(t.timers->Schedule(Context().get(), s, &sr).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);  // both after and at
+}
+
+}  // namespace
+}  // namespace baton::testing

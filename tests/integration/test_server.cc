@@ -24,6 +24,7 @@ TestServer::TestServer(rpc::ServerOptions options) {
   futures = v1::Futures::NewStub(channel);
   barriers = v1::Barriers::NewStub(channel);
   conditions = v1::Conditions::NewStub(channel);
+  timers = v1::Timers::NewStub(channel);
   admin = v1::Admin::NewStub(channel);
 }
 
