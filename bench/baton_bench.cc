@@ -1,6 +1,7 @@
 // baton-bench: the end-to-end load tool. Drives Baton, the bare gRPC echo
-// ceiling (baton-echo) or etcd with the same client design and reports
-// rates, latency percentiles and fairness. See docs/benchmarks.md.
+// ceiling (baton-echo) or etcd with the same client design (lock workloads),
+// or Baton, Redis or beanstalkd (queue workload), and reports rates, latency
+// percentiles and fairness. See docs/benchmarks.md.
 //
 // Exit status: 0 when every client ran and something was counted, 1 when a
 // client failed or nothing was counted, 2 on bad flags.
@@ -11,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "bench/driver.h"
 #include "bench/options.h"
+#include "bench/queue_driver.h"
 #include "bench/report.h"
 
 int main(int argc, char** argv) {
@@ -27,7 +29,9 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  const baton::bench::Result result = baton::bench::RunBenchmark(*options);
+  const baton::bench::Result result = options->workload == baton::bench::Workload::kQueue
+                                          ? baton::bench::RunQueueBenchmark(*options)
+                                          : baton::bench::RunBenchmark(*options);
   const std::string report = options->json ? baton::bench::FormatJson(*options, result)
                                            : baton::bench::FormatText(*options, result);
   std::fputs(report.c_str(), stdout);

@@ -45,6 +45,10 @@ absl::Status Prepare(const Options& options, int index, std::unique_ptr<LockClie
   const auto call_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::duration<double>(options.call_timeout));
   client = NewLockClient(options.target, index, std::move(channel), call_timeout);
+  if (client == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--target ", TargetName(options.target), " has no lock client"));
+  }
   return client->Open();
 }
 

@@ -11,7 +11,7 @@ bench_free_port() {
   local port
   for _ in $(seq 200); do
     port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null; then
+    if ! bench_port_open "${port}"; then
       echo "${port}"
       return 0
     fi
@@ -29,20 +29,22 @@ bench_alive() {
   [[ "${stat:0:1}" != "Z" ]]
 }
 
-# bench_start NAME READY_REGEX TIMEOUT_S COMMAND...
-# Starts COMMAND in the background with its output in $BENCH_TMP/NAME.log and
-# waits, at most TIMEOUT_S seconds, until that log matches READY_REGEX.
-# Returns non-zero (and shows the log) if the server exits or is not ready.
-bench_start() {
-  local name=$1 ready=$2 timeout_s=$3
+# Succeeds if something accepts TCP connections on 127.0.0.1:PORT.
+bench_port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# bench_wait NAME PID TIMEOUT_S CHECK...
+# Waits, at most TIMEOUT_S seconds, until the command CHECK succeeds while
+# server NAME (process PID, output in $BENCH_TMP/NAME.log) runs. Returns
+# non-zero (and shows the log) if the server exits or is not ready in time.
+bench_wait() {
+  local name=$1 pid=$2 timeout_s=$3
   shift 3
   local log="${BENCH_TMP}/${name}.log"
-  "$@" >"${log}" 2>&1 &
-  local pid=$!
-  BENCH_PIDS+=("${pid}")
   local deadline=$((SECONDS + timeout_s))
   while ((SECONDS <= deadline)); do
-    if grep -qE "${ready}" "${log}"; then
+    if "$@"; then
       return 0
     fi
     if ! bench_alive "${pid}"; then
@@ -55,6 +57,41 @@ bench_start() {
   echo "bench: ${name} not ready after ${timeout_s} s:" >&2
   tail -n 20 "${log}" >&2
   return 1
+}
+
+# bench_start NAME READY_REGEX TIMEOUT_S COMMAND...
+# Starts COMMAND in the background with its output in $BENCH_TMP/NAME.log and
+# waits, at most TIMEOUT_S seconds, until that log matches READY_REGEX.
+# Returns non-zero (and shows the log) if the server exits or is not ready.
+bench_start() {
+  local name=$1 ready=$2 timeout_s=$3
+  shift 3
+  local log="${BENCH_TMP}/${name}.log"
+  # Created here, not by the background redirection, so that the first grep
+  # finds it.
+  : >"${log}"
+  "$@" >"${log}" 2>&1 &
+  local pid=$!
+  BENCH_PIDS+=("${pid}")
+  bench_wait "${name}" "${pid}" "${timeout_s}" grep -qE "${ready}" "${log}"
+}
+
+# bench_start_tcp NAME PORT TIMEOUT_S COMMAND...
+# Like bench_start, for a server that prints nothing when it is ready
+# (beanstalkd): waits until it accepts connections on 127.0.0.1:PORT.
+bench_start_tcp() {
+  local name=$1 port=$2 timeout_s=$3
+  shift 3
+  "$@" >"${BENCH_TMP}/${name}.log" 2>&1 &
+  local pid=$!
+  BENCH_PIDS+=("${pid}")
+  bench_wait "${name}" "${pid}" "${timeout_s}" bench_port_open "${port}" || return 1
+  # Someone else may hold the port (a lost race after bench_free_port).
+  if ! bench_alive "${pid}"; then
+    echo "bench: ${name} exited:" >&2
+    tail -n 20 "${BENCH_TMP}/${name}.log" >&2
+    return 1
+  fi
 }
 
 # Stops every server bench_start started: SIGTERM, then SIGKILL after 5 s.

@@ -23,6 +23,9 @@ std::unique_ptr<LockClient> NewLockClient(Target target, int index,
       return NewEchoLockClient(std::move(channel), call_timeout);
     case Target::kEtcd:
       return NewEtcdLockClient(std::move(channel), call_timeout);
+    case Target::kRedis:
+    case Target::kBeanstalkd:
+      break;  // Queues only; ParseOptions refuses them for lock workloads.
   }
   return nullptr;
 }

@@ -32,9 +32,13 @@ absl::Status ParseTarget(absl::string_view value, Target* out) {
     *out = Target::kEcho;
   } else if (value == "etcd") {
     *out = Target::kEtcd;
+  } else if (value == "redis") {
+    *out = Target::kRedis;
+  } else if (value == "beanstalkd") {
+    *out = Target::kBeanstalkd;
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat("--target: want baton, echo or etcd, got '", value, "'"));
+        absl::StrCat("--target: want baton, echo, etcd, redis or beanstalkd, got '", value, "'"));
   }
   return absl::OkStatus();
 }
@@ -44,9 +48,27 @@ absl::Status ParseWorkload(absl::string_view value, Workload* out) {
     *out = Workload::kUncontended;
   } else if (value == "contended") {
     *out = Workload::kContended;
+  } else if (value == "queue") {
+    *out = Workload::kQueue;
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat("--workload: want uncontended or contended, got '", value, "'"));
+        absl::StrCat("--workload: want uncontended, contended or queue, got '", value, "'"));
+  }
+  return absl::OkStatus();
+}
+
+// Lock workloads need a lock service, the queue workload a queue.
+absl::Status CheckTargetRunsWorkload(const Options& options) {
+  const bool queue_target =
+      options.target == Target::kRedis || options.target == Target::kBeanstalkd;
+  const bool lock_target = options.target == Target::kEcho || options.target == Target::kEtcd;
+  if ((options.workload == Workload::kQueue && lock_target) ||
+      (options.workload != Workload::kQueue && queue_target)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--target ", TargetName(options.target), " does not run --workload ",
+                     WorkloadName(options.workload),
+                     " (queue: baton, redis, beanstalkd; uncontended, contended: baton, echo, "
+                     "etcd)"));
   }
   return absl::OkStatus();
 }
@@ -86,6 +108,15 @@ absl::StatusOr<Options> ParseOptions(const std::vector<absl::string_view>& args)
        [&](absl::string_view v) {
          return ParseDouble("call_timeout", v, 0.01, 3600, &options.call_timeout);
        }},
+      {"backlog",
+       [&](absl::string_view v) {
+         if (!absl::SimpleAtoi(v, &options.backlog) || options.backlog < 0 ||
+             options.backlog > 1000000) {
+           return absl::InvalidArgumentError(
+               absl::StrCat("--backlog: want an integer in [0, 1000000], got '", v, "'"));
+         }
+         return absl::OkStatus();
+       }},
   };
 
   for (size_t i = 0; i < args.size(); ++i) {
@@ -122,24 +153,32 @@ absl::StatusOr<Options> ParseOptions(const std::vector<absl::string_view>& args)
     }
     if (absl::Status status = setter->second(*value); !status.ok()) return status;
   }
+  if (absl::Status status = CheckTargetRunsWorkload(options); !status.ok()) return status;
   return options;
 }
 
 std::string Usage() {
-  return R"(baton-bench: load generator for Baton, the gRPC echo ceiling and etcd.
+  return R"(baton-bench: load generator for Baton and its peers: the gRPC echo
+ceiling and etcd (locks), redis and beanstalkd (queues).
 
-N clients, each one thread with its own gRPC channel, run blocking unary
-acquire+release cycles for a fixed window after a warm-up.
+N clients, each one thread with its own connection, run blocking calls for a
+fixed window after a warm-up: acquire+release cycles (lock workloads), or N
+producers putting and N consumers getting+acknowledging items (queue).
 
-  --target baton|echo|etcd          server under test (default baton)
-  --addr HOST:PORT                  its address (default 127.0.0.1:7411)
-  --workload uncontended|contended  own lock per client, or one shared lock
-                                    (default uncontended)
-  --clients N                       concurrent clients (default 1)
-  --seconds S                       measured window (default 3)
-  --warmup S                        unmeasured lead-in (default 0.5)
-  --call-timeout S                  deadline of each RPC (default 30)
-  --json                            one JSON line per result
+  --target T            server under test (default baton): baton, echo, etcd
+                        (lock workloads); baton, redis, beanstalkd (queue)
+  --addr HOST:PORT      its address (default 127.0.0.1:7411)
+  --workload W          uncontended: own lock per client; contended: one
+                        shared lock; queue: one shared queue, bench/q
+                        (default uncontended)
+  --clients N           concurrent clients; queue: N producers and N
+                        consumers (default 1)
+  --seconds S           measured window (default 3)
+  --warmup S            unmeasured lead-in (default 0.5)
+  --call-timeout S      deadline of each call (default 30)
+  --backlog N           queue: most items a producer has put and no consumer
+                        has got yet; 0: no limit (default 1)
+  --json                one JSON line per result
 )";
 }
 
@@ -151,6 +190,10 @@ absl::string_view TargetName(Target target) {
       return "echo";
     case Target::kEtcd:
       return "etcd";
+    case Target::kRedis:
+      return "redis";
+    case Target::kBeanstalkd:
+      return "beanstalkd";
   }
   return "?";
 }
@@ -161,6 +204,8 @@ absl::string_view WorkloadName(Workload workload) {
       return "uncontended";
     case Workload::kContended:
       return "contended";
+    case Workload::kQueue:
+      return "queue";
   }
   return "?";
 }

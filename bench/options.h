@@ -12,15 +12,21 @@
 namespace baton::bench {
 
 // The server under test. Every target is driven by the same client loop.
+// The lock workloads run against baton, echo and etcd; the queue workload
+// against baton, redis and beanstalkd.
 enum class Target {
-  kBaton,  // batond: Sessions/Open once, then Locks/Acquire + Locks/Release.
-  kEcho,   // baton-echo: two Echo calls stand in for acquire + release.
-  kEtcd,   // etcd v3.4: Lease/LeaseGrant once, then Lock/Lock + Lock/Unlock.
+  kBaton,       // batond: Sessions/Open once, then Locks/Acquire + Locks/Release
+                // (lock workloads) or Queues/Put, Queues/Get + Queues/Ack (queue).
+  kEcho,        // baton-echo: two Echo calls stand in for acquire + release.
+  kEtcd,        // etcd v3.4: Lease/LeaseGrant once, then Lock/Lock + Lock/Unlock.
+  kRedis,       // redis-server over RESP: LPUSH, and BRPOP (no acknowledgement).
+  kBeanstalkd,  // beanstalkd: put, and reserve-with-timeout + delete.
 };
 
 enum class Workload {
   kUncontended,  // Each client locks and unlocks a name of its own.
   kContended,    // All clients lock and unlock one shared name.
+  kQueue,        // `clients` producers and `clients` consumers share one queue.
 };
 
 struct Options {
@@ -28,7 +34,9 @@ struct Options {
   // host:port of the server under test.
   std::string addr = "127.0.0.1:7411";
   Workload workload = Workload::kUncontended;
-  // Concurrent clients; each is one thread with its own gRPC channel.
+  // Concurrent clients; each is one thread with its own gRPC channel (or TCP
+  // connection). The queue workload runs this many producers and as many
+  // consumers.
   int clients = 1;
   // Length of the measured window, in seconds.
   double seconds = 3.0;
@@ -37,6 +45,11 @@ struct Options {
   // Deadline of every single RPC, in seconds; bounds how long a stuck server
   // can hold the tool.
   double call_timeout = 30.0;
+  // Queue workload: most items one producer may have put that no consumer
+  // has got yet; the producer waits before its next put while it has that
+  // many. 0: no limit (the queue may grow for as long as producers outrun
+  // consumers, and put-to-get latency with it).
+  int backlog = 1;
   // Print one JSON object per result instead of text.
   bool json = false;
   // --help was given: print Usage() and exit successfully.
@@ -44,7 +57,8 @@ struct Options {
 };
 
 // Parses argv (without argv[0]). Accepts "--flag value" and "--flag=value".
-// Errors: INVALID_ARGUMENT naming the bad flag or value.
+// Errors: INVALID_ARGUMENT naming the bad flag or value, or a target that
+// does not run the workload.
 absl::StatusOr<Options> ParseOptions(const std::vector<absl::string_view>& args);
 
 // Returns the --help text.

@@ -12,11 +12,27 @@ namespace baton::bench {
 namespace {
 
 absl::string_view Unit(const Options& options) {
-  return options.workload == Workload::kContended ? "handoffs/s" : "cycles/s";
+  switch (options.workload) {
+    case Workload::kUncontended:
+      return "cycles/s";
+    case Workload::kContended:
+      return "handoffs/s";
+    case Workload::kQueue:
+      return "items/s";
+  }
+  return "?";
 }
 
 absl::string_view LatencyOf(const Options& options) {
-  return options.workload == Workload::kContended ? "acquire" : "cycle";
+  switch (options.workload) {
+    case Workload::kUncontended:
+      return "cycle";
+    case Workload::kContended:
+      return "acquire";
+    case Workload::kQueue:
+      return "put-to-get";
+  }
+  return "?";
 }
 
 std::string JsonString(absl::string_view s) {
@@ -37,12 +53,17 @@ std::string JsonString(absl::string_view s) {
 }  // namespace
 
 std::string FormatText(const Options& options, const Result& result) {
+  const std::string clients =
+      options.workload == Workload::kQueue
+          ? absl::StrFormat("%d producers + %d consumers (backlog %d)", options.clients,
+                            options.clients, options.backlog)
+          : absl::StrFormat("%d clients", options.clients);
   std::string out = absl::StrFormat(
-      "%s %s, %d clients, %.2f s window\n"
+      "%s %s, %s, %.2f s window\n"
       "  rate       %.1f %s (%d counted)\n"
       "  latency    p50 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us (per %s)\n"
       "  fairness   %s (max/min per client: %d/%d)\n",
-      TargetName(options.target), WorkloadName(options.workload), options.clients, options.seconds,
+      TargetName(options.target), WorkloadName(options.workload), clients, options.seconds,
       result.rate, Unit(options), result.count, result.latency.p50_us, result.latency.p99_us,
       result.latency.p999_us, result.latency.max_us, LatencyOf(options),
       std::isfinite(result.fairness) ? absl::StrFormat("%.2f", result.fairness) : "inf",
@@ -56,15 +77,15 @@ std::string FormatText(const Options& options, const Result& result) {
 
 std::string FormatJson(const Options& options, const Result& result) {
   return absl::StrFormat(
-      "{\"target\":\"%s\",\"workload\":\"%s\",\"clients\":%d,\"seconds\":%g,"
+      "{\"target\":\"%s\",\"workload\":\"%s\",\"clients\":%d,\"backlog\":%d,\"seconds\":%g,"
       "\"count\":%d,\"rate\":%.1f,\"unit\":\"%s\",\"latency_of\":\"%s\","
       "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
       "\"min_per_client\":%d,\"max_per_client\":%d,\"fairness\":%s,"
       "\"failed_clients\":%d,\"error\":%s}\n",
-      TargetName(options.target), WorkloadName(options.workload), options.clients, options.seconds,
-      result.count, result.rate, Unit(options), LatencyOf(options), result.latency.p50_us,
-      result.latency.p99_us, result.latency.p999_us, result.latency.max_us, result.min_per_client,
-      result.max_per_client,
+      TargetName(options.target), WorkloadName(options.workload), options.clients,
+      options.workload == Workload::kQueue ? options.backlog : 0, options.seconds, result.count,
+      result.rate, Unit(options), LatencyOf(options), result.latency.p50_us, result.latency.p99_us,
+      result.latency.p999_us, result.latency.max_us, result.min_per_client, result.max_per_client,
       std::isfinite(result.fairness) ? absl::StrFormat("%.3f", result.fairness) : "null",
       result.failed_clients,
       JsonString(result.failed_clients > 0 ? result.first_error.ToString() : ""));

@@ -14,7 +14,8 @@ namespace baton::bench {
 std::string FormatText(const Options& options, const Result& result);
 
 // One JSON object on one line, ending in a newline. Keys: target, workload,
-// clients, seconds, count, rate, unit, latency_of, p50_us, p99_us, p999_us,
+// clients (queue: producers, and as many consumers), backlog (queue only; 0
+// otherwise), seconds, count, rate, unit, latency_of, p50_us, p99_us, p999_us,
 // max_us, min_per_client, max_per_client, fairness (null when some client got
 // nothing), failed_clients, error.
 std::string FormatJson(const Options& options, const Result& result);

@@ -2,8 +2,10 @@
 """Turns the JSON lines of bench/run.sh into Markdown tables of medians and ratios.
 
 Each input line is one baton-bench --json result with two more keys: "label"
-(baton, echo, etcd-fsync, etcd-nofsync) and "run"; a failed run has
-"failed": true instead of measurements.
+(baton, echo, etcd-fsync, etcd-nofsync, redis-mem, redis-aof, beanstalkd-mem,
+beanstalkd-fsync) and "run"; a failed run has "failed": true instead of
+measurements. Lock cells (uncontended, contended) and queue cells get tables
+of their own.
 """
 
 import argparse
@@ -11,16 +13,23 @@ import json
 import statistics
 import sys
 
-LABELS = ["baton", "echo", "etcd-fsync", "etcd-nofsync"]
+LABELS = ["baton", "echo", "etcd-fsync", "etcd-nofsync", "redis-mem", "redis-aof",
+          "beanstalkd-mem", "beanstalkd-fsync"]
 TITLES = {
     "baton": "baton",
     "echo": "gRPC echo",
     "etcd-fsync": "etcd fsync",
     "etcd-nofsync": "etcd no-fsync",
+    "redis-mem": "redis in-memory",
+    "redis-aof": "redis AOF always",
+    "beanstalkd-mem": "beanstalkd in-memory",
+    "beanstalkd-fsync": "beanstalkd binlog fsync",
 }
 # Ratios shown: baton's rate over each peer's.
-RATIOS = [("echo", "baton/echo"), ("etcd-fsync", "baton/etcd fsync"),
-          ("etcd-nofsync", "baton/etcd no-fsync")]
+LOCK_RATIOS = [("echo", "baton/echo"), ("etcd-fsync", "baton/etcd fsync"),
+               ("etcd-nofsync", "baton/etcd no-fsync")]
+QUEUE_RATIOS = [("beanstalkd-mem", "baton/beanstalkd in-memory"),
+                ("beanstalkd-fsync", "baton/beanstalkd fsync")]
 
 
 def load(path):
@@ -53,36 +62,24 @@ def fmt_rate(results, contended):
     return text
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("results")
-    parser.add_argument("--seconds", default="?")
-    parser.add_argument("--runs", default="?")
-    args = parser.parse_args()
-    cells = load(args.results)
-    order = {"uncontended": 0, "contended": 1}
-    keys = sorted(cells, key=lambda k: (order.get(k[0], 2), k[1]))
+def print_rates(cells, keys, ratio_pairs, contended_of):
     labels = [l for l in LABELS if any(l in cells[k] for k in keys)]
-    ratios = [(peer, title) for peer, title in RATIOS if "baton" in labels and peer in labels]
-
-    print(f"Rates: medians of {args.runs} runs of {args.seconds} s. Uncontended: cycles/s "
-          "(acquire + release; echo: two calls). Contended: handoffs/s (fairness max/min).\n")
+    ratios = [(peer, title) for peer, title in ratio_pairs if "baton" in labels and peer in labels]
     header = ["workload", "clients"] + [TITLES[l] for l in labels] + [t for _, t in ratios]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for key in keys:
-        workload, clients = key
-        contended = workload == "contended"
-        row = [workload, str(clients)]
-        row += [fmt_rate(cells[key].get(l), contended) for l in labels]
+        row = [key[0], str(key[1])]
+        row += [fmt_rate(cells[key].get(l), contended_of(key)) for l in labels]
         baton = median_of(cells[key].get("baton", []), "rate")
         for peer, _ in ratios:
             other = median_of(cells[key].get(peer, []), "rate")
             row.append(f"{baton / other:.2f}x" if baton and other else "–")
         print("| " + " | ".join(row) + " |")
 
-    print("\nLatency, microseconds, p50 / p99 / p99.9 (medians over runs): of a cycle when "
-          "uncontended, of an acquire (the wait in line) when contended.\n")
+
+def print_latencies(cells, keys):
+    labels = [l for l in LABELS if any(l in cells[k] for k in keys)]
     header = ["workload", "clients"] + [TITLES[l] for l in labels]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -94,6 +91,40 @@ def main():
             row.append("–" if not results else "failed" if p[0] is None else
                        " / ".join(f"{v:,.0f}" for v in p))
         print("| " + " | ".join(row) + " |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("results")
+    parser.add_argument("--seconds", default="?")
+    parser.add_argument("--runs", default="?")
+    args = parser.parse_args()
+    cells = load(args.results)
+    order = {"uncontended": 0, "contended": 1}
+    lock_keys = sorted((k for k in cells if k[0] in order), key=lambda k: (order[k[0]], k[1]))
+    queue_keys = sorted((k for k in cells if k[0] == "queue"), key=lambda k: k[1])
+
+    if lock_keys:
+        print(f"Rates: medians of {args.runs} runs of {args.seconds} s. Uncontended: cycles/s "
+              "(acquire + release; echo: two calls). Contended: handoffs/s (fairness max/min).\n")
+        print_rates(cells, lock_keys, LOCK_RATIOS, lambda k: k[0] == "contended")
+        print("\nLatency, microseconds, p50 / p99 / p99.9 (medians over runs): of a cycle when "
+              "uncontended, of an acquire (the wait in line) when contended.\n")
+        print_latencies(cells, lock_keys)
+
+    if queue_keys:
+        backlogs = sorted({r.get("backlog") for k in queue_keys for rs in cells[k].values()
+                           for r in rs if r.get("backlog") is not None})
+        backlog = ", ".join(str(b) for b in backlogs) or "?"
+        if lock_keys:
+            print()
+        print(f"Queue: items/s got by consumers, medians of {args.runs} runs of {args.seconds} s "
+              f"(fairness max/min items per consumer); clients = P producers + P consumers, "
+              f"backlog {backlog} item(s) per producer.\n")
+        print_rates(cells, queue_keys, QUEUE_RATIOS, lambda k: True)
+        print("\nQueue latency, microseconds, p50 / p99 / p99.9 (medians over runs): from just "
+              "before the put to the return of the get.\n")
+        print_latencies(cells, queue_keys)
 
     failed = sum(1 for c in cells.values() for rs in c.values() for r in rs if r.get("failed"))
     if failed:

@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
-# Runs Baton's benchmark matrix side by side with its peers and prints a
-# Markdown table of medians and ratios (see docs/benchmarks.md).
+# Runs Baton's benchmark matrix side by side with its peers and prints
+# Markdown tables of medians and ratios (see docs/benchmarks.md).
 #
-# Builds a Release build in build-release/ if needed, installs etcd if it is
-# missing, then starts on 127.0.0.1, each on a free port: batond, baton-echo
-# (the bare gRPC ceiling), etcd with fsync and etcd with --unsafe-no-fsync.
-# Every server it starts is stopped when it exits, however it exits.
+# Builds a Release build in build-release/ if needed, installs etcd, Redis
+# and beanstalkd if they are missing and wanted, then starts on 127.0.0.1,
+# each on a free port: batond, baton-echo (the bare gRPC ceiling), etcd with
+# fsync and etcd with --unsafe-no-fsync (lock workloads); Redis without
+# persistence and Redis with an fsynced AOF, beanstalkd in memory and
+# beanstalkd with an fsynced binlog (queue workload). A server is started only
+# if some cell of the matrix runs on it. Every server it starts is stopped
+# when it exits, however it exits.
 #
 # Environment (defaults in brackets):
 #   BENCH_SECONDS   measured window of each run, s                 [3]
 #   BENCH_WARMUP    unmeasured warm-up before each window, s        [0.5]
 #   BENCH_RUNS      runs per cell; the table shows their median    [3]
-#   BENCH_TARGETS   which servers          [baton echo etcd-fsync etcd-nofsync]
-#   BENCH_MATRIX    workload:clients cells
-#                   [uncontended:1 uncontended:16 uncontended:64 contended:16 contended:64]
+#   BENCH_TARGETS   which servers
+#                   [baton echo etcd-fsync etcd-nofsync redis-mem redis-aof
+#                    beanstalkd-mem beanstalkd-fsync]
+#   BENCH_MATRIX    workload:clients cells (queue:P is P producers + P consumers)
+#                   [uncontended:1 uncontended:16 uncontended:64 contended:16 contended:64
+#                    queue:1 queue:16]
+#   BENCH_QUEUE_BACKLOG  queue: most items a producer has put that no
+#                   consumer has got yet (baton-bench --backlog; 0: none) [1]
 #   BENCH_OUT       file to keep the raw JSON lines in        [a temporary file]
 #   BATOND_FLAGS    extra flags for batond, e.g. "--shards 2"  []
 #   BUILD_DIR       where to build                             [build-release]
@@ -29,8 +38,9 @@ source "${bench_dir}/lib.sh"
 readonly seconds=${BENCH_SECONDS:-3}
 readonly warmup=${BENCH_WARMUP:-0.5}
 readonly runs=${BENCH_RUNS:-3}
-read -r -a targets <<<"${BENCH_TARGETS:-baton echo etcd-fsync etcd-nofsync}"
-read -r -a matrix <<<"${BENCH_MATRIX:-uncontended:1 uncontended:16 uncontended:64 contended:16 contended:64}"
+readonly backlog=${BENCH_QUEUE_BACKLOG:-1}
+read -r -a targets <<<"${BENCH_TARGETS:-baton echo etcd-fsync etcd-nofsync redis-mem redis-aof beanstalkd-mem beanstalkd-fsync}"
+read -r -a matrix <<<"${BENCH_MATRIX:-uncontended:1 uncontended:16 uncontended:64 contended:16 contended:64 queue:1 queue:16}"
 read -r -a batond_flags <<<"${BATOND_FLAGS:-}"
 readonly build_dir=${BUILD_DIR:-${root}/build-release}
 
@@ -41,10 +51,38 @@ trap 'exit 130' INT TERM
 readonly out=${BENCH_OUT:-${BENCH_TMP}/results.jsonl}
 : >"${out}"
 
-wants() {
-  local t
-  for t in "${targets[@]}"; do [[ "${t}" == "$1" ]] && return 0; done
+# runs TARGET WORKLOAD: succeeds if TARGET has what WORKLOAD needs (echo has
+# no lock to contend on; etcd no queue; Redis and beanstalkd no lock).
+runs() {
+  case "$1:$2" in
+    baton:*) return 0 ;;
+    echo:uncontended) return 0 ;;
+    etcd-*:uncontended | etcd-*:contended) return 0 ;;
+    redis-*:queue | beanstalkd-*:queue) return 0 ;;
+  esac
   return 1
+}
+
+# wants TARGET: succeeds if TARGET is in BENCH_TARGETS and some cell of the
+# matrix runs on it.
+wants() {
+  local t cell
+  for t in "${targets[@]}"; do
+    [[ "${t}" == "$1" ]] || continue
+    for cell in "${matrix[@]}"; do runs "$1" "${cell%%:*}" && return 0; done
+  done
+  return 1
+}
+
+# install_if_missing COMMAND PACKAGE: apt-get installs PACKAGE unless COMMAND
+# is on PATH.
+install_if_missing() {
+  command -v "$1" >/dev/null && return 0
+  echo "bench: installing $2" >&2
+  local sudo_cmd=()
+  [[ "$(id -u)" != 0 ]] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update >&2
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y "$2" >&2
 }
 
 # --- Build ------------------------------------------------------------------
@@ -60,14 +98,10 @@ readonly bench=${BATON_BENCH:-${build_dir}/bench/baton-bench}
 readonly echo_server=${BATON_ECHO:-${build_dir}/bench/baton-echo}
 readonly batond=${BATOND:-${build_dir}/service/batond}
 
-# --- etcd -------------------------------------------------------------------
-if { wants etcd-fsync || wants etcd-nofsync; } && ! command -v etcd >/dev/null; then
-  echo "bench: installing etcd-server" >&2
-  sudo_cmd=()
-  [[ "$(id -u)" != 0 ]] && sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" apt-get update >&2
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y etcd-server >&2
-fi
+# --- Peers ------------------------------------------------------------------
+if wants etcd-fsync || wants etcd-nofsync; then install_if_missing etcd etcd-server; fi
+if wants redis-mem || wants redis-aof; then install_if_missing redis-server redis-server; fi
+if wants beanstalkd-mem || wants beanstalkd-fsync; then install_if_missing beanstalkd beanstalkd; fi
 
 # --- Servers ----------------------------------------------------------------
 declare -A addr
@@ -91,6 +125,30 @@ start_etcd() {
   addr[${name}]=127.0.0.1:${client_port}
 }
 
+# start_redis NAME FLAGS...: redis-server on 127.0.0.1 only, without RDB
+# snapshots, with a directory of its own (for the AOF) and no config file.
+start_redis() {
+  local name=$1
+  shift
+  local port
+  port=$(bench_free_port)
+  mkdir -p "${BENCH_TMP}/${name}.data"
+  bench_start "${name}" "Ready to accept connections" 30 \
+    redis-server --port "${port}" --bind 127.0.0.1 --daemonize no --save '' \
+    --dir "${BENCH_TMP}/${name}.data" "$@"
+  addr[${name}]=127.0.0.1:${port}
+}
+
+# start_beanstalkd NAME FLAGS...: beanstalkd on 127.0.0.1 only.
+start_beanstalkd() {
+  local name=$1
+  shift
+  local port
+  port=$(bench_free_port)
+  bench_start_tcp "${name}" "${port}" 30 beanstalkd -l 127.0.0.1 -p "${port}" "$@"
+  addr[${name}]=127.0.0.1:${port}
+}
+
 if wants baton; then
   port=$(bench_free_port)
   bench_start batond "listening on" 30 "${batond}" --listen "127.0.0.1:${port}" \
@@ -104,6 +162,14 @@ if wants echo; then
 fi
 wants etcd-fsync && start_etcd etcd-fsync
 wants etcd-nofsync && start_etcd etcd-nofsync --unsafe-no-fsync
+wants redis-mem && start_redis redis-mem --appendonly no
+wants redis-aof && start_redis redis-aof --appendonly yes --appendfsync always
+wants beanstalkd-mem && start_beanstalkd beanstalkd-mem
+if wants beanstalkd-fsync; then
+  mkdir -p "${BENCH_TMP}/beanstalkd-fsync.binlog"
+  # -f 0: fsync after every write to the binlog.
+  start_beanstalkd beanstalkd-fsync -b "${BENCH_TMP}/beanstalkd-fsync.binlog" -f 0
+fi
 
 # --- Matrix -----------------------------------------------------------------
 # Runs are interleaved (run 1 of every cell and target, then run 2, ...) so
@@ -113,15 +179,14 @@ for ((run = 1; run <= runs; run++)); do
     workload=${cell%%:*}
     clients=${cell##*:}
     for target in "${targets[@]}"; do
-      # The echo server has no lock to contend on.
-      [[ "${target}" == echo && "${workload}" == contended ]] && continue
+      runs "${target}" "${workload}" || continue
       kind=${target%%-*}
       echo "bench: run ${run}/${runs}: ${target} ${workload} ${clients} clients" >&2
       tag="{\"label\":\"${target}\",\"run\":${run},"
       # In the background with `wait`, so that a signal is handled at once.
       timeout $((${seconds%.*} + 90)) "${bench}" --json --target "${kind}" \
         --addr "${addr[${target}]}" --workload "${workload}" --clients "${clients}" \
-        --seconds "${seconds}" --warmup "${warmup}" >"${BENCH_TMP}/line" &
+        --seconds "${seconds}" --warmup "${warmup}" --backlog "${backlog}" >"${BENCH_TMP}/line" &
       client_pid=$!
       if wait "${client_pid}"; then
         client_pid=

@@ -7,13 +7,20 @@
 #   smoke.sh baton BATON_BENCH BATOND       uncontended and contended, against
 #                                           batond; exit 77 (skipped) if
 #                                           BATOND is not built yet
+#   smoke.sh redis BATON_BENCH redis-server          queue (2 producers + 2
+#   smoke.sh beanstalkd BATON_BENCH beanstalkd       consumers), in memory and
+#                                           fsynced as run.sh starts them;
+#                                           exit 77 (skipped) if the server
+#                                           is not installed
 set -euo pipefail
 
-readonly target=$1 bench=$2 server=$3
+readonly target=$1 bench=$2
 source "$(dirname "$0")/lib.sh"
 
-if [[ ! -x "${server}" ]]; then
-  echo "smoke: ${server} is not built; skipping"
+# SERVER may be a path or a command on PATH.
+server=$(command -v "$3" || true)
+if [[ -z "${server}" || ! -x "${server}" ]]; then
+  echo "smoke: $3 is not built or installed; skipping"
   exit 77
 fi
 BENCH_TMP=$(mktemp -d)
@@ -43,8 +50,28 @@ case "${target}" in
     run_bench --target baton --addr "127.0.0.1:${port}" --workload uncontended
     run_bench --target baton --addr "127.0.0.1:${port}" --workload contended
     ;;
+  redis)
+    mkdir "${BENCH_TMP}/mem" "${BENCH_TMP}/aof"
+    bench_start redis-mem "Ready to accept connections" 10 "${server}" --port "${port}" \
+      --bind 127.0.0.1 --daemonize no --save '' --dir "${BENCH_TMP}/mem" --appendonly no
+    run_bench --target redis --addr "127.0.0.1:${port}" --workload queue
+    port=$(bench_free_port)
+    bench_start redis-aof "Ready to accept connections" 10 "${server}" --port "${port}" \
+      --bind 127.0.0.1 --daemonize no --save '' --dir "${BENCH_TMP}/aof" --appendonly yes \
+      --appendfsync always
+    run_bench --target redis --addr "127.0.0.1:${port}" --workload queue
+    ;;
+  beanstalkd)
+    mkdir "${BENCH_TMP}/binlog"
+    bench_start_tcp beanstalkd-mem "${port}" 10 "${server}" -l 127.0.0.1 -p "${port}"
+    run_bench --target beanstalkd --addr "127.0.0.1:${port}" --workload queue
+    port=$(bench_free_port)
+    bench_start_tcp beanstalkd-fsync "${port}" 10 "${server}" -l 127.0.0.1 -p "${port}" \
+      -b "${BENCH_TMP}/binlog" -f 0
+    run_bench --target beanstalkd --addr "127.0.0.1:${port}" --workload queue
+    ;;
   *)
-    echo "usage: smoke.sh echo|baton BATON_BENCH SERVER" >&2
+    echo "usage: smoke.sh echo|baton|redis|beanstalkd BATON_BENCH SERVER" >&2
     exit 2
     ;;
 esac

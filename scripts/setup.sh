@@ -3,7 +3,7 @@
 # fast when everything is already there. Safe to run again.
 #   scripts/setup.sh            build + run dependencies (apt)
 #   scripts/setup.sh --test     also test tools: grpcurl (Go), Python venv (PyPI)
-#   scripts/setup.sh --bench    also benchmark peers: etcd (apt)
+#   scripts/setup.sh --bench    also benchmark peers: etcd, Redis, beanstalkd (apt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +21,7 @@ apt_pkgs=(build-essential cmake ninja-build pkg-config libgrpc++-dev protobuf-co
   libprotobuf-dev protobuf-compiler libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   clang-format)
 [ "$want_test" = 1 ] && apt_pkgs+=(python3-venv golang-go)
-[ "$want_bench" = 1 ] && apt_pkgs+=(etcd-server)
+[ "$want_bench" = 1 ] && apt_pkgs+=(etcd-server redis-server beanstalkd)
 
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -1,0 +1,151 @@
+// QueueClient for Baton's baton.v1.Queues. Producers Put one item per call.
+// Consumers open a session (Sessions/Open), then Get one item owned by that
+// session, waiting at most kGetTimeout, and Ack its receipt: an item whose
+// consumer goes away before the Ack goes back to the head of the queue.
+// Every call declares the same options: FIFO, maxsize 0 (the server's limit).
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "baton/v1/queue.grpc.pb.h"
+#include "baton/v1/session.grpc.pb.h"
+#include "bench/lock_client.h"
+#include "bench/queue_client.h"
+
+namespace baton::bench {
+namespace {
+
+// Long enough to outlive any run; Close ends the session anyway.
+constexpr int64_t kSessionTtlSeconds = 60;
+
+void SetOptions(baton::v1::QueueOptions* options) {
+  options->set_order(baton::v1::QUEUE_ORDER_FIFO);
+  options->set_maxsize(0);
+}
+
+class BatonQueueClient : public QueueClient {
+ public:
+  BatonQueueClient(QueueRole role, int index, std::string addr,
+                   std::chrono::milliseconds call_timeout)
+      : role_(role), index_(index), addr_(std::move(addr)), call_timeout_(call_timeout) {
+    put_.set_name(std::string(kQueueName));
+    SetOptions(put_.mutable_options());
+    put_.add_items();
+    get_.set_name(std::string(kQueueName));
+    get_.set_max_items(1);
+    get_.mutable_timeout()->set_seconds(kGetTimeout.count());
+    SetOptions(get_.mutable_options());
+    ack_.set_name(std::string(kQueueName));
+    ack_.add_receipts(0);
+  }
+
+  absl::Status Open(std::chrono::milliseconds connect_timeout) override {
+    std::shared_ptr<grpc::Channel> channel = NewClientChannel(addr_, index_);
+    if (absl::Status status = WaitForConnected(*channel, connect_timeout); !status.ok()) {
+      return absl::Status(status.code(), absl::StrCat(addr_, ": ", status.message()));
+    }
+    sessions_ = baton::v1::Sessions::NewStub(channel);
+    queues_ = baton::v1::Queues::NewStub(channel);
+    if (role_ == QueueRole::kProducer) return absl::OkStatus();
+
+    baton::v1::OpenSessionRequest request;
+    request.mutable_ttl()->set_seconds(kSessionTtlSeconds);
+    request.set_label(absl::StrCat("baton-bench/consumer/", index_));
+    baton::v1::OpenSessionResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context, call_timeout_);
+    absl::Status status = FromGrpc(sessions_->Open(&context, request, &response), "Sessions/Open");
+    if (status.ok()) {
+      session_id_ = response.session_id();
+      get_.set_session_id(session_id_);
+    }
+    return status;
+  }
+
+  absl::Status Purge() override {
+    baton::v1::PurgeRequest request;
+    request.set_name(std::string(kQueueName));
+    baton::v1::PurgeResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context, call_timeout_);
+    return FromGrpc(queues_->Purge(&context, request, &response), "Queues/Purge");
+  }
+
+  absl::Status Put(absl::string_view data) override {
+    put_.mutable_items(0)->set_data(std::string(data));
+    baton::v1::PutResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context, call_timeout_);
+    return FromGrpc(queues_->Put(&context, put_, &response), "Queues/Put");
+  }
+
+  absl::StatusOr<bool> Get(std::string* data) override {
+    baton::v1::GetResponse response;
+    grpc::ClientContext context;
+    // The server waits kGetTimeout at most; the deadline leaves it
+    // call_timeout on top to answer.
+    const auto deadline = std::chrono::system_clock::now() + kGetTimeout + call_timeout_;
+    context.set_deadline(deadline);
+    const grpc::Status status = queues_->Get(&context, get_, &response);
+    if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
+        std::chrono::system_clock::now() < deadline) {
+      return false;  // The server's wait ran out: the queue stayed empty.
+    }
+    if (absl::Status s = FromGrpc(status, "Queues/Get"); !s.ok()) return s;
+    if (response.items_size() != 1) {
+      return absl::DataLossError(
+          absl::StrCat("Queues/Get: want 1 item, got ", response.items_size()));
+    }
+    baton::v1::Delivery& delivery = *response.mutable_items(0);
+    ack_.set_receipts(0, delivery.receipt());
+    *data = std::move(*delivery.mutable_data());
+    return true;
+  }
+
+  absl::Status Ack() override {
+    baton::v1::AckResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context, call_timeout_);
+    absl::Status status = FromGrpc(queues_->Ack(&context, ack_, &response), "Queues/Ack");
+    if (status.ok() && response.acked() != 1) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("Queues/Ack: acked ", response.acked(), " of 1"));
+    }
+    return status;
+  }
+
+  void Close() override {
+    if (session_id_ == 0) return;
+    baton::v1::CloseSessionRequest request;
+    request.set_session_id(session_id_);
+    baton::v1::CloseSessionResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context, call_timeout_);
+    // Best effort: the session expires after its TTL if this fails.
+    (void)sessions_->Close(&context, request, &response);
+    session_id_ = 0;
+  }
+
+ private:
+  const QueueRole role_;
+  const int index_;
+  const std::string addr_;
+  const std::chrono::milliseconds call_timeout_;
+  std::unique_ptr<baton::v1::Sessions::Stub> sessions_;
+  std::unique_ptr<baton::v1::Queues::Stub> queues_;
+  uint64_t session_id_ = 0;
+  // Reused across calls to keep allocation out of the loop.
+  baton::v1::PutRequest put_;
+  baton::v1::GetRequest get_;
+  baton::v1::AckRequest ack_;
+};
+
+}  // namespace
+
+std::unique_ptr<QueueClient> NewBatonQueueClient(QueueRole role, int index, const std::string& addr,
+                                                 std::chrono::milliseconds call_timeout) {
+  return std::make_unique<BatonQueueClient>(role, index, addr, call_timeout);
+}
+
+}  // namespace baton::bench

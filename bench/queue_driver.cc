@@ -1,0 +1,237 @@
+// Producer and consumer threads of the queue workload, their shared timeline
+// and the merging of what the consumers measured.
+#include "bench/queue_driver.h"
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <chrono>
+#include <condition_variable>
+#include <limits>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "bench/queue_client.h"
+#include "bench/queue_item.h"
+
+namespace baton::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long a client may take to connect before it counts as failed.
+constexpr std::chrono::seconds kConnectTimeout(10);
+// How long after the window consumers keep getting before they give up on
+// the stop markers (a producer failed, or the server lost items).
+constexpr std::chrono::seconds kDrainTimeout(30);
+
+// What one thread measured; producers leave count and latencies empty.
+struct ClientRecord {
+  int64_t count = 0;
+  std::vector<int64_t> latencies_ns;
+  absl::Status status;
+};
+
+// The shared timeline; written once by the barrier's completion, before any
+// thread reads it.
+struct Timeline {
+  Clock::time_point from;
+  Clock::time_point until;
+  Clock::time_point give_up;
+};
+
+// Items one producer has put that no consumer has got yet.
+struct Backlog {
+  std::mutex mu;
+  std::condition_variable below_limit;
+  int64_t items = 0;  // Guarded by mu.
+};
+
+// Everything the threads share.
+struct Shared {
+  explicit Shared(const Options& o) : options(o), backlogs(o.clients), producers_left(o.clients) {}
+
+  const Options& options;
+  // Tells this run's items from leftovers of earlier runs.
+  const uint64_t run = std::random_device()() * uint64_t{0x100000000} + std::random_device()();
+  Timeline timeline;
+  std::vector<Backlog> backlogs;
+  // Producers that have not finished yet; the last one puts the stop markers.
+  std::atomic<int> producers_left;
+};
+
+Clock::duration Seconds(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
+
+std::chrono::milliseconds CallTimeout(const Options& options) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::duration<double>(options.call_timeout));
+}
+
+std::unique_ptr<QueueClient> Open(const Shared& shared, QueueRole role, int index,
+                                  absl::Status* status) {
+  const Options& options = shared.options;
+  // Consumers' gRPC channels are told apart from producers' by their index.
+  const int channel_index = role == QueueRole::kProducer ? index : options.clients + index;
+  std::unique_ptr<QueueClient> client =
+      NewQueueClient(options.target, role, channel_index, options.addr, CallTimeout(options));
+  if (client == nullptr) {
+    *status = absl::InvalidArgumentError(
+        absl::StrCat("--target ", TargetName(options.target), " has no queue client"));
+    return nullptr;
+  }
+  *status = client->Open(kConnectTimeout);
+  return client;
+}
+
+// Puts items until the window ends, at most options.backlog of them not got
+// yet at any time.
+absl::Status Produce(Shared& shared, int index, QueueClient& client) {
+  const int64_t limit = shared.options.backlog;
+  const Clock::time_point until = shared.timeline.until;
+  Backlog& backlog = shared.backlogs[index];
+  std::string item;
+  for (;;) {
+    if (limit > 0) {
+      std::unique_lock lock(backlog.mu);
+      if (!backlog.below_limit.wait_until(lock, until, [&] { return backlog.items < limit; })) {
+        break;  // The window ended while consumers were behind.
+      }
+    }
+    const Clock::time_point put_at = Clock::now();
+    if (put_at >= until) break;
+    if (limit > 0) {
+      // Counted before the Put: a consumer may get the item before Put
+      // returns. Only this thread adds, so the limit still holds.
+      std::lock_guard lock(backlog.mu);
+      ++backlog.items;
+    }
+    EncodeItem(
+        shared.run, index,
+        std::chrono::duration_cast<std::chrono::nanoseconds>(put_at.time_since_epoch()).count(),
+        &item);
+    if (absl::Status status = client.Put(item); !status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+// Tells producer `producer` that one of its items was got.
+void ReleaseBacklog(Shared& shared, int producer) {
+  const int64_t limit = shared.options.backlog;
+  if (limit == 0) return;
+  Backlog& backlog = shared.backlogs[producer];
+  bool was_full;
+  {
+    std::lock_guard lock(backlog.mu);
+    was_full = backlog.items-- == limit;
+  }
+  if (was_full) backlog.below_limit.notify_one();
+}
+
+// Gets and acknowledges items until a stop marker of this run comes; counts
+// those got inside the window.
+absl::Status Consume(Shared& shared, QueueClient& client, ClientRecord& record) {
+  const Timeline& timeline = shared.timeline;
+  std::string data;
+  for (;;) {
+    if (Clock::now() >= timeline.give_up) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("no stop marker within ", kDrainTimeout.count(), " s after the window"));
+    }
+    absl::StatusOr<bool> got = client.Get(&data);
+    const Clock::time_point got_at = Clock::now();
+    if (!got.ok()) return got.status();
+    if (!*got) continue;  // The queue stayed empty for kGetTimeout.
+    const DecodedItem item = DecodeItem(data, shared.run);
+    if (item.kind == ItemKind::kItem && item.producer < shared.options.clients) {
+      ReleaseBacklog(shared, item.producer);
+      if (got_at >= timeline.from && got_at < timeline.until) {
+        ++record.count;
+        record.latencies_ns.push_back(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(got_at.time_since_epoch())
+                .count() -
+            item.put_ns);
+      }
+    }
+    if (absl::Status status = client.Ack(); !status.ok()) return status;
+    if (item.kind == ItemKind::kStop) return absl::OkStatus();
+  }
+}
+
+template <typename Barrier>
+void RunProducer(Shared& shared, int index, Barrier& ready, ClientRecord& record) {
+  std::unique_ptr<QueueClient> client = Open(shared, QueueRole::kProducer, index, &record.status);
+  // Every thread arrives, failed or not, so that nobody waits forever.
+  ready.arrive_and_wait();
+  if (record.status.ok()) record.status = Produce(shared, index, *client);
+  // The last producer to finish tells every consumer to stop once the queue
+  // is drained. If its client failed, consumers give up after kDrainTimeout.
+  if (shared.producers_left.fetch_sub(1) == 1 && record.status.ok()) {
+    const std::string stop = EncodeStop(shared.run);
+    for (int i = 0; i < shared.options.clients && record.status.ok(); ++i) {
+      record.status = client->Put(stop);
+    }
+  }
+  if (client != nullptr) client->Close();
+}
+
+template <typename Barrier>
+void RunConsumer(Shared& shared, int index, Barrier& ready, ClientRecord& record) {
+  std::unique_ptr<QueueClient> client = Open(shared, QueueRole::kConsumer, index, &record.status);
+  // Leftovers of an earlier run would count against this one's latency.
+  if (index == 0 && record.status.ok()) record.status = client->Purge();
+  ready.arrive_and_wait();
+  if (record.status.ok()) record.status = Consume(shared, *client, record);
+  if (client != nullptr) client->Close();
+}
+
+}  // namespace
+
+Result RunQueueBenchmark(const Options& options) {
+  const int n = options.clients;
+  Shared shared(options);
+  std::vector<ClientRecord> producers(n);
+  std::vector<ClientRecord> consumers(n);
+  auto start = [&]() noexcept {
+    Timeline& t = shared.timeline;
+    t.from = Clock::now() + Seconds(options.warmup);
+    t.until = t.from + Seconds(options.seconds);
+    t.give_up = t.until + kDrainTimeout;
+  };
+  std::barrier ready(2 * n, start);
+  {
+    std::vector<std::jthread> threads;
+    threads.reserve(2 * n);
+    for (int i = 0; i < n; ++i) {
+      threads.emplace_back([&, i] { RunConsumer(shared, i, ready, consumers[i]); });
+      threads.emplace_back([&, i] { RunProducer(shared, i, ready, producers[i]); });
+    }
+  }  // Joins every thread.
+
+  Result result;
+  result.min_per_client = std::numeric_limits<int64_t>::max();
+  std::vector<int64_t> latencies;
+  for (const ClientRecord& record : producers) {
+    if (!record.status.ok() && result.failed_clients++ == 0) result.first_error = record.status;
+  }
+  for (ClientRecord& record : consumers) {
+    if (!record.status.ok() && result.failed_clients++ == 0) result.first_error = record.status;
+    result.count += record.count;
+    result.min_per_client = std::min(result.min_per_client, record.count);
+    result.max_per_client = std::max(result.max_per_client, record.count);
+    latencies.insert(latencies.end(), record.latencies_ns.begin(), record.latencies_ns.end());
+  }
+  result.rate = static_cast<double>(result.count) / options.seconds;
+  result.fairness = result.min_per_client > 0 ? static_cast<double>(result.max_per_client) /
+                                                    static_cast<double>(result.min_per_client)
+                                              : std::numeric_limits<double>::infinity();
+  result.latency = Summarize(latencies);
+  return result;
+}
+
+}  // namespace baton::bench
