@@ -99,7 +99,8 @@ struct PutItems {
   std::string name;
   std::optional<primitives::QueueOptions> options;
   std::vector<NewQueueItem> items;
-  Time deadline = kForever;  // <= now: put_nowait
+  Time deadline = kForever;
+  bool nowait = false;  // a zero timeout: full is RESOURCE_EXHAUSTED, not a timeout
 };
 struct GetItems {
   std::string name;

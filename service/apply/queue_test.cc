@@ -91,7 +91,9 @@ TEST(QueueTest, GetNowaitOnEmptyIsDeadlineExceeded) {
 TEST(QueueTest, PutBlocksWhileFullAndProceedsWhenAGetMakesRoom) {
   Harness h;
   h.Apply(Put("q", {"a", "b"}, kForever, Opts(QueueOrder::kFifo, 2)), 1);
-  auto nowait = ReplyTo(h.Apply(Put("q", {"c"}, h.now, Opts(QueueOrder::kFifo, 2)), 2), 2);
+  PutItems put_nowait = Put("q", {"c"}, h.now, Opts(QueueOrder::kFifo, 2));
+  put_nowait.nowait = true;
+  auto nowait = ReplyTo(h.Apply(put_nowait, 2), 2);
   EXPECT_EQ(nowait->status.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_TRUE(h.Apply(Put("q", {"c"}, kForever, Opts(QueueOrder::kFifo, 2)), 3).empty());
   auto out = h.Apply(Get("q"), 4);
@@ -199,6 +201,28 @@ TEST(QueueTest, LostPutReplyTakesBackItsQueuedItems) {
   auto put = ReplyTo(h.Apply(Put("q", {"a"}), 1), 1);
   h.Apply(UndeliverPut{"q", std::get<PutDone>(put->value).item_ids});
   EXPECT_EQ(h.state.resource_count(), 0u);
+}
+
+// Regression: a putter that gave up let the next one in without counting its
+// bytes, so the shard's byte total wrapped below zero and refused every Put.
+TEST(QueueTest, ByteAccountingSurvivesAPutterGivingUp) {
+  Harness h;
+  h.Apply(Put("q", {"a"}, kForever, Opts(QueueOrder::kFifo, 2)), 1);
+  h.Apply(Put("q", {"bb", "cc"}, h.now + kSecond, Opts(QueueOrder::kFifo, 2)), 2);
+  h.Apply(Put("q", {"ddd"}, kForever, Opts(QueueOrder::kFifo, 2)), 3);
+  h.Advance(kSecond);  // the 2-item put gives up; the 1-item put goes in
+  EXPECT_EQ(h.state.queue_bytes(), 4u);
+  auto got = ReplyTo(h.Apply(Get("q", 2), 4), 4);
+  h.Apply(AckItems{"q", {Receipt(got, 0), Receipt(got, 1)}}, 5);
+  EXPECT_EQ(h.state.queue_bytes(), 0u);
+  EXPECT_TRUE(ReplyTo(h.Apply(Put("q", {"e"}), 6), 6)->ok());
+}
+
+TEST(QueueTest, AFullQueueTimesOutAPutThatMayNotWaitLong) {
+  Harness h;
+  h.Apply(Put("q", {"a"}, kForever, Opts(QueueOrder::kFifo, 1)), 1);
+  auto r = ReplyTo(h.Apply(Put("q", {"b"}, h.now, Opts(QueueOrder::kFifo, 1)), 2), 2);
+  EXPECT_EQ(r->status.code(), absl::StatusCode::kDeadlineExceeded);
 }
 
 TEST(QueueTest, CancelledPutterNoLongerHoldsBackTheLine) {

@@ -4,9 +4,9 @@
 // Every operation ends by Pump(), which serves waiting putters and getters in
 // FIFO order while they can be served and releases joiners once nothing is
 // unfinished, so no state change can leave a waiter that could go on parked.
-// queue_bytes_ follows every change of a queue's payload bytes: an operation
-// notes q.bytes() first and adds the difference before the queue may be
-// reclaimed.
+// Pump also brings the shard's byte count (queue_bytes_) up to date, and so
+// does MaybeReclaim before it erases a queue: every operation that changes a
+// queue's payload ends in one of them.
 #include "absl/strings/str_cat.h"
 #include "service/apply/shard_state.h"
 
@@ -182,6 +182,12 @@ void ShardState::Pump(const std::string& name, Queue& q, Time now, Effects& out)
       out.push_back(Reply{w.op, Result::Ok(Passed{GrantHow::kAfterWait})});
     }
   }
+  AccountQueue(q);
+}
+
+void ShardState::AccountQueue(Queue& q) {
+  queue_bytes_ = queue_bytes_ - q.accounted_bytes + q.bytes();
+  q.accounted_bytes = q.bytes();
 }
 
 void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
@@ -190,7 +196,6 @@ void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
   auto r = LookupQueue(c.name, c.options, /*create=*/true);
   if (!r.ok()) return fail(r.status());
   Queue& q = (*r)->queue();
-  uint64_t before = q.bytes();
   uint64_t bytes = 0;
   for (size_t i = 0; i < c.items.size(); ++i) {
     if (c.items[i].data.size() > q.options().max_item_bytes) {
@@ -209,7 +214,7 @@ void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
     MaybeReclaim(c.name);
     return fail(s);
   }
-  if (queue_bytes_ + bytes > limits_.max_queue_bytes) {
+  if (bytes > limits_.max_queue_bytes || queue_bytes_ > limits_.max_queue_bytes - bytes) {
     absl::Status s = absl::ResourceExhaustedError(
         absl::StrCat("queues on this server hold ", queue_bytes_, " bytes; ", bytes,
                      " more would pass the limit of ", limits_.max_queue_bytes,
@@ -233,13 +238,15 @@ void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
         Reply{origin, Result::Ok(PutDone{std::move(ids), static_cast<uint32_t>(q.queued()),
                                          GrantHow::kImmediate})});
     Pump(c.name, q, now, out);
-    queue_bytes_ = queue_bytes_ + q.bytes() - before;
     return;
   }
   if (c.deadline <= now) {
-    return fail(absl::ResourceExhaustedError(
-        absl::StrCat("queue '", c.name, "' is full (", q.queued(), " of maxsize ",
-                     q.options().maxsize, ", ", q.putters.size(), " putters waiting)")));
+    std::string why = absl::StrCat("queue '", c.name, "' is full (", q.queued(), " of maxsize ",
+                                   q.options().maxsize, ", ", q.putters.size(),
+                                   " putters waiting)");
+    // put_nowait is QueueFull; a wait whose time ran out is a timeout.
+    return fail(c.nowait ? absl::ResourceExhaustedError(why)
+                         : absl::DeadlineExceededError(why));
   }
   if (absl::Status s = CheckCanPark(q.putters, c.name); !s.ok()) return fail(s);
   Waiter w;
@@ -265,14 +272,12 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
         absl::DeadlineExceededError(absl::StrCat("queue '", c.name, "' has no dead letters")));
   }
   Queue& q = (*r)->queue();
-  uint64_t before = q.bytes();
   bool can_take = c.dead_letters || (q.getters.empty() && q.ready() > 0);
   if (can_take) {
     std::vector<DeliveredItem> got =
         TakeItems(c.name, q, c.max_items, c.dead_letters, c.session, c.lease, now);
     out.push_back(Reply{origin, Result::Ok(GotItems{std::move(got), GrantHow::kImmediate})});
     Pump(c.name, q, now, out);  // room for putters
-    queue_bytes_ = queue_bytes_ + q.bytes() - before;
     return;
   }
   if (c.deadline <= now) {
@@ -306,7 +311,6 @@ void ShardState::Do(const AckItems& c, OpRef origin, Time now, Effects& out) {
                     "queue '", c.name, "' has nothing in flight (it is empty or was deleted)")))});
   }
   Queue& q = (*r)->queue();
-  uint64_t before = q.bytes();
   uint32_t acked = 0;
   std::vector<uint64_t> stale;
   for (uint64_t receipt : c.receipts) {
@@ -325,7 +329,6 @@ void ShardState::Do(const AckItems& c, OpRef origin, Time now, Effects& out) {
   }
   Pump(c.name, q, now, out);
   uint64_t unfinished = q.unfinished();
-  queue_bytes_ = queue_bytes_ + q.bytes() - before;
   MaybeReclaim(c.name);
   if (!stale.empty()) {
     return out.push_back(
@@ -347,7 +350,6 @@ void ShardState::Do(const NackItems& c, OpRef origin, Time now, Effects& out) {
                     "queue '", c.name, "' has nothing in flight (it is empty or was deleted)")))});
   }
   Queue& q = (*r)->queue();
-  uint64_t before = q.bytes();
   uint32_t returned = 0, dead = 0, stale = 0;
   // Last first, so that the items keep their order at the head.
   for (auto it = c.receipts.rbegin(); it != c.receipts.rend(); ++it) {
@@ -359,7 +361,6 @@ void ShardState::Do(const NackItems& c, OpRef origin, Time now, Effects& out) {
     if (ReturnItem(c.name, q, *it, /*counted=*/true, c.delay, now)) ++dead;
   }
   Pump(c.name, q, now, out);
-  queue_bytes_ = queue_bytes_ + q.bytes() - before;
   if (stale > 0) {
     return out.push_back(Reply{
         origin, Result::Error(absl::FailedPreconditionError(absl::StrCat(
@@ -396,7 +397,6 @@ void ShardState::Do(const PurgeQueue& c, OpRef origin, Time now, Effects& out) {
   if (!r.ok()) return out.push_back(Reply{origin, Result::Error(r.status())});
   if (*r == nullptr) return out.push_back(Reply{origin, Result::Ok(Counted{})});
   Queue& q = (*r)->queue();
-  uint64_t before = q.bytes();
   uint32_t purged = 0;
   if (c.dead_letters) {
     purged = static_cast<uint32_t>(q.PurgeDead());
@@ -408,7 +408,6 @@ void ShardState::Do(const PurgeQueue& c, OpRef origin, Time now, Effects& out) {
     }
   }
   Pump(c.name, q, now, out);
-  queue_bytes_ = queue_bytes_ + q.bytes() - before;
   MaybeReclaim(c.name);
   out.push_back(Reply{origin, Result::Ok(Counted{purged})});
 }
@@ -437,7 +436,7 @@ void ShardState::Do(const DeleteQueue& c, OpRef origin, Time, Effects& out) {
     for (const Waiter& w : line->RemoveAll()) EndWait(c.name, w, deleted, out);
   }
   ForgetQueue(c.name, q);
-  queue_bytes_ -= q.bytes();
+  queue_bytes_ -= q.accounted_bytes;
   resources_.erase(c.name);
   out.push_back(Reply{origin, Result::Ok(Counted{1})});
 }
@@ -446,20 +445,17 @@ void ShardState::Do(const UndeliverItems& c, OpRef, Time now, Effects& out) {
   auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
   if (!r.ok() || *r == nullptr) return;
   Queue& q = (*r)->queue();
-  uint64_t before = q.bytes();
   // Last first, so that the items keep their order at the head.
   for (auto it = c.receipts.rbegin(); it != c.receipts.rend(); ++it) {
     ReturnItem(c.name, q, *it, /*counted=*/false, 0, now);
   }
   Pump(c.name, q, now, out);
-  queue_bytes_ = queue_bytes_ + q.bytes() - before;
 }
 
 void ShardState::Do(const UndeliverPut& c, OpRef, Time now, Effects& out) {
   auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
   if (!r.ok() || *r == nullptr) return;
   Queue& q = (*r)->queue();
-  uint64_t before = q.bytes();
   for (uint64_t id : c.item_ids) {
     std::optional<Time> at = q.DelayedAt(id);
     if (!q.RemoveQueued(id)) continue;  // already got: the put stands
@@ -470,7 +466,6 @@ void ShardState::Do(const UndeliverPut& c, OpRef, Time now, Effects& out) {
     }
   }
   Pump(c.name, q, now, out);
-  queue_bytes_ = queue_bytes_ + q.bytes() - before;
   MaybeReclaim(c.name);
 }
 
@@ -481,10 +476,8 @@ void ShardState::ExpireInFlight(uint64_t receipt, Time now, Effects& out) {
   auto it = resources_.find(name);
   if (it == resources_.end() || it->second.kind != Kind::kQueue) return;
   Queue& q = it->second.queue();
-  uint64_t before = q.bytes();
   ReturnItem(name, q, receipt, /*counted=*/true, 0, now);
   Pump(name, q, now, out);
-  queue_bytes_ = queue_bytes_ + q.bytes() - before;
 }
 
 void ShardState::PromoteDelayed(uint64_t item_id, Time now, Effects& out) {

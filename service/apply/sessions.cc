@@ -164,7 +164,6 @@ void ShardState::Do(const SessionEnded& c, OpRef, Time now, Effects& out) {
     } else if (res.kind == Kind::kQueue) {
       // Its in-flight items go back to the head of the queue.
       primitives::Queue& q = res.queue();
-      uint64_t before = q.bytes();
       std::vector<uint64_t> receipts;
       for (const auto& [receipt, f] : q.in_flight_items()) {
         if (f.session == c.session) receipts.push_back(receipt);
@@ -174,7 +173,6 @@ void ShardState::Do(const SessionEnded& c, OpRef, Time now, Effects& out) {
         ReturnItem(name, q, *rit, /*counted=*/true, 0, now);
       }
       Pump(name, q, now, out);
-      queue_bytes_ = queue_bytes_ + q.bytes() - before;
     }
     MaybeReclaim(name);
   }

@@ -124,7 +124,10 @@ absl::StatusOr<ShardState::Resource*> ShardState::Lookup(const std::string& name
 void ShardState::MaybeReclaim(const std::string& name) {
   auto it = resources_.find(name);
   if (it == resources_.end()) return;
-  if (it->second.idle()) resources_.erase(it);
+  if (!it->second.idle()) return;
+  // An idle queue holds no bytes, but its last change may not be counted.
+  if (it->second.kind == Kind::kQueue) AccountQueue(it->second.queue());
+  resources_.erase(it);
 }
 
 // --- waiting ---

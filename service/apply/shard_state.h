@@ -73,6 +73,7 @@ class ShardState {
   size_t home_session_count() const { return sessions_.size(); }
   size_t timer_count() const { return timers_.size(); }
   size_t session_ref_count() const { return session_refs_.size(); }
+  uint64_t queue_bytes() const { return queue_bytes_; }
 
  private:
   // The lines a waiter can stand in. kMain: lock and semaphore acquirers,
@@ -218,7 +219,10 @@ class ShardState {
   // Returns true if it was dead-lettered.
   bool ReturnItem(const std::string& name, primitives::Queue& q, uint64_t receipt, bool counted,
                   Duration delay, Time now);
-  // Serves putters and getters while they can be served, then joiners.
+  // Brings queue_bytes_ up to date with `q`'s payload bytes.
+  void AccountQueue(primitives::Queue& q);
+  // Serves putters and getters while they can be served, then joiners, and
+  // accounts the queue's bytes.
   void Pump(const std::string& name, primitives::Queue& q, Time now, Effects& out);
   void ExpireInFlight(uint64_t receipt, Time now, Effects& out);
   void PromoteDelayed(uint64_t item_id, Time now, Effects& out);

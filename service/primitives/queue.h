@@ -110,6 +110,10 @@ class Queue {
   std::optional<InFlightItem> TakeInFlight(uint64_t receipt);
   const absl::btree_map<uint64_t, InFlightItem>& in_flight_items() const { return in_flight_; }
 
+  // Payload bytes of this queue already counted in its shard's total; the
+  // shard brings it up to date (ShardState::AccountQueue).
+  uint64_t accounted_bytes = 0;
+
   // Counters for Describe.
   uint64_t total_put = 0;
   uint64_t total_acked = 0;

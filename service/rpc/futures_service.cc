@@ -41,6 +41,11 @@ runtime::Task<void> SetResult(Env& env, SetResultCall& call) {
   FutureValue v;
   v.state = FutureState::kResult;
   v.value = req.value().empty() ? req.text() : req.value();
+  if (v.value.size() > env.limits.max_item_bytes) {
+    co_return co_await call.Fail(absl::InvalidArgumentError(
+        absl::StrCat("the value is ", v.value.size(), " bytes; the limit is ",
+                     env.limits.max_item_bytes, " (--max_item_bytes)")));
+  }
   apply::Result r =
       co_await Complete(env, call, req.name(), std::move(v), req.has_retention(), req.retention());
   if (!r.ok()) co_return co_await call.Fail(r.status);

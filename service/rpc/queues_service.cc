@@ -101,6 +101,7 @@ runtime::Task<void> Put(Env& env, PutCall& call) {
   auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   c.deadline = *deadline;
+  c.nowait = req.has_timeout() && req.timeout().seconds() == 0 && req.timeout().nanos() == 0;
   uint32_t target = env.cluster->ShardOfName(c.name);
   std::string name = c.name;
   apply::Command command = std::move(c);

@@ -60,6 +60,12 @@ absl::StatusOr<std::pair<std::string, apply::Command>> Action(const Env& env,
       c.name = f.name();
       c.value.state = primitives::FutureState::kResult;
       c.value.value = f.value().empty() ? f.text() : f.value();
+      if (c.value.value.size() > env.limits.max_item_bytes) {
+        return absl::InvalidArgumentError(absl::StrCat("action.set_future value is ",
+                                                       c.value.value.size(),
+                                                       " bytes; the limit is ",
+                                                       env.limits.max_item_bytes));
+      }
       return std::pair<std::string, apply::Command>{f.name(), std::move(c)};
     }
     case v1::TimerAction::ACTION_NOT_SET:
