@@ -80,9 +80,13 @@ def _generate_stubs() -> Path:
 GEN_DIR = _generate_stubs()
 
 from baton.v1 import admin_pb2, admin_pb2_grpc  # noqa: E402
+from baton.v1 import barrier_pb2, barrier_pb2_grpc  # noqa: E402
 from baton.v1 import common_pb2  # noqa: E402
+from baton.v1 import condition_pb2, condition_pb2_grpc  # noqa: E402
 from baton.v1 import event_pb2, event_pb2_grpc  # noqa: E402
+from baton.v1 import future_pb2, future_pb2_grpc  # noqa: E402
 from baton.v1 import lock_pb2, lock_pb2_grpc  # noqa: E402
+from baton.v1 import queue_pb2, queue_pb2_grpc  # noqa: E402
 from baton.v1 import semaphore_pb2, semaphore_pb2_grpc  # noqa: E402
 from baton.v1 import session_pb2, session_pb2_grpc  # noqa: E402
 from batontest_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
@@ -231,6 +235,10 @@ class Client:
         self.locks = lock_pb2_grpc.LocksStub(self.channel)
         self.semaphores = semaphore_pb2_grpc.SemaphoresStub(self.channel)
         self.events = event_pb2_grpc.EventsStub(self.channel)
+        self.queues = queue_pb2_grpc.QueuesStub(self.channel)
+        self.futures = future_pb2_grpc.FuturesStub(self.channel)
+        self.barriers = barrier_pb2_grpc.BarriersStub(self.channel)
+        self.conditions = condition_pb2_grpc.ConditionsStub(self.channel)
         self.admin = admin_pb2_grpc.AdminStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
@@ -362,6 +370,45 @@ def event_wait(name, *, timeout=None, sid=0):
     return _set_durations(event_pb2.WaitEventRequest(name=name, session_id=sid), timeout=timeout)
 
 
+def q_item(text=None, *, data=None, priority=0, delay=None):
+    """A QueueItem: `text` (str) or `data` (bytes); delay in seconds."""
+    it = queue_pb2.QueueItem(priority=priority)
+    if text is not None:
+        it.text = text
+    if data is not None:
+        it.data = data
+    return _set_durations(it, delay=delay)
+
+
+def q_options(order=0, maxsize=0, max_item_bytes=0, max_deliveries=0):
+    return queue_pb2.QueueOptions(
+        order=order, maxsize=maxsize, max_item_bytes=max_item_bytes, max_deliveries=max_deliveries
+    )
+
+
+def q_put(name, items, *, options=None, timeout=None):
+    """Queues/Put; `items` are QueueItems or strings (their text)."""
+    r = queue_pb2.PutRequest(name=name, items=[q_item(i) if isinstance(i, str) else i for i in items])
+    if options is not None:
+        r.options.CopyFrom(options)
+    return _set_durations(r, timeout=timeout)
+
+
+def q_get(name, sid=0, *, ttl=None, timeout=None, max_items=0, options=None, dead_letters=False):
+    r = queue_pb2.GetRequest(name=name, session_id=sid, max_items=max_items, dead_letters=dead_letters)
+    if options is not None:
+        r.options.CopyFrom(options)
+    return _set_durations(r, ttl=ttl, timeout=timeout)
+
+
+def q_ack(name, receipts):
+    return queue_pb2.AckRequest(name=name, receipts=list(receipts))
+
+
+def q_nack(name, receipts, *, delay=None):
+    return _set_durations(queue_pb2.NackRequest(name=name, receipts=list(receipts)), delay=delay)
+
+
 # Enum shorthands.
 IMMEDIATE = common_pb2.GRANT_OUTCOME_IMMEDIATE
 AFTER_WAIT = common_pb2.GRANT_OUTCOME_AFTER_WAIT
@@ -369,5 +416,11 @@ REPLAYED = common_pb2.GRANT_OUTCOME_REPLAYED
 KIND_LOCK = common_pb2.RESOURCE_KIND_LOCK
 KIND_SEMAPHORE = common_pb2.RESOURCE_KIND_SEMAPHORE
 KIND_EVENT = common_pb2.RESOURCE_KIND_EVENT
+KIND_QUEUE = common_pb2.RESOURCE_KIND_QUEUE
+KIND_FUTURE = common_pb2.RESOURCE_KIND_FUTURE
+KIND_BARRIER = common_pb2.RESOURCE_KIND_BARRIER
+Q_FIFO = queue_pb2.QUEUE_ORDER_FIFO
+Q_LIFO = queue_pb2.QUEUE_ORDER_LIFO
+Q_PRIORITY = queue_pb2.QUEUE_ORDER_PRIORITY
 EV_SET = event_pb2.EVENT_STATE_SET
 EV_CLEAR = event_pb2.EVENT_STATE_CLEAR

@@ -6,7 +6,8 @@
 #
 # BATOND defaults to build/service/batond. The Python environment is .venv
 # (created by `scripts/setup.sh --test`); BATON_VENV overrides it.
-# Race knobs: BATON_RACE_ITERS, BATON_RACE_SECONDS, BATON_RACE_SEED (see test_race_cancel.py).
+# Race knobs: BATON_RACE_ITERS, BATON_RACE_SECONDS, BATON_RACE_SEED (see test_race_cancel.py,
+# test_race_queue.py).
 # Exit status: pytest's, except that "no tests collected" (5) is a failure too.
 set -uo pipefail
 
