@@ -24,6 +24,10 @@ void ShardState::Do(const ListResources& c, OpRef origin, Time, Effects& out) {
       holders = static_cast<uint32_t>(r.pool().holdings().size());
     } else if (r.kind == Kind::kQueue) {
       holders = static_cast<uint32_t>(r.queue().in_flight());
+    } else if (r.kind == Kind::kTasks) {
+      for (const auto& [seq, t] : r.tasks().tasks) {
+        holders += t.state == primitives::TaskState::kRunning ? 1 : 0;
+      }
     }
     list.resources.push_back(
         ResourceSummary{it->first, r.kind, holders, static_cast<uint32_t>(r.waiters().size())});
@@ -101,6 +105,21 @@ void ShardState::Do(const DescribeResource& c, OpRef origin, Time now, Effects& 
       if (f.done()) info.retained_for = f.expires() == kForever ? kForever : f.expires() - now;
       break;
     }
+    case Kind::kTasks: {
+      for (const auto& [seq, t] : r.tasks().tasks) {
+        if (t.done()) {
+          ++info.tasks_done;
+        } else if (t.state == primitives::TaskState::kRunning) {
+          ++info.tasks_running;
+          info.holders.push_back(HolderInfo{seq, t.session, 1, 0,
+                                            t.timer_at == kForever ? kForever : t.timer_at - now,
+                                            TaskId(c.name, seq)});
+        } else {
+          ++info.tasks_pending;
+        }
+      }
+      break;
+    }
     case Kind::kTimer: {
       const primitives::Timer& t = r.timer();
       info.due_in = t.done ? -1 : t.due - now;
@@ -114,6 +133,7 @@ void ShardState::Do(const DescribeResource& c, OpRef origin, Time now, Effects& 
                            : std::holds_alternative<ClearEvent>(cmd)     ? "clear_event"
                            : std::holds_alternative<PutItems>(cmd)       ? "put"
                            : std::holds_alternative<CompleteFuture>(cmd) ? "set_future"
+                           : std::holds_alternative<SubmitTask>(cmd)     ? "submit_task"
                                                                          : "action";
         info.action = absl::StrCat(verb, " ", action->second.first);
       }

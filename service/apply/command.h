@@ -20,10 +20,11 @@
 #include "runtime/clock.h"
 #include "service/primitives/future.h"
 #include "service/primitives/queue.h"
+#include "service/primitives/task_queue.h"
 
 namespace baton::apply {
 
-enum class Kind { kLock, kSemaphore, kEvent, kQueue, kFuture, kBarrier, kTimer };
+enum class Kind { kLock, kSemaphore, kEvent, kQueue, kFuture, kBarrier, kTimer, kTasks };
 
 // --- locks and semaphores (both are permit pools; a lock has capacity 1) ---
 
@@ -191,6 +192,60 @@ struct Notify {
   bool all = false;
 };
 
+// --- tasks (tasks.cc); a task is (queue, seq) ---
+
+struct SubmitTask {
+  std::string queue;
+  std::string payload;
+  Duration delay = 0;
+  uint32_t max_attempts = 1;
+  std::string group;
+  bool shielded = false;
+};
+struct TakeTask {
+  std::string queue;
+  uint64_t session = 0;
+  Duration lease = 0;
+  Time deadline = kForever;
+};
+// A Take reply that never reached its worker: the task goes back to the
+// head of the line, the attempt not counted.
+struct UndeliverTask {
+  std::string queue;
+  uint64_t seq = 0;
+  uint32_t attempt = 0;
+};
+struct HeartbeatTask {
+  std::string queue;
+  uint64_t seq = 0;
+  uint32_t attempt = 0;
+};
+struct CompleteTask {
+  std::string queue;
+  uint64_t seq = 0;
+  uint32_t attempt = 0;
+  bool failed = false;
+  std::string result;
+  int32_t error_code = 0;
+  std::string error_message;
+  bool final = false;  // a failure that must not be retried
+};
+struct AwaitTask {
+  std::string queue;
+  uint64_t seq = 0;
+  Time deadline = kForever;
+};
+struct CancelTask {
+  std::string queue;
+  uint64_t seq = 0;
+};
+struct WaitTasks {
+  std::string queue;
+  std::vector<uint64_t> seqs;
+  uint8_t mode = 3;  // 1 first completed, 2 first exception, 3 all completed
+  Time deadline = kForever;
+};
+
 // --- timers (timers.cc) ---
 
 struct Command;  // the action a timer fires, below
@@ -270,7 +325,8 @@ using CommandVariant =
                  SessionEnded, ListResources, DescribeResource, BeginShutdown, PutItems, GetItems,
                  AckItems, NackItems, JoinQueue, PurgeQueue, DeleteQueue, UndeliverItems,
                  UndeliverPut, CompleteFuture, AwaitFuture, BarrierWait, AbortBarrier, ResetBarrier,
-                 ConditionWait, Notify, ScheduleTimer, CancelTimer>;
+                 ConditionWait, Notify, ScheduleTimer, CancelTimer, SubmitTask, TakeTask,
+                 UndeliverTask, HeartbeatTask, CompleteTask, AwaitTask, CancelTask, WaitTasks>;
 
 // A Command is one of the structs above. (A struct rather than an alias, so
 // that a timer's action can name it before it is complete.)

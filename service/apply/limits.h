@@ -23,6 +23,7 @@ struct Limits {
   uint64_t max_queue_bytes = 256ull << 20;     // payload bytes held by all queues on this shard
   Duration future_retention = 3600 * kSecond;  // default time a done future is kept
   Duration max_retention = 7 * 24 * 3600 * kSecond;
+  int64_t max_tasks_per_queue = 100'000;  // tasks a work queue holds, done ones included
 };
 
 }  // namespace baton::apply

@@ -14,6 +14,7 @@
 #include "service/apply/command.h"
 #include "service/primitives/future.h"
 #include "service/primitives/queue.h"
+#include "service/primitives/task_queue.h"
 #include "service/primitives/types.h"
 
 namespace baton::apply {
@@ -122,6 +123,8 @@ struct ResourceInfo {
   uint64_t fired = 0;
   Duration since_fired = -1;  // -1: never fired
   std::string action;         // e.g. "set_event cache-warm"
+  // Work queues of tasks.
+  uint64_t tasks_pending = 0, tasks_running = 0, tasks_done = 0;
 };
 
 // Queues.
@@ -161,11 +164,31 @@ struct FutureOutcome {
   bool changed = false;  // Cancel: whether this call cancelled it
 };
 
+// Tasks.
+struct TaskReport {
+  std::string id;
+  primitives::TaskState state = primitives::TaskState::kPending;
+  std::string result;
+  int32_t error_code = 0;
+  std::string error_message;
+  uint32_t attempts = 0;
+};
+struct TaskReports {
+  std::vector<TaskReport> done;
+  std::vector<std::string> pending;
+};
+struct TakenTask {
+  std::string id;
+  std::string payload;
+  uint32_t attempt = 0;
+};
+
 struct Done {};
 
 using ResultValue =
     std::variant<Done, Granted, Released, Refreshed, EventOutcome, EventChange, SessionInfo,
-                 ResourceList, ResourceInfo, PutDone, GotItems, Counted, Passed, FutureOutcome>;
+                 ResourceList, ResourceInfo, PutDone, GotItems, Counted, Passed, FutureOutcome,
+                 TaskReport, TaskReports, TakenTask>;
 
 struct Result {
   absl::Status status;

@@ -147,6 +147,7 @@ void ShardState::Do(const SessionEnded& c, OpRef, Time now, Effects& out) {
       collect(r.queue().putters);
       collect(r.queue().joiners);
     }
+    if (r.kind == Kind::kTasks) collect(r.tasks().waits);
     for (uint64_t id : ids) RemoveWaiter(name, id, EndReason::kSessionEnded, now, out);
     // Removing waiters may have reclaimed the resource.
     it = resources_.find(name);
@@ -173,6 +174,17 @@ void ShardState::Do(const SessionEnded& c, OpRef, Time now, Effects& out) {
         ReturnItem(name, q, *rit, /*counted=*/true, 0, now);
       }
       Pump(name, q, now, out);
+    } else if (res.kind == Kind::kTasks) {
+      // Its running tasks are lost: retried, or failed.
+      std::vector<uint64_t> lost;
+      for (const auto& [seq, t] : res.tasks().tasks) {
+        if (t.state == primitives::TaskState::kRunning && t.session == c.session) {
+          lost.push_back(seq);
+        }
+      }
+      for (uint64_t seq : lost) {
+        LoseTask(name, res, res.tasks().tasks.at(seq), "its session ended", now, out);
+      }
     }
     MaybeReclaim(name);
   }

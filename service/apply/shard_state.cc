@@ -27,6 +27,8 @@ const char* KindName(Kind k) {
       return "barrier";
     case Kind::kTimer:
       return "timer";
+    case Kind::kTasks:
+      return "work queue";
   }
   return "resource";
 }
@@ -52,7 +54,8 @@ primitives::WaiterQueue* ShardState::Resource::LineOf(uint8_t line, const std::s
     case kPutters:
       return kind == Kind::kQueue ? &queue().putters : nullptr;
     case kJoiners:
-      return kind == Kind::kQueue ? &queue().joiners : nullptr;
+      if (kind == Kind::kQueue) return &queue().joiners;
+      return kind == Kind::kTasks ? &tasks().waits : nullptr;
     case kCondition: {
       auto it = conditions.find(condition);
       return it == conditions.end() ? nullptr : &it->second;
@@ -117,6 +120,8 @@ absl::StatusOr<ShardState::Resource*> ShardState::Lookup(const std::string& name
     r.state.emplace<primitives::Barrier>(static_cast<uint32_t>(capacity));
   } else if (kind == Kind::kTimer) {
     r.state.emplace<primitives::Timer>();
+  } else if (kind == Kind::kTasks) {
+    r.state.emplace<primitives::TaskQueue>();
   }
   return &resources_.emplace(name, std::move(r)).first->second;
 }
@@ -199,11 +204,26 @@ void ShardState::RemoveWaiter(const std::string& name, uint64_t id, EndReason wh
   if (which == kCondition) {
     std::string cond = w->condition;
     if (r.conditions[cond].empty()) r.conditions.erase(cond);
-    if (why == EndReason::kTimedOut) {
+    if (why == EndReason::kTimedOut && r.is_pool()) {
       Unpark(name, *w);
       Reacquire(r, name, std::move(*w), /*outcome=*/2, now, out);
       return;
     }
+  }
+
+  // asyncio.wait with a timeout returns what is done by then: not an error.
+  if (r.kind == Kind::kTasks && which == kJoiners) {
+    primitives::TaskQueue& tq = r.tasks();
+    if (why == EndReason::kTimedOut) {
+      TaskReports report;
+      WaitSatisfied(name, tq, tq.wait_args.at(id), report);
+      tq.wait_args.erase(id);
+      Unpark(name, *w);
+      out.push_back(Reply{w->op, Result::Ok(std::move(report))});
+      MaybeReclaim(name);
+      return;
+    }
+    tq.wait_args.erase(id);
   }
 
   absl::Status status;
@@ -247,6 +267,7 @@ void ShardState::RemoveWaiter(const std::string& name, uint64_t id, EndReason wh
     case Kind::kEvent:
     case Kind::kFuture:
     case Kind::kTimer:
+    case Kind::kTasks:
       break;
   }
   MaybeReclaim(name);
@@ -295,6 +316,9 @@ void ShardState::OnTimer(Time now, Effects& out) {
       case TimerKind::kUserTimer:
         FireTimer(key.id, now, out);
         break;
+      case TimerKind::kTask:
+        OnTaskTimer(key.id, now, out);
+        break;
       case TimerKind::kLease:
         ExpireLease(key.id, now, out);
         break;
@@ -326,6 +350,10 @@ void ShardState::Do(const BeginShutdown&, OpRef, Time, Effects& out) {
       end_all(name, r.queue().putters);
       end_all(name, r.queue().joiners);
       r.queue().pending_puts.clear();
+    }
+    if (r.kind == Kind::kTasks) {
+      end_all(name, r.tasks().waits);
+      r.tasks().wait_args.clear();
     }
     if (r.kind == Kind::kEvent) {
       auto watchers = r.event().watchers();

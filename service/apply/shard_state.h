@@ -34,6 +34,7 @@
 #include "service/primitives/future.h"
 #include "service/primitives/permit_pool.h"
 #include "service/primitives/queue.h"
+#include "service/primitives/task_queue.h"
 #include "service/primitives/timer.h"
 
 namespace baton::apply {
@@ -84,7 +85,7 @@ class ShardState {
   struct Resource {
     Kind kind;
     std::variant<primitives::PermitPool, primitives::Event, primitives::Queue, primitives::Future,
-                 primitives::Barrier, primitives::Timer>
+                 primitives::Barrier, primitives::Timer, primitives::TaskQueue>
         state;
     // Locks only: the waiters of each condition bound to the lock.
     absl::btree_map<std::string, primitives::WaiterQueue> conditions;
@@ -95,6 +96,7 @@ class ShardState {
     primitives::Future& future() { return std::get<primitives::Future>(state); }
     primitives::Barrier& barrier() { return std::get<primitives::Barrier>(state); }
     primitives::Timer& timer() { return std::get<primitives::Timer>(state); }
+    primitives::TaskQueue& tasks() { return std::get<primitives::TaskQueue>(state); }
     bool is_pool() const { return kind == Kind::kLock || kind == Kind::kSemaphore; }
     // The main line.
     primitives::WaiterQueue& waiters();
@@ -117,7 +119,8 @@ class ShardState {
     kQueueDelay,
     kInFlight,
     kFutureExpiry,
-    kUserTimer
+    kUserTimer,
+    kTask
   };
   struct TimerKey {
     Time at;
@@ -173,6 +176,14 @@ class ShardState {
   void Do(const Notify& c, OpRef origin, Time now, Effects& out);
   void Do(const ScheduleTimer& c, OpRef origin, Time now, Effects& out);
   void Do(const CancelTimer& c, OpRef origin, Time now, Effects& out);
+  void Do(const SubmitTask& c, OpRef origin, Time now, Effects& out);
+  void Do(const TakeTask& c, OpRef origin, Time now, Effects& out);
+  void Do(const UndeliverTask& c, OpRef origin, Time now, Effects& out);
+  void Do(const HeartbeatTask& c, OpRef origin, Time now, Effects& out);
+  void Do(const CompleteTask& c, OpRef origin, Time now, Effects& out);
+  void Do(const AwaitTask& c, OpRef origin, Time now, Effects& out);
+  void Do(const CancelTask& c, OpRef origin, Time now, Effects& out);
+  void Do(const WaitTasks& c, OpRef origin, Time now, Effects& out);
 
   // Resources.
   // The resource `name` of `kind`, created if absent and `create`; errors:
@@ -241,6 +252,32 @@ class ShardState {
   void FireTimer(uint64_t seq, Time now, Effects& out);
   void DropTimer(const std::string& name);
 
+  // Tasks (tasks.cc).
+  static std::string TaskId(const std::string& queue, uint64_t seq);
+  TaskReport Report(const std::string& queue, const primitives::Task& t) const;
+  // Arms the task's one timer at `at` (kForever: none), replacing the old.
+  void SetTaskTimer(const std::string& queue, primitives::Task& t, Time at);
+  absl::StatusOr<std::pair<Resource*, primitives::Task*>> FindTask(const std::string& queue,
+                                                                   uint64_t seq);
+  // The task if attempt `attempt` of it is running; else FAILED_PRECONDITION.
+  absl::StatusOr<primitives::Task*> RunningTask(const std::string& queue, uint64_t seq,
+                                                uint32_t attempt);
+  void StartTask(const std::string& queue, primitives::TaskQueue& tq, uint64_t seq,
+                 const primitives::Waiter& worker, Time now, Effects& out);
+  void StopRunning(const std::string& queue, primitives::Task& t);
+  // Hands pending tasks to waiting workers.
+  void PumpTasks(const std::string& queue, primitives::TaskQueue& tq, Time now, Effects& out);
+  void FinishTask(const std::string& queue, Resource& res, primitives::Task& t,
+                  primitives::TaskState state, Time now, Effects& out);
+  // Its worker is gone (session, lease): another attempt, or failure.
+  void LoseTask(const std::string& queue, Resource& res, primitives::Task& t, const char* why,
+                Time now, Effects& out);
+  bool WaitSatisfied(const std::string& queue, primitives::TaskQueue& tq,
+                     const primitives::MultiWait& w, TaskReports& report) const;
+  void CheckWaits(const std::string& queue, primitives::TaskQueue& tq, bool timed_out, Time now,
+                  Effects& out);
+  void OnTaskTimer(uint64_t seq, Time now, Effects& out);
+
   // Conditions (conditions.cc): moves a condition waiter into its lock's
   // line to re-acquire it.
   void Reacquire(Resource& lock, const std::string& name, primitives::Waiter w, uint8_t outcome,
@@ -283,6 +320,7 @@ class ShardState {
   absl::flat_hash_map<uint64_t, std::string> delayed_names_;  // delayed item id -> queue
   absl::flat_hash_map<uint64_t, std::string> future_names_;   // retention timer -> future
   absl::flat_hash_map<uint64_t, std::string> timer_names_;    // timer seq -> timer name
+  absl::flat_hash_map<uint64_t, std::string> task_names_;     // task seq -> work queue
   // Each timer's action: the resource it acts on and the command.
   absl::flat_hash_map<std::string, std::pair<std::string, std::shared_ptr<const Command>>>
       timer_actions_;
@@ -302,6 +340,7 @@ class ShardState {
   uint64_t next_receipt_ = 1;
   uint64_t next_future_timer_ = 1;
   uint64_t next_timer_seq_ = 1;
+  uint64_t next_task_seq_ = 1;
   uint64_t queue_bytes_ = 0;  // payload bytes held by this shard's queues
 };
 

@@ -54,6 +54,9 @@ runtime::Task<void> List(Env& env, ListCall& call) {
     case v1::RESOURCE_KIND_TIMER:
       cmd.kind = apply::Kind::kTimer;
       break;
+    case v1::RESOURCE_KIND_TASKS:
+      cmd.kind = apply::Kind::kTasks;
+      break;
     case v1::RESOURCE_KIND_UNSPECIFIED:
       break;
     default:
@@ -153,6 +156,13 @@ runtime::Task<void> Describe(Env& env, DescribeCall& call) {
         ToProto(info.retained_for, resp.mutable_retained_for());
       }
       break;
+    case apply::Kind::kTasks: {
+      v1::TasksInfo* out = resp.mutable_tasks();
+      out->set_pending(info.tasks_pending);
+      out->set_running(info.tasks_running);
+      out->set_done(info.tasks_done);
+      break;
+    }
     case apply::Kind::kTimer: {
       v1::TimerInfo* out = resp.mutable_timer();
       if (info.due_in >= 0) ToProto(info.due_in, out->mutable_due_in());

@@ -38,6 +38,8 @@ inline v1::ResourceKind ToProto(apply::Kind kind) {
       return v1::RESOURCE_KIND_BARRIER;
     case apply::Kind::kTimer:
       return v1::RESOURCE_KIND_TIMER;
+    case apply::Kind::kTasks:
+      return v1::RESOURCE_KIND_TASKS;
   }
   return v1::RESOURCE_KIND_UNSPECIFIED;
 }

@@ -84,6 +84,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.RegisterService(&s->services_.barriers);
   builder.RegisterService(&s->services_.conditions);
   builder.RegisterService(&s->services_.timers);
+  builder.RegisterService(&s->services_.tasks);
   builder.RegisterService(&s->services_.admin);
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs;
   for (uint32_t i = 0; i < shards; ++i) cqs.push_back(builder.AddCompletionQueue());
@@ -117,6 +118,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     ListenBarriers(s->env_, shard, s->services_, s->listeners_);
     ListenConditions(s->env_, shard, s->services_, s->listeners_);
     ListenTimers(s->env_, shard, s->services_, s->listeners_);
+    ListenTasks(s->env_, shard, s->services_, s->listeners_);
     ListenAdmin(s->env_, shard, s->services_, s->listeners_);
   }
   for (uint32_t i = 0; i < shards; ++i) {

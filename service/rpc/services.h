@@ -14,6 +14,7 @@
 #include "baton/v1/queue.grpc.pb.h"
 #include "baton/v1/semaphore.grpc.pb.h"
 #include "baton/v1/session.grpc.pb.h"
+#include "baton/v1/task.grpc.pb.h"
 #include "baton/v1/timer.grpc.pb.h"
 #include "service/rpc/call.h"
 
@@ -29,6 +30,7 @@ struct Services {
   v1::Barriers::AsyncService barriers;
   v1::Conditions::AsyncService conditions;
   v1::Timers::AsyncService timers;
+  v1::Tasks::AsyncService tasks;
   v1::Admin::AsyncService admin;
 };
 
@@ -57,6 +59,7 @@ void ListenFutures(Env& env, apply::Shard& shard, Services& svc, Listeners& out)
 void ListenBarriers(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 void ListenConditions(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 void ListenTimers(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
+void ListenTasks(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 void ListenAdmin(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 
 }  // namespace baton::rpc

@@ -61,18 +61,32 @@ absl::StatusOr<std::pair<std::string, apply::Command>> Action(const Env& env,
       c.value.state = primitives::FutureState::kResult;
       c.value.value = f.value().empty() ? f.text() : f.value();
       if (c.value.value.size() > env.limits.max_item_bytes) {
-        return absl::InvalidArgumentError(absl::StrCat("action.set_future value is ",
-                                                       c.value.value.size(),
-                                                       " bytes; the limit is ",
-                                                       env.limits.max_item_bytes));
+        return absl::InvalidArgumentError(
+            absl::StrCat("action.set_future value is ", c.value.value.size(),
+                         " bytes; the limit is ", env.limits.max_item_bytes));
       }
       return std::pair<std::string, apply::Command>{f.name(), std::move(c)};
+    }
+    case v1::TimerAction::kSubmitTask: {
+      const v1::SubmitTaskAction& t = a.submit_task();
+      if (auto s = ValidateName(t.queue(), "action.submit_task.queue"); !s.ok()) return s;
+      if (!t.payload().empty() && !t.text().empty()) {
+        return absl::InvalidArgumentError("action.submit_task has both payload and text");
+      }
+      apply::SubmitTask c;
+      c.queue = t.queue();
+      c.payload = t.payload().empty() ? t.text() : t.payload();
+      if (c.payload.size() > env.limits.max_item_bytes) {
+        return absl::InvalidArgumentError("action.submit_task payload is over --max_item_bytes");
+      }
+      c.max_attempts = std::min(t.max_attempts(), 1000u);
+      return std::pair<std::string, apply::Command>{t.queue(), std::move(c)};
     }
     case v1::TimerAction::ACTION_NOT_SET:
       break;
   }
   return absl::InvalidArgumentError(
-      "action is missing: give one of set_event, clear_event, put, set_future");
+      "action is missing: give one of set_event, clear_event, put, set_future, submit_task");
 }
 
 runtime::Task<void> Schedule(Env& env, ScheduleCall& call) {

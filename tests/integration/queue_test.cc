@@ -268,3 +268,89 @@ TEST(TimerIntegrationTest, BadSchedulesAreInvalidArgument) {
 
 }  // namespace
 }  // namespace baton::testing
+
+namespace baton::testing {
+namespace {
+
+TEST(TaskIntegrationTest, AWorkerRunsATaskAndAnAwaiterGetsItsResult) {
+  TestServer t;
+  v1::SubmitTaskRequest s;
+  s.set_queue("thumbnails");
+  s.set_text("42.png");
+  v1::SubmitTaskResponse sr;
+  ASSERT_TRUE(t.tasks->Submit(Context().get(), s, &sr).ok());
+  EXPECT_EQ(sr.task_id().rfind("thumbnails#", 0), 0u);
+
+  v1::TaskOutcome outcome;
+  grpc::Status as;
+  std::thread awaiter([&] {
+    v1::AwaitTaskRequest a;
+    a.set_task_id(sr.task_id());
+    as = t.tasks->Await(Context().get(), a, &outcome);
+  });
+  uint64_t worker = OpenSession(t);
+  v1::TakeTaskRequest take;
+  take.set_queue("thumbnails");
+  take.set_session_id(worker);
+  v1::TakeTaskResponse taken;
+  ASSERT_TRUE(t.tasks->Take(Context().get(), take, &taken).ok());
+  EXPECT_EQ(taken.text(), "42.png");
+  v1::TaskHeartbeatRequest hb;
+  hb.set_task_id(taken.task_id());
+  hb.set_attempt(taken.attempt());
+  v1::TaskHeartbeatResponse hr;
+  ASSERT_TRUE(t.tasks->Heartbeat(Context().get(), hb, &hr).ok());
+  EXPECT_FALSE(hr.cancelled());
+  v1::CompleteTaskRequest done;
+  done.set_task_id(taken.task_id());
+  done.set_attempt(taken.attempt());
+  done.set_text("thumb-42.png");
+  v1::CompleteTaskResponse dr;
+  ASSERT_TRUE(t.tasks->Complete(Context().get(), done, &dr).ok());
+  EXPECT_EQ(dr.state(), v1::TASK_STATE_SUCCEEDED);
+  awaiter.join();
+  ASSERT_TRUE(as.ok()) << as.error_message();
+  EXPECT_EQ(outcome.text(), "thumb-42.png");
+}
+
+TEST(TaskIntegrationTest, AWorkerWhoseSessionEndsLosesTheTaskToTheNextAttempt) {
+  TestServer t;
+  v1::SubmitTaskRequest s;
+  s.set_queue("jobs");
+  s.set_max_attempts(2);
+  v1::SubmitTaskResponse sr;
+  ASSERT_TRUE(t.tasks->Submit(Context().get(), s, &sr).ok());
+  uint64_t first = OpenSession(t);
+  v1::TakeTaskRequest take;
+  take.set_queue("jobs");
+  take.set_session_id(first);
+  v1::TakeTaskResponse taken;
+  ASSERT_TRUE(t.tasks->Take(Context().get(), take, &taken).ok());
+  v1::CloseSessionRequest close;
+  close.set_session_id(first);
+  v1::CloseSessionResponse cr;
+  ASSERT_TRUE(t.sessions->Close(Context().get(), close, &cr).ok());
+  take.set_session_id(OpenSession(t));
+  ASSERT_TRUE(t.tasks->Take(Context().get(), take, &taken).ok());
+  EXPECT_EQ(taken.attempt(), 2u);
+}
+
+TEST(TaskIntegrationTest, BadTaskIdsAreInvalidArgument) {
+  TestServer t;
+  v1::AwaitTaskRequest a;
+  a.set_task_id("no-hash");
+  v1::TaskOutcome o;
+  EXPECT_EQ(t.tasks->Await(Context().get(), a, &o).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  a.set_task_id("q#999");
+  EXPECT_EQ(t.tasks->Await(Context().get(), a, &o).error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::WaitTasksRequest w;
+  w.add_task_ids("a#1");
+  w.add_task_ids("b#2");
+  v1::WaitTasksResponse wr;
+  EXPECT_EQ(t.tasks->Wait(Context().get(), w, &wr).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+}  // namespace
+}  // namespace baton::testing

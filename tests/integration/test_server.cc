@@ -25,6 +25,7 @@ TestServer::TestServer(rpc::ServerOptions options) {
   barriers = v1::Barriers::NewStub(channel);
   conditions = v1::Conditions::NewStub(channel);
   timers = v1::Timers::NewStub(channel);
+  tasks = v1::Tasks::NewStub(channel);
   admin = v1::Admin::NewStub(channel);
 }
 

@@ -18,6 +18,7 @@
 #include "baton/v1/queue.grpc.pb.h"
 #include "baton/v1/semaphore.grpc.pb.h"
 #include "baton/v1/session.grpc.pb.h"
+#include "baton/v1/task.grpc.pb.h"
 #include "baton/v1/timer.grpc.pb.h"
 #include "service/rpc/server.h"
 
@@ -46,6 +47,7 @@ class TestServer {
   std::unique_ptr<v1::Barriers::Stub> barriers;
   std::unique_ptr<v1::Conditions::Stub> conditions;
   std::unique_ptr<v1::Timers::Stub> timers;
+  std::unique_ptr<v1::Tasks::Stub> tasks;
   std::unique_ptr<v1::Admin::Stub> admin;
 
  private:

@@ -1,0 +1,158 @@
+// Tasks: submit, take, complete, retry when a worker is lost, cooperative
+// cancellation, groups, wait. Manual time, no sleeps.
+#include <gtest/gtest.h>
+
+#include "service/apply/shard_state_test_util.h"
+
+namespace baton::apply {
+namespace {
+
+using primitives::TaskState;
+
+uint64_t Submit(Harness& h, std::string group = "", uint32_t max_attempts = 1, Duration delay = 0,
+                bool shielded = false) {
+  SubmitTask c;
+  c.queue = "work";
+  c.payload = "job";
+  c.max_attempts = max_attempts;
+  c.group = std::move(group);
+  c.delay = delay;
+  c.shielded = shielded;
+  auto r = ReplyTo(h.Apply(c, 900), 900);
+  EXPECT_TRUE(r && r->ok());
+  const std::string& id = std::get<TaskReport>(r->value).id;
+  return std::stoull(id.substr(id.rfind('#') + 1));
+}
+
+TakeTask Take(Time deadline = kForever, Duration lease = kSecond, uint64_t session = 0) {
+  return TakeTask{"work", session, lease, deadline};
+}
+
+TakenTask Taken(const std::optional<Result>& r) {
+  EXPECT_TRUE(r && r->ok());
+  return std::get<TakenTask>(r->value);
+}
+
+TaskReport Outcome(const std::optional<Result>& r) {
+  EXPECT_TRUE(r && r->ok());
+  return std::get<TaskReports>(r->value).done.at(0);
+}
+
+TEST(TaskTest, AWorkerTakesATaskAndItsResultReachesAwaiters) {
+  Harness h;
+  uint64_t seq = Submit(h);
+  h.Apply(AwaitTask{"work", seq, kForever}, 1);
+  TakenTask t = Taken(ReplyTo(h.Apply(Take(), 2), 2));
+  EXPECT_EQ(t.attempt, 1u);
+  auto out = h.Apply(CompleteTask{"work", seq, 1, false, "done", 0, "", false}, 3);
+  TaskReport o = Outcome(ReplyTo(out, 1));
+  EXPECT_EQ(o.state, TaskState::kSucceeded);
+  EXPECT_EQ(o.result, "done");
+}
+
+TEST(TaskTest, AWaitingWorkerGetsTheNextSubmittedTask) {
+  Harness h;
+  h.Apply(Take(), 1);
+  Submit(h);
+  // The submit's effects went to op 900; the worker's reply came with them.
+  EXPECT_EQ(h.state.waiter_count(), 0u);
+}
+
+TEST(TaskTest, ALostWorkerMeansAnotherAttemptThenFailure) {
+  Harness h;
+  uint64_t seq = Submit(h, "", /*max_attempts=*/2);
+  h.Apply(AwaitTask{"work", seq, kForever}, 1);
+  Taken(ReplyTo(h.Apply(Take(kForever, kSecond), 2), 2));
+  h.Advance(kSecond);  // no heartbeat: lost, retried
+  TakenTask again = Taken(ReplyTo(h.Apply(Take(kForever, kSecond), 3), 3));
+  EXPECT_EQ(again.attempt, 2u);
+  auto out = h.Advance(kSecond);  // lost again: attempts run out
+  TaskReport o = Outcome(ReplyTo(out, 1));
+  EXPECT_EQ(o.state, TaskState::kFailed);
+  EXPECT_NE(o.error_message.find("worker lost"), std::string::npos);
+}
+
+TEST(TaskTest, HeartbeatKeepsATaskAndAStaleAttemptIsRefused) {
+  Harness h;
+  uint64_t seq = Submit(h, "", 2);
+  Taken(ReplyTo(h.Apply(Take(kForever, kSecond), 1), 1));
+  h.Advance(kSecond / 2);
+  EXPECT_TRUE(ReplyTo(h.Apply(HeartbeatTask{"work", seq, 1}, 2), 2)->ok());
+  h.Advance(kSecond / 2 + kSecond / 4);  // would have expired without the heartbeat
+  EXPECT_TRUE(ReplyTo(h.Apply(HeartbeatTask{"work", seq, 1}, 3), 3)->ok());
+  EXPECT_EQ(ReplyTo(h.Apply(HeartbeatTask{"work", seq, 2}, 4), 4)->status.code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(TaskTest, CancelIsImmediateWhenPendingAndCooperativeWhenRunning) {
+  Harness h;
+  uint64_t pending = Submit(h);
+  uint64_t running = Submit(h);
+  h.Apply(CancelTask{"work", pending}, 1);
+  TakenTask t = Taken(ReplyTo(h.Apply(Take(), 2), 2));
+  EXPECT_EQ(t.id, "work#" + std::to_string(running));  // the cancelled one was skipped
+  h.Apply(CancelTask{"work", running}, 3);
+  auto hb = ReplyTo(h.Apply(HeartbeatTask{"work", running, 1}, 4), 4);
+  EXPECT_EQ(std::get<Counted>(hb->value).n, 1u);  // the worker learns it
+  auto done = ReplyTo(h.Apply(CompleteTask{"work", running, 1, false, "x", 0, "", false}, 5), 5);
+  EXPECT_EQ(std::get<Counted>(done->value).n, uint32_t(TaskState::kCancelled));
+}
+
+TEST(TaskTest, AFailureCancelsItsGroupButNotShieldedTasks) {
+  Harness h;
+  uint64_t a = Submit(h, "g");
+  uint64_t b = Submit(h, "g");
+  uint64_t shielded = Submit(h, "g", 1, 0, /*shielded=*/true);
+  Taken(ReplyTo(h.Apply(Take(), 1), 1));  // a
+  h.Apply(CompleteTask{"work", a, 1, true, "", 2, "boom", false}, 2);
+  EXPECT_EQ(Outcome(ReplyTo(h.Apply(AwaitTask{"work", b, h.now}, 3), 3)).state,
+            TaskState::kCancelled);
+  EXPECT_EQ(ReplyTo(h.Apply(AwaitTask{"work", shielded, h.now}, 4), 4)->status.code(),
+            absl::StatusCode::kDeadlineExceeded);  // still pending
+}
+
+TEST(TaskTest, WaitFirstCompletedReturnsDoneAndPending) {
+  Harness h;
+  uint64_t a = Submit(h), b = Submit(h);
+  h.Apply(WaitTasks{"work", {a, b}, 1, kForever}, 1);
+  Taken(ReplyTo(h.Apply(Take(), 2), 2));
+  auto out = h.Apply(CompleteTask{"work", a, 1, false, "r", 0, "", false}, 3);
+  auto r = ReplyTo(out, 1);
+  ASSERT_TRUE(r && r->ok());
+  const auto& reports = std::get<TaskReports>(r->value);
+  ASSERT_EQ(reports.done.size(), 1u);
+  EXPECT_EQ(reports.pending, std::vector<std::string>{"work#" + std::to_string(b)});
+}
+
+TEST(TaskTest, WaitTimeoutReturnsWhatIsDoneSoFar) {
+  Harness h;
+  uint64_t a = Submit(h);
+  h.Apply(WaitTasks{"work", {a}, 3, h.now + kSecond}, 1);
+  auto out = h.Advance(kSecond);
+  auto r = ReplyTo(out, 1);
+  ASSERT_TRUE(r && r->ok());
+  EXPECT_EQ(std::get<TaskReports>(r->value).pending.size(), 1u);
+}
+
+TEST(TaskTest, DelayedTaskIsTakenOnlyAfterItsDelayAndDoneTasksAreReclaimed) {
+  Harness h;
+  uint64_t seq = Submit(h, "", 1, 5 * kSecond);
+  EXPECT_FALSE(ReplyTo(h.Apply(Take(h.now), 1), 1)->ok());
+  h.Apply(Take(), 2);
+  auto out = h.Advance(5 * kSecond);
+  EXPECT_TRUE(ReplyTo(out, 2).has_value());
+  h.Apply(CompleteTask{"work", seq, 1, false, "", 0, "", false}, 3);
+  h.Advance(2 * 3600 * kSecond);
+  EXPECT_EQ(h.state.resource_count(), 0u);
+}
+
+TEST(TaskTest, UndeliveredTakeGoesBackWithoutCountingAnAttempt) {
+  Harness h;
+  uint64_t seq = Submit(h);
+  Taken(ReplyTo(h.Apply(Take(), 1), 1));
+  h.Apply(UndeliverTask{"work", seq, 1});
+  EXPECT_EQ(Taken(ReplyTo(h.Apply(Take(), 2), 2)).attempt, 1u);
+}
+
+}  // namespace
+}  // namespace baton::apply

@@ -1,0 +1,276 @@
+// Handlers of baton.v1.Tasks. A task id is "<queue>#<seq>": the handler
+// splits it and sends the command to the work queue's shard.
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "baton/v1/task.grpc.pb.h"
+#include "service/rpc/convert.h"
+#include "service/rpc/services.h"
+#include "service/rpc/validate.h"
+
+namespace baton::rpc {
+namespace {
+
+using SubmitCall = UnaryCall<v1::SubmitTaskRequest, v1::SubmitTaskResponse>;
+using TakeCall = UnaryCall<v1::TakeTaskRequest, v1::TakeTaskResponse>;
+using HeartbeatCall = UnaryCall<v1::TaskHeartbeatRequest, v1::TaskHeartbeatResponse>;
+using CompleteCall = UnaryCall<v1::CompleteTaskRequest, v1::CompleteTaskResponse>;
+using AwaitCall = UnaryCall<v1::AwaitTaskRequest, v1::TaskOutcome>;
+using CancelCall = UnaryCall<v1::CancelTaskRequest, v1::CancelTaskResponse>;
+using WaitCall = UnaryCall<v1::WaitTasksRequest, v1::WaitTasksResponse>;
+
+constexpr int kMaxWaitIds = 1000;
+
+struct TaskRef {
+  std::string queue;
+  uint64_t seq = 0;
+};
+
+absl::StatusOr<TaskRef> ParseTaskId(const std::string& id, const char* field = "task_id") {
+  size_t hash = id.rfind('#');
+  TaskRef ref;
+  if (hash == std::string::npos || hash == 0 || !absl::SimpleAtoi(id.substr(hash + 1), &ref.seq)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " '", id.substr(0, 300), "' is not a task id (\"<queue>#<number>\", from Submit)"));
+  }
+  ref.queue = id.substr(0, hash);
+  if (auto s = ValidateName(ref.queue, field); !s.ok()) return s;
+  return ref;
+}
+
+v1::TaskState ToProto(primitives::TaskState s) {
+  switch (s) {
+    case primitives::TaskState::kPending:
+      return v1::TASK_STATE_PENDING;
+    case primitives::TaskState::kRunning:
+      return v1::TASK_STATE_RUNNING;
+    case primitives::TaskState::kSucceeded:
+      return v1::TASK_STATE_SUCCEEDED;
+    case primitives::TaskState::kFailed:
+      return v1::TASK_STATE_FAILED;
+    case primitives::TaskState::kCancelled:
+      return v1::TASK_STATE_CANCELLED;
+  }
+  return v1::TASK_STATE_UNSPECIFIED;
+}
+
+void ToProto(apply::TaskReport r, v1::TaskOutcome* out) {
+  out->set_task_id(r.id);
+  out->set_state(ToProto(r.state));
+  if (IsValidUtf8(r.result)) out->set_text(r.result);
+  out->set_result(std::move(r.result));
+  if (r.error_code != 0 || !r.error_message.empty()) {
+    out->mutable_error()->set_code(r.error_code);
+    out->mutable_error()->set_message(r.error_message);
+  }
+  out->set_attempts(r.attempts);
+}
+
+absl::StatusOr<std::string> Payload(const Env& env, const std::string& data,
+                                    const std::string& text, const char* what) {
+  if (!data.empty() && !text.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("both ", what, " and text are set; give one"));
+  }
+  const std::string& p = data.empty() ? text : data;
+  if (p.size() > env.limits.max_item_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " is ", p.size(), " bytes; the limit is ",
+                                                   env.limits.max_item_bytes,
+                                                   " (--max_item_bytes)"));
+  }
+  return p;
+}
+
+runtime::Task<void> Submit(Env& env, SubmitCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.queue(), "queue"); !s.ok()) co_return co_await call.Fail(s);
+  auto payload = Payload(env, req.payload(), req.text(), "payload");
+  if (!payload.ok()) co_return co_await call.Fail(payload.status());
+  if (auto s = ValidateLength(req.group(), 256, "group"); !s.ok()) co_return co_await call.Fail(s);
+  if (req.max_attempts() > 1000) {
+    co_return co_await call.Fail(absl::InvalidArgumentError(
+        absl::StrCat("max_attempts ", req.max_attempts(), " is over 1000")));
+  }
+  apply::SubmitTask c;
+  c.queue = req.queue();
+  c.payload = std::move(*payload);
+  if (req.has_delay()) {
+    auto d = ToMicros(req.delay(), "delay", env.limits.max_lease, /*allow_zero=*/true);
+    if (!d.ok()) co_return co_await call.Fail(d.status());
+    c.delay = *d;
+  }
+  c.max_attempts = req.max_attempts();
+  c.group = req.group();
+  c.shielded = req.shielded();
+  apply::Command cmd = std::move(c);
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.queue()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  v1::SubmitTaskResponse resp;
+  resp.set_task_id(std::get<apply::TaskReport>(r.value).id);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Take(Env& env, TakeCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.queue(), "queue"); !s.ok()) co_return co_await call.Fail(s);
+  apply::TakeTask c;
+  c.queue = req.queue();
+  c.session = req.session_id();
+  if (req.has_ttl()) {
+    auto ttl = ToMicros(req.ttl(), "ttl", env.limits.max_lease, /*allow_zero=*/false);
+    if (!ttl.ok()) co_return co_await call.Fail(ttl.status());
+    c.lease = *ttl;
+  }
+  if (c.session == 0 && c.lease == 0) {
+    co_return co_await call.Fail(absl::InvalidArgumentError(
+        "no owner for the task: give session_id or ttl (a heartbeat lease), or both"));
+  }
+  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
+  c.deadline = *deadline;
+  uint32_t target = env.cluster->ShardOfName(req.queue());
+  std::string queue = req.queue();
+  apply::Command cmd = std::move(c);
+  apply::Result r = co_await call.Submit(target, cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  auto& taken = std::get<apply::TakenTask>(r.value);
+  auto ref = ParseTaskId(taken.id);
+  v1::TakeTaskResponse resp;
+  resp.set_task_id(taken.id);
+  if (IsValidUtf8(taken.payload)) resp.set_text(taken.payload);
+  resp.set_payload(std::move(taken.payload));
+  resp.set_attempt(taken.attempt);
+  uint32_t attempt = taken.attempt;
+  bool delivered = co_await call.Reply(std::move(resp));
+  if (!delivered && ref.ok()) call.Send(target, apply::UndeliverTask{queue, ref->seq, attempt});
+}
+
+runtime::Task<void> Heartbeat(Env& env, HeartbeatCall& call) {
+  auto ref = ParseTaskId(call.request.task_id());
+  if (!ref.ok()) co_return co_await call.Fail(ref.status());
+  apply::Command cmd = apply::HeartbeatTask{ref->queue, ref->seq, call.request.attempt()};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(ref->queue), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  v1::TaskHeartbeatResponse resp;
+  resp.set_cancelled(std::get<apply::Counted>(r.value).n != 0);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Complete(Env& env, CompleteCall& call) {
+  const auto& req = call.request;
+  auto ref = ParseTaskId(req.task_id());
+  if (!ref.ok()) co_return co_await call.Fail(ref.status());
+  auto result = Payload(env, req.result(), req.text(), "result");
+  if (!result.ok()) co_return co_await call.Fail(result.status());
+  if (auto s = ValidateLength(req.error().message(), 4096, "error.message"); !s.ok()) {
+    co_return co_await call.Fail(s);
+  }
+  apply::CompleteTask c;
+  c.queue = ref->queue;
+  c.seq = ref->seq;
+  c.attempt = req.attempt();
+  c.result = std::move(*result);
+  c.failed = req.has_error();
+  c.error_code = req.error().code();
+  c.error_message = req.error().message();
+  c.final = req.final();
+  apply::Command cmd = std::move(c);
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(ref->queue), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  const auto& n = std::get<apply::Counted>(r.value);
+  v1::CompleteTaskResponse resp;
+  resp.set_state(ToProto(static_cast<primitives::TaskState>(n.n)));
+  resp.set_cancelled(n.m != 0);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Await(Env& env, AwaitCall& call) {
+  auto ref = ParseTaskId(call.request.task_id());
+  if (!ref.ok()) co_return co_await call.Fail(ref.status());
+  auto deadline =
+      WaitDeadline(call.ctx, call.request.has_timeout(), call.request.timeout(), call.Now());
+  if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
+  apply::Command cmd = apply::AwaitTask{ref->queue, ref->seq, *deadline};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(ref->queue), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  auto& reports = std::get<apply::TaskReports>(r.value);
+  v1::TaskOutcome resp;
+  ToProto(std::move(reports.done.at(0)), &resp);
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Cancel(Env& env, CancelCall& call) {
+  auto ref = ParseTaskId(call.request.task_id());
+  if (!ref.ok()) co_return co_await call.Fail(ref.status());
+  apply::Command cmd = apply::CancelTask{ref->queue, ref->seq};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(ref->queue), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  const auto& n = std::get<apply::Counted>(r.value);
+  v1::CancelTaskResponse resp;
+  resp.set_cancelled(n.n != 0);
+  resp.set_state(ToProto(static_cast<primitives::TaskState>(n.m)));
+  co_await call.Reply(std::move(resp));
+}
+
+runtime::Task<void> Wait(Env& env, WaitCall& call) {
+  const auto& req = call.request;
+  absl::Status bad;
+  if (req.task_ids().empty()) bad = absl::InvalidArgumentError("task_ids is empty");
+  if (req.task_ids_size() > kMaxWaitIds) {
+    bad = absl::InvalidArgumentError(absl::StrCat("at most ", kMaxWaitIds, " task_ids"));
+  }
+  if (!bad.ok()) co_return co_await call.Fail(bad);
+  apply::WaitTasks c;
+  for (const std::string& id : req.task_ids()) {
+    auto ref = ParseTaskId(id, "task_ids");
+    if (!ref.ok()) co_return co_await call.Fail(ref.status());
+    if (c.seqs.empty()) c.queue = ref->queue;
+    if (ref->queue != c.queue) {
+      co_return co_await call.Fail(absl::InvalidArgumentError(
+          absl::StrCat("task_ids name work queues '", c.queue, "' and '", ref->queue,
+                       "'; one Wait covers tasks of one work queue")));
+    }
+    c.seqs.push_back(ref->seq);
+  }
+  switch (req.mode()) {
+    case v1::WAIT_MODE_FIRST_COMPLETED:
+      c.mode = 1;
+      break;
+    case v1::WAIT_MODE_FIRST_EXCEPTION:
+      c.mode = 2;
+      break;
+    case v1::WAIT_MODE_UNSPECIFIED:
+    case v1::WAIT_MODE_ALL_COMPLETED:
+      c.mode = 3;
+      break;
+    default:
+      co_return co_await call.Fail(
+          absl::InvalidArgumentError(absl::StrCat("unknown mode ", req.mode())));
+  }
+  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
+  c.deadline = *deadline;
+  std::string queue = c.queue;
+  apply::Command cmd = std::move(c);
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(queue), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  auto& reports = std::get<apply::TaskReports>(r.value);
+  v1::WaitTasksResponse resp;
+  for (auto& d : reports.done) ToProto(std::move(d), resp.add_done());
+  for (auto& p : reports.pending) resp.add_pending(std::move(p));
+  co_await call.Reply(std::move(resp));
+}
+
+}  // namespace
+
+void ListenTasks(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
+  auto* t = &svc.tasks;
+  using S = v1::Tasks::AsyncService;
+  Listen<SubmitCall>(env, shard, out, &S::RequestSubmit, t, &Submit);
+  Listen<TakeCall>(env, shard, out, &S::RequestTake, t, &Take);
+  Listen<HeartbeatCall>(env, shard, out, &S::RequestHeartbeat, t, &Heartbeat);
+  Listen<CompleteCall>(env, shard, out, &S::RequestComplete, t, &Complete);
+  Listen<AwaitCall>(env, shard, out, &S::RequestAwait, t, &Await);
+  Listen<CancelCall>(env, shard, out, &S::RequestCancel, t, &Cancel);
+  Listen<WaitCall>(env, shard, out, &S::RequestWait, t, &Wait);
+}
+
+}  // namespace baton::rpc
