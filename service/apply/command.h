@@ -242,6 +242,7 @@ struct CancelTask {
 struct WaitTasks {
   std::string queue;
   std::vector<uint64_t> seqs;
+  std::string group;  // if set: the group's tasks instead of `seqs`
   uint8_t mode = 3;  // 1 first completed, 2 first exception, 3 all completed
   Time deadline = kForever;
 };

@@ -114,7 +114,7 @@ TEST(TaskTest, AFailureCancelsItsGroupButNotShieldedTasks) {
 TEST(TaskTest, WaitFirstCompletedReturnsDoneAndPending) {
   Harness h;
   uint64_t a = Submit(h), b = Submit(h);
-  h.Apply(WaitTasks{"work", {a, b}, 1, kForever}, 1);
+  h.Apply(WaitTasks{"work", {a, b}, "", 1, kForever}, 1);
   Taken(ReplyTo(h.Apply(Take(), 2), 2));
   auto out = h.Apply(CompleteTask{"work", a, 1, false, "r", 0, "", false}, 3);
   auto r = ReplyTo(out, 1);
@@ -124,10 +124,27 @@ TEST(TaskTest, WaitFirstCompletedReturnsDoneAndPending) {
   EXPECT_EQ(reports.pending, std::vector<std::string>{"work#" + std::to_string(b)});
 }
 
+TEST(TaskTest, AGroupIsAwaitedAsAWholeAndFirstExceptionEndsTheWait) {
+  Harness h;
+  uint64_t a = Submit(h, "g");
+  Submit(h, "g");
+  WaitTasks w;
+  w.queue = "work";
+  w.group = "g";
+  w.mode = 2;  // FIRST_EXCEPTION
+  h.Apply(w, 1);
+  Taken(ReplyTo(h.Apply(Take(), 2), 2));
+  auto out = h.Apply(CompleteTask{"work", a, 1, true, "", 13, "boom", true}, 3);
+  auto r = ReplyTo(out, 1);
+  ASSERT_TRUE(r && r->ok());
+  // The failure cancelled the other task of the group: both are done.
+  EXPECT_EQ(std::get<TaskReports>(r->value).done.size(), 2u);
+}
+
 TEST(TaskTest, WaitTimeoutReturnsWhatIsDoneSoFar) {
   Harness h;
   uint64_t a = Submit(h);
-  h.Apply(WaitTasks{"work", {a}, 3, h.now + kSecond}, 1);
+  h.Apply(WaitTasks{"work", {a}, "", 3, h.now + kSecond}, 1);
   auto out = h.Advance(kSecond);
   auto r = ReplyTo(out, 1);
   ASSERT_TRUE(r && r->ok());

@@ -336,11 +336,25 @@ bool ShardState::WaitSatisfied(const std::string& queue, TaskQueue& tq,
 void ShardState::Do(const WaitTasks& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
   if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
-  for (uint64_t seq : c.seqs) {
+  std::vector<uint64_t> seqs = c.seqs;
+  if (!c.group.empty()) {
+    auto r = Lookup(c.queue, Kind::kTasks, /*create=*/false, 0);
+    if (!r.ok()) return fail(r.status());
+    if (*r != nullptr) {
+      for (const auto& [seq, t] : (*r)->tasks().tasks) {
+        if (t.group == c.group) seqs.push_back(seq);
+      }
+    }
+    if (seqs.empty()) {
+      return fail(absl::NotFoundError(
+          absl::StrCat("work queue '", c.queue, "' has no task in group '", c.group, "'")));
+    }
+  }
+  for (uint64_t seq : seqs) {
     if (auto found = FindTask(c.queue, seq); !found.ok()) return fail(found.status());
   }
   TaskQueue& tq = resources_.find(c.queue)->second.tasks();
-  primitives::MultiWait mw{c.seqs, c.mode};
+  primitives::MultiWait mw{seqs, c.mode};
   TaskReports report;
   if (WaitSatisfied(c.queue, tq, mw, report) || c.deadline <= now) {
     return out.push_back(Reply{origin, Result::Ok(std::move(report))});

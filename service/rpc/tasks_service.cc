@@ -213,12 +213,20 @@ runtime::Task<void> Cancel(Env& env, CancelCall& call) {
 runtime::Task<void> Wait(Env& env, WaitCall& call) {
   const auto& req = call.request;
   absl::Status bad;
-  if (req.task_ids().empty()) bad = absl::InvalidArgumentError("task_ids is empty");
+  if (req.task_ids().empty() == req.group().empty()) {
+    bad = absl::InvalidArgumentError("give task_ids, or queue and group (not both)");
+  }
   if (req.task_ids_size() > kMaxWaitIds) {
     bad = absl::InvalidArgumentError(absl::StrCat("at most ", kMaxWaitIds, " task_ids"));
   }
+  if (bad.ok() && !req.group().empty()) {
+    bad = ValidateName(req.queue(), "queue");
+    if (bad.ok()) bad = ValidateLength(req.group(), 256, "group");
+  }
   if (!bad.ok()) co_return co_await call.Fail(bad);
   apply::WaitTasks c;
+  c.queue = req.queue();
+  c.group = req.group();
   for (const std::string& id : req.task_ids()) {
     auto ref = ParseTaskId(id, "task_ids");
     if (!ref.ok()) co_return co_await call.Fail(ref.status());
