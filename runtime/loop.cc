@@ -87,7 +87,15 @@ void Loop::Run() {
     bool ok = false;
     auto status = cq_->AsyncNext(&tag, &ok, DeadlineAfter(wait));
     if (status == grpc::CompletionQueue::SHUTDOWN) break;
-    if (status == grpc::CompletionQueue::GOT_EVENT) FromTag(tag)->OnComplete(ok);
+    if (status == grpc::CompletionQueue::GOT_EVENT) {
+      // Work posted to this loop before the event was caused must run before
+      // it: a client that opened a session on another shard sends its next
+      // request only after that shard posted "session started" here, but the
+      // wake-up alarm and the new call can come out of the queue in either
+      // order. Draining first keeps cause before effect.
+      RunPosted();
+      FromTag(tag)->OnComplete(ok);
+    }
   }
   // The queue is drained. Coroutines may still wait for replies posted by
   // other shards (which no alarm can announce any more): poll for them.

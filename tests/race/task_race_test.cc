@@ -72,9 +72,10 @@ TEST(TaskRaceTest, EveryTaskSucceedsExactlyOnce) {
         bool ok;
         ASSERT_TRUE(cq.Next(&tag, &ok));
         if (!status.ok()) {
-          ASSERT_TRUE(status.error_code() == grpc::StatusCode::CANCELLED ||
+          EXPECT_TRUE(status.error_code() == grpc::StatusCode::CANCELLED ||
                       status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
-              << "code " << status.error_code() << ": " << status.error_message();
+              << "Take ended with code " << status.error_code() << ": "
+              << status.error_message();
           if (rng() % 8 == 0) {
             // Now and then start over with a new session: whatever the old
             // one holds without knowing it is lost and retried.
