@@ -132,6 +132,18 @@ struct PurgeQueue {
 struct DeleteQueue {
   std::string name;
 };
+// Opens a Consume stream: the submitting op receives a GotItems result per
+// push until StopConsuming, or an error that ends the stream.
+struct ConsumeQueue {
+  std::string name;
+  std::optional<primitives::QueueOptions> options;
+  uint64_t session = 0;
+  Duration lease = 0;
+  uint32_t prefetch = 16;
+};
+struct StopConsuming {
+  std::string name;
+};
 // A Get reply that never reached its client: the items go back to the
 // head, their delivery not counted.
 struct UndeliverItems {
@@ -243,7 +255,7 @@ struct WaitTasks {
   std::string queue;
   std::vector<uint64_t> seqs;
   std::string group;  // if set: the group's tasks instead of `seqs`
-  uint8_t mode = 3;  // 1 first completed, 2 first exception, 3 all completed
+  uint8_t mode = 3;   // 1 first completed, 2 first exception, 3 all completed
   Time deadline = kForever;
 };
 
@@ -327,7 +339,8 @@ using CommandVariant =
                  AckItems, NackItems, JoinQueue, PurgeQueue, DeleteQueue, UndeliverItems,
                  UndeliverPut, CompleteFuture, AwaitFuture, BarrierWait, AbortBarrier, ResetBarrier,
                  ConditionWait, Notify, ScheduleTimer, CancelTimer, SubmitTask, TakeTask,
-                 UndeliverTask, HeartbeatTask, CompleteTask, AwaitTask, CancelTask, WaitTasks>;
+                 UndeliverTask, HeartbeatTask, CompleteTask, AwaitTask, CancelTask, WaitTasks,
+                 ConsumeQueue, StopConsuming>;
 
 // A Command is one of the structs above. (A struct rather than an alias, so
 // that a timer's action can name it before it is complete.)

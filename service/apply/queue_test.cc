@@ -254,5 +254,88 @@ TEST(QueueTest, PurgeRemovesQueuedItemsAndReleasesJoiners) {
   EXPECT_TRUE(ReplyTo(out, 2)->ok());
 }
 
+int Pushes(const Effects& out, uint64_t op) {
+  int n = 0;
+  for (const Effect& e : out) {
+    if (auto* r = std::get_if<Reply>(&e); r && r->op.id == op && r->result.ok() &&
+                                          std::holds_alternative<GotItems>(r->result.value)) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+std::vector<uint64_t> PushedReceipts(const Effects& out, uint64_t op) {
+  std::vector<uint64_t> receipts;
+  for (const Effect& e : out) {
+    auto* r = std::get_if<Reply>(&e);
+    if (r == nullptr || r->op.id != op || !r->result.ok()) continue;
+    if (auto* g = std::get_if<GotItems>(&r->result.value)) {
+      for (const auto& item : g->items) receipts.push_back(item.receipt);
+    }
+  }
+  return receipts;
+}
+
+TEST(QueueTest, ConsumerGetsPushesWhileItHasCreditAndAcksBringMore) {
+  Harness h;
+  ConsumeQueue c;
+  c.name = "q";
+  c.lease = 10 * kSecond;
+  c.prefetch = 2;
+  h.Apply(c, 10);
+  auto out = h.Apply(Put("q", {"a", "b", "c"}), 1);
+  std::vector<uint64_t> receipts = PushedReceipts(out, 10);
+  ASSERT_EQ(receipts.size(), 2u);  // the window is full
+  out = h.Apply(AckItems{"q", {receipts[0]}}, 2);
+  EXPECT_EQ(Pushes(out, 10), 1);  // a credit came back: "c" is pushed
+  // Stopping answers Done; the items sent stay in flight until acked.
+  auto stop = ReplyTo(h.Apply(StopConsuming{"q"}, 10), 10);
+  ASSERT_TRUE(stop.has_value());
+  EXPECT_TRUE(std::holds_alternative<Done>(stop->value));
+}
+
+TEST(QueueTest, ConsumersShareItemsInTurn) {
+  Harness h;
+  for (uint64_t op : {10, 11}) {
+    ConsumeQueue c;
+    c.name = "q";
+    c.lease = 10 * kSecond;
+    c.prefetch = 100;
+    h.Apply(c, op);
+  }
+  auto out = h.Apply(Put("q", {"a", "b", "c", "d"}), 1);
+  EXPECT_EQ(Pushes(out, 10), 2);
+  EXPECT_EQ(Pushes(out, 11), 2);
+}
+
+TEST(QueueTest, UndeliveredPushesGoBackUncountedAndFreeTheirCredit) {
+  Harness h;
+  ConsumeQueue c;
+  c.name = "q";
+  c.lease = 10 * kSecond;
+  c.prefetch = 1;
+  h.Apply(c, 10);
+  auto out = h.Apply(Put("q", {"a", "b"}), 1);
+  std::vector<uint64_t> receipts = PushedReceipts(out, 10);
+  ASSERT_EQ(receipts.size(), 1u);
+  out = h.Apply(UndeliverItems{"q", receipts});
+  std::vector<uint64_t> again = PushedReceipts(out, 10);
+  ASSERT_EQ(again.size(), 1u);  // "a" again, at the head
+}
+
+TEST(QueueTest, SessionEndEndsItsConsumersAndReturnsTheirItems) {
+  Harness h;
+  uint64_t sid = SessionOf(ReplyTo(h.Apply(OpenSession{10 * kSecond, ""}, 1), 1));
+  ConsumeQueue c;
+  c.name = "q";
+  c.session = sid;
+  h.Apply(c, 10);
+  h.Apply(Put("q", {"a"}), 2);
+  auto out = h.Apply(CloseSession{sid}, 3);
+  EXPECT_EQ(ReplyTo(out, 10)->status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(Payloads(ReplyTo(h.Apply(Get("q"), 4), 4)), std::vector<std::string>{"a"});
+}
+
 }  // namespace
 }  // namespace baton::apply

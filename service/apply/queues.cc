@@ -97,7 +97,7 @@ std::vector<uint64_t> ShardState::Enqueue(const std::string& name, Queue& q,
 
 std::vector<DeliveredItem> ShardState::TakeItems(const std::string& name, Queue& q, uint32_t max,
                                                  bool dead, uint64_t session, Duration lease,
-                                                 Time now) {
+                                                 Time now, OpRef consumer) {
   std::vector<DeliveredItem> got;
   while (got.size() < max && (dead ? q.dead() : q.ready()) > 0) {
     QueueItem item = dead ? q.PopDead() : q.PopReady();
@@ -111,7 +111,7 @@ std::vector<DeliveredItem> ShardState::TakeItems(const std::string& name, Queue&
     Ref(session, name);
     got.push_back(DeliveredItem{receipt, item.id, item.data, item.priority, item.deliveries,
                                 now - item.enqueued});
-    q.AddInFlight(receipt, InFlightItem{std::move(item), session, expires, dead});
+    q.AddInFlight(receipt, InFlightItem{std::move(item), session, expires, dead, consumer});
   }
   return got;
 }
@@ -175,6 +175,7 @@ void ShardState::Pump(const std::string& name, Queue& q, Time now, Effects& out)
       out.push_back(Reply{w.op, Result::Ok(GotItems{std::move(got), GrantHow::kAfterWait})});
       progress = true;
     }
+    if (FeedConsumers(name, q, now, out)) progress = true;
   }
   if (q.unfinished() == 0) {
     for (const Waiter& w : q.joiners.RemoveAll()) {
@@ -183,6 +184,76 @@ void ShardState::Pump(const std::string& name, Queue& q, Time now, Effects& out)
     }
   }
   AccountQueue(q);
+}
+
+bool ShardState::FeedConsumers(const std::string& name, Queue& q, Time now, Effects& out) {
+  bool fed = false;
+  // Round robin: one item per consumer with credit per pass, starting after
+  // the one served last, until items or credit run out.
+  bool progress = true;
+  while (progress && q.ready() > 0 && !q.consumers.empty()) {
+    progress = false;
+    auto it = q.consumers.upper_bound(q.consumer_cursor);
+    for (size_t n = q.consumers.size(); n > 0 && q.ready() > 0; --n, ++it) {
+      if (it == q.consumers.end()) it = q.consumers.begin();
+      primitives::Consumer& c = it->second;
+      if (c.outstanding >= c.prefetch) continue;
+      OpRef op{it->first.first, it->first.second};
+      ++c.outstanding;
+      std::vector<DeliveredItem> got = TakeItems(name, q, 1, false, c.session, c.lease, now, op);
+      out.push_back(Reply{op, Result::Ok(GotItems{std::move(got), GrantHow::kAfterWait})});
+      q.consumer_cursor = it->first;
+      progress = fed = true;
+    }
+  }
+  return fed;
+}
+
+void ShardState::EndConsumers(Queue& q, uint64_t session, const absl::Status& status,
+                              Effects& out) {
+  for (auto it = q.consumers.begin(); it != q.consumers.end();) {
+    if (session != 0 && it->second.session != session) {
+      ++it;
+      continue;
+    }
+    out.push_back(Reply{OpRef{it->first.first, it->first.second}, Result::Error(status)});
+    it = q.consumers.erase(it);
+  }
+}
+
+void ShardState::Do(const ConsumeQueue& c, OpRef origin, Time now, Effects& out) {
+  auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
+  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
+  if (absl::Status s = CheckSession(c.session); !s.ok()) return fail(s);
+  auto r = LookupQueue(c.name, c.options, /*create=*/true);
+  if (!r.ok()) return fail(r.status());
+  Queue& q = (*r)->queue();
+  if (static_cast<int64_t>(q.consumers.size()) >= limits_.max_waiters_per_resource) {
+    return fail(absl::ResourceExhaustedError(absl::StrCat(
+        "too many consumers on '", c.name, "' (limit ", limits_.max_waiters_per_resource, ")")));
+  }
+  primitives::Consumer consumer;
+  consumer.session = c.session;
+  consumer.lease = c.lease;
+  consumer.prefetch = std::max<uint32_t>(1, c.prefetch);
+  q.consumers[{origin.shard, origin.id}] = consumer;
+  Ref(c.session, c.name);
+  Pump(c.name, q, now, out);
+}
+
+void ShardState::Do(const StopConsuming& c, OpRef origin, Time, Effects& out) {
+  // Always answered: the stream waits for this answer to know that no more
+  // pushes are on their way.
+  auto done = [&] { out.push_back(Reply{origin, Result::Ok(Done{})}); };
+  auto it = resources_.find(c.name);
+  if (it == resources_.end() || it->second.kind != Kind::kQueue) return done();
+  Queue& q = it->second.queue();
+  auto consumer = q.consumers.find({origin.shard, origin.id});
+  if (consumer == q.consumers.end()) return done();  // already ended by the server
+  Unref(consumer->second.session, c.name);
+  q.consumers.erase(consumer);
+  MaybeReclaim(c.name);
+  done();
 }
 
 void ShardState::AccountQueue(Queue& q) {
@@ -241,12 +312,11 @@ void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
     return;
   }
   if (c.deadline <= now) {
-    std::string why = absl::StrCat("queue '", c.name, "' is full (", q.queued(), " of maxsize ",
-                                   q.options().maxsize, ", ", q.putters.size(),
-                                   " putters waiting)");
+    std::string why =
+        absl::StrCat("queue '", c.name, "' is full (", q.queued(), " of maxsize ",
+                     q.options().maxsize, ", ", q.putters.size(), " putters waiting)");
     // put_nowait is QueueFull; a wait whose time ran out is a timeout.
-    return fail(c.nowait ? absl::ResourceExhaustedError(why)
-                         : absl::DeadlineExceededError(why));
+    return fail(c.nowait ? absl::ResourceExhaustedError(why) : absl::DeadlineExceededError(why));
   }
   if (absl::Status s = CheckCanPark(q.putters, c.name); !s.ok()) return fail(s);
   Waiter w;
@@ -435,6 +505,8 @@ void ShardState::Do(const DeleteQueue& c, OpRef origin, Time, Effects& out) {
   for (primitives::WaiterQueue* line : {&q.getters, &q.putters, &q.joiners}) {
     for (const Waiter& w : line->RemoveAll()) EndWait(c.name, w, deleted, out);
   }
+  for (const auto& [op, consumer] : q.consumers) Unref(consumer.session, c.name);
+  EndConsumers(q, 0, deleted, out);
   ForgetQueue(c.name, q);
   queue_bytes_ -= q.accounted_bytes;
   resources_.erase(c.name);

@@ -165,6 +165,13 @@ void ShardState::Do(const SessionEnded& c, OpRef, Time now, Effects& out) {
     } else if (res.kind == Kind::kQueue) {
       // Its in-flight items go back to the head of the queue.
       primitives::Queue& q = res.queue();
+      for (const auto& [op, consumer] : q.consumers) {
+        if (consumer.session == c.session) Unref(c.session, name);
+      }
+      EndConsumers(q, c.session,
+                   absl::AbortedError(
+                       absl::StrCat("session ", c.session, " ended; its Consume stream ends too")),
+                   out);
       std::vector<uint64_t> receipts;
       for (const auto& [receipt, f] : q.in_flight_items()) {
         if (f.session == c.session) receipts.push_back(receipt);

@@ -350,6 +350,8 @@ void ShardState::Do(const BeginShutdown&, OpRef, Time, Effects& out) {
       end_all(name, r.queue().putters);
       end_all(name, r.queue().joiners);
       r.queue().pending_puts.clear();
+      for (const auto& [op, consumer] : r.queue().consumers) Unref(consumer.session, name);
+      EndConsumers(r.queue(), 0, absl::UnavailableError("server shutting down"), out);
     }
     if (r.kind == Kind::kTasks) {
       end_all(name, r.tasks().waits);

@@ -184,6 +184,8 @@ class ShardState {
   void Do(const AwaitTask& c, OpRef origin, Time now, Effects& out);
   void Do(const CancelTask& c, OpRef origin, Time now, Effects& out);
   void Do(const WaitTasks& c, OpRef origin, Time now, Effects& out);
+  void Do(const ConsumeQueue& c, OpRef origin, Time now, Effects& out);
+  void Do(const StopConsuming& c, OpRef origin, Time now, Effects& out);
 
   // Resources.
   // The resource `name` of `kind`, created if absent and `create`; errors:
@@ -223,7 +225,15 @@ class ShardState {
                                 std::vector<primitives::QueueItem> items,
                                 const std::vector<Duration>& delays, Time now);
   std::vector<DeliveredItem> TakeItems(const std::string& name, primitives::Queue& q, uint32_t max,
-                                       bool dead, uint64_t session, Duration lease, Time now);
+                                       bool dead, uint64_t session, Duration lease, Time now,
+                                       OpRef consumer = OpRef{});
+  // Pushes ready items to Consume streams with credit, in turn; returns
+  // whether it pushed anything.
+  bool FeedConsumers(const std::string& name, primitives::Queue& q, Time now, Effects& out);
+  // Ends every Consume stream of `q` (of `session` only, if not 0) with
+  // `status`.
+  void EndConsumers(primitives::Queue& q, uint64_t session, const absl::Status& status,
+                    Effects& out);
   // An in-flight item comes back: redelivered at the head (or after
   // `delay`), or dead-lettered once it has had max_deliveries. `counted`:
   // the delivery reached the consumer (false for a lost reply).

@@ -121,6 +121,11 @@ std::optional<InFlightItem> Queue::TakeInFlight(uint64_t receipt) {
   in_flight_.erase(it);
   bytes_ -= f.item.data.size();
   if (f.dead) --dead_in_flight_;
+  // The item leaves its Consume stream's window: a credit comes back.
+  if (f.consumer.id != 0) {
+    auto c = consumers.find({f.consumer.shard, f.consumer.id});
+    if (c != consumers.end() && c->second.outstanding > 0) --c->second.outstanding;
+  }
   return f;
 }
 

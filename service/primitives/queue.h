@@ -50,6 +50,15 @@ struct InFlightItem {
   uint64_t session = 0;
   Time expires = kForever;  // visibility timeout (lease)
   bool dead = false;        // taken from the dead letters
+  OpRef consumer;           // the Consume stream it went to; id 0: a Get
+};
+
+// A Consume stream: items are pushed to it while it has credit.
+struct Consumer {
+  uint64_t session = 0;
+  Duration lease = 0;
+  uint32_t prefetch = 16;
+  uint32_t outstanding = 0;  // items sent and not yet acked, nacked or returned
 };
 
 class Queue {
@@ -121,6 +130,9 @@ class Queue {
   WaiterQueue getters;
   WaiterQueue putters;
   WaiterQueue joiners;
+  // Consume streams by (shard, op id); served in turn after `consumer_cursor`.
+  absl::btree_map<std::pair<uint32_t, uint64_t>, Consumer> consumers;
+  std::pair<uint32_t, uint64_t> consumer_cursor{0, 0};
   // Items of parked putters (and each item's delay), by waiter id.
   struct PendingPut {
     std::vector<QueueItem> items;
@@ -131,7 +143,7 @@ class Queue {
   // Nothing queued, in flight or dead, nobody waiting: the default state.
   bool idle() const {
     return ready_.empty() && delayed_.empty() && in_flight_.empty() && dead_.empty() &&
-           getters.empty() && putters.empty() && joiners.empty();
+           getters.empty() && putters.empty() && joiners.empty() && consumers.empty();
   }
 
  private:

@@ -1,6 +1,8 @@
 // Handlers of baton.v1.Queues. Put and Get roll back when their reply does
 // not reach the client: a Get's items go back to the head of the queue, a
 // Put's items still queued are taken back (queue.proto).
+#include <deque>
+
 #include "absl/strings/str_cat.h"
 #include "baton/v1/queue.grpc.pb.h"
 #include "service/rpc/convert.h"
@@ -8,6 +10,28 @@
 #include "service/rpc/validate.h"
 
 namespace baton::rpc {
+
+// A Consume stream. Pushes arrive as results of the ConsumeQueue command, one
+// per batch of items, and are written one at a time (one outstanding write,
+// as gRPC requires). The server never has more than `prefetch` items out on
+// the stream, so the inbox is bounded by it.
+class ConsumeCall final : public CallBase {
+ public:
+  using CallBase::CallBase;
+
+  v1::ConsumeRequest request;
+  grpc::ServerAsyncWriter<v1::ConsumeResponse> writer{&ctx};
+  std::deque<apply::Result> inbox;
+  runtime::Wakeup wake;
+
+ protected:
+  void Deliver(apply::Result result) override {
+    inbox.push_back(std::move(result));
+    wake.Notify();
+  }
+  void OnDone() override { wake.Notify(); }
+};
+
 namespace {
 
 constexpr uint32_t kMaxBatch = 1000;
@@ -241,6 +265,107 @@ runtime::Task<void> Delete(Env& env, DeleteCall& call) {
   co_await call.Reply(std::move(resp));
 }
 
+void FillDelivery(apply::DeliveredItem item, v1::Delivery* d) {
+  d->set_receipt(item.receipt);
+  d->set_item_id(item.item_id);
+  d->set_priority(item.priority);
+  d->set_delivery_count(item.deliveries);
+  ToProto(item.age, d->mutable_age());
+  if (IsValidUtf8(item.data)) d->set_text(item.data);
+  d->set_data(std::move(item.data));
+}
+
+// Receipts of the items in a push result (to roll them back).
+std::vector<uint64_t> Receipts(const apply::Result& r) {
+  std::vector<uint64_t> out;
+  if (!r.ok() || !std::holds_alternative<apply::GotItems>(r.value)) return out;
+  for (const auto& item : std::get<apply::GotItems>(r.value).items) out.push_back(item.receipt);
+  return out;
+}
+
+runtime::Task<void> Consume(Env& env, ConsumeCall& call) {
+  const auto& req = call.request;
+  apply::ConsumeQueue c;
+  absl::Status end = ValidateName(req.name());
+  if (end.ok() && req.prefetch() > kMaxBatch) {
+    end = absl::InvalidArgumentError(
+        absl::StrCat("prefetch ", req.prefetch(), " is over ", kMaxBatch));
+  }
+  if (end.ok() && req.has_ttl()) {
+    auto ttl = ToMicros(req.ttl(), "ttl", env.limits.max_lease, /*allow_zero=*/false);
+    if (ttl.ok()) c.lease = *ttl;
+    end = ttl.status();
+  }
+  if (end.ok() && req.session_id() == 0 && c.lease == 0) {
+    end = absl::InvalidArgumentError(
+        "no owner for the items sent: give session_id or ttl (a visibility timeout), or both");
+  }
+  if (end.ok()) {
+    auto options = Options(env, req.has_options(), req.options());
+    if (options.ok()) c.options = *options;
+    end = options.status();
+  }
+  std::string name = req.name();
+  uint32_t target = end.ok() ? env.cluster->ShardOfName(name) : 0;
+  bool consuming = end.ok();
+  if (consuming) {
+    c.name = name;
+    c.session = req.session_id();
+    c.prefetch = req.prefetch() == 0 ? 16 : req.prefetch();
+    // No need to register for shutdown: BeginShutdown ends every consumer.
+    call.shard().Send(target, std::move(c), call.op());
+  }
+  while (end.ok()) {
+    while (call.inbox.empty() && !call.done()) co_await call.wake;
+    if (call.done()) break;
+    apply::Result r = std::move(call.inbox.front());
+    call.inbox.pop_front();
+    if (!r.ok()) {
+      end = r.status;
+      consuming = false;  // the server ended it
+      break;
+    }
+    std::vector<uint64_t> receipts = Receipts(r);
+    v1::ConsumeResponse msg;
+    for (auto& item : std::get<apply::GotItems>(r.value).items) {
+      FillDelivery(std::move(item), msg.add_items());
+    }
+    // Batch what is already waiting into the same write.
+    while (!call.inbox.empty() && call.inbox.front().ok() && msg.items_size() < 256) {
+      apply::Result more = std::move(call.inbox.front());
+      call.inbox.pop_front();
+      for (uint64_t receipt : Receipts(more)) receipts.push_back(receipt);
+      for (auto& item : std::get<apply::GotItems>(more.value).items) {
+        FillDelivery(std::move(item), msg.add_items());
+      }
+    }
+    bool ok = co_await runtime::CqOp([&](void* tag) { call.writer.Write(msg, tag); });
+    if (!ok) {
+      // The stream broke: these items never reached the consumer.
+      call.Send(target, apply::UndeliverItems{name, std::move(receipts)});
+      break;
+    }
+  }
+  if (consuming) {
+    // Stop the pushes, then give back every item pushed but never written:
+    // those in the inbox and those still on their way, which arrive before
+    // the queue's answer to StopConsuming (replies to one op keep their
+    // order). Nothing is left in flight that the consumer never saw.
+    call.shard().Send(target, apply::StopConsuming{name}, call.op());
+    std::vector<uint64_t> unsent;
+    for (;;) {
+      while (call.inbox.empty()) co_await call.wake;
+      apply::Result r = std::move(call.inbox.front());
+      call.inbox.pop_front();
+      if (r.ok() && std::holds_alternative<apply::Done>(r.value)) break;
+      for (uint64_t receipt : Receipts(r)) unsent.push_back(receipt);
+    }
+    if (!unsent.empty()) call.Send(target, apply::UndeliverItems{name, std::move(unsent)});
+  }
+  grpc::Status status = ToGrpc(end);
+  co_await runtime::CqOp([&](void* tag) { call.writer.Finish(status, tag); });
+}
+
 }  // namespace
 
 void ListenQueues(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
@@ -253,6 +378,15 @@ void ListenQueues(Env& env, apply::Shard& shard, Services& svc, Listeners& out) 
   Listen<JoinCall>(env, shard, out, &S::RequestJoin, q, &Join);
   Listen<PurgeCall>(env, shard, out, &S::RequestPurge, q, &Purge);
   Listen<DeleteCall>(env, shard, out, &S::RequestDelete, q, &Delete);
+  auto* queues = &svc.queues;
+  auto consume = std::make_unique<Listener<ConsumeCall>>(
+      &env, &shard,
+      [queues](ConsumeCall& call, grpc::ServerCompletionQueue* cq, void* tag) {
+        queues->RequestConsume(&call.ctx, &call.request, &call.writer, cq, cq, tag);
+      },
+      &Consume);
+  for (int i = 0; i < 4; ++i) consume->Post();
+  out.push_back(std::move(consume));
 }
 
 }  // namespace baton::rpc

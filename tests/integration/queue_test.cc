@@ -354,3 +354,81 @@ TEST(TaskIntegrationTest, BadTaskIdsAreInvalidArgument) {
 
 }  // namespace
 }  // namespace baton::testing
+
+namespace baton::testing {
+namespace {
+
+TEST(ConsumeIntegrationTest, AStreamGetsItemsWithinItsWindowAndLosesNoneWhenCancelled) {
+  TestServer t;
+  v1::PutRequest put;
+  put.set_name("stream");
+  for (int i = 0; i < 10; ++i) put.add_items()->set_text("item-" + std::to_string(i));
+  v1::PutResponse pr;
+  ASSERT_TRUE(t.queues->Put(Context().get(), put, &pr).ok());
+
+  uint64_t session = OpenSession(t);
+  std::set<std::string> got;
+  {
+    grpc::ClientContext ctx;
+    v1::ConsumeRequest req;
+    req.set_name("stream");
+    req.set_session_id(session);
+    req.set_prefetch(3);
+    auto reader = t.queues->Consume(&ctx, req);
+    int received = 0;
+    v1::ConsumeResponse msg;
+    // Read a window's worth, ack it, read the next.
+    std::vector<uint64_t> receipts;
+    while (received < 3 && reader->Read(&msg)) {
+      for (const auto& d : msg.items()) {
+        got.insert(d.text());
+        receipts.push_back(d.receipt());
+        ++received;
+      }
+    }
+    EXPECT_EQ(received, 3);
+    v1::AckRequest ack;
+    ack.set_name("stream");
+    for (uint64_t r : receipts) ack.add_receipts(r);
+    v1::AckResponse ar;
+    ASSERT_TRUE(t.queues->Ack(Context().get(), ack, &ar).ok());
+    receipts.clear();
+    while (received < 6 && reader->Read(&msg)) {
+      for (const auto& d : msg.items()) {
+        got.insert(d.text());
+        receipts.push_back(d.receipt());
+        ++received;
+      }
+    }
+    EXPECT_EQ(received, 6);
+    ack.clear_receipts();
+    for (uint64_t r : receipts) ack.add_receipts(r);
+    ASSERT_TRUE(t.queues->Ack(Context().get(), ack, &ar).ok());
+    ctx.TryCancel();
+    reader->Finish();
+  }
+  // Items written to the stream but never read stay in flight, owned by the
+  // session (the server cannot know the client did not read them); ending
+  // the session brings them back. The 4 items not received are then all in
+  // the queue, and none of those received is.
+  v1::CloseSessionRequest close;
+  close.set_session_id(session);
+  v1::CloseSessionResponse cr;
+  ASSERT_TRUE(t.sessions->Close(Context().get(), close, &cr).ok());
+  std::set<std::string> rest;
+  for (int i = 0; i < 50 && rest.size() < 4; ++i) {
+    v1::GetRequest g;
+    g.set_name("stream");
+    *g.mutable_ttl() = Millis(30'000);
+    g.set_max_items(10);
+    *g.mutable_timeout() = Millis(100);
+    v1::GetResponse gr;
+    if (!t.queues->Get(Context().get(), g, &gr).ok()) continue;
+    for (const auto& d : gr.items()) rest.insert(d.text());
+  }
+  EXPECT_EQ(rest.size(), 4u);
+  for (const auto& r : rest) EXPECT_FALSE(got.contains(r)) << r << " delivered twice";
+}
+
+}  // namespace
+}  // namespace baton::testing

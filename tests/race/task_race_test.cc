@@ -74,8 +74,7 @@ TEST(TaskRaceTest, EveryTaskSucceedsExactlyOnce) {
         if (!status.ok()) {
           EXPECT_TRUE(status.error_code() == grpc::StatusCode::CANCELLED ||
                       status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
-              << "Take ended with code " << status.error_code() << ": "
-              << status.error_message();
+              << "Take ended with code " << status.error_code() << ": " << status.error_message();
           if (rng() % 8 == 0) {
             // Now and then start over with a new session: whatever the old
             // one holds without knowing it is lost and retried.
