@@ -213,6 +213,7 @@ struct SubmitTask {
   uint32_t max_attempts = 1;
   std::string group;
   bool shielded = false;
+  Duration run_timeout = 0;
 };
 struct TakeTask {
   std::string queue;

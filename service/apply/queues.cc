@@ -82,17 +82,18 @@ std::vector<uint64_t> ShardState::Enqueue(const std::string& name, Queue& q,
     item.enqueued = now;
     ids.push_back(item.id);
     ++q.total_put;
-    Duration delay = i < delays.size() ? delays[i] : 0;
-    if (delay > 0) {
-      Time at = AddSaturating(now, delay);
-      AddTimer(at, TimerKind::kQueueDelay, item.id);
-      delayed_names_[item.id] = name;
-      q.PushDelayed(std::move(item), at);
-    } else {
-      q.PushReady(std::move(item), /*at_head=*/false);
-    }
+    Place(name, q, std::move(item), i < delays.size() ? delays[i] : 0, /*at_head=*/false, now);
   }
   return ids;
+}
+
+void ShardState::Place(const std::string& name, Queue& q, QueueItem item, Duration delay,
+                       bool at_head, Time now) {
+  if (delay <= 0) return q.PushReady(std::move(item), at_head);
+  Time at = AddSaturating(now, delay);
+  AddTimer(at, TimerKind::kQueueDelay, item.id);
+  delayed_names_[item.id] = name;
+  q.PushDelayed(std::move(item), at);
 }
 
 std::vector<DeliveredItem> ShardState::TakeItems(const std::string& name, Queue& q, uint32_t max,
@@ -136,14 +137,7 @@ bool ShardState::ReturnItem(const std::string& name, Queue& q, uint64_t receipt,
     q.PushDead(std::move(item), /*at_head=*/false);
     return true;
   }
-  if (delay > 0) {
-    Time at = AddSaturating(now, delay);
-    AddTimer(at, TimerKind::kQueueDelay, item.id);
-    delayed_names_[item.id] = name;
-    q.PushDelayed(std::move(item), at);
-  } else {
-    q.PushReady(std::move(item), /*at_head=*/true);
-  }
+  Place(name, q, std::move(item), delay, /*at_head=*/true, now);
   return false;
 }
 

@@ -227,6 +227,10 @@ class ShardState {
   std::vector<DeliveredItem> TakeItems(const std::string& name, primitives::Queue& q, uint32_t max,
                                        bool dead, uint64_t session, Duration lease, Time now,
                                        OpRef consumer = OpRef{});
+  // Puts an item in line (at the tail, or the head for a return), or parks
+  // it until `delay` has passed.
+  void Place(const std::string& name, primitives::Queue& q, primitives::QueueItem item,
+             Duration delay, bool at_head, Time now);
   // Pushes ready items to Consume streams with credit, in turn; returns
   // whether it pushed anything.
   bool FeedConsumers(const std::string& name, primitives::Queue& q, Time now, Effects& out);

@@ -163,6 +163,26 @@ TEST(TaskTest, DelayedTaskIsTakenOnlyAfterItsDelayAndDoneTasksAreReclaimed) {
   EXPECT_EQ(h.state.resource_count(), 0u);
 }
 
+TEST(TaskTest, AnAttemptThatOverrunsItsRunTimeoutIsLostDespiteHeartbeats) {
+  Harness h;
+  SubmitTask c;
+  c.queue = "work";
+  c.max_attempts = 1;
+  c.run_timeout = 2 * kSecond;
+  std::string id = std::get<TaskReport>(ReplyTo(h.Apply(c, 1), 1)->value).id;
+  uint64_t seq = std::stoull(id.substr(id.rfind('#') + 1));
+  h.Apply(AwaitTask{"work", seq, kForever}, 2);
+  Taken(ReplyTo(h.Apply(Take(kForever, kSecond), 3), 3));
+  h.Advance(kSecond / 2);
+  EXPECT_TRUE(ReplyTo(h.Apply(HeartbeatTask{"work", seq, 1}, 4), 4)->ok());
+  h.Advance(700 * kMillisecond);
+  EXPECT_TRUE(ReplyTo(h.Apply(HeartbeatTask{"work", seq, 1}, 5), 5)->ok());
+  auto out = h.Advance(800 * kMillisecond);  // 2 s since Take; the lease would last to 2.2 s
+  TaskReport o = Outcome(ReplyTo(out, 2));
+  EXPECT_EQ(o.state, TaskState::kFailed);
+  EXPECT_NE(o.error_message.find("run_timeout"), std::string::npos);
+}
+
 TEST(TaskTest, UndeliveredTakeGoesBackWithoutCountingAnAttempt) {
   Harness h;
   uint64_t seq = Submit(h);

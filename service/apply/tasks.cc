@@ -80,6 +80,7 @@ void ShardState::Do(const SubmitTask& c, OpRef origin, Time now, Effects& out) {
   t.max_attempts = std::max<uint32_t>(1, c.max_attempts);
   t.group = c.group;
   t.shielded = c.shielded;
+  t.run_timeout = c.run_timeout;
   t.submitted = now;
   uint64_t seq = t.seq;
   Task& task = tq.tasks.emplace(seq, std::move(t)).first->second;
@@ -103,7 +104,9 @@ void ShardState::StartTask(const std::string& queue, TaskQueue& tq, uint64_t seq
   t.session = worker.session;
   t.lease = worker.lease;
   Ref(t.session, queue);
-  SetTaskTimer(queue, t, worker.lease > 0 ? AddSaturating(now, worker.lease) : kForever);
+  t.run_deadline = t.run_timeout > 0 ? AddSaturating(now, t.run_timeout) : kForever;
+  Time lease_end = worker.lease > 0 ? AddSaturating(now, worker.lease) : kForever;
+  SetTaskTimer(queue, t, std::min(lease_end, t.run_deadline));
   TakenTask taken{TaskId(queue, seq), t.payload, t.attempts};
   out.push_back(Reply{worker.op, Result::Ok(std::move(taken))});
 }
@@ -162,6 +165,7 @@ void ShardState::StopRunning(const std::string& queue, Task& t) {
   Unref(t.session, queue);
   t.session = 0;
   t.lease = 0;
+  t.run_deadline = kForever;
   SetTaskTimer(queue, t, kForever);
 }
 
@@ -181,7 +185,9 @@ absl::StatusOr<Task*> ShardState::RunningTask(const std::string& queue, uint64_t
 void ShardState::Do(const HeartbeatTask& c, OpRef origin, Time now, Effects& out) {
   auto t = RunningTask(c.queue, c.seq, c.attempt);
   if (!t.ok()) return out.push_back(Reply{origin, Result::Error(t.status())});
-  if ((*t)->lease > 0) SetTaskTimer(c.queue, **t, AddSaturating(now, (*t)->lease));
+  if ((*t)->lease > 0) {
+    SetTaskTimer(c.queue, **t, std::min(AddSaturating(now, (*t)->lease), (*t)->run_deadline));
+  }
   out.push_back(Reply{origin, Result::Ok(Counted{(*t)->cancel_requested ? 1u : 0u})});
 }
 
@@ -407,7 +413,10 @@ void ShardState::OnTaskTimer(uint64_t seq, Time now, Effects& out) {
     tq.Ready(seq, /*at_head=*/false);
     PumpTasks(queue, tq, now, out);
   } else if (t.state == TaskState::kRunning) {
-    LoseTask(queue, res, t, "its lease ran out without a heartbeat", now, out);
+    LoseTask(queue, res, t,
+             t.run_deadline <= now ? "the attempt ran past its run_timeout"
+                                   : "its lease ran out without a heartbeat",
+             now, out);
   }
 }
 

@@ -34,6 +34,8 @@ struct Task {
   bool cancel_requested = false;
   uint64_t session = 0;  // the worker's, while running
   Duration lease = 0;    // the worker's heartbeat lease, while running
+  Duration run_timeout = 0;      // 0: an attempt may run as long as heartbeats come
+  Time run_deadline = kForever;  // of the running attempt
   Time timer_at = kForever;
   Time submitted = 0;
   std::string result;

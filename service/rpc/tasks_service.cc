@@ -1,5 +1,7 @@
 // Handlers of baton.v1.Tasks. A task id is "<queue>#<seq>": the handler
 // splits it and sends the command to the work queue's shard.
+#include <chrono>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "baton/v1/task.grpc.pb.h"
@@ -92,10 +94,30 @@ runtime::Task<void> Submit(Env& env, SubmitCall& call) {
   apply::SubmitTask c;
   c.queue = req.queue();
   c.payload = std::move(*payload);
+  if (req.has_delay() && req.has_at()) {
+    co_return co_await call.Fail(absl::InvalidArgumentError("give delay or at, not both"));
+  }
   if (req.has_delay()) {
     auto d = ToMicros(req.delay(), "delay", env.limits.max_lease, /*allow_zero=*/true);
     if (!d.ok()) co_return co_await call.Fail(d.status());
     c.delay = *d;
+  }
+  if (req.has_at()) {
+    int64_t at_us = req.at().seconds() * kSecond + req.at().nanos() / 1000;
+    int64_t wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+    c.delay = std::max<int64_t>(0, at_us - wall_us);
+    if (c.delay > env.limits.max_lease) {
+      co_return co_await call.Fail(absl::InvalidArgumentError(absl::StrCat(
+          "at is more than ", env.limits.max_lease / kSecond, "s away (--max_lease_s)")));
+    }
+  }
+  if (req.has_run_timeout()) {
+    auto d = ToMicros(req.run_timeout(), "run_timeout", env.limits.max_lease,
+                      /*allow_zero=*/false);
+    if (!d.ok()) co_return co_await call.Fail(d.status());
+    c.run_timeout = *d;
   }
   c.max_attempts = req.max_attempts();
   c.group = req.group();
