@@ -193,7 +193,8 @@ struct ConditionWait {
   uint64_t token = 0;
   uint64_t session = 0;
   Duration lease = 0;        // for the re-acquired lock; 0: as the holding had
-  Time deadline = kForever;  // of the wait for a notify
+  Time deadline = kForever;  // the request's timeout: a notify-wait that runs out re-acquires
+  Time rpc_deadline = kForever;  // the gRPC deadline (less a margin): the wait just ends
 };
 struct Notify {
   std::string lock;

@@ -19,7 +19,9 @@ void ShardState::Reacquire(Resource& lock, const std::string& name, Waiter w, ui
                            Time now, Effects& out) {
   w.line = kMain;  // w.condition stays, for Describe
   w.condition_outcome = outcome;
-  w.deadline = kForever;  // only the client's cancellation ends a re-acquire
+  // The re-acquire is bounded by the RPC's deadline only: past it the client
+  // has given up, so the server ends the wait itself, a little before.
+  w.deadline = w.rpc_deadline;
   w.since = now;
   Park(lock.pool().waiters(), name, std::move(w));
   GrantWaiters(name, lock.pool(), now, out);
@@ -56,7 +58,9 @@ void ShardState::Do(const ConditionWait& c, OpRef origin, Time now, Effects& out
   w.op = origin;
   w.session = c.session;
   w.since = now;
-  w.deadline = c.deadline;
+  w.deadline = std::min(c.deadline, c.rpc_deadline);
+  w.condition_timeout = c.deadline;
+  w.rpc_deadline = c.rpc_deadline;
   w.count = 1;
   w.lease = lease;
   w.line = kCondition;

@@ -204,7 +204,8 @@ void ShardState::RemoveWaiter(const std::string& name, uint64_t id, EndReason wh
   if (which == kCondition) {
     std::string cond = w->condition;
     if (r.conditions[cond].empty()) r.conditions.erase(cond);
-    if (why == EndReason::kTimedOut && r.is_pool()) {
+    // Its own timeout ran out (not the RPC's deadline): re-acquire.
+    if (why == EndReason::kTimedOut && r.is_pool() && w->condition_timeout <= now) {
       Unpark(name, *w);
       Reacquire(r, name, std::move(*w), /*outcome=*/2, now, out);
       return;

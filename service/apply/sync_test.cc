@@ -139,7 +139,7 @@ Granted GrantOf(const std::optional<Result>& r) {
 TEST(ConditionTest, WaitReleasesTheLockAndNotifyHandsItBackWithANewToken) {
   Harness h;
   uint64_t t1 = TokenOf(ReplyTo(h.Apply(LockCmd("l", 0, 60 * kSecond), 1), 1));
-  auto out = h.Apply(ConditionWait{"l", "c", t1, 0, 0, kForever}, 2);
+  auto out = h.Apply(ConditionWait{"l", "c", t1, 0, 0, kForever, kForever}, 2);
   EXPECT_TRUE(out.empty());
   // The lock is free for someone else now.
   uint64_t t2 = TokenOf(ReplyTo(h.Apply(LockCmd("l", 0, 60 * kSecond), 3), 3));
@@ -155,10 +155,12 @@ TEST(ConditionTest, WaitReleasesTheLockAndNotifyHandsItBackWithANewToken) {
 
 TEST(ConditionTest, WaitWithoutHoldingTheLockIsFailedPrecondition) {
   Harness h;
-  EXPECT_EQ(ReplyTo(h.Apply(ConditionWait{"l", "", 7, 0, 0, kForever}, 1), 1)->status.code(),
-            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(
+      ReplyTo(h.Apply(ConditionWait{"l", "", 7, 0, 0, kForever, kForever}, 1), 1)->status.code(),
+      absl::StatusCode::kFailedPrecondition);
   uint64_t t = TokenOf(ReplyTo(h.Apply(LockCmd("l"), 2), 2));
-  EXPECT_EQ(ReplyTo(h.Apply(ConditionWait{"l", "", t + 1, 0, 0, kForever}, 3), 3)->status.code(),
+  EXPECT_EQ(ReplyTo(h.Apply(ConditionWait{"l", "", t + 1, 0, 0, kForever, kForever}, 3), 3)
+                ->status.code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(ReplyTo(h.Apply(Notify{"l", "", t + 1, 0, 1, false}, 4), 4)->status.code(),
             absl::StatusCode::kFailedPrecondition);
@@ -167,7 +169,7 @@ TEST(ConditionTest, WaitWithoutHoldingTheLockIsFailedPrecondition) {
 TEST(ConditionTest, TimeoutReacquiresTheLockAndSaysSo) {
   Harness h;
   uint64_t t1 = TokenOf(ReplyTo(h.Apply(LockCmd("l"), 1), 1));
-  h.Apply(ConditionWait{"l", "", t1, 0, 0, h.now + kSecond}, 2);
+  h.Apply(ConditionWait{"l", "", t1, 0, 0, h.now + kSecond, kForever}, 2);
   auto out = h.Advance(kSecond);
   Granted g = GrantOf(ReplyTo(out, 2));
   EXPECT_EQ(g.condition_outcome, 2);
@@ -179,7 +181,7 @@ TEST(ConditionTest, NotifyAllWakesEveryWaiterWhoThenTakeTheLockInTurn) {
   std::vector<uint64_t> ops = {1, 2, 3};
   for (uint64_t op : ops) {
     uint64_t t = TokenOf(ReplyTo(h.Apply(LockCmd("l", 0, 60 * kSecond), op), op));
-    h.Apply(ConditionWait{"l", "c", t, 0, 0, kForever}, op);
+    h.Apply(ConditionWait{"l", "c", t, 0, 0, kForever, kForever}, op);
   }
   uint64_t t = TokenOf(ReplyTo(h.Apply(LockCmd("l", 0, 60 * kSecond), 9), 9));
   EXPECT_EQ(std::get<Counted>(ReplyTo(h.Apply(Notify{"l", "c", t, 0, 0, true}, 10), 10)->value).n,
@@ -193,10 +195,19 @@ TEST(ConditionTest, NotifyAllWakesEveryWaiterWhoThenTakeTheLockInTurn) {
   EXPECT_EQ(h.state.resource_count(), 0u);
 }
 
+TEST(ConditionTest, TheRpcDeadlineEndsTheWaitWithoutReacquiring) {
+  Harness h;
+  uint64_t t1 = TokenOf(ReplyTo(h.Apply(LockCmd("l"), 1), 1));
+  h.Apply(ConditionWait{"l", "", t1, 0, 0, kForever, h.now + kSecond}, 2);
+  auto out = h.Advance(kSecond);
+  EXPECT_EQ(ReplyTo(out, 2)->status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(h.state.resource_count(), 0u);  // the lock is free
+}
+
 TEST(ConditionTest, CancelledWaiterLeavesTheLockFree) {
   Harness h;
   uint64_t t = TokenOf(ReplyTo(h.Apply(LockCmd("l"), 1), 1));
-  h.Apply(ConditionWait{"l", "", t, 0, 0, kForever}, 2);
+  h.Apply(ConditionWait{"l", "", t, 0, 0, kForever, kForever}, 2);
   auto out = h.Apply(CancelWait{}, 2);
   EXPECT_EQ(ReplyTo(out, 2)->status.code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(h.state.resource_count(), 0u);

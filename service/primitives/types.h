@@ -39,6 +39,11 @@ struct Waiter {
   // A condition waiter re-acquiring its lock: why it woke (1 notified,
   // 2 timed out); 0 for every other waiter.
   uint8_t condition_outcome = 0;
+  // A condition waiter: when its own `timeout` ends the wait for a notify
+  // (it then re-acquires the lock), and when its RPC's deadline does (it
+  // then just ends: the client is giving up). `deadline` is the earlier.
+  Time condition_timeout = kForever;
+  Time rpc_deadline = kForever;
   bool dead_letters = false;  // queue getters: read the dead letters
 };
 

@@ -29,12 +29,22 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
     if (!ttl.ok()) co_return co_await call.Fail(ttl.status());
     lease = *ttl;
   }
-  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
-  if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
+  // Two deadlines: the request's timeout ends the wait for a notify (then
+  // the lock is re-acquired and the call returns OK, "timed out"); the gRPC
+  // deadline ends the call (DEADLINE_EXCEEDED, the lock not held).
+  Time now = call.Now();
+  Time timeout = kForever;
+  if (req.has_timeout()) {
+    auto t = ToMicros(req.timeout(), "timeout", 365LL * 24 * 3600 * kSecond, /*allow_zero=*/true);
+    if (!t.ok()) co_return co_await call.Fail(t.status());
+    timeout = AddSaturating(now, *t);
+  }
+  auto rpc_deadline = WaitDeadline(call.ctx, false, req.timeout(), now);
+  if (!rpc_deadline.ok()) co_return co_await call.Fail(rpc_deadline.status());
   uint32_t target = env.cluster->ShardOfName(req.lock());
   std::string lock = req.lock();
-  apply::Command cmd = apply::ConditionWait{req.lock(),       req.condition(), req.token(),
-                                            req.session_id(), lease,           *deadline};
+  apply::Command cmd = apply::ConditionWait{
+      req.lock(), req.condition(), req.token(), req.session_id(), lease, timeout, *rpc_deadline};
   apply::Result r = co_await call.Submit(target, cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status);
   const auto& g = std::get<apply::Granted>(r.value);
