@@ -3,9 +3,13 @@
 // session, waiting at most kGetTimeout, and Ack its receipt: an item whose
 // consumer goes away before the Ack goes back to the head of the queue.
 // Every call declares the same options: FIFO, maxsize 0 (the server's limit).
+// In stream mode a consumer instead reads a Queues/Consume stream (prefetch
+// kPrefetch) and acknowledges every kAckBatch items in one Ack.
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "baton/v1/queue.grpc.pb.h"
@@ -18,6 +22,8 @@ namespace {
 
 // Long enough to outlive any run; Close ends the session anyway.
 constexpr int64_t kSessionTtlSeconds = 60;
+constexpr int kPrefetch = 32;
+constexpr int kAckBatch = 8;
 
 void SetOptions(baton::v1::QueueOptions* options) {
   options->set_order(baton::v1::QUEUE_ORDER_FIFO);
@@ -27,8 +33,12 @@ void SetOptions(baton::v1::QueueOptions* options) {
 class BatonQueueClient : public QueueClient {
  public:
   BatonQueueClient(QueueRole role, int index, std::string addr,
-                   std::chrono::milliseconds call_timeout)
-      : role_(role), index_(index), addr_(std::move(addr)), call_timeout_(call_timeout) {
+                   std::chrono::milliseconds call_timeout, bool stream)
+      : role_(role),
+        index_(index),
+        addr_(std::move(addr)),
+        call_timeout_(call_timeout),
+        stream_(stream && role == QueueRole::kConsumer) {
     put_.set_name(std::string(kQueueName));
     SetOptions(put_.mutable_options());
     put_.add_items();
@@ -63,6 +73,52 @@ class BatonQueueClient : public QueueClient {
     return status;
   }
 
+  // Stream mode: opens the Consume stream on first use (after Purge).
+  absl::Status StartStream() {
+    baton::v1::ConsumeRequest request;
+    request.set_name(std::string(kQueueName));
+    request.set_session_id(session_id_);
+    request.set_prefetch(kPrefetch);
+    SetOptions(request.mutable_options());
+    stream_context_ = std::make_unique<grpc::ClientContext>();
+    reader_ = queues_->Consume(stream_context_.get(), request);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<bool> StreamGet(std::string* data) {
+    if (reader_ == nullptr) {
+      if (absl::Status s = StartStream(); !s.ok()) return s;
+    }
+    while (buffered_.empty()) {
+      baton::v1::ConsumeResponse msg;
+      if (!reader_->Read(&msg)) {
+        grpc::Status status = reader_->Finish();
+        reader_.reset();
+        return FromGrpc(status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended")
+                                    : status,
+                        "Queues/Consume");
+      }
+      for (auto& d : *msg.mutable_items()) buffered_.push_back(std::move(d));
+    }
+    baton::v1::Delivery d = std::move(buffered_.front());
+    buffered_.pop_front();
+    last_receipt_ = d.receipt();
+    *data = std::move(*d.mutable_data());
+    return true;
+  }
+
+  absl::Status FlushAcks() {
+    if (pending_acks_.empty()) return absl::OkStatus();
+    baton::v1::AckRequest request;
+    request.set_name(std::string(kQueueName));
+    for (uint64_t r : pending_acks_) request.add_receipts(r);
+    pending_acks_.clear();
+    baton::v1::AckResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context, call_timeout_);
+    return FromGrpc(queues_->Ack(&context, request, &response), "Queues/Ack");
+  }
+
   absl::Status Purge() override {
     baton::v1::PurgeRequest request;
     request.set_name(std::string(kQueueName));
@@ -81,6 +137,7 @@ class BatonQueueClient : public QueueClient {
   }
 
   absl::StatusOr<bool> Get(std::string* data) override {
+    if (stream_) return StreamGet(data);
     baton::v1::GetResponse response;
     grpc::ClientContext context;
     // The server waits kGetTimeout at most; the deadline leaves it
@@ -104,6 +161,11 @@ class BatonQueueClient : public QueueClient {
   }
 
   absl::Status Ack() override {
+    if (stream_) {
+      pending_acks_.push_back(last_receipt_);
+      if (pending_acks_.size() >= static_cast<size_t>(kAckBatch)) return FlushAcks();
+      return absl::OkStatus();
+    }
     baton::v1::AckResponse response;
     grpc::ClientContext context;
     SetDeadline(context, call_timeout_);
@@ -116,6 +178,14 @@ class BatonQueueClient : public QueueClient {
   }
 
   void Close() override {
+    if (stream_) {
+      (void)FlushAcks();
+      if (reader_ != nullptr) {
+        stream_context_->TryCancel();
+        (void)reader_->Finish();
+        reader_.reset();
+      }
+    }
     if (session_id_ == 0) return;
     baton::v1::CloseSessionRequest request;
     request.set_session_id(session_id_);
@@ -132,6 +202,12 @@ class BatonQueueClient : public QueueClient {
   const int index_;
   const std::string addr_;
   const std::chrono::milliseconds call_timeout_;
+  const bool stream_;
+  std::unique_ptr<grpc::ClientContext> stream_context_;
+  std::unique_ptr<grpc::ClientReader<baton::v1::ConsumeResponse>> reader_;
+  std::deque<baton::v1::Delivery> buffered_;
+  std::vector<uint64_t> pending_acks_;
+  uint64_t last_receipt_ = 0;
   std::unique_ptr<baton::v1::Sessions::Stub> sessions_;
   std::unique_ptr<baton::v1::Queues::Stub> queues_;
   uint64_t session_id_ = 0;
@@ -144,8 +220,9 @@ class BatonQueueClient : public QueueClient {
 }  // namespace
 
 std::unique_ptr<QueueClient> NewBatonQueueClient(QueueRole role, int index, const std::string& addr,
-                                                 std::chrono::milliseconds call_timeout) {
-  return std::make_unique<BatonQueueClient>(role, index, addr, call_timeout);
+                                                 std::chrono::milliseconds call_timeout,
+                                                 bool stream) {
+  return std::make_unique<BatonQueueClient>(role, index, addr, call_timeout, stream);
 }
 
 }  // namespace baton::bench

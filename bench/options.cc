@@ -134,11 +134,11 @@ absl::StatusOr<Options> ParseOptions(const std::vector<absl::string_view>& args)
     for (char& c : key) {
       if (c == '-') c = '_';  // --call-timeout and --call_timeout alike.
     }
-    if (key == "json" || key == "help") {
+    if (key == "json" || key == "help" || key == "queue_stream") {
       if (value.has_value()) {
         return absl::InvalidArgumentError(absl::StrCat("--", name, " takes no value"));
       }
-      (key == "json" ? options.json : options.help) = true;
+      (key == "json" ? options.json : key == "help" ? options.help : options.queue_stream) = true;
       continue;
     }
     auto setter = setters.find(key);
@@ -178,6 +178,8 @@ producers putting and N consumers getting+acknowledging items (queue).
   --call-timeout S      deadline of each call (default 30)
   --backlog N           queue: most items a producer has put and no consumer
                         has got yet; 0: no limit (default 1)
+  --queue-stream        queue, baton: consumers read a Queues/Consume stream
+                        and acknowledge in batches of 8
   --json                one JSON line per result
 )";
 }

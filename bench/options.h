@@ -50,6 +50,9 @@ struct Options {
   // many. 0: no limit (the queue may grow for as long as producers outrun
   // consumers, and put-to-get latency with it).
   int backlog = 1;
+  // Queue workload, Baton: consumers read a Queues/Consume stream (prefetch
+  // window) and acknowledge in batches, instead of Get + Ack per item.
+  bool queue_stream = false;
   // Print one JSON object per result instead of text.
   bool json = false;
   // --help was given: print Usage() and exit successfully.

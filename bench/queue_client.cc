@@ -5,10 +5,10 @@ namespace baton::bench {
 
 std::unique_ptr<QueueClient> NewQueueClient(Target target, QueueRole role, int index,
                                             const std::string& addr,
-                                            std::chrono::milliseconds call_timeout) {
+                                            std::chrono::milliseconds call_timeout, bool stream) {
   switch (target) {
     case Target::kBaton:
-      return NewBatonQueueClient(role, index, addr, call_timeout);
+      return NewBatonQueueClient(role, index, addr, call_timeout, stream);
     case Target::kRedis:
       return NewRedisQueueClient(addr, call_timeout);
     case Target::kBeanstalkd:

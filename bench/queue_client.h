@@ -66,11 +66,15 @@ class QueueClient {
 // Returns null for a target that has no queue (echo, etcd).
 std::unique_ptr<QueueClient> NewQueueClient(Target target, QueueRole role, int index,
                                             const std::string& addr,
-                                            std::chrono::milliseconds call_timeout);
+                                            std::chrono::milliseconds call_timeout,
+                                            bool stream = false);
 
 // The per-target constructors behind NewQueueClient.
+// `stream`: a consumer reads a Queues/Consume stream and acknowledges in
+// batches (the fast path), rather than one Get and one Ack per item.
 std::unique_ptr<QueueClient> NewBatonQueueClient(QueueRole role, int index, const std::string& addr,
-                                                 std::chrono::milliseconds call_timeout);
+                                                 std::chrono::milliseconds call_timeout,
+                                                 bool stream);
 // Redis needs no role: the same connection could LPUSH and BRPOP.
 std::unique_ptr<QueueClient> NewRedisQueueClient(const std::string& addr,
                                                  std::chrono::milliseconds call_timeout);

@@ -79,7 +79,8 @@ std::unique_ptr<QueueClient> Open(const Shared& shared, QueueRole role, int inde
   // Consumers' gRPC channels are told apart from producers' by their index.
   const int channel_index = role == QueueRole::kProducer ? index : options.clients + index;
   std::unique_ptr<QueueClient> client =
-      NewQueueClient(options.target, role, channel_index, options.addr, CallTimeout(options));
+      NewQueueClient(options.target, role, channel_index, options.addr, CallTimeout(options),
+                     options.queue_stream);
   if (client == nullptr) {
     *status = absl::InvalidArgumentError(
         absl::StrCat("--target ", TargetName(options.target), " has no queue client"));

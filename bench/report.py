@@ -2,7 +2,7 @@
 """Turns the JSON lines of bench/run.sh into Markdown tables of medians and ratios.
 
 Each input line is one baton-bench --json result with two more keys: "label"
-(baton, echo, etcd-fsync, etcd-nofsync, redis-mem, redis-aof, beanstalkd-mem,
+(baton, baton-stream, echo, etcd-fsync, etcd-nofsync, redis-mem, redis-aof, beanstalkd-mem,
 beanstalkd-fsync) and "run"; a failed run has "failed": true instead of
 measurements. Lock cells (uncontended, contended) and queue cells get tables
 of their own.
@@ -13,10 +13,11 @@ import json
 import statistics
 import sys
 
-LABELS = ["baton", "echo", "etcd-fsync", "etcd-nofsync", "redis-mem", "redis-aof",
+LABELS = ["baton", "baton-stream", "echo", "etcd-fsync", "etcd-nofsync", "redis-mem", "redis-aof",
           "beanstalkd-mem", "beanstalkd-fsync"]
 TITLES = {
     "baton": "baton",
+    "baton-stream": "baton Consume stream",
     "echo": "gRPC echo",
     "etcd-fsync": "etcd fsync",
     "etcd-nofsync": "etcd no-fsync",
@@ -30,6 +31,9 @@ LOCK_RATIOS = [("echo", "baton/echo"), ("etcd-fsync", "baton/etcd fsync"),
                ("etcd-nofsync", "baton/etcd no-fsync")]
 QUEUE_RATIOS = [("beanstalkd-mem", "baton/beanstalkd in-memory"),
                 ("beanstalkd-fsync", "baton/beanstalkd fsync")]
+# Queue cells also show the Consume-stream client's rate over each peer's.
+STREAM_RATIOS = [("beanstalkd-mem", "baton stream/beanstalkd in-memory"),
+                 ("beanstalkd-fsync", "baton stream/beanstalkd fsync")]
 
 
 def load(path):
@@ -62,19 +66,22 @@ def fmt_rate(results, contended):
     return text
 
 
-def print_rates(cells, keys, ratio_pairs, contended_of):
+def print_rates(cells, keys, ratio_pairs, contended_of, stream_pairs=()):
     labels = [l for l in LABELS if any(l in cells[k] for k in keys)]
-    ratios = [(peer, title) for peer, title in ratio_pairs if "baton" in labels and peer in labels]
-    header = ["workload", "clients"] + [TITLES[l] for l in labels] + [t for _, t in ratios]
+    ratios = [("baton", peer, title) for peer, title in ratio_pairs
+              if "baton" in labels and peer in labels]
+    ratios += [("baton-stream", peer, title) for peer, title in stream_pairs
+               if "baton-stream" in labels and peer in labels]
+    header = ["workload", "clients"] + [TITLES[l] for l in labels] + [t for _, _, t in ratios]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for key in keys:
         row = [key[0], str(key[1])]
         row += [fmt_rate(cells[key].get(l), contended_of(key)) for l in labels]
-        baton = median_of(cells[key].get("baton", []), "rate")
-        for peer, _ in ratios:
+        for ours, peer, _ in ratios:
+            mine = median_of(cells[key].get(ours, []), "rate")
             other = median_of(cells[key].get(peer, []), "rate")
-            row.append(f"{baton / other:.2f}x" if baton and other else "–")
+            row.append(f"{mine / other:.2f}x" if mine and other else "–")
         print("| " + " | ".join(row) + " |")
 
 
@@ -121,7 +128,7 @@ def main():
         print(f"Queue: items/s got by consumers, medians of {args.runs} runs of {args.seconds} s "
               f"(fairness max/min items per consumer); clients = P producers + P consumers, "
               f"backlog {backlog} item(s) per producer.\n")
-        print_rates(cells, queue_keys, QUEUE_RATIOS, lambda k: True)
+        print_rates(cells, queue_keys, QUEUE_RATIOS, lambda k: True, STREAM_RATIOS)
         print("\nQueue latency, microseconds, p50 / p99 / p99.9 (medians over runs): from just "
               "before the put to the return of the get.\n")
         print_latencies(cells, queue_keys)

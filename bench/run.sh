@@ -39,7 +39,7 @@ readonly seconds=${BENCH_SECONDS:-3}
 readonly warmup=${BENCH_WARMUP:-0.5}
 readonly runs=${BENCH_RUNS:-3}
 readonly backlog=${BENCH_QUEUE_BACKLOG:-1}
-read -r -a targets <<<"${BENCH_TARGETS:-baton echo etcd-fsync etcd-nofsync redis-mem redis-aof beanstalkd-mem beanstalkd-fsync}"
+read -r -a targets <<<"${BENCH_TARGETS:-baton baton-stream echo etcd-fsync etcd-nofsync redis-mem redis-aof beanstalkd-mem beanstalkd-fsync}"
 read -r -a matrix <<<"${BENCH_MATRIX:-uncontended:1 uncontended:16 uncontended:64 contended:16 contended:64 queue:1 queue:16}"
 read -r -a batond_flags <<<"${BATOND_FLAGS:-}"
 readonly build_dir=${BUILD_DIR:-${root}/build-release}
@@ -56,6 +56,7 @@ readonly out=${BENCH_OUT:-${BENCH_TMP}/results.jsonl}
 runs() {
   case "$1:$2" in
     baton:*) return 0 ;;
+    baton-stream:queue) return 0 ;;
     echo:uncontended) return 0 ;;
     etcd-*:uncontended | etcd-*:contended) return 0 ;;
     redis-*:queue | beanstalkd-*:queue) return 0 ;;
@@ -91,7 +92,7 @@ if [[ -z "${BATON_BENCH:-}" || -z "${BATON_ECHO:-}" ]] || { wants baton && [[ -z
     cmake -S "${root}" -B "${build_dir}" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2
   fi
   build_targets=(baton-bench baton-echo)
-  wants baton && build_targets+=(batond)
+  { wants baton || wants baton-stream; } && build_targets+=(batond)
   cmake --build "${build_dir}" -j2 --target "${build_targets[@]}" >&2
 fi
 readonly bench=${BATON_BENCH:-${build_dir}/bench/baton-bench}
@@ -149,11 +150,12 @@ start_beanstalkd() {
   addr[${name}]=127.0.0.1:${port}
 }
 
-if wants baton; then
+if wants baton || wants baton-stream; then
   port=$(bench_free_port)
   bench_start batond "listening on" 30 "${batond}" --listen "127.0.0.1:${port}" \
     "${batond_flags[@]}"
   addr[baton]=127.0.0.1:${port}
+  addr[baton-stream]=127.0.0.1:${port}  # the same server, another client
 fi
 if wants echo; then
   port=$(bench_free_port)
@@ -181,12 +183,15 @@ for ((run = 1; run <= runs; run++)); do
     for target in "${targets[@]}"; do
       runs "${target}" "${workload}" || continue
       kind=${target%%-*}
+      extra=()
+      [[ "${target}" == baton-stream ]] && extra=(--queue-stream)
       echo "bench: run ${run}/${runs}: ${target} ${workload} ${clients} clients" >&2
       tag="{\"label\":\"${target}\",\"run\":${run},"
       # In the background with `wait`, so that a signal is handled at once.
       timeout $((${seconds%.*} + 90)) "${bench}" --json --target "${kind}" \
         --addr "${addr[${target}]}" --workload "${workload}" --clients "${clients}" \
-        --seconds "${seconds}" --warmup "${warmup}" --backlog "${backlog}" >"${BENCH_TMP}/line" &
+        --seconds "${seconds}" --warmup "${warmup}" --backlog "${backlog}" "${extra[@]}" \
+        >"${BENCH_TMP}/line" &
       client_pid=$!
       if wait "${client_pid}"; then
         client_pid=
