@@ -94,9 +94,9 @@ class BatonQueueClient : public QueueClient {
       if (!reader_->Read(&msg)) {
         grpc::Status status = reader_->Finish();
         reader_.reset();
-        return FromGrpc(status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended")
-                                    : status,
-                        "Queues/Consume");
+        return FromGrpc(
+            status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "stream ended") : status,
+            "Queues/Consume");
       }
       for (auto& d : *msg.mutable_items()) buffered_.push_back(std::move(d));
     }
