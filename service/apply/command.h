@@ -192,8 +192,8 @@ struct ConditionWait {
   std::string condition;
   uint64_t token = 0;
   uint64_t session = 0;
-  Duration lease = 0;        // for the re-acquired lock; 0: as the holding had
-  Time deadline = kForever;  // the request's timeout: a notify-wait that runs out re-acquires
+  Duration lease = 0;            // for the re-acquired lock; 0: as the holding had
+  Time deadline = kForever;      // the request's timeout: a notify-wait that runs out re-acquires
   Time rpc_deadline = kForever;  // the gRPC deadline (less a margin): the wait just ends
 };
 struct Notify {

@@ -32,8 +32,8 @@ struct Task {
   std::string group;
   bool shielded = false;
   bool cancel_requested = false;
-  uint64_t session = 0;  // the worker's, while running
-  Duration lease = 0;    // the worker's heartbeat lease, while running
+  uint64_t session = 0;          // the worker's, while running
+  Duration lease = 0;            // the worker's heartbeat lease, while running
   Duration run_timeout = 0;      // 0: an attempt may run as long as heartbeats come
   Time run_deadline = kForever;  // of the running attempt
   Time timer_at = kForever;

@@ -37,13 +37,13 @@ Knobs (environment), as in test_race_cancel.py:
 
 import asyncio
 import collections
-import os
 import random
 import time
 
 import grpc
 import pytest
 
+from race_support import ITERS, SEED, Budget, Report, pick, rng_for
 from baton_helpers import (
     AFTER_WAIT,
     IMMEDIATE,
@@ -59,9 +59,6 @@ from baton_helpers import (
     session_pb2,
 )
 
-ITERS = int(os.environ.get("BATON_RACE_ITERS", "10000"))
-BUDGET_S = float(os.environ.get("BATON_RACE_SECONDS", "6"))
-SEED = int(os.environ.get("BATON_RACE_SEED", str(random.SystemRandom().randrange(1 << 30))))
 RPC_TIMEOUT = 10.0  # deadline for calls that are not part of the race
 MAXSIZE = 8  # small, so that producers often wait for room
 # A Put allowed to wait less than this may be answered like put_nowait
@@ -70,48 +67,6 @@ TINY_WAIT = 0.01
 # Every call repeats the declaration, so that a queue reclaimed while empty
 # mid-race is declared the same way again by whichever call comes first.
 OPTIONS = q_options(maxsize=MAXSIZE)
-
-
-def rng_for(test_name: str) -> random.Random:
-    return random.Random(f"{SEED}:{test_name}")
-
-
-class Budget:
-    """Shared attempt counter plus a soft wall-clock limit."""
-
-    def __init__(self, attempts: int, seconds: float = BUDGET_S):
-        self.left = attempts
-        self.deadline = time.monotonic() + seconds
-        self.used = 0
-
-    def take(self) -> bool:
-        if self.left <= 0 or time.monotonic() >= self.deadline:
-            return False
-        self.left -= 1
-        self.used += 1
-        return True
-
-
-class Report:
-    def __init__(self, test: str):
-        self.test = test
-        self.violations: list[str] = []
-        self.stats = collections.Counter()
-
-    def violation(self, msg: str) -> None:
-        self.violations.append(msg)
-
-    def check(self) -> None:
-        summary = f"[{self.test}] seed={SEED} stats={dict(sorted(self.stats.items()))}"
-        print(summary)
-        if self.violations:
-            shown = "\n  ".join(self.violations[:15])
-            more = f"\n  ... and {len(self.violations) - 15} more" if len(self.violations) > 15 else ""
-            raise AssertionError(f"{summary}\n{len(self.violations)} violation(s):\n  {shown}{more}")
-
-
-def pick(rng: random.Random, weights: dict):
-    return rng.choices(list(weights), list(weights.values()))[0]
 
 
 # Ways a racing Put/Get can end early (as in test_race_cancel.py).
