@@ -121,14 +121,7 @@ void ListenEvents(Env& env, apply::Shard& shard, Services& svc, Listeners& out) 
   Listen<SetCall>(env, shard, out, &v1::Events::AsyncService::RequestSet, events, &Set);
   Listen<ClearCall>(env, shard, out, &v1::Events::AsyncService::RequestClear, events, &Clear);
   Listen<WaitCall>(env, shard, out, &v1::Events::AsyncService::RequestWait, events, &Wait);
-  auto watch = std::make_unique<Listener<WatchCall>>(
-      &env, &shard,
-      [events](WatchCall& call, grpc::ServerCompletionQueue* cq, void* tag) {
-        events->RequestWatch(&call.ctx, &call.request, &call.writer, cq, cq, tag);
-      },
-      &Watch);
-  for (int i = 0; i < 4; ++i) watch->Post();
-  out.push_back(std::move(watch));
+  ListenStream<WatchCall>(env, shard, out, &v1::Events::AsyncService::RequestWatch, events, &Watch);
 }
 
 }  // namespace baton::rpc

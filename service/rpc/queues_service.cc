@@ -378,15 +378,7 @@ void ListenQueues(Env& env, apply::Shard& shard, Services& svc, Listeners& out) 
   Listen<JoinCall>(env, shard, out, &S::RequestJoin, q, &Join);
   Listen<PurgeCall>(env, shard, out, &S::RequestPurge, q, &Purge);
   Listen<DeleteCall>(env, shard, out, &S::RequestDelete, q, &Delete);
-  auto* queues = &svc.queues;
-  auto consume = std::make_unique<Listener<ConsumeCall>>(
-      &env, &shard,
-      [queues](ConsumeCall& call, grpc::ServerCompletionQueue* cq, void* tag) {
-        queues->RequestConsume(&call.ctx, &call.request, &call.writer, cq, cq, tag);
-      },
-      &Consume);
-  for (int i = 0; i < 4; ++i) consume->Post();
-  out.push_back(std::move(consume));
+  ListenStream<ConsumeCall>(env, shard, out, &S::RequestConsume, q, &Consume);
 }
 
 }  // namespace baton::rpc

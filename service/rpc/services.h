@@ -51,6 +51,21 @@ void Listen(Env& env, apply::Shard& shard, Listeners& out, RequestMethod method,
   out.push_back(std::move(listener));
 }
 
+// Creates a listener for a server-streaming method on `shard` and posts its
+// first requests (a few: streams are long-lived and few).
+template <class CallT, class Service, class RequestMethod>
+void ListenStream(Env& env, apply::Shard& shard, Listeners& out, RequestMethod method,
+                  Service* service, runtime::Task<void> (*handler)(Env&, CallT&)) {
+  auto listener = std::make_unique<Listener<CallT>>(
+      &env, &shard,
+      [service, method](CallT& call, grpc::ServerCompletionQueue* cq, void* tag) {
+        (service->*method)(&call.ctx, &call.request, &call.writer, cq, cq, tag);
+      },
+      handler);
+  for (int i = 0; i < 4; ++i) listener->Post();
+  out.push_back(std::move(listener));
+}
+
 void ListenSessions(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 void ListenPermits(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 void ListenEvents(Env& env, apply::Shard& shard, Services& svc, Listeners& out);

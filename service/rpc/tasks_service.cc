@@ -1,7 +1,5 @@
 // Handlers of baton.v1.Tasks. A task id is "<queue>#<seq>": the handler
 // splits it and sends the command to the work queue's shard.
-#include <chrono>
-
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "baton/v1/task.grpc.pb.h"
@@ -103,15 +101,9 @@ runtime::Task<void> Submit(Env& env, SubmitCall& call) {
     c.delay = *d;
   }
   if (req.has_at()) {
-    int64_t at_us = req.at().seconds() * kSecond + req.at().nanos() / 1000;
-    int64_t wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-    c.delay = std::max<int64_t>(0, at_us - wall_us);
-    if (c.delay > env.limits.max_lease) {
-      co_return co_await call.Fail(absl::InvalidArgumentError(absl::StrCat(
-          "at is more than ", env.limits.max_lease / kSecond, "s away (--max_lease_s)")));
-    }
+    auto in = DelayUntil(req.at(), "at", env.limits.max_lease);
+    if (!in.ok()) co_return co_await call.Fail(in.status());
+    c.delay = *in;
   }
   if (req.has_run_timeout()) {
     auto d = ToMicros(req.run_timeout(), "run_timeout", env.limits.max_lease,

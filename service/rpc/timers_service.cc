@@ -105,17 +105,9 @@ runtime::Task<void> Schedule(Env& env, ScheduleCall& call) {
     if (!after.ok()) co_return co_await call.Fail(after.status());
     c.due = now + *after;
   } else {
-    // Wall-clock time to the server's monotonic clock.
-    int64_t at_us = req.at().seconds() * kSecond + req.at().nanos() / 1000;
-    int64_t wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-    Duration in = std::max<int64_t>(0, at_us - wall_us);
-    if (in > kMaxTimerDelay) {
-      co_return co_await call.Fail(
-          absl::InvalidArgumentError("at is more than a year away; the limit is 366 days"));
-    }
-    c.due = now + in;
+    auto in = DelayUntil(req.at(), "at", kMaxTimerDelay);
+    if (!in.ok()) co_return co_await call.Fail(in.status());
+    c.due = now + *in;
   }
   if (req.has_every()) {
     auto every = ToMicros(req.every(), "every", kMaxTimerDelay, /*allow_zero=*/true);

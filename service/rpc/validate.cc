@@ -114,3 +114,21 @@ bool IsValidUtf8(std::string_view s) {
 }
 
 }  // namespace baton::rpc
+
+namespace baton::rpc {
+
+absl::StatusOr<Duration> DelayUntil(const google::protobuf::Timestamp& at, const char* field,
+                                    Duration max) {
+  int64_t at_us = at.seconds() * kSecond + at.nanos() / 1000;
+  int64_t wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  Duration in = std::max<int64_t>(0, at_us - wall_us);
+  if (in > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is more than ", max / kSecond, "s away; that is the limit"));
+  }
+  return in;
+}
+
+}  // namespace baton::rpc

@@ -2,6 +2,7 @@
 // Every function returns INVALID_ARGUMENT with the field and the reason.
 #pragma once
 
+#include <google/protobuf/timestamp.pb.h>
 #include <grpcpp/server_context.h>
 
 #include <string>
@@ -38,6 +39,12 @@ absl::StatusOr<Time> WaitDeadline(const grpc::ServerContext& ctx, bool has_timeo
                                   const google::protobuf::Duration& timeout, Time now);
 
 void ToProto(Duration micros, google::protobuf::Duration* out);
+
+// The delay from now until wall-clock time `at` (0 if it is past), as a
+// Duration on the server's clock; INVALID_ARGUMENT (naming `field`) past
+// `max`.
+absl::StatusOr<Duration> DelayUntil(const google::protobuf::Timestamp& at, const char* field,
+                                    Duration max);
 
 // True if `s` is well-formed UTF-8, so that it may go into a proto3 string
 // field (a `text` convenience field mirroring a bytes payload).
