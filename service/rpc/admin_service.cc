@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "baton/v1/stream.pb.h"
 #include "service/rpc/convert.h"
 #include "service/rpc/services.h"
 #include "service/rpc/validate.h"
@@ -13,8 +14,8 @@ namespace {
 constexpr uint32_t kDefaultPageSize = 100;
 constexpr uint32_t kMaxPageSize = 1000;
 
-using ListCall = UnaryCall<v1::ListRequest, v1::ListResponse>;
-using DescribeCall = UnaryCall<v1::DescribeRequest, v1::DescribeResponse>;
+using ListCall = Op<v1::ListRequest, v1::ListResponse>;
+using DescribeCall = Op<v1::DescribeRequest, v1::DescribeResponse>;
 
 runtime::Task<void> List(Env& env, ListCall& call) {
   const auto& req = call.request;
@@ -190,8 +191,9 @@ runtime::Task<void> Describe(Env& env, DescribeCall& call) {
 
 void ListenAdmin(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* a = &svc.admin;
-  Listen<ListCall>(env, shard, out, &v1::Admin::AsyncService::RequestList, a, &List);
-  Listen<DescribeCall>(env, shard, out, &v1::Admin::AsyncService::RequestDescribe, a, &Describe);
+  Listen(env, shard, out, &v1::Admin::AsyncService::RequestList, a, &List, v1::Operation::kList);
+  Listen(env, shard, out, &v1::Admin::AsyncService::RequestDescribe, a, &Describe,
+         v1::Operation::kDescribe);
 }
 
 }  // namespace baton::rpc

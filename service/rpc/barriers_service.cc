@@ -1,6 +1,7 @@
 // Handlers of baton.v1.Barriers.
 #include "absl/strings/str_cat.h"
 #include "baton/v1/barrier.grpc.pb.h"
+#include "baton/v1/stream.pb.h"
 #include "service/rpc/convert.h"
 #include "service/rpc/services.h"
 #include "service/rpc/validate.h"
@@ -8,9 +9,9 @@
 namespace baton::rpc {
 namespace {
 
-using WaitCall = UnaryCall<v1::BarrierWaitRequest, v1::BarrierWaitResponse>;
-using AbortCall = UnaryCall<v1::BarrierAbortRequest, v1::BarrierAbortResponse>;
-using ResetCall = UnaryCall<v1::BarrierResetRequest, v1::BarrierResetResponse>;
+using WaitCall = Op<v1::BarrierWaitRequest, v1::BarrierWaitResponse>;
+using AbortCall = Op<v1::BarrierAbortRequest, v1::BarrierAbortResponse>;
+using ResetCall = Op<v1::BarrierResetRequest, v1::BarrierResetResponse>;
 
 runtime::Task<void> Wait(Env& env, WaitCall& call) {
   const auto& req = call.request;
@@ -20,7 +21,7 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
         absl::StrCat("parties ", req.parties(), " is over the limit ",
                      env.limits.max_waiters_per_resource, " (--max_waiters_per_resource)")));
   }
-  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   apply::Command cmd = apply::BarrierWait{req.name(), req.parties(), req.session_id(), *deadline};
   apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
@@ -60,9 +61,9 @@ runtime::Task<void> Reset(Env& env, ResetCall& call) {
 void ListenBarriers(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* b = &svc.barriers;
   using S = v1::Barriers::AsyncService;
-  Listen<WaitCall>(env, shard, out, &S::RequestWait, b, &Wait);
-  Listen<AbortCall>(env, shard, out, &S::RequestAbort, b, &Abort);
-  Listen<ResetCall>(env, shard, out, &S::RequestReset, b, &Reset);
+  Listen(env, shard, out, &S::RequestWait, b, &Wait, v1::Operation::kWaitBarrier);
+  Listen(env, shard, out, &S::RequestAbort, b, &Abort, v1::Operation::kAbortBarrier);
+  Listen(env, shard, out, &S::RequestReset, b, &Reset, v1::Operation::kResetBarrier);
 }
 
 }  // namespace baton::rpc

@@ -45,20 +45,23 @@ class ListenerBase {
   virtual void Post() = 0;
 };
 
-class CallBase : public apply::OpSink {
+// One operation in flight on a shard: submits commands to the shard that owns
+// their resource and receives the results. A gRPC call is one (CallBase); so
+// is each operation carried by a session stream (stream_op.h).
+class OpBase : public apply::OpSink {
  public:
-  explicit CallBase(apply::Shard& shard) : shard_(shard), op_(shard.Register(this)) {}
-  CallBase(const CallBase&) = delete;
-  CallBase& operator=(const CallBase&) = delete;
-  virtual ~CallBase() { shard_.Unregister(op_); }
-
-  grpc::ServerContext ctx;
+  explicit OpBase(apply::Shard& shard) : shard_(shard), op_(shard.Register(this)) {}
+  OpBase(const OpBase&) = delete;
+  OpBase& operator=(const OpBase&) = delete;
+  virtual ~OpBase() { shard_.Unregister(op_); }
 
   apply::Shard& shard() { return shard_; }
   apply::OpRef op() const { return op_; }
   Time Now() const { return shard_.loop().clock().Now(); }
-  // True once the done notification has arrived.
-  bool done() const { return done_; }
+
+  // Whether whoever asked has gone away (the call was cancelled, the stream
+  // op was cancelled or its stream ended). Checked when a Submit starts.
+  virtual bool Abandoned() const = 0;
 
   // Sends `command` to shard `target` and resumes with its Result.
   //
@@ -68,21 +71,21 @@ class CallBase : public apply::OpSink {
   // Submit refuses temporaries at compile time. See runtime/COROUTINES.md.
   class SubmitAwaiter {
    public:
-    SubmitAwaiter(CallBase* call, uint32_t target, apply::Command command)
-        : call_(call), target_(target), command_(std::move(command)) {}
+    SubmitAwaiter(OpBase* op, uint32_t target, apply::Command command)
+        : op_(op), target_(target), command_(std::move(command)) {}
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) {
-      call_->submit_waiter_ = h;
-      call_->submit_result_ = &result_;
-      call_->submit_target_ = target_;
-      call_->shard_.Send(target_, std::move(command_), call_->op_);
-      // The client may have left before we even asked.
-      if (call_->done_ && call_->ctx.IsCancelled()) call_->SendCancel();
+      op_->submit_waiter_ = h;
+      op_->submit_result_ = &result_;
+      op_->submit_target_ = target_;
+      op_->shard_.Send(target_, std::move(command_), op_->op_);
+      // The requester may have left before we even asked.
+      if (op_->Abandoned()) op_->CancelSubmit();
     }
     apply::Result await_resume() { return std::move(result_); }
 
    private:
-    CallBase* call_;
+    OpBase* op_;
     uint32_t target_;
     apply::Command command_;
     apply::Result result_;
@@ -95,6 +98,69 @@ class CallBase : public apply::OpSink {
   void Send(uint32_t target, apply::Command command) {
     shard_.Send(target, std::move(command), apply::OpRef{});
   }
+
+ protected:
+  // apply::OpSink: the result of the outstanding Submit.
+  void Deliver(apply::Result result) override {
+    if (!submit_waiter_) return;
+    *submit_result_ = std::move(result);
+    submit_result_ = nullptr;
+    std::exchange(submit_waiter_, {}).resume();
+  }
+  // If a Submit is outstanding, asks its shard to end the wait: the result
+  // then arrives as CANCELLED, or as the grant if the shard granted first.
+  void CancelSubmit() {
+    if (submit_waiter_) shard_.Send(submit_target_, apply::CancelWait{}, op_);
+  }
+
+ private:
+  apply::Shard& shard_;
+  const apply::OpRef op_;
+  std::coroutine_handle<> submit_waiter_;
+  apply::Result* submit_result_ = nullptr;
+  uint32_t submit_target_ = 0;
+};
+
+// What a handler of a unary method sees: the request, the shard, Submit, and
+// one way to answer. Implemented by UnaryCall (a gRPC call) and by StreamOp
+// (one operation on a session stream), so each method has one handler.
+template <class Req, class Resp>
+class Op {
+ public:
+  explicit Op(OpBase& base) : base_(base) {}
+  virtual ~Op() = default;
+
+  Req request;
+
+  apply::Shard& shard() { return base_.shard(); }
+  Time Now() const { return base_.Now(); }
+  OpBase::SubmitAwaiter Submit(uint32_t target, apply::Command& command) {
+    return base_.Submit(target, command);
+  }
+  void Send(uint32_t target, apply::Command command) { base_.Send(target, std::move(command)); }
+
+  // The requester's own deadline (the gRPC deadline), or max() for none.
+  virtual std::chrono::system_clock::time_point RpcDeadline() const = 0;
+  // Answers with OK and `response`. Returns whether the requester got it; if
+  // not, the handler rolls back what the response handed out.
+  virtual runtime::Task<bool> Reply(Resp response) = 0;
+  // Answers with an error.
+  virtual runtime::Task<void> Fail(absl::Status status) = 0;
+
+ private:
+  OpBase& base_;
+};
+
+// A gRPC call: the server context and the done notification.
+class CallBase : public OpBase {
+ public:
+  explicit CallBase(apply::Shard& shard) : OpBase(shard) {}
+
+  grpc::ServerContext ctx;
+
+  // True once the done notification has arrived.
+  bool done() const { return done_; }
+  bool Abandoned() const override { return done_ && ctx.IsCancelled(); }
 
   // Resumes once the done notification has arrived.
   struct DoneAwaiter {
@@ -111,25 +177,16 @@ class CallBase : public apply::OpSink {
   void* match_tag() { return runtime::AsTag(&match_tag_); }
 
  protected:
-  // apply::OpSink: the result of the outstanding Submit.
-  void Deliver(apply::Result result) override {
-    if (!submit_waiter_) return;
-    *submit_result_ = std::move(result);
-    submit_result_ = nullptr;
-    std::exchange(submit_waiter_, {}).resume();
-  }
   // Called when the done notification arrives, after cancellation handling.
   virtual void OnDone() {}
 
  private:
-  void SendCancel() { shard_.Send(submit_target_, apply::CancelWait{}, op_); }
-
   struct DoneTag final : runtime::CqTag {
     explicit DoneTag(CallBase* c) : call(c) {}
     CallBase* call;
     void OnComplete(bool) override {
       call->done_ = true;
-      if (call->submit_waiter_ && call->ctx.IsCancelled()) call->SendCancel();
+      if (call->ctx.IsCancelled()) call->CancelSubmit();
       call->OnDone();
       if (call->done_waiter_) std::exchange(call->done_waiter_, {}).resume();
     }
@@ -140,30 +197,28 @@ class CallBase : public apply::OpSink {
     void OnComplete(bool ok) override { call->listener->OnMatch(call, ok); }
   };
 
-  apply::Shard& shard_;
-  const apply::OpRef op_;
   bool done_ = false;
   std::coroutine_handle<> done_waiter_;
-  std::coroutine_handle<> submit_waiter_;
-  apply::Result* submit_result_ = nullptr;
-  uint32_t submit_target_ = 0;
   DoneTag done_tag_{this};
   MatchTag match_tag_{this};
 };
 
 // A unary call.
 template <class Req, class Resp>
-class UnaryCall final : public CallBase {
+class UnaryCall final : public CallBase, public Op<Req, Resp> {
  public:
-  using CallBase::CallBase;
+  explicit UnaryCall(apply::Shard& shard)
+      : CallBase(shard), Op<Req, Resp>(static_cast<OpBase&>(*this)) {}
 
-  Req request;
+  using Op<Req, Resp>::request;
   grpc::ServerAsyncResponseWriter<Resp> writer{&ctx};
+
+  std::chrono::system_clock::time_point RpcDeadline() const override { return ctx.deadline(); }
 
   // Finishes with OK and `response`. Returns whether the client received it:
   // the Finish went to the wire and the call was not cancelled, decided once
   // both the Finish tag and the done tag are back (their order varies).
-  runtime::Task<bool> Reply(Resp response) {
+  runtime::Task<bool> Reply(Resp response) override {
     bool ok =
         co_await runtime::CqOp([&](void* tag) { writer.Finish(response, grpc::Status::OK, tag); });
     co_await AwaitDone();
@@ -171,7 +226,7 @@ class UnaryCall final : public CallBase {
   }
 
   // Finishes with an error status.
-  runtime::Task<void> Fail(absl::Status status) {
+  runtime::Task<void> Fail(absl::Status status) override {
     grpc::Status s = ToGrpc(status);
     co_await runtime::CqOp([&](void* tag) { writer.FinishWithError(s, tag); });
   }
@@ -179,21 +234,22 @@ class UnaryCall final : public CallBase {
 
 // Runs a handler for a matched call, then frees the call once no tag is
 // outstanding.
-template <class CallT>
-runtime::Task<void> Drive(Env* env, CallT* call, runtime::Task<void> (*handler)(Env&, CallT&)) {
+// `Arg` is what the handler takes: the call itself, or its Op interface.
+template <class CallT, class Arg>
+runtime::Task<void> Drive(Env* env, CallT* call, runtime::Task<void> (*handler)(Env&, Arg&)) {
   co_await handler(*env, *call);
   co_await call->AwaitDone();
-  apply::Shard& shard = call->shard();
+  apply::Shard& shard = call->CallBase::shard();
   delete call;
   shard.loop().RemoveInFlight();
 }
 
 // Keeps requests for one method posted on one shard's completion queue.
-template <class CallT>
+template <class CallT, class Arg = CallT>
 class Listener final : public ListenerBase {
  public:
   using RequestFn = std::function<void(CallT&, grpc::ServerCompletionQueue*, void*)>;
-  using Handler = runtime::Task<void> (*)(Env&, CallT&);
+  using Handler = runtime::Task<void> (*)(Env&, Arg&);
 
   Listener(Env* env, apply::Shard* shard, RequestFn request, Handler handler)
       : env_(env), shard_(shard), request_(std::move(request)), handler_(handler) {}
@@ -213,7 +269,7 @@ class Listener final : public ListenerBase {
     }
     Post();
     shard_->loop().AddInFlight();
-    runtime::Spawn(Drive<CallT>(env_, call, handler_));
+    runtime::Spawn(Drive<CallT, Arg>(env_, call, handler_));
   }
 
  private:

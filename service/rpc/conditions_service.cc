@@ -2,6 +2,7 @@
 // command goes to the lock's shard.
 #include "absl/strings/str_cat.h"
 #include "baton/v1/condition.grpc.pb.h"
+#include "baton/v1/stream.pb.h"
 #include "service/rpc/convert.h"
 #include "service/rpc/services.h"
 #include "service/rpc/validate.h"
@@ -9,8 +10,8 @@
 namespace baton::rpc {
 namespace {
 
-using WaitCall = UnaryCall<v1::ConditionWaitRequest, v1::ConditionWaitResponse>;
-using NotifyCall = UnaryCall<v1::NotifyRequest, v1::NotifyResponse>;
+using WaitCall = Op<v1::ConditionWaitRequest, v1::ConditionWaitResponse>;
+using NotifyCall = Op<v1::NotifyRequest, v1::NotifyResponse>;
 
 absl::Status ValidateCondition(const std::string& lock, const std::string& condition) {
   if (auto s = ValidateName(lock, "lock"); !s.ok()) return s;
@@ -39,7 +40,7 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
     if (!t.ok()) co_return co_await call.Fail(t.status());
     timeout = AddSaturating(now, *t);
   }
-  auto rpc_deadline = WaitDeadline(call.ctx, false, req.timeout(), now);
+  auto rpc_deadline = WaitDeadline(call.RpcDeadline(), false, req.timeout(), now);
   if (!rpc_deadline.ok()) co_return co_await call.Fail(rpc_deadline.status());
   uint32_t target = env.cluster->ShardOfName(req.lock());
   std::string lock = req.lock();
@@ -81,9 +82,9 @@ runtime::Task<void> NotifyAll(Env& env, NotifyCall& call) { co_await DoNotify(en
 void ListenConditions(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* c = &svc.conditions;
   using S = v1::Conditions::AsyncService;
-  Listen<WaitCall>(env, shard, out, &S::RequestWait, c, &Wait);
-  Listen<NotifyCall>(env, shard, out, &S::RequestNotify, c, &NotifyOne);
-  Listen<NotifyCall>(env, shard, out, &S::RequestNotifyAll, c, &NotifyAll);
+  Listen(env, shard, out, &S::RequestWait, c, &Wait, v1::Operation::kWaitCondition);
+  Listen(env, shard, out, &S::RequestNotify, c, &NotifyOne, v1::Operation::kNotify);
+  Listen(env, shard, out, &S::RequestNotifyAll, c, &NotifyAll, v1::Operation::kNotifyAll);
 }
 
 }  // namespace baton::rpc

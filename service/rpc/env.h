@@ -13,10 +13,14 @@
 
 namespace baton::rpc {
 
+class StreamOps;
+
 struct Env {
   apply::Cluster* cluster = nullptr;
   apply::Limits limits;          // per shard
   int requests_per_method = 32;  // calls pre-posted per method per shard
+  // Handlers of session-stream operations, filled by the Listen* functions.
+  StreamOps* stream_ops = nullptr;
   // Open KeepAliveStreams per shard: they wait in Read, so shutdown cancels
   // them rather than waiting out its grace period.
   std::vector<absl::flat_hash_set<grpc::ServerContext*>> streams;

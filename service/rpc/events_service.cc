@@ -1,6 +1,7 @@
 // Handlers of baton.v1.Events, including the Watch server stream.
 #include <deque>
 
+#include "baton/v1/stream.pb.h"
 #include "service/rpc/convert.h"
 #include "service/rpc/services.h"
 #include "service/rpc/validate.h"
@@ -36,9 +37,9 @@ using apply::EventOutcome;
 
 v1::EventState State(bool set) { return set ? v1::EVENT_STATE_SET : v1::EVENT_STATE_CLEAR; }
 
-using SetCall = UnaryCall<v1::SetEventRequest, v1::SetEventResponse>;
-using ClearCall = UnaryCall<v1::ClearEventRequest, v1::ClearEventResponse>;
-using WaitCall = UnaryCall<v1::WaitEventRequest, v1::WaitEventResponse>;
+using SetCall = Op<v1::SetEventRequest, v1::SetEventResponse>;
+using ClearCall = Op<v1::ClearEventRequest, v1::ClearEventResponse>;
+using WaitCall = Op<v1::WaitEventRequest, v1::WaitEventResponse>;
 
 runtime::Task<void> Set(Env& env, SetCall& call) {
   const auto& req = call.request;
@@ -67,7 +68,7 @@ runtime::Task<void> Clear(Env& env, ClearCall& call) {
 runtime::Task<void> Wait(Env& env, WaitCall& call) {
   const auto& req = call.request;
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
-  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   apply::Command cmd = apply::WaitEvent{req.name(), req.session_id(), *deadline};
   apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
@@ -118,9 +119,12 @@ runtime::Task<void> Watch(Env& env, WatchCall& call) {
 
 void ListenEvents(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* events = &svc.events;
-  Listen<SetCall>(env, shard, out, &v1::Events::AsyncService::RequestSet, events, &Set);
-  Listen<ClearCall>(env, shard, out, &v1::Events::AsyncService::RequestClear, events, &Clear);
-  Listen<WaitCall>(env, shard, out, &v1::Events::AsyncService::RequestWait, events, &Wait);
+  Listen(env, shard, out, &v1::Events::AsyncService::RequestSet, events, &Set,
+         v1::Operation::kSetEvent);
+  Listen(env, shard, out, &v1::Events::AsyncService::RequestClear, events, &Clear,
+         v1::Operation::kClearEvent);
+  Listen(env, shard, out, &v1::Events::AsyncService::RequestWait, events, &Wait,
+         v1::Operation::kWaitEvent);
   ListenStream<WatchCall>(env, shard, out, &v1::Events::AsyncService::RequestWatch, events, &Watch);
 }
 

@@ -1,6 +1,7 @@
 // Handlers of baton.v1.Futures.
 #include "absl/strings/str_cat.h"
 #include "baton/v1/future.grpc.pb.h"
+#include "baton/v1/stream.pb.h"
 #include "service/rpc/convert.h"
 #include "service/rpc/services.h"
 #include "service/rpc/validate.h"
@@ -11,10 +12,10 @@ namespace {
 using primitives::FutureState;
 using primitives::FutureValue;
 
-using SetResultCall = UnaryCall<v1::SetResultRequest, v1::SetResultResponse>;
-using SetExceptionCall = UnaryCall<v1::SetExceptionRequest, v1::SetResultResponse>;
-using CancelCall = UnaryCall<v1::CancelFutureRequest, v1::CancelFutureResponse>;
-using AwaitCall = UnaryCall<v1::AwaitFutureRequest, v1::AwaitFutureResponse>;
+using SetResultCall = Op<v1::SetResultRequest, v1::SetResultResponse>;
+using SetExceptionCall = Op<v1::SetExceptionRequest, v1::SetResultResponse>;
+using CancelCall = Op<v1::CancelFutureRequest, v1::CancelFutureResponse>;
+using AwaitCall = Op<v1::AwaitFutureRequest, v1::AwaitFutureResponse>;
 
 absl::StatusOr<Duration> Retention(const Env& env, bool has, const google::protobuf::Duration& d) {
   if (!has) return 0;
@@ -22,7 +23,8 @@ absl::StatusOr<Duration> Retention(const Env& env, bool has, const google::proto
 }
 
 // Validates and submits a CompleteFuture; the result is the new state.
-runtime::Task<apply::Result> Complete(Env& env, CallBase& call, const std::string& name,
+template <class CallT>
+runtime::Task<apply::Result> Complete(Env& env, CallT& call, const std::string& name,
                                       FutureValue value, bool has_retention,
                                       const google::protobuf::Duration& retention) {
   if (auto s = ValidateName(name); !s.ok()) co_return apply::Result::Error(s);
@@ -88,7 +90,7 @@ runtime::Task<void> Cancel(Env& env, CancelCall& call) {
 runtime::Task<void> Await(Env& env, AwaitCall& call) {
   const auto& req = call.request;
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
-  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   apply::Command cmd = apply::AwaitFuture{req.name(), req.session_id(), *deadline};
   apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
@@ -109,10 +111,10 @@ runtime::Task<void> Await(Env& env, AwaitCall& call) {
 void ListenFutures(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* f = &svc.futures;
   using S = v1::Futures::AsyncService;
-  Listen<SetResultCall>(env, shard, out, &S::RequestSetResult, f, &SetResult);
-  Listen<SetExceptionCall>(env, shard, out, &S::RequestSetException, f, &SetException);
-  Listen<CancelCall>(env, shard, out, &S::RequestCancel, f, &Cancel);
-  Listen<AwaitCall>(env, shard, out, &S::RequestAwait, f, &Await);
+  Listen(env, shard, out, &S::RequestSetResult, f, &SetResult, v1::Operation::kSetResult);
+  Listen(env, shard, out, &S::RequestSetException, f, &SetException, v1::Operation::kSetException);
+  Listen(env, shard, out, &S::RequestCancel, f, &Cancel, v1::Operation::kCancelFuture);
+  Listen(env, shard, out, &S::RequestAwait, f, &Await, v1::Operation::kAwaitFuture);
 }
 
 }  // namespace baton::rpc

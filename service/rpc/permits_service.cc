@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "baton/v1/lock.grpc.pb.h"
 #include "baton/v1/semaphore.grpc.pb.h"
+#include "baton/v1/stream.pb.h"
 #include "service/rpc/convert.h"
 #include "service/rpc/services.h"
 #include "service/rpc/validate.h"
@@ -14,8 +15,9 @@ using apply::Kind;
 
 // Validation shared by both Acquire methods.
 template <class Req>
-absl::StatusOr<apply::AcquirePermits> BuildAcquire(const Env& env, const grpc::ServerContext& ctx,
-                                                   const Req& req, Kind kind, Time now) {
+absl::StatusOr<apply::AcquirePermits> BuildAcquire(
+    const Env& env, std::chrono::system_clock::time_point rpc_deadline, const Req& req, Kind kind,
+    Time now) {
   apply::AcquirePermits c;
   c.kind = kind;
   if (auto s = ValidateName(req.name()); !s.ok()) return s;
@@ -34,7 +36,7 @@ absl::StatusOr<apply::AcquirePermits> BuildAcquire(const Env& env, const grpc::S
     return s;
   }
   c.request_id = req.request_id();
-  auto deadline = WaitDeadline(ctx, req.has_timeout(), req.timeout(), now);
+  auto deadline = WaitDeadline(rpc_deadline, req.has_timeout(), req.timeout(), now);
   if (!deadline.ok()) return deadline.status();
   c.deadline = *deadline;
   return c;
@@ -48,12 +50,12 @@ absl::StatusOr<Duration> BuildRefreshTtl(const Env& env, bool has_ttl,
 
 // --- Locks ---
 
-using LockAcquireCall = UnaryCall<v1::AcquireLockRequest, v1::AcquireLockResponse>;
-using LockReleaseCall = UnaryCall<v1::ReleaseLockRequest, v1::ReleaseLockResponse>;
-using LockRefreshCall = UnaryCall<v1::RefreshLockRequest, v1::RefreshLockResponse>;
+using LockAcquireCall = Op<v1::AcquireLockRequest, v1::AcquireLockResponse>;
+using LockReleaseCall = Op<v1::ReleaseLockRequest, v1::ReleaseLockResponse>;
+using LockRefreshCall = Op<v1::RefreshLockRequest, v1::RefreshLockResponse>;
 
 runtime::Task<void> LockAcquire(Env& env, LockAcquireCall& call) {
-  auto cmd = BuildAcquire(env, call.ctx, call.request, Kind::kLock, call.Now());
+  auto cmd = BuildAcquire(env, call.RpcDeadline(), call.request, Kind::kLock, call.Now());
   if (!cmd.ok()) co_return co_await call.Fail(cmd.status());
   uint32_t target = env.cluster->ShardOfName(cmd->name);
   std::string name = cmd->name;
@@ -97,13 +99,13 @@ runtime::Task<void> LockRefresh(Env& env, LockRefreshCall& call) {
 
 // --- Semaphores ---
 
-using SemAcquireCall = UnaryCall<v1::AcquireSemaphoreRequest, v1::AcquireSemaphoreResponse>;
-using SemReleaseCall = UnaryCall<v1::ReleaseSemaphoreRequest, v1::ReleaseSemaphoreResponse>;
-using SemRefreshCall = UnaryCall<v1::RefreshSemaphoreRequest, v1::RefreshSemaphoreResponse>;
+using SemAcquireCall = Op<v1::AcquireSemaphoreRequest, v1::AcquireSemaphoreResponse>;
+using SemReleaseCall = Op<v1::ReleaseSemaphoreRequest, v1::ReleaseSemaphoreResponse>;
+using SemRefreshCall = Op<v1::RefreshSemaphoreRequest, v1::RefreshSemaphoreResponse>;
 
 runtime::Task<void> SemAcquire(Env& env, SemAcquireCall& call) {
   const auto& req = call.request;
-  auto cmd = BuildAcquire(env, call.ctx, req, Kind::kSemaphore, call.Now());
+  auto cmd = BuildAcquire(env, call.RpcDeadline(), req, Kind::kSemaphore, call.Now());
   if (cmd.ok() && (req.capacity() < 0 || req.capacity() > env.limits.max_capacity)) {
     cmd = absl::InvalidArgumentError(
         absl::StrCat("capacity ", req.capacity(), " is out of range 1..", env.limits.max_capacity));
@@ -170,18 +172,18 @@ runtime::Task<void> SemRefresh(Env& env, SemRefreshCall& call) {
 void ListenPermits(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* locks = &svc.locks;
   auto* sems = &svc.semaphores;
-  Listen<LockAcquireCall>(env, shard, out, &v1::Locks::AsyncService::RequestAcquire, locks,
-                          &LockAcquire);
-  Listen<LockReleaseCall>(env, shard, out, &v1::Locks::AsyncService::RequestRelease, locks,
-                          &LockRelease);
-  Listen<LockRefreshCall>(env, shard, out, &v1::Locks::AsyncService::RequestRefresh, locks,
-                          &LockRefresh);
-  Listen<SemAcquireCall>(env, shard, out, &v1::Semaphores::AsyncService::RequestAcquire, sems,
-                         &SemAcquire);
-  Listen<SemReleaseCall>(env, shard, out, &v1::Semaphores::AsyncService::RequestRelease, sems,
-                         &SemRelease);
-  Listen<SemRefreshCall>(env, shard, out, &v1::Semaphores::AsyncService::RequestRefresh, sems,
-                         &SemRefresh);
+  Listen(env, shard, out, &v1::Locks::AsyncService::RequestAcquire, locks, &LockAcquire,
+         v1::Operation::kAcquireLock);
+  Listen(env, shard, out, &v1::Locks::AsyncService::RequestRelease, locks, &LockRelease,
+         v1::Operation::kReleaseLock);
+  Listen(env, shard, out, &v1::Locks::AsyncService::RequestRefresh, locks, &LockRefresh,
+         v1::Operation::kRefreshLock);
+  Listen(env, shard, out, &v1::Semaphores::AsyncService::RequestAcquire, sems, &SemAcquire,
+         v1::Operation::kAcquireSemaphore);
+  Listen(env, shard, out, &v1::Semaphores::AsyncService::RequestRelease, sems, &SemRelease,
+         v1::Operation::kReleaseSemaphore);
+  Listen(env, shard, out, &v1::Semaphores::AsyncService::RequestRefresh, sems, &SemRefresh,
+         v1::Operation::kRefreshSemaphore);
 }
 
 }  // namespace baton::rpc

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "baton/v1/queue.grpc.pb.h"
+#include "baton/v1/stream.pb.h"
 #include "service/rpc/convert.h"
 #include "service/rpc/services.h"
 #include "service/rpc/validate.h"
@@ -36,13 +37,13 @@ namespace {
 
 constexpr uint32_t kMaxBatch = 1000;
 
-using PutCall = UnaryCall<v1::PutRequest, v1::PutResponse>;
-using GetCall = UnaryCall<v1::GetRequest, v1::GetResponse>;
-using AckCall = UnaryCall<v1::AckRequest, v1::AckResponse>;
-using NackCall = UnaryCall<v1::NackRequest, v1::NackResponse>;
-using JoinCall = UnaryCall<v1::JoinRequest, v1::JoinResponse>;
-using PurgeCall = UnaryCall<v1::PurgeRequest, v1::PurgeResponse>;
-using DeleteCall = UnaryCall<v1::DeleteQueueRequest, v1::DeleteQueueResponse>;
+using PutCall = Op<v1::PutRequest, v1::PutResponse>;
+using GetCall = Op<v1::GetRequest, v1::GetResponse>;
+using AckCall = Op<v1::AckRequest, v1::AckResponse>;
+using NackCall = Op<v1::NackRequest, v1::NackResponse>;
+using JoinCall = Op<v1::JoinRequest, v1::JoinResponse>;
+using PurgeCall = Op<v1::PurgeRequest, v1::PurgeResponse>;
+using DeleteCall = Op<v1::DeleteQueueRequest, v1::DeleteQueueResponse>;
 
 // The options a request declares or checks, or none when it leaves them out
 // (an unset message, or one with every field at its default).
@@ -122,7 +123,7 @@ runtime::Task<void> Put(Env& env, PutCall& call) {
     }
     c.items.push_back(std::move(item));
   }
-  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   c.deadline = *deadline;
   c.nowait = req.has_timeout() && req.timeout().seconds() == 0 && req.timeout().nanos() == 0;
@@ -165,7 +166,7 @@ runtime::Task<void> Get(Env& env, GetCall& call) {
         "no owner for the items got: give session_id (from Sessions/Open) or ttl (a "
         "visibility timeout, e.g. \"60s\"), or both"));
   }
-  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   c.deadline = *deadline;
   uint32_t target = env.cluster->ShardOfName(c.name);
@@ -233,7 +234,7 @@ runtime::Task<void> Nack(Env& env, NackCall& call) {
 runtime::Task<void> Join(Env& env, JoinCall& call) {
   const auto& req = call.request;
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
-  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   apply::Command cmd = apply::JoinQueue{req.name(), *deadline};
   apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
@@ -371,13 +372,13 @@ runtime::Task<void> Consume(Env& env, ConsumeCall& call) {
 void ListenQueues(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* q = &svc.queues;
   using S = v1::Queues::AsyncService;
-  Listen<PutCall>(env, shard, out, &S::RequestPut, q, &Put);
-  Listen<GetCall>(env, shard, out, &S::RequestGet, q, &Get);
-  Listen<AckCall>(env, shard, out, &S::RequestAck, q, &Ack);
-  Listen<NackCall>(env, shard, out, &S::RequestNack, q, &Nack);
-  Listen<JoinCall>(env, shard, out, &S::RequestJoin, q, &Join);
-  Listen<PurgeCall>(env, shard, out, &S::RequestPurge, q, &Purge);
-  Listen<DeleteCall>(env, shard, out, &S::RequestDelete, q, &Delete);
+  Listen(env, shard, out, &S::RequestPut, q, &Put, v1::Operation::kPut);
+  Listen(env, shard, out, &S::RequestGet, q, &Get, v1::Operation::kGet);
+  Listen(env, shard, out, &S::RequestAck, q, &Ack, v1::Operation::kAck);
+  Listen(env, shard, out, &S::RequestNack, q, &Nack, v1::Operation::kNack);
+  Listen(env, shard, out, &S::RequestJoin, q, &Join, v1::Operation::kJoin);
+  Listen(env, shard, out, &S::RequestPurge, q, &Purge, v1::Operation::kPurge);
+  Listen(env, shard, out, &S::RequestDelete, q, &Delete, v1::Operation::kDeleteQueue);
   ListenStream<ConsumeCall>(env, shard, out, &S::RequestConsume, q, &Consume);
 }
 

@@ -86,6 +86,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.RegisterService(&s->services_.timers);
   builder.RegisterService(&s->services_.tasks);
   builder.RegisterService(&s->services_.admin);
+  builder.RegisterService(&s->services_.stream);
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> cqs;
   for (uint32_t i = 0; i < shards; ++i) cqs.push_back(builder.AddCompletionQueue());
   s->server_ = builder.BuildAndStart();
@@ -108,6 +109,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   s->env_.limits = limits;
   s->env_.requests_per_method = options.requests_per_method;
   s->env_.streams.resize(shards);
+  s->env_.stream_ops = &s->stream_ops_;
   for (uint32_t i = 0; i < shards; ++i) {
     apply::Shard& shard = s->cluster_.shard(i);
     ListenSessions(s->env_, shard, s->services_, s->listeners_);
@@ -120,6 +122,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     ListenTimers(s->env_, shard, s->services_, s->listeners_);
     ListenTasks(s->env_, shard, s->services_, s->listeners_);
     ListenAdmin(s->env_, shard, s->services_, s->listeners_);
+    ListenSessionStream(s->env_, shard, s->services_, s->listeners_);
   }
   for (uint32_t i = 0; i < shards; ++i) {
     runtime::Loop* loop = s->loops_[i].get();

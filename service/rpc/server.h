@@ -67,6 +67,7 @@ class Server {
   SteadyClock steady_;
   const Clock* clock_ = nullptr;
   Services services_;
+  StreamOps stream_ops_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<runtime::Loop>> loops_;
   apply::Cluster cluster_;

@@ -17,6 +17,7 @@
 #include "baton/v1/task.grpc.pb.h"
 #include "baton/v1/timer.grpc.pb.h"
 #include "service/rpc/call.h"
+#include "service/rpc/session_stream.h"
 
 namespace baton::rpc {
 
@@ -32,16 +33,19 @@ struct Services {
   v1::Timers::AsyncService timers;
   v1::Tasks::AsyncService tasks;
   v1::Admin::AsyncService admin;
+  v1::Stream::AsyncService stream;
 };
 
 using Listeners = std::vector<std::unique_ptr<ListenerBase>>;
 
 // Creates a listener for a unary method on `shard` and posts its first
-// requests.
-template <class CallT, class Service, class RequestMethod>
+// requests. A non-zero `stream_field` (an Operation.op field number) also
+// makes `handler` run that operation on session streams.
+template <class Req, class Resp, class Service, class RequestMethod>
 void Listen(Env& env, apply::Shard& shard, Listeners& out, RequestMethod method, Service* service,
-            runtime::Task<void> (*handler)(Env&, CallT&)) {
-  auto listener = std::make_unique<Listener<CallT>>(
+            runtime::Task<void> (*handler)(Env&, Op<Req, Resp>&), int stream_field = 0) {
+  using CallT = UnaryCall<Req, Resp>;
+  auto listener = std::make_unique<Listener<CallT, Op<Req, Resp>>>(
       &env, &shard,
       [service, method](CallT& call, grpc::ServerCompletionQueue* cq, void* tag) {
         (service->*method)(&call.ctx, &call.request, &call.writer, cq, cq, tag);
@@ -49,6 +53,9 @@ void Listen(Env& env, apply::Shard& shard, Listeners& out, RequestMethod method,
       handler);
   for (int i = 0; i < env.requests_per_method; ++i) listener->Post();
   out.push_back(std::move(listener));
+  if (stream_field != 0 && env.stream_ops != nullptr) {
+    env.stream_ops->Register<Req, Resp>(stream_field, handler);
+  }
 }
 
 // Creates a listener for a server-streaming method on `shard` and posts its
@@ -76,5 +83,7 @@ void ListenConditions(Env& env, apply::Shard& shard, Services& svc, Listeners& o
 void ListenTimers(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 void ListenTasks(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 void ListenAdmin(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
+// Last: runs the operations the other Listen* functions registered.
+void ListenSessionStream(Env& env, apply::Shard& shard, Services& svc, Listeners& out);
 
 }  // namespace baton::rpc

@@ -1,6 +1,7 @@
 // Handlers of baton.v1.Sessions, including the KeepAliveStream bidi stream.
 #include "absl/container/btree_set.h"
 #include "absl/strings/str_cat.h"
+#include "baton/v1/stream.pb.h"
 #include "service/rpc/services.h"
 #include "service/rpc/validate.h"
 
@@ -29,22 +30,14 @@ absl::Status CheckSessionId(uint64_t id) {
   return absl::InvalidArgumentError("session_id is required (from Sessions/Open)");
 }
 
-using OpenCall = UnaryCall<v1::OpenSessionRequest, v1::OpenSessionResponse>;
-using KeepAliveCall = UnaryCall<v1::KeepAliveRequest, v1::KeepAliveResponse>;
-using CloseCall = UnaryCall<v1::CloseSessionRequest, v1::CloseSessionResponse>;
-using DescribeCall = UnaryCall<v1::DescribeSessionRequest, v1::DescribeSessionResponse>;
+using OpenCall = Op<v1::OpenSessionRequest, v1::OpenSessionResponse>;
+using KeepAliveCall = Op<v1::KeepAliveRequest, v1::KeepAliveResponse>;
+using CloseCall = Op<v1::CloseSessionRequest, v1::CloseSessionResponse>;
+using DescribeCall = Op<v1::DescribeSessionRequest, v1::DescribeSessionResponse>;
 
 runtime::Task<void> Open(Env& env, OpenCall& call) {
   const auto& req = call.request;
-  if (!req.has_ttl()) {
-    co_return co_await call.Fail(absl::InvalidArgumentError(
-        "ttl is required: how long the session lives without a keep-alive, e.g. \"30s\""));
-  }
-  auto ttl = ToMicros(req.ttl(), "ttl", env.limits.max_session_ttl, /*allow_zero=*/false);
-  if (ttl.ok() && *ttl < env.limits.min_session_ttl) {
-    ttl = absl::InvalidArgumentError(
-        absl::StrCat("ttl must be at least ", env.limits.min_session_ttl / kMillisecond, "ms"));
-  }
+  auto ttl = SessionTtl(env.limits, req.has_ttl(), req.ttl());
   if (!ttl.ok()) co_return co_await call.Fail(ttl.status());
   if (auto s = ValidateLength(req.label(), kMaxLabelBytes, "label"); !s.ok()) {
     co_return co_await call.Fail(s);
@@ -138,11 +131,11 @@ runtime::Task<void> KeepAliveStream(Env& env, KeepAliveStreamCall& call) {
 
 void ListenSessions(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* s = &svc.sessions;
-  Listen<OpenCall>(env, shard, out, &v1::Sessions::AsyncService::RequestOpen, s, &Open);
-  Listen<KeepAliveCall>(env, shard, out, &v1::Sessions::AsyncService::RequestKeepAlive, s,
-                        &KeepAliveOnce);
-  Listen<CloseCall>(env, shard, out, &v1::Sessions::AsyncService::RequestClose, s, &Close);
-  Listen<DescribeCall>(env, shard, out, &v1::Sessions::AsyncService::RequestDescribe, s, &Describe);
+  Listen(env, shard, out, &v1::Sessions::AsyncService::RequestOpen, s, &Open);
+  Listen(env, shard, out, &v1::Sessions::AsyncService::RequestKeepAlive, s, &KeepAliveOnce);
+  Listen(env, shard, out, &v1::Sessions::AsyncService::RequestClose, s, &Close);
+  Listen(env, shard, out, &v1::Sessions::AsyncService::RequestDescribe, s, &Describe,
+         v1::Operation::kDescribeSession);
   auto stream = std::make_unique<Listener<KeepAliveStreamCall>>(
       &env, &shard,
       [s](KeepAliveStreamCall& call, grpc::ServerCompletionQueue* cq, void* tag) {

@@ -2,6 +2,7 @@
 // splits it and sends the command to the work queue's shard.
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "baton/v1/stream.pb.h"
 #include "baton/v1/task.grpc.pb.h"
 #include "service/rpc/convert.h"
 #include "service/rpc/services.h"
@@ -10,13 +11,13 @@
 namespace baton::rpc {
 namespace {
 
-using SubmitCall = UnaryCall<v1::SubmitTaskRequest, v1::SubmitTaskResponse>;
-using TakeCall = UnaryCall<v1::TakeTaskRequest, v1::TakeTaskResponse>;
-using HeartbeatCall = UnaryCall<v1::TaskHeartbeatRequest, v1::TaskHeartbeatResponse>;
-using CompleteCall = UnaryCall<v1::CompleteTaskRequest, v1::CompleteTaskResponse>;
-using AwaitCall = UnaryCall<v1::AwaitTaskRequest, v1::TaskOutcome>;
-using CancelCall = UnaryCall<v1::CancelTaskRequest, v1::CancelTaskResponse>;
-using WaitCall = UnaryCall<v1::WaitTasksRequest, v1::WaitTasksResponse>;
+using SubmitCall = Op<v1::SubmitTaskRequest, v1::SubmitTaskResponse>;
+using TakeCall = Op<v1::TakeTaskRequest, v1::TakeTaskResponse>;
+using HeartbeatCall = Op<v1::TaskHeartbeatRequest, v1::TaskHeartbeatResponse>;
+using CompleteCall = Op<v1::CompleteTaskRequest, v1::CompleteTaskResponse>;
+using AwaitCall = Op<v1::AwaitTaskRequest, v1::TaskOutcome>;
+using CancelCall = Op<v1::CancelTaskRequest, v1::CancelTaskResponse>;
+using WaitCall = Op<v1::WaitTasksRequest, v1::WaitTasksResponse>;
 
 constexpr int kMaxWaitIds = 1000;
 
@@ -137,7 +138,7 @@ runtime::Task<void> Take(Env& env, TakeCall& call) {
     co_return co_await call.Fail(absl::InvalidArgumentError(
         "no owner for the task: give session_id or ttl (a heartbeat lease), or both"));
   }
-  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   c.deadline = *deadline;
   uint32_t target = env.cluster->ShardOfName(req.queue());
@@ -199,8 +200,8 @@ runtime::Task<void> Complete(Env& env, CompleteCall& call) {
 runtime::Task<void> Await(Env& env, AwaitCall& call) {
   auto ref = ParseTaskId(call.request.task_id());
   if (!ref.ok()) co_return co_await call.Fail(ref.status());
-  auto deadline =
-      WaitDeadline(call.ctx, call.request.has_timeout(), call.request.timeout(), call.Now());
+  auto deadline = WaitDeadline(call.RpcDeadline(), call.request.has_timeout(),
+                               call.request.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   apply::Command cmd = apply::AwaitTask{ref->queue, ref->seq, *deadline};
   apply::Result r = co_await call.Submit(env.cluster->ShardOfName(ref->queue), cmd);
@@ -267,7 +268,7 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
       co_return co_await call.Fail(
           absl::InvalidArgumentError(absl::StrCat("unknown mode ", req.mode())));
   }
-  auto deadline = WaitDeadline(call.ctx, req.has_timeout(), req.timeout(), call.Now());
+  auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   c.deadline = *deadline;
   std::string queue = c.queue;
@@ -286,13 +287,13 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
 void ListenTasks(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* t = &svc.tasks;
   using S = v1::Tasks::AsyncService;
-  Listen<SubmitCall>(env, shard, out, &S::RequestSubmit, t, &Submit);
-  Listen<TakeCall>(env, shard, out, &S::RequestTake, t, &Take);
-  Listen<HeartbeatCall>(env, shard, out, &S::RequestHeartbeat, t, &Heartbeat);
-  Listen<CompleteCall>(env, shard, out, &S::RequestComplete, t, &Complete);
-  Listen<AwaitCall>(env, shard, out, &S::RequestAwait, t, &Await);
-  Listen<CancelCall>(env, shard, out, &S::RequestCancel, t, &Cancel);
-  Listen<WaitCall>(env, shard, out, &S::RequestWait, t, &Wait);
+  Listen(env, shard, out, &S::RequestSubmit, t, &Submit, v1::Operation::kSubmitTask);
+  Listen(env, shard, out, &S::RequestTake, t, &Take, v1::Operation::kTakeTask);
+  Listen(env, shard, out, &S::RequestHeartbeat, t, &Heartbeat, v1::Operation::kTaskHeartbeat);
+  Listen(env, shard, out, &S::RequestComplete, t, &Complete, v1::Operation::kCompleteTask);
+  Listen(env, shard, out, &S::RequestAwait, t, &Await, v1::Operation::kAwaitTask);
+  Listen(env, shard, out, &S::RequestCancel, t, &Cancel, v1::Operation::kCancelTask);
+  Listen(env, shard, out, &S::RequestWait, t, &Wait, v1::Operation::kWaitTasks);
 }
 
 }  // namespace baton::rpc

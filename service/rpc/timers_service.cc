@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "baton/v1/stream.pb.h"
 #include "baton/v1/timer.grpc.pb.h"
 #include "service/rpc/convert.h"
 #include "service/rpc/services.h"
@@ -11,8 +12,8 @@
 namespace baton::rpc {
 namespace {
 
-using ScheduleCall = UnaryCall<v1::ScheduleTimerRequest, v1::ScheduleTimerResponse>;
-using CancelCall = UnaryCall<v1::CancelTimerRequest, v1::CancelTimerResponse>;
+using ScheduleCall = Op<v1::ScheduleTimerRequest, v1::ScheduleTimerResponse>;
+using CancelCall = Op<v1::CancelTimerRequest, v1::CancelTimerResponse>;
 
 constexpr Duration kMaxTimerDelay = 366LL * 24 * 3600 * kSecond;
 
@@ -148,8 +149,8 @@ runtime::Task<void> Cancel(Env& env, CancelCall& call) {
 void ListenTimers(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* t = &svc.timers;
   using S = v1::Timers::AsyncService;
-  Listen<ScheduleCall>(env, shard, out, &S::RequestSchedule, t, &Schedule);
-  Listen<CancelCall>(env, shard, out, &S::RequestCancel, t, &Cancel);
+  Listen(env, shard, out, &S::RequestSchedule, t, &Schedule, v1::Operation::kScheduleTimer);
+  Listen(env, shard, out, &S::RequestCancel, t, &Cancel, v1::Operation::kCancelTimer);
 }
 
 }  // namespace baton::rpc

@@ -59,15 +59,16 @@ absl::StatusOr<Duration> ToMicros(const google::protobuf::Duration& d, const cha
   return us;
 }
 
-absl::StatusOr<Time> WaitDeadline(const grpc::ServerContext& ctx, bool has_timeout,
-                                  const google::protobuf::Duration& timeout, Time now) {
+absl::StatusOr<Time> WaitDeadline(std::chrono::system_clock::time_point rpc_deadline,
+                                  bool has_timeout, const google::protobuf::Duration& timeout,
+                                  Time now) {
   Time deadline = kForever;
   if (has_timeout) {
     auto t = ToMicros(timeout, "timeout", 365LL * 24 * 3600 * kSecond, /*allow_zero=*/true);
     if (!t.ok()) return t.status();
     deadline = AddSaturating(now, *t);
   }
-  auto grpc_deadline = ctx.deadline();
+  auto grpc_deadline = rpc_deadline;
   if (grpc_deadline != std::chrono::system_clock::time_point::max()) {
     auto remaining = std::chrono::duration_cast<std::chrono::microseconds>(
                          grpc_deadline - std::chrono::system_clock::now())
@@ -86,10 +87,6 @@ void ToProto(Duration micros, google::protobuf::Duration* out) {
   out->set_seconds(micros / kSecond);
   out->set_nanos(static_cast<int32_t>((micros % kSecond) * 1000));
 }
-
-}  // namespace baton::rpc
-
-namespace baton::rpc {
 
 bool IsValidUtf8(std::string_view s) {
   size_t i = 0;
@@ -129,6 +126,24 @@ absl::StatusOr<Duration> DelayUntil(const google::protobuf::Timestamp& at, const
         absl::StrCat(field, " is more than ", max / kSecond, "s away; that is the limit"));
   }
   return in;
+}
+
+}  // namespace baton::rpc
+
+namespace baton::rpc {
+
+absl::StatusOr<Duration> SessionTtl(const apply::Limits& limits, bool has_ttl,
+                                    const google::protobuf::Duration& ttl) {
+  if (!has_ttl) {
+    return absl::InvalidArgumentError(
+        "ttl is required: how long the session lives without a keep-alive, e.g. \"30s\"");
+  }
+  auto micros = ToMicros(ttl, "ttl", limits.max_session_ttl, /*allow_zero=*/false);
+  if (micros.ok() && *micros < limits.min_session_ttl) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ttl must be at least ", limits.min_session_ttl / kMillisecond, "ms"));
+  }
+  return micros;
 }
 
 }  // namespace baton::rpc

@@ -5,6 +5,7 @@
 #include <google/protobuf/timestamp.pb.h>
 #include <grpcpp/server_context.h>
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "google/protobuf/duration.pb.h"
 #include "runtime/clock.h"
+#include "service/apply/limits.h"
 
 namespace baton::rpc {
 
@@ -32,11 +34,18 @@ absl::StatusOr<Duration> ToMicros(const google::protobuf::Duration& d, const cha
                                   Duration max, bool allow_zero);
 
 // When a wait started now must end: the earlier of `timeout` (if the request
-// has one; zero means now, i.e. try once) and the call's gRPC deadline less a
-// small margin, so that the server answers DEADLINE_EXCEEDED itself before
-// the client gives up. kForever when neither is set.
-absl::StatusOr<Time> WaitDeadline(const grpc::ServerContext& ctx, bool has_timeout,
-                                  const google::protobuf::Duration& timeout, Time now);
+// has one; zero means now, i.e. try once) and the requester's gRPC deadline
+// (`rpc_deadline`, max() for none) less a small margin, so that the server
+// answers DEADLINE_EXCEEDED itself before the client gives up. kForever when
+// neither is set.
+absl::StatusOr<Time> WaitDeadline(std::chrono::system_clock::time_point rpc_deadline,
+                                  bool has_timeout, const google::protobuf::Duration& timeout,
+                                  Time now);
+
+// A new session's TTL (Sessions/Open, the session stream's hello): required,
+// from the limits' minimum to their maximum.
+absl::StatusOr<Duration> SessionTtl(const apply::Limits& limits, bool has_ttl,
+                                    const google::protobuf::Duration& ttl);
 
 void ToProto(Duration micros, google::protobuf::Duration* out);
 

@@ -1,0 +1,286 @@
+// The session stream: its write side, the operation registry, and the
+// handler of baton.v1.Stream/Connect (the read side and the session).
+#include "service/rpc/session_stream.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "service/rpc/services.h"
+#include "service/rpc/validate.h"
+
+namespace baton::rpc {
+
+StreamOpBase::StreamOpBase(SessionStream& stream, uint64_t id)
+    : OpBase(stream.shard()), stream_(stream), id_(id) {}
+
+// --- SessionStream: answers and the write side ---
+
+void SessionStream::Answer(StreamOpBase* op, v1::OperationResult result, DeliveryAwaiter* awaiter) {
+  Enqueue(Outgoing{std::move(result), op, awaiter});
+}
+
+void SessionStream::AnswerError(uint64_t id, const absl::Status& status) {
+  v1::OperationResult result;
+  result.set_id(id);
+  result.set_code(static_cast<int32_t>(status.code()));
+  result.set_message(std::string(status.message()));
+  Enqueue(Outgoing{std::move(result), nullptr, nullptr});
+}
+
+void SessionStream::Enqueue(Outgoing out) {
+  if (broken_) {
+    Settle(out, false);
+    return;
+  }
+  unsent_bytes_ += out.result.ByteSizeLong();
+  outbox_.push_back(std::move(out));
+  MaybeWrite();
+}
+
+void SessionStream::Untrack(StreamOpBase* op) {
+  ops_.erase(op->id());
+  wake.Notify();
+}
+
+void SessionStream::CancelOp(uint64_t id) {
+  auto it = ops_.find(id);
+  if (it != ops_.end()) it->second->Cancel();
+}
+
+void SessionStream::CancelAll() {
+  // Cancel may finish an operation synchronously and so erase it: collect
+  // first.
+  std::vector<uint64_t> ids;
+  ids.reserve(ops_.size());
+  for (const auto& [id, op] : ops_) ids.push_back(id);
+  for (uint64_t id : ids) CancelOp(id);
+}
+
+void SessionStream::OnDone() {
+  if (ctx.IsCancelled()) {
+    broken_ = true;
+    CancelAll();
+  }
+  wake.Notify();
+}
+
+void SessionStream::Settle(Outgoing& out, bool delivered) {
+  if (out.awaiter == nullptr) return;
+  DeliveryAwaiter* a = std::exchange(out.awaiter, nullptr);
+  a->done_ = true;
+  a->delivered_ = delivered;
+  if (a->waiter_) std::exchange(a->waiter_, {}).resume();
+}
+
+void SessionStream::MaybeWrite() {
+  if (writing_ || outbox_.empty() || broken_ || finished_) return;
+  // Set first: settling below resumes handlers, and the stream's handler
+  // must see a write under way until it is issued.
+  writing_ = true;
+  message_.Clear();
+  std::vector<Outgoing> rolled_back;
+  size_t bytes = 0;
+  while (!outbox_.empty() && (bytes == 0 || bytes < kMaxBatchBytes)) {
+    Outgoing out = std::move(outbox_.front());
+    outbox_.pop_front();
+    size_t size = out.result.ByteSizeLong();
+    unsent_bytes_ -= std::min(unsent_bytes_, size);
+    bytes += size;
+    if (out.op != nullptr && out.op->cancelled()) {
+      // Cancelled before its answer left: roll back, answer CANCELLED.
+      v1::OperationResult* r = message_.add_results();
+      r->set_id(out.result.id());
+      r->set_code(static_cast<int32_t>(absl::StatusCode::kCancelled));
+      r->set_message("cancelled by the client");
+      rolled_back.push_back(std::move(out));
+      continue;
+    }
+    *message_.add_results() = std::move(out.result);
+    if (out.awaiter != nullptr) in_flight_.push_back(std::move(out));
+  }
+  stream.Write(message_, runtime::AsTag(&write_tag_));
+  for (Outgoing& out : rolled_back) Settle(out, false);
+}
+
+void SessionStream::OnWritten(bool ok) {
+  writing_ = false;
+  if (!ok) broken_ = true;
+  // Settling resumes handlers, which may answer more: take the list first.
+  std::vector<Outgoing> written = std::move(in_flight_);
+  in_flight_.clear();
+  for (Outgoing& out : written) Settle(out, ok);
+  if (broken_) {
+    while (!outbox_.empty()) {
+      Outgoing out = std::move(outbox_.front());
+      outbox_.pop_front();
+      Settle(out, false);
+    }
+    unsent_bytes_ = 0;
+  }
+  MaybeWrite();
+  wake.Notify();
+}
+
+// --- StreamOps ---
+
+const google::protobuf::FieldDescriptor* StreamOps::CheckedField(
+    const google::protobuf::Descriptor* of, int field,
+    const google::protobuf::Descriptor* expected) {
+  const auto* fd = of->FindFieldByNumber(field);
+  if (fd == nullptr || fd->message_type() != expected || fd->containing_oneof() == nullptr) {
+    std::fprintf(stderr, "baton: %s field %d is not a oneof field of type %s\n",
+                 of->full_name().c_str(), field, expected->full_name().c_str());
+    std::abort();
+  }
+  return fd;
+}
+
+bool StreamOps::Start(Env& env, SessionStream& stream, v1::Operation& op) const {
+  auto it = starters_.find(static_cast<int>(op.op_case()));
+  if (it == starters_.end()) return false;
+  it->second(env, stream, op);
+  return true;
+}
+
+std::vector<std::string> StreamOps::Missing() const {
+  std::vector<std::string> missing;
+  const auto* oneof = v1::Operation::descriptor()->FindOneofByName("op");
+  for (int i = 0; i < oneof->field_count(); ++i) {
+    const auto* fd = oneof->field(i);
+    if (!starters_.contains(fd->number())) missing.push_back(std::string(fd->name()));
+  }
+  return missing;
+}
+
+// --- The handler ---
+
+namespace {
+
+// Opens or resumes the hello's session and attaches the stream to it, which
+// keeps the session alive until DetachStream.
+runtime::Task<absl::StatusOr<v1::StreamWelcome>> Attach(Env& env, SessionStream& call,
+                                                        const v1::StreamHello& hello) {
+  v1::StreamWelcome welcome;
+  uint64_t id = hello.session_id();
+  if (id == 0) {
+    auto ttl = SessionTtl(env.limits, hello.has_ttl(), hello.ttl());
+    if (!ttl.ok()) co_return ttl.status();
+    if (auto s = ValidateLength(hello.label(), kMaxLabelBytes, "label"); !s.ok()) co_return s;
+    apply::Command open = apply::OpenSession{*ttl, hello.label()};
+    apply::Result r = co_await call.Submit(call.shard().index(), open);
+    if (!r.ok()) co_return r.status;
+    id = std::get<apply::SessionInfo>(r.value).session;
+  } else {
+    welcome.set_resumed(true);
+  }
+  apply::Command attach = apply::AttachStream{id};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfSession(id), attach);
+  if (!r.ok()) {
+    // A session this stream just opened is never left behind.
+    if (!welcome.resumed()) call.Send(env.cluster->ShardOfSession(id), apply::CloseSession{id});
+    co_return r.status;
+  }
+  const auto& info = std::get<apply::SessionInfo>(r.value);
+  welcome.set_session_id(info.session);
+  ToProto(info.ttl, welcome.mutable_ttl());
+  co_return welcome;
+}
+
+// Starts the operations and cancellations of one request.
+absl::Status Dispatch(Env& env, SessionStream& call, v1::StreamRequest& req) {
+  if (req.has_hello()) {
+    return absl::InvalidArgumentError("hello is allowed in the first message only");
+  }
+  for (v1::Operation& op : *req.mutable_ops()) {
+    if (call.Tracks(op.id())) {
+      call.AnswerError(
+          op.id(), absl::InvalidArgumentError(absl::StrCat("operation id ", op.id(),
+                                                           " is in use by a pending operation")));
+      continue;
+    }
+    if (op.op_case() == v1::Operation::OP_NOT_SET) {
+      call.AnswerError(op.id(),
+                       absl::InvalidArgumentError(absl::StrCat(
+                           "operation ", op.id(), " has no request (unknown to this server?)")));
+      continue;
+    }
+    if (!env.stream_ops->Start(env, call, op)) {
+      call.AnswerError(op.id(), absl::UnimplementedError(
+                                    absl::StrCat("operation field ", static_cast<int>(op.op_case()),
+                                                 " is not served on the stream")));
+    }
+  }
+  for (uint64_t id : req.cancel()) call.CancelOp(id);
+  return absl::OkStatus();
+}
+
+runtime::Task<void> Connect(Env& env, SessionStream& call) {
+  env.streams[call.shard().index()].insert(&call.ctx);
+  absl::Status end;
+  bool attached = false;
+  v1::StreamRequest req;
+  bool ok = co_await runtime::CqOp([&](void* tag) { call.stream.Read(&req, tag); });
+  if (!ok) {
+    end = absl::CancelledError("the stream ended before its hello");
+  } else if (!req.has_hello()) {
+    end = absl::InvalidArgumentError(
+        "the first message must carry hello: {session_id} to resume, or {ttl} for a new session");
+  } else {
+    auto welcome = co_await Attach(env, call, req.hello());
+    if (!welcome.ok()) {
+      end = welcome.status();
+    } else {
+      attached = true;
+      call.set_session(welcome->session_id());
+      v1::StreamResponse first;
+      *first.mutable_welcome() = std::move(*welcome);
+      ok = co_await runtime::CqOp([&](void* tag) { call.stream.Write(first, tag); });
+      if (!ok) end = absl::CancelledError("the stream broke");
+    }
+  }
+  if (attached && end.ok()) {
+    req.clear_hello();
+    end = Dispatch(env, call, req);
+    while (end.ok()) {
+      // A client that does not read its answers is not read from either.
+      while (call.backlogged() && !call.done()) co_await call.wake;
+      if (call.done()) break;
+      req.Clear();
+      ok = co_await runtime::CqOp([&](void* tag) { call.stream.Read(&req, tag); });
+      if (!ok) break;  // half-closed by the client, or broken
+      end = Dispatch(env, call, req);
+    }
+    // No more requests. A client that half-closed still gets the answers of
+    // what is pending; on an error or a broken stream, cancel it all.
+    if (!end.ok()) call.CancelAll();
+    while (call.live_ops() > 0 || !call.idle()) co_await call.wake;
+    call.Send(env.cluster->ShardOfSession(call.session()), apply::DetachStream{call.session()});
+  }
+  env.streams[call.shard().index()].erase(&call.ctx);
+  call.Finishing();
+  grpc::Status status = ToGrpc(end);
+  co_await runtime::CqOp([&](void* tag) { call.stream.Finish(status, tag); });
+}
+
+}  // namespace
+
+void ListenSessionStream(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
+  if (env.stream_ops != nullptr) {
+    if (auto missing = env.stream_ops->Missing(); !missing.empty()) {
+      std::fprintf(stderr, "baton: no handler for stream operation %s\n", missing[0].c_str());
+      std::abort();
+    }
+  }
+  auto* s = &svc.stream;
+  auto listener = std::make_unique<Listener<SessionStream>>(
+      &env, &shard,
+      [s](SessionStream& call, grpc::ServerCompletionQueue* cq, void* tag) {
+        s->RequestConnect(&call.ctx, &call.stream, cq, cq, tag);
+      },
+      &Connect);
+  for (int i = 0; i < 4; ++i) listener->Post();
+  out.push_back(std::move(listener));
+}
+
+}  // namespace baton::rpc

@@ -1,0 +1,252 @@
+// The session stream (baton.v1.Stream/Connect): one bidirectional gRPC call
+// that carries any number of operations, each run by the same handler as its
+// unary method (through the Op interface of call.h).
+//
+//   SessionStream   the gRPC call: reads requests, starts operations, and
+//                   writes their answers, batching those ready together
+//   StreamOpBase    one operation on it, whatever its types; an OpBase, so
+//   StreamOp<Q, R>  it submits commands and is cancelled like a unary call
+//   StreamOps       which handler runs each field of Operation.op
+//
+// A pending wait costs its StreamOp, its handler's coroutine frame and the
+// shard's waiter record: no gRPC call is parked for it.
+//
+// Threading: a stream and all its operations live on the loop thread of the
+// shard whose completion queue matched the call. StreamOps is filled while
+// the server is built, before any loop runs, and is read-only afterwards.
+#pragma once
+
+#include <coroutine>
+#include <deque>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "baton/v1/stream.grpc.pb.h"
+#include "runtime/cq_tag.h"
+#include "runtime/task.h"
+#include "service/rpc/call.h"
+
+namespace baton::rpc {
+
+class SessionStream;
+
+// One operation on a session stream.
+class StreamOpBase : public OpBase {
+ public:
+  StreamOpBase(SessionStream& stream, uint64_t id);
+
+  SessionStream& stream() { return stream_; }
+  uint64_t id() const { return id_; }
+  bool cancelled() const { return cancelled_; }
+  bool Abandoned() const override { return cancelled_; }
+
+  // Ends the operation early: a pending Submit ends (CANCELLED, or the grant
+  // if it came first), and an OK answer not yet written is rolled back and
+  // replaced by CANCELLED.
+  void Cancel() {
+    cancelled_ = true;
+    CancelSubmit();
+  }
+
+ private:
+  SessionStream& stream_;
+  const uint64_t id_;
+  bool cancelled_ = false;
+};
+
+// The gRPC call of a session stream. Its handler (session_stream.cc) owns the
+// read side; the write side is the small state machine below: one write in
+// flight at a time, and everything answered meanwhile goes in the next one.
+class SessionStream final : public CallBase {
+ public:
+  // Answers waiting to be written, in bytes, above which the stream stops
+  // reading requests until the client reads its answers.
+  static constexpr size_t kMaxUnsentBytes = 8 << 20;
+  // Largest batch of answers in one message.
+  static constexpr size_t kMaxBatchBytes = 1 << 20;
+
+  explicit SessionStream(apply::Shard& shard) : CallBase(shard) {}
+
+  grpc::ServerAsyncReaderWriter<v1::StreamResponse, v1::StreamRequest> stream{&ctx};
+
+  // The session the stream acts for (0 before the welcome).
+  uint64_t session() const { return session_; }
+  void set_session(uint64_t id) { session_ = id; }
+
+  // Awaits whether an OK answer reached the wire.
+  class DeliveryAwaiter {
+   public:
+    bool await_ready() const noexcept { return done_; }
+    void await_suspend(std::coroutine_handle<> h) noexcept { waiter_ = h; }
+    bool await_resume() const noexcept { return delivered_; }
+
+   private:
+    friend class SessionStream;
+    bool done_ = false;
+    bool delivered_ = false;
+    std::coroutine_handle<> waiter_;
+  };
+
+  // Queues `op`'s OK answer. `awaiter` (which must outlive the wait, e.g. a
+  // local of the awaiting coroutine) learns whether the answer was written;
+  // it is not if `op` is cancelled first or the stream breaks, and then the
+  // client is told CANCELLED instead.
+  void Answer(StreamOpBase* op, v1::OperationResult result, DeliveryAwaiter* awaiter);
+  // Queues an error answer to operation `id`.
+  void AnswerError(uint64_t id, const absl::Status& status);
+
+  // Operations still running, by id.
+  bool Tracks(uint64_t id) const { return ops_.contains(id); }
+  void Track(StreamOpBase* op) { ops_[op->id()] = op; }
+  void Untrack(StreamOpBase* op);
+  void CancelOp(uint64_t id);
+  void CancelAll();
+  size_t live_ops() const { return ops_.size(); }
+
+  // Whether the stream may finish: no write in flight, and nothing left to
+  // write unless nothing can be written any more.
+  bool idle() const { return !writing_ && (outbox_.empty() || broken_); }
+  // Called before the handler finishes the call: nothing is written after.
+  void Finishing() { finished_ = true; }
+  bool backlogged() const { return unsent_bytes_ > kMaxUnsentBytes && !broken_; }
+  // Whether a write failed: nothing more reaches the client.
+  bool broken() const { return broken_; }
+
+  // Resumes the handler after something it may wait for changed: an
+  // operation finished, a write completed, the call ended.
+  runtime::Wakeup wake;
+
+ protected:
+  void OnDone() override;
+
+ private:
+  struct Outgoing {
+    v1::OperationResult result;
+    StreamOpBase* op = nullptr;  // set for OK answers, whose writing is awaited
+    DeliveryAwaiter* awaiter = nullptr;
+  };
+  struct WriteTag final : runtime::CqTag {
+    explicit WriteTag(SessionStream* s) : stream(s) {}
+    SessionStream* stream;
+    void OnComplete(bool ok) override { stream->OnWritten(ok); }
+  };
+
+  void Enqueue(Outgoing out);
+  void MaybeWrite();
+  void OnWritten(bool ok);
+  static void Settle(Outgoing& out, bool delivered);
+
+  uint64_t session_ = 0;
+  absl::flat_hash_map<uint64_t, StreamOpBase*> ops_;
+  std::deque<Outgoing> outbox_;
+  std::vector<Outgoing> in_flight_;
+  v1::StreamResponse message_;
+  size_t unsent_bytes_ = 0;
+  bool writing_ = false;
+  bool broken_ = false;
+  bool finished_ = false;
+  WriteTag write_tag_{this};
+};
+
+// An operation with request `Req` and response `Resp`.
+template <class Req, class Resp>
+class StreamOp final : public StreamOpBase, public Op<Req, Resp> {
+ public:
+  // `result_field`: the field of OperationResult.result that carries Resp.
+  StreamOp(SessionStream& stream, uint64_t id,
+           const google::protobuf::FieldDescriptor* result_field)
+      : StreamOpBase(stream, id),
+        Op<Req, Resp>(static_cast<OpBase&>(*this)),
+        field_(result_field) {}
+
+  std::chrono::system_clock::time_point RpcDeadline() const override {
+    return std::chrono::system_clock::time_point::max();
+  }
+
+  runtime::Task<bool> Reply(Resp response) override {
+    v1::OperationResult result;
+    result.set_id(id());
+    auto* slot = static_cast<Resp*>(result.GetReflection()->MutableMessage(&result, field_));
+    *slot = std::move(response);
+    SessionStream::DeliveryAwaiter delivered;
+    stream().Answer(this, std::move(result), &delivered);
+    co_return co_await delivered;
+  }
+
+  runtime::Task<void> Fail(absl::Status status) override {
+    stream().AnswerError(id(), status);
+    co_return;
+  }
+
+ private:
+  const google::protobuf::FieldDescriptor* field_;
+};
+
+// Which handler runs each field of Operation.op.
+class StreamOps {
+ public:
+  template <class Req, class Resp>
+  using Handler = runtime::Task<void> (*)(Env&, Op<Req, Resp>&);
+
+  // Makes `handler` run operations whose field number is `field`. The
+  // request and result fields of that number must be Req and Resp: checked
+  // here, and a mismatch aborts the server at startup. Registering a field
+  // again is a no-op (every shard registers the same handlers).
+  template <class Req, class Resp>
+  void Register(int field, Handler<Req, Resp> handler);
+
+  // Starts the operation in `op` (its oneof set) on `stream`. Returns false,
+  // starting nothing, if no handler runs its field.
+  bool Start(Env& env, SessionStream& stream, v1::Operation& op) const;
+
+  // Names of Operation.op fields that have no handler.
+  std::vector<std::string> Missing() const;
+
+ private:
+  using Starter = std::function<void(Env&, SessionStream&, v1::Operation&)>;
+  static const google::protobuf::FieldDescriptor* CheckedField(
+      const google::protobuf::Descriptor* of, int field,
+      const google::protobuf::Descriptor* expected);
+  absl::flat_hash_map<int, Starter> starters_;
+};
+
+// Runs one stream operation's handler, then forgets and frees it.
+template <class Req, class Resp>
+runtime::Task<void> DriveStreamOp(Env* env, StreamOp<Req, Resp>* op,
+                                  StreamOps::Handler<Req, Resp> handler) {
+  co_await handler(*env, *op);
+  op->stream().Untrack(op);
+  delete op;
+}
+
+template <class Req, class Resp>
+void StreamOps::Register(int field, Handler<Req, Resp> handler) {
+  if (starters_.contains(field)) return;
+  const auto* request_field = CheckedField(v1::Operation::descriptor(), field, Req::descriptor());
+  const auto* result_field =
+      CheckedField(v1::OperationResult::descriptor(), field, Resp::descriptor());
+  const auto* session_field = Req::descriptor()->FindFieldByName("session_id");
+  if (session_field != nullptr &&
+      session_field->type() != google::protobuf::FieldDescriptor::TYPE_UINT64) {
+    session_field = nullptr;
+  }
+  starters_[field] = [=](Env& env, SessionStream& stream, v1::Operation& in) {
+    auto* op = new StreamOp<Req, Resp>(stream, in.id(), result_field);
+    auto* request = static_cast<Req*>(in.GetReflection()->MutableMessage(&in, request_field));
+    op->request.Swap(request);
+    if (session_field != nullptr) {
+      const auto* r = op->request.GetReflection();
+      if (r->GetUInt64(op->request, session_field) == 0) {
+        r->SetUInt64(&op->request, session_field, stream.session());
+      }
+    }
+    stream.Track(op);
+    runtime::Spawn(DriveStreamOp<Req, Resp>(&env, op, handler));
+  };
+}
+
+}  // namespace baton::rpc
