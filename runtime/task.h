@@ -114,6 +114,11 @@ inline Detached RunDetached(Task<void> task) { co_await std::move(task); }
 
 }  // namespace internal
 
+// The return type of a coroutine that starts when called, runs on its own
+// and frees its frame when it ends. Spawn() is the usual way; a coroutine
+// declared Detached saves Spawn's extra frame where many are alive at once.
+using Detached = internal::Detached;
+
 // Starts `task` now, on the calling thread, and lets it run to completion on
 // its own; its frame is freed when it ends.
 inline void Spawn(Task<void> task) { internal::RunDetached(std::move(task)); }

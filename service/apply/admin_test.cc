@@ -46,7 +46,7 @@ TEST(AdminTest, DescribeShowsHoldersAndWaiters) {
   h.Advance(kSecond);
   std::optional<Result> r = ReplyTo(h.Apply(DescribeResource{"a"}, 3), 3);
   ASSERT_TRUE(r->ok());
-  const auto& info = std::get<ResourceInfo>(r->value);
+  const auto& info = *std::get<Boxed<ResourceInfo>>(r->value);
   ASSERT_EQ(info.holders.size(), 1u);
   EXPECT_EQ(info.holders[0].token, t);
   EXPECT_EQ(info.holders[0].session, 7u);

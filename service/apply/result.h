@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <variant>
 #include <vector>
@@ -185,10 +186,34 @@ struct TakenTask {
 
 struct Done {};
 
+// A value kept on the heap, so that the variant below stays small: every
+// coroutine frame that waits for a Result holds one (or two), and a pending
+// wait's memory is mostly its frame (docs/benchmarks.md). Copies are deep.
+template <class T>
+class Boxed {
+ public:
+  Boxed(T value) : p_(std::make_unique<T>(std::move(value))) {}  // NOLINT: implicit on purpose
+  Boxed(const Boxed& other) : p_(std::make_unique<T>(*other.p_)) {}
+  Boxed(Boxed&&) noexcept = default;
+  Boxed& operator=(const Boxed& other) {
+    if (this != &other) p_ = std::make_unique<T>(*other.p_);
+    return *this;
+  }
+  Boxed& operator=(Boxed&&) noexcept = default;
+
+  T& operator*() { return *p_; }
+  const T& operator*() const { return *p_; }
+  T* operator->() { return p_.get(); }
+  const T* operator->() const { return p_.get(); }
+
+ private:
+  std::unique_ptr<T> p_;
+};
+
 using ResultValue =
-    std::variant<Done, Granted, Released, Refreshed, EventOutcome, EventChange, SessionInfo,
-                 ResourceList, ResourceInfo, PutDone, GotItems, Counted, Passed, FutureOutcome,
-                 TaskReport, TaskReports, TakenTask>;
+    std::variant<Done, Granted, Released, Refreshed, EventOutcome, EventChange, Boxed<SessionInfo>,
+                 ResourceList, Boxed<ResourceInfo>, PutDone, GotItems, Counted, Passed,
+                 Boxed<FutureOutcome>, Boxed<TaskReport>, TaskReports, Boxed<TakenTask>>;
 
 struct Result {
   absl::Status status;

@@ -10,7 +10,7 @@ namespace {
 uint64_t Open(Harness& h, Duration ttl) {
   std::optional<Result> r = ReplyTo(h.Apply(OpenSession{ttl, "t"}, 99), 99);
   EXPECT_TRUE(r->ok());
-  return std::get<SessionInfo>(r->value).session;
+  return (*std::get<Boxed<SessionInfo>>(r->value)).session;
 }
 
 TEST(SessionTest, OpenBroadcastsSessionStartedBeforeReplying) {

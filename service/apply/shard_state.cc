@@ -153,7 +153,7 @@ absl::Status ShardState::CheckCanPark(primitives::WaiterQueue& line,
 uint64_t ShardState::Park(primitives::WaiterQueue& line, const std::string& name, Waiter w) {
   w.id = next_waiter_id_++;
   if (w.deadline != kForever) AddTimer(w.deadline, TimerKind::kWaiter, w.id);
-  if (w.op.id != 0) waiters_by_op_[w.op] = WaiterLoc{name, w.id};
+  if (w.op.id != 0) waiters_by_op_[w.op] = w.id;
   waiters_by_id_[w.id] = WaiterLoc{name, w.id};
   Ref(w.session, name);
   uint64_t id = w.id;
@@ -275,8 +275,9 @@ void ShardState::RemoveWaiter(const std::string& name, uint64_t id, EndReason wh
 }
 
 void ShardState::Do(const CancelWait&, OpRef origin, Time now, Effects& out) {
-  auto loc = waiters_by_op_.find(origin);
-  if (loc == waiters_by_op_.end()) return;  // already ended; its outcome is on the way
+  auto by_op = waiters_by_op_.find(origin);
+  if (by_op == waiters_by_op_.end()) return;  // already ended; its outcome is on the way
+  auto loc = waiters_by_id_.find(by_op->second);
   std::string name = loc->second.name;
   RemoveWaiter(name, loc->second.waiter_id, EndReason::kCancelled, now, out);
 }

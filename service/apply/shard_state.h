@@ -327,7 +327,9 @@ class ShardState {
   bool shutting_down_ = false;
 
   absl::btree_map<std::string, Resource> resources_;
-  absl::flat_hash_map<OpRef, WaiterLoc> waiters_by_op_;
+  // Pending waiters: where each stands, by waiter id, and its id by op (a
+  // pending wait costs both entries; the name is kept once).
+  absl::flat_hash_map<OpRef, uint64_t> waiters_by_op_;
   absl::flat_hash_map<uint64_t, WaiterLoc> waiters_by_id_;
   absl::flat_hash_map<uint64_t, std::string> lease_names_;    // token -> name, leased holdings
   absl::flat_hash_map<uint64_t, std::string> receipt_names_;  // in-flight receipt -> queue

@@ -58,7 +58,7 @@ inline uint64_t TokenOf(const std::optional<Result>& r) {
 inline uint64_t SessionOf(const std::optional<Result>& r) {
   EXPECT_TRUE(r.has_value() && r->ok());
   if (!r || !r->ok()) return 0;
-  return std::get<SessionInfo>(r->value).session;
+  return (*std::get<Boxed<SessionInfo>>(r->value)).session;
 }
 
 inline AcquirePermits LockCmd(std::string name, uint64_t session = 0, Duration lease = kSecond,

@@ -26,7 +26,7 @@ CompleteFuture Result_(std::string name, std::string value, Duration retention =
 
 FutureOutcome Outcome(const std::optional<Result>& r) {
   EXPECT_TRUE(r.has_value() && r->ok());
-  return std::get<FutureOutcome>(r->value);
+  return (*std::get<Boxed<FutureOutcome>>(r->value));
 }
 
 // --- futures ---

@@ -20,7 +20,7 @@ uint64_t Submit(Harness& h, std::string group = "", uint32_t max_attempts = 1, D
   c.shielded = shielded;
   auto r = ReplyTo(h.Apply(c, 900), 900);
   EXPECT_TRUE(r && r->ok());
-  const std::string& id = std::get<TaskReport>(r->value).id;
+  const std::string& id = (*std::get<Boxed<TaskReport>>(r->value)).id;
   return std::stoull(id.substr(id.rfind('#') + 1));
 }
 
@@ -30,7 +30,7 @@ TakeTask Take(Time deadline = kForever, Duration lease = kSecond, uint64_t sessi
 
 TakenTask Taken(const std::optional<Result>& r) {
   EXPECT_TRUE(r && r->ok());
-  return std::get<TakenTask>(r->value);
+  return (*std::get<Boxed<TakenTask>>(r->value));
 }
 
 TaskReport Outcome(const std::optional<Result>& r) {
@@ -169,7 +169,7 @@ TEST(TaskTest, AnAttemptThatOverrunsItsRunTimeoutIsLostDespiteHeartbeats) {
   c.queue = "work";
   c.max_attempts = 1;
   c.run_timeout = 2 * kSecond;
-  std::string id = std::get<TaskReport>(ReplyTo(h.Apply(c, 1), 1)->value).id;
+  std::string id = (*std::get<Boxed<TaskReport>>(ReplyTo(h.Apply(c, 1), 1)->value)).id;
   uint64_t seq = std::stoull(id.substr(id.rfind('#') + 1));
   h.Apply(AwaitTask{"work", seq, kForever}, 2);
   Taken(ReplyTo(h.Apply(Take(kForever, kSecond), 3), 3));

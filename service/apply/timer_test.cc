@@ -36,7 +36,7 @@ TEST(TimerTest, FiresItsActionOnceWhenDue) {
   EXPECT_EQ(Forwards(h.Advance(10 * kSecond), "e"), 0);
   // Still described after firing, then reclaimed after the retention.
   auto d = ReplyTo(h.Apply(DescribeResource{"t"}, 2), 2);
-  EXPECT_EQ(std::get<ResourceInfo>(d->value).fired, 1u);
+  EXPECT_EQ(std::get<Boxed<ResourceInfo>>(d->value)->fired, 1u);
   h.Advance(2 * 3600 * kSecond);
   EXPECT_EQ(h.state.resource_count(), 0u);
 }

@@ -103,7 +103,7 @@ runtime::Task<void> Describe(Env& env, DescribeCall& call) {
   apply::Command cmd = apply::DescribeResource{req.name()};
   apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& info = std::get<apply::ResourceInfo>(r.value);
+  const auto& info = *std::get<apply::Boxed<apply::ResourceInfo>>(r.value);
   v1::DescribeResponse resp;
   resp.set_name(info.name);
   resp.set_kind(ToProto(info.kind));

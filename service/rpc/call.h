@@ -71,14 +71,14 @@ class OpBase : public apply::OpSink {
   // Submit refuses temporaries at compile time. See runtime/COROUTINES.md.
   class SubmitAwaiter {
    public:
-    SubmitAwaiter(OpBase* op, uint32_t target, apply::Command command)
-        : op_(op), target_(target), command_(std::move(command)) {}
+    SubmitAwaiter(OpBase* op, uint32_t target, apply::Command* command)
+        : op_(op), target_(target), command_(command) {}
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) {
       op_->submit_waiter_ = h;
       op_->submit_result_ = &result_;
       op_->submit_target_ = target_;
-      op_->shard_.Send(target_, std::move(command_), op_->op_);
+      op_->shard_.Send(target_, std::move(*command_), op_->op_);
       // The requester may have left before we even asked.
       if (op_->Abandoned()) op_->CancelSubmit();
     }
@@ -87,11 +87,11 @@ class OpBase : public apply::OpSink {
    private:
     OpBase* op_;
     uint32_t target_;
-    apply::Command command_;
+    apply::Command* command_;  // the caller's named command, moved from
     apply::Result result_;
   };
   SubmitAwaiter Submit(uint32_t target, apply::Command& command) {
-    return SubmitAwaiter(this, target, std::move(command));
+    return SubmitAwaiter(this, target, &command);
   }
 
   // Sends `command` to shard `target`; no result is expected.

@@ -52,7 +52,7 @@ runtime::Task<void> SetResult(Env& env, SetResultCall& call) {
       co_await Complete(env, call, req.name(), std::move(v), req.has_retention(), req.retention());
   if (!r.ok()) co_return co_await call.Fail(r.status);
   v1::SetResultResponse resp;
-  resp.set_woken(std::get<apply::FutureOutcome>(r.value).woken);
+  resp.set_woken((*std::get<apply::Boxed<apply::FutureOutcome>>(r.value)).woken);
   co_await call.Reply(std::move(resp));
 }
 
@@ -69,7 +69,7 @@ runtime::Task<void> SetException(Env& env, SetExceptionCall& call) {
       co_await Complete(env, call, req.name(), std::move(v), req.has_retention(), req.retention());
   if (!r.ok()) co_return co_await call.Fail(r.status);
   v1::SetResultResponse resp;
-  resp.set_woken(std::get<apply::FutureOutcome>(r.value).woken);
+  resp.set_woken((*std::get<apply::Boxed<apply::FutureOutcome>>(r.value)).woken);
   co_await call.Reply(std::move(resp));
 }
 
@@ -80,7 +80,7 @@ runtime::Task<void> Cancel(Env& env, CancelCall& call) {
   apply::Result r =
       co_await Complete(env, call, req.name(), std::move(v), req.has_retention(), req.retention());
   if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& o = std::get<apply::FutureOutcome>(r.value);
+  const auto& o = (*std::get<apply::Boxed<apply::FutureOutcome>>(r.value));
   v1::CancelFutureResponse resp;
   resp.set_cancelled(o.changed);
   resp.set_state(ToProto(o.value.state));
@@ -95,7 +95,7 @@ runtime::Task<void> Await(Env& env, AwaitCall& call) {
   apply::Command cmd = apply::AwaitFuture{req.name(), req.session_id(), *deadline};
   apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status);
-  auto& o = std::get<apply::FutureOutcome>(r.value);
+  auto& o = (*std::get<apply::Boxed<apply::FutureOutcome>>(r.value));
   v1::AwaitFutureResponse resp;
   resp.set_state(ToProto(o.value.state));
   if (IsValidUtf8(o.value.value)) resp.set_text(o.value.value);

@@ -170,7 +170,7 @@ runtime::Task<absl::StatusOr<v1::StreamWelcome>> Attach(Env& env, SessionStream&
     apply::Command open = apply::OpenSession{*ttl, hello.label()};
     apply::Result r = co_await call.Submit(call.shard().index(), open);
     if (!r.ok()) co_return r.status;
-    id = std::get<apply::SessionInfo>(r.value).session;
+    id = (*std::get<apply::Boxed<apply::SessionInfo>>(r.value)).session;
   } else {
     welcome.set_resumed(true);
   }
@@ -181,7 +181,7 @@ runtime::Task<absl::StatusOr<v1::StreamWelcome>> Attach(Env& env, SessionStream&
     if (!welcome.resumed()) call.Send(env.cluster->ShardOfSession(id), apply::CloseSession{id});
     co_return r.status;
   }
-  const auto& info = std::get<apply::SessionInfo>(r.value);
+  const auto& info = (*std::get<apply::Boxed<apply::SessionInfo>>(r.value));
   welcome.set_session_id(info.session);
   ToProto(info.ttl, welcome.mutable_ttl());
   co_return welcome;

@@ -214,10 +214,11 @@ class StreamOps {
   absl::flat_hash_map<int, Starter> starters_;
 };
 
-// Runs one stream operation's handler, then forgets and frees it.
+// Runs one stream operation's handler, then forgets and frees it. Detached
+// and eager: one coroutine frame less per pending operation than Spawn.
 template <class Req, class Resp>
-runtime::Task<void> DriveStreamOp(Env* env, StreamOp<Req, Resp>* op,
-                                  StreamOps::Handler<Req, Resp> handler) {
+runtime::Detached DriveStreamOp(Env* env, StreamOp<Req, Resp>* op,
+                                StreamOps::Handler<Req, Resp> handler) {
   co_await handler(*env, *op);
   op->stream().Untrack(op);
   delete op;
@@ -245,7 +246,7 @@ void StreamOps::Register(int field, Handler<Req, Resp> handler) {
       }
     }
     stream.Track(op);
-    runtime::Spawn(DriveStreamOp<Req, Resp>(&env, op, handler));
+    DriveStreamOp<Req, Resp>(&env, op, handler);
   };
 }
 

@@ -17,6 +17,7 @@ class KeepAliveStreamCall final : public CallBase {
 
 namespace {
 
+using apply::Boxed;
 using apply::SessionInfo;
 
 void Fill(const SessionInfo& info, v1::KeepAliveResponse* resp) {
@@ -47,7 +48,7 @@ runtime::Task<void> Open(Env& env, OpenCall& call) {
   apply::Command cmd = apply::OpenSession{*ttl, req.label()};
   apply::Result r = co_await call.Submit(home, cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& info = std::get<SessionInfo>(r.value);
+  const auto& info = (*std::get<Boxed<SessionInfo>>(r.value));
   v1::OpenSessionResponse resp;
   resp.set_session_id(info.session);
   ToProto(info.ttl, resp.mutable_ttl());
@@ -63,7 +64,7 @@ runtime::Task<void> KeepAliveOnce(Env& env, KeepAliveCall& call) {
   apply::Result r = co_await call.Submit(env.cluster->ShardOfSession(id), cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status);
   v1::KeepAliveResponse resp;
-  Fill(std::get<SessionInfo>(r.value), &resp);
+  Fill((*std::get<Boxed<SessionInfo>>(r.value)), &resp);
   co_await call.Reply(std::move(resp));
 }
 
@@ -82,7 +83,7 @@ runtime::Task<void> Describe(Env& env, DescribeCall& call) {
   apply::Command cmd = apply::DescribeSession{id};
   apply::Result r = co_await call.Submit(env.cluster->ShardOfSession(id), cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& info = std::get<SessionInfo>(r.value);
+  const auto& info = (*std::get<Boxed<SessionInfo>>(r.value));
   v1::DescribeSessionResponse resp;
   resp.set_session_id(info.session);
   resp.set_label(info.label);
@@ -112,7 +113,7 @@ runtime::Task<void> KeepAliveStream(Env& env, KeepAliveStreamCall& call) {
     }
     if (r.ok()) {
       attached.insert(id);
-      Fill(std::get<SessionInfo>(r.value), &resp);
+      Fill((*std::get<Boxed<SessionInfo>>(r.value)), &resp);
     } else {
       attached.erase(id);
       resp.set_state(v1::SESSION_STATE_NOT_FOUND);

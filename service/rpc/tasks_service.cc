@@ -119,7 +119,7 @@ runtime::Task<void> Submit(Env& env, SubmitCall& call) {
   apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.queue()), cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status);
   v1::SubmitTaskResponse resp;
-  resp.set_task_id(std::get<apply::TaskReport>(r.value).id);
+  resp.set_task_id((*std::get<apply::Boxed<apply::TaskReport>>(r.value)).id);
   co_await call.Reply(std::move(resp));
 }
 
@@ -146,7 +146,7 @@ runtime::Task<void> Take(Env& env, TakeCall& call) {
   apply::Command cmd = std::move(c);
   apply::Result r = co_await call.Submit(target, cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status);
-  auto& taken = std::get<apply::TakenTask>(r.value);
+  auto& taken = (*std::get<apply::Boxed<apply::TakenTask>>(r.value));
   auto ref = ParseTaskId(taken.id);
   v1::TakeTaskResponse resp;
   resp.set_task_id(taken.id);
