@@ -1,0 +1,101 @@
+// Package testserver starts batond for tests: on 127.0.0.1 port 0, from the
+// binary named by $BATOND (default: build/service/batond of this repository),
+// stopped with SIGTERM.
+package testserver
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Server is a running batond.
+type Server struct {
+	// Addr is "127.0.0.1:PORT".
+	Addr string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+}
+
+// Binary is the batond to run: $BATOND, else the repository's build.
+func Binary() string {
+	if b := os.Getenv("BATOND"); b != "" {
+		return b
+	}
+	_, file, _, _ := runtime.Caller(0)
+	// file is clients/go/internal/testserver/testserver.go.
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "build", "service", "batond")
+}
+
+// Start starts batond with extra flags and waits until it listens.
+func Start(extra ...string) (*Server, error) {
+	bin := Binary()
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("batond not found at %s (set BATOND): %w", bin, err)
+	}
+	args := append([]string{"--listen", "127.0.0.1:0"}, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &Server{cmd: cmd, done: make(chan struct{})}
+	addrCh := make(chan string, 1)
+	go func() {
+		r := bufio.NewReader(out)
+		for {
+			line, err := r.ReadString('\n')
+			if a, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on "); ok {
+				addrCh <- a
+				_, _ = io.Copy(io.Discard, r)
+				return
+			}
+			if err != nil {
+				close(addrCh)
+				return
+			}
+		}
+	}()
+	go func() { _ = cmd.Wait(); close(s.done) }()
+	select {
+	case a, ok := <-addrCh:
+		if !ok {
+			s.Stop()
+			return nil, errors.New("batond exited before listening")
+		}
+		s.Addr = a
+		return s, nil
+	case <-time.After(15 * time.Second):
+		s.Stop()
+		return nil, errors.New("batond did not print its address within 15 s")
+	}
+}
+
+// Stop sends SIGTERM and waits for the server to exit (SIGKILL after 10 s).
+// Safe to call more than once.
+func (s *Server) Stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}

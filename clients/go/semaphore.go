@@ -1,0 +1,190 @@
+package baton
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	batonv1 "github.com/baton/baton/clients/go/gen/batonv1"
+)
+
+// Semaphore is a handle on a Baton semaphore (asyncio.BoundedSemaphore across
+// processes, with weighted acquire; FIFO without barging). Safe for
+// concurrent use.
+type Semaphore struct {
+	c        *Client
+	name     string
+	capacity int64
+	h        handleConfig
+}
+
+// Semaphore returns a handle on the semaphore name with the given capacity:
+// it declares the capacity if the semaphore does not exist yet, and must
+// match it otherwise (ErrFailedPrecondition). Capacity 0 means "as
+// declared". Holdings are owned as for Mutex.
+func (c *Client) Semaphore(name string, capacity int64, opts ...HandleOption) *Semaphore {
+	return &Semaphore{c: c, name: name, capacity: capacity, h: newHandleConfig(opts)}
+}
+
+// Name is the semaphore's name.
+func (s *Semaphore) Name() string { return s.name }
+
+// Acquire waits in line until n permits are free and takes them. Errors and
+// cancellation as Mutex.Lock; ErrInvalidArgument for n outside 1..capacity.
+func (s *Semaphore) Acquire(ctx context.Context, n int64) (*Permits, error) {
+	return s.acquire(ctx, n, false)
+}
+
+// TryAcquire takes n permits only if they are free now (and nobody waits
+// ahead); otherwise ErrWouldBlock.
+func (s *Semaphore) TryAcquire(ctx context.Context, n int64) (*Permits, error) {
+	p, err := s.acquire(ctx, n, true)
+	if status.Code(err) == codes.DeadlineExceeded && ctx.Err() == nil {
+		return nil, tag(err, ErrWouldBlock)
+	}
+	return p, err
+}
+
+func (s *Semaphore) acquire(ctx context.Context, n int64, try bool) (*Permits, error) {
+	const op = "Semaphores.Acquire"
+	o, err := s.c.resolveOwner(ctx, op, s.name, &s.h)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := o.sess.bind(ctx)
+	defer cancel()
+	req := &batonv1.AcquireSemaphoreRequest{
+		Name: s.name, Capacity: s.capacity, Count: &n,
+		SessionId: o.sessionID(), Ttl: dur(o.ttl), RequestId: s.h.requestID,
+	}
+	if req.RequestId == "" {
+		req.RequestId = newRequestID()
+	}
+	if try {
+		req.Timeout = zeroDur()
+	}
+	var resp *batonv1.AcquireSemaphoreResponse
+	err = retryAcquire(ctx, o, func() error {
+		var e error
+		resp, e = s.c.raw.Semaphores.Acquire(ctx, req)
+		return e
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			s.rollBack(ctx, o, req)
+		}
+		err = wrapErr(ctx, op, s.name, err)
+		if o.sess != nil && (status.Code(err) == codes.Aborted || o.sess.lost()) {
+			tag(err, ErrSessionLost)
+		}
+		return nil, err
+	}
+	return &Permits{
+		c: s.c, name: s.name, owner: o, token: resp.GetToken(), count: resp.GetCount(),
+		available: resp.GetAvailable(), outcome: resp.GetOutcome(), expiresIn: fromDur(resp.GetExpiresIn()),
+	}, nil
+}
+
+// rollBack releases a grant whose reply the client gave up on; see
+// Mutex.rollBack.
+func (s *Semaphore) rollBack(ctx context.Context, o owner, req *batonv1.AcquireSemaphoreRequest) {
+	if o.sess != nil && o.sess.lost() {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	retry := proto.Clone(req).(*batonv1.AcquireSemaphoreRequest)
+	retry.Timeout = zeroDur()
+	resp, err := s.c.raw.Semaphores.Acquire(rctx, retry)
+	if err != nil {
+		return
+	}
+	_, _ = s.c.raw.Semaphores.Release(rctx, &batonv1.ReleaseSemaphoreRequest{Name: s.name, Token: resp.GetToken(), SessionId: o.sessionID()})
+}
+
+// Held returns a handle on an existing holding of this semaphore, known by
+// its token and owning session id (0 for a lease-only holding): one taken by
+// another process, to Release or Refresh it. Its Count is unknown (0) until
+// a ReleaseN reports what remains.
+func (s *Semaphore) Held(token, sessionID uint64) *Permits {
+	return &Permits{c: s.c, name: s.name, owner: owner{sid: sessionID}, token: token}
+}
+
+// Permits is one holding of a semaphore. Its methods are safe for concurrent
+// use.
+type Permits struct {
+	c         *Client
+	name      string
+	owner     owner
+	token     uint64
+	available int64
+	outcome   GrantOutcome
+	expiresIn time.Duration
+
+	mu    sync.Mutex
+	count int64
+}
+
+// Token identifies the holding (strictly increasing, like a fencing token).
+func (p *Permits) Token() uint64 { return p.token }
+
+// Count is the number of permits still held by this holding.
+func (p *Permits) Count() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.count
+}
+
+// Available is the number of permits that were free right after the grant.
+func (p *Permits) Available() int64 { return p.available }
+
+// Outcome tells whether the grant was immediate, after waiting, or a replay.
+func (p *Permits) Outcome() GrantOutcome { return p.outcome }
+
+// Session is the owning session (nil for a lease-only holding, or one made by
+// Held).
+func (p *Permits) Session() *Session { return p.owner.sess }
+
+// ExpiresIn is the lease time left at the grant (0 without a lease).
+func (p *Permits) ExpiresIn() time.Duration { return p.expiresIn }
+
+// Release returns every permit of the holding (tries for up to 5 s if ctx is
+// already done, as HeldLock.Unlock). Errors: ErrNotHeld.
+func (p *Permits) Release(ctx context.Context) error {
+	_, err := p.release(ctx, nil)
+	return err
+}
+
+// ReleaseN returns n of the holding's permits and reports how many it still
+// holds. Errors: ErrNotHeld (also for n larger than held),
+// ErrInvalidArgument.
+func (p *Permits) ReleaseN(ctx context.Context, n int64) (remaining int64, err error) {
+	return p.release(ctx, &n)
+}
+
+func (p *Permits) release(ctx context.Context, n *int64) (int64, error) {
+	const op = "Semaphores.Release"
+	ctx, cancel := releaseCtx(ctx)
+	defer cancel()
+	resp, err := p.c.raw.Semaphores.Release(ctx, &batonv1.ReleaseSemaphoreRequest{Name: p.name, Token: p.token, SessionId: p.owner.sessionID(), Count: n})
+	if err != nil {
+		return 0, notHeld(wrapErr(ctx, op, p.name, err))
+	}
+	p.mu.Lock()
+	p.count = resp.GetRemaining()
+	p.mu.Unlock()
+	return resp.GetRemaining(), nil
+}
+
+// Refresh extends the holding's lease to ttl from now. Errors: ErrNotHeld.
+func (p *Permits) Refresh(ctx context.Context, ttl time.Duration) (time.Duration, error) {
+	resp, err := p.c.raw.Semaphores.Refresh(ctx, &batonv1.RefreshSemaphoreRequest{Name: p.name, Token: p.token, SessionId: p.owner.sessionID(), Ttl: dur(ttl)})
+	if err != nil {
+		return 0, notHeld(wrapErr(ctx, "Semaphores.Refresh", p.name, err))
+	}
+	return fromDur(resp.GetExpiresIn()), nil
+}

@@ -1,0 +1,262 @@
+// BatonClient: one channel and one session to a Baton server, and the
+// factories of every primitive.
+import { EventEmitter } from "node:events";
+import { hostname } from "node:os";
+
+import * as grpc from "@grpc/grpc-js";
+
+import { Admin } from "./admin";
+import { Barrier } from "./barrier";
+import { Condition } from "./condition";
+import { Core } from "./core";
+import { ClientClosedError, Status, type SessionLostError } from "./errors";
+import { BatonEvent } from "./event";
+import { Future } from "./future";
+import type { HealthCheckResponse__Output } from "./gen/grpc/health/v1/HealthCheckResponse";
+import { createStubs, type Stubs } from "./grpc";
+import { HeldLock, Lock, type AcquireOptions } from "./lock";
+import { Queue, type QueueOptions } from "./queue";
+import { Semaphore } from "./semaphore";
+import { SessionKeeper } from "./session";
+import { TaskHandle, TaskQueue } from "./tasks";
+import { Timer } from "./timer";
+import { fromDuration, type CallOptions } from "./util";
+
+export interface BatonClientOptions {
+  /** HOST:PORT of the server. Default: $BATON_ADDRESS, else 127.0.0.1:7411. */
+  address?: string;
+  /** Default: insecure (plaintext), as batond serves. */
+  credentials?: grpc.ChannelCredentials;
+  /**
+   * Session TTL in ms (default 10 000): how long the session outlives a
+   * broken connection, i.e. the grace period for reconnecting, and how soon
+   * the server frees what a crashed client held.
+   */
+  sessionTtlMs?: number;
+  /** Shown by Sessions/Describe (default "node:HOST:PID"). */
+  label?: string;
+  /** Deadline of calls that do not wait (release, set, ack, ...): default 30 000 ms. */
+  callTimeoutMs?: number;
+  /** Keep-alive probe period on the session stream (default ttl/4, 100..5000 ms). */
+  keepAliveIntervalMs?: number;
+  /** Extra gRPC channel options. */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+/** Sessions/Describe of the client's session. */
+export interface SessionInfo {
+  sessionId: bigint;
+  label: string;
+  ttlMs: number | undefined;
+  /** Undefined while a keep-alive stream holds the session open. */
+  expiresInMs: number | undefined;
+  ageMs: number | undefined;
+  /** Keep-alive streams holding the session open. */
+  openStreams: number;
+}
+
+/** Events of BatonClient. */
+export interface BatonClientEvents {
+  /** A session was opened (the first, or a new one after a loss). */
+  sessionOpened: [sessionId: bigint];
+  /** The keep-alive stream broke and was re-established in time: nothing was lost. */
+  sessionReconnected: [sessionId: bigint];
+  /**
+   * The session ended (expired, closed, or unreachable for longer than its
+   * TTL): everything it held is released. HeldLock/HeldPermits of it are
+   * marked lost (their `signal` aborts). The next call opens a new session.
+   */
+  sessionLost: [error: SessionLostError];
+}
+
+/**
+ * A connection to a Baton server with one session, opened on first need and
+ * kept alive until close().
+ *
+ *     const client = new BatonClient("127.0.0.1:7411");
+ *     const held = await client.lock("billing/migrate").acquire();
+ *     try { await migrate(held.fence); } finally { await held.release(); }
+ *     await client.close();
+ */
+export class BatonClient extends EventEmitter<BatonClientEvents> implements AsyncDisposable {
+  /** The server address. */
+  readonly address: string;
+  /** Admin/List and Admin/Describe. */
+  readonly admin: Admin;
+  /** The raw gRPC stubs, for anything this API does not cover. */
+  readonly raw: Stubs;
+  private readonly core: Core;
+  private readonly keeper: SessionKeeper;
+  private closed = false;
+
+  constructor(address?: string | BatonClientOptions, options: BatonClientOptions = {}) {
+    super();
+    if (typeof address === "object") options = address;
+    else if (address !== undefined) options = { ...options, address };
+    this.address = options.address ?? process.env.BATON_ADDRESS ?? "127.0.0.1:7411";
+    const ttlMs = options.sessionTtlMs ?? 10_000;
+    const callTimeoutMs = options.callTimeoutMs ?? 30_000;
+    const probeIntervalMs = options.keepAliveIntervalMs ?? Math.min(Math.max(ttlMs / 4, 100), 5000);
+    this.raw = createStubs(this.address, options.credentials ?? grpc.credentials.createInsecure(), {
+      // Notice a dead connection in seconds (batond permits pings every 5 s),
+      // and retry connecting quickly enough to resume the session within its TTL.
+      "grpc.keepalive_time_ms": 10_000,
+      "grpc.keepalive_timeout_ms": 5_000,
+      "grpc.keepalive_permit_without_calls": 1,
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": Math.min(Math.max(ttlMs / 4, 100), 2000),
+      ...options.channelOptions,
+    });
+    this.keeper = new SessionKeeper(
+      this.raw,
+      {
+        ttlMs,
+        label: options.label ?? `node:${hostname()}:${process.pid}`,
+        probeIntervalMs,
+        probeTimeoutMs: Math.max(probeIntervalMs * 2, Math.min(ttlMs / 2, 5000)),
+        callTimeoutMs,
+      },
+      {
+        opened: (id) => this.emit("sessionOpened", id),
+        reconnected: (id) => this.emit("sessionReconnected", id),
+        lost: (err) => {
+          this.core.sessionLost(err);
+          this.emit("sessionLost", err);
+        },
+      },
+    );
+    this.core = new Core(this.raw, this.keeper, callTimeoutMs);
+    this.admin = new Admin(this.core);
+  }
+
+  /** Opens the session now (it is otherwise opened on first need); resolves with its id. */
+  connect(options: CallOptions = {}): Promise<bigint> {
+    return this.keeper.ensure(options.signal);
+  }
+
+  /** The current session's id, if one is open. */
+  get sessionId(): bigint | undefined {
+    return this.keeper.current;
+  }
+
+  /** True while the keep-alive stream is down and being re-established. */
+  get reconnecting(): boolean {
+    return this.keeper.reconnecting;
+  }
+
+  /** Sessions/Describe of this client's session (opening it if needed). */
+  async describeSession(options: CallOptions = {}): Promise<SessionInfo> {
+    const id = await this.keeper.ensure(options.signal);
+    const d = await this.keeper.describe(id, options.signal);
+    return {
+      sessionId: id,
+      label: d.label,
+      ttlMs: fromDuration(d.ttl),
+      expiresInMs: fromDuration(d.expiresIn),
+      ageMs: fromDuration(d.age),
+      openStreams: d.openStreams,
+    };
+  }
+
+  /** One unary Sessions/KeepAlive (the stream already keeps the session alive). */
+  async keepAlive(options: CallOptions = {}): Promise<{ expiresInMs: number | undefined }> {
+    const id = await this.keeper.ensure(options.signal);
+    return { expiresInMs: await this.keeper.keepAliveOnce(id, options.signal) };
+  }
+
+  /** grpc.health.v1.Health/Check of the server: "SERVING" when up. */
+  async health(options: CallOptions = {}): Promise<string> {
+    const res = await this.core.call<HealthCheckResponse__Output>(
+      (m, o, cb) => this.raw.health.Check({ service: "" }, m, o, cb),
+      { signal: options.signal, what: "health check" },
+    );
+    return String(res.status);
+  }
+
+  /**
+   * Closes the session (the server releases everything it holds and ends its
+   * waits) and the channel. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.keeper.close();
+    this.core.close();
+    // Not this.raw.sessions.close(): that is the Sessions/Close rpc.
+    this.raw.sessions.getChannel().close();
+  }
+
+  /** For `await using client = new BatonClient(...)`: close(). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  private check(): void {
+    if (this.closed) throw new ClientClosedError("the client is closed", Status.UNAVAILABLE);
+  }
+
+  /** The lock `name`. */
+  lock(name: string): Lock {
+    this.check();
+    return new Lock(this.core, this.admin, name);
+  }
+
+  /** Acquires lock `name`, runs `fn`, releases the lock (see Lock.withLock). */
+  withLock<T>(name: string, fn: (held: HeldLock) => Promise<T> | T, options: AcquireOptions = {}): Promise<T> {
+    return this.lock(name).withLock(fn, options);
+  }
+
+  /** The semaphore `name`; `capacity` declares it (required on first use). */
+  semaphore(name: string, options: { capacity?: number } = {}): Semaphore {
+    this.check();
+    return new Semaphore(this.core, this.admin, name, options.capacity ?? 0);
+  }
+
+  /** The event `name`. */
+  event(name: string): BatonEvent {
+    this.check();
+    return new BatonEvent(this.core, this.admin, name);
+  }
+
+  /** The condition `name` ("" by default) bound to lock `lock`. */
+  condition(lock: string, name = ""): Condition {
+    this.check();
+    return new Condition(this.core, this.admin, new Lock(this.core, this.admin, lock), name);
+  }
+
+  /** The barrier `name`; `parties` declares it (required on first use). */
+  barrier(name: string, options: { parties?: number } = {}): Barrier {
+    this.check();
+    return new Barrier(this.core, this.admin, name, options.parties ?? 0);
+  }
+
+  /** The queue `name`; `options` declare it (order, maxsize, maxDeliveries...). */
+  queue(name: string, options?: QueueOptions): Queue {
+    this.check();
+    return new Queue(this.core, this.admin, name, options);
+  }
+
+  /** The future `name`. */
+  future(name: string): Future {
+    this.check();
+    return new Future(this.core, this.admin, name);
+  }
+
+  /** The work queue of tasks `queue`. */
+  tasks(queue: string): TaskQueue {
+    this.check();
+    return new TaskQueue(this.core, this.admin, queue);
+  }
+
+  /** A handle on task `id` (e.g. "thumbnails#17"), to await or cancel it. */
+  task(id: string): TaskHandle {
+    this.check();
+    return new TaskHandle(this.core, id);
+  }
+
+  /** The timer `name`. */
+  timer(name: string): Timer {
+    this.check();
+    return new Timer(this.core, this.admin, name);
+  }
+}

@@ -1,0 +1,245 @@
+// Semaphores: asyncio.BoundedSemaphore shared between processes, with
+// weighted acquire.
+import { randomUUID } from "node:crypto";
+
+import type { Admin, ResourceDescription } from "./admin";
+import type { Core, Holding } from "./core";
+import { NotHeldError, SessionLostError, TimeoutError, type BatonError } from "./errors";
+import { outcomeOf, type GrantOutcome } from "./enums";
+import type { AcquireSemaphoreRequest } from "./gen/baton/v1/AcquireSemaphoreRequest";
+import type { AcquireSemaphoreResponse__Output } from "./gen/baton/v1/AcquireSemaphoreResponse";
+import type { RefreshSemaphoreResponse__Output } from "./gen/baton/v1/RefreshSemaphoreResponse";
+import type { ReleaseSemaphoreResponse__Output } from "./gen/baton/v1/ReleaseSemaphoreResponse";
+import { mayHaveBeenGranted, type AcquireOptions } from "./lock";
+import { big, fromDuration, toDuration, type CallOptions } from "./util";
+
+export interface SemaphoreAcquireOptions extends AcquireOptions {
+  /** Permits to take (default 1), 1..capacity. */
+  count?: number;
+}
+
+/**
+ * A named semaphore. Get one with `client.semaphore(name, { capacity })`; the
+ * capacity is declared by the first user and must match afterwards (leave it
+ * out to use whatever was declared).
+ */
+export class Semaphore {
+  constructor(
+    private readonly core: Core,
+    private readonly admin: Admin,
+    /** The semaphore's name. */
+    readonly name: string,
+    /** The capacity sent with acquires; 0: as declared. */
+    readonly capacity: number = 0,
+  ) {}
+
+  /**
+   * Takes `count` permits for this client's session, waiting in line (FIFO,
+   * no barging). Errors and cancellation as Lock.acquire: an aborted acquire
+   * never leaves permits held.
+   */
+  async acquire(options: SemaphoreAcquireOptions = {}): Promise<HeldPermits> {
+    const sessionId = await this.core.session(options.signal);
+    const req: AcquireSemaphoreRequest = {
+      name: this.name,
+      capacity: this.capacity,
+      sessionId: sessionId.toString(),
+      ttl: toDuration(options.ttlMs, "ttlMs"),
+      timeout: toDuration(options.timeoutMs, "timeoutMs"),
+      requestId: options.requestId ?? randomUUID(),
+    };
+    if (options.count !== undefined) req.count = options.count;
+    try {
+      const res = await this.core.call<AcquireSemaphoreResponse__Output>(
+        (m, o, cb) => this.core.stubs.semaphores.Acquire(req, m, o, cb),
+        {
+          signal: options.signal,
+          what: `semaphore '${this.name}': acquire`,
+          waits: true,
+          timeoutMs: options.timeoutMs,
+        },
+      );
+      return new HeldPermits(this.core, this, sessionId, req.requestId!, res);
+    } catch (e) {
+      if (mayHaveBeenGranted(e)) await this.recover(req);
+      throw e;
+    }
+  }
+
+  /** acquire() without waiting: the permits, or undefined if too few are free. */
+  async tryAcquire(options: Omit<SemaphoreAcquireOptions, "timeoutMs"> = {}): Promise<HeldPermits | undefined> {
+    try {
+      return await this.acquire({ ...options, timeoutMs: 0 });
+    } catch (e) {
+      if (e instanceof TimeoutError) return undefined;
+      throw e;
+    }
+  }
+
+  /** Runs `fn` holding the permits, then returns them (as Lock.withLock). */
+  async withPermits<T>(fn: (held: HeldPermits) => Promise<T> | T, options: SemaphoreAcquireOptions = {}): Promise<T> {
+    const held = await this.acquire(options);
+    let result: T;
+    try {
+      result = await fn(held);
+    } catch (e) {
+      await held.release().catch(() => {});
+      throw e;
+    }
+    await held.release();
+    return result;
+  }
+
+  /** Admin/Describe: capacity, available permits, holders, waiters. */
+  describe(options: CallOptions = {}): Promise<ResourceDescription> {
+    return this.admin.describe(this.name, options);
+  }
+
+  /** As Lock's recovery: a grant whose answer was lost is taken back. */
+  private async recover(req: AcquireSemaphoreRequest): Promise<void> {
+    try {
+      const res = await this.core.call<AcquireSemaphoreResponse__Output>(
+        (m, o, cb) => this.core.stubs.semaphores.Acquire({ ...req, timeout: toDuration(0) }, m, o, cb),
+        { what: `semaphore '${this.name}': recover` },
+      );
+      await this.core.call<ReleaseSemaphoreResponse__Output>(
+        (m, o, cb) =>
+          this.core.stubs.semaphores.Release(
+            { name: this.name, token: res.token, sessionId: req.sessionId! },
+            m,
+            o,
+            cb,
+          ),
+        { what: `semaphore '${this.name}': release recovered grant` },
+      );
+    } catch {
+      // Too few permits free (so ours were rolled back), or unreachable: the
+      // session or lease ends the holding.
+    }
+  }
+}
+
+/** Granted permits: one holding with its own token. */
+export class HeldPermits implements Holding, AsyncDisposable {
+  readonly token: bigint;
+  /** Permits still held by this holding. */
+  count: number;
+  /** Permits free right after the grant. */
+  readonly available: number;
+  readonly outcome: GrantOutcome;
+  expiresInMs: number | undefined;
+  private state: "held" | "released" | "lost" = "held";
+  private lostError: BatonError | undefined;
+  private readonly controller = new AbortController();
+
+  /** @internal */
+  constructor(
+    private readonly core: Core,
+    readonly semaphore: Semaphore,
+    readonly sessionId: bigint,
+    readonly requestId: string,
+    res: AcquireSemaphoreResponse__Output,
+  ) {
+    this.token = big(res.token);
+    this.count = Number(res.count);
+    this.available = Number(res.available);
+    this.outcome = outcomeOf(res.outcome);
+    this.expiresInMs = fromDuration(res.expiresIn);
+    core.track(this);
+  }
+
+  get name(): string {
+    return this.semaphore.name;
+  }
+
+  get held(): boolean {
+    return this.state === "held";
+  }
+
+  /** Aborts when the holding is known lost (its session was lost). */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /**
+   * Returns `count` permits (default: all still held). Resolves at once when
+   * everything was returned already (then `available` is undefined).
+   * Errors as HeldLock.release().
+   */
+  async release(
+    count?: number,
+    options: CallOptions = {},
+  ): Promise<{ available: number | undefined; remaining: number }> {
+    if (this.state === "released") return { available: undefined, remaining: 0 };
+    if (this.state === "lost") throw this.lostError;
+    let res: ReleaseSemaphoreResponse__Output;
+    try {
+      res = await this.core.call<ReleaseSemaphoreResponse__Output>(
+        (m, o, cb) =>
+          this.core.stubs.semaphores.Release(
+            {
+              name: this.name,
+              token: this.token.toString(),
+              sessionId: this.sessionId.toString(),
+              ...(count !== undefined ? { count } : {}),
+            },
+            m,
+            o,
+            cb,
+          ),
+        { signal: options.signal, what: `semaphore '${this.name}': release`, hint: { notHeld: true } },
+      );
+    } catch (e) {
+      if (e instanceof NotHeldError && count === undefined) this.finish("lost", e);
+      if (e instanceof SessionLostError) this.finish("lost", e);
+      throw e;
+    }
+    this.count = Number(res.remaining);
+    if (this.count === 0) this.finish("released");
+    return { available: Number(res.available), remaining: this.count };
+  }
+
+  /** Extends the holding's lease to `ttlMs` from now. */
+  async refresh(ttlMs: number, options: CallOptions = {}): Promise<{ expiresInMs: number | undefined }> {
+    if (this.state === "lost") throw this.lostError;
+    const res = await this.core.call<RefreshSemaphoreResponse__Output>(
+      (m, o, cb) =>
+        this.core.stubs.semaphores.Refresh(
+          {
+            name: this.name,
+            token: this.token.toString(),
+            sessionId: this.sessionId.toString(),
+            ttl: toDuration(ttlMs, "ttlMs"),
+          },
+          m,
+          o,
+          cb,
+        ),
+      { signal: options.signal, what: `semaphore '${this.name}': refresh`, hint: { notHeld: true } },
+    );
+    this.expiresInMs = fromDuration(res.expiresIn);
+    return { expiresInMs: this.expiresInMs };
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release();
+  }
+
+  /** @internal */
+  markLost(err: SessionLostError): void {
+    this.finish("lost", err);
+  }
+
+  /** @internal The client's close released the permits. */
+  markClosed(): void {
+    this.finish("released");
+  }
+
+  private finish(state: "released" | "lost", err?: BatonError): void {
+    if (this.state !== "held") return;
+    this.state = state;
+    this.lostError = err;
+    this.core.untrack(this);
+    if (state === "lost") this.controller.abort(err);
+  }
+}

@@ -1,0 +1,199 @@
+// Test helpers: a real batond on 127.0.0.1 port 0, a TCP proxy that can cut
+// or hold the connection between a client and the server, unique names, and
+// polling.
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import * as net from "node:net";
+import { resolve } from "node:path";
+
+import { BatonClient, type BatonClientOptions } from "@baton/client";
+
+const DEFAULT_BATOND = resolve(__dirname, "..", "..", "..", "build", "service", "batond");
+
+export interface Server {
+  address: string;
+  stop(): Promise<void>;
+}
+
+/** Starts batond on a free port; stop() sends SIGTERM (SIGKILL after 5 s). */
+export async function startBatond(extraArgs: string[] = []): Promise<Server> {
+  const bin = process.env.BATOND || DEFAULT_BATOND;
+  if (!existsSync(bin)) throw new Error(`batond not found at ${bin} (set BATOND)`);
+  const child: ChildProcess = spawn(bin, ["--listen", "127.0.0.1:0", ...extraArgs], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  // A test process that dies must not leave its server running.
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
+  child.once("exit", () => process.removeListener("exit", killOnExit));
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const address = await new Promise<string>((ok, fail) => {
+    let out = "";
+    const timer = setTimeout(() => fail(new Error(`batond did not start: ${stderr}`)), 10_000);
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        ok(m[1]!);
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      fail(new Error(`batond exited with ${code}: ${stderr}`));
+    });
+    child.on("error", (err) => {
+      clearTimeout(timer);
+      fail(new Error(`cannot run ${bin}: ${err.message}`));
+    });
+  });
+  return {
+    address,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((r) => child.once("exit", () => r()));
+      child.kill("SIGTERM");
+      const kill = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(kill);
+    },
+  };
+}
+
+/** A unique resource name under `prefix`. */
+export function uniq(prefix: string): string {
+  return `nodetest/${prefix}/${randomUUID().slice(0, 8)}`;
+}
+
+/** A client with a short session TTL, for tests. */
+export function client(address: string, options: BatonClientOptions = {}): BatonClient {
+  return new BatonClient({ address, sessionTtlMs: 5000, ...options });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `check` until it returns true; fails after `timeoutMs`. */
+export async function eventually(
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 5000,
+  what: string | (() => string) = "condition",
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === "string" ? what : what()}`);
+    await sleep(10);
+  }
+}
+
+/** Resolves `true` if `p` is still pending after `ms`. */
+export async function stillPending(p: Promise<unknown>, ms = 100): Promise<boolean> {
+  const marker = Symbol("pending");
+  const r = await Promise.race([
+    p.then(
+      () => undefined,
+      () => undefined,
+    ),
+    sleep(ms).then(() => marker),
+  ]);
+  return r === marker;
+}
+
+/**
+ * A TCP proxy in front of the server. cut() drops every connection and
+ * refuses new ones until restore(); holdDownstream() keeps what the server
+ * sends from reaching the client (the server's writes still succeed) until
+ * releaseDownstream().
+ */
+export class TcpProxy {
+  private readonly server: net.Server;
+  private readonly pairs = new Set<{ client: net.Socket; upstream: net.Socket; held: Buffer[] }>();
+  private refusing = false;
+  private holding = false;
+  address = "";
+
+  private constructor(private target: string) {
+    this.server = net.createServer((clientSock) => this.accept(clientSock));
+  }
+
+  static async start(target: string): Promise<TcpProxy> {
+    const p = new TcpProxy(target);
+    await new Promise<void>((r) => p.server.listen(0, "127.0.0.1", () => r()));
+    p.address = `127.0.0.1:${(p.server.address() as net.AddressInfo).port}`;
+    return p;
+  }
+
+  private accept(clientSock: net.Socket): void {
+    if (this.refusing) {
+      clientSock.destroy();
+      return;
+    }
+    const [host, port] = [
+      this.target.slice(0, this.target.lastIndexOf(":")),
+      Number(this.target.slice(this.target.lastIndexOf(":") + 1)),
+    ];
+    const upstream = net.connect(port, host);
+    const pair = { client: clientSock, upstream, held: [] as Buffer[] };
+    this.pairs.add(pair);
+    clientSock.on("data", (d) => upstream.write(d));
+    upstream.on("data", (d) => {
+      if (this.holding) pair.held.push(d);
+      else clientSock.write(d);
+    });
+    const drop = () => {
+      clientSock.destroy();
+      upstream.destroy();
+      this.pairs.delete(pair);
+    };
+    clientSock.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+  }
+
+  /** Sends new connections to another server. */
+  retarget(address: string): void {
+    this.target = address;
+  }
+
+  /** Drops every connection and refuses new ones. */
+  cut(): void {
+    this.refusing = true;
+    for (const p of [...this.pairs]) {
+      p.client.destroy();
+      p.upstream.destroy();
+    }
+    this.pairs.clear();
+  }
+
+  restore(): void {
+    this.refusing = false;
+  }
+
+  holdDownstream(): void {
+    this.holding = true;
+  }
+
+  releaseDownstream(): void {
+    this.holding = false;
+    for (const p of this.pairs) {
+      for (const d of p.held.splice(0)) p.client.write(d);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((r) => this.server.close(() => r()));
+  }
+}
+
+/**
+ * Marks `p` as handled so that a rejection that comes while the test awaits
+ * something else is not reported as unhandled; assert on `p` later.
+ */
+export function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
