@@ -149,7 +149,7 @@ if ! grpcurl -plaintext "$ADDR" list >"$tmp/services" 2>&1; then
 fi
 cat "$tmp/services"
 for svc in baton.v1.Sessions baton.v1.Locks baton.v1.Semaphores baton.v1.Events baton.v1.Queues \
-    baton.v1.Futures baton.v1.Barriers baton.v1.Conditions baton.v1.Timers baton.v1.Tasks baton.v1.Admin \
+    baton.v1.Futures baton.v1.Barriers baton.v1.Conditions baton.v1.Timers baton.v1.Tasks baton.v1.Admin baton.v1.Stream \
     grpc.health.v1.Health; do
   grep -qxF "$svc" "$tmp/services" || fail "grpcurl list does not show $svc"
 done
