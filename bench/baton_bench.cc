@@ -1,10 +1,13 @@
-// baton-bench: the end-to-end load tool. Drives Baton, the bare gRPC echo
-// ceiling (baton-echo) or etcd with the same client design (lock workloads),
-// or Baton, Redis or beanstalkd (queue workload), and reports rates, latency
-// percentiles and fairness. See docs/benchmarks.md.
+// baton-bench: the end-to-end load tool. Drives Baton (unary calls or session
+// streams), the bare gRPC echo ceiling (baton-echo), etcd or Redis with the
+// same client design (lock workloads), or Baton, Redis or beanstalkd (queue
+// workload), and reports rates, latency percentiles and fairness; or
+// measures what parked waits cost batond in memory (waits workload). See
+// docs/benchmarks.md.
 //
-// Exit status: 0 when every client ran and something was counted, 1 when a
-// client failed or nothing was counted, 2 on bad flags.
+// Exit status: 0 when every client ran and something was counted (waits:
+// every wait was pending and answered), 1 when a client failed or nothing
+// was counted, 2 on bad flags.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -14,6 +17,7 @@
 #include "bench/options.h"
 #include "bench/queue_driver.h"
 #include "bench/report.h"
+#include "bench/waits_memory.h"
 
 int main(int argc, char** argv) {
   using baton::bench::Options;
@@ -29,6 +33,9 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (options->workload == baton::bench::Workload::kWaits) {
+    return baton::bench::RunWaitsMemory(*options);
+  }
   const baton::bench::Result result = options->workload == baton::bench::Workload::kQueue
                                           ? baton::bench::RunQueueBenchmark(*options)
                                           : baton::bench::RunBenchmark(*options);

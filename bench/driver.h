@@ -14,8 +14,10 @@
 #ifndef BATON_BENCH_DRIVER_H_
 #define BATON_BENCH_DRIVER_H_
 
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "bench/latency.h"
@@ -37,11 +39,32 @@ struct Result {
   // Clients that stopped on an error, and the first such error.
   int failed_clients = 0;
   absl::Status first_error;
+  // --session-stream shared: operations per message written and answers per
+  // message read, over the whole run (0 otherwise).
+  double ops_per_message = 0;
+  double answers_per_message = 0;
 };
 
-// Runs the benchmark described by `options`. Never fails as a whole: client
-// errors are reported in the result.
+// Runs the lock benchmark described by `options` (uncontended or
+// contended; with --session-stream shared, RunSharedStreamLockBenchmark).
+// Never fails as a whole: client errors are reported in the result.
 Result RunBenchmark(const Options& options);
+
+// What one client (a thread, or a user of a shared stream) measured.
+struct ClientRecord {
+  int64_t count = 0;
+  std::vector<int64_t> latencies_ns;
+  absl::Status status;
+};
+
+// Merges what the clients measured in a window of `seconds`: sums, rate,
+// fairness, percentiles, failures. Reorders and empties the latencies.
+Result MergeRecords(std::vector<ClientRecord>& records, double seconds);
+
+// The deadline of a session stream opened now for a run of `options`: past
+// setup, warm-up, window and the longest drain, so that it only ever ends a
+// stream whose server is stuck.
+std::chrono::system_clock::time_point StreamDeadline(const Options& options);
 
 }  // namespace baton::bench
 

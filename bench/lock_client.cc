@@ -13,6 +13,8 @@
 
 namespace baton::bench {
 
+std::string UncontendedLock(int index) { return absl::StrCat("bench/u/", index); }
+
 std::unique_ptr<LockClient> NewLockClient(Target target, int index,
                                           std::shared_ptr<grpc::Channel> channel,
                                           std::chrono::milliseconds call_timeout) {

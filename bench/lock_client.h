@@ -1,5 +1,5 @@
 // LockClient: the one interface through which baton-bench drives every target
-// (Baton, the echo ceiling, etcd), so that all of them see the same client
+// (Baton, the echo ceiling, etcd, Redis), so that all of them see the same client
 // loop, threads and channels and their rates can be compared.
 //
 // Thread-safety: an instance is used by one thread only.
@@ -19,6 +19,11 @@
 #include "bench/options.h"
 
 namespace baton::bench {
+
+// The lock names of the workloads: one shared name (contended), or one name
+// per client (uncontended).
+inline constexpr absl::string_view kContendedLock = "bench/contended";
+std::string UncontendedLock(int index);
 
 class LockClient {
  public:
@@ -54,6 +59,21 @@ std::unique_ptr<LockClient> NewEchoLockClient(std::shared_ptr<grpc::Channel> cha
                                               std::chrono::milliseconds call_timeout);
 std::unique_ptr<LockClient> NewEtcdLockClient(std::shared_ptr<grpc::Channel> channel,
                                               std::chrono::milliseconds call_timeout);
+
+// Lock users over a session stream of their own (baton.v1.Stream/Connect on
+// `channel`, open until `stream_deadline` at most): acquire_lock (waiting at
+// most `call_timeout` in line) and release_lock operations, each answered
+// before the next is sent.
+std::unique_ptr<LockClient> NewStreamLockClient(
+    int index, std::shared_ptr<grpc::Channel> channel, std::chrono::milliseconds call_timeout,
+    std::chrono::system_clock::time_point stream_deadline);
+// The standard single-instance Redis lock over a TCP connection of its own
+// to `addr`, made by Open (within `connect_timeout`): SET NX PX to acquire,
+// a compare-and-delete script to release; a held lock is polled for every
+// millisecond, for `call_timeout` at most.
+std::unique_ptr<LockClient> NewRedisLockClient(const std::string& addr, int index,
+                                               std::chrono::milliseconds connect_timeout,
+                                               std::chrono::milliseconds call_timeout);
 
 // Returns a channel to `addr` that shares no connection with any other
 // channel of this process: client `index` gets a TCP connection of its own.

@@ -50,25 +50,86 @@ absl::Status ParseWorkload(absl::string_view value, Workload* out) {
     *out = Workload::kContended;
   } else if (value == "queue") {
     *out = Workload::kQueue;
+  } else if (value == "waits") {
+    *out = Workload::kWaits;
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat("--workload: want uncontended, contended or queue, got '", value, "'"));
+        absl::StrCat("--workload: want uncontended, contended, queue or waits, got '", value, "'"));
   }
   return absl::OkStatus();
 }
 
-// Lock workloads need a lock service, the queue workload a queue.
+absl::Status ParseSessionStream(absl::string_view value, SessionStreamMode* out) {
+  if (value == "off") {
+    *out = SessionStreamMode::kOff;
+  } else if (value == "per-client") {
+    *out = SessionStreamMode::kPerClient;
+  } else if (value == "shared") {
+    *out = SessionStreamMode::kShared;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--session-stream: want off, per-client or shared, got '", value, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseWaitKind(absl::string_view value, WaitKind* out) {
+  if (value == "event") {
+    *out = WaitKind::kEvent;
+  } else if (value == "lock") {
+    *out = WaitKind::kLock;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--wait-kind: want event or lock, got '", value, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseInt(absl::string_view flag, absl::string_view value, int min, int max, int* out) {
+  int parsed = 0;
+  if (!absl::SimpleAtoi(value, &parsed) || parsed < min || parsed > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": want an integer in [", min, ", ", max, "], got '", value, "'"));
+  }
+  *out = parsed;
+  return absl::OkStatus();
+}
+
+// Lock workloads need a lock service, the queue workload a queue; session
+// streams and the waits workload are Baton's.
 absl::Status CheckTargetRunsWorkload(const Options& options) {
-  const bool queue_target =
-      options.target == Target::kRedis || options.target == Target::kBeanstalkd;
-  const bool lock_target = options.target == Target::kEcho || options.target == Target::kEtcd;
-  if ((options.workload == Workload::kQueue && lock_target) ||
-      (options.workload != Workload::kQueue && queue_target)) {
+  const bool lock_target = options.target == Target::kBaton || options.target == Target::kEcho ||
+                           options.target == Target::kEtcd || options.target == Target::kRedis;
+  const bool queue_target = options.target == Target::kBaton || options.target == Target::kRedis ||
+                            options.target == Target::kBeanstalkd;
+  const bool runs = options.workload == Workload::kQueue   ? queue_target
+                    : options.workload == Workload::kWaits ? options.target == Target::kBaton
+                                                           : lock_target;
+  if (!runs) {
     return absl::InvalidArgumentError(
         absl::StrCat("--target ", TargetName(options.target), " does not run --workload ",
                      WorkloadName(options.workload),
                      " (queue: baton, redis, beanstalkd; uncontended, contended: baton, echo, "
-                     "etcd)"));
+                     "etcd, redis; waits: baton)"));
+  }
+  if (options.session_stream != SessionStreamMode::kOff && options.target != Target::kBaton) {
+    return absl::InvalidArgumentError("--session-stream: only --target baton has session streams");
+  }
+  if (options.session_stream != SessionStreamMode::kOff && options.queue_stream) {
+    return absl::InvalidArgumentError("--queue-stream and --session-stream exclude each other");
+  }
+  if (options.workload == Workload::kWaits) {
+    if (options.server_pid <= 0) {
+      return absl::InvalidArgumentError("--workload waits needs --server-pid of batond");
+    }
+    if (options.session_stream == SessionStreamMode::kPerClient) {
+      return absl::InvalidArgumentError(
+          "--workload waits parks its waits on one stream: --session-stream shared (or off for "
+          "unary calls)");
+    }
+    if (options.wait_names > options.waits) {
+      return absl::InvalidArgumentError("--wait-names: more names than --waits");
+    }
   }
   return absl::OkStatus();
 }
@@ -117,6 +178,19 @@ absl::StatusOr<Options> ParseOptions(const std::vector<absl::string_view>& args)
          }
          return absl::OkStatus();
        }},
+      {"session_stream",
+       [&](absl::string_view v) { return ParseSessionStream(v, &options.session_stream); }},
+      {"waits",
+       [&](absl::string_view v) { return ParseInt("waits", v, 1, 1000000, &options.waits); }},
+      {"wait_names",
+       [&](absl::string_view v) {
+         return ParseInt("wait-names", v, 1, 100000, &options.wait_names);
+       }},
+      {"wait_kind", [&](absl::string_view v) { return ParseWaitKind(v, &options.wait_kind); }},
+      {"server_pid",
+       [&](absl::string_view v) {
+         return ParseInt("server-pid", v, 1, 1 << 30, &options.server_pid);
+       }},
   };
 
   for (size_t i = 0; i < args.size(); ++i) {
@@ -159,17 +233,19 @@ absl::StatusOr<Options> ParseOptions(const std::vector<absl::string_view>& args)
 
 std::string Usage() {
   return R"(baton-bench: load generator for Baton and its peers: the gRPC echo
-ceiling and etcd (locks), redis and beanstalkd (queues).
+ceiling, etcd and redis (locks), redis and beanstalkd (queues).
 
 N clients, each one thread with its own connection, run blocking calls for a
 fixed window after a warm-up: acquire+release cycles (lock workloads), or N
 producers putting and N consumers getting+acknowledging items (queue).
 
-  --target T            server under test (default baton): baton, echo, etcd
-                        (lock workloads); baton, redis, beanstalkd (queue)
+  --target T            server under test (default baton): baton, echo, etcd,
+                        redis (lock workloads); baton, redis, beanstalkd
+                        (queue)
   --addr HOST:PORT      its address (default 127.0.0.1:7411)
   --workload W          uncontended: own lock per client; contended: one
-                        shared lock; queue: one shared queue, bench/q
+                        shared lock; queue: one shared queue, bench/q;
+                        waits: batond's memory with parked waits (see below)
                         (default uncontended)
   --clients N           concurrent clients; queue: N producers and N
                         consumers (default 1)
@@ -180,7 +256,19 @@ producers putting and N consumers getting+acknowledging items (queue).
                         has got yet; 0: no limit (default 1)
   --queue-stream        queue, baton: consumers read a Queues/Consume stream
                         and acknowledge in batches of 8
+  --session-stream M    baton: off (unary calls, default); per-client: each
+                        client its own channel and Stream/Connect; shared:
+                        every client of the process on one channel and one
+                        Stream/Connect (lock workloads: clients are state
+                        machines driven by the stream's reader thread)
   --json                one JSON line per result
+
+Waits workload (bench/memory.sh): parks --waits N waits (default 100000) on
+--wait-names K names (default 100) of --wait-kind event|lock (default event),
+on one session stream (--session-stream shared) or as unary calls spread over
+--clients channels, checks with Admin/Describe that all are pending, reads
+VmRSS of --server-pid PID before and after, then ends every wait (sets the
+events; cancels the lock waits) and checks each was answered.
 )";
 }
 
@@ -208,6 +296,30 @@ absl::string_view WorkloadName(Workload workload) {
       return "contended";
     case Workload::kQueue:
       return "queue";
+    case Workload::kWaits:
+      return "waits";
+  }
+  return "?";
+}
+
+absl::string_view SessionStreamName(SessionStreamMode mode) {
+  switch (mode) {
+    case SessionStreamMode::kOff:
+      return "off";
+    case SessionStreamMode::kPerClient:
+      return "per-client";
+    case SessionStreamMode::kShared:
+      return "shared";
+  }
+  return "?";
+}
+
+absl::string_view WaitKindName(WaitKind kind) {
+  switch (kind) {
+    case WaitKind::kEvent:
+      return "event";
+    case WaitKind::kLock:
+      return "lock";
   }
   return "?";
 }

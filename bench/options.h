@@ -12,14 +12,16 @@
 namespace baton::bench {
 
 // The server under test. Every target is driven by the same client loop.
-// The lock workloads run against baton, echo and etcd; the queue workload
-// against baton, redis and beanstalkd.
+// The lock workloads run against baton, echo, etcd and redis; the queue
+// workload against baton, redis and beanstalkd.
 enum class Target {
   kBaton,       // batond: Sessions/Open once, then Locks/Acquire + Locks/Release
-                // (lock workloads) or Queues/Put, Queues/Get + Queues/Ack (queue).
+                // (lock workloads) or Queues/Put, Queues/Get + Queues/Ack (queue);
+                // or the same operations over session streams (--session-stream).
   kEcho,        // baton-echo: two Echo calls stand in for acquire + release.
   kEtcd,        // etcd v3.4: Lease/LeaseGrant once, then Lock/Lock + Lock/Unlock.
-  kRedis,       // redis-server over RESP: LPUSH, and BRPOP (no acknowledgement).
+  kRedis,       // redis-server over RESP: SET NX PX + compare-and-delete script
+                // (locks; contended: polling); LPUSH, and BRPOP (queue).
   kBeanstalkd,  // beanstalkd: put, and reserve-with-timeout + delete.
 };
 
@@ -27,6 +29,21 @@ enum class Workload {
   kUncontended,  // Each client locks and unlocks a name of its own.
   kContended,    // All clients lock and unlock one shared name.
   kQueue,        // `clients` producers and `clients` consumers share one queue.
+  kWaits,        // Not a rate: parks `waits` blocking waits on batond and
+                 // measures its memory (bench/memory.sh).
+};
+
+// How Baton's clients carry their operations.
+enum class SessionStreamMode {
+  kOff,        // Unary calls (and Queues/Consume with --queue-stream).
+  kPerClient,  // Each client: its own channel and one Stream/Connect.
+  kShared,     // All clients of the process: one channel, one Stream/Connect.
+};
+
+// What the waits workload parks.
+enum class WaitKind {
+  kEvent,  // wait_event / Events/Wait on events nobody sets yet.
+  kLock,   // acquire_lock / Locks/Acquire on locks another session holds.
 };
 
 struct Options {
@@ -53,6 +70,15 @@ struct Options {
   // Queue workload, Baton: consumers read a Queues/Consume stream (prefetch
   // window) and acknowledge in batches, instead of Get + Ack per item.
   bool queue_stream = false;
+  // Baton: unary calls, or session streams (one per client, or one shared).
+  SessionStreamMode session_stream = SessionStreamMode::kOff;
+  // Waits workload: how many waits to park, spread over how many names,
+  // waiting for what, and the pid of the batond whose VmRSS is read. Unary
+  // waits (no --session-stream) are spread over `clients` channels.
+  int waits = 100000;
+  int wait_names = 100;
+  WaitKind wait_kind = WaitKind::kEvent;
+  int server_pid = 0;
   // Print one JSON object per result instead of text.
   bool json = false;
   // --help was given: print Usage() and exit successfully.
@@ -69,6 +95,8 @@ std::string Usage();
 
 absl::string_view TargetName(Target target);
 absl::string_view WorkloadName(Workload workload);
+absl::string_view SessionStreamName(SessionStreamMode mode);
+absl::string_view WaitKindName(WaitKind kind);
 
 }  // namespace baton::bench
 

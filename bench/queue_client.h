@@ -21,6 +21,8 @@
 
 namespace baton::bench {
 
+class OpChannel;
+
 // The queue (Baton), list key (Redis) or tube (beanstalkd) every client uses.
 inline constexpr absl::string_view kQueueName = "bench/q";
 
@@ -75,6 +77,14 @@ std::unique_ptr<QueueClient> NewQueueClient(Target target, QueueRole role, int i
 std::unique_ptr<QueueClient> NewBatonQueueClient(QueueRole role, int index, const std::string& addr,
                                                  std::chrono::milliseconds call_timeout,
                                                  bool stream);
+// Over session streams: `shared` is the stream every client of the process
+// uses (--session-stream shared), or null for one stream of its own per
+// client (a channel told apart by `index`, the stream open until
+// `stream_deadline` at most). Put and Get are one operation each; an Ack is
+// sent with the next Get, in the same message (or by Close).
+std::unique_ptr<QueueClient> NewStreamQueueClient(
+    QueueRole role, int index, const std::string& addr,
+    std::chrono::system_clock::time_point stream_deadline, OpChannel* shared);
 // Redis needs no role: the same connection could LPUSH and BRPOP.
 std::unique_ptr<QueueClient> NewRedisQueueClient(const std::string& addr,
                                                  std::chrono::milliseconds call_timeout);

@@ -17,6 +17,8 @@
 #include "absl/strings/str_cat.h"
 #include "bench/queue_client.h"
 #include "bench/queue_item.h"
+#include "bench/session_stream.h"
+#include "bench/shared_stream_driver.h"
 
 namespace baton::bench {
 namespace {
@@ -28,13 +30,6 @@ constexpr std::chrono::seconds kConnectTimeout(10);
 // How long after the window consumers keep getting before they give up on
 // the stop markers (a producer failed, or the server lost items).
 constexpr std::chrono::seconds kDrainTimeout(30);
-
-// What one thread measured; producers leave count and latencies empty.
-struct ClientRecord {
-  int64_t count = 0;
-  std::vector<int64_t> latencies_ns;
-  absl::Status status;
-};
 
 // The shared timeline; written once by the barrier's completion, before any
 // thread reads it.
@@ -62,6 +57,8 @@ struct Shared {
   std::vector<Backlog> backlogs;
   // Producers that have not finished yet; the last one puts the stop markers.
   std::atomic<int> producers_left;
+  // --session-stream shared: the one stream every thread's client uses.
+  std::unique_ptr<SharedStream> stream;
 };
 
 Clock::duration Seconds(double s) {
@@ -79,8 +76,11 @@ std::unique_ptr<QueueClient> Open(const Shared& shared, QueueRole role, int inde
   // Consumers' gRPC channels are told apart from producers' by their index.
   const int channel_index = role == QueueRole::kProducer ? index : options.clients + index;
   std::unique_ptr<QueueClient> client =
-      NewQueueClient(options.target, role, channel_index, options.addr, CallTimeout(options),
-                     options.queue_stream);
+      options.session_stream == SessionStreamMode::kOff
+          ? NewQueueClient(options.target, role, channel_index, options.addr, CallTimeout(options),
+                           options.queue_stream)
+          : NewStreamQueueClient(role, channel_index, options.addr, StreamDeadline(options),
+                                 shared.stream.get());
   if (client == nullptr) {
     *status = absl::InvalidArgumentError(
         absl::StrCat("--target ", TargetName(options.target), " has no queue client"));
@@ -198,6 +198,16 @@ Result RunQueueBenchmark(const Options& options) {
   Shared shared(options);
   std::vector<ClientRecord> producers(n);
   std::vector<ClientRecord> consumers(n);
+  if (options.session_stream == SessionStreamMode::kShared) {
+    absl::StatusOr<std::unique_ptr<SharedStream>> stream = OpenSharedStream(options);
+    if (!stream.ok()) {
+      Result result;
+      result.failed_clients = 2 * n;
+      result.first_error = stream.status();
+      return result;
+    }
+    shared.stream = *std::move(stream);
+  }
   auto start = [&]() noexcept {
     Timeline& t = shared.timeline;
     t.from = Clock::now() + Seconds(options.warmup);
@@ -213,25 +223,25 @@ Result RunQueueBenchmark(const Options& options) {
       threads.emplace_back([&, i] { RunProducer(shared, i, ready, producers[i]); });
     }
   }  // Joins every thread.
+  absl::Status closed;
+  SharedStream::Stats stats;
+  if (shared.stream != nullptr) {
+    closed = shared.stream->Close();
+    stats = shared.stream->stats();
+  }
 
-  Result result;
-  result.min_per_client = std::numeric_limits<int64_t>::max();
-  std::vector<int64_t> latencies;
+  Result result = MergeRecords(consumers, options.seconds);
+  // A producer's failure comes first: it is what starves the consumers.
+  int failed_producers = 0;
   for (const ClientRecord& record : producers) {
-    if (!record.status.ok() && result.failed_clients++ == 0) result.first_error = record.status;
+    if (!record.status.ok() && failed_producers++ == 0) result.first_error = record.status;
   }
-  for (ClientRecord& record : consumers) {
-    if (!record.status.ok() && result.failed_clients++ == 0) result.first_error = record.status;
-    result.count += record.count;
-    result.min_per_client = std::min(result.min_per_client, record.count);
-    result.max_per_client = std::max(result.max_per_client, record.count);
-    latencies.insert(latencies.end(), record.latencies_ns.begin(), record.latencies_ns.end());
+  if (failed_producers == 0 && result.failed_clients == 0 && !closed.ok()) {
+    result.failed_clients = 1;
+    result.first_error = closed;
   }
-  result.rate = static_cast<double>(result.count) / options.seconds;
-  result.fairness = result.min_per_client > 0 ? static_cast<double>(result.max_per_client) /
-                                                    static_cast<double>(result.min_per_client)
-                                              : std::numeric_limits<double>::infinity();
-  result.latency = Summarize(latencies);
+  result.failed_clients += failed_producers;
+  SetBatching(stats, &result);
   return result;
 }
 

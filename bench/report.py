@@ -2,8 +2,8 @@
 """Turns the JSON lines of bench/run.sh into Markdown tables of medians and ratios.
 
 Each input line is one baton-bench --json result with two more keys: "label"
-(baton, baton-stream, echo, etcd-fsync, etcd-nofsync, redis-mem, redis-aof, beanstalkd-mem,
-beanstalkd-fsync) and "run"; a failed run has "failed": true instead of
+(baton, baton-consume, baton-stream, baton-shared, echo, etcd-fsync, etcd-nofsync, redis-mem,
+redis-aof, beanstalkd-mem, beanstalkd-fsync) and "run"; a failed run has "failed": true instead of
 measurements. Lock cells (uncontended, contended) and queue cells get tables
 of their own.
 """
@@ -13,11 +13,13 @@ import json
 import statistics
 import sys
 
-LABELS = ["baton", "baton-stream", "echo", "etcd-fsync", "etcd-nofsync", "redis-mem", "redis-aof",
-          "beanstalkd-mem", "beanstalkd-fsync"]
+LABELS = ["baton", "baton-consume", "baton-stream", "baton-shared", "echo", "etcd-fsync",
+          "etcd-nofsync", "redis-mem", "redis-aof", "beanstalkd-mem", "beanstalkd-fsync"]
 TITLES = {
     "baton": "baton",
-    "baton-stream": "baton Consume stream",
+    "baton-consume": "baton Consume stream",
+    "baton-stream": "baton stream per client",
+    "baton-shared": "baton one shared stream",
     "echo": "gRPC echo",
     "etcd-fsync": "etcd fsync",
     "etcd-nofsync": "etcd no-fsync",
@@ -26,14 +28,18 @@ TITLES = {
     "beanstalkd-mem": "beanstalkd in-memory",
     "beanstalkd-fsync": "beanstalkd binlog fsync",
 }
-# Ratios shown: baton's rate over each peer's.
-LOCK_RATIOS = [("echo", "baton/echo"), ("etcd-fsync", "baton/etcd fsync"),
-               ("etcd-nofsync", "baton/etcd no-fsync")]
-QUEUE_RATIOS = [("beanstalkd-mem", "baton/beanstalkd in-memory"),
-                ("beanstalkd-fsync", "baton/beanstalkd fsync")]
-# Queue cells also show the Consume-stream client's rate over each peer's.
-STREAM_RATIOS = [("beanstalkd-mem", "baton stream/beanstalkd in-memory"),
-                 ("beanstalkd-fsync", "baton stream/beanstalkd fsync")]
+# Ratios shown, (ours, peer, column title): our rate over the peer's, where
+# both ran.
+LOCK_RATIOS = [("baton", "echo", "baton/echo"), ("baton", "etcd-fsync", "baton/etcd fsync"),
+               ("baton", "etcd-nofsync", "baton/etcd no-fsync"),
+               ("baton-stream", "redis-mem", "baton stream per client/redis"),
+               ("baton-shared", "redis-mem", "baton shared stream/redis")]
+QUEUE_RATIOS = [("baton", "beanstalkd-mem", "baton/beanstalkd in-memory"),
+                ("baton", "beanstalkd-fsync", "baton/beanstalkd fsync"),
+                ("baton-consume", "beanstalkd-mem", "baton Consume/beanstalkd in-memory"),
+                ("baton-consume", "beanstalkd-fsync", "baton Consume/beanstalkd fsync"),
+                ("baton-stream", "beanstalkd-mem", "baton stream per client/beanstalkd in-memory"),
+                ("baton-shared", "beanstalkd-mem", "baton shared stream/beanstalkd in-memory")]
 
 
 def load(path):
@@ -66,12 +72,9 @@ def fmt_rate(results, contended):
     return text
 
 
-def print_rates(cells, keys, ratio_pairs, contended_of, stream_pairs=()):
+def print_rates(cells, keys, ratio_triples, contended_of):
     labels = [l for l in LABELS if any(l in cells[k] for k in keys)]
-    ratios = [("baton", peer, title) for peer, title in ratio_pairs
-              if "baton" in labels and peer in labels]
-    ratios += [("baton-stream", peer, title) for peer, title in stream_pairs
-               if "baton-stream" in labels and peer in labels]
+    ratios = [r for r in ratio_triples if r[0] in labels and r[1] in labels]
     header = ["workload", "clients"] + [TITLES[l] for l in labels] + [t for _, _, t in ratios]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -113,7 +116,8 @@ def main():
 
     if lock_keys:
         print(f"Rates: medians of {args.runs} runs of {args.seconds} s. Uncontended: cycles/s "
-              "(acquire + release; echo: two calls). Contended: handoffs/s (fairness max/min).\n")
+              "(acquire + release; echo: two calls; redis: SET NX PX + compare-and-delete "
+              "script). Contended: handoffs/s (fairness max/min; redis polls every 1 ms).\n")
         print_rates(cells, lock_keys, LOCK_RATIOS, lambda k: k[0] == "contended")
         print("\nLatency, microseconds, p50 / p99 / p99.9 (medians over runs): of a cycle when "
               "uncontended, of an acquire (the wait in line) when contended.\n")
@@ -128,7 +132,7 @@ def main():
         print(f"Queue: items/s got by consumers, medians of {args.runs} runs of {args.seconds} s "
               f"(fairness max/min items per consumer); clients = P producers + P consumers, "
               f"backlog {backlog} item(s) per producer.\n")
-        print_rates(cells, queue_keys, QUEUE_RATIOS, lambda k: True, STREAM_RATIOS)
+        print_rates(cells, queue_keys, QUEUE_RATIOS, lambda k: True)
         print("\nQueue latency, microseconds, p50 / p99 / p99.9 (medians over runs): from just "
               "before the put to the return of the get.\n")
         print_latencies(cells, queue_keys)

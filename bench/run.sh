@@ -4,10 +4,13 @@
 #
 # Builds a Release build in build-release/ if needed, installs etcd, Redis
 # and beanstalkd if they are missing and wanted, then starts on 127.0.0.1,
-# each on a free port: batond, baton-echo (the bare gRPC ceiling), etcd with
-# fsync and etcd with --unsafe-no-fsync (lock workloads); Redis without
-# persistence and Redis with an fsynced AOF, beanstalkd in memory and
-# beanstalkd with an fsynced binlog (queue workload). A server is started only
+# each on a free port: batond (driven by four clients: unary calls, the
+# Consume stream for queue consumers, a session stream per client, one
+# session stream shared by all clients), baton-echo (the bare gRPC ceiling),
+# etcd with fsync and etcd with --unsafe-no-fsync (lock workloads); Redis
+# without persistence and Redis with an fsynced AOF (lock and queue
+# workloads), beanstalkd in memory and beanstalkd with an fsynced binlog
+# (queue workload). A server is started only
 # if some cell of the matrix runs on it. Every server it starts is stopped
 # when it exits, however it exits.
 #
@@ -15,9 +18,13 @@
 #   BENCH_SECONDS   measured window of each run, s                 [3]
 #   BENCH_WARMUP    unmeasured warm-up before each window, s        [0.5]
 #   BENCH_RUNS      runs per cell; the table shows their median    [3]
-#   BENCH_TARGETS   which servers
-#                   [baton echo etcd-fsync etcd-nofsync redis-mem redis-aof
+#   BENCH_TARGETS   which servers (and Baton clients)
+#                   [baton baton-consume baton-stream baton-shared echo
+#                    etcd-fsync etcd-nofsync redis-mem redis-aof
 #                    beanstalkd-mem beanstalkd-fsync]
+#                   baton: unary calls; baton-consume: queue consumers read
+#                   Queues/Consume; baton-stream: a session stream per client;
+#                   baton-shared: all clients on one session stream
 #   BENCH_MATRIX    workload:clients cells (queue:P is P producers + P consumers)
 #                   [uncontended:1 uncontended:16 uncontended:64 contended:16 contended:64
 #                    queue:1 queue:16]
@@ -39,7 +46,7 @@ readonly seconds=${BENCH_SECONDS:-3}
 readonly warmup=${BENCH_WARMUP:-0.5}
 readonly runs=${BENCH_RUNS:-3}
 readonly backlog=${BENCH_QUEUE_BACKLOG:-1}
-read -r -a targets <<<"${BENCH_TARGETS:-baton baton-stream echo etcd-fsync etcd-nofsync redis-mem redis-aof beanstalkd-mem beanstalkd-fsync}"
+read -r -a targets <<<"${BENCH_TARGETS:-baton baton-consume baton-stream baton-shared echo etcd-fsync etcd-nofsync redis-mem redis-aof beanstalkd-mem beanstalkd-fsync}"
 read -r -a matrix <<<"${BENCH_MATRIX:-uncontended:1 uncontended:16 uncontended:64 contended:16 contended:64 queue:1 queue:16}"
 read -r -a batond_flags <<<"${BATOND_FLAGS:-}"
 readonly build_dir=${BUILD_DIR:-${root}/build-release}
@@ -52,16 +59,23 @@ readonly out=${BENCH_OUT:-${BENCH_TMP}/results.jsonl}
 : >"${out}"
 
 # runs TARGET WORKLOAD: succeeds if TARGET has what WORKLOAD needs (echo has
-# no lock to contend on; etcd no queue; Redis and beanstalkd no lock).
+# no lock to contend on; etcd no queue; beanstalkd no lock; the Consume
+# stream is for queues only).
 runs() {
   case "$1:$2" in
-    baton:*) return 0 ;;
-    baton-stream:queue) return 0 ;;
+    baton:* | baton-stream:* | baton-shared:*) return 0 ;;
+    baton-consume:queue) return 0 ;;
     echo:uncontended) return 0 ;;
     etcd-*:uncontended | etcd-*:contended) return 0 ;;
-    redis-*:queue | beanstalkd-*:queue) return 0 ;;
+    redis-*:*) return 0 ;;
+    beanstalkd-*:queue) return 0 ;;
   esac
   return 1
+}
+
+# wants_baton: succeeds if some Baton client is wanted (they share one batond).
+wants_baton() {
+  wants baton || wants baton-consume || wants baton-stream || wants baton-shared
 }
 
 # wants TARGET: succeeds if TARGET is in BENCH_TARGETS and some cell of the
@@ -87,12 +101,12 @@ install_if_missing() {
 }
 
 # --- Build ------------------------------------------------------------------
-if [[ -z "${BATON_BENCH:-}" || -z "${BATON_ECHO:-}" ]] || { wants baton && [[ -z "${BATOND:-}" ]]; }; then
+if [[ -z "${BATON_BENCH:-}" || -z "${BATON_ECHO:-}" ]] || { wants_baton && [[ -z "${BATOND:-}" ]]; }; then
   if [[ ! -f "${build_dir}/build.ninja" ]]; then
     cmake -S "${root}" -B "${build_dir}" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2
   fi
   build_targets=(baton-bench baton-echo)
-  { wants baton || wants baton-stream; } && build_targets+=(batond)
+  wants_baton && build_targets+=(batond)
   cmake --build "${build_dir}" -j2 --target "${build_targets[@]}" >&2
 fi
 readonly bench=${BATON_BENCH:-${build_dir}/bench/baton-bench}
@@ -150,12 +164,12 @@ start_beanstalkd() {
   addr[${name}]=127.0.0.1:${port}
 }
 
-if wants baton || wants baton-stream; then
+if wants_baton; then
   port=$(bench_free_port)
   bench_start batond "listening on" 30 "${batond}" --listen "127.0.0.1:${port}" \
     "${batond_flags[@]}"
-  addr[baton]=127.0.0.1:${port}
-  addr[baton-stream]=127.0.0.1:${port}  # the same server, another client
+  # The same server for every Baton client.
+  for t in baton baton-consume baton-stream baton-shared; do addr[${t}]=127.0.0.1:${port}; done
 fi
 if wants echo; then
   port=$(bench_free_port)
@@ -184,7 +198,11 @@ for ((run = 1; run <= runs; run++)); do
       runs "${target}" "${workload}" || continue
       kind=${target%%-*}
       extra=()
-      [[ "${target}" == baton-stream ]] && extra=(--queue-stream)
+      case "${target}" in
+        baton-consume) extra=(--queue-stream) ;;
+        baton-stream) extra=(--session-stream per-client) ;;
+        baton-shared) extra=(--session-stream shared) ;;
+      esac
       echo "bench: run ${run}/${runs}: ${target} ${workload} ${clients} clients" >&2
       tag="{\"label\":\"${target}\",\"run\":${run},"
       # In the background with `wait`, so that a signal is handled at once.

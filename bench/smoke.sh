@@ -4,14 +4,20 @@
 # clients and fails unless every run reports a nonzero rate.
 #
 #   smoke.sh echo  BATON_BENCH BATON_ECHO   uncontended, against baton-echo
-#   smoke.sh baton BATON_BENCH BATOND       uncontended and contended, against
-#                                           batond; exit 77 (skipped) if
-#                                           BATOND is not built yet
+#   smoke.sh baton BATON_BENCH BATOND       uncontended and contended, unary
+#                                           and over session streams (one per
+#                                           client, one shared), the queue over
+#                                           both kinds of session stream, and
+#                                           the waits workload (memory per
+#                                           parked wait, 1000 waits, stream and
+#                                           unary), against batond; exit 77
+#                                           (skipped) if BATOND is not built
 #   smoke.sh redis BATON_BENCH redis-server          queue (2 producers + 2
 #   smoke.sh beanstalkd BATON_BENCH beanstalkd       consumers), in memory and
-#                                           fsynced as run.sh starts them;
-#                                           exit 77 (skipped) if the server
-#                                           is not installed
+#                                           fsynced as run.sh starts them
+#                                           (redis: also the lock workloads,
+#                                           in memory); exit 77 (skipped) if
+#                                           the server is not installed
 set -euo pipefail
 
 readonly target=$1 bench=$2
@@ -39,6 +45,18 @@ run_bench() {
   fi
 }
 
+# run_waits ARGS...: a small waits workload (1000 waits on 10 names); fails
+# unless it exits 0 having seen every wait pending and answered.
+run_waits() {
+  local out
+  out=$(timeout 60 "${bench}" --json --workload waits --waits 1000 --wait-names 10 "$@")
+  echo "${out}"
+  if ! grep -q '"answered":1000,"unexpected":0,"error":""' <<<"${out}"; then
+    echo "smoke: waits not all pending and answered: $*" >&2
+    return 1
+  fi
+}
+
 port=$(bench_free_port)
 case "${target}" in
   echo)
@@ -49,12 +67,24 @@ case "${target}" in
     bench_start batond "listening on" 10 "${server}" --listen "127.0.0.1:${port}"
     run_bench --target baton --addr "127.0.0.1:${port}" --workload uncontended
     run_bench --target baton --addr "127.0.0.1:${port}" --workload contended
+    for mode in per-client shared; do
+      for workload in uncontended contended queue; do
+        run_bench --target baton --addr "127.0.0.1:${port}" --workload "${workload}" \
+          --session-stream "${mode}"
+      done
+    done
+    for mode in shared off; do
+      run_waits --target baton --addr "127.0.0.1:${port}" --server-pid "${BENCH_PIDS[-1]}" \
+        --session-stream "${mode}"
+    done
     ;;
   redis)
     mkdir "${BENCH_TMP}/mem" "${BENCH_TMP}/aof"
     bench_start redis-mem "Ready to accept connections" 10 "${server}" --port "${port}" \
       --bind 127.0.0.1 --daemonize no --save '' --dir "${BENCH_TMP}/mem" --appendonly no
     run_bench --target redis --addr "127.0.0.1:${port}" --workload queue
+    run_bench --target redis --addr "127.0.0.1:${port}" --workload uncontended
+    run_bench --target redis --addr "127.0.0.1:${port}" --workload contended
     port=$(bench_free_port)
     bench_start redis-aof "Ready to accept connections" 10 "${server}" --port "${port}" \
       --bind 127.0.0.1 --daemonize no --save '' --dir "${BENCH_TMP}/aof" --appendonly yes \
