@@ -1,0 +1,120 @@
+// Client: a connection to a Baton server and the one session that owns what
+// this client holds; the factory of every primitive's handle.
+//
+//   absl::StatusOr<baton::Client> client = baton::Client::Connect("127.0.0.1:7411");
+//   if (!client.ok()) return client.status();
+//   auto held = client->Lock("billing/nightly-migration").Acquire();  // released at scope exit
+//
+// The session. Connect opens one session (Sessions/Open, ClientOptions::
+// session_ttl) and a background thread keeps it alive with a
+// Sessions/KeepAliveStream. A dropped connection is re-established within the
+// TTL without losing anything. The session is *lost* when the server no
+// longer has it (it expired, or was closed elsewhere) or when it could not be
+// confirmed for a whole TTL; then everything it held has been (or must be
+// assumed) released by the server: session_lost() turns true, the
+// on_session_lost callbacks run once, waits owned by the session end with
+// kAborted, and new calls that need the session fail with kAborted until
+// RenewSession() opens a new one. Destroying the Client (or Close) closes the
+// session, releasing what it still holds.
+//
+// Thread safety: every method may be called from any thread. A Client is
+// move-only; handles it returned stay valid after it is destroyed (calls that
+// need the session then fail with kFailedPrecondition).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "baton/admin.h"
+#include "baton/barrier.h"
+#include "baton/client_options.h"
+#include "baton/condition.h"
+#include "baton/consumer.h"
+#include "baton/event.h"
+#include "baton/future.h"
+#include "baton/lock.h"
+#include "baton/queue.h"
+#include "baton/semaphore.h"
+#include "baton/tasks.h"
+#include "baton/timer.h"
+
+namespace baton {
+
+// What Sessions/Describe says about the client's session.
+struct SessionInfo {
+  uint64_t session_id = 0;
+  std::string label{};
+  absl::Duration ttl{};
+  // Time left before expiry; nullopt while a KeepAliveStream holds it open.
+  std::optional<absl::Duration> expires_in{};
+  absl::Duration age{};
+  uint32_t open_streams = 0;
+};
+
+class Client {
+ public:
+  // Connects to `target` ("host:port") and opens the session. Waits up to
+  // options.connect_timeout for the server. Errors: kUnavailable or
+  // kDeadlineExceeded (no server), kInvalidArgument (a bad session_ttl).
+  static absl::StatusOr<Client> Connect(const std::string& target, ClientOptions options = {});
+
+  Client(Client&&) noexcept = default;
+  Client& operator=(Client&& other) noexcept;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  // Closes the session (see Close).
+  ~Client();
+
+  // Handles of named resources. Cheap: nothing is sent until a call is made.
+  baton::Lock Lock(std::string name) const;
+  // `capacity`: the semaphore's total permits, declared by its first user;
+  // 0 means "as declared" (the semaphore must exist).
+  baton::Semaphore Semaphore(std::string name, int64_t capacity = 0) const;
+  baton::Event Event(std::string name) const;
+  // The condition `condition` (may be empty) bound to the lock `lock`.
+  baton::Condition Condition(std::string lock, std::string condition = "") const;
+  // `parties`: declared by the first Wait; 0 means "as declared".
+  baton::Barrier Barrier(std::string name, uint32_t parties = 0) const;
+  // `config`: declares the queue (order, maxsize...) with every call that
+  // takes options; nullopt: use it as declared (or the defaults).
+  baton::Queue Queue(std::string name, std::optional<QueueConfig> config = std::nullopt) const;
+  baton::Future Future(std::string name) const;
+  // The work queue `queue` of Tasks: submitting, awaiting, and taking work.
+  baton::Tasks Tasks(std::string queue) const;
+  baton::Timer Timer(std::string name) const;
+  baton::Admin Admin() const;
+
+  // The session.
+  uint64_t session_id() const;
+  bool session_lost() const;
+  // OK while the session is alive; why it was lost (or that the client is
+  // closed) otherwise.
+  absl::Status session_status() const;
+  // Runs `callback` when the session is lost (at once if it is lost now; and
+  // again for a session opened by RenewSession that is lost later), on the
+  // keep-alive thread: it must not block nor destroy the Client.
+  void OnSessionLost(std::function<void(absl::Status why)> callback) const;
+  // After a loss, opens a new session (new id) and keeps it alive; guards of
+  // the old session hold nothing. OK without a change while the session is
+  // alive. May be called from an OnSessionLost callback.
+  absl::Status RenewSession() const;
+  // Sessions/Describe of the client's session.
+  absl::StatusOr<SessionInfo> DescribeSession() const;
+  // KeepAliveStreams opened so far: 1, plus one per reconnection.
+  int keepalive_streams_opened() const;
+
+  // Closes the session now: everything it holds is released and its waits
+  // end with kAborted. Idempotent.
+  absl::Status Close();
+
+ private:
+  explicit Client(std::shared_ptr<internal::Core> core) : core_(std::move(core)) {}
+
+  std::shared_ptr<internal::Core> core_;
+};
+
+}  // namespace baton

@@ -1,0 +1,35 @@
+// ClientOptions: how a Client connects and keeps its session. Plain data.
+#pragma once
+
+#include <grpcpp/security/credentials.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace baton {
+
+struct ClientOptions {
+  // TTL of the client's session: how long the server keeps it (and what it
+  // holds) once the client stops answering. Also the grace period for
+  // reconnecting after a dropped connection. 1 s to the server's maximum.
+  absl::Duration session_ttl = absl::Seconds(30);
+  // Shown by Sessions/Describe, e.g. "billing-worker-7" (at most 256 bytes).
+  std::string label{};
+  // How long Connect waits for the server to answer (it waits for the
+  // connection, so a server that is still starting is fine).
+  absl::Duration connect_timeout = absl::Seconds(10);
+  // gRPC deadline of calls that do not wait (Release, Set, Ack, Describe...),
+  // and the slack added to a waiting call's timeout for its gRPC deadline.
+  absl::Duration rpc_timeout = absl::Seconds(10);
+  // Called once when the session is lost (see Client::session_lost), on the
+  // session's keep-alive thread. Must not block, nor destroy the Client.
+  std::function<void(absl::Status why)> on_session_lost{};
+  // Channel credentials; null: insecure (plaintext), as batond serves.
+  std::shared_ptr<grpc::ChannelCredentials> credentials{};
+};
+
+}  // namespace baton

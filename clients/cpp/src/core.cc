@@ -1,0 +1,194 @@
+#include "core.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "baton/status.h"
+#include "proto_time.h"
+
+namespace baton::internal {
+
+namespace {
+
+std::string RandomPrefix() {
+  std::random_device device;
+  uint64_t bits = (uint64_t{device()} << 32) ^ device();
+  return absl::StrCat("cpp-", absl::Hex(bits, absl::kZeroPad16), "-");
+}
+
+}  // namespace
+
+Core::Core(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
+    : options_(std::move(options)),
+      request_id_prefix_(RandomPrefix()),
+      channel_(std::move(channel)),
+      sessions_(v1::Sessions::NewStub(channel_)),
+      locks_(v1::Locks::NewStub(channel_)),
+      semaphores_(v1::Semaphores::NewStub(channel_)),
+      events_(v1::Events::NewStub(channel_)),
+      conditions_(v1::Conditions::NewStub(channel_)),
+      barriers_(v1::Barriers::NewStub(channel_)),
+      queues_(v1::Queues::NewStub(channel_)),
+      futures_(v1::Futures::NewStub(channel_)),
+      tasks_(v1::Tasks::NewStub(channel_)),
+      timers_(v1::Timers::NewStub(channel_)),
+      admin_(v1::Admin::NewStub(channel_)) {}
+
+absl::StatusOr<std::shared_ptr<Core>> Core::Connect(const std::string& target,
+                                                    ClientOptions options) {
+  grpc::ChannelArguments args;
+  // A connection of its own, as a separate process would have: sessions of
+  // two clients in one process do not share a connection's fate.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // Notice a dead connection within seconds (batond accepts pings every 5 s).
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Reconnect quickly: the session TTL is the grace period, often seconds,
+  // while gRPC's default backoff grows to two minutes.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1'000);
+  auto credentials = options.credentials ? options.credentials : grpc::InsecureChannelCredentials();
+  std::shared_ptr<Core> core(
+      new Core(grpc::CreateCustomChannel(target, credentials, args), std::move(options)));
+  absl::StatusOr<uint64_t> id = core->OpenSession(core->options_.connect_timeout);
+  if (!id.ok()) {
+    return absl::Status(id.status().code(),
+                        absl::StrCat("connecting to ", target, ": ", id.status().message()));
+  }
+  std::lock_guard<std::mutex> lock(core->mu_);
+  core->StartKeeper(*id);
+  return core;
+}
+
+Core::~Core() {
+  (void)Close();
+  std::vector<std::unique_ptr<SessionKeeper>> retired;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    retired.swap(retired_);
+  }
+  // Joined outside mu_: a retiring keeper thread may still be in OnLost.
+  retired.clear();
+}
+
+absl::Time Core::WaitDeadline(absl::Time wait_deadline) const {
+  if (wait_deadline == absl::InfiniteFuture()) return absl::InfiniteFuture();
+  return wait_deadline + options_.rpc_timeout;
+}
+
+absl::StatusOr<uint64_t> Core::OpenSession(absl::Duration wait) {
+  grpc::ClientContext context;
+  context.set_wait_for_ready(true);
+  context.set_deadline(ToChrono(absl::Now() + wait));
+  v1::OpenSessionRequest request;
+  *request.mutable_ttl() = ToProto(options_.session_ttl);
+  request.set_label(options_.label);
+  v1::OpenSessionResponse response;
+  absl::Status status = FromGrpcStatus(sessions_->Open(&context, request, &response));
+  if (!status.ok()) return status;
+  return response.session_id();
+}
+
+void Core::StartKeeper(uint64_t session_id) {
+  keeper_ = std::make_unique<SessionKeeper>(
+      sessions_.get(), session_id, options_.session_ttl,
+      [this](uint64_t id, absl::Status why) { OnLost(id, std::move(why)); });
+}
+
+void Core::OnLost(uint64_t /*session_id*/, absl::Status why) {
+  std::vector<std::function<void(absl::Status)>> callbacks;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    callbacks = lost_callbacks_;
+  }
+  if (options_.on_session_lost) options_.on_session_lost(why);
+  for (auto& callback : callbacks) callback(why);
+}
+
+absl::StatusOr<uint64_t> Core::SessionForCall() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_ || !keeper_) {
+    return absl::FailedPreconditionError("the client is closed: its session has ended");
+  }
+  absl::Status status = keeper_->status();
+  if (!status.ok()) return status;
+  return keeper_->session_id();
+}
+
+uint64_t Core::session_id() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return keeper_ ? keeper_->session_id() : 0;
+}
+
+absl::Status Core::session_status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_ || !keeper_) return absl::FailedPreconditionError("the client is closed");
+  return keeper_->status();
+}
+
+bool Core::SessionOver(uint64_t id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_ || !keeper_) return true;
+  return keeper_->session_id() != id || keeper_->lost();
+}
+
+int Core::keepalive_streams_opened() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return keeper_ ? keeper_->streams_opened() : 0;
+}
+
+void Core::AddLostCallback(std::function<void(absl::Status)> callback) {
+  absl::Status status;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (keeper_) status = keeper_->status();
+    lost_callbacks_.push_back(callback);
+  }
+  // Registered after the loss: tell it at once.
+  if (!status.ok()) callback(status);
+}
+
+absl::Status Core::RenewSession() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return absl::FailedPreconditionError("the client is closed");
+    if (keeper_ && !keeper_->lost()) return absl::OkStatus();
+  }
+  absl::StatusOr<uint64_t> id = OpenSession(options_.rpc_timeout);
+  if (!id.ok()) return id.status();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_) return absl::FailedPreconditionError("the client is closed");
+  if (keeper_ && !keeper_->lost()) return absl::OkStatus();  // renewed meanwhile
+  if (keeper_) retired_.push_back(std::move(keeper_));
+  StartKeeper(*id);
+  return absl::OkStatus();
+}
+
+absl::Status Core::Close() {
+  std::unique_ptr<SessionKeeper> keeper;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return absl::OkStatus();
+    closed_ = true;
+    keeper = std::move(keeper_);
+  }
+  if (!keeper) return absl::OkStatus();
+  keeper->Stop();
+  if (keeper->lost()) return absl::OkStatus();  // nothing left to close
+  grpc::ClientContext context;
+  context.set_deadline(ToChrono(RpcDeadline()));
+  v1::CloseSessionRequest request;
+  request.set_session_id(keeper->session_id());
+  v1::CloseSessionResponse response;
+  return FromGrpcStatus(sessions_->Close(&context, request, &response));
+}
+
+}  // namespace baton::internal
+
+namespace baton::internal {
+
+std::string Core::NewRequestId() { return absl::StrCat(request_id_prefix_, ++request_ids_); }
+
+}  // namespace baton::internal

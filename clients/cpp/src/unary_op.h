@@ -1,0 +1,192 @@
+// UnaryOp: one unary RPC made through gRPC's callback API, with cancellation
+// (CancelToken, Call::Cancel), deadlines, and optional retries of requests
+// that are safe to repeat. Every Async* call of the client is one UnaryOp;
+// every blocking call is an Async* call followed by Call::Wait (Block below).
+//
+// Lifecycle: StartUnary creates the op and launches the first attempt. gRPC
+// calls OnDone on one of its threads; a retry re-launches after a backoff
+// (grpc::Alarm). The op's `finish` step turns the reply into the result and
+// passes it to `deliver` exactly once (possibly later, after a follow-up RPC,
+// e.g. giving back a grant that raced with a cancel); `deliver` runs the
+// user's callback, then marks the Call done.
+//
+// Thread safety: internal; each op is driven by one gRPC callback at a time.
+#pragma once
+
+#include <grpcpp/alarm.h>
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "baton/call.h"
+#include "baton/cancel_token.h"
+#include "baton/status.h"
+#include "call_state.h"
+#include "core.h"
+#include "proto_time.h"
+
+namespace baton::internal {
+
+struct CallOptions {
+  CancelToken cancel{};
+  // For calls that wait: when the wait ends. The request's `timeout` field is
+  // set to the time left at each attempt (absent for an infinite wait).
+  // nullopt: the call does not wait.
+  std::optional<absl::Time> wait_until{};
+  // Overrides the gRPC deadline, which otherwise is rpc_timeout from now for
+  // calls that do not wait, and wait_until + rpc_timeout for calls that do.
+  std::optional<absl::Time> grpc_deadline{};
+  // Retries after UNAVAILABLE (connection lost): only for requests that are
+  // safe to repeat (an Acquire with a request_id, a read).
+  int retries = 0;
+};
+
+template <typename T, typename Req, typename Resp, typename LaunchFn, typename FinishFn>
+class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, LaunchFn, FinishFn>> {
+ public:
+  UnaryOp(std::shared_ptr<Core> core, CallOptions options, Req request, LaunchFn launch,
+          FinishFn finish, Callback<T> done)
+      : core_(std::move(core)),
+        options_(std::move(options)),
+        request_(std::move(request)),
+        launch_(std::move(launch)),
+        finish_(std::move(finish)),
+        done_(std::move(done)),
+        state_(CallState::Create(options_.cancel)) {}
+
+  const std::shared_ptr<CallState>& state() const { return state_; }
+
+  void Attempt() {
+    absl::Time deadline;
+    if (options_.wait_until.has_value()) {
+      absl::Time until = *options_.wait_until;
+      if constexpr (requires(Req r) { r.mutable_timeout(); }) {
+        if (until != absl::InfiniteFuture()) {
+          *request_.mutable_timeout() =
+              ToProto(std::max(until - absl::Now(), absl::ZeroDuration()));
+        }
+      }
+      deadline = core_->WaitDeadline(until);
+    } else {
+      deadline = core_->RpcDeadline();
+    }
+    if (options_.grpc_deadline.has_value()) deadline = *options_.grpc_deadline;
+    grpc::ClientContext* context = state_->BeginAttempt(deadline);
+    if (context == nullptr) {
+      Deliver(absl::CancelledError("cancelled before the call was sent"));
+      return;
+    }
+    response_.Clear();
+    auto self = this->shared_from_this();
+    launch_(*core_, context, &request_, &response_,
+            std::function<void(grpc::Status)>(
+                [self](grpc::Status status) { self->OnDone(std::move(status)); }));
+  }
+
+ private:
+  void OnDone(grpc::Status grpc_status) {
+    absl::Status status = FromGrpcStatus(grpc_status);
+    if (status.code() == absl::StatusCode::kUnavailable && retries_done_ < options_.retries &&
+        !state_->cancel_requested() &&
+        (!options_.wait_until.has_value() || *options_.wait_until == absl::InfiniteFuture() ||
+         absl::Now() < *options_.wait_until + backoff_)) {
+      ++retries_done_;
+      auto self = this->shared_from_this();
+      alarms_.push_back(std::make_unique<grpc::Alarm>());
+      // The alarm keeps its callback until the alarm is destroyed (with this
+      // op): move the reference out when it fires, or the two would keep each
+      // other alive.
+      alarms_.back()->Set(ToChrono(absl::Now() + backoff_), [self](bool /*fired*/) mutable {
+        auto op = std::move(self);
+        op->Attempt();
+      });
+      backoff_ *= 3;
+      return;
+    }
+    bool cancelled = state_->cancel_requested();
+    auto self = this->shared_from_this();
+    Callback<T> deliver = [self](absl::StatusOr<T> result) { self->Deliver(std::move(result)); };
+    if (status.ok()) {
+      finish_(absl::StatusOr<Resp>(std::move(response_)), cancelled, std::move(deliver));
+    } else {
+      finish_(absl::StatusOr<Resp>(std::move(status)), cancelled, std::move(deliver));
+    }
+  }
+
+  void Deliver(absl::StatusOr<T> result) {
+    if (done_) done_(std::move(result));
+    // Drop the callback (and what it captured) before waking waiters.
+    done_ = nullptr;
+    state_->Finish();
+  }
+
+  std::shared_ptr<Core> core_;
+  CallOptions options_;
+  Req request_;
+  Resp response_;
+  LaunchFn launch_;
+  FinishFn finish_;
+  Callback<T> done_;
+  std::shared_ptr<CallState> state_;
+  int retries_done_ = 0;
+  absl::Duration backoff_ = absl::Milliseconds(100);
+  // One alarm per retry: an alarm must not be re-armed from its own callback.
+  std::vector<std::unique_ptr<grpc::Alarm>> alarms_;
+};
+
+// Starts an operation. `launch(core, context, request*, response*, on_done)`
+// makes the RPC; `finish(StatusOr<Resp>, bool cancel_requested, deliver)`
+// produces the result.
+template <typename T, typename Resp, typename Req, typename LaunchFn, typename FinishFn>
+Call StartUnary(std::shared_ptr<Core> core, CallOptions options, Req request, LaunchFn launch,
+                FinishFn finish, Callback<T> done) {
+  auto op = std::make_shared<UnaryOp<T, Req, Resp, LaunchFn, FinishFn>>(
+      std::move(core), std::move(options), std::move(request), std::move(launch), std::move(finish),
+      std::move(done));
+  Call call(op->state());
+  op->Attempt();
+  return call;
+}
+
+// A finish step that maps an OK reply with `convert(const Resp&) -> T`, and
+// passes errors through. For operations whose reply holds nothing to give
+// back: a reply that raced with a cancel is delivered as it is.
+template <typename T, typename Resp, typename ConvertFn>
+auto Converting(ConvertFn convert) {
+  return [convert = std::move(convert)](absl::StatusOr<Resp> reply, bool /*cancelled*/,
+                                        Callback<T> deliver) {
+    if (!reply.ok()) {
+      deliver(reply.status());
+      return;
+    }
+    deliver(absl::StatusOr<T>(convert(*reply)));
+  };
+}
+
+// Runs an Async* form and waits for its result: the blocking form.
+template <typename T, typename StartFn>
+absl::StatusOr<T> Block(StartFn start) {
+  std::optional<absl::StatusOr<T>> result;
+  Call call = start(Callback<T>([&result](absl::StatusOr<T> r) { result.emplace(std::move(r)); }));
+  call.Wait();
+  return std::move(*result);
+}
+
+// A session for a call: the client's session if `use_session`, else 0.
+inline absl::StatusOr<uint64_t> SessionIf(const Core& core, bool use_session) {
+  if (!use_session) return uint64_t{0};
+  return core.SessionForCall();
+}
+
+// Delivers `status` at once (a call that fails before it is sent).
+template <typename T>
+Call FailNow(absl::Status status, const Callback<T>& done) {
+  auto state = CallState::Create(CancelToken());
+  if (done) done(std::move(status));
+  state->Finish();
+  return Call(state);
+}
+
+}  // namespace baton::internal

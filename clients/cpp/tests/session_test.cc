@@ -1,0 +1,178 @@
+// The client's session against real batond processes: the keep-alive stream,
+// reconnecting within the TTL after a dropped connection (through a TcpProxy),
+// loss when the server forgets the session or cannot be reached for a TTL,
+// renewal, closing, and server shutdown ending waits.
+#include <grpcpp/grpcpp.h>
+
+#include <thread>
+
+#include "baton/v1/session.grpc.pb.h"
+#include "tests/tcp_proxy.h"
+#include "tests/test_env.h"
+
+namespace baton::testing {
+namespace {
+
+// Closes a session by id from outside the client, as an operator would.
+void CloseSessionElsewhere(const std::string& address, uint64_t session_id) {
+  auto stub =
+      v1::Sessions::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  v1::CloseSessionRequest request;
+  request.set_session_id(session_id);
+  v1::CloseSessionResponse response;
+  ASSERT_TRUE(stub->Close(&context, request, &response).ok());
+}
+
+TEST(SessionTest, DescribeShowsTheKeepAliveStream) {
+  Client client = MustConnect("", {.session_ttl = absl::Seconds(5), .label = "cpp-session-test"});
+  EXPECT_TRUE(Eventually([&] {
+    auto info = client.DescribeSession();
+    return info.ok() && info->open_streams == 1 && !info->expires_in.has_value();
+  }));
+  auto info = client.DescribeSession();
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->session_id, client.session_id());
+  EXPECT_EQ(info->label, "cpp-session-test");
+  EXPECT_EQ(info->ttl, absl::Seconds(5));
+  EXPECT_FALSE(client.session_lost());
+  EXPECT_TRUE(client.session_status().ok());
+}
+
+TEST(SessionTest, ClosingTheClientReleasesWhatItHeld) {
+  Client observer = MustConnect();
+  std::string name = Name();
+  LockGuard outlives_client;
+  {
+    Client client = MustConnect();
+    auto held = client.Lock(name).Acquire();
+    ASSERT_TRUE(held.ok());
+    outlives_client = std::move(*held);
+  }  // ~Client closes the session
+  EXPECT_TRUE(Free(observer, name));
+  EXPECT_FALSE(outlives_client.holds());
+  EXPECT_EQ(outlives_client.Release().code(), absl::StatusCode::kAborted);
+}
+
+TEST(SessionTest, SessionClosedElsewhereIsLostAndCanBeRenewed) {
+  std::atomic<int> callbacks{0};
+  Client client = MustConnect("", {.session_ttl = absl::Seconds(2)});
+  client.OnSessionLost([&](absl::Status why) {
+    EXPECT_EQ(why.code(), absl::StatusCode::kAborted);
+    ++callbacks;
+  });
+  std::string name = Name();
+  auto held = client.Lock(name).Acquire();
+  ASSERT_TRUE(held.ok());
+  uint64_t old_session = client.session_id();
+
+  CloseSessionElsewhere(SharedServer().address(), old_session);
+  ASSERT_TRUE(Eventually([&] { return client.session_lost(); }, absl::Seconds(3)));
+  EXPECT_TRUE(Eventually([&] { return callbacks.load() == 1; }));
+  EXPECT_EQ(client.session_status().code(), absl::StatusCode::kAborted);
+  EXPECT_FALSE(held->holds());
+  EXPECT_EQ(held->Release().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(client.Lock(name).TryAcquire().status().code(), absl::StatusCode::kAborted)
+      << "calls that need the session fail fast";
+  EXPECT_TRUE(client.Event(Name("e")).IsSet().ok()) << "calls that do not need it still work";
+
+  ASSERT_TRUE(client.RenewSession().ok());
+  EXPECT_NE(client.session_id(), old_session);
+  EXPECT_FALSE(client.session_lost());
+  auto again = client.Lock(name).TryAcquire();
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->session_id(), client.session_id());
+  EXPECT_EQ(callbacks.load(), 1);
+}
+
+TEST(SessionTest, ReconnectsWithinTheTtlAfterADroppedConnection) {
+  TcpProxy proxy(SharedServer().port());
+  Client observer = MustConnect();
+  std::atomic<bool> lost{false};
+  Client client = MustConnect(
+      proxy.address(),
+      {.session_ttl = absl::Seconds(3), .on_session_lost = [&](absl::Status) { lost = true; }});
+  std::string name = Name();
+  auto held = client.Lock(name).Acquire();
+  ASSERT_TRUE(held.ok());
+  auto stream_attached = [&] {
+    auto info = client.DescribeSession();
+    return info.ok() && info->open_streams == 1;
+  };
+  ASSERT_TRUE(Eventually(stream_attached));
+  EXPECT_EQ(client.keepalive_streams_opened(), 1);
+
+  proxy.DropConnections();
+  ASSERT_TRUE(Eventually([&] { return client.keepalive_streams_opened() >= 2; }));
+  ASSERT_TRUE(Eventually(stream_attached)) << "the new stream names the session again";
+  // Outlive the TTL: the new stream must have claimed the session in time.
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  EXPECT_FALSE(lost.load());
+  EXPECT_FALSE(client.session_lost());
+  EXPECT_TRUE(held->holds());
+  auto info = observer.Admin().Describe(name);
+  ASSERT_TRUE(info.ok()) << info.status();
+  ASSERT_EQ(info->holders.size(), 1u);
+  EXPECT_EQ(info->holders[0].session_id, client.session_id());
+  EXPECT_TRUE(held->Release().ok());
+}
+
+TEST(SessionTest, UnreachableServerForATtlLosesTheSession) {
+  TcpProxy proxy(SharedServer().port());
+  Client observer = MustConnect();
+  std::atomic<bool> lost{false};
+  Client client = MustConnect(
+      proxy.address(),
+      {.session_ttl = absl::Seconds(1), .on_session_lost = [&](absl::Status) { lost = true; }});
+  std::string name = Name();
+  auto held = client.Lock(name).Acquire();
+  ASSERT_TRUE(held.ok());
+
+  proxy.SetBlocked(true);
+  ASSERT_TRUE(Eventually([&] { return lost.load(); }, absl::Seconds(5)));
+  EXPECT_TRUE(client.session_lost());
+  EXPECT_FALSE(held->holds());
+  // The server agrees: it expired the session and released the lock.
+  EXPECT_TRUE(Eventually([&] { return Free(observer, name); }));
+  proxy.SetBlocked(false);
+  ASSERT_TRUE(client.RenewSession().ok());
+  EXPECT_TRUE(client.Lock(name).TryAcquire().ok());
+}
+
+TEST(SessionTest, SessionOwnedWaitsEndWithAbortedWhenTheSessionEnds) {
+  Client holder = MustConnect();
+  Client waiter = MustConnect();
+  std::string name = Name();
+  auto held = holder.Lock(name).Acquire();
+  ASSERT_TRUE(held.ok());
+  std::optional<absl::StatusOr<LockGuard>> result;
+  std::thread t([&] { result.emplace(waiter.Lock(name).Acquire()); });
+  ASSERT_TRUE(Eventually([&] { return Waiters(holder, name) == 1; }));
+  CloseSessionElsewhere(SharedServer().address(), waiter.session_id());
+  t.join();
+  EXPECT_EQ(result->status().code(), absl::StatusCode::kAborted);
+}
+
+TEST(SessionTest, ServerShutdownEndsWaitsWithUnavailable) {
+  auto server = BatondProcess::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  Client client = MustConnect((*server)->address());
+  std::optional<absl::StatusOr<GrantOutcome>> waited;
+  std::thread t([&] { waited.emplace(client.Event("shutdown/e").Wait()); });
+  ASSERT_TRUE(Eventually([&] { return Waiters(client, "shutdown/e") == 1; }));
+  (*server)->Stop();
+  t.join();
+  EXPECT_EQ(waited->status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(SessionTest, ConnectFailsWithoutAServer) {
+  TcpProxy proxy(SharedServer().port());
+  proxy.SetBlocked(true);
+  absl::StatusOr<Client> client =
+      Client::Connect(proxy.address(), {.connect_timeout = absl::Milliseconds(500)});
+  ASSERT_FALSE(client.ok());
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kDeadlineExceeded) << client.status();
+}
+
+}  // namespace
+}  // namespace baton::testing
