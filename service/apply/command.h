@@ -111,6 +111,7 @@ struct GetItems {
   Duration lease = 0;  // visibility timeout, 0: none (session-owned)
   Time deadline = kForever;
   bool dead_letters = false;
+  std::string request_id;  // replay key, may be empty
 };
 struct AckItems {
   std::string name;

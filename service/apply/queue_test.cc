@@ -339,3 +339,51 @@ TEST(QueueTest, SessionEndEndsItsConsumersAndReturnsTheirItems) {
 
 }  // namespace
 }  // namespace baton::apply
+
+namespace baton::apply {
+namespace {
+
+TEST(QueueTest, AGetWithARequestIdIsReplayedWhileItsItemsAreInFlight) {
+  Harness h;
+  h.Apply(Put("q", {"a", "b", "c"}), 1);
+  GetItems first = Get("q", 2);
+  first.request_id = "get-1";
+  auto got = ReplyTo(h.Apply(first, 2), 2);
+  ASSERT_EQ(Payloads(got), (std::vector<std::string>{"a", "b"}));
+
+  // The retry (try once) returns the same deliveries, not new items.
+  GetItems retry = first;
+  retry.deadline = 0;
+  auto again = ReplyTo(h.Apply(retry, 3), 3);
+  ASSERT_EQ(Payloads(again), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(std::get<GotItems>(again->value).how, GrantHow::kReplayed);
+  EXPECT_EQ(Receipt(again, 0), Receipt(got, 0));
+  EXPECT_EQ(std::get<GotItems>(again->value).items[0].deliveries, 1u);
+
+  // Another request id, or no request id, takes what is left.
+  GetItems other = Get("q", 2);
+  other.request_id = "get-2";
+  EXPECT_EQ(Payloads(ReplyTo(h.Apply(other, 4), 4)), (std::vector<std::string>{"c"}));
+
+  // Once acked, the key replays nothing: a Get with it waits for new items.
+  h.Apply(AckItems{"q", {Receipt(got, 0), Receipt(got, 1)}}, 5);
+  auto after = ReplyTo(h.Apply(retry, 6), 6);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->status.code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(QueueTest, AParkedGetKeepsItsRequestIdForReplay) {
+  Harness h;
+  GetItems waiting = Get("q", 1);
+  waiting.request_id = "parked";
+  EXPECT_FALSE(ReplyTo(h.Apply(waiting, 2), 2).has_value());
+  h.Apply(Put("q", {"x"}), 3);
+  GetItems retry = waiting;
+  retry.deadline = 0;
+  auto again = ReplyTo(h.Apply(retry, 4), 4);
+  ASSERT_EQ(Payloads(again), (std::vector<std::string>{"x"}));
+  EXPECT_EQ(std::get<GotItems>(again->value).how, GrantHow::kReplayed);
+}
+
+}  // namespace
+}  // namespace baton::apply

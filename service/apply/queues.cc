@@ -96,9 +96,21 @@ void ShardState::Place(const std::string& name, Queue& q, QueueItem item, Durati
   q.PushDelayed(std::move(item), at);
 }
 
+std::vector<DeliveredItem> ShardState::ReplayGet(const Queue& q, uint64_t session,
+                                                 const std::string& request_id, Time now) const {
+  std::vector<DeliveredItem> got;
+  for (const auto& [receipt, f] : q.in_flight_items()) {
+    if (f.consumer.id != 0 || f.session != session || f.request_id != request_id) continue;
+    got.push_back(DeliveredItem{receipt, f.item.id, f.item.data, f.item.priority, f.item.deliveries,
+                                now - f.item.enqueued});
+  }
+  return got;
+}
+
 std::vector<DeliveredItem> ShardState::TakeItems(const std::string& name, Queue& q, uint32_t max,
                                                  bool dead, uint64_t session, Duration lease,
-                                                 Time now, OpRef consumer) {
+                                                 Time now, OpRef consumer,
+                                                 const std::string& request_id) {
   std::vector<DeliveredItem> got;
   while (got.size() < max && (dead ? q.dead() : q.ready()) > 0) {
     QueueItem item = dead ? q.PopDead() : q.PopReady();
@@ -112,7 +124,8 @@ std::vector<DeliveredItem> ShardState::TakeItems(const std::string& name, Queue&
     Ref(session, name);
     got.push_back(DeliveredItem{receipt, item.id, item.data, item.priority, item.deliveries,
                                 now - item.enqueued});
-    q.AddInFlight(receipt, InFlightItem{std::move(item), session, expires, dead, consumer});
+    q.AddInFlight(receipt,
+                  InFlightItem{std::move(item), session, expires, dead, consumer, request_id});
   }
   return got;
 }
@@ -164,8 +177,9 @@ void ShardState::Pump(const std::string& name, Queue& q, Time now, Effects& out)
     while (!q.getters.empty() && q.ready() > 0) {
       Waiter w = q.getters.PopFront();
       Unpark(name, w);
-      std::vector<DeliveredItem> got = TakeItems(name, q, static_cast<uint32_t>(w.count),
-                                                 /*dead=*/false, w.session, w.lease, now);
+      std::vector<DeliveredItem> got =
+          TakeItems(name, q, static_cast<uint32_t>(w.count), /*dead=*/false, w.session, w.lease,
+                    now, OpRef{}, w.request_id);
       out.push_back(Reply{w.op, Result::Ok(GotItems{std::move(got), GrantHow::kAfterWait})});
       progress = true;
     }
@@ -336,10 +350,17 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
         absl::DeadlineExceededError(absl::StrCat("queue '", c.name, "' has no dead letters")));
   }
   Queue& q = (*r)->queue();
+  if (!c.request_id.empty()) {
+    std::vector<DeliveredItem> again = ReplayGet(q, c.session, c.request_id, now);
+    if (!again.empty()) {
+      return out.push_back(
+          Reply{origin, Result::Ok(GotItems{std::move(again), GrantHow::kReplayed})});
+    }
+  }
   bool can_take = c.dead_letters || (q.getters.empty() && q.ready() > 0);
   if (can_take) {
-    std::vector<DeliveredItem> got =
-        TakeItems(c.name, q, c.max_items, c.dead_letters, c.session, c.lease, now);
+    std::vector<DeliveredItem> got = TakeItems(c.name, q, c.max_items, c.dead_letters, c.session,
+                                               c.lease, now, OpRef{}, c.request_id);
     out.push_back(Reply{origin, Result::Ok(GotItems{std::move(got), GrantHow::kImmediate})});
     Pump(c.name, q, now, out);  // room for putters
     return;
@@ -362,6 +383,7 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
   w.deadline = c.deadline;
   w.count = c.max_items;
   w.lease = c.lease;
+  w.request_id = c.request_id;
   w.line = kMain;
   Park(q.getters, c.name, std::move(w));
 }

@@ -224,9 +224,13 @@ class ShardState {
   std::vector<uint64_t> Enqueue(const std::string& name, primitives::Queue& q,
                                 std::vector<primitives::QueueItem> items,
                                 const std::vector<Duration>& delays, Time now);
+  // Items still in flight from the Get with `request_id` by `session`.
+  std::vector<DeliveredItem> ReplayGet(const primitives::Queue& q, uint64_t session,
+                                       const std::string& request_id, Time now) const;
   std::vector<DeliveredItem> TakeItems(const std::string& name, primitives::Queue& q, uint32_t max,
                                        bool dead, uint64_t session, Duration lease, Time now,
-                                       OpRef consumer = OpRef{});
+                                       OpRef consumer = OpRef{},
+                                       const std::string& request_id = {});
   // Puts an item in line (at the tail, or the head for a return), or parks
   // it until `delay` has passed.
   void Place(const std::string& name, primitives::Queue& q, primitives::QueueItem item,

@@ -51,6 +51,7 @@ struct InFlightItem {
   Time expires = kForever;  // visibility timeout (lease)
   bool dead = false;        // taken from the dead letters
   OpRef consumer;           // the Consume stream it went to; id 0: a Get
+  std::string request_id;   // the Get's replay key, may be empty
 };
 
 // A Consume stream: items are pushed to it while it has credit.

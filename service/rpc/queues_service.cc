@@ -156,6 +156,10 @@ runtime::Task<void> Get(Env& env, GetCall& call) {
   c.max_items = req.max_items() == 0 ? 1 : req.max_items();
   c.session = req.session_id();
   c.dead_letters = req.dead_letters();
+  if (auto s = ValidateLength(req.request_id(), kMaxRequestIdBytes, "request_id"); !s.ok()) {
+    co_return co_await call.Fail(s);
+  }
+  c.request_id = req.request_id();
   if (req.has_ttl()) {
     auto ttl = ToMicros(req.ttl(), "ttl", env.limits.max_lease, /*allow_zero=*/false);
     if (!ttl.ok()) co_return co_await call.Fail(ttl.status());
