@@ -4,7 +4,7 @@
 //
 // A barrier releases its waiters together once `parties` of them have
 // arrived, then starts a new cycle. `parties` is fixed by the first Wait; a
-// different number later is FAILED_PRECONDITION. As in asyncio:
+// different number later, while the barrier lives, is FAILED_PRECONDITION. As in asyncio:
 //  - Wait returns the caller's arrival index, 0 for the first to arrive up to
 //    parties-1 for the one that tripped the barrier.
 //  - Abort breaks the barrier: waiters and every later Wait get ABORTED until
@@ -112,7 +112,10 @@ type BarrierWaitResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 0 .. parties-1.
 	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	// Counts the barrier's trips, from 1.
+	// Counts the barrier's trips, from 1, while the barrier lives. A barrier
+	// that nobody waits on is reclaimed like any idle resource (and `parties`
+	// is free to change), so a group that meets again after everyone left
+	// starts again at cycle 1: number phases in the client, not by `cycle`.
 	Cycle         uint64 `protobuf:"varint,2,opt,name=cycle,proto3" json:"cycle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -4,7 +4,7 @@
 //
 // A barrier releases its waiters together once `parties` of them have
 // arrived, then starts a new cycle. `parties` is fixed by the first Wait; a
-// different number later is FAILED_PRECONDITION. As in asyncio:
+// different number later, while the barrier lives, is FAILED_PRECONDITION. As in asyncio:
 //  - Wait returns the caller's arrival index, 0 for the first to arrive up to
 //    parties-1 for the one that tripped the barrier.
 //  - Abort breaks the barrier: waiters and every later Wait get ABORTED until

@@ -608,7 +608,15 @@ type GetRequest struct {
 	Options   *QueueOptions        `protobuf:"bytes,6,opt,name=options,proto3" json:"options,omitempty"`
 	// Read the dead-letter list instead of the queue. Such a read never waits:
 	// with no dead letters it is DEADLINE_EXCEEDED at once.
-	DeadLetters   bool `protobuf:"varint,7,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	DeadLetters bool `protobuf:"varint,7,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	// Makes a Get safe to retry (at most 128 bytes): while items that a Get
+	// with this request_id and the same session_id delivered are still in
+	// flight, another such Get returns those same items again (same receipts,
+	// delivery count unchanged, outcome GRANT_OUTCOME_REPLAYED) instead of
+	// taking new ones. A client whose Get was cancelled, or whose reply was
+	// lost, retries with the same request_id and timeout "0s" to learn what it
+	// holds, then acks or nacks it: no item is left in flight unseen.
+	RequestId     string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -690,6 +698,13 @@ func (x *GetRequest) GetDeadLetters() bool {
 		return x.DeadLetters
 	}
 	return false
+}
+
+func (x *GetRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type GetResponse struct {
@@ -1284,7 +1299,7 @@ const file_baton_v1_queue_proto_rawDesc = "" +
 	"\x04text\x18\x04 \x01(\tR\x04text\x12\x1a\n" +
 	"\bpriority\x18\x05 \x01(\x03R\bpriority\x12%\n" +
 	"\x0edelivery_count\x18\x06 \x01(\rR\rdeliveryCount\x12+\n" +
-	"\x03age\x18\a \x01(\v2\x19.google.protobuf.DurationR\x03age\"\x93\x02\n" +
+	"\x03age\x18\a \x01(\v2\x19.google.protobuf.DurationR\x03age\"\xb2\x02\n" +
 	"\n" +
 	"GetRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
@@ -1294,7 +1309,9 @@ const file_baton_v1_queue_proto_rawDesc = "" +
 	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x123\n" +
 	"\atimeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x120\n" +
 	"\aoptions\x18\x06 \x01(\v2\x16.baton.v1.QueueOptionsR\aoptions\x12!\n" +
-	"\fdead_letters\x18\a \x01(\bR\vdeadLetters\"i\n" +
+	"\fdead_letters\x18\a \x01(\bR\vdeadLetters\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\b \x01(\tR\trequestId\"i\n" +
 	"\vGetResponse\x12(\n" +
 	"\x05items\x18\x01 \x03(\v2\x12.baton.v1.DeliveryR\x05items\x120\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2\x16.baton.v1.GrantOutcomeR\aoutcome\"<\n" +
