@@ -32,23 +32,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional, Sequence
 
-import baton.client
-
 EXAMPLES = Path(__file__).resolve().parent.parent
 REPORT = "REPORT "
-
-# Workaround for the Python client (clients/python/baton/client.py): it sets
-# the channel argument grpc.min_reconnect_backoff_ms to 100, which gRPC also
-# takes as the connect timeout, so on a loaded machine a TCP + HTTP/2
-# handshake slower than 100 ms makes Sessions/Open fail with UNAVAILABLE
-# ("connection attempt timed out before receiving SETTINGS frame"). A
-# channel_options entry cannot override it (the first occurrence wins), so
-# the default is raised here: 5 s for a handshake, reconnect backoff as is.
-# Remove once the client no longer sets it that low.
-if isinstance(getattr(baton.client, "_CHANNEL_OPTIONS", None), tuple):
-    baton.client._CHANNEL_OPTIONS = tuple(
-        (k, max(v, 5000) if k == "grpc.min_reconnect_backoff_ms" else v) for k, v in baton.client._CHANNEL_OPTIONS
-    )
 
 
 class ExampleFailed(Exception):

@@ -1,0 +1,308 @@
+"""How every call is made: routing, error mapping and cancellation.
+
+Primitives name a method ("locks.Acquire") and pass its request. Rpc.call
+sends it over the client's session stream (stream.py, the default transport:
+baton.v1.Stream/Connect) or as a unary gRPC call (the "unary" transport, and
+for the few calls the stream cannot carry: Sessions/Open, KeepAlive, Close,
+and calls for lease-only holdings, whose session_id 0 the stream would fill
+in with its own session).
+
+The asyncio contract: when the asyncio task awaiting a Baton call is
+cancelled (task.cancel(), asyncio.wait_for, asyncio.timeout, TaskGroup), the
+operation is cancelled on the server so that its wait ends, and the
+CancelledError propagates unchanged. Nothing is leaked on the way:
+
+  * The call is awaited through a shielded future, so a cancellation never
+    throws away an answer that has already arrived.
+  * If the answer wins the race with the cancel, `rollback(response)` undoes
+    it (release the lock, Nack the items...). On the session stream every
+    operation is answered exactly once, so this is all there is to it.
+  * A unary call that ends CANCELLED may still have been granted: the cancel
+    crossed the reply on the wire, and the server believes it delivered. So
+    may an operation whose stream broke. `recover()` finds and undoes such a
+    grant where the protocol allows (Acquire again with the same request_id,
+    see lock.py). Queue items got that way stay in flight until the session
+    ends; this is why the stream is the default.
+  * The cleanup runs in its own task: cancelling the caller again does not
+    interrupt it (Client.close() waits for it).
+
+Calls that do not wait on the server (Release, Ack, Set...) are not cancelled:
+the caller gets its CancelledError at once and the call completes in the
+background, so a Release that was sent is never left half-known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, TypeVar
+
+import grpc
+from google.protobuf import duration_pb2
+
+from .errors import BatonError, ClientClosedError, RpcCancelledError, SessionLostError, from_code, from_rpc_error
+
+if TYPE_CHECKING:
+    from .client import Stubs
+    from .stream import StreamSession
+
+Rollback = Callable[[Any], Awaitable[None]]
+Recover = Callable[[], Awaitable[None]]
+
+# Every method the client calls, and the field of stream.proto's Operation
+# that carries it on the session stream (None: unary only).
+METHODS: dict[str, Optional[str]] = {
+    "sessions.Open": None,
+    "sessions.KeepAlive": None,
+    "sessions.Close": None,
+    "sessions.Describe": "describe_session",
+    "locks.Acquire": "acquire_lock",
+    "locks.Release": "release_lock",
+    "locks.Refresh": "refresh_lock",
+    "semaphores.Acquire": "acquire_semaphore",
+    "semaphores.Release": "release_semaphore",
+    "semaphores.Refresh": "refresh_semaphore",
+    "events.Set": "set_event",
+    "events.Clear": "clear_event",
+    "events.Wait": "wait_event",
+    "conditions.Wait": "wait_condition",
+    "conditions.Notify": "notify",
+    "conditions.NotifyAll": "notify_all",
+    "barriers.Wait": "wait_barrier",
+    "barriers.Abort": "abort_barrier",
+    "barriers.Reset": "reset_barrier",
+    "queues.Put": "put",
+    "queues.Get": "get",
+    "queues.Ack": "ack",
+    "queues.Nack": "nack",
+    "queues.Join": "join",
+    "queues.Purge": "purge",
+    "queues.Delete": "delete_queue",
+    "futures.SetResult": "set_result",
+    "futures.SetException": "set_exception",
+    "futures.Cancel": "cancel_future",
+    "futures.Await": "await_future",
+    "tasks.Submit": "submit_task",
+    "tasks.Take": "take_task",
+    "tasks.Heartbeat": "task_heartbeat",
+    "tasks.Complete": "complete_task",
+    "tasks.Await": "await_task",
+    "tasks.Cancel": "cancel_task",
+    "tasks.Wait": "wait_tasks",
+    "timers.Schedule": "schedule_timer",
+    "timers.Cancel": "cancel_timer",
+    "admin.List": "list",
+    "admin.Describe": "describe",
+}
+
+log = logging.getLogger("baton")
+
+T = TypeVar("T")
+
+# The outcome of a call that was cancelled on our side.
+_LOCALLY_CANCELLED = object()
+_CANCEL_DETAILS = "cancelled by the awaiting asyncio task"
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    """A protobuf Duration of `seconds` (rounded to the microsecond)."""
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative: {seconds}")
+    d = duration_pb2.Duration()
+    d.FromMicroseconds(int(round(seconds * 1e6)))
+    return d
+
+
+def seconds(d: duration_pb2.Duration) -> float:
+    return d.seconds + d.nanos / 1e9
+
+
+def opt_seconds(msg: Any, field: str) -> Optional[float]:
+    """The Duration `field` of `msg` in seconds, or None when it is unset."""
+    return seconds(getattr(msg, field)) if msg.HasField(field) else None
+
+
+def set_duration(msg: Any, field: str, value: Optional[float]) -> None:
+    """Sets Duration `field` of `msg` to `value` seconds; None leaves it unset."""
+    if value is not None:
+        getattr(msg, field).CopyFrom(duration(value))
+
+
+async def _outcome(call: Any) -> tuple[Any, Any]:
+    """Awaits a grpc.aio unary call; never raises: (response, None),
+    (None, AioRpcError) or (None, _LOCALLY_CANCELLED)."""
+    try:
+        return await call, None
+    except asyncio.CancelledError:
+        return None, _LOCALLY_CANCELLED
+    except grpc.RpcError as e:
+        return None, e
+
+
+def cancel_in_core(call: Any) -> None:
+    """Cancels a grpc.aio call in gRPC core, leaving grpc.aio's own task that
+    waits for the response running, so that a response that already arrived is
+    still handed over rather than dropped. Falls back to call.cancel()."""
+    cy = getattr(call, "_cython_call", None)
+    if cy is not None and hasattr(cy, "cancel") and hasattr(cy, "done"):
+        try:
+            if not cy.done():
+                cy.cancel(_CANCEL_DETAILS)
+            return
+        except Exception:  # pragma: no cover - a grpc.aio without this internal
+            pass
+    call.cancel()
+
+
+class Rpc:
+    """Makes the calls of one Client. Keeps the cleanup tasks that
+    cancellations leave behind, so close() can wait for them."""
+
+    def __init__(
+        self,
+        session_id: Callable[[], int],
+        on_session_lost: Callable[[SessionLostError], None],
+        rpc_timeout: Optional[float],
+    ) -> None:
+        self._session_id = session_id
+        self._on_session_lost = on_session_lost
+        self.rpc_timeout = rpc_timeout
+        self.closed = False
+        self.stubs: Optional["Stubs"] = None
+        #: The session stream, when it is the transport.
+        self.stream: Optional["StreamSession"] = None
+        self._background: set[asyncio.Future[Any]] = set()
+        #: What cancellations ran into, for tests and diagnostics:
+        #: "response_won" (a reply arrived after the cancel; rolled back),
+        #: "cancelled" (ended CANCELLED; recover() ran if given).
+        self.cancel_stats: collections.Counter[str] = collections.Counter()
+
+    def error(self, err: grpc.RpcError) -> BatonError:
+        """Maps a gRPC error, noticing when it says our session is gone."""
+        return self._noticed(from_rpc_error(err, self._session_id()))
+
+    def error_from_code(self, code: int, details: str) -> BatonError:
+        """Maps a numeric status (a stream answer), as error()."""
+        return self._noticed(from_code(code, details, self._session_id()))
+
+    def _noticed(self, mapped: BatonError) -> BatonError:
+        if isinstance(mapped, SessionLostError):
+            self._on_session_lost(mapped)
+        return mapped
+
+    async def call(
+        self,
+        method: str,
+        request: Any,
+        *,
+        blocking: bool = False,
+        rollback: Optional[Rollback] = None,
+        recover: Optional[Recover] = None,
+        unsent: Optional[Recover] = None,
+        unary: bool = False,
+    ) -> Any:
+        """Calls `method` ("service.Method", see METHODS) with `request` and
+        returns its response.
+
+        blocking: the call waits on the server (Acquire, Get, Wait...): it is
+          bounded by the request's own `timeout` field rather than by
+          rpc_timeout, and cancelling the caller cancels it on the server.
+        rollback: on cancellation, undoes a response that arrived anyway.
+        recover: undoes a grant whose answer may have been lost (a unary call
+          that ended CANCELLED, or a stream that broke).
+        unsent: on cancellation, runs when the operation provably never
+          reached the server (only the session stream can tell; a unary call
+          that ended CANCELLED runs `recover` instead).
+        unary: make a unary call even when the session stream is the transport.
+        Raises a BatonError, or asyncio.CancelledError when the awaiting task
+        is cancelled.
+        """
+        if self.closed:
+            raise ClientClosedError("the client is closed")
+        field = METHODS[method]
+        if self.stream is not None and field is not None and not unary:
+            return await self.stream.call(
+                field, request, blocking=blocking, rollback=rollback, recover=recover, unsent=unsent
+            )
+        assert self.stubs is not None, "not connected"
+        service, name = method.split(".")
+        return await self.unary(
+            getattr(getattr(self.stubs, service), name), request, blocking=blocking, rollback=rollback, recover=recover
+        )
+
+    def track(self, fut: "asyncio.Future[Any]") -> None:
+        """Keeps a background task referenced until it ends; logs its failure."""
+        self._background.add(fut)
+
+        def done(f: "asyncio.Future[Any]") -> None:
+            self._background.discard(f)
+            if not f.cancelled() and f.exception() is not None:
+                log.warning("baton: background cleanup failed: %r", f.exception())
+
+        fut.add_done_callback(done)
+
+    async def drain(self, timeout: float) -> None:
+        """Waits (at most `timeout` s) for the background cleanups to finish."""
+        pending = [f for f in self._background if not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    async def unary(
+        self,
+        method: Any,
+        request: Any,
+        *,
+        blocking: bool = False,
+        rollback: Optional[Rollback] = None,
+        recover: Optional[Recover] = None,
+    ) -> Any:
+        """A unary call of the grpc.aio multicallable `method`; arguments as
+        for call(). Blocking calls get no gRPC deadline; others get
+        rpc_timeout."""
+        call = method(request, timeout=None if blocking else self.rpc_timeout)
+        outcome: asyncio.Future[tuple[Any, Any]] = asyncio.ensure_future(_outcome(call))
+        try:
+            response, err = await asyncio.shield(outcome)
+        except asyncio.CancelledError:
+            if not blocking:
+                # A call that does not wait (Release, Ack, Set...) is left to
+                # finish: it takes a moment, and cancelling it would leave the
+                # caller unsure whether it happened.
+                self.track(outcome)
+                raise
+            cancel_in_core(call)
+            cleanup = asyncio.ensure_future(self._after_cancel(outcome, rollback, recover))
+            self.track(cleanup)
+            try:
+                await asyncio.shield(cleanup)
+            except asyncio.CancelledError:
+                pass  # cancelled again: the cleanup goes on in the background
+            except Exception:
+                pass  # logged by track()
+            raise
+        if err is None:
+            return response
+        if err is _LOCALLY_CANCELLED:
+            if self.closed:
+                raise ClientClosedError("the client was closed during the call")
+            raise RpcCancelledError("the call was cancelled", grpc.StatusCode.CANCELLED)
+        raise self.error(err) from None
+
+    async def _after_cancel(
+        self,
+        outcome: "asyncio.Future[tuple[Any, Any]]",
+        rollback: Optional[Rollback],
+        recover: Optional[Recover],
+    ) -> None:
+        response, err = await outcome
+        if err is None:
+            self.cancel_stats["response_won"] += 1
+            if rollback is not None:
+                await rollback(response)
+        elif err is _LOCALLY_CANCELLED or err.code() == grpc.StatusCode.CANCELLED:
+            self.cancel_stats["cancelled"] += 1
+            if recover is not None:
+                await recover()
+        else:
+            self.cancel_stats["ended_" + err.code().name] += 1

@@ -1,0 +1,342 @@
+"""The session stream: one baton.v1.Stream/Connect call carries the session
+and every operation of the client (the default transport).
+
+Protocol (proto/baton/v1/stream.proto): the first request says hello (a new
+session with a TTL, or resume one by id); the server welcomes with the session
+id. Then each request carries operations, each with an id chosen here, and
+cancellations by id; every operation is answered exactly once, in completion
+order. A cancelled operation is answered CANCELLED, unless its answer was
+already on the wire, in which case that answer arrives and is rolled back by
+the caller (see _rpc.py). So a cancellation never leaves an outcome unknown:
+no lock, permit or queue item gets stranded.
+
+Threading: everything here runs on the client's event loop. One writer task
+sends what is queued (operations and cancellations) in one message per
+write; one reader resolves the answers; a probe asks Sessions/Describe every
+probe_interval so that a session closed from elsewhere is noticed.
+
+When the stream breaks, operations not yet sent stay queued for the next
+stream; operations already sent end with UnavailableError (their waits were
+cancelled by the server; an answer lost on the broken wire is undone by the
+call's `recover`, as for a unary call). The stream is re-opened with the same
+session id; if the server no longer knows it, the session is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import grpc
+
+from ._rpc import Recover, Rollback, Rpc, duration, seconds
+from .errors import BatonError, ClientClosedError, DeadlineExceededError, SessionLostError, UnavailableError
+from .session import Session, task_is_cancelled
+from .v1 import session_pb2, stream_pb2, stream_pb2_grpc
+
+log = logging.getLogger("baton")
+
+_CANCELLED = grpc.StatusCode.CANCELLED.value[0]
+
+
+class _Broken:
+    """Outcome of an operation sent on a stream that broke before its answer."""
+
+
+class _Unsent:
+    """Outcome of an operation cancelled before it was sent."""
+
+
+_BROKEN = _Broken()
+_UNSENT = _Unsent()
+
+
+@dataclass
+class _Op:
+    fut: "asyncio.Future[Any]"
+    # The stream generation it was sent on; None while queued.
+    sent_on: Optional[int] = None
+    request: Any = field(default=None, repr=False)
+
+
+class StreamSession(Session):
+    """The session and transport of a Client with transport="stream"."""
+
+    def __init__(
+        self,
+        stub: stream_pb2_grpc.StreamStub,
+        rpc: Rpc,
+        *,
+        ttl: float,
+        label: str,
+        probe_interval: Optional[float],
+    ) -> None:
+        super().__init__(rpc, ttl=ttl, label=label, probe_interval=probe_interval)
+        self._stub = stub
+        self._ops: dict[int, _Op] = {}
+        self._outbox: dict[int, stream_pb2.Operation] = {}
+        self._cancels: list[int] = []
+        self._wake = asyncio.Event()
+        self._next_id = 1
+        self._generation = 0
+        self._welcome: Optional[asyncio.Future[None]] = None
+
+    # ---- lifecycle -----------------------------------------------------
+
+    async def open(self) -> None:
+        """Opens the stream with a hello for a new session and waits for the
+        welcome; raises what the first connection failed with."""
+        loop = asyncio.get_running_loop()
+        self._welcome = loop.create_future()
+        self._task = loop.create_task(self._run(), name="baton-session-stream")
+        try:
+            await asyncio.shield(self._welcome)
+        except BaseException:
+            self._closing = True
+            self._task.cancel()
+            raise
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while not self._closing and self.lost_error is None:
+            self._generation += 1
+            call = self._stub.Connect()
+            self._stream = call
+            writer: Optional[asyncio.Task[None]] = None
+            prober: Optional[asyncio.Task[None]] = None
+            welcomed = False
+            try:
+                hello = stream_pb2.StreamHello(session_id=self.id)
+                if not self.id:
+                    hello = stream_pb2.StreamHello(ttl=duration(self.ttl), label=self.label)
+                await call.write(stream_pb2.StreamRequest(hello=hello))
+                first = await call.read()
+                if first is grpc.aio.EOF:
+                    raise ConnectionError("the session stream ended before its welcome")
+                self.id = first.welcome.session_id
+                self.ttl = seconds(first.welcome.ttl)
+                welcomed = True
+                self.attached.set()
+                backoff = 0.05
+                if self._welcome is not None and not self._welcome.done():
+                    self._welcome.set_result(None)
+                self._answer(first)
+                writer = asyncio.ensure_future(self._write(call, self._generation))
+                prober = asyncio.ensure_future(self._probe())
+                self._wake.set()
+                while True:
+                    resp = await call.read()
+                    if resp is grpc.aio.EOF:
+                        raise ConnectionError("the server ended the session stream")
+                    self._answer(resp)
+            except asyncio.CancelledError:
+                if self._closing or self.lost_error is not None or task_is_cancelled():
+                    raise
+                self.stream_breaks += 1  # break_stream(): the call was cancelled
+            except Exception as e:  # RpcError, or InvalidStateError on a finished call...
+                if self._closing:
+                    return
+                if not welcomed:
+                    if isinstance(e, grpc.RpcError):
+                        err = self._rpc.error(e)
+                    else:
+                        err = UnavailableError(f"the session stream failed: {e!r}", grpc.StatusCode.UNAVAILABLE)
+                    if self._welcome is not None and not self._welcome.done():
+                        self._welcome.set_exception(err)  # the first connection failed
+                        return
+                    if err.code == grpc.StatusCode.NOT_FOUND and self.id:
+                        self.mark_lost(SessionLostError(err.details, err.code))
+                        return
+                self.stream_breaks += 1
+                log.info("baton: session stream of session %d broke (%s); re-opening", self.id, e)
+            finally:
+                self.attached.clear()
+                for t in (writer, prober):
+                    if t is not None:
+                        t.cancel()
+                call.cancel()
+                self._stream = None
+                self._fail_sent(self._generation)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+    async def _write(self, call: Any, generation: int) -> None:
+        """Sends the queued operations and cancellations, one message per write."""
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if not self._outbox and not self._cancels:
+                    continue
+                req = stream_pb2.StreamRequest(ops=list(self._outbox.values()), cancel=self._cancels)
+                for op_id in self._outbox:
+                    self._ops[op_id].sent_on = generation
+                self._outbox.clear()
+                self._cancels = []
+                await call.write(req)
+        except Exception:  # RpcError, or InvalidStateError on a finished call
+            call.cancel()  # the reader sees the break and reconnects
+
+    async def _probe(self) -> None:
+        """Asks for the session every probe_interval: a session closed from
+        elsewhere answers NOT_FOUND, which marks it lost (see Rpc.error)."""
+        while True:
+            await asyncio.sleep(self.probe_interval)
+            try:
+                await self.call(
+                    "describe_session",
+                    session_pb2.DescribeSessionRequest(session_id=self.id),
+                    blocking=False,
+                    rollback=None,
+                    recover=None,
+                )
+            except SessionLostError:
+                return
+            except BatonError as e:
+                log.info("baton: session probe failed: %s", e)
+
+    def _answer(self, resp: stream_pb2.StreamResponse) -> None:
+        for r in resp.results:
+            op = self._ops.pop(r.id, None)
+            if op is not None and not op.fut.done():
+                op.fut.set_result(r)
+
+    def _fail_sent(self, generation: int) -> None:
+        """Ends the operations sent on a stream that broke."""
+        for op_id, op in list(self._ops.items()):
+            if op.sent_on is not None and op.sent_on <= generation:
+                del self._ops[op_id]
+                if not op.fut.done():
+                    op.fut.set_result(_BROKEN)
+
+    def _fail_all(self, error: BatonError) -> None:
+        self._outbox.clear()
+        self._cancels = []
+        ops, self._ops = self._ops, {}
+        for op in ops.values():
+            if not op.fut.done():
+                op.fut.set_result(error)
+
+    def _on_lost(self) -> None:
+        assert self.lost_error is not None
+        self._fail_all(self.lost_error)
+
+    async def _stop(self) -> None:
+        self._closing = True
+        self._fail_all(ClientClosedError("the client was closed during the call"))
+        await super()._stop()
+
+    # ---- operations ----------------------------------------------------
+
+    async def call(
+        self,
+        field_name: str,
+        request: Any,
+        *,
+        blocking: bool,
+        rollback: Optional[Rollback],
+        recover: Optional[Recover],
+        unsent: Optional[Recover] = None,
+    ) -> Any:
+        """Runs one operation (the request in Operation field `field_name`)
+        and returns its response; see _rpc.py for the cancellation contract.
+        Operations that do not block give up after rpc_timeout
+        (DeadlineExceededError) if no answer comes."""
+        if self.lost_error is not None:
+            raise self.lost_error
+        if self._closing:
+            raise ClientClosedError("the client is closed")
+        loop = asyncio.get_running_loop()
+        op_id = self._next_id
+        self._next_id += 1
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._ops[op_id] = _Op(fut)
+        operation = stream_pb2.Operation(id=op_id)
+        getattr(operation, field_name).CopyFrom(request)
+        self._outbox[op_id] = operation
+        self._wake.set()
+        try:
+            if blocking or self._rpc.rpc_timeout is None:
+                outcome = await asyncio.shield(fut)
+            else:
+                done, _ = await asyncio.wait([fut], timeout=self._rpc.rpc_timeout)
+                if not done:
+                    raise DeadlineExceededError(
+                        f"no answer within {self._rpc.rpc_timeout}s", grpc.StatusCode.DEADLINE_EXCEEDED
+                    )
+                outcome = fut.result()
+        except asyncio.CancelledError:
+            if not blocking:
+                # Left to complete: the caller is told at once, the server
+                # still does what was asked (see _rpc.py).
+                raise
+            self._cancel(op_id)
+            cleanup = asyncio.ensure_future(self._after_cancel(fut, field_name, rollback, recover, unsent))
+            self._rpc.track(cleanup)
+            try:
+                await asyncio.shield(cleanup)
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                pass  # logged by Rpc.track
+            raise
+        return await self._unwrap(outcome, field_name, recover)
+
+    def _cancel(self, op_id: int) -> None:
+        op = self._ops.get(op_id)
+        if op is None:
+            return  # answered already
+        if op.sent_on is None:
+            self._outbox.pop(op_id, None)
+            del self._ops[op_id]
+            if not op.fut.done():
+                op.fut.set_result(_UNSENT)
+        elif op.sent_on == self._generation:
+            self._cancels.append(op_id)
+            self._wake.set()
+
+    async def _after_cancel(
+        self,
+        fut: "asyncio.Future[Any]",
+        field_name: str,
+        rollback: Optional[Rollback],
+        recover: Optional[Recover],
+        unsent: Optional[Recover],
+    ) -> None:
+        outcome = await fut
+        stats = self._rpc.cancel_stats
+        if isinstance(outcome, stream_pb2.OperationResult):
+            if outcome.code == 0:
+                stats["response_won"] += 1
+                if rollback is not None:
+                    await rollback(getattr(outcome, field_name))
+            elif outcome.code == _CANCELLED:
+                stats["cancelled"] += 1
+            else:
+                stats["ended_" + str(outcome.code)] += 1
+        elif outcome is _BROKEN:
+            stats["broken"] += 1
+            if recover is not None:
+                await recover()
+        elif outcome is _UNSENT:
+            stats["unsent"] += 1
+            if unsent is not None:
+                await unsent()
+
+    async def _unwrap(self, outcome: Any, field_name: str, recover: Optional[Recover]) -> Any:
+        if isinstance(outcome, stream_pb2.OperationResult):
+            if outcome.code == 0:
+                return getattr(outcome, field_name)
+            raise self._rpc.error_from_code(outcome.code, outcome.message)
+        if outcome is _BROKEN:
+            if recover is not None:
+                await recover()
+            raise UnavailableError(
+                "the connection to the server broke during the call; it may or may not have taken effect",
+                grpc.StatusCode.UNAVAILABLE,
+            )
+        if isinstance(outcome, BaseException):
+            raise outcome
+        raise ClientClosedError(f"unexpected outcome {outcome!r}")  # pragma: no cover

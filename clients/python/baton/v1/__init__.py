@@ -1,0 +1,1 @@
+"""Generated gRPC stubs for the baton.v1 protos (made by setup.py; not checked in)."""

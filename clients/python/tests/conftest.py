@@ -1,0 +1,157 @@
+"""Fixtures: a real batond for the whole run, clients, a TCP proxy to break
+connections, and small helpers.
+
+The server binary comes from $BATOND (default: build/service/batond of this
+repository). It listens on 127.0.0.1 port 0; the port it prints is used.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable, Iterator, Optional
+
+import pytest
+
+import baton
+from helpers import TcpProxy
+
+REPO = Path(__file__).resolve().parents[3]
+DEFAULT_BATOND = REPO / "build" / "service" / "batond"
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when pytest dies, so that a killed test run
+    leaves no server behind (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class Batond:
+    """One batond process on 127.0.0.1 with a kernel-chosen port."""
+
+    def __init__(self, *args: str) -> None:
+        self.path = Path(os.environ.get("BATOND") or DEFAULT_BATOND)
+        self.args = list(args)
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.addr = ""
+        self._stderr = tempfile.TemporaryFile()
+
+    def start(self) -> str:
+        if not os.access(self.path, os.X_OK):
+            raise RuntimeError(f"batond not found at {self.path}: build it or set BATOND")
+        self.proc = subprocess.Popen(
+            [str(self.path), "--listen", "127.0.0.1:0", *self.args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            preexec_fn=_die_with_parent,
+        )
+        line: list[str] = []
+        reader = threading.Thread(
+            target=lambda: line.append(self.proc.stdout.readline().decode()), daemon=True  # type: ignore[union-attr]
+        )
+        reader.start()
+        reader.join(15)
+        if not line or not line[0].startswith("listening on "):
+            self.stop()
+            self._stderr.seek(0)
+            raise RuntimeError(f"batond did not start: {line!r} {self._stderr.read()[-2000:]!r}")
+        self.addr = line[0].split()[-1]
+        return self.addr
+
+    def stderr_tail(self, limit: int = 4000) -> str:
+        self._stderr.flush()
+        self._stderr.seek(0)
+        return self._stderr.read()[-limit:].decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Batond]:
+    s = Batond()
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def addr(server: Batond) -> str:
+    return server.addr
+
+
+@pytest.fixture(autouse=True)
+def server_alive(server: Batond) -> Iterator[None]:
+    """Fails the test during which the server died, with its last words."""
+    yield
+    assert server.proc is not None
+    if server.proc.poll() is not None:
+        pytest.fail(f"batond exited with {server.proc.returncode} during this test:\n{server.stderr_tail()}")
+
+
+@pytest.fixture
+def name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Unique resource names per test: name("lock") -> "test_x/lock/1a2b3c"."""
+
+    def make(kind: str = "r") -> str:
+        return f"{request.node.name[:60]}/{kind}/{uuid.uuid4().hex[:10]}"
+
+    return make
+
+
+@pytest.fixture(params=["stream", "unary"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every test that uses a client runs over both transports."""
+    return request.param
+
+
+@pytest.fixture
+async def connect(addr: str, transport: str) -> AsyncIterator[Callable[..., Awaitable[baton.Client]]]:
+    """Factory of connected clients, closed after the test."""
+    clients: list[baton.Client] = []
+
+    async def make(target: Optional[str] = None, **kwargs: object) -> baton.Client:
+        kwargs.setdefault("transport", transport)
+        c = await baton.connect(target or addr, **kwargs)  # type: ignore[arg-type]
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        await c.close()
+
+
+@pytest.fixture
+async def client(connect: Callable[..., Awaitable[baton.Client]]) -> baton.Client:
+    return await connect()
+
+
+@pytest.fixture
+async def admin(connect: Callable[..., Awaitable[baton.Client]]) -> baton.Client:
+    """A second client, for looking at things from outside."""
+    return await connect(label="pytest-admin")
+
+
+@pytest.fixture
+async def proxy(addr: str) -> AsyncIterator[TcpProxy]:
+    p = TcpProxy(addr)
+    await p.start()
+    yield p
+    await p.close()

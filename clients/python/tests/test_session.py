@@ -1,0 +1,150 @@
+"""The client's session: keep-alive, reconnect within the TTL, and loss."""
+
+import asyncio
+
+import pytest
+
+import baton
+from baton.v1 import session_pb2
+from helpers import eventually, idle
+
+
+async def _holder_session(admin, n):
+    d = await admin.describe(n, missing_ok=True)
+    return d.holders[0].session_id if d and d.holders else None
+
+
+async def test_session_outlives_its_ttl_while_connected(connect, admin, name):
+    n = name("lock")
+    c = await connect(session_ttl=1.0, label="short-ttl")
+    await c.lock(n).acquire()
+    await asyncio.sleep(2.5)
+    assert await _holder_session(admin, n) == c.session_id
+    d = await c.describe_session()
+    assert d.label == "short-ttl" and d.open_streams == 1
+
+
+async def test_broken_stream_is_reopened_with_the_same_session(connect, admin, name):
+    n = name("lock")
+    c = await connect(session_ttl=1.5)
+    await c.lock(n).acquire()
+    sid = c.session_id
+    for i in range(3):
+        assert c.session.break_stream()
+        await eventually(
+            lambda: _reattached(c, breaks=i + 1),
+            what=f"stream re-opened after break {i + 1}: {c.session.stream_breaks} breaks, task {c.session._task}",
+        )
+    assert c.session.stream_breaks >= 3
+    await asyncio.sleep(2.0)  # longer than the TTL: only the re-opened stream keeps it
+    assert c.session_id == sid and not c.session_lost.is_set()
+    assert await _holder_session(admin, n) == sid
+    assert (await admin.describe_session(sid)).open_streams == 1
+
+
+async def _reattached(c, breaks=0):
+    return c.session.attached.is_set() and c.session.stream_breaks >= breaks
+
+
+async def test_dropped_connection_reconnects_within_ttl(connect, admin, name, proxy):
+    n = name("lock")
+    c = await connect(proxy.addr, session_ttl=2.0)
+    lock = c.lock(n)
+    held = await lock.acquire()
+    for i in range(2):
+        assert proxy.drop() > 0
+        await eventually(lambda: _reattached(c, breaks=i + 1), what="reconnected")
+    await asyncio.sleep(2.5)
+    assert not c.session_lost.is_set()
+    d = await admin.describe(n)
+    assert [(h.session_id, h.token) for h in d.holders] == [(c.session_id, held.token)]
+    # The client works as before.
+    await lock.release()
+    await c.event(name("ev")).set()
+
+
+async def test_wait_pending_when_the_connection_drops_fails_unavailable(connect, name, proxy):
+    c = await connect(proxy.addr, session_ttl=5.0)
+    wait = asyncio.create_task(c.event(name("ev")).wait())
+    await asyncio.sleep(0.2)
+    proxy.drop()
+    with pytest.raises(baton.UnavailableError):
+        await asyncio.wait_for(wait, 10)
+    await eventually(lambda: _reattached(c, breaks=1), what="reconnected")
+    assert not await c.event(name("ev")).is_set()
+
+
+async def test_session_closed_elsewhere_is_lost(connect, admin, name):
+    n = name("lock")
+    c = await connect(session_ttl=30, probe_interval=0.2)
+    seen: list[baton.SessionLostError] = []
+    c.on_session_lost(seen.append)
+    await c.lock(n).acquire()
+    parked = asyncio.create_task(c.event(name("ev")).wait())
+    await asyncio.sleep(0.1)
+    await admin.stubs.sessions.Close(session_pb2.CloseSessionRequest(session_id=c.session_id))
+    await asyncio.wait_for(c.session_lost.wait(), 5)
+    assert len(seen) == 1 and isinstance(seen[0], baton.SessionLostError)
+    with pytest.raises(baton.SessionLostError):
+        await asyncio.wait_for(parked, 5)
+    with pytest.raises(baton.SessionLostError):
+        await c.lock(n).acquire()
+    assert await idle(admin, n)
+    late: list[baton.SessionLostError] = []
+    c.on_session_lost(late.append)  # registered after the fact: called at once
+    assert len(late) == 1
+
+
+async def test_async_session_lost_callback_runs(connect, admin):
+    c = await connect(probe_interval=0.2)
+    called = asyncio.Event()
+
+    async def on_lost(err: baton.SessionLostError) -> None:
+        called.set()
+
+    c.on_session_lost(on_lost)
+    await admin.stubs.sessions.Close(session_pb2.CloseSessionRequest(session_id=c.session_id))
+    await asyncio.wait_for(called.wait(), 5)
+
+
+async def test_blackout_longer_than_ttl_loses_the_session(connect, admin, name, proxy):
+    n = name("lock")
+    c = await connect(proxy.addr, session_ttl=1.0, probe_interval=0.2)
+    await c.lock(n).acquire()
+    proxy.blackout(True)
+    await eventually(lambda: idle(admin, n), timeout=5, what="the session to expire")
+    proxy.blackout(False)
+    await asyncio.wait_for(c.session_lost.wait(), 10)
+    with pytest.raises(baton.SessionLostError):
+        await c.event(name("ev")).wait(timeout=0)
+
+
+async def test_close_ends_the_session_and_is_idempotent(connect, admin, name):
+    c = await connect()
+    sid = c.session_id
+    await c.semaphore(name("sem"), 2).acquire()
+    await c.close()
+    await c.close()
+    with pytest.raises(baton.NotFoundError):
+        await admin.describe_session(sid)
+    with pytest.raises(baton.ClientClosedError):
+        await c.lock(name("lock")).acquire()
+
+
+async def test_async_with_client(addr, transport, name):
+    async with baton.Client(addr, transport=transport) as c:
+        async with c.lock(name("lock")) as held:
+            assert held.fence > 0
+    with pytest.raises(baton.ClientClosedError):
+        await c.event(name("ev")).set()
+
+
+async def test_connecting_to_nothing_raises_unavailable(transport):
+    with pytest.raises(baton.UnavailableError):
+        await asyncio.wait_for(baton.connect("127.0.0.1:1", transport=transport), 10)
+
+
+async def test_keep_alive_once_reports_time_left(client):
+    left = await client.session.keep_alive_once()
+    # While a stream holds the session, the server reports no expiry.
+    assert left >= 0
