@@ -294,10 +294,20 @@ class Worker:
             await asyncio.shield(self._fail_quietly(job, "the worker was stopped"))
             raise
         except Exception as e:
-            await job.fail(e)
+            await self._finish(job, job.fail(e))
         else:
-            await job.complete(result)
+            await self._finish(job, job.complete(result))
         self.processed += 1
+
+    @staticmethod
+    async def _finish(job: Job, outcome: Awaitable[Any]) -> None:
+        """Reports a job's outcome. A job lost meanwhile (its run_timeout or
+        lease ran out, so the server retried or failed it) is refused with
+        FAILED_PRECONDITION: that ends this job, not the worker."""
+        try:
+            await outcome
+        except FailedPreconditionError as e:
+            log.warning("baton: job %s was lost before it finished: %s", job.id, e)
 
     @staticmethod
     async def _fail_quietly(job: Job, message: str) -> None:
