@@ -222,6 +222,7 @@ struct TakeTask {
   uint64_t session = 0;
   Duration lease = 0;
   Time deadline = kForever;
+  std::string request_id;  // replay key, may be empty
 };
 // A Take reply that never reached its worker: the task goes back to the
 // head of the line, the attempt not counted.

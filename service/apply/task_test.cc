@@ -25,7 +25,7 @@ uint64_t Submit(Harness& h, std::string group = "", uint32_t max_attempts = 1, D
 }
 
 TakeTask Take(Time deadline = kForever, Duration lease = kSecond, uint64_t session = 0) {
-  return TakeTask{"work", session, lease, deadline};
+  return TakeTask{"work", session, lease, deadline, ""};
 }
 
 TakenTask Taken(const std::optional<Result>& r) {
@@ -189,6 +189,36 @@ TEST(TaskTest, UndeliveredTakeGoesBackWithoutCountingAnAttempt) {
   Taken(ReplyTo(h.Apply(Take(), 1), 1));
   h.Apply(UndeliverTask{"work", seq, 1});
   EXPECT_EQ(Taken(ReplyTo(h.Apply(Take(), 2), 2)).attempt, 1u);
+}
+
+}  // namespace
+}  // namespace baton::apply
+
+namespace baton::apply {
+namespace {
+
+TEST(TaskTest, ATakeWithARequestIdIsReplayedWhileItsAttemptRuns) {
+  Harness h;
+  uint64_t session = SessionOf(ReplyTo(h.Apply(OpenSession{30 * kSecond, "worker"}, 7), 7));
+  ASSERT_NE(session, 0u);
+  uint64_t first = Submit(h);
+  uint64_t second = Submit(h);
+  TakeTask take = Take(kForever, 0, session);
+  take.request_id = "take-1";
+  TakenTask t = Taken(ReplyTo(h.Apply(take, 1), 1));
+  EXPECT_EQ(t.id, "work#" + std::to_string(first));
+
+  // The retry (try once) returns the running task, not the next one.
+  TakeTask retry = take;
+  retry.deadline = 0;
+  TakenTask again = Taken(ReplyTo(h.Apply(retry, 2), 2));
+  EXPECT_EQ(again.id, t.id);
+  EXPECT_EQ(again.attempt, 1u);
+
+  // Once the attempt ends, the key replays nothing: it takes the next task.
+  h.Apply(CompleteTask{"work", first, 1, false, "done", 0, "", false}, 3);
+  TakenTask next = Taken(ReplyTo(h.Apply(retry, 4), 4));
+  EXPECT_EQ(next.id, "work#" + std::to_string(second));
 }
 
 }  // namespace

@@ -103,6 +103,7 @@ void ShardState::StartTask(const std::string& queue, TaskQueue& tq, uint64_t seq
   ++t.attempts;
   t.session = worker.session;
   t.lease = worker.lease;
+  t.take_request_id = worker.request_id;
   Ref(t.session, queue);
   t.run_deadline = t.run_timeout > 0 ? AddSaturating(now, t.run_timeout) : kForever;
   Time lease_end = worker.lease > 0 ? AddSaturating(now, worker.lease) : kForever;
@@ -126,12 +127,23 @@ void ShardState::Do(const TakeTask& c, OpRef origin, Time now, Effects& out) {
   auto r = Lookup(c.queue, Kind::kTasks, /*create=*/true, 0);
   if (!r.ok()) return fail(r.status());
   TaskQueue& tq = (*r)->tasks();
+  if (!c.request_id.empty()) {
+    // A retry of a Take that started a task still running that attempt.
+    for (const auto& [seq, t] : tq.tasks) {
+      if (t.state == TaskState::kRunning && t.session == c.session &&
+          t.take_request_id == c.request_id) {
+        return out.push_back(
+            Reply{origin, Result::Ok(TakenTask{TaskId(c.queue, seq), t.payload, t.attempts})});
+      }
+    }
+  }
   Waiter w;
   w.op = origin;
   w.session = c.session;
   w.since = now;
   w.deadline = c.deadline;
   w.lease = c.lease;
+  w.request_id = c.request_id;
   if (tq.takers.empty() && !tq.ready.empty()) {
     StartTask(c.queue, tq, tq.PopReady(), w, now, out);
     return;
@@ -165,6 +177,7 @@ void ShardState::StopRunning(const std::string& queue, Task& t) {
   Unref(t.session, queue);
   t.session = 0;
   t.lease = 0;
+  t.take_request_id.clear();
   t.run_deadline = kForever;
   SetTaskTimer(queue, t, kForever);
 }

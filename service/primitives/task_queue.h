@@ -33,6 +33,7 @@ struct Task {
   bool shielded = false;
   bool cancel_requested = false;
   uint64_t session = 0;          // the worker's, while running
+  std::string take_request_id;   // the running attempt's Take replay key
   Duration lease = 0;            // the worker's heartbeat lease, while running
   Duration run_timeout = 0;      // 0: an attempt may run as long as heartbeats come
   Time run_deadline = kForever;  // of the running attempt

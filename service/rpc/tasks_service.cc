@@ -129,6 +129,10 @@ runtime::Task<void> Take(Env& env, TakeCall& call) {
   apply::TakeTask c;
   c.queue = req.queue();
   c.session = req.session_id();
+  if (auto s = ValidateLength(req.request_id(), kMaxRequestIdBytes, "request_id"); !s.ok()) {
+    co_return co_await call.Fail(s);
+  }
+  c.request_id = req.request_id();
   if (req.has_ttl()) {
     auto ttl = ToMicros(req.ttl(), "ttl", env.limits.max_lease, /*allow_zero=*/false);
     if (!ttl.ok()) co_return co_await call.Fail(ttl.status());
