@@ -209,6 +209,8 @@ impl Worker {
                 session_id: self.session_id,
                 ttl: millis(10_000),
                 timeout: None,
+                // Fields added to the protos later keep their defaults.
+                ..Default::default()
             };
             let task = tokio::select! {
                 task = tasks.take(take) => task?.into_inner(),
