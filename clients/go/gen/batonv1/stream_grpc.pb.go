@@ -64,7 +64,10 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type StreamClient interface {
-	// The session stream. See the top of this file.
+	// The session stream. See the top of this file. (Rust: tonic's generated
+	// clients have a `connect` constructor that clashes with this method;
+	// build the stubs without tonic-build's transport feature and make clients
+	// with `StreamClient::new(channel)`, as clients/examples/rust does.)
 	Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[StreamRequest, StreamResponse], error)
 }
 
@@ -93,7 +96,10 @@ type Stream_ConnectClient = grpc.BidiStreamingClient[StreamRequest, StreamRespon
 // All implementations must embed UnimplementedStreamServer
 // for forward compatibility.
 type StreamServer interface {
-	// The session stream. See the top of this file.
+	// The session stream. See the top of this file. (Rust: tonic's generated
+	// clients have a `connect` constructor that clashes with this method;
+	// build the stubs without tonic-build's transport feature and make clients
+	// with `StreamClient::new(channel)`, as clients/examples/rust does.)
 	Connect(grpc.BidiStreamingServer[StreamRequest, StreamResponse]) error
 	mustEmbedUnimplementedStreamServer()
 }
