@@ -82,6 +82,33 @@ TEST(QueueIntegrationTest, ACancelledGetLosesNoItem) {
   EXPECT_EQ(r.items(0).text(), "x");
 }
 
+TEST(QueueIntegrationTest, AGetRetriedWithItsRequestIdLearnsWhatItHolds) {
+  TestServer t;
+  uint64_t session = OpenSession(t);
+  v1::PutResponse put;
+  ASSERT_TRUE(t.queues->Put(Context().get(), PutText("iq/replay", {"a", "b"}), &put).ok());
+  v1::GetRequest get;
+  get.set_name("iq/replay");
+  get.set_session_id(session);
+  get.set_request_id("get-7");
+  v1::GetResponse first;
+  ASSERT_TRUE(t.queues->Get(Context().get(), get, &first).ok());
+  ASSERT_EQ(first.items_size(), 1);
+  // As if the first reply was lost: the retry (try once) gets the same item.
+  get.mutable_timeout()->set_seconds(0);
+  v1::GetResponse again;
+  ASSERT_TRUE(t.queues->Get(Context().get(), get, &again).ok());
+  ASSERT_EQ(again.items_size(), 1);
+  EXPECT_EQ(again.items(0).receipt(), first.items(0).receipt());
+  EXPECT_EQ(again.items(0).text(), "a");
+  EXPECT_EQ(again.outcome(), v1::GRANT_OUTCOME_REPLAYED);
+  // A request_id over the limit is bad input.
+  get.set_request_id(std::string(200, 'x'));
+  v1::GetResponse bad;
+  EXPECT_EQ(t.queues->Get(Context().get(), get, &bad).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 TEST(QueueIntegrationTest, BadInputIsInvalidArgument) {
   TestServer t;
   v1::PutResponse put;
