@@ -1,9 +1,10 @@
 // Time as Baton's state machines see it.
 //
-// `Time` is microseconds on the server's monotonic clock. State machines never
-// read a clock: time enters every command as an argument (DESIGN.md §4.3).
-// The Clock interface is what the runtime reads; tests substitute ManualClock
-// so no unit test sleeps.
+// `Time` is cluster time: wall-clock microseconds since the Unix epoch, never
+// decreasing (DESIGN.md §4.3). State machines never read a clock: time
+// enters every command as an argument, stamped by the sequencer. The Clock
+// interface is what the runtime reads; tests substitute ManualClock so no
+// unit test sleeps.
 #pragma once
 
 #include <atomic>
@@ -13,7 +14,7 @@
 
 namespace baton {
 
-using Time = int64_t;      // microseconds, monotonic
+using Time = int64_t;      // microseconds of cluster time
 using Duration = int64_t;  // microseconds
 
 inline constexpr Time kForever = std::numeric_limits<int64_t>::max();
@@ -32,14 +33,23 @@ class Clock {
   virtual Time Now() const = 0;
 };
 
-// steady_clock in microseconds. Thread-safe.
-class SteadyClock final : public Clock {
+// system_clock in microseconds, clamped so that it never goes back: a step
+// back of the machine's clock stalls time until the clock catches up, and
+// never reorders deadlines. Thread-safe.
+class WallClock final : public Clock {
  public:
   Time Now() const override {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
+    Time wall = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+    Time last = last_.load(std::memory_order_relaxed);
+    while (wall > last && !last_.compare_exchange_weak(last, wall, std::memory_order_relaxed)) {
+    }
+    return wall > last ? wall : last;
   }
+
+ private:
+  mutable std::atomic<Time> last_{0};
 };
 
 // A clock that moves only when told to. Thread-safe.

@@ -28,7 +28,9 @@ void Loop::Post(Work work) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     posted_.push_back(std::move(work));
-    if (!alarm_armed_ && queue_open_) {
+    // The loop's own thread runs posted work before it sleeps again: no
+    // alarm needed.
+    if (!alarm_armed_ && queue_open_ && !OnLoopThread()) {
       alarm_armed_ = true;
       arm = true;
     }
@@ -56,6 +58,11 @@ bool Loop::RunPosted() {
   return !batch.empty();
 }
 
+bool Loop::HasPosted() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !posted_.empty();
+}
+
 void Loop::RunLocal() {
   // Work may defer more work; run until none is left.
   while (!local_.empty()) {
@@ -75,6 +82,8 @@ void Loop::Run() {
   thread_id_ = std::this_thread::get_id();
   for (;;) {
     RunLocal();
+    RunPosted();
+    RunLocal();
     CheckTimers();
     RunLocal();
     Duration wait = kSecond;
@@ -82,7 +91,7 @@ void Loop::Run() {
       Time next = timers_->NextDeadline();
       if (next != kForever) wait = next - clock_->Now();
     }
-    if (!local_.empty()) wait = 0;
+    if (!local_.empty() || HasPosted()) wait = 0;
     void* tag = nullptr;
     bool ok = false;
     auto status = cq_->AsyncNext(&tag, &ok, DeadlineAfter(wait));

@@ -98,6 +98,7 @@ class Loop {
   };
 
   void RunLocal();
+  bool HasPosted();
   bool RunPosted();  // returns true if it ran anything
   void CheckTimers();
 

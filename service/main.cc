@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "absl/flags/flag.h"
@@ -13,6 +14,13 @@
 #include "service/rpc/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7411", "address to listen on, HOST:PORT (port 0: any)");
+ABSL_FLAG(std::string, durability, "local",
+          "local: every change is in a write-ahead log in --data_dir, fsynced before it is "
+          "acknowledged, and survives kill -9 and power loss; none: in memory only, lost when "
+          "batond stops");
+ABSL_FLAG(std::string, data_dir, "baton-data",
+          "where durable state lives (created if missing; delete it to start empty)");
+ABSL_FLAG(int64_t, wal_segment_mb, 64, "size of a write-ahead log segment file, MiB");
 ABSL_FLAG(int, shards, 0, "event-loop threads, each owning a share of resources (0: one per core)");
 ABSL_FLAG(int64_t, max_resources, 1'000'000, "live resources (names) in total");
 ABSL_FLAG(int64_t, max_sessions, 100'000, "open sessions in total");
@@ -56,6 +64,15 @@ int main(int argc, char** argv) {
   baton::rpc::ServerOptions o;
   o.listen = absl::GetFlag(FLAGS_listen);
   o.shards = absl::GetFlag(FLAGS_shards);
+  std::string durability = absl::GetFlag(FLAGS_durability);
+  if (durability == "local") {
+    o.durability = baton::rpc::Durability::kLocal;
+  } else if (durability != "none") {
+    std::cerr << "batond: --durability must be local or none, not '" << durability << "'\n";
+    return 2;
+  }
+  o.data_dir = absl::GetFlag(FLAGS_data_dir);
+  o.wal_segment_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_wal_segment_mb)) << 20;
   o.max_resources = absl::GetFlag(FLAGS_max_resources);
   o.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   o.max_waiters = absl::GetFlag(FLAGS_max_waiters);
@@ -76,7 +93,8 @@ int main(int argc, char** argv) {
       o.max_lease < baton::kMillisecond || o.max_message_bytes < 1024 ||
       o.requests_per_method < 1 || o.max_queue_items < 1 || o.max_item_bytes < 1 ||
       static_cast<int64_t>(o.max_item_bytes) > o.max_message_bytes || o.max_queue_bytes < 1 ||
-      o.future_retention < baton::kSecond) {
+      o.future_retention < baton::kSecond || absl::GetFlag(FLAGS_wal_segment_mb) < 1 ||
+      o.data_dir.empty()) {
     std::cerr << "batond: a flag is out of range; see --help\n";
     return 2;
   }
@@ -90,6 +108,14 @@ int main(int argc, char** argv) {
   // Tests and scripts read this exact line to learn the port.
   std::cout << "listening on " << host << ":" << (*server)->port() << std::endl;
   std::cerr << "batond: " << (*server)->shard_count() << " shards\n";
+  if (o.durability == baton::rpc::Durability::kLocal) {
+    std::error_code ec;
+    std::cerr << "batond: durable: state in " << std::filesystem::absolute(o.data_dir, ec).string()
+              << " (" << (*server)->replayed() << " log entries replayed)\n";
+  } else {
+    std::cerr << "batond: WARNING: --durability=none: state is in memory only; everything is "
+                 "lost when batond stops\n";
+  }
 
   int sig = 0;
   sigwait(&stop, &sig);

@@ -335,6 +335,17 @@ struct DescribeResource {
 // refused with UNAVAILABLE.
 struct BeginShutdown {};
 
+// Time has passed: fires every timer of the shard due at the entry's time.
+// Proposed by the shard when its earliest deadline is due (only the log
+// decides when time passes, so replay fires the same timers).
+struct Tick {};
+
+// The server restarted and replayed its log: ends every wait, watch and
+// Consume stream of the previous process (their RPCs are gone), accepts
+// work again after a logged BeginShutdown, and gives every session homed
+// here a fresh TTL with no stream attached.
+struct Recover {};
+
 using CommandVariant =
     std::variant<AcquirePermits, ReleasePermits, RefreshPermits, Undeliver, SetEvent, ClearEvent,
                  WaitEvent, WatchEvent, UnwatchEvent, CancelWait, OpenSession, KeepAlive,
@@ -344,7 +355,7 @@ using CommandVariant =
                  UndeliverPut, CompleteFuture, AwaitFuture, BarrierWait, AbortBarrier, ResetBarrier,
                  ConditionWait, Notify, ScheduleTimer, CancelTimer, SubmitTask, TakeTask,
                  UndeliverTask, HeartbeatTask, CompleteTask, AwaitTask, CancelTask, WaitTasks,
-                 ConsumeQueue, StopConsuming>;
+                 ConsumeQueue, StopConsuming, Tick, Recover>;
 
 // A Command is one of the structs above. (A struct rather than an alias, so
 // that a timer's action can name it before it is complete.)
@@ -352,5 +363,13 @@ struct Command : CommandVariant {
   using CommandVariant::CommandVariant;
   using CommandVariant::operator=;
 };
+
+// Queries read state and change nothing: they are applied where the resource
+// lives without passing through the log. Every other command is a change,
+// applied only once the log has made it durable (DESIGN.md §4.3-4.4).
+inline bool IsQuery(const Command& c) {
+  return std::holds_alternative<ListResources>(c) || std::holds_alternative<DescribeResource>(c) ||
+         std::holds_alternative<DescribeSession>(c);
+}
 
 }  // namespace baton::apply

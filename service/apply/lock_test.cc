@@ -246,21 +246,27 @@ TEST(LockTest, FencingTokensIncreaseAcrossShardsInRealTimeOrder) {
   EXPECT_GT(tb, ta);
 }
 
-TEST(LockTest, FencingTokensIncreaseAcrossARestart) {
-  // Before the restart: a burst of grants pushes the counter ahead of the clock.
-  ShardState before(0, 1, {}, /*token_offset=*/5'000'000, 1);
+TEST(LockTest, FencingTokensIncreaseAcrossARestartByReplay) {
+  // Before the restart: a burst of grants pushes the counter ahead of the
+  // clock (100 grants in the same microsecond).
+  ShardState before(0, 1, {});
   Effects out;
-  uint64_t last = 0;
   for (uint64_t op = 1; op <= 100; ++op) {
-    before.Apply(LockCmd("k" + std::to_string(op)), OpRef{0, op}, 1'000, out);
+    before.Apply(LockCmd("k" + std::to_string(op)), OpRef{0, op}, 5'000'000, out);
   }
-  last = before.last_token();
-  // After it: the monotonic clock restarts near zero, but the offset is the
-  // wall clock, which has moved on.
-  ShardState after(0, 1, {}, /*token_offset=*/5'000'000 + 2'000, 1);
+  uint64_t last = before.last_token();
+  EXPECT_EQ(last, 5'000'099u);
+  // After it: replaying the log (the same commands at the same cluster
+  // times) restores the counter, and the next grant is above it even though
+  // the clock has hardly moved.
+  ShardState after(0, 1, {});
+  for (uint64_t op = 1; op <= 100; ++op) {
+    after.Apply(LockCmd("k" + std::to_string(op)), OpRef{0, op}, 5'000'000, out);
+  }
+  EXPECT_EQ(after.last_token(), last);
   out.clear();
-  after.Apply(LockCmd("k1"), OpRef{0, 1}, 0, out);
-  EXPECT_GT(TokenOf(ReplyTo(out, 1)), last);
+  after.Apply(LockCmd("fresh"), OpRef{0, 101}, 5'000'001, out);
+  EXPECT_GT(TokenOf(ReplyTo(out, 101)), last);
 }
 
 }  // namespace

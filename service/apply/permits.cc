@@ -24,8 +24,7 @@ void ShardState::GrantHolding(const std::string& name, PermitPool& pool, uint64_
                               OpRef op, GrantHow how, Time now, Effects& out,
                               uint8_t condition_outcome) {
   Holding h;
-  int64_t clock_token = token_offset_ + now;
-  last_token_ = std::max(last_token_ + 1, clock_token > 0 ? static_cast<uint64_t>(clock_token) : 0);
+  last_token_ = std::max(last_token_ + 1, now > 0 ? static_cast<uint64_t>(now) : 0);
   h.token = last_token_;
   h.session = session;
   h.count = count;

@@ -40,8 +40,11 @@ void ShardState::Do(const OpenSession& c, OpRef origin, Time now, Effects& out) 
         origin, Result::Error(absl::ResourceExhaustedError(absl::StrCat(
                     "too many open sessions (limit ", limits_.max_sessions, " per shard)")))});
   }
-  // Ids are strided so that id % shard_count names the home shard.
-  uint64_t id = (next_session_seq_++) * shard_count_ + shard_;
+  // Ids are strided so that id % shard_count names the home shard, and
+  // follow cluster time so that they are never reused across restarts.
+  uint64_t seq = std::max(next_session_seq_, now > 0 ? static_cast<uint64_t>(now) : 0);
+  next_session_seq_ = seq + 1;
+  uint64_t id = seq * shard_count_ + shard_;
   Session s;
   s.label = c.label;
   s.ttl = c.ttl;

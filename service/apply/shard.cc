@@ -1,13 +1,19 @@
 #include "service/apply/shard.h"
 
+#include <algorithm>
+#include <cassert>
+
 namespace baton::apply {
+namespace {
+
+// How long a shard waits before proposing again what the log rejected.
+constexpr Duration kRetryAfterRejection = 100 * kMillisecond;
+
+}  // namespace
 
 Shard::Shard(uint32_t index, uint32_t shard_count, Cluster* cluster, runtime::Loop* loop,
-             Limits limits, int64_t token_offset, uint64_t id_base)
-    : index_(index),
-      cluster_(cluster),
-      loop_(loop),
-      state_(index, shard_count, limits, token_offset, id_base) {}
+             Limits limits)
+    : index_(index), cluster_(cluster), loop_(loop), state_(index, shard_count, limits) {}
 
 OpRef Shard::Register(OpSink* sink) {
   uint64_t id = next_op_id_++;
@@ -18,30 +24,81 @@ OpRef Shard::Register(OpSink* sink) {
 void Shard::Unregister(OpRef op) { sinks_.erase(op.id); }
 
 void Shard::Send(uint32_t target, Command command, OpRef origin) {
-  Shard* to = &cluster_->shard(target);
-  if (to == this) {
-    loop_->Defer([this, c = std::move(command), origin]() mutable { ApplyHere(c, origin); });
+  if (IsQuery(command)) {
+    cluster_->sequencer().SubmitQuery(log::Entry{target, std::move(command), origin});
   } else {
-    to->loop_->Post([to, c = std::move(command), origin]() mutable { to->ApplyHere(c, origin); });
+    cluster_->sequencer().Submit(log::Entry{target, std::move(command), origin});
   }
 }
 
-void Shard::ApplyHere(const Command& command, OpRef origin) {
+void Shard::ApplyQuery(const log::Entry& entry) {
   Effects effects;
-  state_.Apply(command, origin, loop_->clock().Now(), effects);
-  Perform(effects);
+  state_.Apply(entry.command, entry.origin, loop_->clock().Now(), effects);
+  Perform(effects, 0, nullptr);
+}
+
+void Shard::ApplyCommitted(uint64_t index, Time now, log::Entry entry) {
+  assert(!IsQuery(entry.command));
+  if (std::holds_alternative<Tick>(entry.command)) tick_pending_ = false;
+  Effects effects;
+  state_.Apply(entry.command, entry.origin, now, effects);
+  Perform(effects, index, nullptr);
+}
+
+void Shard::ApplyReplayed(uint64_t index, Time now, const log::Entry& entry,
+                          std::vector<log::Entry>* derived) {
+  Effects effects;
+  state_.Apply(entry.command, entry.origin, now, effects);
+  Perform(effects, index, derived);
+}
+
+void Shard::OnRejected(log::Entry entry, absl::Status why) {
+  if (std::holds_alternative<Tick>(entry.command)) tick_pending_ = false;
+  // A command someone waits for fails with the log's reason. Everything
+  // else (time passing, a cancellation, a rollback, a derived command) must
+  // happen eventually: propose it again later.
+  bool must_happen = entry.origin.id == 0 || std::holds_alternative<CancelWait>(entry.command);
+  if (!must_happen) {
+    DeliverHere(entry.origin.id, Result::Error(std::move(why)));
+    return;
+  }
+  if (!std::holds_alternative<Tick>(entry.command)) retry_.push_back(std::move(entry));
+  retry_at_ = loop_->clock().Now() + kRetryAfterRejection;
+}
+
+Time Shard::NextDeadline() const {
+  // After a rejection, nothing is proposed again before retry_at_.
+  if (retry_at_ != kForever) return retry_at_;
+  return tick_pending_ ? kForever : state_.NextDeadline();
 }
 
 void Shard::OnTimer(Time now) {
-  Effects effects;
-  state_.OnTimer(now, effects);
-  Perform(effects);
+  if (retry_at_ != kForever) {
+    if (now < retry_at_) return;
+    retry_at_ = kForever;
+    std::vector<log::Entry> again;
+    again.swap(retry_);
+    for (log::Entry& e : again) cluster_->sequencer().Submit(std::move(e));
+  }
+  if (tick_pending_ || state_.NextDeadline() > now) return;
+  tick_pending_ = true;
+  cluster_->sequencer().Submit(log::Entry{index_, Tick{}, OpRef{}});
 }
 
-void Shard::Perform(Effects& effects) {
+void Shard::Perform(Effects& effects, uint64_t source_index,
+                    std::vector<log::Entry>* replay_derived) {
+  uint32_t ordinal = 0;
+  auto derive = [&](uint32_t target, Command command) {
+    log::Entry e{target, std::move(command), OpRef{}, source_index, ++ordinal};
+    if (replay_derived != nullptr) {
+      replay_derived->push_back(std::move(e));
+    } else {
+      cluster_->sequencer().Submit(std::move(e));
+    }
+  };
   for (Effect& e : effects) {
     if (auto* reply = std::get_if<Reply>(&e)) {
-      if (reply->op.id == 0) continue;
+      if (reply->op.id == 0 || replay_derived != nullptr) continue;
       if (reply->op.shard == index_) {
         DeliverHere(reply->op.id, std::move(reply->result));
       } else {
@@ -51,13 +108,11 @@ void Shard::Perform(Effects& effects) {
         });
       }
     } else if (auto* f = std::get_if<Forward>(&e)) {
-      Send(cluster_->ShardOfName(f->name), std::move(f->command), OpRef{});
+      derive(cluster_->ShardOfName(f->name), std::move(f->command));
     } else {
       auto& b = std::get<Broadcast>(e);
       for (uint32_t i = 0; i < cluster_->size(); ++i) {
-        if (i == index_) continue;
-        Shard* to = &cluster_->shard(i);
-        to->loop_->Post([to, c = b.command]() { to->ApplyHere(c, OpRef{}); });
+        if (i != index_) derive(i, b.command);
       }
     }
   }

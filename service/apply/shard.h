@@ -1,14 +1,23 @@
 // Shard runs one ShardState on one runtime::Loop and carries its effects:
 // replies to the ops that wait for them (on this shard or another) and
-// broadcasts to every other shard.
+// commands derived from an applied one (a session broadcast to every other
+// shard, a timer's action for the shard that owns its target).
 //
 // An op is anything that receives results: an RPC (unary or stream) that
 // registered an OpSink on its own shard. Commands travel to the owning shard
-// by Send(); results travel back by Perform(). Inboxes are FIFO, so two
-// commands sent from one shard to another are applied in sending order.
+// by Send(): a change goes through the Sequencer (the log) and comes back
+// as ApplyCommitted() on the owning shard, in log order; a query is not
+// logged, but reaches the owner (ApplyQuery) behind every change submitted
+// before it. Results travel back by Perform(). Two commands sent
+// one after the other from one thread are applied in sending order.
 //
-// Threading: every method runs on this shard's loop thread, except that
-// other shards' threads reach ApplyHere() only through Loop::Post.
+// A shard applies no change that did not come out of the log (DESIGN.md
+// §4.3): not its own timers (it proposes a Tick), not another shard's
+// broadcasts (they are proposed as derived entries). So replaying the log
+// reproduces the same state, shard by shard.
+//
+// Threading: every method runs on this shard's loop thread, except
+// ApplyReplayed() and SeeOpId(), which the server calls before the loop runs.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +29,7 @@
 #include "service/apply/command.h"
 #include "service/apply/result.h"
 #include "service/apply/shard_state.h"
+#include "service/log/sequencer.h"
 
 namespace baton::apply {
 
@@ -37,8 +47,7 @@ class Cluster;
 
 class Shard final : public runtime::TimerSource {
  public:
-  Shard(uint32_t index, uint32_t shard_count, Cluster* cluster, runtime::Loop* loop, Limits limits,
-        int64_t token_offset, uint64_t id_base);
+  Shard(uint32_t index, uint32_t shard_count, Cluster* cluster, runtime::Loop* loop, Limits limits);
 
   uint32_t index() const { return index_; }
   runtime::Loop& loop() { return *loop_; }
@@ -54,15 +63,32 @@ class Shard final : public runtime::TimerSource {
   // middle of handling another result.
   void Send(uint32_t target, Command command, OpRef origin);
 
-  // Applies a command that arrived for this shard and performs its effects.
-  void ApplyHere(const Command& command, OpRef origin);
+  // Applies a committed entry of the log and performs its effects.
+  void ApplyCommitted(uint64_t index, Time now, log::Entry entry);
+  // Applies a query (not logged) once the changes submitted before it were
+  // dispatched, and sends its reply.
+  void ApplyQuery(const log::Entry& entry);
+
+  // Applies an entry found in the log at start. Replies go nowhere; derived
+  // commands are appended to `derived` (the server proposes those a crash
+  // kept out of the log). REQUIRES: the loop is not running yet.
+  void ApplyReplayed(uint64_t index, Time now, const log::Entry& entry,
+                     std::vector<log::Entry>* derived);
+  // Op ids recorded in the state come from the log; new ones must differ.
+  // REQUIRES: the loop is not running yet.
+  void SeeOpId(uint64_t id) { next_op_id_ = std::max(next_op_id_, id + 1); }
+
+  // The log will never commit `entry`, which this shard sent (or derived).
+  void OnRejected(log::Entry entry, absl::Status why);
 
   // runtime::TimerSource
-  Time NextDeadline() const override { return state_.NextDeadline(); }
+  Time NextDeadline() const override;
   void OnTimer(Time now) override;
 
  private:
-  void Perform(Effects& effects);
+  // Replies, and derived commands proposed with (source_index, ordinal) or
+  // appended to `replay_derived` during replay.
+  void Perform(Effects& effects, uint64_t source_index, std::vector<log::Entry>* replay_derived);
   void DeliverHere(uint64_t op_id, Result result);
 
   const uint32_t index_;
@@ -71,9 +97,16 @@ class Shard final : public runtime::TimerSource {
   ShardState state_;
   absl::flat_hash_map<uint64_t, OpSink*> sinks_;
   uint64_t next_op_id_ = 1;
+  // A Tick proposed and not yet applied: the loop must not ask again.
+  bool tick_pending_ = false;
+  // Entries the log rejected (disk full) that must not be lost (ticks,
+  // cancellations, rollbacks, derived commands): proposed again at retry_at_.
+  std::vector<log::Entry> retry_;
+  Time retry_at_ = kForever;
 };
 
-// All shards of a server. Fixed once built.
+// All shards of a server, and the sequencer that orders their changes.
+// Fixed once built.
 class Cluster {
  public:
   uint32_t size() const { return static_cast<uint32_t>(shards_.size()); }
@@ -85,9 +118,12 @@ class Cluster {
     return ShardState::ShardOfSession(session, size());
   }
   void Add(std::unique_ptr<Shard> shard) { shards_.push_back(std::move(shard)); }
+  log::Sequencer& sequencer() { return *sequencer_; }
+  void SetSequencer(log::Sequencer* sequencer) { sequencer_ = sequencer; }
 
  private:
   std::vector<std::unique_ptr<Shard>> shards_;
+  log::Sequencer* sequencer_ = nullptr;
 };
 
 }  // namespace baton::apply

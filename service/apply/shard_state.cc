@@ -68,13 +68,8 @@ bool ShardState::Resource::idle() const {
   return conditions.empty() && std::visit([](const auto& s) { return s.idle(); }, state);
 }
 
-ShardState::ShardState(uint32_t shard, uint32_t shard_count, Limits limits, int64_t token_offset,
-                       uint64_t id_base)
-    : shard_(shard),
-      shard_count_(shard_count),
-      limits_(limits),
-      token_offset_(token_offset),
-      next_session_seq_(id_base) {}
+ShardState::ShardState(uint32_t shard, uint32_t shard_count, Limits limits)
+    : shard_(shard), shard_count_(shard_count), limits_(limits) {}
 
 uint32_t ShardState::ShardOfName(std::string_view name, uint32_t shard_count) {
   // FNV-1a: stable across processes and platforms, unlike absl::Hash, so a
@@ -337,10 +332,30 @@ void ShardState::OnTimer(Time now, Effects& out) {
 
 void ShardState::Do(const BeginShutdown&, OpRef, Time, Effects& out) {
   shutting_down_ = true;
+  EndEveryWait(absl::UnavailableError("server shutting down"), out);
+}
+
+void ShardState::Do(const Recover&, OpRef, Time now, Effects& out) {
+  // Every op recorded in the state belongs to the previous process: end
+  // them all (their replies go nowhere). Clients retry, and a retry with a
+  // request_id finds what a lost reply had granted (replay caches).
+  EndEveryWait(absl::UnavailableError("server restarted"), out);
+  shutting_down_ = false;
+  // No stream is attached any more, and no client could keep its session
+  // alive while the server was down: every session starts a fresh TTL.
+  for (auto& [id, session] : sessions_) {
+    if (session.expires != kForever) RemoveTimer(session.expires, TimerKind::kSession, id);
+    session.streams = 0;
+    session.expires = AddSaturating(now, session.ttl);
+    AddTimer(session.expires, TimerKind::kSession, id);
+  }
+}
+
+void ShardState::Do(const Tick&, OpRef, Time now, Effects& out) { OnTimer(now, out); }
+
+void ShardState::EndEveryWait(const absl::Status& status, Effects& out) {
   auto end_all = [&](const std::string& name, primitives::WaiterQueue& line) {
-    for (Waiter& w : line.RemoveAll()) {
-      EndWait(name, w, absl::UnavailableError("server shutting down"), out);
-    }
+    for (Waiter& w : line.RemoveAll()) EndWait(name, w, status, out);
   };
   for (auto it = resources_.begin(); it != resources_.end();) {
     const std::string& name = it->first;
@@ -353,7 +368,7 @@ void ShardState::Do(const BeginShutdown&, OpRef, Time, Effects& out) {
       end_all(name, r.queue().joiners);
       r.queue().pending_puts.clear();
       for (const auto& [op, consumer] : r.queue().consumers) Unref(consumer.session, name);
-      EndConsumers(r.queue(), 0, absl::UnavailableError("server shutting down"), out);
+      EndConsumers(r.queue(), 0, status, out);
     }
     if (r.kind == Kind::kTasks) {
       end_all(name, r.tasks().waits);
@@ -362,8 +377,7 @@ void ShardState::Do(const BeginShutdown&, OpRef, Time, Effects& out) {
     if (r.kind == Kind::kEvent) {
       auto watchers = r.event().watchers();
       for (auto [shard, id] : watchers) {
-        out.push_back(
-            Reply{OpRef{shard, id}, Result::Error(absl::UnavailableError("server shutting down"))});
+        out.push_back(Reply{OpRef{shard, id}, Result::Error(status)});
         r.event().RemoveWatcher(OpRef{shard, id});
       }
     }

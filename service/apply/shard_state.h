@@ -42,15 +42,14 @@ namespace baton::apply {
 class ShardState {
  public:
   // Fencing tokens are a hybrid clock: each grant gets
-  // max(previous token + 1, token_offset + now), so tokens strictly increase
-  // per lock, increase across all shards in real-time order (two grants made
-  // one after the other by any client are more than a microsecond apart), and
-  // keep increasing across restarts. The server passes wall-clock micros minus
-  // its monotonic clock's reading at start as `token_offset`; time still
-  // enters only through `now`, so replay gives the same tokens. `id_base`
-  // seeds session ids the same way (wall-clock micros at start).
-  ShardState(uint32_t shard, uint32_t shard_count, Limits limits, int64_t token_offset,
-             uint64_t id_base);
+  // max(previous token + 1, now), where `now` is cluster time (wall-clock
+  // microseconds, never decreasing along the log). So tokens strictly
+  // increase per lock, increase across all shards in real-time order (two
+  // grants made one after the other by any client are more than a
+  // microsecond apart), and keep increasing across restarts: the last token
+  // is state, restored by replay. Session ids follow the same rule. Time
+  // enters only through `now`, so replay gives the same tokens and ids.
+  ShardState(uint32_t shard, uint32_t shard_count, Limits limits);
 
   void Apply(const Command& command, OpRef origin, Time now, Effects& out);
 
@@ -186,6 +185,8 @@ class ShardState {
   void Do(const WaitTasks& c, OpRef origin, Time now, Effects& out);
   void Do(const ConsumeQueue& c, OpRef origin, Time now, Effects& out);
   void Do(const StopConsuming& c, OpRef origin, Time now, Effects& out);
+  void Do(const Tick& c, OpRef origin, Time now, Effects& out);
+  void Do(const Recover& c, OpRef origin, Time now, Effects& out);
 
   // Resources.
   // The resource `name` of `kind`, created if absent and `create`; errors:
@@ -215,6 +216,9 @@ class ShardState {
   // the lock), and lets the resource react: a semaphore grants the waiters
   // that now fit, a queue lets the next putters in, a barrier breaks.
   void RemoveWaiter(const std::string& name, uint64_t id, EndReason why, Time now, Effects& out);
+  // Ends every wait, watch and Consume stream with `status` (shutdown, and
+  // the ops of a previous process after a restart).
+  void EndEveryWait(const absl::Status& status, Effects& out);
 
   // Queues (queues.cc).
   absl::StatusOr<Resource*> LookupQueue(const std::string& name,
@@ -351,9 +355,8 @@ class ShardState {
   absl::flat_hash_map<uint64_t, absl::btree_map<std::string, int64_t>> session_refs_;
   absl::btree_set<TimerKey> timers_;
 
-  const int64_t token_offset_;
   uint64_t last_token_ = 0;
-  uint64_t next_session_seq_;
+  uint64_t next_session_seq_ = 1;
   uint64_t next_waiter_id_ = 1;
   uint64_t next_delivery_ = 1;
   uint64_t next_item_id_ = 1;

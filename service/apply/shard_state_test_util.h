@@ -13,7 +13,7 @@ namespace baton::apply {
 class Harness {
  public:
   explicit Harness(Limits limits = {}, uint32_t shard = 0, uint32_t shards = 1)
-      : state(shard, shards, limits, /*token_base=*/1000, /*id_base=*/1) {}
+      : state(shard, shards, limits) {}
 
   // Applies `c` on behalf of op `op` (0: nobody waits for a reply).
   Effects Apply(Command c, uint64_t op = 0) {

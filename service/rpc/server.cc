@@ -4,18 +4,39 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <future>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.pb.h"
+#include "storage/local_log.h"
 
 namespace baton::rpc {
 namespace {
 
-uint64_t WallMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+// The data directory remembers its shard count: the log names shards, so
+// replaying it with another count would put resources on the wrong shard.
+absl::Status CheckShardCount(const std::string& dir, uint32_t shards) {
+  std::string path = dir + "/shards";
+  std::ifstream in(path);
+  if (in) {
+    uint32_t recorded = 0;
+    in >> recorded;
+    if (recorded == shards) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(
+        dir, " was created by a server with ", recorded, " shards; start this one with --shards ",
+        recorded, " (the shard count of a data directory is fixed)"));
+  }
+  std::ofstream out(path + ".tmp", std::ios::trunc);
+  out << shards << "\n";
+  out.close();
+  if (!out || std::rename((path + ".tmp").c_str(), path.c_str()) != 0) {
+    return absl::PermissionDeniedError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
 }
 
 int64_t Share(int64_t total, uint32_t shards) {
@@ -40,7 +61,18 @@ void OnEveryShard(apply::Cluster& cluster, std::function<void(apply::Shard&)> fn
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   std::unique_ptr<Server> s(new Server());
   s->options_ = options;
-  s->clock_ = options.clock != nullptr ? options.clock : &s->steady_;
+  if (options.durability == Durability::kLocal) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.data_dir, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create the data directory ", options.data_dir, ": ", ec.message()));
+    }
+    auto lock = storage::FileLock::Acquire(options.data_dir);
+    if (!lock.ok()) return lock.status();
+    s->data_lock_.emplace(std::move(*lock));
+  }
+  s->clock_ = options.clock != nullptr ? options.clock : &s->wall_;
   uint32_t shards =
       options.shards > 0 ? options.shards : std::max(1u, std::thread::hardware_concurrency());
 
@@ -64,6 +96,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->port_);
+  // Never share a port: with SO_REUSEPORT a second server on the same
+  // address would quietly take half of the connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   // Notice dead clients (notes/grpc-runtime.md §8.9): ping idle connections,
@@ -95,16 +130,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
         absl::StrCat("cannot listen on ", options.listen, " (address in use, or not an address?)"));
   }
 
-  uint64_t base = WallMicros();
-  // Fencing tokens follow wall-clock microseconds (see ShardState), so they
-  // keep increasing across a restart even though the loops' clock restarts.
-  int64_t token_offset = static_cast<int64_t>(base) - s->clock_->Now();
   for (uint32_t i = 0; i < shards; ++i) {
     s->loops_.push_back(std::make_unique<runtime::Loop>(i, std::move(cqs[i]), s->clock_));
-    s->cluster_.Add(std::make_unique<apply::Shard>(i, shards, &s->cluster_, s->loops_[i].get(),
-                                                   limits, token_offset, base));
+    s->cluster_.Add(
+        std::make_unique<apply::Shard>(i, shards, &s->cluster_, s->loops_[i].get(), limits));
     s->loops_[i]->SetTimerSource(&s->cluster_.shard(i));
   }
+  if (auto st = s->OpenLog(shards); !st.ok()) return st;
   s->env_.cluster = &s->cluster_;
   s->env_.limits = limits;
   s->env_.requests_per_method = options.requests_per_method;
@@ -132,13 +164,92 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   return s;
 }
 
+absl::Status Server::OpenLog(uint32_t shards) {
+  std::unique_ptr<storage::ConsensusLog> wal;
+  if (options_.durability == Durability::kLocal) {
+    if (auto st = CheckShardCount(options_.data_dir, shards); !st.ok()) return st;
+    storage::LocalLog::Options o;
+    o.directory = options_.data_dir + "/wal";
+    o.segment_bytes = options_.wal_segment_bytes;
+    o.sync = options_.fsync;
+    o.lock_directory = false;  // the server holds the data directory's lock
+    wal = std::make_unique<storage::LocalLog>(o);
+  }
+  sequencer_ = std::make_unique<log::Sequencer>(std::move(wal), clock_);
+  cluster_.SetSequencer(sequencer_.get());
+
+  // Replay: apply every logged entry on this thread, before any loop runs.
+  // Commands derived from an entry (broadcasts, timer actions) are in the
+  // log too, after it; those a crash kept out are proposed again below.
+  std::map<std::pair<uint64_t, uint32_t>, log::Entry> missing;
+  auto replay = [&](uint64_t index, Time now, log::Entry e) -> absl::Status {
+    if (e.shard >= shards || e.origin.shard >= shards) {
+      return absl::DataLossError(
+          absl::StrCat("log entry ", index, " names shard ", e.shard, " of ", shards));
+    }
+    ++replayed_;
+    if (e.source_index != 0) missing.erase({e.source_index, e.source_ordinal});
+    if (e.origin.id != 0) cluster_.shard(e.origin.shard).SeeOpId(e.origin.id);
+    std::vector<log::Entry> derived;
+    cluster_.shard(e.shard).ApplyReplayed(index, now, e, &derived);
+    for (log::Entry& d : derived) {
+      missing.emplace(std::make_pair(d.source_index, d.source_ordinal), std::move(d));
+    }
+    return absl::OkStatus();
+  };
+  // Posted, never deferred, even to the submitting loop itself: a loop runs
+  // posted work in posting order, so each shard applies its entries in log
+  // order.
+  auto dispatch = [this](uint64_t index, Time now, log::Entry e) {
+    apply::Shard* shard = &cluster_.shard(e.shard);
+    shard->loop().Post([shard, index, now, e = std::move(e)]() mutable {
+      shard->ApplyCommitted(index, now, std::move(e));
+    });
+  };
+  auto dispatch_query = [this](uint64_t, Time, log::Entry e) {
+    apply::Shard* shard = &cluster_.shard(e.shard);
+    shard->loop().Post([shard, e = std::move(e)] { shard->ApplyQuery(e); });
+  };
+  auto reject = [this](log::Entry e, absl::Status why) {
+    apply::Shard* shard = &cluster_.shard(e.origin.id != 0 ? e.origin.shard : e.shard);
+    shard->loop().Post([shard, e = std::move(e), why = std::move(why)]() mutable {
+      shard->OnRejected(std::move(e), std::move(why));
+    });
+  };
+  auto fatal = [](absl::Status why) {
+    // Never retry a failed fsync: what reached the disk is unknown. Stop,
+    // and let recovery read what is there.
+    std::fprintf(stderr, "batond: fatal: the write-ahead log failed: %s\n",
+                 std::string(why.message()).c_str());
+    std::_Exit(1);
+  };
+  if (auto st = sequencer_->Open(replay, dispatch, dispatch_query, reject, fatal); !st.ok())
+    return st;
+  for (const std::string& note : sequencer_->notes()) {
+    std::fprintf(stderr, "batond: write-ahead log: %s\n", note.c_str());
+  }
+  if (replayed_ > 0) {
+    for (auto& [key, e] : missing) sequencer_->Submit(std::move(e));
+    for (uint32_t i = 0; i < shards; ++i) {
+      sequencer_->Submit(log::Entry{i, apply::Recover{}, apply::OpRef{}});
+    }
+    // Applied (posted to the loops) before the first call is served.
+    sequencer_->Flush();
+  }
+  return absl::OkStatus();
+}
+
 void Server::Shutdown() {
   std::call_once(shutdown_once_, [this] {
     server_->GetHealthCheckService()->SetServingStatus(false);
-    // End every pending wait and watch, refuse new ones, and cancel the
-    // streams that would otherwise hold Shutdown for its whole grace period.
+    // End every pending wait and watch and refuse new ones (through the log,
+    // like every change), then cancel the streams that would otherwise hold
+    // Shutdown for its whole grace period.
+    for (uint32_t i = 0; i < cluster_.size(); ++i) {
+      sequencer_->Submit(log::Entry{i, apply::BeginShutdown{}, apply::OpRef{}});
+    }
+    sequencer_->Flush();
     OnEveryShard(cluster_, [this](apply::Shard& shard) {
-      shard.ApplyHere(apply::BeginShutdown{}, apply::OpRef{});
       for (grpc::ServerContext* ctx : env_.streams[shard.index()]) ctx->TryCancel();
     });
     // Never on a loop thread: Shutdown blocks until calls finish, and the
@@ -147,6 +258,8 @@ void Server::Shutdown() {
                       std::chrono::microseconds(options_.shutdown_grace));
     for (auto& loop : loops_) loop->ShutdownQueue();
     for (auto& t : threads_) t.join();
+    // What the last calls logged is committed; nothing applies it any more.
+    sequencer_->Close();
   });
 }
 

@@ -1,7 +1,8 @@
 // Server: builds and runs a Baton server. Owns the gRPC server, one Loop and
 // one Shard per shard thread, and the listeners.
 //
-// Start() returns once the server listens. Shutdown() may be called from any
+// Start() opens the data directory and replays its log (durable mode),
+// then returns once the server listens. Shutdown() may be called from any
 // thread except a loop thread; it is idempotent, and performs the ordered
 // shutdown of notes/grpc-runtime.md §1.6: health NOT_SERVING; every shard
 // ends its pending waits and watches with UNAVAILABLE; open streams are
@@ -14,6 +15,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,14 +25,29 @@
 #include "runtime/loop.h"
 #include "service/apply/limits.h"
 #include "service/apply/shard.h"
+#include "service/log/sequencer.h"
 #include "service/rpc/env.h"
 #include "service/rpc/services.h"
+#include "storage/file_lock.h"
 
 namespace baton::rpc {
+
+enum class Durability {
+  kNone,   // in memory: everything is lost when the process ends
+  kLocal,  // a write-ahead log in data_dir, fsynced before every reply
+};
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:7411";  // HOST:PORT; port 0 picks one
   int shards = 0;                         // 0: one per core
+  Durability durability = Durability::kNone;
+  // kLocal: the data directory (created if missing; one server at a time).
+  std::string data_dir;
+  // kLocal: a WAL segment's size before the next one starts.
+  uint64_t wal_segment_bytes = 64ull << 20;
+  // kLocal: false skips fdatasync (tests and benchmarks only: a crash of
+  // the machine, not only of the process, then loses acknowledged changes).
+  bool fsync = true;
   // Totals for the whole server; each shard gets an equal share.
   int64_t max_resources = 1'000'000;
   int64_t max_sessions = 100'000;
@@ -47,7 +64,7 @@ struct ServerOptions {
   Duration keepalive_timeout = 10 * kSecond;  // and drop it if no ack by then
   Duration shutdown_grace = 2 * kSecond;      // for in-flight calls to finish
   int requests_per_method = 32;               // calls pre-posted per method per shard
-  const Clock* clock = nullptr;               // default: steady clock
+  const Clock* clock = nullptr;               // default: the wall clock
 };
 
 class Server {
@@ -56,15 +73,20 @@ class Server {
   ~Server();
 
   int port() const { return port_; }
+  // Entries found in the log at start (0: a new or in-memory server).
+  uint64_t replayed() const { return replayed_; }
   uint32_t shard_count() const { return cluster_.size(); }
 
   void Shutdown();
 
  private:
   Server() = default;
+  // Opens the log (durable mode: the data directory's WAL), replays it into
+  // the shards, and proposes Recover. REQUIRES: the loops are not running.
+  absl::Status OpenLog(uint32_t shards);
 
   ServerOptions options_;
-  SteadyClock steady_;
+  WallClock wall_;
   const Clock* clock_ = nullptr;
   Services services_;
   StreamOps stream_ops_;
@@ -74,6 +96,10 @@ class Server {
   Env env_;
   Listeners listeners_;
   std::vector<std::thread> threads_;
+  // Declared after the loops: destroyed (closed) before them.
+  std::optional<storage::FileLock> data_lock_;
+  std::unique_ptr<log::Sequencer> sequencer_;
+  uint64_t replayed_ = 0;
   int port_ = 0;
   std::once_flag shutdown_once_;
 };

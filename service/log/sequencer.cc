@@ -1,0 +1,165 @@
+#include "service/log/sequencer.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "baton/internal/v1/log.pb.h"
+#include "service/apply/codec.h"
+
+namespace baton::log {
+
+// An entry proposed and not yet committed: the log hands the pointer back as
+// the proposal's cookie, so a commit applies the command already in memory
+// instead of decoding what was just encoded.
+struct Sequencer::Pending {
+  Time now = 0;
+  uint64_t seq = 0;  // the proposal's sequence number (rejected ones have no index)
+  Entry entry;
+};
+
+namespace {
+
+std::string EncodeEntry(Time now, const Entry& e) {
+  internal::v1::LogEntry pb;
+  pb.set_now_us(now);
+  pb.set_shard(e.shard);
+  pb.set_origin_shard(e.origin.shard);
+  pb.set_origin_op(e.origin.id);
+  pb.set_source_index(e.source_index);
+  pb.set_source_ordinal(e.source_ordinal);
+  apply::Encode(e.command, pb.mutable_command());
+  return pb.SerializeAsString();
+}
+
+absl::StatusOr<std::pair<Time, Entry>> DecodeEntry(uint64_t index, std::string_view data) {
+  internal::v1::LogEntry pb;
+  if (!pb.ParseFromArray(data.data(), static_cast<int>(data.size()))) {
+    return absl::DataLossError(absl::StrCat("log entry ", index, " is not a LogEntry"));
+  }
+  auto command = apply::Decode(pb.command());
+  if (!command.ok()) {
+    return absl::DataLossError(absl::StrCat("log entry ", index, ": ", command.status().message()));
+  }
+  Entry e;
+  e.shard = pb.shard();
+  e.command = std::move(*command);
+  e.origin = apply::OpRef{pb.origin_shard(), pb.origin_op()};
+  e.source_index = pb.source_index();
+  e.source_ordinal = pb.source_ordinal();
+  return std::make_pair(static_cast<Time>(pb.now_us()), std::move(e));
+}
+
+}  // namespace
+
+Sequencer::Sequencer(std::unique_ptr<storage::ConsensusLog> log, const Clock* clock)
+    : log_(std::move(log)), clock_(clock) {}
+
+Sequencer::~Sequencer() { Close(); }
+
+absl::Status Sequencer::Open(const Replay& replay, Dispatch dispatch, Dispatch dispatch_query,
+                             Reject reject, Fatal fatal) {
+  dispatch_ = std::move(dispatch);
+  dispatch_query_ = std::move(dispatch_query);
+  reject_ = std::move(reject);
+  if (log_ == nullptr) return absl::OkStatus();
+  storage::ReplayFn read = [&](uint64_t index, std::string_view data) -> absl::Status {
+    auto entry = DecodeEntry(index, data);
+    if (!entry.ok()) return entry.status();
+    // Time never goes back along the log, even if this machine's clock did.
+    last_now_ = std::max(last_now_, entry->first);
+    return replay(index, entry->first, std::move(entry->second));
+  };
+  storage::LogCallbacks callbacks;
+  callbacks.committed = [this](uint64_t index, std::string_view, uint64_t cookie) {
+    OnCommitted(index, reinterpret_cast<Pending*>(cookie));
+  };
+  callbacks.rejected = [this](uint64_t cookie, absl::Status why) {
+    std::unique_ptr<Pending> p(reinterpret_cast<Pending*>(cookie));
+    reject_(std::move(p->entry), std::move(why));
+    Finished(p.get());
+  };
+  callbacks.fatal = std::move(fatal);
+  auto opened = log_->Open(/*after_index=*/0, read, std::move(callbacks));
+  if (!opened.ok()) return opened.status();
+  notes_ = std::move(opened->notes);
+  return absl::OkStatus();
+}
+
+void Sequencer::Submit(Entry entry) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (closed_) return;
+  // Stamped under the lock that also orders the proposals, so cluster time
+  // never decreases along the log.
+  Time now = std::max(last_now_, clock_->Now());
+  last_now_ = now;
+  ++submitted_;
+  uint64_t seq = ++proposed_;
+  if (log_ == nullptr) {
+    uint64_t index = next_index_++;
+    // Dispatched under the lock: entries reach their shards in log order.
+    dispatch_(index, now, std::move(entry));
+    Pending done{now, seq, {}};
+    Finished(&done);
+    return;
+  }
+  auto p = std::make_unique<Pending>(Pending{now, seq, std::move(entry)});
+  storage::Proposal proposal{EncodeEntry(now, p->entry), reinterpret_cast<uint64_t>(p.get())};
+  p.release();
+  log_->Propose(std::move(proposal));
+}
+
+void Sequencer::SubmitQuery(Entry entry) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_) return;
+  Time now = std::max(last_now_, clock_->Now());
+  std::lock_guard<std::mutex> qlock(queries_mu_);
+  if (done_ >= proposed_) {
+    dispatch_query_(0, now, std::move(entry));
+  } else {
+    queries_.emplace_back(proposed_, std::move(entry));
+  }
+}
+
+void Sequencer::OnCommitted(uint64_t index, Pending* raw) {
+  std::unique_ptr<Pending> p(raw);
+  dispatch_(index, p->now, std::move(p->entry));
+  Finished(p.get());
+}
+
+// Not under mu_: a log may reject a proposal on the proposing thread, inside
+// Submit (which holds mu_; queries_mu_ comes after it in the lock order).
+void Sequencer::Finished(const Pending* p) {
+  {
+    std::lock_guard<std::mutex> lock(queries_mu_);
+    done_ = std::max(done_, p->seq);
+    if (!queries_.empty()) {
+      size_t n = 0;
+      while (n < queries_.size() && queries_[n].first <= done_) {
+        dispatch_query_(0, p->now, std::move(queries_[n].second));
+        ++n;
+      }
+      queries_.erase(queries_.begin(), queries_.begin() + static_cast<ptrdiff_t>(n));
+    }
+  }
+  std::lock_guard<std::mutex> lock(flush_mu_);
+  ++finished_;
+  finished_cv_.notify_all();
+}
+
+void Sequencer::Flush() {
+  uint64_t target = submitted_.load();
+  std::unique_lock<std::mutex> lock(flush_mu_);
+  finished_cv_.wait(lock, [&] { return finished_ >= target; });
+}
+
+void Sequencer::Close() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    closed_ = true;
+  }
+  if (log_ != nullptr) log_->Close();
+}
+
+}  // namespace baton::log

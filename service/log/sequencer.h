@@ -1,0 +1,126 @@
+// Sequencer: the one ordered path every change takes before any shard
+// applies it (DESIGN.md §4.3-4.4).
+//
+//   shard loop --Submit--> stamp cluster time, encode --> ConsensusLog
+//        (durable: group commit, one fdatasync per batch)
+//   log thread --Dispatch(index, now, entry)--> owning shard's loop, in
+//        log order; the shard applies it and sends the replies
+//
+// Cluster time is wall-clock microseconds, forced never to decrease along
+// the log (not even across a restart whose clock stepped back), so every
+// deadline a command carries means the same thing on replay.
+//
+// Without a log (--durability=none) Submit stamps the entry and dispatches
+// it at once on the calling thread: the same order and the same code path,
+// minus the disk.
+//
+// Threading: Submit and Flush from any thread; Open and Close from the thread
+// that owns the server. Dispatch and Reject run on the log's thread (or, in
+// memory, on the submitter's thread), one at a time, in log order.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "runtime/clock.h"
+#include "service/apply/command.h"
+#include "service/apply/result.h"
+#include "storage/consensus_log.h"
+
+namespace baton::log {
+
+// One command on its way through the log.
+struct Entry {
+  uint32_t shard = 0;  // the shard that applies it
+  apply::Command command;
+  apply::OpRef origin;  // the op waiting for its reply; id 0: nobody
+  // For a command derived from another entry's effects: that entry's index
+  // and the effect's ordinal (1-based) among its derived commands.
+  uint64_t source_index = 0;
+  uint32_t source_ordinal = 0;
+};
+
+class Sequencer {
+ public:
+  // A committed entry, to be applied by entry.shard.
+  using Dispatch = std::function<void(uint64_t index, Time now, Entry entry)>;
+  // An entry that will never be committed (the disk is full).
+  using Reject = std::function<void(Entry entry, absl::Status why)>;
+  // An entry already in the log when it was opened.
+  using Replay = std::function<absl::Status(uint64_t index, Time now, Entry entry)>;
+  // The log failed in a way that must stop the server.
+  using Fatal = std::function<void(absl::Status why)>;
+
+  // `log` null: in memory. `clock` outlives the sequencer.
+  Sequencer(std::unique_ptr<storage::ConsensusLog> log, const Clock* clock);
+  ~Sequencer();
+
+  // Replays every entry in the log through `replay` (on the calling
+  // thread), then starts committing new ones. Errors: DATA_LOSS for a
+  // corrupt log (naming the file and offset) or an undecodable entry.
+  absl::Status Open(const Replay& replay, Dispatch dispatch, Dispatch dispatch_query, Reject reject,
+                    Fatal fatal);
+
+  // Stamps `entry` with cluster time and appends it to the log. Any thread.
+  void Submit(Entry entry);
+
+  // A query (apply::IsQuery): not logged, but handed to `dispatch_query`
+  // only once every entry submitted before it was dispatched, so a client
+  // reads its own writes (and everything committed before it asked). Any
+  // thread.
+  void SubmitQuery(Entry entry);
+
+  // Blocks until every entry submitted before the call was dispatched or
+  // rejected. Any thread but the log's.
+  void Flush();
+
+  // Commits what was submitted, then stops. Later submits are dropped.
+  void Close();
+
+  bool durable() const { return log_ != nullptr; }
+  // What opening the log repaired or noticed (a torn tail it cut), to log.
+  const std::vector<std::string>& notes() const { return notes_; }
+
+ private:
+  struct Pending;
+  void OnCommitted(uint64_t index, Pending* p);
+  // Counts `p` as dispatched or rejected and releases the queries that
+  // waited for it.
+  void Finished(const Pending* p);
+
+  std::unique_ptr<storage::ConsensusLog> log_;
+  const Clock* const clock_;
+  Dispatch dispatch_;
+  Dispatch dispatch_query_;
+  Reject reject_;
+  std::vector<std::string> notes_;
+
+  // Orders submissions: stamping, encoding and proposing happen under it.
+  std::mutex mu_;
+  Time last_now_ = 0;        // guarded by mu_
+  uint64_t next_index_ = 1;  // in memory only; guarded by mu_
+  bool closed_ = false;      // guarded by mu_
+  uint64_t proposed_ = 0;    // proposals so far; guarded by mu_
+  std::atomic<uint64_t> submitted_{0};
+
+  // Queries waiting for the proposal with that sequence number to finish.
+  // Lock order: mu_, then queries_mu_ (the log's thread takes only the
+  // latter).
+  std::mutex queries_mu_;
+  uint64_t done_ = 0;  // proposals finished, in order; guarded by queries_mu_
+  std::vector<std::pair<uint64_t, Entry>> queries_;  // guarded by queries_mu_
+
+  // Flush waits here for entries to be dispatched or rejected.
+  std::mutex flush_mu_;
+  std::condition_variable finished_cv_;
+  uint64_t finished_ = 0;  // guarded by flush_mu_
+};
+
+}  // namespace baton::log
