@@ -4,6 +4,34 @@
 
 # PIDs of every server started through bench_start, stopped by bench_stop_all.
 BENCH_PIDS=()
+# Data directories made by bench_batond_args, removed by bench_stop_all once
+# the servers have exited.
+BENCH_DATA_DIRS=()
+
+# bench_batond_args NAME FLAGS...
+# The one place batond's flags are put together: sets the array
+# BENCH_BATOND_ARGS to FLAGS (the caller's, e.g. "--durability=none" to
+# compare with the durable default) plus, unless FLAGS name their own
+# --data_dir or say --durability=none, "--data_dir DIR" with DIR a fresh
+# directory $BENCH_TMP/NAME.data.XXXXXX (on disk, so that fsync costs what it
+# costs), removed by bench_stop_all.
+bench_batond_args() {
+  local name=$1
+  shift
+  BENCH_BATOND_ARGS=("$@")
+  local flag prev=
+  for flag in "$@"; do
+    case "${prev}:${flag}" in
+      *:--data_dir | *:--data_dir=* | *:-data_dir | *:-data_dir=*) return 0 ;;
+      *:--durability=none | *:-durability=none | --durability:none | -durability:none) return 0 ;;
+    esac
+    prev=${flag}
+  done
+  local dir
+  dir=$(mktemp -d "${BENCH_TMP}/${name}.data.XXXXXX")
+  BENCH_DATA_DIRS+=("${dir}")
+  BENCH_BATOND_ARGS+=(--data_dir "${dir}")
+}
 
 # Prints a TCP port on 127.0.0.1 that nothing listens on right now. A server
 # started on it may still lose a race; bench_start then reports the failure.
@@ -94,7 +122,8 @@ bench_start_tcp() {
   fi
 }
 
-# Stops every server bench_start started: SIGTERM, then SIGKILL after 5 s.
+# Stops every server bench_start started: SIGTERM, then SIGKILL after 5 s;
+# then removes the data directories bench_batond_args made.
 bench_stop_all() {
   local pid
   for pid in "${BENCH_PIDS[@]}"; do
@@ -109,4 +138,6 @@ bench_stop_all() {
     wait "${pid}" 2>/dev/null || true
   done
   BENCH_PIDS=()
+  rm -rf "${BENCH_DATA_DIRS[@]}"
+  BENCH_DATA_DIRS=()
 }

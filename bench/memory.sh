@@ -23,6 +23,9 @@
 #                       [all four]
 #   MEMORY_OUT          file to keep the raw JSON lines in        [a temporary file]
 #   BATOND_FLAGS        extra flags for batond                    []
+#                       (each batond keeps its state in a fresh temporary
+#                       --data_dir unless these name their own or say
+#                       --durability=none)
 #   BUILD_DIR           where to build                            [build-release]
 #   BATON_BENCH, BATOND use these binaries instead of building
 #
@@ -71,8 +74,9 @@ for c in "${cases[@]}"; do
       ;;
   esac
   port=$(bench_free_port)
+  bench_batond_args "batond-${c}" "${batond_flags[@]}"
   bench_start "batond-${c}" "listening on" 30 "${batond}" --listen "127.0.0.1:${port}" \
-    "${batond_flags[@]}"
+    "${BENCH_BATOND_ARGS[@]}"
   pid=${BENCH_PIDS[-1]}
   echo "memory: ${c}: ${args[*]}" >&2
   timeout 300 "${bench}" --json --target baton --addr "127.0.0.1:${port}" --workload waits \

@@ -32,6 +32,8 @@
 #                   consumer has got yet (baton-bench --backlog; 0: none) [1]
 #   BENCH_OUT       file to keep the raw JSON lines in        [a temporary file]
 #   BATOND_FLAGS    extra flags for batond, e.g. "--shards 2"  []
+#                   (batond keeps its state in a fresh temporary --data_dir
+#                   unless these name their own or say --durability=none)
 #   BUILD_DIR       where to build                             [build-release]
 #   BATON_BENCH, BATON_ECHO, BATOND   use these binaries instead of building
 #
@@ -166,8 +168,9 @@ start_beanstalkd() {
 
 if wants_baton; then
   port=$(bench_free_port)
+  bench_batond_args batond "${batond_flags[@]}"
   bench_start batond "listening on" 30 "${batond}" --listen "127.0.0.1:${port}" \
-    "${batond_flags[@]}"
+    "${BENCH_BATOND_ARGS[@]}"
   # The same server for every Baton client.
   for t in baton baton-consume baton-stream baton-shared; do addr[${t}]=127.0.0.1:${port}; done
 fi

@@ -64,7 +64,9 @@ case "${target}" in
     run_bench --target echo --addr "127.0.0.1:${port}" --workload uncontended
     ;;
   baton)
-    bench_start batond "listening on" 10 "${server}" --listen "127.0.0.1:${port}"
+    bench_batond_args batond
+    bench_start batond "listening on" 10 "${server}" --listen "127.0.0.1:${port}" \
+      "${BENCH_BATOND_ARGS[@]}"
     run_bench --target baton --addr "127.0.0.1:${port}" --workload uncontended
     run_bench --target baton --addr "127.0.0.1:${port}" --workload contended
     for mode in per-client shared; do

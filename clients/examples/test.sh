@@ -12,7 +12,8 @@
 #     into .bin/);
 #   - the Node client (`npm ci` and build in ../node when needed) and the
 #     polyglot Node service (`npm ci` in polyglot/node-service).
-# Then, for each example, starts its own batond on 127.0.0.1 port 0, runs the
+# Then, for each example, starts its own batond on 127.0.0.1 port 0 (with a
+# temporary data directory of its own, removed after it stopped), runs the
 # example's main.py (which starts the example's processes and exits non-zero
 # unless its claim held), checks that it printed PASS and that the server is
 # still up, and stops the server. Two negative controls check that the
@@ -105,24 +106,31 @@ work=$(mktemp -d)
 cp "$BATOND" "$work/batond"
 server_bin=$work/batond
 server_pid=
+server_data=
 stop_server() {
   if [ -n "$server_pid" ]; then
     kill -TERM "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
     server_pid=
   fi
+  if [ -n "$server_data" ]; then
+    rm -rf "$server_data"
+    server_data=
+  fi
 }
 cleanup() { stop_server; rm -rf "$work"; }
 trap cleanup EXIT
 
-# Starts a batond on a free port; sets server_pid and addr.
+# Starts a batond on a free port, with a fresh data directory (removed by
+# stop_server); sets server_pid and addr.
 servers=0
 start_server() {
   # A new file per server: reading the previous one's address would be a race.
   servers=$((servers + 1))
   local out="$work/batond.$servers.out"
   : >"$out"
-  "$server_bin" --listen 127.0.0.1:0 >"$out" 2>"$work/batond.err" &
+  server_data=$(mktemp -d "${TMPDIR:-/tmp}/baton-example-data.XXXXXX")
+  "$server_bin" --listen 127.0.0.1:0 --data_dir "$server_data" >"$out" 2>"$work/batond.err" &
   server_pid=$!
   addr=
   for _ in $(seq 100); do

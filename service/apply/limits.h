@@ -1,6 +1,8 @@
 // Limits: the bounds that keep every table finite (DESIGN.md §3 "Bounded").
-// Hitting one answers RESOURCE_EXHAUSTED. Values are per shard; the server
-// divides its configured totals by the number of shards.
+// Hitting one answers RESOURCE_EXHAUSTED. Values are per shard: the server
+// divides its configured totals by the number of shards, except for
+// sessions and waits, whose totals the cluster checks when a command enters
+// (Cluster::Admit) and which each shard also enforces as they are.
 #pragma once
 
 #include <cstdint>

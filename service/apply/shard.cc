@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cassert>
 
+#include "absl/strings/str_cat.h"
+
 namespace baton::apply {
 namespace {
 
@@ -24,6 +26,12 @@ OpRef Shard::Register(OpSink* sink) {
 void Shard::Unregister(OpRef op) { sinks_.erase(op.id); }
 
 void Shard::Send(uint32_t target, Command command, OpRef origin) {
+  if (origin.id != 0) {
+    if (absl::Status st = cluster_->Admit(command, loop_->clock().Now()); !st.ok()) {
+      loop_->Defer([this, id = origin.id, st] { DeliverHere(id, Result::Error(st)); });
+      return;
+    }
+  }
   if (IsQuery(command)) {
     cluster_->sequencer().SubmitQuery(log::Entry{target, std::move(command), origin});
   } else {
@@ -42,13 +50,21 @@ void Shard::ApplyCommitted(uint64_t index, Time now, log::Entry entry) {
   if (std::holds_alternative<Tick>(entry.command)) tick_pending_ = false;
   Effects effects;
   state_.Apply(entry.command, entry.origin, now, effects);
+  UpdateGauges();
   Perform(effects, index, nullptr);
+}
+
+void Shard::UpdateGauges() {
+  sessions_gauge_.store(static_cast<int64_t>(state_.home_session_count()),
+                        std::memory_order_relaxed);
+  waiters_gauge_.store(static_cast<int64_t>(state_.waiter_count()), std::memory_order_relaxed);
 }
 
 void Shard::ApplyReplayed(uint64_t index, Time now, const log::Entry& entry,
                           std::vector<log::Entry>* derived) {
   Effects effects;
   state_.Apply(entry.command, entry.origin, now, effects);
+  UpdateGauges();
   Perform(effects, index, derived);
 }
 
@@ -122,6 +138,37 @@ void Shard::DeliverHere(uint64_t op_id, Result result) {
   auto it = sinks_.find(op_id);
   if (it == sinks_.end()) return;  // the op ended; nothing waits for this
   it->second->Deliver(std::move(result));
+}
+
+absl::Status Cluster::Admit(const Command& command, Time now) const {
+  if (std::holds_alternative<OpenSession>(command)) {
+    int64_t open = 0;
+    for (const auto& s : shards_) open += s->sessions_gauge();
+    if (open >= max_sessions_) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("too many open sessions (limit ", max_sessions_,
+                       " in total): close sessions you no longer need, or raise --max_sessions"));
+    }
+    return absl::OkStatus();
+  }
+  bool may_wait = std::visit(
+      [now](const auto& c) {
+        if constexpr (requires { c.deadline; }) {
+          return c.deadline > now;
+        } else {
+          return false;
+        }
+      },
+      command);
+  if (!may_wait) return absl::OkStatus();
+  int64_t pending = 0;
+  for (const auto& s : shards_) pending += s->waiters_gauge();
+  if (pending >= max_waiters_) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many pending waits on this server (limit ", max_waiters_,
+                     " in total): retry later, or raise --max_waiters"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace baton::apply

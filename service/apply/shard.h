@@ -20,7 +20,9 @@
 // ApplyReplayed() and SeeOpId(), which the server calls before the loop runs.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -81,6 +83,11 @@ class Shard final : public runtime::TimerSource {
   // The log will never commit `entry`, which this shard sent (or derived).
   void OnRejected(log::Entry entry, absl::Status why);
 
+  // Sessions homed here and waits pending here, as of the last applied
+  // entry. Any thread (the cluster's admission control sums them).
+  int64_t sessions_gauge() const { return sessions_gauge_.load(std::memory_order_relaxed); }
+  int64_t waiters_gauge() const { return waiters_gauge_.load(std::memory_order_relaxed); }
+
   // runtime::TimerSource
   Time NextDeadline() const override;
   void OnTimer(Time now) override;
@@ -90,6 +97,7 @@ class Shard final : public runtime::TimerSource {
   // appended to `replay_derived` during replay.
   void Perform(Effects& effects, uint64_t source_index, std::vector<log::Entry>* replay_derived);
   void DeliverHere(uint64_t op_id, Result result);
+  void UpdateGauges();
 
   const uint32_t index_;
   Cluster* const cluster_;
@@ -103,6 +111,8 @@ class Shard final : public runtime::TimerSource {
   // cancellations, rollbacks, derived commands): proposed again at retry_at_.
   std::vector<log::Entry> retry_;
   Time retry_at_ = kForever;
+  std::atomic<int64_t> sessions_gauge_{0};
+  std::atomic<int64_t> waiters_gauge_{0};
 };
 
 // All shards of a server, and the sequencer that orders their changes.
@@ -121,9 +131,22 @@ class Cluster {
   log::Sequencer& sequencer() { return *sequencer_; }
   void SetSequencer(log::Sequencer* sequencer) { sequencer_ = sequencer; }
 
+  // The server-wide limits on open sessions and pending waits (each shard's
+  // state machine enforces the same numbers per shard, deterministically;
+  // these totals are checked when a client's command enters).
+  void SetTotals(int64_t max_sessions, int64_t max_waiters) {
+    max_sessions_ = max_sessions;
+    max_waiters_ = max_waiters;
+  }
+  // OK, or RESOURCE_EXHAUSTED if `command` would open a session or start a
+  // wait beyond the server's totals. Any thread.
+  absl::Status Admit(const Command& command, Time now) const;
+
  private:
   std::vector<std::unique_ptr<Shard>> shards_;
   log::Sequencer* sequencer_ = nullptr;
+  int64_t max_sessions_ = std::numeric_limits<int64_t>::max();
+  int64_t max_waiters_ = std::numeric_limits<int64_t>::max();
 };
 
 }  // namespace baton::apply

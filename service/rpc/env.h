@@ -5,6 +5,7 @@
 
 #include <grpcpp/server_context.h>
 
+#include <atomic>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -24,6 +25,14 @@ struct Env {
   // Open KeepAliveStreams per shard: they wait in Read, so shutdown cancels
   // them rather than waiting out its grace period.
   std::vector<absl::flat_hash_set<grpc::ServerContext*>> streams;
+
+  // The home shard of the next new session: round robin, so that sessions
+  // (their table, keepalives and expiry) spread over the shards rather than
+  // landing wherever gRPC matched the call. Any thread.
+  uint32_t NextSessionHome() {
+    return next_home_.fetch_add(1, std::memory_order_relaxed) % cluster->size();
+  }
+  std::atomic<uint32_t> next_home_{0};
 };
 
 }  // namespace baton::rpc

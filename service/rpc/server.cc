@@ -78,8 +78,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 
   apply::Limits limits;
   limits.max_resources = Share(options.max_resources, shards);
-  limits.max_sessions = Share(options.max_sessions, shards);
-  limits.max_waiters = Share(options.max_waiters, shards);
+  // Sessions and waits are limited in total (Cluster::Admit); each shard's
+  // own deterministic check uses the same number as a backstop.
+  limits.max_sessions = options.max_sessions;
+  limits.max_waiters = options.max_waiters;
+  s->cluster_.SetTotals(options.max_sessions, options.max_waiters);
   limits.max_waiters_per_resource = options.max_waiters_per_resource;
   limits.max_session_ttl = options.max_session_ttl;
   limits.max_lease = options.max_lease;

@@ -168,7 +168,7 @@ runtime::Task<absl::StatusOr<v1::StreamWelcome>> Attach(Env& env, SessionStream&
     if (!ttl.ok()) co_return ttl.status();
     if (auto s = ValidateLength(hello.label(), kMaxLabelBytes, "label"); !s.ok()) co_return s;
     apply::Command open = apply::OpenSession{*ttl, hello.label()};
-    apply::Result r = co_await call.Submit(call.shard().index(), open);
+    apply::Result r = co_await call.Submit(env.NextSessionHome(), open);
     if (!r.ok()) co_return r.status;
     id = (*std::get<apply::Boxed<apply::SessionInfo>>(r.value)).session;
   } else {

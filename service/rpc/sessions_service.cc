@@ -43,8 +43,7 @@ runtime::Task<void> Open(Env& env, OpenCall& call) {
   if (auto s = ValidateLength(req.label(), kMaxLabelBytes, "label"); !s.ok()) {
     co_return co_await call.Fail(s);
   }
-  // A new session is homed on the shard that took the call.
-  uint32_t home = call.shard().index();
+  uint32_t home = env.NextSessionHome();
   apply::Command cmd = apply::OpenSession{*ttl, req.label()};
   apply::Result r = co_await call.Submit(home, cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status);

@@ -39,7 +39,10 @@ command -v python3 >/dev/null 2>&1 || { echo "walkthrough_test: python3 not foun
 tmp="$(mktemp -d)"
 pid=""
 cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true  # gone before its data directory is removed
+  fi
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -48,7 +51,9 @@ failures=()
 fail() { failures+=("$1"); echo "FAIL: $1" >&2; }
 
 # --- Start the server on a free loopback port -------------------------------
-"$BATOND" --listen 127.0.0.1:0 >"$tmp/batond.out" 2>"$tmp/batond.err" </dev/null &
+# With a data directory of its own (removed with $tmp), not ./baton-data.
+mkdir "$tmp/data"
+"$BATOND" --listen 127.0.0.1:0 --data_dir "$tmp/data" >"$tmp/batond.out" 2>"$tmp/batond.err" </dev/null &
 pid=$!
 for _ in $(seq 1 300); do
   [ -s "$tmp/batond.out" ] && break

@@ -1,5 +1,6 @@
 // Sessions over real gRPC: what ending a session releases, and how
 // KeepAliveStream keeps one alive.
+#include <set>
 #include <thread>
 
 #include "integration/test_server.h"
@@ -122,6 +123,30 @@ TEST(SessionOrderTest, ASessionIsUsableOnEveryShardAsSoonAsOpenReturns) {
     v1::CloseSessionResponse cr;
     ASSERT_TRUE(t.sessions->Close(Context().get(), close, &cr).ok());
   }
+}
+
+}  // namespace
+}  // namespace baton::testing
+
+namespace baton::testing {
+namespace {
+
+// --max_sessions is a total, whatever the shard count, and new sessions are
+// spread over the shards (id % shards is the home shard).
+TEST(SessionLimitTest, MaxSessionsIsATotalAndSessionsSpreadOverShards) {
+  rpc::ServerOptions o = TestServer::DefaultOptions();
+  o.shards = 2;
+  o.max_sessions = 5;
+  TestServer t(o);
+  std::set<uint64_t> homes;
+  for (int i = 0; i < 5; ++i) homes.insert(OpenSession(t) % 2);
+  EXPECT_EQ(homes.size(), 2u);
+  v1::OpenSessionRequest req;
+  *req.mutable_ttl() = Millis(30'000);
+  v1::OpenSessionResponse resp;
+  grpc::Status s = t.sessions->Open(Context().get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("limit 5 in total"), std::string::npos) << s.error_message();
 }
 
 }  // namespace

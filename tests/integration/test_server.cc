@@ -1,5 +1,10 @@
 #include "integration/test_server.h"
 
+#include <stdlib.h>
+
+#include <cstring>
+#include <filesystem>
+
 namespace baton::testing {
 
 rpc::ServerOptions TestServer::DefaultOptions() {
@@ -8,13 +13,35 @@ rpc::ServerOptions TestServer::DefaultOptions() {
   o.shards = 2;
   o.shutdown_grace = 500 * kMillisecond;
   o.requests_per_method = 8;
+  const char* durability = getenv("BATON_DURABILITY");
+  if (durability == nullptr || std::strcmp(durability, "none") != 0) {
+    o.durability = rpc::Durability::kLocal;
+  }
   return o;
 }
 
-TestServer::TestServer(rpc::ServerOptions options) {
-  auto s = rpc::Server::Start(options);
+TestServer::TestServer(rpc::ServerOptions options) : options_(std::move(options)) {
+  if (options_.durability == rpc::Durability::kLocal && options_.data_dir.empty()) {
+    std::string pattern = (std::filesystem::temp_directory_path() / "baton-test-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp: " << strerror(errno);
+    own_data_dir_ = options_.data_dir = pattern;
+  }
+  auto s = rpc::Server::Start(options_);
   EXPECT_TRUE(s.ok()) << s.status();
   server_ = std::move(*s);
+  Connect();
+}
+
+void TestServer::Restart() {
+  server_.reset();
+  options_.listen = "127.0.0.1:0";
+  auto s = rpc::Server::Start(options_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  server_ = std::move(*s);
+  Connect();
+}
+
+void TestServer::Connect() {
   channel = NewChannel();
   sessions = v1::Sessions::NewStub(channel);
   locks = v1::Locks::NewStub(channel);
@@ -29,7 +56,13 @@ TestServer::TestServer(rpc::ServerOptions options) {
   admin = v1::Admin::NewStub(channel);
 }
 
-TestServer::~TestServer() { server_.reset(); }
+TestServer::~TestServer() {
+  server_.reset();
+  if (!own_data_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(own_data_dir_, ec);
+  }
+}
 
 std::shared_ptr<grpc::Channel> TestServer::NewChannel() const {
   static std::atomic<int> n{0};

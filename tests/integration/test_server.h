@@ -24,6 +24,9 @@
 
 namespace baton::testing {
 
+// Durable by default, in a fresh data directory of its own (removed by the
+// destructor); BATON_DURABILITY=none in the environment runs the same tests
+// in memory.
 class TestServer {
  public:
   explicit TestServer(rpc::ServerOptions options = DefaultOptions());
@@ -31,10 +34,15 @@ class TestServer {
 
   static rpc::ServerOptions DefaultOptions();
 
+  // Stops the server gracefully and starts it again on the same data
+  // directory (and a new port); channel and stubs follow it.
+  void Restart();
+
   std::string address() const { return "127.0.0.1:" + std::to_string(server_->port()); }
   // A new channel (its own connection) to the server.
   std::shared_ptr<grpc::Channel> NewChannel() const;
   rpc::Server& server() { return *server_; }
+  const std::string& data_dir() const { return options_.data_dir; }
   void Shutdown() { server_->Shutdown(); }
 
   std::shared_ptr<grpc::Channel> channel;
@@ -51,6 +59,10 @@ class TestServer {
   std::unique_ptr<v1::Admin::Stub> admin;
 
  private:
+  void Connect();
+
+  rpc::ServerOptions options_;
+  std::string own_data_dir_;  // created here: removed by the destructor
   std::unique_ptr<rpc::Server> server_;
 };
 

@@ -10,8 +10,9 @@ one, `grpc.health.v1`, would collide with the installed grpcio package `grpc`.
 Its protobuf package (and so the service name /grpc.health.v1.Health) is
 unchanged.
 
-Also here: BatondProcess, which starts the server on 127.0.0.1 port 0 and stops
-it with SIGTERM, and small helpers for durations, status codes and polling.
+Also here: BatondProcess, which starts the server on 127.0.0.1 port 0 with a
+data directory of its own and stops it with SIGTERM, and small helpers for
+durations, status codes and polling.
 """
 
 from __future__ import annotations
@@ -99,15 +100,37 @@ SC = grpc.StatusCode
 # --------------------------------------------------------------------------
 
 
+def names_own_data_dir(args: list[str]) -> bool:
+    """True if batond flags `args` choose their own --data_dir or turn
+    durability off (--durability=none): then no data directory is added."""
+    for i, a in enumerate(args):
+        if not a.startswith("-"):
+            continue
+        flag, eq, value = a.lstrip("-").partition("=")
+        if not eq:  # "--flag value"
+            value = args[i + 1] if i + 1 < len(args) else ""
+        if flag == "data_dir" or (flag == "durability" and value == "none"):
+            return True
+    return False
+
+
 class BatondProcess:
-    """One batond process listening on 127.0.0.1 with a kernel-chosen port."""
+    """One batond process listening on 127.0.0.1 with a kernel-chosen port.
+
+    Its state goes to `data_dir` if given (kept: a test can start another
+    BatondProcess on the same directory to restart the server); else to a
+    fresh temporary directory made by start() and deleted once the process
+    has stopped (terminate() or kill()). Nothing is added when `extra_args`
+    name their own --data_dir or say --durability=none."""
 
     STARTUP_TIMEOUT = 15.0
     SHUTDOWN_TIMEOUT = 10.0
 
-    def __init__(self, extra_args: list[str] | None = None):
+    def __init__(self, extra_args: list[str] | None = None, data_dir: str | os.PathLike | None = None):
         self.path = batond_path()
         self.extra_args = extra_args or []
+        self.data_dir: Path | None = Path(data_dir) if data_dir is not None else None
+        self._own_data_dir: Path | None = None  # made by start(), deleted after the process stops
         self.proc: subprocess.Popen | None = None
         self.addr: str | None = None
         self.stdout_lines: list[str] = []
@@ -120,12 +143,22 @@ class BatondProcess:
                 f"batond not found or not executable at {self.path} (set BATOND or build it first)"
             )
         self._stderr_file = tempfile.TemporaryFile(mode="w+b")
-        self.proc = subprocess.Popen(
-            [str(self.path), "--listen", "127.0.0.1:0", *self.extra_args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr_file,
-        )
+        data_args: list[str] = []
+        if self.data_dir is not None:
+            data_args = ["--data_dir", str(self.data_dir)]
+        elif not names_own_data_dir(self.extra_args):
+            self._own_data_dir = Path(tempfile.mkdtemp(prefix="baton-pytest-data-"))
+            data_args = ["--data_dir", str(self._own_data_dir)]
+        try:
+            self.proc = subprocess.Popen(
+                [str(self.path), "--listen", "127.0.0.1:0", *data_args, *self.extra_args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr_file,
+            )
+        except BaseException:
+            self._remove_own_data_dir()
+            raise
         first: list[str] = []
         got_line = threading.Event()
 
@@ -177,15 +210,25 @@ class BatondProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(self.SHUTDOWN_TIMEOUT)
+            code = self.proc.wait(self.SHUTDOWN_TIMEOUT)
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+        self._remove_own_data_dir()
+        return code
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)
+        self._remove_own_data_dir()
+
+    def _remove_own_data_dir(self) -> None:
+        """Deletes the data directory start() made (never one passed in),
+        once the process has exited."""
+        if self._own_data_dir is not None and (self.proc is None or self.proc.poll() is not None):
+            shutil.rmtree(self._own_data_dir, ignore_errors=True)
+            self._own_data_dir = None
 
 
 # --------------------------------------------------------------------------
@@ -424,3 +467,39 @@ Q_LIFO = queue_pb2.QUEUE_ORDER_LIFO
 Q_PRIORITY = queue_pb2.QUEUE_ORDER_PRIORITY
 EV_SET = event_pb2.EVENT_STATE_SET
 EV_CLEAR = event_pb2.EVENT_STATE_CLEAR
+
+
+# --------------------------------------------------------------------------
+# Crashing a server (test_crash.py)
+# --------------------------------------------------------------------------
+
+from baton.v1 import task_pb2, task_pb2_grpc  # noqa: E402
+from baton.v1 import timer_pb2, timer_pb2_grpc  # noqa: E402
+
+
+def with_task_timer_stubs(client: Client) -> Client:
+    """Adds `tasks` and `timers` stubs to `client` (on its channel); returns it."""
+    client.tasks = task_pb2_grpc.TasksStub(client.channel)
+    client.timers = timer_pb2_grpc.TimersStub(client.channel)
+    return client
+
+
+def sigkill(server: BatondProcess) -> str:
+    """Kills the process `server` started with SIGKILL (by its pid, nothing
+    else), waits for it and returns its stderr; then closes the pipe and file
+    that captured its output, so that a test can restart a server hundreds of
+    times. A data directory passed in is kept."""
+    assert server.proc is not None
+    if server.proc.poll() is None:
+        os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(10)
+    text = server.stderr_text()
+    if server._reader is not None:
+        server._reader.join(2)
+    if server.proc.stdout is not None:
+        server.proc.stdout.close()
+    if server._stderr_file is not None:
+        server._stderr_file.close()
+        server._stderr_file = None
+    server._remove_own_data_dir()
+    return text

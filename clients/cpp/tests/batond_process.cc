@@ -7,8 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <string_view>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -25,6 +28,25 @@ std::string BatondPath() {
   return BATON_DEFAULT_BATOND;
 }
 
+// True if batond flags `args` choose their own --data_dir or say
+// --durability=none: then Start adds no data directory.
+bool NamesOwnDataDir(const std::vector<std::string>& args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (!absl::StartsWith(args[i], "-")) continue;
+    std::string_view flag = args[i];
+    flag.remove_prefix(std::min(flag.find_first_not_of('-'), flag.size()));
+    std::string_view name = flag.substr(0, flag.find('='));
+    std::string_view value;
+    if (name.size() < flag.size()) {
+      value = flag.substr(name.size() + 1);
+    } else if (i + 1 < args.size()) {
+      value = args[i + 1];  // "--flag value"
+    }
+    if (name == "data_dir" || (name == "durability" && value == "none")) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<BatondProcess>> BatondProcess::Start(
@@ -36,6 +58,19 @@ absl::StatusOr<std::unique_ptr<BatondProcess>> BatondProcess::Start(
   }
   std::vector<std::string> args = {
       path, "--listen", "127.0.0.1:0", "--shards", "2", "--shutdown_grace_ms", "500"};
+  // Owns the data directory from here on: an early return removes it.
+  std::unique_ptr<BatondProcess> p(new BatondProcess());
+  if (!NamesOwnDataDir(extra_args)) {
+    std::error_code ec;
+    std::string dir_template =
+        (std::filesystem::temp_directory_path(ec) / "baton-cpp-test-data-XXXXXX").string();
+    if (ec || mkdtemp(dir_template.data()) == nullptr) {
+      return absl::InternalError("cannot make a temporary data directory");
+    }
+    p->data_dir_ = dir_template;
+    args.push_back("--data_dir");
+    args.push_back(p->data_dir_);
+  }
   for (auto& a : extra_args) args.push_back(std::move(a));
 
   int pipe_fds[2];
@@ -55,7 +90,6 @@ absl::StatusOr<std::unique_ptr<BatondProcess>> BatondProcess::Start(
     _exit(127);
   }
   close(pipe_fds[1]);
-  std::unique_ptr<BatondProcess> p(new BatondProcess());
   p->pid_ = pid;
   p->stdout_fd_ = pipe_fds[0];
 
@@ -92,6 +126,10 @@ BatondProcess::~BatondProcess() {
   Stop();
   if (drain_.joinable()) drain_.join();
   if (stdout_fd_ >= 0) close(stdout_fd_);
+  if (!data_dir_.empty()) {
+    std::error_code ec;  // best effort
+    std::filesystem::remove_all(data_dir_, ec);
+  }
 }
 
 void BatondProcess::Signal(int signo) {

@@ -1,6 +1,8 @@
 // BatondProcess: a real batond started from the binary named by env BATOND
 // (default: the batond target of the same build tree), listening on
-// 127.0.0.1 port 0. Stopped with SIGTERM when destroyed; killed with the test
+// 127.0.0.1 port 0, with a fresh temporary data directory (unless extra_args
+// name their own --data_dir or say --durability=none). Stopped with SIGTERM
+// when destroyed, and its data directory removed; killed with the test
 // process if that dies first (PR_SET_PDEATHSIG).
 //
 // Thread safety: one owner thread; address() from any thread.
@@ -19,7 +21,9 @@ namespace baton::testing {
 
 class BatondProcess {
  public:
-  // Starts batond with `extra_args` and waits for its "listening on" line.
+  // Starts batond with `extra_args` (plus --data_dir of a fresh temporary
+  // directory, unless they choose their own or --durability=none) and waits
+  // for its "listening on" line.
   static absl::StatusOr<std::unique_ptr<BatondProcess>> Start(
       std::vector<std::string> extra_args = {});
   ~BatondProcess();
@@ -43,6 +47,7 @@ class BatondProcess {
   std::thread drain_;  // reads the rest of stdout, so batond never blocks on it
   std::string address_;
   int port_ = 0;
+  std::string data_dir_;  // made by Start, removed by the destructor; "" if none
 };
 
 }  // namespace baton::testing

@@ -49,7 +49,9 @@ show() { for f in "$@"; do echo "=== $f"; cat "$work/$f" 2>/dev/null || true; do
 bounded() { local left=$((deadline - SECONDS)); [ "$left" -gt 0 ] || fail "out of time"; timeout "$left" "$@"; }
 
 step "start batond on a free port"
-"$BATOND" --listen 127.0.0.1:0 >"$work/batond.out" 2>"$work/batond.err" &
+# With a data directory of its own (removed with $work once it has stopped).
+mkdir "$work/batond-data"
+"$BATOND" --listen 127.0.0.1:0 --data_dir "$work/batond-data" >"$work/batond.out" 2>"$work/batond.err" &
 server_pid=$!
 for _ in $(seq 100); do
   addr=$(sed -n 's/^listening on //p' "$work/batond.out")

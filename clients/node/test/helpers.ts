@@ -3,9 +3,10 @@
 // polling.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import * as net from "node:net";
-import { resolve } from "node:path";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 
 import { BatonClient, type BatonClientOptions } from "@baton/client";
 
@@ -16,17 +17,49 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** Starts batond on a free port; stop() sends SIGTERM (SIGKILL after 5 s). */
+/** True if batond flags choose their own --data_dir or say --durability=none. */
+function namesOwnDataDir(args: string[]): boolean {
+  return args.some((arg, i) => {
+    if (!arg.startsWith("-")) return false;
+    const flag = arg.replace(/^-+/, "");
+    const eq = flag.indexOf("=");
+    const name = eq < 0 ? flag : flag.slice(0, eq);
+    const value = eq < 0 ? args[i + 1] : flag.slice(eq + 1); // "--flag value" or "--flag=value"
+    return name === "data_dir" || (name === "durability" && value === "none");
+  });
+}
+
+/**
+ * Starts batond on a free port; stop() sends SIGTERM (SIGKILL after 5 s).
+ * Unless `extraArgs` name their own --data_dir or say --durability=none, the
+ * server gets a fresh temporary data directory, removed once it has exited.
+ */
 export async function startBatond(extraArgs: string[] = []): Promise<Server> {
   const bin = process.env.BATOND || DEFAULT_BATOND;
   if (!existsSync(bin)) throw new Error(`batond not found at ${bin} (set BATOND)`);
-  const child: ChildProcess = spawn(bin, ["--listen", "127.0.0.1:0", ...extraArgs], {
+  const dataDir = namesOwnDataDir(extraArgs) ? undefined : mkdtempSync(join(tmpdir(), "baton-node-test-data-"));
+  const removeDataDir = () => {
+    if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
+  };
+  const dataArgs = dataDir === undefined ? [] : ["--data_dir", dataDir];
+  const child: ChildProcess = spawn(bin, ["--listen", "127.0.0.1:0", ...dataArgs, ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
   });
-  // A test process that dies must not leave its server running.
-  const killOnExit = () => child.kill("SIGKILL");
+  // A test process that dies must not leave its server (or its data) behind.
+  const killOnExit = () => {
+    child.kill("SIGKILL");
+    try {
+      removeDataDir();
+    } catch {
+      // Best effort: the server may still be on its way out.
+    }
+  };
   process.once("exit", killOnExit);
-  child.once("exit", () => process.removeListener("exit", killOnExit));
+  child.once("exit", () => {
+    process.removeListener("exit", killOnExit);
+    removeDataDir();
+  });
+  child.once("error", removeDataDir); // never started: no "exit"
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   const address = await new Promise<string>((ok, fail) => {

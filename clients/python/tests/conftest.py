@@ -2,13 +2,15 @@
 connections, and small helpers.
 
 The server binary comes from $BATOND (default: build/service/batond of this
-repository). It listens on 127.0.0.1 port 0; the port it prints is used.
+repository). It listens on 127.0.0.1 port 0; the port it prints is used. Its
+state goes to a temporary data directory of its own, deleted once it stopped.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -35,26 +37,51 @@ def _die_with_parent() -> None:
         pass
 
 
+def _names_own_data_dir(args: list[str]) -> bool:
+    """True if batond flags `args` choose their own --data_dir or say
+    --durability=none: then no data directory is added."""
+    for i, a in enumerate(args):
+        if not a.startswith("-"):
+            continue
+        flag, eq, value = a.lstrip("-").partition("=")
+        if not eq:  # "--flag value"
+            value = args[i + 1] if i + 1 < len(args) else ""
+        if flag == "data_dir" or (flag == "durability" and value == "none"):
+            return True
+    return False
+
+
 class Batond:
-    """One batond process on 127.0.0.1 with a kernel-chosen port."""
+    """One batond process on 127.0.0.1 with a kernel-chosen port and, unless
+    `args` name their own --data_dir or --durability=none, a fresh temporary
+    data directory, deleted by stop() once the process has exited."""
 
     def __init__(self, *args: str) -> None:
         self.path = Path(os.environ.get("BATOND") or DEFAULT_BATOND)
         self.args = list(args)
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.addr = ""
+        self.data_dir: Optional[str] = None  # ours to delete
         self._stderr = tempfile.TemporaryFile()
 
     def start(self) -> str:
         if not os.access(self.path, os.X_OK):
             raise RuntimeError(f"batond not found at {self.path}: build it or set BATOND")
-        self.proc = subprocess.Popen(
-            [str(self.path), "--listen", "127.0.0.1:0", *self.args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            preexec_fn=_die_with_parent,
-        )
+        data_args: list[str] = []
+        if not _names_own_data_dir(self.args):
+            self.data_dir = tempfile.mkdtemp(prefix="baton-client-test-data-")
+            data_args = ["--data_dir", self.data_dir]
+        try:
+            self.proc = subprocess.Popen(
+                [str(self.path), "--listen", "127.0.0.1:0", *data_args, *self.args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                preexec_fn=_die_with_parent,
+            )
+        except BaseException:
+            self.stop()
+            raise
         line: list[str] = []
         reader = threading.Thread(
             target=lambda: line.append(self.proc.stdout.readline().decode()), daemon=True  # type: ignore[union-attr]
@@ -74,14 +101,16 @@ class Batond:
         return self._stderr.read()[-limit:].decode(errors="replace")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 // Package testserver starts batond for tests: on 127.0.0.1 port 0, from the
 // binary named by $BATOND (default: build/service/batond of this repository),
-// stopped with SIGTERM.
+// with a temporary data directory of its own, stopped with SIGTERM.
 package testserver
 
 import (
@@ -20,9 +20,10 @@ import (
 // Server is a running batond.
 type Server struct {
 	// Addr is "127.0.0.1:PORT".
-	Addr string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
+	Addr    string
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has exited
+	dataDir string        // made by Start, removed by Stop; "" if none
 }
 
 // Binary is the batond to run: $BATOND, else the repository's build.
@@ -35,23 +36,56 @@ func Binary() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "..", "..", "build", "service", "batond")
 }
 
-// Start starts batond with extra flags and waits until it listens.
+// namesOwnDataDir reports whether batond flags choose their own --data_dir
+// or say --durability=none: then Start adds no data directory.
+func namesOwnDataDir(flags []string) bool {
+	for i, f := range flags {
+		if !strings.HasPrefix(f, "-") {
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(f, "-"), "=")
+		if !hasValue && i+1 < len(flags) { // "--flag value"
+			value = flags[i+1]
+		}
+		if name == "data_dir" || (name == "durability" && value == "none") {
+			return true
+		}
+	}
+	return false
+}
+
+// Start starts batond with extra flags and waits until it listens. Unless
+// extra names its own --data_dir or says --durability=none, the server gets a
+// fresh temporary data directory, removed by Stop once it has exited.
 func Start(extra ...string) (*Server, error) {
 	bin := Binary()
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("batond not found at %s (set BATOND): %w", bin, err)
 	}
-	args := append([]string{"--listen", "127.0.0.1:0"}, extra...)
+	args := []string{"--listen", "127.0.0.1:0"}
+	dataDir := ""
+	if !namesOwnDataDir(extra) {
+		d, err := os.MkdirTemp("", "baton-go-test-data-")
+		if err != nil {
+			return nil, err
+		}
+		dataDir = d
+		args = append(args, "--data_dir", dataDir)
+	}
+	args = append(args, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
+	if err == nil {
+		err = cmd.Start()
+	}
 	if err != nil {
+		if dataDir != "" {
+			_ = os.RemoveAll(dataDir)
+		}
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &Server{cmd: cmd, done: make(chan struct{})}
+	s := &Server{cmd: cmd, done: make(chan struct{}), dataDir: dataDir}
 	addrCh := make(chan string, 1)
 	go func() {
 		r := bufio.NewReader(out)
@@ -83,19 +117,21 @@ func Start(extra ...string) (*Server, error) {
 	}
 }
 
-// Stop sends SIGTERM and waits for the server to exit (SIGKILL after 10 s).
-// Safe to call more than once.
+// Stop sends SIGTERM and waits for the server to exit (SIGKILL after 10 s),
+// then removes the data directory Start made. Safe to call more than once.
 func (s *Server) Stop() {
 	select {
 	case <-s.done:
-		return
 	default:
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
+	if s.dataDir != "" {
+		_ = os.RemoveAll(s.dataDir)
 	}
 }
