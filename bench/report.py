@@ -2,8 +2,9 @@
 """Turns the JSON lines of bench/run.sh into Markdown tables of medians and ratios.
 
 Each input line is one baton-bench --json result with two more keys: "label"
-(baton, baton-consume, baton-stream, baton-shared, echo, etcd-fsync, etcd-nofsync, redis-mem,
-redis-aof, beanstalkd-mem, beanstalkd-fsync) and "run"; a failed run has "failed": true instead of
+(baton, baton-consume, baton-stream, baton-shared — against the durable batond —, the same with
+-mem — against batond --durability=none —, echo, etcd-fsync, etcd-nofsync, redis-mem, redis-aof,
+beanstalkd-mem, beanstalkd-fsync) and "run"; a failed run has "failed": true instead of
 measurements. Lock cells (uncontended, contended) and queue cells get tables
 of their own.
 """
@@ -13,13 +14,18 @@ import json
 import statistics
 import sys
 
-LABELS = ["baton", "baton-consume", "baton-stream", "baton-shared", "echo", "etcd-fsync",
+LABELS = ["baton", "baton-consume", "baton-stream", "baton-shared", "baton-mem",
+          "baton-consume-mem", "baton-stream-mem", "baton-shared-mem", "echo", "etcd-fsync",
           "etcd-nofsync", "redis-mem", "redis-aof", "beanstalkd-mem", "beanstalkd-fsync"]
 TITLES = {
     "baton": "baton",
     "baton-consume": "baton Consume stream",
     "baton-stream": "baton stream per client",
     "baton-shared": "baton one shared stream",
+    "baton-mem": "baton in-memory",
+    "baton-consume-mem": "baton Consume in-memory",
+    "baton-stream-mem": "baton stream per client in-memory",
+    "baton-shared-mem": "baton one shared stream in-memory",
     "echo": "gRPC echo",
     "etcd-fsync": "etcd fsync",
     "etcd-nofsync": "etcd no-fsync",
@@ -30,11 +36,16 @@ TITLES = {
 }
 # Ratios shown, (ours, peer, column title): our rate over the peer's, where
 # both ran.
-LOCK_RATIOS = [("baton", "echo", "baton/echo"), ("baton", "etcd-fsync", "baton/etcd fsync"),
+LOCK_RATIOS = [("baton", "baton-mem", "durable/in-memory"),
+               ("baton-shared", "baton-shared-mem", "shared stream durable/in-memory"),
+               ("baton", "echo", "baton/echo"), ("baton", "etcd-fsync", "baton/etcd fsync"),
                ("baton", "etcd-nofsync", "baton/etcd no-fsync"),
                ("baton-stream", "redis-mem", "baton stream per client/redis"),
-               ("baton-shared", "redis-mem", "baton shared stream/redis")]
-QUEUE_RATIOS = [("baton", "beanstalkd-mem", "baton/beanstalkd in-memory"),
+               ("baton-shared", "redis-mem", "baton shared stream/redis"),
+               ("baton-shared", "redis-aof", "baton shared stream/redis AOF")]
+QUEUE_RATIOS = [("baton", "baton-mem", "durable/in-memory"),
+                ("baton-shared", "redis-aof", "baton shared stream/redis AOF"),
+                ("baton", "beanstalkd-mem", "baton/beanstalkd in-memory"),
                 ("baton", "beanstalkd-fsync", "baton/beanstalkd fsync"),
                 ("baton-consume", "beanstalkd-mem", "baton Consume/beanstalkd in-memory"),
                 ("baton-consume", "beanstalkd-fsync", "baton Consume/beanstalkd fsync"),

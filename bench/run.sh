@@ -4,9 +4,11 @@
 #
 # Builds a Release build in build-release/ if needed, installs etcd, Redis
 # and beanstalkd if they are missing and wanted, then starts on 127.0.0.1,
-# each on a free port: batond (driven by four clients: unary calls, the
-# Consume stream for queue consumers, a session stream per client, one
-# session stream shared by all clients), baton-echo (the bare gRPC ceiling),
+# each on a free port: batond durable (the default: its WAL fsynced before
+# every reply) and batond --durability=none (the same four clients against
+# each: unary calls, the Consume stream for queue consumers, a session stream
+# per client, one session stream shared by all clients; the in-memory
+# targets end in -mem), baton-echo (the bare gRPC ceiling),
 # etcd with fsync and etcd with --unsafe-no-fsync (lock workloads); Redis
 # without persistence and Redis with an fsynced AOF (lock and queue
 # workloads), beanstalkd in memory and beanstalkd with an fsynced binlog
@@ -19,12 +21,14 @@
 #   BENCH_WARMUP    unmeasured warm-up before each window, s        [0.5]
 #   BENCH_RUNS      runs per cell; the table shows their median    [3]
 #   BENCH_TARGETS   which servers (and Baton clients)
-#                   [baton baton-consume baton-stream baton-shared echo
-#                    etcd-fsync etcd-nofsync redis-mem redis-aof
+#                   [baton baton-consume baton-stream baton-shared
+#                    baton-mem baton-consume-mem baton-stream-mem baton-shared-mem
+#                    echo etcd-fsync etcd-nofsync redis-mem redis-aof
 #                    beanstalkd-mem beanstalkd-fsync]
 #                   baton: unary calls; baton-consume: queue consumers read
 #                   Queues/Consume; baton-stream: a session stream per client;
-#                   baton-shared: all clients on one session stream
+#                   baton-shared: all clients on one session stream; -mem:
+#                   the same against batond --durability=none
 #   BENCH_MATRIX    workload:clients cells (queue:P is P producers + P consumers)
 #                   [uncontended:1 uncontended:16 uncontended:64 contended:16 contended:64
 #                    queue:1 queue:16]
@@ -48,7 +52,7 @@ readonly seconds=${BENCH_SECONDS:-3}
 readonly warmup=${BENCH_WARMUP:-0.5}
 readonly runs=${BENCH_RUNS:-3}
 readonly backlog=${BENCH_QUEUE_BACKLOG:-1}
-read -r -a targets <<<"${BENCH_TARGETS:-baton baton-consume baton-stream baton-shared echo etcd-fsync etcd-nofsync redis-mem redis-aof beanstalkd-mem beanstalkd-fsync}"
+read -r -a targets <<<"${BENCH_TARGETS:-baton baton-consume baton-stream baton-shared baton-mem baton-consume-mem baton-stream-mem baton-shared-mem echo etcd-fsync etcd-nofsync redis-mem redis-aof beanstalkd-mem beanstalkd-fsync}"
 read -r -a matrix <<<"${BENCH_MATRIX:-uncontended:1 uncontended:16 uncontended:64 contended:16 contended:64 queue:1 queue:16}"
 read -r -a batond_flags <<<"${BATOND_FLAGS:-}"
 readonly build_dir=${BUILD_DIR:-${root}/build-release}
@@ -66,7 +70,8 @@ readonly out=${BENCH_OUT:-${BENCH_TMP}/results.jsonl}
 runs() {
   case "$1:$2" in
     baton:* | baton-stream:* | baton-shared:*) return 0 ;;
-    baton-consume:queue) return 0 ;;
+    baton-mem:* | baton-stream-mem:* | baton-shared-mem:*) return 0 ;;
+    baton-consume:queue | baton-consume-mem:queue) return 0 ;;
     echo:uncontended) return 0 ;;
     etcd-*:uncontended | etcd-*:contended) return 0 ;;
     redis-*:*) return 0 ;;
@@ -75,9 +80,13 @@ runs() {
   return 1
 }
 
-# wants_baton: succeeds if some Baton client is wanted (they share one batond).
+# wants_baton: succeeds if some Baton client is wanted against the durable
+# batond (they share it); wants_baton_mem: the same for the in-memory one.
 wants_baton() {
   wants baton || wants baton-consume || wants baton-stream || wants baton-shared
+}
+wants_baton_mem() {
+  wants baton-mem || wants baton-consume-mem || wants baton-stream-mem || wants baton-shared-mem
 }
 
 # wants TARGET: succeeds if TARGET is in BENCH_TARGETS and some cell of the
@@ -103,12 +112,12 @@ install_if_missing() {
 }
 
 # --- Build ------------------------------------------------------------------
-if [[ -z "${BATON_BENCH:-}" || -z "${BATON_ECHO:-}" ]] || { wants_baton && [[ -z "${BATOND:-}" ]]; }; then
+if [[ -z "${BATON_BENCH:-}" || -z "${BATON_ECHO:-}" ]] || { { wants_baton || wants_baton_mem; } && [[ -z "${BATOND:-}" ]]; }; then
   if [[ ! -f "${build_dir}/build.ninja" ]]; then
     cmake -S "${root}" -B "${build_dir}" -G Ninja -DCMAKE_BUILD_TYPE=Release >&2
   fi
   build_targets=(baton-bench baton-echo)
-  wants_baton && build_targets+=(batond)
+  { wants_baton || wants_baton_mem; } && build_targets+=(batond)
   cmake --build "${build_dir}" -j2 --target "${build_targets[@]}" >&2
 fi
 readonly bench=${BATON_BENCH:-${build_dir}/bench/baton-bench}
@@ -174,6 +183,15 @@ if wants_baton; then
   # The same server for every Baton client.
   for t in baton baton-consume baton-stream baton-shared; do addr[${t}]=127.0.0.1:${port}; done
 fi
+if wants_baton_mem; then
+  port=$(bench_free_port)
+  bench_batond_args batond-mem "${batond_flags[@]}" --durability=none
+  bench_start batond-mem "listening on" 30 "${batond}" --listen "127.0.0.1:${port}" \
+    "${BENCH_BATOND_ARGS[@]}"
+  for t in baton-mem baton-consume-mem baton-stream-mem baton-shared-mem; do
+    addr[${t}]=127.0.0.1:${port}
+  done
+fi
 if wants echo; then
   port=$(bench_free_port)
   bench_start echo "^listening on" 30 "${echo_server}" --listen "127.0.0.1:${port}"
@@ -202,9 +220,9 @@ for ((run = 1; run <= runs; run++)); do
       kind=${target%%-*}
       extra=()
       case "${target}" in
-        baton-consume) extra=(--queue-stream) ;;
-        baton-stream) extra=(--session-stream per-client) ;;
-        baton-shared) extra=(--session-stream shared) ;;
+        baton-consume | baton-consume-mem) extra=(--queue-stream) ;;
+        baton-stream | baton-stream-mem) extra=(--session-stream per-client) ;;
+        baton-shared | baton-shared-mem) extra=(--session-stream shared) ;;
       esac
       echo "bench: run ${run}/${runs}: ${target} ${workload} ${clients} clients" >&2
       tag="{\"label\":\"${target}\",\"run\":${run},"
