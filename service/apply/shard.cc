@@ -40,6 +40,7 @@ void Shard::Send(uint32_t target, Command command, OpRef origin) {
 }
 
 void Shard::ApplyQuery(const log::Entry& entry) {
+  assert(IsQuery(entry.command));  // a change applies only from the log
   Effects effects;
   state_.Apply(entry.command, entry.origin, loop_->clock().Now(), effects);
   Perform(effects, 0, nullptr);
