@@ -11,6 +11,8 @@
 #   3. rebuilds with AddressSanitizer + UndefinedBehaviorSanitizer and runs
 #      the suite again, all but the examples (skip with BATON_SKIP_SANITIZE=1
 #      for a quick local run)
+#   4. builds the whole tree in Release too (-Werror), as packagers and
+#      bench/run.sh build it (skip with BATON_SKIP_RELEASE=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,5 +39,10 @@ if [ "${BATON_SKIP_SANITIZE:-0}" != 1 ]; then
   # The examples assert wall-clock claims (gather takes the longest dish, not
   # the sum); under a sanitized server those are not what is being tested.
   run_suite build-asan "^client_examples$" -DCMAKE_BUILD_TYPE=Debug -DBATON_SANITIZE=ON
+fi
+if [ "${BATON_SKIP_RELEASE:-0}" != 1 ]; then
+  echo "== build the whole tree (Release)"
+  cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build-release -j2
 fi
 echo "== all tests passed"

@@ -2,6 +2,7 @@
 // cancellation and rollback. Time is advanced by hand; nothing sleeps.
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "service/apply/shard_state_test_util.h"
 
 namespace baton::apply {
@@ -252,7 +253,7 @@ TEST(LockTest, FencingTokensIncreaseAcrossARestartByReplay) {
   ShardState before(0, 1, {});
   Effects out;
   for (uint64_t op = 1; op <= 100; ++op) {
-    before.Apply(LockCmd("k" + std::to_string(op)), OpRef{0, op}, 5'000'000, out);
+    before.Apply(LockCmd(absl::StrCat("k", op)), OpRef{0, op}, 5'000'000, out);
   }
   uint64_t last = before.last_token();
   EXPECT_EQ(last, 5'000'099u);
@@ -261,7 +262,7 @@ TEST(LockTest, FencingTokensIncreaseAcrossARestartByReplay) {
   // the clock has hardly moved.
   ShardState after(0, 1, {});
   for (uint64_t op = 1; op <= 100; ++op) {
-    after.Apply(LockCmd("k" + std::to_string(op)), OpRef{0, op}, 5'000'000, out);
+    after.Apply(LockCmd(absl::StrCat("k", op)), OpRef{0, op}, 5'000'000, out);
   }
   EXPECT_EQ(after.last_token(), last);
   out.clear();

@@ -2,6 +2,7 @@
 // cancellation, groups, wait. Manual time, no sleeps.
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "service/apply/shard_state_test_util.h"
 
 namespace baton::apply {
@@ -90,7 +91,7 @@ TEST(TaskTest, CancelIsImmediateWhenPendingAndCooperativeWhenRunning) {
   uint64_t running = Submit(h);
   h.Apply(CancelTask{"work", pending}, 1);
   TakenTask t = Taken(ReplyTo(h.Apply(Take(), 2), 2));
-  EXPECT_EQ(t.id, "work#" + std::to_string(running));  // the cancelled one was skipped
+  EXPECT_EQ(t.id, absl::StrCat("work#", running));  // the cancelled one was skipped
   h.Apply(CancelTask{"work", running}, 3);
   auto hb = ReplyTo(h.Apply(HeartbeatTask{"work", running, 1}, 4), 4);
   EXPECT_EQ(std::get<Counted>(hb->value).n, 1u);  // the worker learns it
@@ -121,7 +122,7 @@ TEST(TaskTest, WaitFirstCompletedReturnsDoneAndPending) {
   ASSERT_TRUE(r && r->ok());
   const auto& reports = std::get<TaskReports>(r->value);
   ASSERT_EQ(reports.done.size(), 1u);
-  EXPECT_EQ(reports.pending, std::vector<std::string>{"work#" + std::to_string(b)});
+  EXPECT_EQ(reports.pending, std::vector<std::string>{absl::StrCat("work#", b)});
 }
 
 TEST(TaskTest, AGroupIsAwaitedAsAWholeAndFirstExceptionEndsTheWait) {
@@ -206,7 +207,7 @@ TEST(TaskTest, ATakeWithARequestIdIsReplayedWhileItsAttemptRuns) {
   TakeTask take = Take(kForever, 0, session);
   take.request_id = "take-1";
   TakenTask t = Taken(ReplyTo(h.Apply(take, 1), 1));
-  EXPECT_EQ(t.id, "work#" + std::to_string(first));
+  EXPECT_EQ(t.id, absl::StrCat("work#", first));
 
   // The retry (try once) returns the running task, not the next one.
   TakeTask retry = take;
@@ -218,7 +219,7 @@ TEST(TaskTest, ATakeWithARequestIdIsReplayedWhileItsAttemptRuns) {
   // Once the attempt ends, the key replays nothing: it takes the next task.
   h.Apply(CompleteTask{"work", first, 1, false, "done", 0, "", false}, 3);
   TakenTask next = Taken(ReplyTo(h.Apply(retry, 4), 4));
-  EXPECT_EQ(next.id, "work#" + std::to_string(second));
+  EXPECT_EQ(next.id, absl::StrCat("work#", second));
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 // Bad input over real gRPC: each gets a precise status, never a crash.
+#include "absl/strings/str_cat.h"
 #include "integration/test_server.h"
 
 namespace baton::testing {
@@ -145,8 +146,7 @@ TEST(BadInputTest, NameAndWaiterLimitsAreResourceExhausted) {
   TestServer t(o);
   int exhausted = 0;
   for (int i = 0; i < 8; ++i) {
-    exhausted +=
-        LockCode(t, Lease("n" + std::to_string(i))) == grpc::StatusCode::RESOURCE_EXHAUSTED;
+    exhausted += LockCode(t, Lease(absl::StrCat("n", i))) == grpc::StatusCode::RESOURCE_EXHAUSTED;
   }
   EXPECT_GT(exhausted, 0);
 }

@@ -3,6 +3,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "integration/test_server.h"
 
 namespace baton::testing {
@@ -389,7 +390,7 @@ TEST(ConsumeIntegrationTest, AStreamGetsItemsWithinItsWindowAndLosesNoneWhenCanc
   TestServer t;
   v1::PutRequest put;
   put.set_name("stream");
-  for (int i = 0; i < 10; ++i) put.add_items()->set_text("item-" + std::to_string(i));
+  for (int i = 0; i < 10; ++i) put.add_items()->set_text(absl::StrCat("item-", i));
   v1::PutResponse pr;
   ASSERT_TRUE(t.queues->Put(Context().get(), put, &pr).ok());
 

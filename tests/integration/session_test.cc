@@ -3,6 +3,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "integration/test_server.h"
 
 namespace baton::testing {
@@ -112,7 +113,7 @@ TEST(SessionOrderTest, ASessionIsUsableOnEveryShardAsSoonAsOpenReturns) {
     uint64_t session = OpenSession(t);
     for (int i = 0; i < 8; ++i) {
       v1::AcquireLockRequest req;
-      req.set_name("fresh/" + std::to_string(i));
+      req.set_name(absl::StrCat("fresh/", i));
       req.set_session_id(session);
       v1::AcquireLockResponse resp;
       grpc::Status s = t.locks->Acquire(Context().get(), req, &resp);

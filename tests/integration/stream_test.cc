@@ -3,6 +3,7 @@
 // broken stream, half-close, and the grace period of its session.
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "integration/stream_client.h"
 #include "integration/test_server.h"
 
@@ -291,7 +292,7 @@ TEST(StreamIntegrationTest, ReadyAnswersTravelTogether) {
   for (int i = 1; i <= kOps; ++i) {
     v1::Operation op;
     op.set_id(i);
-    op.mutable_set_event()->set_name("st/batch/" + std::to_string(i % 7));
+    op.mutable_set_event()->set_name(absl::StrCat("st/batch/", i % 7));
     ops.push_back(op);
   }
   ASSERT_TRUE(s.Send(ops));

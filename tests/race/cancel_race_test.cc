@@ -18,6 +18,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "integration/test_server.h"
 
 namespace baton::testing {
@@ -108,7 +109,7 @@ TEST(CancelRaceTest, LockIsNeverLeakedOrDoubled) {
         v1::AcquireLockRequest req;
         req.set_name(name);
         req.set_session_id(session);
-        req.set_request_id("c" + std::to_string(c) + "-" + std::to_string(i));
+        req.set_request_id(absl::StrCat("c", c, "-", i));
         v1::AcquireLockResponse resp;
         grpc::Status s = RacedCall(stub.get(), req, &resp, rng, cq);
         if (!s.ok()) {
@@ -170,7 +171,7 @@ TEST(CancelRaceTest, SemaphorePermitsAddUp) {
         req.set_capacity(capacity);
         req.set_count(1 + rng() % capacity);
         req.set_session_id(session);
-        req.set_request_id("s" + std::to_string(c) + "-" + std::to_string(i));
+        req.set_request_id(absl::StrCat("s", c, "-", i));
         v1::AcquireSemaphoreResponse resp;
         grpc::Status s = RacedCall(stub.get(), req, &resp, rng, cq);
         if (!s.ok()) {

@@ -16,6 +16,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "integration/test_server.h"
 
 namespace baton::testing {
@@ -67,7 +68,7 @@ TEST(QueueRaceTest, NoItemIsLostOrDeliveredTwice) {
       auto stub = v1::Queues::NewStub(t.NewChannel());
       grpc::CompletionQueue cq;
       for (int i = 0; i < iters; ++i) {
-        std::string payload = "p" + std::to_string(p) + "-" + std::to_string(i);
+        std::string payload = absl::StrCat("p", p, "-", i);
         v1::PutRequest req;
         req.set_name(name);
         req.add_items()->set_text(payload);

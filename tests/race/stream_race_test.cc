@@ -210,7 +210,7 @@ TEST(StreamRaceTest, CancelledGetsNeverLoseOrDuplicateItems) {
   for (int i = 0; i < items; ++i) {
     v1::PutRequest put;
     put.set_name("race/stream/q");
-    put.add_items()->set_text("item-" + std::to_string(i));
+    put.add_items()->set_text(absl::StrCat("item-", i));
     v1::PutResponse resp;
     ASSERT_TRUE(t.queues->Put(Context().get(), put, &resp).ok());
     if (i % 16 == 0) std::this_thread::sleep_for(std::chrono::microseconds(300));
@@ -222,7 +222,7 @@ TEST(StreamRaceTest, CancelledGetsNeverLoseOrDuplicateItems) {
   std::lock_guard lock(mu);
   EXPECT_EQ(received.size(), static_cast<size_t>(items));
   for (int i = 0; i < items; ++i) {
-    EXPECT_EQ(received.count("item-" + std::to_string(i)), 1u) << i;
+    EXPECT_EQ(received.count(absl::StrCat("item-", i)), 1u) << i;
   }
 }
 

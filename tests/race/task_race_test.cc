@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "integration/test_server.h"
 
 namespace baton::testing {
@@ -32,7 +33,7 @@ TEST(TaskRaceTest, EveryTaskSucceedsExactlyOnce) {
   for (int i = 0; i < n; ++i) {
     v1::SubmitTaskRequest s;
     s.set_queue(queue);
-    s.set_text("job-" + std::to_string(i));
+    s.set_text(absl::StrCat("job-", i));
     s.set_max_attempts(50);
     v1::SubmitTaskResponse sr;
     ASSERT_TRUE(t.tasks->Submit(Context().get(), s, &sr).ok());

@@ -4,6 +4,8 @@
 #include <memory>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+
 namespace baton::testing {
 
 namespace {
@@ -46,7 +48,7 @@ BatondProcess& SharedServer() { return *Server(); }
 
 std::string Name(const std::string& suffix) {
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string name = "cpp/" + std::to_string(test_runs.load()) + "/";
+  std::string name = absl::StrCat("cpp/", test_runs.load(), "/");
   if (info != nullptr) name += std::string(info->test_suite_name()) + "." + info->name() + "/";
   return name + suffix;
 }
