@@ -139,7 +139,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
         std::make_unique<apply::Shard>(i, shards, &s->cluster_, s->loops_[i].get(), limits));
     s->loops_[i]->SetTimerSource(&s->cluster_.shard(i));
   }
-  if (auto st = s->OpenLog(shards); !st.ok()) return st;
+  if (auto st = s->OpenLog(shards); !st.ok()) {
+    s->AbandonStart();
+    return st;
+  }
   s->env_.cluster = &s->cluster_;
   s->env_.limits = limits;
   s->env_.requests_per_method = options.requests_per_method;
@@ -164,7 +167,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     s->threads_.emplace_back([loop] { loop->Run(); });
   }
   s->server_->GetHealthCheckService()->SetServingStatus(true);
+  s->started_ = true;
   return s;
+}
+
+void Server::AbandonStart() {
+  // Nothing ran yet: no loop thread, no listener, no call. Stop the gRPC
+  // server and drain each completion queue so that they can be destroyed.
+  server_->Shutdown(std::chrono::system_clock::now());
+  for (auto& loop : loops_) {
+    loop->ShutdownQueue();
+    void* tag = nullptr;
+    bool ok = false;
+    while (loop->cq()->Next(&tag, &ok)) {
+    }
+  }
+  server_.reset();
 }
 
 absl::Status Server::OpenLog(uint32_t shards) {
@@ -267,7 +285,7 @@ void Server::Shutdown() {
 }
 
 Server::~Server() {
-  if (server_) Shutdown();
+  if (started_) Shutdown();
   // Listeners' unmatched calls were returned with ok=false and freed while
   // draining; the listeners themselves go before the loops and the server.
   listeners_.clear();

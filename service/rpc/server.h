@@ -84,6 +84,8 @@ class Server {
   // Opens the log (durable mode: the data directory's WAL), replays it into
   // the shards, and proposes Recover. REQUIRES: the loops are not running.
   absl::Status OpenLog(uint32_t shards);
+  // Undoes a Start that failed after the gRPC server was built.
+  void AbandonStart();
 
   ServerOptions options_;
   WallClock wall_;
@@ -100,6 +102,7 @@ class Server {
   std::optional<storage::FileLock> data_lock_;
   std::unique_ptr<log::Sequencer> sequencer_;
   uint64_t replayed_ = 0;
+  bool started_ = false;  // Start succeeded: Shutdown has something to stop
   int port_ = 0;
   std::once_flag shutdown_once_;
 };

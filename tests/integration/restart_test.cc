@@ -2,6 +2,9 @@
 // the server on the same data directory, a wait pending at shutdown ends
 // once (UNAVAILABLE) and its retry works afterwards, and replaying the log
 // gives the same state. (kill -9 and damaged logs: tests/python/test_crash.py.)
+#include <stdlib.h>
+
+#include <filesystem>
 #include <thread>
 
 #include "integration/test_server.h"
@@ -196,6 +199,36 @@ TEST(RestartTest, ASecondServerCannotShareADataDirectory) {
   other.data_dir = t.data_dir();
   EXPECT_EQ(rpc::Server::Start(other).status().code(), absl::StatusCode::kFailedPrecondition)
       << "a second server on the same data directory";
+}
+
+}  // namespace
+}  // namespace baton::testing
+
+namespace baton::testing {
+namespace {
+
+// Also: a Start that fails after the gRPC server was built returns its error
+// (it used to hang in shutdown, or crash, instead).
+TEST(RestartTest, ADataDirectoryKeepsItsShardCount) {
+  if (!Durable()) GTEST_SKIP() << "in memory";
+  std::string dir = (std::filesystem::temp_directory_path() / "baton-shards-XXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  rpc::ServerOptions o = TestServer::DefaultOptions();
+  o.data_dir = dir;
+  {
+    TestServer t(o);
+    OpenSession(t);
+  }
+  rpc::ServerOptions other = o;
+  other.shards = o.shards + 1;
+  auto s = rpc::Server::Start(other);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("--shards 2"), std::string::npos) << s.status();
+  // The same count still works, and finds the state.
+  auto again = rpc::Server::Start(o);
+  EXPECT_TRUE(again.ok()) << again.status();
+  again->reset();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
