@@ -92,7 +92,7 @@ async def first_call(addr: str) -> None:
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     data = tempfile.mkdtemp(prefix="baton-recovery-", dir=os.environ.get("TMPDIR", "/tmp"))
-    server = h.BatondProcess(data_dir=data)
+    server = h.BatondProcess(["--max_resources", str(2 * n + 1000)], data_dir=data)
     server.STARTUP_TIMEOUT = 900.0
     addr = server.start()
     fill_s = asyncio.run(fill(addr, n))
@@ -102,7 +102,7 @@ def main() -> None:
     log_bytes = dir_bytes(data)
 
     t0 = time.monotonic()
-    server = h.BatondProcess(data_dir=data)
+    server = h.BatondProcess(["--max_resources", str(2 * n + 1000)], data_dir=data)
     server.STARTUP_TIMEOUT = 900.0
     addr = server.start()
     asyncio.run(first_call(addr))
