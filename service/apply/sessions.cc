@@ -36,9 +36,9 @@ void ShardState::Do(const OpenSession& c, OpRef origin, Time now, Effects& out) 
         Reply{origin, Result::Error(absl::UnavailableError("server shutting down"))});
   }
   if (static_cast<int64_t>(sessions_.size()) >= limits_.max_sessions) {
-    return out.push_back(Reply{
-        origin, Result::Error(absl::ResourceExhaustedError(absl::StrCat(
-                    "too many open sessions (limit ", limits_.max_sessions, ")")))});
+    return out.push_back(
+        Reply{origin, Result::Error(absl::ResourceExhaustedError(absl::StrCat(
+                          "too many open sessions (limit ", limits_.max_sessions, ")")))});
   }
   // Ids are strided so that id % shard_count names the home shard, and
   // follow cluster time so that they are never reused across restarts.

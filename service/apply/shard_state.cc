@@ -139,8 +139,8 @@ absl::Status ShardState::CheckCanPark(primitives::WaiterQueue& line,
                                                      limits_.max_waiters_per_resource, ")"));
   }
   if (static_cast<int64_t>(waiters_by_id_.size()) >= limits_.max_waiters) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "too many pending waits on this server (limit ", limits_.max_waiters, ")"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many pending waits on this server (limit ", limits_.max_waiters, ")"));
   }
   return absl::OkStatus();
 }
