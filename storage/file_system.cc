@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 
 namespace baton::storage {
 
@@ -54,6 +55,10 @@ int FileSystem::Truncate(int fd, off_t length) {
 }
 
 int FileSystem::Unlink(const char* path) { return ::unlink(path) == 0 ? 0 : errno; }
+
+int FileSystem::Rename(const char* from, const char* to) {
+  return ::rename(from, to) == 0 ? 0 : errno;
+}
 
 int FileSystem::Close(int fd) {
   // close(2) must not be retried on EINTR on Linux: the descriptor is gone.

@@ -1,9 +1,9 @@
-// FileSystem is the seam between LocalLog and the POSIX calls that can fail
-// on its write path: creating a segment, writing, syncing, truncating,
-// deleting. Production uses FileSystem::Default(); tests subclass it to
-// inject faults (ENOSPC after a partial write, a failing fdatasync, ...)
-// the way leveldb's fault_injection_test wraps its Env. Reading at Open uses
-// plain POSIX calls: a read error there simply fails Open.
+// FileSystem is the seam between storage (LocalLog, SnapshotStore) and the
+// POSIX calls that can fail on their write paths: creating a file, writing,
+// syncing, truncating, renaming, deleting. Production uses FileSystem::Default(); tests subclass it
+// to inject faults (ENOSPC after a partial write, a failing fdatasync, ...) the way leveldb's
+// fault_injection_test wraps its Env. Reading at Open uses plain POSIX calls: a read error there
+// simply fails Open.
 //
 // Every method returns 0 or an errno value (the caller need not look at
 // `errno`) and retries EINTR where a retry is safe. Thread-safe.
@@ -32,6 +32,9 @@ class FileSystem {
   virtual int Sync(int fd);      // fsync(2); used on directories
   virtual int Truncate(int fd, off_t length);
   virtual int Unlink(const char* path);
+  // rename(2): atomically replaces `to` (snapshots are written aside, then
+  // renamed into place).
+  virtual int Rename(const char* from, const char* to);
   virtual int Close(int fd);
 };
 
