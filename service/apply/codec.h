@@ -19,12 +19,10 @@
 // fails without its sample.
 #pragma once
 
-#include <cstddef>
-#include <type_traits>
-
 #include "absl/status/statusor.h"
 #include "baton/internal/v1/command.pb.h"
 #include "service/apply/command.h"
+#include "service/primitives/field_count.h"
 
 namespace baton::apply {
 
@@ -45,30 +43,11 @@ void Encode(const Command& command, internal::v1::Command* out);
 
 namespace codec_internal {
 
-// Converts to any type; used to count an aggregate's members.
-struct AnyField {
-  template <class T>
-  operator T() const;  // never defined: only used in unevaluated context
-};
-
-template <class T, class... Fields>
-consteval size_t CountFields() {
-  if constexpr (requires { T{Fields{}..., AnyField{}}; }) {
-    return CountFields<T, Fields..., AnyField>();
-  } else {
-    return sizeof...(Fields);
-  }
-}
-
 // The number of data members of the aggregate T (a command struct, or one
-// nested in a command): the largest n for which T{x1, ..., xn} compiles.
-// codec.cc checks each struct's count against the fields it maps, so a field
-// added to command.h is a compile error there until the codec maps it.
-template <class T>
-consteval size_t FieldCount() {
-  static_assert(std::is_aggregate_v<T>, "FieldCount needs an aggregate");
-  return CountFields<T>();
-}
+// nested in a command). codec.cc checks each struct's count against the
+// fields it maps, so a field added to command.h is a compile error there
+// until the codec maps it.
+using primitives::FieldCount;
 
 }  // namespace codec_internal
 }  // namespace baton::apply

@@ -76,6 +76,10 @@ class ShardState {
   uint64_t queue_bytes() const { return queue_bytes_; }
 
  private:
+  // Saves and restores the whole state (state_codec.cc). Adding a member
+  // below: add it to StateCodec::Fields too, or snapshots lose it.
+  friend struct StateCodec;
+
   // The lines a waiter can stand in. kMain: lock and semaphore acquirers,
   // event waiters, queue getters, future awaiters, barrier arrivals;
   // kPutters and kJoiners: queues; kCondition: a condition of a lock.

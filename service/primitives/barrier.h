@@ -47,6 +47,12 @@ class Barrier {
   // Empty and unbroken: the default state.
   bool idle() const { return !broken_ && waiters_.empty(); }
 
+  // The stored form (archive.h).
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(parties_, broken_, cycles_, waiters_);
+  }
+
  private:
   uint32_t parties_;
   bool broken_ = false;

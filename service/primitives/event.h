@@ -33,6 +33,12 @@ class Event {
   // Clear, nobody waiting or watching: the default state.
   bool idle() const { return !set_ && waiters_.empty() && watchers_.empty(); }
 
+  // The stored form (archive.h).
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(set_, waiters_, watchers_);
+  }
+
  private:
   bool set_ = false;
   WaiterQueue waiters_;

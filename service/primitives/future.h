@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "service/primitives/archive.h"
+#include "service/primitives/field_count.h"
 #include "service/primitives/types.h"
 #include "service/primitives/waiter_queue.h"
 
@@ -20,7 +22,14 @@ struct FutureValue {
   std::string value;          // kResult
   int32_t error_code = 0;     // kException
   std::string error_message;  // kException
+
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(archive::Enum(state, FutureState::kPending, FutureState::kCancelled), value, error_code,
+       error_message);
+  }
 };
+static_assert(FieldCount<FutureValue>() == 4, "store the new field in FutureValue::Serialize");
 
 class Future {
  public:
@@ -45,6 +54,12 @@ class Future {
   // Pending with nobody awaiting: the default state. A done future is kept
   // until its retention timer reclaims it.
   bool idle() const { return !done() && waiters_.empty(); }
+
+  // The stored form (archive.h).
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(value_, done_at_, expires_, timer_id_, waiters_);
+  }
 
  private:
   FutureValue value_;

@@ -63,6 +63,12 @@ class PermitPool {
   // permits, oldest first; stops at the first that does not fit.
   std::vector<Waiter> PopGrantable();
 
+  // The stored form (archive.h).
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(capacity_, used_, holdings_, waiters_);
+  }
+
  private:
   int64_t capacity_;
   int64_t used_ = 0;

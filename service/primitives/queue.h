@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "service/primitives/archive.h"
+#include "service/primitives/field_count.h"
 #include "service/primitives/types.h"
 #include "service/primitives/waiter_queue.h"
 
@@ -35,7 +37,14 @@ struct QueueOptions {
   uint32_t max_item_bytes = 0;  // resolved: never 0
   uint32_t max_deliveries = 0;  // 0: never dead-letter
   bool operator==(const QueueOptions&) const = default;
+
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(archive::Enum(order, QueueOrder::kFifo, QueueOrder::kPriority), maxsize, max_item_bytes,
+       max_deliveries);
+  }
 };
+static_assert(FieldCount<QueueOptions>() == 4, "store the new field in QueueOptions::Serialize");
 
 struct QueueItem {
   uint64_t id = 0;
@@ -43,7 +52,13 @@ struct QueueItem {
   int64_t priority = 0;
   Time enqueued = 0;
   uint32_t deliveries = 0;
+
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(id, data, priority, enqueued, deliveries);
+  }
 };
+static_assert(FieldCount<QueueItem>() == 5, "store the new field in QueueItem::Serialize");
 
 struct InFlightItem {
   QueueItem item;
@@ -52,7 +67,13 @@ struct InFlightItem {
   bool dead = false;        // taken from the dead letters
   OpRef consumer;           // the Consume stream it went to; id 0: a Get
   std::string request_id;   // the Get's replay key, may be empty
+
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(item, session, expires, dead, consumer, request_id);
+  }
 };
+static_assert(FieldCount<InFlightItem>() == 6, "store the new field in InFlightItem::Serialize");
 
 // A Consume stream: items are pushed to it while it has credit.
 struct Consumer {
@@ -60,7 +81,13 @@ struct Consumer {
   Duration lease = 0;
   uint32_t prefetch = 16;
   uint32_t outstanding = 0;  // items sent and not yet acked, nacked or returned
+
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(session, lease, prefetch, outstanding);
+  }
 };
+static_assert(FieldCount<Consumer>() == 4, "store the new field in Consumer::Serialize");
 
 class Queue {
  public:
@@ -138,6 +165,11 @@ class Queue {
   struct PendingPut {
     std::vector<QueueItem> items;
     std::vector<Duration> delays;
+
+    template <class Ar>
+    void Serialize(Ar& ar) {
+      ar(items, delays);
+    }
   };
   absl::btree_map<uint64_t, PendingPut> pending_puts;
 
@@ -145,6 +177,26 @@ class Queue {
   bool idle() const {
     return ready_.empty() && delayed_.empty() && in_flight_.empty() && dead_.empty() &&
            getters.empty() && putters.empty() && joiners.empty() && consumers.empty();
+  }
+
+  // The stored form (archive.h). ready_key_ and delayed_at_ are indexes of
+  // ready_ and delayed_, rebuilt on load.
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(options_, declared_, ready_, delayed_, dead_, in_flight_, dead_in_flight_, bytes_, tail_seq_,
+       head_seq_, dead_tail_, dead_head_, accounted_bytes, total_put, total_acked, getters, putters,
+       joiners, consumers, consumer_cursor, pending_puts);
+    if constexpr (Ar::kLoading) {
+      ready_key_.clear();
+      delayed_at_.clear();
+      for (const auto& [key, item] : ready_) {
+        ar.Check(ready_key_.emplace(item.id, key).second, "queue item id repeated");
+      }
+      for (const auto& [key, item] : delayed_) {
+        ar.Check(key.second == item.id && delayed_at_.emplace(item.id, key.first).second,
+                 "delayed item id repeated or mismatched");
+      }
+    }
   }
 
  private:

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "service/primitives/archive.h"
+#include "service/primitives/field_count.h"
 #include "service/primitives/types.h"
 #include "service/primitives/waiter_queue.h"
 
@@ -44,13 +46,27 @@ struct Task {
   std::string error_message;
 
   bool done() const { return state >= TaskState::kSucceeded; }
+
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(seq, payload, archive::Enum(state, TaskState::kPending, TaskState::kCancelled), delayed,
+       attempts, max_attempts, group, shielded, cancel_requested, session, take_request_id, lease,
+       run_timeout, run_deadline, timer_at, submitted, result, error_code, error_message);
+  }
 };
+static_assert(FieldCount<Task>() == 19, "store the new field in Task::Serialize");
 
 // A Wait call over several tasks (asyncio.wait).
 struct MultiWait {
   std::vector<uint64_t> seqs;
   uint8_t mode = 3;  // 1 first completed, 2 first exception, 3 all completed
+
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(seqs, mode);  // any value: the log accepts any (tasks.cc reads all but 1, 2 as 3)
+  }
 };
+static_assert(FieldCount<MultiWait>() == 2, "store the new field in MultiWait::Serialize");
 
 class TaskQueue {
  public:
@@ -80,6 +96,12 @@ class TaskQueue {
 
   WaiterQueue& waiters() { return takers; }
   bool idle() const { return tasks.empty() && takers.empty() && waits.empty(); }
+
+  // The stored form (archive.h).
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(tasks, ready, takers, waits, wait_args, head_, tail_);
+  }
 
  private:
   int64_t head_ = 0;

@@ -46,6 +46,13 @@ struct Timer {
   // Nobody waits on a timer; the line exists so that every resource has one.
   WaiterQueue& waiters() { return no_waiters_; }
 
+  // The stored form (archive.h). no_waiters_ is not stored: nobody ever
+  // parks on a timer.
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(due, every, fired, last_fired, created, done, seq);
+  }
+
  private:
   WaiterQueue no_waiters_;
 };

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "runtime/clock.h"
+#include "service/primitives/archive.h"
+#include "service/primitives/field_count.h"
 
 namespace baton::primitives {
 
@@ -14,12 +16,18 @@ namespace baton::primitives {
 struct OpRef {
   uint32_t shard = 0;
   uint64_t id = 0;
+  auto operator<=>(const OpRef&) const = default;  // (shard, id): snapshots sort by it
   bool operator==(const OpRef&) const = default;
   template <typename H>
   friend H AbslHashValue(H h, const OpRef& r) {
     return H::combine(std::move(h), r.shard, r.id);
   }
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(shard, id);
+  }
 };
+static_assert(FieldCount<OpRef>() == 2, "store the new field in OpRef::Serialize");
 
 // A pending blocking operation, parked until granted, timed out, cancelled
 // or aborted.
@@ -45,7 +53,16 @@ struct Waiter {
   Time condition_timeout = kForever;
   Time rpc_deadline = kForever;
   bool dead_letters = false;  // queue getters: read the dead letters
+
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(id, op, session, since, deadline, count, lease, request_id,
+       archive::Ranged<uint8_t>(line, 0, 3), condition,
+       archive::Ranged<uint8_t>(condition_outcome, 0, 2), condition_timeout, rpc_deadline,
+       dead_letters);
+  }
 };
+static_assert(FieldCount<Waiter>() == 14, "store the new field in Waiter::Serialize");
 
 // One grant of a lock or of semaphore permits.
 struct Holding {
@@ -58,6 +75,12 @@ struct Holding {
   // Identifies the latest reply that carried this holding to a client (a
   // grant, or a replay of it). A rollback applies only to the latest one.
   uint64_t delivery = 0;
+
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(token, session, count, since, expires, request_id, delivery);
+  }
 };
+static_assert(FieldCount<Holding>() == 7, "store the new field in Holding::Serialize");
 
 }  // namespace baton::primitives

@@ -89,6 +89,19 @@ class WaiterQueue {
   auto begin() const { return by_seq_.begin(); }
   auto end() const { return by_seq_.end(); }
 
+  // The stored form (archive.h): the waiters in order and the next seq;
+  // seq_of_ is their index, rebuilt on load.
+  template <class Ar>
+  void Serialize(Ar& ar) {
+    ar(by_seq_, next_seq_);
+    if constexpr (Ar::kLoading) {
+      seq_of_.clear();
+      for (const auto& [seq, w] : by_seq_) {
+        ar.Check(seq_of_.emplace(w.id, seq).second, "waiter id repeated");
+      }
+    }
+  }
+
  private:
   absl::btree_map<uint64_t, Waiter> by_seq_;    // arrival order
   absl::btree_map<uint64_t, uint64_t> seq_of_;  // waiter id -> seq
