@@ -8,7 +8,11 @@ the time from exec to the first served call (Admin/Describe of one event),
 the log entries replayed, the data directory's size, and batond's resident
 memory (VmRSS) before the kill and after the restart.
 
-    .venv/bin/python bench/recovery.py [N]        (default 1,000,000)
+    .venv/bin/python bench/recovery.py [N] [SNAPSHOT_ENTRIES]
+                                   (defaults: 1,000,000 and batond's default)
+
+SNAPSHOT_ENTRIES is batond's --snapshot_entries: 0 replays the whole log; the
+default restores the newest snapshot and replays only the log after it.
 
 Uses the stubs and BatondProcess of tests/python/baton_helpers.py; BATOND
 picks the binary (default build/service/batond).
@@ -91,8 +95,11 @@ async def first_call(addr: str) -> None:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    args = ["--max_resources", str(2 * n + 1000)]
+    if len(sys.argv) > 2:
+        args += ["--snapshot_entries", sys.argv[2]]
     data = tempfile.mkdtemp(prefix="baton-recovery-", dir=os.environ.get("TMPDIR", "/tmp"))
-    server = h.BatondProcess(["--max_resources", str(2 * n + 1000)], data_dir=data)
+    server = h.BatondProcess(args, data_dir=data)
     server.STARTUP_TIMEOUT = 900.0
     addr = server.start()
     fill_s = asyncio.run(fill(addr, n))
@@ -101,8 +108,11 @@ def main() -> None:
     server.proc.wait()
     log_bytes = dir_bytes(data)
 
+    wal_bytes = dir_bytes(os.path.join(data, "wal"))
+    snap_bytes = dir_bytes(os.path.join(data, "snap")) if os.path.isdir(os.path.join(data, "snap")) else 0
+
     t0 = time.monotonic()
-    server = h.BatondProcess(["--max_resources", str(2 * n + 1000)], data_dir=data)
+    server = h.BatondProcess(args, data_dir=data)
     server.STARTUP_TIMEOUT = 900.0
     addr = server.start()
     asyncio.run(first_call(addr))
@@ -113,7 +123,8 @@ def main() -> None:
     os.system(f"rm -rf {data}")
     print(f"resources: {n}")
     print(f"fill: {fill_s:.1f} s ({n / fill_s:,.0f} ops/s, durable)")
-    print(f"data directory: {log_bytes / 2**20:.1f} MiB")
+    print(f"data directory: {log_bytes / 2**20:.1f} MiB (log {wal_bytes / 2**20:.1f} MiB, "
+          f"snapshots {snap_bytes / 2**20:.1f} MiB)")
     print(f"restart to first served call: {recovered_s:.2f} s")
     print(f"RSS before kill: {rss_before / 1024:.0f} MiB; after recovery: {rss_after / 1024:.0f} MiB")
     print(replayed[0] if replayed else "(no replay line)")

@@ -2,6 +2,7 @@
 // SIGTERM, then shuts down in order and exits 0.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -20,7 +21,11 @@ ABSL_FLAG(std::string, durability, "local",
           "batond stops");
 ABSL_FLAG(std::string, data_dir, "baton-data",
           "where durable state lives (created if missing; delete it to start empty)");
-ABSL_FLAG(int64_t, wal_segment_mb, 64, "size of a write-ahead log segment file, MiB");
+ABSL_FLAG(double, wal_segment_mb, 64,
+          "size of a write-ahead log segment file, MiB (fractions allowed; at least 4 KiB)");
+ABSL_FLAG(int64_t, snapshot_entries, 100'000,
+          "take a snapshot every this many log entries, and let the log drop what the previous "
+          "snapshot covers (0: never)");
 ABSL_FLAG(int, shards, 0, "event-loop threads, each owning a share of resources (0: one per core)");
 ABSL_FLAG(int64_t, max_resources, 1'000'000, "live resources (names) in total");
 ABSL_FLAG(int64_t, max_sessions, 100'000, "open sessions in total");
@@ -72,7 +77,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.data_dir = absl::GetFlag(FLAGS_data_dir);
-  o.wal_segment_bytes = static_cast<uint64_t>(absl::GetFlag(FLAGS_wal_segment_mb)) << 20;
+  double segment_bytes = absl::GetFlag(FLAGS_wal_segment_mb) * (1 << 20);
+  o.wal_segment_bytes =
+      segment_bytes >= 4096 && segment_bytes < 1e15 ? static_cast<uint64_t>(segment_bytes) : 0;
+  o.snapshot_entries =
+      static_cast<uint64_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_snapshot_entries)));
   o.max_resources = absl::GetFlag(FLAGS_max_resources);
   o.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   o.max_waiters = absl::GetFlag(FLAGS_max_waiters);
@@ -93,8 +102,8 @@ int main(int argc, char** argv) {
       o.max_lease < baton::kMillisecond || o.max_message_bytes < 1024 ||
       o.requests_per_method < 1 || o.max_queue_items < 1 || o.max_item_bytes < 1 ||
       static_cast<int64_t>(o.max_item_bytes) > o.max_message_bytes || o.max_queue_bytes < 1 ||
-      o.future_retention < baton::kSecond || absl::GetFlag(FLAGS_wal_segment_mb) < 1 ||
-      o.data_dir.empty()) {
+      o.future_retention < baton::kSecond || o.wal_segment_bytes < 4096 ||
+      absl::GetFlag(FLAGS_snapshot_entries) < 0 || o.data_dir.empty()) {
     std::cerr << "batond: a flag is out of range; see --help\n";
     return 2;
   }
@@ -111,7 +120,8 @@ int main(int argc, char** argv) {
   if (o.durability == baton::rpc::Durability::kLocal) {
     std::error_code ec;
     std::cerr << "batond: durable: state in " << std::filesystem::absolute(o.data_dir, ec).string()
-              << " (" << (*server)->replayed() << " log entries replayed)\n";
+              << " (snapshot at log index " << (*server)->restored_index() << ", "
+              << (*server)->replayed() << " log entries replayed after it)\n";
   } else {
     std::cerr << "batond: WARNING: --durability=none: state is in memory only; everything is "
                  "lost when batond stops\n";

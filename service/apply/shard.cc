@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
+#include "baton/internal/v1/snapshot.pb.h"
+#include "service/apply/state_codec.h"
 
 namespace baton::apply {
 namespace {
@@ -43,7 +46,7 @@ void Shard::ApplyQuery(const log::Entry& entry) {
   assert(IsQuery(entry.command));  // a change applies only from the log
   Effects effects;
   state_.Apply(entry.command, entry.origin, loop_->clock().Now(), effects);
-  Perform(effects, 0, nullptr);
+  Perform(effects, 0, /*replaying=*/false);
 }
 
 void Shard::ApplyCommitted(uint64_t index, Time now, log::Entry entry) {
@@ -52,7 +55,7 @@ void Shard::ApplyCommitted(uint64_t index, Time now, log::Entry entry) {
   Effects effects;
   state_.Apply(entry.command, entry.origin, now, effects);
   UpdateGauges();
-  Perform(effects, index, nullptr);
+  Perform(effects, index, /*replaying=*/false);
 }
 
 void Shard::UpdateGauges() {
@@ -61,12 +64,55 @@ void Shard::UpdateGauges() {
   waiters_gauge_.store(static_cast<int64_t>(state_.waiter_count()), std::memory_order_relaxed);
 }
 
-void Shard::ApplyReplayed(uint64_t index, Time now, const log::Entry& entry,
-                          std::vector<log::Entry>* derived) {
+void Shard::ApplyReplayed(uint64_t index, Time now, const log::Entry& entry) {
   Effects effects;
   state_.Apply(entry.command, entry.origin, now, effects);
   UpdateGauges();
-  Perform(effects, index, derived);
+  Perform(effects, index, /*replaying=*/true);
+}
+
+void Shard::ResubmitOutbox() {
+  for (const auto& [key, e] : outbox_) cluster_->sequencer().Submit(e);
+}
+
+std::string Shard::SavePart() const {
+  internal::v1::SnapshotPart part;
+  part.set_shard(index_);
+  part.set_state(SaveState(state_));
+  for (const auto& [key, e] : outbox_) {
+    // Outbox entries are small and few: encoding through the log's format
+    // keeps one definition of an entry.
+    if (!part.add_outbox()->ParseFromString(log::EncodeEntry(0, e))) std::abort();
+  }
+  part.set_next_op_id(next_op_id_);
+  return part.SerializeAsString();
+}
+
+absl::Status Shard::RestorePart(std::string_view bytes) {
+  internal::v1::SnapshotPart part;
+  if (!part.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::DataLossError(absl::StrCat("snapshot part of shard ", index_, " does not decode"));
+  }
+  if (part.shard() != index_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("snapshot part for shard ", part.shard(), " given to shard ", index_));
+  }
+  if (absl::Status st = RestoreState(part.state(), &state_); !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat("shard ", index_, ": ", st.message()));
+  }
+  outbox_.clear();
+  for (int i = 0; i < part.outbox_size(); ++i) {
+    auto e = log::DecodeEntry(0, part.outbox(i).SerializeAsString());
+    if (!e.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("shard ", index_, " outbox entry ", i, ": ", e.status().message()));
+    }
+    outbox_.emplace(std::make_pair(e->second.source_index, e->second.source_ordinal),
+                    std::move(e->second));
+  }
+  next_op_id_ = std::max(next_op_id_, part.next_op_id());
+  UpdateGauges();
+  return absl::OkStatus();
 }
 
 void Shard::OnRejected(log::Entry entry, absl::Status why) {
@@ -102,20 +148,16 @@ void Shard::OnTimer(Time now) {
   cluster_->sequencer().Submit(log::Entry{index_, Tick{}, OpRef{}});
 }
 
-void Shard::Perform(Effects& effects, uint64_t source_index,
-                    std::vector<log::Entry>* replay_derived) {
+void Shard::Perform(Effects& effects, uint64_t source_index, bool replaying) {
   uint32_t ordinal = 0;
   auto derive = [&](uint32_t target, Command command) {
-    log::Entry e{target, std::move(command), OpRef{}, source_index, ++ordinal};
-    if (replay_derived != nullptr) {
-      replay_derived->push_back(std::move(e));
-    } else {
-      cluster_->sequencer().Submit(std::move(e));
-    }
+    log::Entry e{target, std::move(command), OpRef{}, source_index, ++ordinal, index_};
+    if (track_derived_ || replaying) outbox_.emplace(std::make_pair(source_index, ordinal), e);
+    if (!replaying) cluster_->sequencer().Submit(std::move(e));
   };
   for (Effect& e : effects) {
     if (auto* reply = std::get_if<Reply>(&e)) {
-      if (reply->op.id == 0 || replay_derived != nullptr) continue;
+      if (reply->op.id == 0 || replaying) continue;
       if (reply->op.shard == index_) {
         DeliverHere(reply->op.id, std::move(reply->result));
       } else {

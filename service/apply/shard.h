@@ -24,8 +24,12 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "runtime/loop.h"
 #include "service/apply/command.h"
@@ -72,10 +76,32 @@ class Shard final : public runtime::TimerSource {
   void ApplyQuery(const log::Entry& entry);
 
   // Applies an entry found in the log at start. Replies go nowhere; derived
-  // commands are appended to `derived` (the server proposes those a crash
+  // commands go into the outbox only (ResubmitOutbox proposes those a crash
   // kept out of the log). REQUIRES: the loop is not running yet.
-  void ApplyReplayed(uint64_t index, Time now, const log::Entry& entry,
-                     std::vector<log::Entry>* derived);
+  void ApplyReplayed(uint64_t index, Time now, const log::Entry& entry);
+
+  // Derived commands (a session broadcast, a timer's action) are proposed
+  // when the entry they derive from is applied; a crash in between would
+  // lose them. So a durable shard keeps each one in an outbox until the log
+  // holds it: DerivedCommitted(source_index, ordinal) is called in log
+  // order, on this shard's loop (or during replay), when the log commits (or
+  // replay meets) a command this shard derived. The outbox is part of the
+  // snapshot, and ResubmitOutbox proposes what is left after replay.
+  void TrackDerived(bool on) { track_derived_ = on; }
+  void DerivedCommitted(uint64_t source_index, uint32_t ordinal) {
+    outbox_.erase({source_index, ordinal});
+  }
+  // REQUIRES: the loop is not running yet.
+  void ResubmitOutbox();
+  size_t outbox_size() const { return outbox_.size(); }
+
+  // This shard's part of a snapshot (baton.internal.v1.SnapshotPart): its
+  // state machine and outbox as of the entries it has applied. Loop thread.
+  std::string SavePart() const;
+  // Replaces the state and outbox with a part SavePart wrote. Errors:
+  // DATA_LOSS if it does not decode, FAILED_PRECONDITION if it was cut for
+  // another shard. REQUIRES: the loop is not running yet.
+  absl::Status RestorePart(std::string_view bytes);
   // Op ids recorded in the state come from the log; new ones must differ.
   // REQUIRES: the loop is not running yet.
   void SeeOpId(uint64_t id) { next_op_id_ = std::max(next_op_id_, id + 1); }
@@ -93,9 +119,9 @@ class Shard final : public runtime::TimerSource {
   void OnTimer(Time now) override;
 
  private:
-  // Replies, and derived commands proposed with (source_index, ordinal) or
-  // appended to `replay_derived` during replay.
-  void Perform(Effects& effects, uint64_t source_index, std::vector<log::Entry>* replay_derived);
+  // Replies, and derived commands with (source_index, ordinal): proposed,
+  // and kept in the outbox if tracked; during replay only kept.
+  void Perform(Effects& effects, uint64_t source_index, bool replaying);
   void DeliverHere(uint64_t op_id, Result result);
   void UpdateGauges();
 
@@ -111,6 +137,9 @@ class Shard final : public runtime::TimerSource {
   // cancellations, rollbacks, derived commands): proposed again at retry_at_.
   std::vector<log::Entry> retry_;
   Time retry_at_ = kForever;
+  bool track_derived_ = false;
+  // Derived commands the log does not hold yet, by (source_index, ordinal).
+  absl::btree_map<std::pair<uint64_t, uint32_t>, log::Entry> outbox_;
   std::atomic<int64_t> sessions_gauge_{0};
   std::atomic<int64_t> waiters_gauge_{0};
 };

@@ -18,8 +18,6 @@ struct Sequencer::Pending {
   Entry entry;
 };
 
-namespace {
-
 std::string EncodeEntry(Time now, const Entry& e) {
   internal::v1::LogEntry pb;
   pb.set_now_us(now);
@@ -28,6 +26,7 @@ std::string EncodeEntry(Time now, const Entry& e) {
   pb.set_origin_op(e.origin.id);
   pb.set_source_index(e.source_index);
   pb.set_source_ordinal(e.source_ordinal);
+  pb.set_source_shard(e.source_shard);
   apply::Encode(e.command, pb.mutable_command());
   return pb.SerializeAsString();
 }
@@ -47,10 +46,9 @@ absl::StatusOr<std::pair<Time, Entry>> DecodeEntry(uint64_t index, std::string_v
   e.origin = apply::OpRef{pb.origin_shard(), pb.origin_op()};
   e.source_index = pb.source_index();
   e.source_ordinal = pb.source_ordinal();
+  e.source_shard = pb.source_shard();
   return std::make_pair(static_cast<Time>(pb.now_us()), std::move(e));
 }
-
-}  // namespace
 
 Sequencer::Sequencer(std::unique_ptr<storage::ConsensusLog> log, const Clock* clock)
     : log_(std::move(log)), clock_(clock) {}
@@ -58,7 +56,8 @@ Sequencer::Sequencer(std::unique_ptr<storage::ConsensusLog> log, const Clock* cl
 Sequencer::~Sequencer() { Close(); }
 
 absl::Status Sequencer::Open(const Replay& replay, Dispatch dispatch, Dispatch dispatch_query,
-                             Reject reject, Fatal fatal) {
+                             Reject reject, Fatal fatal, uint64_t after_index, Time after_now) {
+  last_now_ = after_now;
   dispatch_ = std::move(dispatch);
   dispatch_query_ = std::move(dispatch_query);
   reject_ = std::move(reject);
@@ -80,7 +79,7 @@ absl::Status Sequencer::Open(const Replay& replay, Dispatch dispatch, Dispatch d
     Finished(p.get());
   };
   callbacks.fatal = std::move(fatal);
-  auto opened = log_->Open(/*after_index=*/0, read, std::move(callbacks));
+  auto opened = log_->Open(after_index, read, std::move(callbacks));
   if (!opened.ok()) return opened.status();
   notes_ = std::move(opened->notes);
   return absl::OkStatus();
@@ -151,6 +150,10 @@ void Sequencer::Flush() {
   uint64_t target = submitted_.load();
   std::unique_lock<std::mutex> lock(flush_mu_);
   finished_cv_.wait(lock, [&] { return finished_ >= target; });
+}
+
+void Sequencer::Compact(uint64_t through) {
+  if (log_ != nullptr) log_->Compact(through);
 }
 
 void Sequencer::Close() {

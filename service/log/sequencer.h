@@ -26,9 +26,12 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "runtime/clock.h"
 #include "service/apply/command.h"
 #include "service/apply/result.h"
@@ -45,7 +48,17 @@ struct Entry {
   // and the effect's ordinal (1-based) among its derived commands.
   uint64_t source_index = 0;
   uint32_t source_ordinal = 0;
+  // ... and the shard that applied that entry (and keeps this command in
+  // its outbox until the log holds it: Shard::DerivedCommitted).
+  uint32_t source_shard = 0;
 };
+
+// The log's stored form of an entry (baton.internal.v1.LogEntry), stamped
+// with cluster time `now`. Thread-safe.
+std::string EncodeEntry(Time now, const Entry& e);
+// Errors: DATA_LOSS naming `index` when `data` is not an entry this build
+// can apply.
+absl::StatusOr<std::pair<Time, Entry>> DecodeEntry(uint64_t index, std::string_view data);
 
 class Sequencer {
  public:
@@ -62,11 +75,18 @@ class Sequencer {
   Sequencer(std::unique_ptr<storage::ConsensusLog> log, const Clock* clock);
   ~Sequencer();
 
-  // Replays every entry in the log through `replay` (on the calling
-  // thread), then starts committing new ones. Errors: DATA_LOSS for a
-  // corrupt log (naming the file and offset) or an undecodable entry.
+  // Replays every entry in the log after `after_index` through `replay`
+  // (on the calling thread), then starts committing new ones. `after_index`
+  // and `after_now`: the last index a snapshot covers and its cluster time
+  // (0, 0 without one); time never goes back past `after_now`. Errors:
+  // DATA_LOSS for a corrupt log (naming the file and offset), an undecodable
+  // entry, or a log that does not continue from after_index.
   absl::Status Open(const Replay& replay, Dispatch dispatch, Dispatch dispatch_query, Reject reject,
-                    Fatal fatal);
+                    Fatal fatal, uint64_t after_index = 0, Time after_now = 0);
+
+  // Lets the log drop entries up to `through` (a snapshot covers them).
+  // Any thread.
+  void Compact(uint64_t through);
 
   // Stamps `entry` with cluster time and appends it to the log. Any thread.
   void Submit(Entry entry);

@@ -11,6 +11,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "baton/internal/v1/snapshot.pb.h"
 #include "grpc/health/v1/health.pb.h"
 #include "storage/local_log.h"
 
@@ -199,33 +200,44 @@ absl::Status Server::OpenLog(uint32_t shards) {
   sequencer_ = std::make_unique<log::Sequencer>(std::move(wal), clock_);
   cluster_.SetSequencer(sequencer_.get());
 
-  // Replay: apply every logged entry on this thread, before any loop runs.
-  // Commands derived from an entry (broadcasts, timer actions) are in the
-  // log too, after it; those a crash kept out are proposed again below.
-  std::map<std::pair<uint64_t, uint32_t>, log::Entry> missing;
+  Time after_now = 0;
+  if (options_.durability == Durability::kLocal) {
+    if (auto st = RestoreSnapshot(shards, &after_now); !st.ok()) return st;
+  }
+
+  // Replay: apply every logged entry after the snapshot on this thread,
+  // before any loop runs. A command derived from an entry (a broadcast, a
+  // timer's action) is in the log too, after it; each shard keeps those it
+  // derived in its outbox until replay meets them, and proposes again those
+  // a crash kept out of the log.
   auto replay = [&](uint64_t index, Time now, log::Entry e) -> absl::Status {
-    if (e.shard >= shards || e.origin.shard >= shards) {
+    if (e.shard >= shards || e.origin.shard >= shards || e.source_shard >= shards) {
       return absl::DataLossError(
           absl::StrCat("log entry ", index, " names shard ", e.shard, " of ", shards));
     }
     ++replayed_;
-    if (e.source_index != 0) missing.erase({e.source_index, e.source_ordinal});
-    if (e.origin.id != 0) cluster_.shard(e.origin.shard).SeeOpId(e.origin.id);
-    std::vector<log::Entry> derived;
-    cluster_.shard(e.shard).ApplyReplayed(index, now, e, &derived);
-    for (log::Entry& d : derived) {
-      missing.emplace(std::make_pair(d.source_index, d.source_ordinal), std::move(d));
+    if (e.source_index != 0) {
+      cluster_.shard(e.source_shard).DerivedCommitted(e.source_index, e.source_ordinal);
     }
+    if (e.origin.id != 0) cluster_.shard(e.origin.shard).SeeOpId(e.origin.id);
+    cluster_.shard(e.shard).ApplyReplayed(index, now, e);
     return absl::OkStatus();
   };
   // Posted, never deferred, even to the submitting loop itself: a loop runs
   // posted work in posting order, so each shard applies its entries in log
-  // order.
-  auto dispatch = [this](uint64_t index, Time now, log::Entry e) {
+  // order (and meets a snapshot marker after exactly the entries before it).
+  bool durable = options_.durability == Durability::kLocal;
+  auto dispatch = [this, durable](uint64_t index, Time now, log::Entry e) {
+    if (durable && e.source_index != 0) {
+      apply::Shard* source = &cluster_.shard(e.source_shard);
+      source->loop().Post(
+          [source, i = e.source_index, o = e.source_ordinal] { source->DerivedCommitted(i, o); });
+    }
     apply::Shard* shard = &cluster_.shard(e.shard);
     shard->loop().Post([shard, index, now, e = std::move(e)]() mutable {
       shard->ApplyCommitted(index, now, std::move(e));
     });
+    if (snapshotter_ != nullptr) snapshotter_->AfterDispatch(index, now);
   };
   auto dispatch_query = [this](uint64_t, Time, log::Entry e) {
     apply::Shard* shard = &cluster_.shard(e.shard);
@@ -244,19 +256,83 @@ absl::Status Server::OpenLog(uint32_t shards) {
                  std::string(why.message()).c_str());
     std::_Exit(1);
   };
-  if (auto st = sequencer_->Open(replay, dispatch, dispatch_query, reject, fatal); !st.ok())
+  for (uint32_t i = 0; i < shards; ++i) cluster_.shard(i).TrackDerived(durable);
+  if (durable) {
+    // Built before the log opens: the log's thread calls AfterDispatch.
+    snapshotter_ = std::make_unique<log::Snapshotter>(&cluster_, snapshots_.get(),
+                                                      options_.snapshot_entries, restored_index_);
+  }
+  if (auto st = sequencer_->Open(replay, dispatch, dispatch_query, reject, fatal, restored_index_,
+                                 after_now);
+      !st.ok()) {
     return st;
+  }
   for (const std::string& note : sequencer_->notes()) {
     std::fprintf(stderr, "batond: write-ahead log: %s\n", note.c_str());
   }
-  if (replayed_ > 0) {
-    for (auto& [key, e] : missing) sequencer_->Submit(std::move(e));
+  if (replayed_ > 0 || restored_index_ > 0) {
+    for (uint32_t i = 0; i < shards; ++i) cluster_.shard(i).ResubmitOutbox();
     for (uint32_t i = 0; i < shards; ++i) {
       sequencer_->Submit(log::Entry{i, apply::Recover{}, apply::OpRef{}});
     }
     // Applied (posted to the loops) before the first call is served.
     sequencer_->Flush();
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> Server::Snapshot() {
+  if (snapshotter_ == nullptr) {
+    return absl::FailedPreconditionError("snapshots need --durability=local");
+  }
+  auto done = std::make_shared<std::promise<absl::StatusOr<uint64_t>>>();
+  std::future<absl::StatusOr<uint64_t>> result = done->get_future();
+  snapshotter_->Request([done](absl::Status st, uint64_t index) {
+    if (st.ok()) {
+      done->set_value(index);
+    } else {
+      done->set_value(std::move(st));
+    }
+  });
+  // The cut happens after the next dispatched entry: make sure there is
+  // one. A Tick changes nothing but fires what is due anyway.
+  sequencer_->Submit(log::Entry{0, apply::Tick{}, apply::OpRef{}});
+  return result.get();
+}
+
+absl::Status Server::RestoreSnapshot(uint32_t shards, Time* now) {
+  storage::SnapshotStore::Options so;
+  so.directory = options_.data_dir + "/snap";
+  so.sync = options_.fsync;
+  snapshots_ = std::make_unique<storage::SnapshotStore>(so);
+  auto loaded = snapshots_->LoadNewest();
+  if (!loaded.ok()) return loaded.status();
+  for (const std::string& note : loaded->notes) {
+    std::fprintf(stderr, "batond: snapshot: %s\n", note.c_str());
+  }
+  if (!loaded->found) return absl::OkStatus();
+  std::string path = snapshots_->PathOf(loaded->index);
+  internal::v1::SnapshotHeader header;
+  if (loaded->records.empty() || !header.ParseFromString(loaded->records[0])) {
+    return absl::DataLossError(absl::StrCat("snapshot ", path, ": its header does not decode"));
+  }
+  if (header.format() != 1 || header.index() != loaded->index) {
+    return absl::DataLossError(absl::StrCat("snapshot ", path, ": format ", header.format(),
+                                            " at index ", header.index(),
+                                            " is not one this build reads"));
+  }
+  if (header.shard_count() != shards || loaded->records.size() != shards + 1u) {
+    return absl::FailedPreconditionError(absl::StrCat("snapshot ", path, " was cut for ",
+                                                      header.shard_count(),
+                                                      " shards; this server runs ", shards));
+  }
+  for (uint32_t i = 0; i < shards; ++i) {
+    if (absl::Status st = cluster_.shard(i).RestorePart(loaded->records[i + 1]); !st.ok()) {
+      return absl::Status(st.code(), absl::StrCat("snapshot ", path, ": ", st.message()));
+    }
+  }
+  restored_index_ = loaded->index;
+  *now = header.now_us();
   return absl::OkStatus();
 }
 
@@ -279,6 +355,9 @@ void Server::Shutdown() {
                       std::chrono::microseconds(options_.shutdown_grace));
     for (auto& loop : loops_) loop->ShutdownQueue();
     for (auto& t : threads_) t.join();
+    // The loops are gone: a snapshot still being cut is abandoned, one
+    // being written is finished.
+    if (snapshotter_ != nullptr) snapshotter_->Close();
     // What the last calls logged is committed; nothing applies it any more.
     sequencer_->Close();
   });
@@ -286,6 +365,10 @@ void Server::Shutdown() {
 
 Server::~Server() {
   if (started_) Shutdown();
+  // After a failed start too: the snapshot thread stops before the log, and
+  // the log's last dispatches find the snapshotter closed.
+  if (snapshotter_ != nullptr) snapshotter_->Close();
+  if (sequencer_ != nullptr) sequencer_->Close();
   // Listeners' unmatched calls were returned with ok=false and freed while
   // draining; the listeners themselves go before the loops and the server.
   listeners_.clear();

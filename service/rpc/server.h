@@ -26,9 +26,11 @@
 #include "service/apply/limits.h"
 #include "service/apply/shard.h"
 #include "service/log/sequencer.h"
+#include "service/log/snapshotter.h"
 #include "service/rpc/env.h"
 #include "service/rpc/services.h"
 #include "storage/file_lock.h"
+#include "storage/snapshot_store.h"
 
 namespace baton::rpc {
 
@@ -48,6 +50,9 @@ struct ServerOptions {
   // kLocal: false skips fdatasync (tests and benchmarks only: a crash of
   // the machine, not only of the process, then loses acknowledged changes).
   bool fsync = true;
+  // kLocal: take a snapshot (and let the log drop what the previous one
+  // covers) every this many log entries; 0: never automatically.
+  uint64_t snapshot_entries = 100'000;
   // Totals for the whole server; each shard gets an equal share.
   int64_t max_resources = 1'000'000;
   int64_t max_sessions = 100'000;
@@ -73,17 +78,30 @@ class Server {
   ~Server();
 
   int port() const { return port_; }
-  // Entries found in the log at start (0: a new or in-memory server).
+  // Entries found in the log at start (0: a new or in-memory server), and
+  // the index of the snapshot the server started from (0: none).
   uint64_t replayed() const { return replayed_; }
+  uint64_t restored_index() const { return restored_index_; }
+  // Snapshots taken since start; null in memory.
+  log::Snapshotter* snapshotter() { return snapshotter_.get(); }
+  // Takes a snapshot now and waits until it is on disk; returns the log
+  // index it covers. Errors: FAILED_PRECONDITION in memory, UNAVAILABLE
+  // when shutting down, the store's error if it cannot be written. Any
+  // thread but a loop's.
+  absl::StatusOr<uint64_t> Snapshot();
   uint32_t shard_count() const { return cluster_.size(); }
 
   void Shutdown();
 
  private:
   Server() = default;
-  // Opens the log (durable mode: the data directory's WAL), replays it into
-  // the shards, and proposes Recover. REQUIRES: the loops are not running.
+  // Opens the log (durable mode: the newest snapshot, then the data
+  // directory's WAL after it), replays it into the shards, and proposes
+  // Recover. REQUIRES: the loops are not running.
   absl::Status OpenLog(uint32_t shards);
+  // Restores the shards from the newest snapshot, if there is one; sets
+  // restored_index_ and *now to what it covers.
+  absl::Status RestoreSnapshot(uint32_t shards, Time* now);
   // Undoes a Start that failed after the gRPC server was built.
   void AbandonStart();
 
@@ -101,7 +119,10 @@ class Server {
   // Declared after the loops: destroyed (closed) before them.
   std::optional<storage::FileLock> data_lock_;
   std::unique_ptr<log::Sequencer> sequencer_;
+  std::unique_ptr<storage::SnapshotStore> snapshots_;
+  std::unique_ptr<log::Snapshotter> snapshotter_;
   uint64_t replayed_ = 0;
+  uint64_t restored_index_ = 0;
   bool started_ = false;  // Start succeeded: Shutdown has something to stop
   int port_ = 0;
   std::once_flag shutdown_once_;

@@ -47,6 +47,8 @@ Knobs (environment):
                        150): the soak stops killing when it is spent, and fails
                        if fewer than 50 kills (or BATON_CRASH_KILLS, if lower)
                        happened by then
+  BATON_CRASH_SNAPSHOT_ENTRIES  the soak's batond takes a snapshot every this
+                       many log entries (default 300), with 30 KiB WAL segments
   BATON_CRASH_SEED     seed of the schedules (default: random; printed, and in
                        every failure message)
 A long soak, e.g. an hour:
@@ -103,6 +105,10 @@ from baton_helpers import (
 
 KILLS = int(os.environ.get("BATON_CRASH_KILLS", "200"))
 BUDGET_S = float(os.environ.get("BATON_CRASH_SECONDS", "150"))
+# The soak's batond snapshots every this many log entries and keeps tiny WAL
+# segments, so kills also land while a snapshot is cut or written and while
+# old segments are deleted, and restarts start from snapshots.
+SNAPSHOT_ENTRIES = int(os.environ.get("BATON_CRASH_SNAPSHOT_ENTRIES", "300"))
 SEED = int(os.environ.get("BATON_CRASH_SEED", str(random.SystemRandom().randrange(1 << 30))))
 MIN_KILLS = min(50, KILLS)
 
@@ -170,7 +176,8 @@ class Server:
 
     def start(self) -> None:
         t0 = time.monotonic()
-        p = BatondProcess(data_dir=self.data_dir)
+        p = BatondProcess(["--snapshot_entries", str(SNAPSHOT_ENTRIES), "--wal_segment_mb", "0.03"],
+                          data_dir=self.data_dir)
         try:
             p.start()
         except RuntimeError as e:
@@ -974,6 +981,7 @@ class Soak:
         self.report.stats["restart_ms_median"] = round(1000 * rs[len(rs) // 2])
         self.report.stats["restart_ms_max"] = round(1000 * rs[-1])
         self.report.stats["wal_bytes"] = wal
+        self.report.stats["snapshots_kept"] = len(list((self.server.data_dir / "snap").glob("snap-*.snap")))
         print(self.report.summary())
         if self.report.violations:
             self.fail("invariants violated")

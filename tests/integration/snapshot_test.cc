@@ -1,0 +1,287 @@
+// Snapshots over real gRPC: a server restarted from a snapshot plus the log
+// after it shows exactly the state it showed before, the log shrinks as
+// snapshots are taken, a damaged newest snapshot falls back to the previous
+// one, and a server whose every snapshot is damaged after the log was
+// compacted refuses to start rather than start from nothing.
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/reflection.h"
+#include "integration/test_server.h"
+
+namespace baton::testing {
+namespace {
+
+bool Durable() { return TestServer::DefaultOptions().durability == rpc::Durability::kLocal; }
+
+rpc::ServerOptions SnapshotOptions() {
+  rpc::ServerOptions o = TestServer::DefaultOptions();
+  o.snapshot_entries = 40;
+  o.wal_segment_bytes = 8 << 10;
+  return o;
+}
+
+// Clears every google.protobuf.Duration in `m` (ages and times left change
+// from one call to the next; everything else must not).
+void StripDurations(google::protobuf::Message* m) {
+  const auto* refl = m->GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  refl->ListFields(*m, &fields);
+  for (const auto* f : fields) {
+    if (f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (f->message_type()->full_name() == "google.protobuf.Duration") {
+      refl->ClearField(m, f);
+    } else if (f->is_repeated()) {
+      for (int i = 0; i < refl->FieldSize(*m, f); ++i) {
+        StripDurations(refl->MutableRepeatedMessage(m, f, i));
+      }
+    } else {
+      StripDurations(refl->MutableMessage(m, f));
+    }
+  }
+}
+
+// Every resource, described, in name order.
+std::string Dump(TestServer& t) {
+  std::string out;
+  v1::ListRequest list;
+  list.set_page_size(1000);
+  for (;;) {
+    v1::ListResponse page;
+    grpc::Status s = t.admin->List(Context().get(), list, &page);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    if (!s.ok()) return out;
+    for (const auto& r : page.resources()) {
+      v1::DescribeRequest d;
+      d.set_name(r.name());
+      v1::DescribeResponse resp;
+      grpc::Status ds = t.admin->Describe(Context().get(), d, &resp);
+      EXPECT_TRUE(ds.ok()) << r.name() << ": " << ds.error_message();
+      StripDurations(&resp);
+      out += resp.DebugString();
+    }
+    if (page.next_page_token().empty()) return out;
+    list.set_page_token(page.next_page_token());
+  }
+}
+
+std::vector<std::string> Files(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A bit of everything: held locks (session and lease), a semaphore, an
+// event, queues with ready and in-flight items, a future, a timer, tasks.
+// Returns the number of changes made (about).
+int Workload(TestServer& t, int round) {
+  int changes = 0;
+  std::string p = "s" + std::to_string(round) + "/";
+  uint64_t s = OpenSession(t, 600'000);
+  ++changes;
+  v1::AcquireLockRequest lock;
+  lock.set_name(p + "lock");
+  lock.set_session_id(s);
+  v1::AcquireLockResponse held;
+  EXPECT_TRUE(t.locks->Acquire(Context().get(), lock, &held).ok());
+  lock.set_name(p + "leased");
+  lock.set_session_id(0);
+  *lock.mutable_ttl() = Millis(600'000);
+  EXPECT_TRUE(t.locks->Acquire(Context().get(), lock, &held).ok());
+  v1::AcquireSemaphoreRequest sem;
+  sem.set_name(p + "sem");
+  sem.set_capacity(5);
+  sem.set_count(2);
+  sem.set_session_id(s);
+  v1::AcquireSemaphoreResponse sr;
+  EXPECT_TRUE(t.semaphores->Acquire(Context().get(), sem, &sr).ok());
+  v1::SetEventRequest ev;
+  ev.set_name(p + "event");
+  v1::SetEventResponse er;
+  EXPECT_TRUE(t.events->Set(Context().get(), ev, &er).ok());
+  changes += 4;
+  for (int i = 0; i < 20; ++i) {
+    v1::PutRequest put;
+    put.set_name(p + "queue");
+    put.add_items()->set_text("item " + std::to_string(i));
+    v1::PutResponse pr;
+    EXPECT_TRUE(t.queues->Put(Context().get(), put, &pr).ok());
+    ++changes;
+  }
+  v1::GetRequest get;
+  get.set_name(p + "queue");
+  get.set_max_items(3);
+  get.set_session_id(s);
+  *get.mutable_ttl() = Millis(600'000);
+  v1::GetResponse got;
+  EXPECT_TRUE(t.queues->Get(Context().get(), get, &got).ok());
+  v1::SetResultRequest fut;
+  fut.set_name(p + "future");
+  fut.set_text("42");
+  v1::SetResultResponse fr;
+  EXPECT_TRUE(t.futures->SetResult(Context().get(), fut, &fr).ok());
+  v1::ScheduleTimerRequest timer;
+  timer.set_name(p + "timer");
+  *timer.mutable_after() = Millis(3'600'000);
+  timer.mutable_action()->mutable_set_event()->set_name(p + "fired");
+  v1::ScheduleTimerResponse tr;
+  EXPECT_TRUE(t.timers->Schedule(Context().get(), timer, &tr).ok());
+  for (int i = 0; i < 3; ++i) {
+    v1::SubmitTaskRequest task;
+    task.set_queue(p + "work");
+    task.set_text("job " + std::to_string(i));
+    v1::SubmitTaskResponse tsr;
+    EXPECT_TRUE(t.tasks->Submit(Context().get(), task, &tsr).ok());
+  }
+  changes += 6;
+  for (int i = 0; i < 20; ++i) {
+    v1::KeepAliveRequest ka;
+    ka.set_session_id(s);
+    v1::KeepAliveResponse kr;
+    EXPECT_TRUE(t.sessions->KeepAlive(Context().get(), ka, &kr).ok());
+    ++changes;
+  }
+  return changes;
+}
+
+TEST(SnapshotTest, ARestartFromSnapshotsShowsTheSameStateAndTheLogShrinks) {
+  if (!Durable()) GTEST_SKIP() << "in memory";
+  TestServer t(SnapshotOptions());
+  int changes = 0;
+  for (int round = 0; round < 6; ++round) changes += Workload(t, round);
+  auto taken = t.server().Snapshot();
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  log::Snapshotter::Stats stats = t.server().snapshotter()->stats();
+  EXPECT_GE(stats.taken, 3u) << "one every 40 entries, and the one asked for";
+  EXPECT_EQ(stats.failed, 0u);
+  // Only the newest two are kept; the log lost its oldest segments.
+  std::vector<std::string> snaps = Files(t.data_dir() + "/snap");
+  EXPECT_EQ(snaps.size(), 2u) << ::testing::PrintToString(snaps);
+  std::vector<std::string> wal = Files(t.data_dir() + "/wal");
+  ASSERT_FALSE(wal.empty());
+  EXPECT_EQ(wal.front().find("-00000000000000000001."), std::string::npos)
+      << "the first segment should be gone: " << ::testing::PrintToString(wal);
+
+  std::string before = Dump(t);
+  ASSERT_NE(before.find("s5/queue"), std::string::npos);
+  t.Restart();
+  EXPECT_GE(t.server().restored_index(), *taken);
+  EXPECT_LT(t.server().replayed(), static_cast<uint64_t>(changes));
+  EXPECT_EQ(Dump(t), before);
+
+  // And the restored state goes on working: the leased lock is still held
+  // (a try-once acquire fails), the queue hands out the next item in order.
+  v1::AcquireLockRequest lock;
+  lock.set_name("s0/leased");
+  *lock.mutable_ttl() = Millis(10'000);
+  *lock.mutable_timeout() = Millis(0);
+  v1::AcquireLockResponse no;
+  EXPECT_EQ(t.locks->Acquire(Context().get(), lock, &no).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  v1::GetRequest get;
+  get.set_name("s0/queue");
+  *get.mutable_ttl() = Millis(60'000);
+  v1::GetResponse got;
+  ASSERT_TRUE(t.queues->Get(Context().get(), get, &got).ok());
+  ASSERT_EQ(got.items_size(), 1);
+  EXPECT_EQ(got.items(0).text(), "item 3");
+}
+
+TEST(SnapshotTest, ADamagedNewestSnapshotFallsBackToThePreviousOne) {
+  if (!Durable()) GTEST_SKIP() << "in memory";
+  rpc::ServerOptions o = SnapshotOptions();
+  o.snapshot_entries = 0;  // only the ones asked for
+  TestServer t(o);
+  Workload(t, 0);
+  auto first = t.server().Snapshot();
+  ASSERT_TRUE(first.ok()) << first.status();
+  Workload(t, 1);
+  auto second = t.server().Snapshot();
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_GT(*second, *first);
+  Workload(t, 2);
+  std::string before = Dump(t);
+  t.Shutdown();
+  std::vector<std::string> snaps = Files(t.data_dir() + "/snap");
+  ASSERT_EQ(snaps.size(), 2u);
+  std::string newest = t.data_dir() + "/snap/" + snaps.back();
+  {
+    std::fstream f(newest, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(40);
+    f.put('\x7f');
+  }
+  t.Restart();
+  EXPECT_EQ(t.server().restored_index(), *first);
+  EXPECT_EQ(Dump(t), before);
+}
+
+TEST(SnapshotTest, EverySnapshotDamagedAfterCompactionRefusesToStart) {
+  if (!Durable()) GTEST_SKIP() << "in memory";
+  std::string dir = (std::filesystem::temp_directory_path() / "baton-snap-XXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  rpc::ServerOptions o = SnapshotOptions();
+  o.data_dir = dir;
+  {
+    TestServer t(o);
+    for (int round = 0; round < 4; ++round) Workload(t, round);
+    ASSERT_TRUE(t.server().Snapshot().ok());
+  }
+  for (const std::string& name : Files(dir + "/snap")) {
+    std::ofstream(dir + "/snap/" + name, std::ios::trunc) << "BATONSNP garbage";
+  }
+  auto s = rpc::Server::Start(o);
+  ASSERT_FALSE(s.ok()) << "started from nothing although the log was compacted";
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << s.status();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+TEST(SnapshotTest, ATimerInASnapshotFiresOnceAfterTheRestart) {
+  if (!Durable()) GTEST_SKIP() << "in memory";
+  rpc::ServerOptions o = SnapshotOptions();
+  o.snapshot_entries = 0;
+  TestServer t(o);
+  v1::ScheduleTimerRequest sched;
+  sched.set_name("t/timer");
+  *sched.mutable_after() = Millis(600);
+  auto* put = sched.mutable_action()->mutable_put();
+  put->set_queue("t/fired");
+  put->mutable_item()->set_text("tick");
+  v1::ScheduleTimerResponse sr;
+  ASSERT_TRUE(t.timers->Schedule(Context().get(), sched, &sr).ok());
+  ASSERT_TRUE(t.server().Snapshot().ok());
+  t.Restart();
+  EXPECT_GT(t.server().restored_index(), 0u);
+  v1::GetRequest get;
+  get.set_name("t/fired");
+  *get.mutable_ttl() = Millis(60'000);
+  *get.mutable_timeout() = Millis(5'000);
+  v1::GetResponse got;
+  grpc::Status st = t.queues->Get(Context().get(), get, &got);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(got.items(0).text(), "tick");
+  ASSERT_TRUE(t.server().Snapshot().ok());
+  t.Restart();
+  *get.mutable_timeout() = Millis(800);
+  v1::GetResponse none;
+  EXPECT_EQ(t.queues->Get(Context().get(), get, &none).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
+TEST(SnapshotTest, InMemorySnapshotsAreRefused) {
+  rpc::ServerOptions o = TestServer::DefaultOptions();
+  o.durability = rpc::Durability::kNone;
+  TestServer t(o);
+  EXPECT_EQ(t.server().Snapshot().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace baton::testing
