@@ -106,6 +106,7 @@ def main() -> None:
     rss_before = rss_kib(server.proc.pid)
     os.kill(server.proc.pid, signal.SIGKILL)
     server.proc.wait()
+    snapshot_lines = [l for l in server.stderr_text().splitlines() if "snapshot at" in l]
     log_bytes = dir_bytes(data)
 
     wal_bytes = dir_bytes(os.path.join(data, "wal"))
@@ -128,6 +129,9 @@ def main() -> None:
     print(f"restart to first served call: {recovered_s:.2f} s")
     print(f"RSS before kill: {rss_before / 1024:.0f} MiB; after recovery: {rss_after / 1024:.0f} MiB")
     print(replayed[0] if replayed else "(no replay line)")
+    print(f"snapshots taken while filling: {len(snapshot_lines)}")
+    if snapshot_lines:
+        print(f"the last: {snapshot_lines[-1]}")
 
 
 if __name__ == "__main__":

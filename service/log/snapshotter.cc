@@ -98,6 +98,12 @@ void Snapshotter::Run() {
         ++stats_.taken;
         stats_.last_index = cut.index;
         stats_.last_write_ms = static_cast<double>(SteadyMicros() - start) / 1000.0;
+        std::fprintf(stderr,
+                     "batond: snapshot at log index %llu: %.1f MiB, cut in %.1f ms, "
+                     "written and synced in %.1f ms\n",
+                     static_cast<unsigned long long>(cut.index),
+                     static_cast<double>(stats_.last_bytes) / (1 << 20), stats_.last_cut_ms,
+                     stats_.last_write_ms);
       } else {
         ++stats_.failed;
       }
