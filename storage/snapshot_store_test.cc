@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "storage/crc32c.h"
 #include "storage/test_util.h"
 
@@ -42,7 +43,7 @@ SnapshotStore::Options In(const TempDir& dir, FileSystem* fs = FileSystem::Defau
 }
 
 std::vector<std::string> Records(int seed) {
-  std::vector<std::string> r{"header-" + std::to_string(seed), "", std::string(100000, 'x')};
+  std::vector<std::string> r{absl::StrCat("header-", seed), "", std::string(100000, 'x')};
   r[2][seed % 100000] = static_cast<char>(seed);
   return r;
 }

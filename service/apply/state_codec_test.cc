@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "service/apply/shard_state_test_util.h"
 #include "service/primitives/field_count.h"
 
@@ -272,7 +273,7 @@ void BuildEverything(Harness& h) {
                       Action(PutItems{"q-fifo", std::nullopt, {{"tick", 0, 0}}, kForever, true})});
   // Tasks in every state.
   for (int i = 0; i < 6; ++i) {
-    apply(SubmitTask{"work", "p" + std::to_string(i), i == 5 ? 4 * kSecond : 0, 2, "g", i == 4, 0});
+    apply(SubmitTask{"work", absl::StrCat("p", i), i == 5 ? 4 * kSecond : 0, 2, "g", i == 4, 0});
   }
   auto take = [&](uint64_t session) {
     return [&] {
@@ -350,8 +351,8 @@ TEST(StateCodec, HashContainersAreWrittenInKeyOrder) {
   // The same data reached by different histories (different hash table
   // layouts) gives the same bytes.
   Harness a, b;
-  for (int i = 0; i < 50; ++i) a.Apply(LockCmd("l" + std::to_string(i), 0, kSecond), i + 1);
-  for (int i = 0; i < 50; ++i) b.Apply(LockCmd("l" + std::to_string(i), 0, kSecond), i + 1);
+  for (int i = 0; i < 50; ++i) a.Apply(LockCmd(absl::StrCat("l", i), 0, kSecond), i + 1);
+  for (int i = 0; i < 50; ++i) b.Apply(LockCmd(absl::StrCat("l", i), 0, kSecond), i + 1);
   Harness c = Restored(a);
   EXPECT_EQ(SaveState(a.state), SaveState(b.state));
   EXPECT_EQ(SaveState(a.state), SaveState(c.state));
@@ -442,7 +443,7 @@ class Workload {
       case 0:
       case 1:
         return LockCmd(lock, Session(), Pick(2) ? kSecond : 3 * kSecond, Deadline(now),
-                       Pick(3) == 0 ? "r" + std::to_string(Pick(3)) : "");
+                       Pick(3) == 0 ? absl::StrCat("r", Pick(3)) : "");
       case 2:
         return SemCmd(Name("sem", 2), 3, 1 + static_cast<int64_t>(Pick(3)), Deadline(now),
                       Session());
@@ -506,7 +507,7 @@ class Workload {
         c.lease = c.session == 0 || Pick(2) ? static_cast<Duration>(1 + Pick(3)) * kSecond : 0;
         c.deadline = Deadline(now);
         c.dead_letters = Pick(6) == 0;
-        c.request_id = Pick(3) == 0 ? "g" + std::to_string(Pick(3)) : "";
+        c.request_id = Pick(3) == 0 ? absl::StrCat("g", Pick(3)) : "";
         return c;
       }
       case 23:
@@ -546,10 +547,10 @@ class Workload {
                        : Command(ResetBarrier{Name("bar", 2)});
       case 34:
         return ConditionWait{
-            lock,         "c" + std::to_string(Pick(2)), Any(tokens_), Session(), 0, Deadline(now),
+            lock,         absl::StrCat("c", Pick(2)), Any(tokens_), Session(), 0, Deadline(now),
             Deadline(now)};
       case 35:
-        return Notify{lock,      "c" + std::to_string(Pick(2)),      Any(tokens_),
+        return Notify{lock,      absl::StrCat("c", Pick(2)),         Any(tokens_),
                       Session(), static_cast<uint32_t>(1 + Pick(2)), Pick(3) == 0};
       case 36:
       case 37: {
@@ -590,7 +591,7 @@ class Workload {
         uint64_t session = Session();
         return TakeTask{task, session,
                         session == 0 || Pick(2) ? static_cast<Duration>(1 + Pick(3)) * kSecond : 0,
-                        Deadline(now), Pick(3) == 0 ? "t" + std::to_string(Pick(3)) : ""};
+                        Deadline(now), Pick(3) == 0 ? absl::StrCat("t", Pick(3)) : ""};
       }
       case 43:
         return UndeliverTask{task, 1 + Pick(12), static_cast<uint32_t>(1 + Pick(2))};
@@ -805,7 +806,7 @@ TEST(StateCodec, Sizes) {
   for (int n : {1, 100, 1000}) {
     Harness h;
     for (int i = 0; i < n; ++i) {
-      h.Apply(LockCmd("lock/" + std::to_string(i), 0, 60 * kSecond), i + 1);
+      h.Apply(LockCmd(absl::StrCat("lock/", i), 0, 60 * kSecond), i + 1);
     }
     size_t bytes = SaveState(h.state).size();
     std::cout << n << " held locks with leases: " << bytes << " bytes (" << bytes / n

@@ -8,6 +8,7 @@
 #include <iterator>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/reflection.h"
@@ -84,7 +85,7 @@ std::vector<std::string> Files(const std::string& dir) {
 // Returns the number of changes made (about).
 int Workload(TestServer& t, int round) {
   int changes = 0;
-  std::string p = "s" + std::to_string(round) + "/";
+  std::string p = absl::StrCat("s", round, "/");
   uint64_t s = OpenSession(t, 600'000);
   ++changes;
   v1::AcquireLockRequest lock;
@@ -111,7 +112,7 @@ int Workload(TestServer& t, int round) {
   for (int i = 0; i < 20; ++i) {
     v1::PutRequest put;
     put.set_name(p + "queue");
-    put.add_items()->set_text("item " + std::to_string(i));
+    put.add_items()->set_text(absl::StrCat("item ", i));
     v1::PutResponse pr;
     EXPECT_TRUE(t.queues->Put(Context().get(), put, &pr).ok());
     ++changes;
@@ -137,7 +138,7 @@ int Workload(TestServer& t, int round) {
   for (int i = 0; i < 3; ++i) {
     v1::SubmitTaskRequest task;
     task.set_queue(p + "work");
-    task.set_text("job " + std::to_string(i));
+    task.set_text(absl::StrCat("job ", i));
     v1::SubmitTaskResponse tsr;
     EXPECT_TRUE(t.tasks->Submit(Context().get(), task, &tsr).ok());
   }
