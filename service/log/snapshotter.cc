@@ -27,7 +27,11 @@ int64_t UnixMicros() {
 
 Snapshotter::Snapshotter(apply::Cluster* cluster, storage::SnapshotStore* store,
                          uint64_t every_entries, uint64_t last_index)
-    : cluster_(cluster), store_(store), every_(every_entries), last_index_(last_index) {
+    : cluster_(cluster),
+      store_(store),
+      every_(every_entries),
+      last_index_(last_index),
+      next_due_(every_entries == 0 ? UINT64_MAX : last_index + every_entries) {
   stats_.last_index = last_index;
   thread_ = std::thread([this] { Run(); });
 }
@@ -41,14 +45,27 @@ void Snapshotter::Request(std::function<void(absl::Status, uint64_t)> done) {
     return;
   }
   requested_.push_back(done ? std::move(done) : [](absl::Status, uint64_t) {});
+  wanted_.store(true, std::memory_order_release);
+}
+
+void Snapshotter::SetKick(std::function<void()> kick) {
+  std::lock_guard<std::mutex> lock(mu_);
+  kick_ = std::move(kick);
 }
 
 void Snapshotter::AfterDispatch(uint64_t index, Time now) {
+  // The log's thread calls this for every entry: no lock unless a snapshot
+  // may be due.
+  if (index < next_due_.load(std::memory_order_acquire) &&
+      !wanted_.load(std::memory_order_acquire)) {
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_ || cutting_) return;
-    bool due = every_ != 0 && index >= last_index_ + every_;
+    bool due = index >= next_due_.load(std::memory_order_relaxed);
     if (!due && requested_.empty()) return;
+    wanted_.store(false, std::memory_order_relaxed);
     cutting_ = true;
     cut_ = Cut{};
     cut_.index = index;
@@ -89,10 +106,18 @@ void Snapshotter::Run() {
     int64_t start = SteadyMicros();
     absl::Status st = Write(cut);
     std::vector<std::function<void(absl::Status, uint64_t)>> done;
+    std::function<void()> kick;
     {
       std::lock_guard<std::mutex> lock(mu_);
       ready_ = false;
       cutting_ = false;
+      // The next one is due `every_` entries after this one, whether or not
+      // it could be written: a full disk must not make every later entry
+      // cut a snapshot again.
+      if (every_ != 0) next_due_.store(cut.index + every_, std::memory_order_release);
+      // Requests made during this cut were skipped by AfterDispatch: make
+      // sure an entry comes to serve them, even on an idle server.
+      if (!requested_.empty() && !closed_) kick = kick_;
       done.swap(cut.done);
       if (st.ok()) {
         ++stats_.taken;
@@ -109,6 +134,7 @@ void Snapshotter::Run() {
       }
     }
     for (auto& d : done) d(st, cut.index);
+    if (kick) kick();
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return;
   }

@@ -19,6 +19,7 @@
 // thread; Close from the server's thread once the loops have stopped.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -62,6 +63,11 @@ class Snapshotter {
   // the index covered. Any thread.
   void Request(std::function<void(absl::Status, uint64_t index)> done);
 
+  // `kick` makes the log dispatch one more entry (the server submits a Tick):
+  // called on the snapshot thread when requests arrived during a cut, which
+  // AfterDispatch could not serve then. Set before the log opens.
+  void SetKick(std::function<void()> kick);
+
   // Stops: no new snapshot starts; waits for the one being written. Parts
   // still to come from loops that have stopped are abandoned. REQUIRES: the
   // shard loops have stopped (nothing will call back into this object).
@@ -96,6 +102,11 @@ class Snapshotter {
   // The newest snapshot written (or started from). A new one compacts the
   // log through it, not through itself.
   uint64_t last_index_ = 0;
+  // AfterDispatch's lock-free check: the index at which the next automatic
+  // snapshot is due (UINT64_MAX: never), and whether a request waits.
+  std::atomic<uint64_t> next_due_;
+  std::atomic<bool> wanted_{false};
+  std::function<void()> kick_;
   Stats stats_;
   std::thread thread_;
 };

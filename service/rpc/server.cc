@@ -261,6 +261,9 @@ absl::Status Server::OpenLog(uint32_t shards) {
     // Built before the log opens: the log's thread calls AfterDispatch.
     snapshotter_ = std::make_unique<log::Snapshotter>(&cluster_, snapshots_.get(),
                                                       options_.snapshot_entries, restored_index_);
+    snapshotter_->SetKick([this] {
+      sequencer_->Submit(log::Entry{0, apply::Tick{}, apply::OpRef{}});
+    });
   }
   if (auto st = sequencer_->Open(replay, dispatch, dispatch_query, reject, fatal, restored_index_,
                                  after_now);

@@ -3,8 +3,10 @@
 // snapshots are taken, a damaged newest snapshot falls back to the previous
 // one, and a server whose every snapshot is damaged after the log was
 // compacted refuses to start rather than start from nothing.
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <thread>
 
@@ -275,6 +277,72 @@ TEST(SnapshotTest, ATimerInASnapshotFiresOnceAfterTheRestart) {
   v1::GetResponse none;
   EXPECT_EQ(t.queues->Get(Context().get(), get, &none).error_code(),
             grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
+TEST(SnapshotTest, ASnapshotAskedForDuringAnotherOneStillCompletesOnAnIdleServer) {
+  if (!Durable()) GTEST_SKIP() << "in memory";
+  rpc::ServerOptions o = SnapshotOptions();
+  o.snapshot_entries = 1;  // a cut after nearly every entry
+  TestServer t(o);
+  uint64_t s = OpenSession(t, 600'000);
+  std::atomic<bool> stop{false};
+  std::thread load([&] {
+    while (!stop) {
+      v1::KeepAliveRequest ka;
+      ka.set_session_id(s);
+      v1::KeepAliveResponse kr;
+      t.sessions->KeepAlive(Context().get(), ka, &kr);
+    }
+  });
+  for (int i = 0; i < 20; ++i) {
+    auto r = std::async(std::launch::async, [&] { return t.server().Snapshot(); });
+    ASSERT_EQ(r.wait_for(std::chrono::seconds(10)), std::future_status::ready) << "request " << i;
+    EXPECT_TRUE(r.get().ok());
+    if (i == 10) {
+      stop = true;
+      load.join();
+    }
+  }
+  // Idle now: each request must still find an entry to cut after.
+  for (int i = 0; i < 5; ++i) {
+    auto a = std::async(std::launch::async, [&] { return t.server().Snapshot(); });
+    auto b = std::async(std::launch::async, [&] { return t.server().Snapshot(); });
+    ASSERT_EQ(a.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    ASSERT_EQ(b.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_TRUE(a.get().ok());
+    EXPECT_TRUE(b.get().ok());
+  }
+}
+
+TEST(SnapshotTest, AFailingSnapshotIsTriedAgainAfterAnotherIntervalAndServiceGoesOn) {
+  if (!Durable()) GTEST_SKIP() << "in memory";
+  std::string dir = (std::filesystem::temp_directory_path() / "baton-snapfail-XXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  // A file where the snapshot directory should be: every Save fails.
+  std::ofstream(dir + "/snap") << "in the way";
+  rpc::ServerOptions o = SnapshotOptions();
+  o.data_dir = dir;
+  o.snapshot_entries = 20;
+  {
+    TestServer t(o);
+    uint64_t s = OpenSession(t, 600'000);
+    for (int i = 0; i < 200; ++i) {
+      v1::KeepAliveRequest ka;
+      ka.set_session_id(s);
+      v1::KeepAliveResponse kr;
+      ASSERT_TRUE(t.sessions->KeepAlive(Context().get(), ka, &kr).ok());
+    }
+    absl::StatusOr<uint64_t> asked = t.server().Snapshot();
+    EXPECT_FALSE(asked.ok());
+    log::Snapshotter::Stats stats = t.server().snapshotter()->stats();
+    EXPECT_EQ(stats.taken, 0u);
+    // About one attempt per 20 entries (200 keepalives, the session, the
+    // request): not one per entry.
+    EXPECT_GE(stats.failed, 5u);
+    EXPECT_LE(stats.failed, 15u);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 TEST(SnapshotTest, InMemorySnapshotsAreRefused) {
