@@ -41,6 +41,10 @@ ABSL_FLAG(int, max_message_bytes, 4 << 20, "largest request or response, bytes")
 ABSL_FLAG(int64_t, keepalive_time_ms, 20'000, "ping idle connections this often, ms");
 ABSL_FLAG(int64_t, keepalive_timeout_ms, 10'000, "drop a connection whose ping is unanswered, ms");
 ABSL_FLAG(int64_t, shutdown_grace_ms, 2'000, "time in-flight calls get to finish on shutdown, ms");
+ABSL_FLAG(int64_t, orphan_grace_ms, 10'000,
+          "after a restart, how long a pending acquire, Get or Take with a request_id keeps its "
+          "place in line for the client's retry, and a grant made to it waits to be claimed, ms "
+          "(0: every wait ends at the restart)");
 ABSL_FLAG(int, requests_per_method, 32, "calls pre-posted per method per shard");
 
 namespace {
@@ -96,9 +100,10 @@ int main(int argc, char** argv) {
   o.keepalive_time = absl::GetFlag(FLAGS_keepalive_time_ms) * baton::kMillisecond;
   o.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout_ms) * baton::kMillisecond;
   o.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace_ms) * baton::kMillisecond;
+  o.orphan_grace = absl::GetFlag(FLAGS_orphan_grace_ms) * baton::kMillisecond;
   o.requests_per_method = absl::GetFlag(FLAGS_requests_per_method);
   if (o.shards < 0 || o.max_resources < 1 || o.max_sessions < 1 || o.max_waiters < 1 ||
-      o.max_waiters_per_resource < 1 || o.max_session_ttl < baton::kSecond ||
+      o.max_waiters_per_resource < 1 || o.max_session_ttl < baton::kSecond || o.orphan_grace < 0 ||
       o.max_lease < baton::kMillisecond || o.max_message_bytes < 1024 ||
       o.requests_per_method < 1 || o.max_queue_items < 1 || o.max_item_bytes < 1 ||
       static_cast<int64_t>(o.max_item_bytes) > o.max_message_bytes || o.max_queue_bytes < 1 ||

@@ -945,9 +945,14 @@ BATON_CODEC_FIELDS(Tick, 0);
 void ToProto(const Tick&, pb::Command* out) { out->mutable_tick(); }
 absl::Status FromProto(const pb::Tick&, Tick*) { return absl::OkStatus(); }
 
-BATON_CODEC_FIELDS(Recover, 0);
-void ToProto(const Recover&, pb::Command* out) { out->mutable_recover(); }
-absl::Status FromProto(const pb::Recover&, Recover*) { return absl::OkStatus(); }
+BATON_CODEC_FIELDS(Recover, 1);
+void ToProto(const Recover& c, pb::Command* out) {
+  out->mutable_recover()->set_orphan_grace_us(c.orphan_grace);
+}
+absl::Status FromProto(const pb::Recover& m, Recover* c) {
+  c->orphan_grace = m.orphan_grace_us();
+  return absl::OkStatus();
+}
 
 #undef BATON_CODEC_FIELDS
 

@@ -561,7 +561,7 @@ std::vector<Command> FullSamples() {
           .name = "q", .options = FullOptions(), .session = 191, .lease = 192, .prefetch = 4},
       StopConsuming{.name = "q"},
       Tick{},
-      Recover{},
+      Recover{.orphan_grace = 193},
   };
 }
 

@@ -343,8 +343,15 @@ struct Tick {};
 // The server restarted and replayed its log: ends every wait, watch and
 // Consume stream of the previous process (their RPCs are gone), accepts
 // work again after a logged BeginShutdown, and gives every session homed
-// here a fresh TTL with no stream attached.
-struct Recover {};
+// here a fresh TTL with no stream attached. Waits that a retry can name
+// (a lock or semaphore acquire, a Get or a Take with a request_id) stay in
+// line as orphans for `orphan_grace`: a retry with the same session and
+// request_id takes the wait over, keeping its place; one that nobody
+// claims leaves the line, and a grant made to it is rolled back, when the
+// grace ends. 0: end them all, as for every other wait.
+struct Recover {
+  Duration orphan_grace = 0;
+};
 
 using CommandVariant =
     std::variant<AcquirePermits, ReleasePermits, RefreshPermits, Undeliver, SetEvent, ClearEvent,

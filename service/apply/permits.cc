@@ -47,6 +47,7 @@ int ShardState::GrantWaiters(const std::string& name, PermitPool& pool, Time now
   std::vector<Waiter> ready = pool.PopGrantable();
   for (const Waiter& w : ready) {
     Unpark(name, w);
+    NoteGrant(name, w);
     GrantHolding(name, pool, w.session, w.count, w.lease, w.request_id, w.op, GrantHow::kAfterWait,
                  now, out, w.condition_outcome);
   }
@@ -89,11 +90,14 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
     // This reply now carries the holding: a lost earlier reply must no
     // longer roll it back, but a loss of this one must.
     h->delivery = next_delivery_++;
+    Claim(c.name, c.session, c.request_id);
     out.push_back(
         Reply{origin, Result::Ok(Granted{h->token, h->count, pool.available(), GrantHow::kReplayed,
                                          ExpiresIn(h->expires, now), h->delivery})});
     return;
   }
+  // The retry of a wait that a restart orphaned: it keeps its place.
+  if (Adopt(c.name, pool.waiters(), c.session, c.request_id, origin, c.deadline, now, out)) return;
   if (pool.CanGrantNow(c.count)) {
     GrantHolding(c.name, pool, c.session, c.count, c.lease, c.request_id, origin,
                  GrantHow::kImmediate, now, out);
@@ -170,11 +174,16 @@ void ShardState::Do(const Undeliver& c, OpRef, Time now, Effects& out) {
   auto it = pool.holdings().find(c.token);
   if (it == pool.holdings().end()) return;        // already released or expired
   if (it->second.delivery != c.delivery) return;  // delivered again since (a replay)
-  Holding h = it->second;
-  pool.Return(c.token, 0);
-  ForgetHolding(c.name, h);
-  GrantWaiters(c.name, pool, now, out);
-  MaybeReclaim(c.name);
+  DropHolding(c.name, pool, c.token, now, out);
+}
+
+void ShardState::DropHolding(const std::string& name, PermitPool& pool, uint64_t token, Time now,
+                             Effects& out) {
+  Holding gone = pool.holdings().at(token);
+  pool.Return(token, 0);
+  ForgetHolding(name, gone);
+  GrantWaiters(name, pool, now, out);
+  MaybeReclaim(name);
 }
 
 void ShardState::ExpireLease(uint64_t token, Time now, Effects& out) {
@@ -186,11 +195,7 @@ void ShardState::ExpireLease(uint64_t token, Time now, Effects& out) {
   PermitPool& pool = it->second.pool();
   auto h = pool.holdings().find(token);
   if (h == pool.holdings().end() || h->second.expires > now) return;
-  Holding gone = h->second;
-  pool.Return(token, 0);
-  ForgetHolding(name, gone);
-  GrantWaiters(name, pool, now, out);
-  MaybeReclaim(name);
+  DropHolding(name, pool, token, now, out);
 }
 
 }  // namespace baton::apply

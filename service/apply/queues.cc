@@ -177,6 +177,7 @@ void ShardState::Pump(const std::string& name, Queue& q, Time now, Effects& out)
     while (!q.getters.empty() && q.ready() > 0) {
       Waiter w = q.getters.PopFront();
       Unpark(name, w);
+      NoteGrant(name, w);
       std::vector<DeliveredItem> got =
           TakeItems(name, q, static_cast<uint32_t>(w.count), /*dead=*/false, w.session, w.lease,
                     now, OpRef{}, w.request_id);
@@ -353,9 +354,15 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
   if (!c.request_id.empty()) {
     std::vector<DeliveredItem> again = ReplayGet(q, c.session, c.request_id, now);
     if (!again.empty()) {
+      Claim(c.name, c.session, c.request_id);
       return out.push_back(
           Reply{origin, Result::Ok(GotItems{std::move(again), GrantHow::kReplayed})});
     }
+  }
+  // The retry of a Get that a restart orphaned: it keeps its place.
+  if (!c.dead_letters &&
+      Adopt(c.name, q.getters, c.session, c.request_id, origin, c.deadline, now, out)) {
+    return;
   }
   bool can_take = c.dead_letters || (q.getters.empty() && q.ready() > 0);
   if (can_take) {

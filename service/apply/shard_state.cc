@@ -149,6 +149,7 @@ uint64_t ShardState::Park(primitives::WaiterQueue& line, const std::string& name
   w.id = next_waiter_id_++;
   if (w.deadline != kForever) AddTimer(w.deadline, TimerKind::kWaiter, w.id);
   if (w.op.id != 0) waiters_by_op_[w.op] = w.id;
+  if (w.orphaned) ++orphans_;
   waiters_by_id_[w.id] = WaiterLoc{name, w.id};
   Ref(w.session, name);
   uint64_t id = w.id;
@@ -159,6 +160,7 @@ uint64_t ShardState::Park(primitives::WaiterQueue& line, const std::string& name
 void ShardState::Unpark(const std::string& name, const Waiter& w) {
   if (w.deadline != kForever) RemoveTimer(w.deadline, TimerKind::kWaiter, w.id);
   if (w.op.id != 0) waiters_by_op_.erase(w.op);
+  if (w.orphaned) --orphans_;
   waiters_by_id_.erase(w.id);
   Unref(w.session, name);
 }
@@ -324,22 +326,39 @@ void ShardState::OnTimer(Time now, Effects& out) {
         if (it != sessions_.end() && it->second.expires <= now) EndSession(key.id, now, out);
         break;
       }
+      case TimerKind::kOrphanGrace:
+        orphan_grace_end_ = kForever;
+        RollBackUnclaimed(now, out);
+        break;
     }
   }
 }
 
 // --- lifecycle ---
 
-void ShardState::Do(const BeginShutdown&, OpRef, Time, Effects& out) {
+void ShardState::Do(const BeginShutdown&, OpRef, Time now, Effects& out) {
   shutting_down_ = true;
-  EndEveryWait(absl::UnavailableError("server shutting down"), out);
+  // Waits a retry can claim stay in line (their RPCs end): if the server is
+  // restarted, Recover gives them their grace.
+  EndEveryWait(absl::UnavailableError("server shutting down"), now, out, /*keep_orphans=*/true);
 }
 
-void ShardState::Do(const Recover&, OpRef, Time now, Effects& out) {
+void ShardState::Do(const Recover& c, OpRef, Time now, Effects& out) {
   // Every op recorded in the state belongs to the previous process: end
-  // them all (their replies go nowhere). Clients retry, and a retry with a
-  // request_id finds what a lost reply had granted (replay caches).
-  EndEveryWait(absl::UnavailableError("server restarted"), out);
+  // them all (their replies go nowhere). Clients retry: a retry with a
+  // request_id finds what a lost reply had granted (replay caches), or takes
+  // over its orphaned wait, which keeps its place in line for the grace.
+  bool grace = c.orphan_grace > 0;
+  Time until = grace ? AddSaturating(now, c.orphan_grace) : now;
+  EndEveryWait(absl::UnavailableError("server restarted"), now, out, grace, until);
+  if (orphan_grace_end_ != kForever) RemoveTimer(orphan_grace_end_, TimerKind::kOrphanGrace, 0);
+  orphan_grace_end_ = kForever;
+  if (!grace) {
+    RollBackUnclaimed(now, out);
+  } else if (orphans_ > 0 || !unclaimed_.empty()) {
+    orphan_grace_end_ = until;
+    AddTimer(until, TimerKind::kOrphanGrace, 0);
+  }
   shutting_down_ = false;
   // No stream is attached any more, and no client could keep its session
   // alive while the server was down: every session starts a fresh TTL.
@@ -353,14 +372,39 @@ void ShardState::Do(const Recover&, OpRef, Time now, Effects& out) {
 
 void ShardState::Do(const Tick&, OpRef, Time now, Effects& out) { OnTimer(now, out); }
 
-void ShardState::EndEveryWait(const absl::Status& status, Effects& out) {
+void ShardState::EndEveryWait(const absl::Status& status, Time now, Effects& out, bool keep_orphans,
+                              Time orphan_until) {
   auto end_all = [&](const std::string& name, primitives::WaiterQueue& line) {
     for (Waiter& w : line.RemoveAll()) EndWait(name, w, status, out);
   };
   for (auto it = resources_.begin(); it != resources_.end();) {
     const std::string& name = it->first;
     Resource& r = it->second;
-    end_all(name, r.waiters());
+    std::vector<Waiter> kept;
+    for (Waiter& w : r.waiters().RemoveAll()) {
+      if (!keep_orphans || !Orphanable(r, w)) {
+        EndWait(name, w, status, out);
+        continue;
+      }
+      if (w.op.id != 0) out.push_back(Reply{w.op, Result::Error(status)});
+      Unpark(name, w);
+      w.op = OpRef{};
+      // Its client's deadline bounds it, and so does the grace; an orphan
+      // of an earlier restart (its deadline already the earlier grace's
+      // end) gets the new grace, since nobody could retry while the server
+      // was down.
+      if (orphan_until != kForever) {
+        w.deadline = w.orphaned ? orphan_until : std::min(w.deadline, orphan_until);
+      }
+      w.orphaned = true;
+      kept.push_back(std::move(w));
+    }
+    // Back in line in the same order (under new ids).
+    bool orphans = !kept.empty();
+    for (Waiter& w : kept) Park(r.waiters(), name, std::move(w));
+    // A semaphore's head of line may have left: the orphans behind it that
+    // now fit are granted (and await their claim).
+    if (orphans && r.is_pool()) GrantWaiters(name, r.pool(), now, out);
     for (auto& [cond, line] : r.conditions) end_all(name, line);
     r.conditions.clear();
     if (r.kind == Kind::kQueue) {
@@ -382,6 +426,89 @@ void ShardState::EndEveryWait(const absl::Status& status, Effects& out) {
       }
     }
     it = r.idle() ? resources_.erase(it) : std::next(it);
+  }
+}
+
+// --- orphans ---
+
+bool ShardState::Orphanable(const Resource& r, const Waiter& w) {
+  if (w.request_id.empty() || w.line != kMain) return false;
+  if (r.is_pool()) return w.condition_outcome == 0;  // not a condition's re-acquire
+  if (r.kind == Kind::kQueue) return !w.dead_letters;
+  return r.kind == Kind::kTasks;
+}
+
+bool ShardState::Adopt(const std::string& name, primitives::WaiterQueue& line, uint64_t session,
+                       const std::string& request_id, OpRef origin, Time deadline, Time now,
+                       Effects& out) {
+  if (orphans_ == 0 || request_id.empty()) return false;
+  uint64_t id = 0;
+  for (const auto& [seq, w] : line) {
+    if (w.orphaned && w.session == session && w.request_id == request_id) {
+      id = w.id;
+      break;
+    }
+  }
+  if (id == 0) return false;
+  Waiter* w = line.Find(id);
+  if (w->deadline != kForever) RemoveTimer(w->deadline, TimerKind::kWaiter, id);
+  w->orphaned = false;
+  --orphans_;
+  w->op = origin;
+  w->deadline = deadline;
+  waiters_by_op_[origin] = id;
+  if (deadline != kForever) AddTimer(deadline, TimerKind::kWaiter, id);
+  // A retry that will not wait gives the place up at once.
+  if (deadline <= now) RemoveWaiter(name, id, EndReason::kTimedOut, now, out);
+  return true;
+}
+
+void ShardState::NoteGrant(const std::string& name, const Waiter& w) {
+  if (w.orphaned) unclaimed_.insert(GrantKey{name, w.session, w.request_id});
+}
+
+void ShardState::Claim(const std::string& name, uint64_t session, const std::string& request_id) {
+  if (!unclaimed_.empty()) unclaimed_.erase(GrantKey{name, session, request_id});
+}
+
+void ShardState::RollBackUnclaimed(Time now, Effects& out) {
+  absl::btree_set<GrantKey> unclaimed = std::move(unclaimed_);
+  unclaimed_.clear();
+  for (const GrantKey& k : unclaimed) {
+    auto it = resources_.find(k.name);
+    if (it == resources_.end()) continue;  // already given back (released, session ended)
+    Resource& r = it->second;
+    if (r.is_pool()) {
+      primitives::PermitPool& pool = r.pool();
+      primitives::Holding* h = pool.FindReplay(k.session, k.request_id);
+      if (h != nullptr) DropHolding(k.name, pool, h->token, now, out);
+      continue;  // DropHolding reclaimed the lock if it became idle
+    } else if (r.kind == Kind::kQueue) {
+      primitives::Queue& q = r.queue();
+      std::vector<uint64_t> receipts;
+      for (const auto& [receipt, f] : q.in_flight_items()) {
+        if (f.consumer.id == 0 && f.session == k.session && f.request_id == k.request_id) {
+          receipts.push_back(receipt);
+        }
+      }
+      // Newest first, so that the oldest ends up first in line.
+      for (auto rit = receipts.rbegin(); rit != receipts.rend(); ++rit) {
+        ReturnItem(k.name, q, *rit, /*counted=*/false, 0, now);
+      }
+      Pump(k.name, q, now, out);
+    } else if (r.kind == Kind::kTasks) {
+      primitives::TaskQueue& tq = r.tasks();
+      for (auto& [seq, t] : tq.tasks) {
+        if (t.state != primitives::TaskState::kRunning || t.session != k.session ||
+            t.take_request_id != k.request_id) {
+          continue;
+        }
+        Unstart(k.name, tq, t);
+        break;
+      }
+      PumpTasks(k.name, tq, now, out);
+    }
+    MaybeReclaim(k.name);
   }
 }
 

@@ -69,7 +69,9 @@ class ShardState {
 
   // Introspection for tests and metrics.
   size_t resource_count() const { return resources_.size(); }
-  size_t waiter_count() const { return waiters_by_op_.size(); }
+  size_t waiter_count() const { return waiters_by_op_.size(); }  // with a live op
+  int64_t orphan_count() const { return orphans_; }
+  size_t unclaimed_count() const { return unclaimed_.size(); }
   size_t home_session_count() const { return sessions_.size(); }
   size_t timer_count() const { return timers_.size(); }
   size_t session_ref_count() const { return session_refs_.size(); }
@@ -123,7 +125,8 @@ class ShardState {
     kInFlight,
     kFutureExpiry,
     kUserTimer,
-    kTask
+    kTask,
+    kOrphanGrace  // id 0: the end of the orphans' grace after a restart
   };
   struct TimerKey {
     Time at;
@@ -134,6 +137,14 @@ class ShardState {
   struct WaiterLoc {
     std::string name;
     uint64_t waiter_id;
+  };
+  // A grant made to an orphaned waiter, which the retry of its request
+  // claims; rolled back when the orphans' grace ends.
+  struct GrantKey {
+    std::string name;
+    uint64_t session = 0;
+    std::string request_id;
+    auto operator<=>(const GrantKey&) const = default;
   };
   // Why a waiter leaves its line early.
   enum class EndReason { kCancelled, kTimedOut, kSessionEnded };
@@ -221,8 +232,27 @@ class ShardState {
   // that now fit, a queue lets the next putters in, a barrier breaks.
   void RemoveWaiter(const std::string& name, uint64_t id, EndReason why, Time now, Effects& out);
   // Ends every wait, watch and Consume stream with `status` (shutdown, and
-  // the ops of a previous process after a restart).
-  void EndEveryWait(const absl::Status& status, Effects& out);
+  // the ops of a previous process after a restart). With `keep_orphans`,
+  // waits that a retry can claim (Orphanable) get `status` too but stay in
+  // line as orphans, timing out by `orphan_until` at the latest.
+  void EndEveryWait(const absl::Status& status, Time now, Effects& out, bool keep_orphans = false,
+                    Time orphan_until = kForever);
+
+  // Orphans (shard_state.cc). Whether `w`, on the main line of `r`, names
+  // itself well enough for a retry to take it over: an acquire, Get or Take
+  // with a request_id.
+  static bool Orphanable(const Resource& r, const primitives::Waiter& w);
+  // A retry of an orphaned wait in `line` (same session and request_id)
+  // takes it over with its own op and deadline, keeping its place in line.
+  // Returns false if there is no such orphan.
+  bool Adopt(const std::string& name, primitives::WaiterQueue& line, uint64_t session,
+             const std::string& request_id, OpRef origin, Time deadline, Time now, Effects& out);
+  // `w` was just served: if it was an orphan, its grant awaits a claim.
+  void NoteGrant(const std::string& name, const primitives::Waiter& w);
+  // A retry found what an earlier grant gave: it is claimed.
+  void Claim(const std::string& name, uint64_t session, const std::string& request_id);
+  // Rolls back every grant made to an orphan that no retry claimed.
+  void RollBackUnclaimed(Time now, Effects& out);
 
   // Queues (queues.cc).
   absl::StatusOr<Resource*> LookupQueue(const std::string& name,
@@ -291,6 +321,9 @@ class ShardState {
   void StartTask(const std::string& queue, primitives::TaskQueue& tq, uint64_t seq,
                  const primitives::Waiter& worker, Time now, Effects& out);
   void StopRunning(const std::string& queue, primitives::Task& t);
+  // The running attempt of `t` never reached its worker: not an attempt; the
+  // task is pending again, first in line. The caller pumps.
+  void Unstart(const std::string& queue, primitives::TaskQueue& tq, primitives::Task& t);
   // Hands pending tasks to waiting workers.
   void PumpTasks(const std::string& queue, primitives::TaskQueue& tq, Time now, Effects& out);
   void FinishTask(const std::string& queue, Resource& res, primitives::Task& t,
@@ -316,6 +349,10 @@ class ShardState {
   // Grants waiters that now fit, oldest first; returns how many.
   int GrantWaiters(const std::string& name, primitives::PermitPool& pool, Time now, Effects& out);
   void ForgetHolding(const std::string& name, const primitives::Holding& h);
+  // Takes holding `token` back (its permits go to the waiters that fit),
+  // and reclaims the pool if it is left idle. REQUIRES: it exists.
+  void DropHolding(const std::string& name, primitives::PermitPool& pool, uint64_t token, Time now,
+                   Effects& out);
   void ExpireLease(uint64_t token, Time now, Effects& out);
 
   // Events.
@@ -369,6 +406,11 @@ class ShardState {
   uint64_t next_timer_seq_ = 1;
   uint64_t next_task_seq_ = 1;
   uint64_t queue_bytes_ = 0;  // payload bytes held by this shard's queues
+  // Orphaned waiters in line, unclaimed grants made to orphans, and when the
+  // grace for both ends (kForever: no grace running).
+  int64_t orphans_ = 0;
+  absl::btree_set<GrantKey> unclaimed_;
+  Time orphan_grace_end_ = kForever;
 };
 
 }  // namespace baton::apply

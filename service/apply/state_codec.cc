@@ -27,6 +27,7 @@ struct StateCodec {
   using TimerKey = ShardState::TimerKey;
   using TimerKind = ShardState::TimerKind;
   using WaiterLoc = ShardState::WaiterLoc;
+  using GrantKey = ShardState::GrantKey;
   using Writer = archive::Writer<StateCodec>;
   using Reader = archive::Reader<StateCodec>;
 
@@ -55,7 +56,9 @@ struct StateCodec {
         archive::Named("next_future_timer", s.next_future_timer_),
         archive::Named("next_timer_seq", s.next_timer_seq_),
         archive::Named("next_task_seq", s.next_task_seq_),
-        archive::Named("queue_bytes", s.queue_bytes_));
+        archive::Named("queue_bytes", s.queue_bytes_), archive::Named("orphans", s.orphans_),
+        archive::Named("unclaimed", s.unclaimed_),
+        archive::Named("orphan_grace_end", s.orphan_grace_end_));
   }
 
   // A resource: its kind, then the state of that kind (the kind decides the
@@ -107,7 +110,13 @@ struct StateCodec {
   static_assert(FieldCount<TimerKey>() == 3, "store the new field in StateCodec::Serialize");
   template <class Ar>
   static void Serialize(Ar& ar, TimerKey& k) {
-    ar(k.at, archive::Enum(k.kind, TimerKind::kWaiter, TimerKind::kTask), k.id);
+    ar(k.at, archive::Enum(k.kind, TimerKind::kWaiter, TimerKind::kOrphanGrace), k.id);
+  }
+
+  static_assert(FieldCount<GrantKey>() == 3, "store the new field in StateCodec::Serialize");
+  template <class Ar>
+  static void Serialize(Ar& ar, GrantKey& k) {
+    ar(k.name, k.session, k.request_id);
   }
 
   static_assert(FieldCount<WaiterLoc>() == 2, "store the new field in StateCodec::Serialize");

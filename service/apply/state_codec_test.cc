@@ -347,6 +347,46 @@ TEST(StateCodec, EveryKindRoundTrips) {
   EXPECT_EQ(SaveState(a.state), SaveState(b.state));
 }
 
+// Orphaned waits and unclaimed grants (Recover) are state: a snapshot
+// taken during the grace restores them, and the two go on alike through
+// retries that claim and a grace end that rolls back.
+TEST(StateCodec, OrphansAndUnclaimedGrantsRoundTrip) {
+  Harness a;
+  uint64_t held = TokenOf(ReplyTo(a.Apply(LockCmd("l", 0, 60 * kSecond, kForever, "h"), 1), 1));
+  a.Apply(LockCmd("l", 0, 60 * kSecond, kForever, "b"), 2);
+  a.Apply(LockCmd("l", 0, 60 * kSecond, kForever, "c"), 3);
+  GetItems get;
+  get.name = "q";
+  get.lease = 60 * kSecond;
+  get.request_id = "g";
+  a.Apply(get, 4);
+  a.Apply(TakeTask{"work", 0, 60 * kSecond, kForever, "t"}, 5);
+  a.Apply(Recover{.orphan_grace = 10 * kSecond});
+  PutItems put;
+  put.name = "q";
+  put.items = {{"x", 0, 0}};
+  a.Apply(put);                                              // to the orphaned Get
+  a.Apply(SubmitTask{"work", "job", 0, 2, "", false, 0});    // to the orphaned Take
+  a.Apply(ReleasePermits{Kind::kLock, "l", held, 0, 0}, 6);  // to orphan b
+  EXPECT_EQ(a.state.orphan_count(), 1);                      // c
+  EXPECT_EQ(a.state.unclaimed_count(), 3u);
+  Harness b = Restored(a);
+  EXPECT_EQ(b.state.orphan_count(), 1);
+  EXPECT_EQ(b.state.unclaimed_count(), 3u);
+  // c comes back (takes over), b claims its grant; the Get and Take do not.
+  for (auto [command, op] :
+       {std::pair<Command, uint64_t>{LockCmd("l", 0, 60 * kSecond, kForever, "c"), 7},
+        {LockCmd("l", 0, 60 * kSecond, kForever, "b"), 8}}) {
+    ASSERT_EQ(Text(ApplyAll(a, command, op)), Text(ApplyAll(b, command, op)));
+  }
+  EXPECT_EQ(a.state.unclaimed_count(), 2u);
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_EQ(Text(AdvanceAll(a, kSecond)), Text(AdvanceAll(b, kSecond))) << i;
+  }
+  EXPECT_EQ(a.state.unclaimed_count(), 0u);
+  EXPECT_EQ(SaveState(a.state), SaveState(b.state));
+}
+
 TEST(StateCodec, HashContainersAreWrittenInKeyOrder) {
   // The same data reached by different histories (different hash table
   // layouts) gives the same bytes.
@@ -624,7 +664,9 @@ class Workload {
           case 3:
           case 4:
           case 5:
-            return Recover{};
+            // Orphaned waits, claimed or rolled back, are state too.
+            return Recover{.orphan_grace =
+                               Pick(3) == 0 ? 0 : static_cast<Duration>(1 + Pick(3)) * kSecond};
           default:
             return Tick{};
         }
@@ -653,7 +695,7 @@ TEST(StateCodec, RestoredStateBehavesLikeTheOriginal) {
     int save_at = std::uniform_int_distribution<int>(0, kSteps * 2 / 3)(rng);
     Harness a;
     std::optional<Harness> b;
-    int replies = 0, ok_replies = 0;
+    int replies = 0, ok_replies = 0, orphaned = 0;
     for (int step = 0; step < kSteps; ++step) {
       if (step == save_at) {
         std::string bytes = SaveState(a.state);
@@ -671,6 +713,7 @@ TEST(StateCodec, RestoredStateBehavesLikeTheOriginal) {
         Effects eb = RunStep(*b, s, cancel_op);
         ASSERT_EQ(Text(ea), Text(eb)) << "step " << step;
         ASSERT_EQ(SaveState(a.state), SaveState(b->state)) << "step " << step;
+        orphaned += a.state.orphan_count() + a.state.unclaimed_count() > 0 ? 1 : 0;
         replies += CountReplies(ea);
         for (const Effect& e : ea) {
           if (auto* r = std::get_if<Reply>(&e); r && r->result.ok()) ++ok_replies;
@@ -688,7 +731,8 @@ TEST(StateCodec, RestoredStateBehavesLikeTheOriginal) {
     if (getenv("STATE_CODEC_DEBUG")) {
       std::cout << "seed " << seed << ": saved at " << save_at << ", " << replies
                 << " replies compared, " << ok_replies << " OK, " << a.state.resource_count()
-                << " resources, " << a.state.waiter_count() << " waiters\n";
+                << " resources, " << a.state.waiter_count() << " waiters, " << orphaned
+                << " steps with orphans\n";
     }
   }
   RecordProperty("largest_snapshot_bytes", static_cast<int>(largest));

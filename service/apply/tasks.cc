@@ -116,6 +116,7 @@ void ShardState::PumpTasks(const std::string& queue, TaskQueue& tq, Time now, Ef
   while (!tq.takers.empty() && !tq.ready.empty()) {
     Waiter w = tq.takers.PopFront();
     Unpark(queue, w);
+    NoteGrant(queue, w);
     StartTask(queue, tq, tq.PopReady(), w, now, out);
   }
 }
@@ -132,6 +133,7 @@ void ShardState::Do(const TakeTask& c, OpRef origin, Time now, Effects& out) {
     for (const auto& [seq, t] : tq.tasks) {
       if (t.state == TaskState::kRunning && t.session == c.session &&
           t.take_request_id == c.request_id) {
+        Claim(c.queue, c.session, c.request_id);
         return out.push_back(
             Reply{origin, Result::Ok(TakenTask{TaskId(c.queue, seq), t.payload, t.attempts})});
       }
@@ -144,6 +146,8 @@ void ShardState::Do(const TakeTask& c, OpRef origin, Time now, Effects& out) {
   w.deadline = c.deadline;
   w.lease = c.lease;
   w.request_id = c.request_id;
+  // The retry of a Take that a restart orphaned: it keeps its place.
+  if (Adopt(c.queue, tq.takers, c.session, c.request_id, origin, c.deadline, now, out)) return;
   if (tq.takers.empty() && !tq.ready.empty()) {
     StartTask(c.queue, tq, tq.PopReady(), w, now, out);
     return;
@@ -165,12 +169,15 @@ void ShardState::Do(const UndeliverTask& c, OpRef, Time now, Effects& out) {
   if (!found.ok()) return;
   auto [res, t] = *found;
   if (t->state != TaskState::kRunning || t->attempts != c.attempt) return;
-  // The worker never got it: not an attempt.
-  --t->attempts;
-  StopRunning(c.queue, *t);
-  t->state = TaskState::kPending;
-  res->tasks().Ready(t->seq, /*at_head=*/true);
+  Unstart(c.queue, res->tasks(), *t);
   PumpTasks(c.queue, res->tasks(), now, out);
+}
+
+void ShardState::Unstart(const std::string& queue, TaskQueue& tq, Task& t) {
+  --t.attempts;
+  StopRunning(queue, t);
+  t.state = TaskState::kPending;
+  tq.Ready(t.seq, /*at_head=*/true);
 }
 
 void ShardState::StopRunning(const std::string& queue, Task& t) {

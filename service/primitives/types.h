@@ -53,16 +53,19 @@ struct Waiter {
   Time condition_timeout = kForever;
   Time rpc_deadline = kForever;
   bool dead_letters = false;  // queue getters: read the dead letters
+  // Its RPC belonged to a previous process (op is {}): a retry with the
+  // same session and request_id may take the wait over (apply::Recover).
+  bool orphaned = false;
 
   template <class Ar>
   void Serialize(Ar& ar) {
     ar(id, op, session, since, deadline, count, lease, request_id,
        archive::Ranged<uint8_t>(line, 0, 3), condition,
        archive::Ranged<uint8_t>(condition_outcome, 0, 2), condition_timeout, rpc_deadline,
-       dead_letters);
+       dead_letters, orphaned);
   }
 };
-static_assert(FieldCount<Waiter>() == 14, "store the new field in Waiter::Serialize");
+static_assert(FieldCount<Waiter>() == 15, "store the new field in Waiter::Serialize");
 
 // One grant of a lock or of semaphore permits.
 struct Holding {

@@ -51,6 +51,11 @@ class WaiterQueue {
     return s == seq_of_.end() ? nullptr : &by_seq_.at(s->second);
   }
 
+  Waiter* Find(uint64_t id) {
+    auto s = seq_of_.find(id);
+    return s == seq_of_.end() ? nullptr : &by_seq_.at(s->second);
+  }
+
   std::optional<Waiter> Remove(uint64_t id) {
     auto s = seq_of_.find(id);
     if (s == seq_of_.end()) return std::nullopt;

@@ -276,7 +276,8 @@ absl::Status Server::OpenLog(uint32_t shards) {
   if (replayed_ > 0 || restored_index_ > 0) {
     for (uint32_t i = 0; i < shards; ++i) cluster_.shard(i).ResubmitOutbox();
     for (uint32_t i = 0; i < shards; ++i) {
-      sequencer_->Submit(log::Entry{i, apply::Recover{}, apply::OpRef{}});
+      sequencer_->Submit(
+          log::Entry{i, apply::Recover{.orphan_grace = options_.orphan_grace}, apply::OpRef{}});
     }
     // Applied (posted to the loops) before the first call is served.
     sequencer_->Flush();

@@ -68,8 +68,11 @@ struct ServerOptions {
   Duration keepalive_time = 20 * kSecond;     // ping an idle connection this often
   Duration keepalive_timeout = 10 * kSecond;  // and drop it if no ack by then
   Duration shutdown_grace = 2 * kSecond;      // for in-flight calls to finish
-  int requests_per_method = 32;               // calls pre-posted per method per shard
-  const Clock* clock = nullptr;               // default: the wall clock
+  // After a restart: how long an acquire, Get or Take with a request_id
+  // keeps its place in line for its retry (apply::Recover).
+  Duration orphan_grace = 10 * kSecond;
+  int requests_per_method = 32;  // calls pre-posted per method per shard
+  const Clock* clock = nullptr;  // default: the wall clock
 };
 
 class Server {

@@ -1,9 +1,10 @@
 // Durability over real gRPC: what a client was told survives a restart of
 // the server on the same data directory, a wait pending at shutdown ends
-// once (UNAVAILABLE) and its retry works afterwards, and replaying the log
-// gives the same state. (kill -9 and damaged logs: tests/python/test_crash.py.)
+// once (UNAVAILABLE) and its retry takes its place in line back, and
+// replaying the log gives the same state. (kill -9 and damaged logs: tests/python/test_crash.py.)
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <thread>
 
@@ -114,52 +115,137 @@ TEST(RestartTest, QueueItemsReadyAndInFlightSurvive) {
   EXPECT_EQ(order, (std::vector<std::string>{"b", "c", "a"}));
 }
 
-TEST(RestartTest, PendingWaitEndsOnceAndItsRetryWorksAfterTheRestart) {
+// An acquire of "r/line" in the background: by `session`, with `request_id`
+// (may be empty), giving up after `deadline_ms`.
+class Acquirer {
+ public:
+  Acquirer(TestServer& t, uint64_t session, std::string request_id, int64_t deadline_ms = 20'000)
+      : session_(session), request_id_(std::move(request_id)) {
+    th_ = std::thread([this, &t, deadline_ms] {
+      v1::AcquireLockRequest w;
+      w.set_name("r/line");
+      w.set_session_id(session_);
+      w.set_request_id(request_id_);
+      status_ = t.locks->Acquire(Context(deadline_ms).get(), w, &granted_);
+      done_ = true;
+    });
+  }
+  ~Acquirer() { Join(); }
+  void Join() {
+    if (th_.joinable()) th_.join();
+  }
+  bool done() const { return done_; }
+  grpc::Status status() {
+    Join();
+    return status_;
+  }
+  uint64_t token() {
+    Join();
+    return granted_.token();
+  }
+  // Releases what it was granted.
+  void Release(TestServer& t) {
+    v1::ReleaseLockRequest rel;
+    rel.set_name("r/line");
+    rel.set_token(token());
+    rel.set_session_id(session_);
+    v1::ReleaseLockResponse rr;
+    grpc::Status st = t.locks->Release(Context().get(), rel, &rr);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+  }
+
+ private:
+  uint64_t session_;
+  std::string request_id_;
+  std::thread th_;
+  std::atomic<bool> done_{false};
+  grpc::Status status_;
+  v1::AcquireLockResponse granted_;
+};
+
+// Waits (bounded) until "r/line" has `n` waiters.
+void AwaitWaiters(TestServer& t, uint32_t n) {
+  for (int i = 0; i < 400 && Describe(t, "r/line").waiters() != n; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(Describe(t, "r/line").waiters(), n);
+}
+
+// The promise: a wait pending at a restart ends once (UNAVAILABLE),
+// and its retry with the same session and request_id takes its place in
+// line back, ahead of anyone who came after it, whatever order the retries
+// arrive in. A wait without a request_id cannot be claimed and is gone.
+TEST(RestartTest, ARetryAfterARestartKeepsItsPlaceInLine) {
   if (!Durable()) GTEST_SKIP() << "in memory";
   TestServer t;
   uint64_t holder = OpenSession(t, 60'000);
-  v1::AcquireLockRequest req;
-  req.set_name("r/wait");
-  req.set_session_id(holder);
-  v1::AcquireLockResponse held;
-  ASSERT_TRUE(t.locks->Acquire(Context().get(), req, &held).ok());
-  uint64_t waiter = OpenSession(t, 60'000);
-  grpc::Status waited;
-  std::thread th([&] {
-    v1::AcquireLockRequest w;
-    w.set_name("r/wait");
-    w.set_session_id(waiter);
-    w.set_request_id("w-1");
-    v1::AcquireLockResponse r;
-    waited = t.locks->Acquire(Context(10'000).get(), w, &r);
-  });
-  // Wait until the waiter stands in line.
-  for (int i = 0; i < 200 && Describe(t, "r/wait").waiters() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_EQ(Describe(t, "r/wait").waiters(), 1u);
+  uint64_t s1 = OpenSession(t, 60'000), s2 = OpenSession(t, 60'000), s3 = OpenSession(t, 60'000);
+  Acquirer first(t, holder, "h");
+  ASSERT_TRUE(first.status().ok());
+  Acquirer w1(t, s1, "w-1");
+  AwaitWaiters(t, 1);
+  Acquirer w2(t, s2, "w-2");
+  AwaitWaiters(t, 2);
+  Acquirer anonymous(t, s3, "");
+  AwaitWaiters(t, 3);
+
   t.Restart();
-  th.join();
-  EXPECT_EQ(waited.error_code(), grpc::StatusCode::UNAVAILABLE) << waited.error_message();
-  // The orphaned wait is gone; the holder still holds; the retry waits again
-  // and is granted when the holder releases.
-  v1::DescribeResponse d = Describe(t, "r/wait");
-  EXPECT_EQ(d.waiters(), 0u);
+
+  for (Acquirer* a : {&w1, &w2, &anonymous}) {
+    EXPECT_EQ(a->status().error_code(), grpc::StatusCode::UNAVAILABLE)
+        << a->status().error_message();
+  }
+  // The two that can be claimed still stand in line.
+  EXPECT_EQ(Describe(t, "r/line").waiters(), 2u);
+  uint64_t s4 = OpenSession(t, 60'000);
+  Acquirer newcomer(t, s4, "n-1");
+  AwaitWaiters(t, 3);
+  // The retries come back in the wrong order; each takes over its place.
+  Acquirer w2again(t, s2, "w-2");
+  Acquirer w1again(t, s1, "w-1");
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(Describe(t, "r/line").waiters(), 3u);
+
+  first.Release(t);
+  ASSERT_TRUE(w1again.status().ok()) << w1again.status().error_message();
+  EXPECT_GT(w1again.token(), first.token());
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(w2again.done());
+  EXPECT_FALSE(newcomer.done());
+  w1again.Release(t);
+  ASSERT_TRUE(w2again.status().ok()) << w2again.status().error_message();
+  EXPECT_FALSE(newcomer.done());
+  w2again.Release(t);
+  ASSERT_TRUE(newcomer.status().ok()) << newcomer.status().error_message();
+  EXPECT_GT(newcomer.token(), w2again.token());
+}
+
+// An orphan that nobody claims: granted while its client is away, the
+// grant is rolled back when the grace ends, and the next in line gets the
+// lock then.
+TEST(RestartTest, AGrantNobodyClaimsIsRolledBackAfterTheGrace) {
+  if (!Durable()) GTEST_SKIP() << "in memory";
+  rpc::ServerOptions o = TestServer::DefaultOptions();
+  o.orphan_grace = 2 * kSecond;  // the steps below take well under that
+  TestServer t(o);
+  uint64_t holder = OpenSession(t, 60'000), gone = OpenSession(t, 60'000);
+  Acquirer first(t, holder, "h");
+  ASSERT_TRUE(first.status().ok());
+  Acquirer orphan(t, gone, "o-1");
+  AwaitWaiters(t, 1);
+  t.Restart();
+  EXPECT_EQ(orphan.status().error_code(), grpc::StatusCode::UNAVAILABLE);
+  uint64_t s = OpenSession(t, 60'000);
+  Acquirer next(t, s, "n-1");
+  AwaitWaiters(t, 2);
+  first.Release(t);  // granted to the orphan, whose client never comes back
+  v1::DescribeResponse held = Describe(t, "r/line");
+  ASSERT_EQ(held.holders_size(), 1);
+  EXPECT_EQ(held.holders(0).session_id(), gone);
+  ASSERT_TRUE(next.status().ok()) << next.status().error_message();
+  v1::DescribeResponse d = Describe(t, "r/line");
   ASSERT_EQ(d.holders_size(), 1);
-  EXPECT_EQ(d.holders(0).session_id(), holder);
-  v1::ReleaseLockRequest rel;
-  rel.set_name("r/wait");
-  rel.set_token(held.token());
-  rel.set_session_id(holder);
-  v1::ReleaseLockResponse rr;
-  ASSERT_TRUE(t.locks->Release(Context().get(), rel, &rr).ok());
-  v1::AcquireLockRequest w;
-  w.set_name("r/wait");
-  w.set_session_id(waiter);
-  w.set_request_id("w-1");
-  v1::AcquireLockResponse r;
-  ASSERT_TRUE(t.locks->Acquire(Context().get(), w, &r).ok());
-  EXPECT_GT(r.token(), held.token());
+  EXPECT_EQ(d.holders(0).session_id(), s);
 }
 
 TEST(RestartTest, ATimerScheduledBeforeTheRestartFiresOnceAfterIt) {

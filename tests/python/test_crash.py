@@ -1041,12 +1041,14 @@ class Soak:
         for name in LOCKS:
             d = await c.describe(name)
             holders = list(d.holders) if d is not None else []
-            if d is not None and (d.kind != KIND_LOCK or d.waiters or len(holders) > 1):
+            doubt = {(w.sid, w.pending_acquire[1]): w for w in self.lockers
+                     if w.pending_acquire is not None and w.pending_acquire[0] == name}
+            # Only an Acquire in doubt (it has a request_id) may still stand in
+            # line, as an orphan its retry takes over.
+            if d is not None and (d.kind != KIND_LOCK or d.waiters > len(doubt) or len(holders) > 1):
                 self.violation(f"lock {name} after the restart: {fmt_desc(d)}")
             got = holders[0] if holders else None
             exp = self.locks.holder.get(name)
-            doubt = {(w.sid, w.pending_acquire[1]): w for w in self.lockers
-                     if w.pending_acquire is not None and w.pending_acquire[0] == name}
             is_exp = got is not None and exp is not None and (got.session_id, got.token) == (exp.sid, exp.token)
             if exp is not None and exp.state == "held" and not is_exp:
                 self.violation(f"lock {name}: {exp.who} acquired it (token {exp.token}, session {exp.sid}, "
@@ -1086,7 +1088,10 @@ class Soak:
                     self.locks.holder[name] = Holding(w.name, sid, resp.token)
                     self.locks.max_token[name] = max(self.locks.max_token[name], resp.token)
                 else:
-                    if resp.outcome == REPLAYED:
+                    # REPLAYED is right only for a grant made since Describe:
+                    # to this Acquire's orphaned wait, when the retry of
+                    # another orphan ahead of it gave up its place.
+                    if resp.outcome == REPLAYED and not (d is not None and d.waiters):
                         self.violation(f"lock {name}: retry of {w.name}'s Acquire in doubt ({rid}) was REPLAYED "
                                        f"(token {resp.token}), but Describe showed no such grant: {fmt_desc(d)}")
                     self.locks.granted(name, w.name, sid, resp.token, resp.outcome)
@@ -1096,11 +1101,12 @@ class Soak:
         by_name = {w.name: w for w in self.semers}
         d = await c.describe(SEM)
         holders = {h.token: h for h in d.holders} if d is not None else {}
+        doubt = {(w.sid, w.pending_acquire[0]): w for w in self.semers if w.pending_acquire is not None}
         if d is not None:
             used = sum(h.count for h in holders.values())
-            if d.waiters or d.capacity != SEM_CAPACITY or used > SEM_CAPACITY or d.available != SEM_CAPACITY - used:
+            if (d.waiters > len(doubt) or d.capacity != SEM_CAPACITY or used > SEM_CAPACITY
+                    or d.available != SEM_CAPACITY - used):
                 self.violation(f"semaphore after the restart: {fmt_desc(d)}")
-        doubt = {(w.sid, w.pending_acquire[0]): w for w in self.semers if w.pending_acquire is not None}
         for token, h in list(self.sems.holdings.items()):
             g = holders.get(token)
             same = g is not None and (g.session_id, g.count) == (h.sid, h.count)
@@ -1138,7 +1144,8 @@ class Soak:
                                    f"(token {shown[0].token}), answered {resp}")
                 self.sems.holdings[resp.token] = Holding(w.name, sid, resp.token, count)
             else:
-                if resp.outcome == REPLAYED:
+                # As for locks: an orphaned wait granted since Describe.
+                if resp.outcome == REPLAYED and not (d is not None and d.waiters):
                     self.violation(f"semaphore: retry of {w.name}'s Acquire in doubt ({rid}) was REPLAYED, but "
                                    f"Describe showed no such holding: {fmt_desc(d)}")
                 self.sems.granted(w.name, sid, resp.token, count, resp.available, floor)
@@ -1149,7 +1156,9 @@ class Soak:
         d = await c.describe(WORK_QUEUE)
         q = d.queue if d is not None else None
         n = q.size + q.delayed + q.in_flight if q is not None else 0
-        if q is not None and (d.kind != KIND_QUEUE or d.waiters or q.waiting_getters or q.waiting_putters
+        gets_in_doubt = sum(1 for w in self.consumers if w.pending_get is not None)
+        if q is not None and (d.kind != KIND_QUEUE or d.waiters > gets_in_doubt
+                              or q.waiting_getters > gets_in_doubt or q.waiting_putters
                               or q.dead_letters or q.unfinished != n):
             self.violation(f"queue after the restart: {fmt_desc(d)}")
         acked = set(L.acked)
@@ -1199,7 +1208,8 @@ class Soak:
         T = self.tasks
         d = await c.describe(TASK_QUEUE)
         total = d.tasks.pending + d.tasks.running + d.tasks.done if d is not None else 0
-        if d is not None and d.waiters:
+        takes_in_doubt = sum(1 for w in self.taskers if w.pending_take is not None)
+        if d is not None and d.waiters > takes_in_doubt:
             self.violation(f"work queue after the restart: {fmt_desc(d)}")
         if not len(T.submitted) <= total <= len(T.submitted) + len(T.submit_doubt):
             self.violation(f"work queue after the restart has {total} task(s); {len(T.submitted)} Submits were "
@@ -1773,3 +1783,71 @@ async def test_retry_with_request_id_after_restart_returns_the_grant(server):
     await c.queues.Ack(q_ack(f"{DET}/queue", [i.receipt for i in again.items]))
     done = await c.tasks.Complete(task_pb2.CompleteTaskRequest(task_id=t.task_id, attempt=t.attempt, text="ok"))
     assert done.state == task_pb2.TASK_STATE_SUCCEEDED
+
+
+async def test_waits_pending_at_a_kill9_keep_their_places_for_their_retries(server):
+    """A wait pending at kill -9 (lock, semaphore, Get, Take) is lost to its
+    client; its retry with the same session and request_id takes its place in line
+    back, ahead of whoever came after the restart, whatever order the retries
+    arrive in (batond --orphan_grace_ms, default 10 s)."""
+    c = await server.start()
+    sid = await c.open_session(60, "fifo")
+    lock, sem, queue, work = (f"{DET}/fifo-{k}" for k in ("lock", "sem", "queue", "work"))
+    held = await c.locks.Acquire(lock_req(lock, sid, request_id="hold"))
+    permit = await c.semaphores.Acquire(sem_req(sem, 1, 1, sid, request_id="hold"))
+
+    def waits(rid: str, timeout: float = 30):
+        """The four waits of one client, keyed by kind."""
+        return {
+            "lock": c.locks.Acquire(lock_req(lock, sid, timeout=timeout, request_id=rid)),
+            "sem": c.semaphores.Acquire(sem_req(sem, 1, 1, sid, timeout=timeout, request_id=rid)),
+            "get": c.queues.Get(get_req(sid, rid, 1, timeout=timeout, name=queue, ttl=60)),
+            "take": c.tasks.Take(task_pb2.TakeTaskRequest(queue=work, session_id=sid, ttl=dur(60),
+                                                          timeout=dur(timeout), request_id=rid)),
+        }
+
+    async def in_line(n: int):
+        for name in (lock, sem, queue, work):
+            await poll_until(lambda: waiting(name, n), what=f"{n} waiting on {name}")
+
+    async def waiting(name, n):
+        d = await c.describe(name)
+        return d is not None and d.waiters == n
+
+    first = {k: asyncio.ensure_future(f) for k, f in waits("first").items()}
+    await in_line(1)
+    second = {k: asyncio.ensure_future(f) for k, f in waits("second").items()}
+    await in_line(2)
+    await server.kill9()  # closes the client too: its calls end locally
+    ended = await asyncio.gather(*first.values(), *second.values(), return_exceptions=True)
+    assert all(isinstance(e, (grpc.aio.AioRpcError, asyncio.CancelledError)) for e in ended), ended
+
+    c = await server.start()
+    await in_line(2)  # the orphans, waiting for their retries
+    newcomer = {k: asyncio.ensure_future(f) for k, f in waits("newcomer").items()}
+    await in_line(3)
+    second = {k: asyncio.ensure_future(f) for k, f in waits("second").items()}
+    first = {k: asyncio.ensure_future(f) for k, f in waits("first").items()}
+    await asyncio.sleep(0.2)  # let the retries take their places over
+
+    async def served_in_order(kind, serve_one):
+        for who in (first, second, newcomer):
+            await serve_one()
+            got = await asyncio.wait_for(who[kind], 10)
+            others = [w[kind] for w in (first, second, newcomer) if w is not who and not w[kind].done()]
+            await asyncio.sleep(0.05)
+            assert not any(o.done() for o in others), f"{kind}: served out of order"
+            yield got
+
+    tokens = [held.token]
+    async for r in served_in_order("lock", lambda: c.locks.Release(lock_release(lock, tokens[-1], sid))):
+        assert r.token > tokens[-1]
+        tokens.append(r.token)
+    tokens = [permit.token]
+    async for r in served_in_order("sem", lambda: c.semaphores.Release(sem_release(sem, tokens[-1], sid))):
+        tokens.append(r.token)
+    n = iter(range(3))
+    async for r in served_in_order("get", lambda: c.queues.Put(q_put(queue, [f"item {next(n)}"]))):
+        assert len(r.items) == 1
+    async for r in served_in_order("take", lambda: c.tasks.Submit(task_pb2.SubmitTaskRequest(queue=work, text="job"))):
+        assert r.attempt == 1

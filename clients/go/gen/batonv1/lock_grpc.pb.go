@@ -50,7 +50,9 @@ type LocksClient interface {
 	// way, the grant is rolled back and the lock passes to the next waiter.
 	// A grant whose reply was lost can be recovered by retrying with the same
 	// `request_id` (GRANT_OUTCOME_REPLAYED); one that is never recovered is
-	// still released when its session or lease ends.
+	// still released when its session or lease ends. After a server restart,
+	// a retry with the same session_id and request_id of an acquire that was
+	// still waiting takes its place in line back (batond --orphan_grace_ms).
 	Acquire(ctx context.Context, in *AcquireLockRequest, opts ...grpc.CallOption) (*AcquireLockResponse, error)
 	// Releases the lock; the oldest waiter, if any, is granted it. Errors:
 	// FAILED_PRECONDITION (the token is not the current holder's, or the
@@ -115,7 +117,9 @@ type LocksServer interface {
 	// way, the grant is rolled back and the lock passes to the next waiter.
 	// A grant whose reply was lost can be recovered by retrying with the same
 	// `request_id` (GRANT_OUTCOME_REPLAYED); one that is never recovered is
-	// still released when its session or lease ends.
+	// still released when its session or lease ends. After a server restart,
+	// a retry with the same session_id and request_id of an acquire that was
+	// still waiting takes its place in line back (batond --orphan_grace_ms).
 	Acquire(context.Context, *AcquireLockRequest) (*AcquireLockResponse, error)
 	// Releases the lock; the oldest waiter, if any, is granted it. Errors:
 	// FAILED_PRECONDITION (the token is not the current holder's, or the

@@ -1,0 +1,283 @@
+// Waits orphaned by a restart (Recover): a retry with the same session and
+// request_id takes its wait over and keeps its place in line; a wait nobody
+// claims leaves the line when the grace ends, and a grant made to it is
+// rolled back then. Locks, semaphores, queue Gets and task Takes. Manual
+// time, no sleeps.
+#include <gtest/gtest.h>
+
+#include "service/apply/shard_state_test_util.h"
+
+namespace baton::apply {
+namespace {
+
+constexpr Duration kGrace = 10 * kSecond;
+constexpr Duration kLease = 600 * kSecond;
+
+// A lease-only lock acquire (no session) with a replay key.
+AcquirePermits Acquire(std::string request_id, Time deadline = kForever) {
+  return LockCmd("a", 0, kLease, deadline, std::move(request_id));
+}
+
+ReleasePermits Release(uint64_t token) { return ReleasePermits{Kind::kLock, "a", token, 0, 0}; }
+
+GrantHow HowOf(const std::optional<Result>& r) {
+  EXPECT_TRUE(r && r->ok());
+  return r && r->ok() ? std::get<Granted>(r->value).how : GrantHow::kImmediate;
+}
+
+TEST(OrphanTest, RetriesAfterARestartKeepTheirPlacesInLine) {
+  Harness h;
+  uint64_t held = TokenOf(ReplyTo(h.Apply(Acquire("h"), 1), 1));
+  h.Apply(Acquire("b"), 2);
+  h.Apply(Acquire("c"), 3);
+  h.Apply(Acquire(""), 4);  // no replay key: cannot be claimed
+  Effects restart = h.Apply(Recover{.orphan_grace = kGrace});
+  // Every op of the old process hears UNAVAILABLE (the reply goes nowhere).
+  for (uint64_t op : {2, 3, 4}) {
+    ASSERT_TRUE(ReplyTo(restart, op).has_value()) << op;
+    EXPECT_EQ(ReplyTo(restart, op)->status.code(), absl::StatusCode::kUnavailable);
+  }
+  EXPECT_EQ(h.state.orphan_count(), 2);
+  EXPECT_EQ(h.state.waiter_count(), 0u);
+
+  // A newcomer queues behind the orphans; the retries come back out of
+  // order, and each takes over its own place.
+  EXPECT_FALSE(ReplyTo(h.Apply(Acquire("d"), 5), 5).has_value());
+  EXPECT_FALSE(ReplyTo(h.Apply(Acquire("c"), 6), 6).has_value());
+  EXPECT_FALSE(ReplyTo(h.Apply(Acquire("b"), 7), 7).has_value());
+  EXPECT_EQ(h.state.orphan_count(), 0);
+  EXPECT_EQ(h.state.waiter_count(), 3u);
+
+  Effects out = h.Apply(Release(held), 10);
+  uint64_t b = TokenOf(ReplyTo(out, 7));
+  EXPECT_EQ(HowOf(ReplyTo(out, 7)), GrantHow::kAfterWait);
+  EXPECT_FALSE(ReplyTo(out, 6).has_value());
+  out = h.Apply(Release(b), 11);
+  uint64_t c = TokenOf(ReplyTo(out, 6));
+  EXPECT_FALSE(ReplyTo(out, 5).has_value());
+  out = h.Apply(Release(c), 12);
+  EXPECT_TRUE(ReplyTo(out, 5)->ok());
+}
+
+TEST(OrphanTest, AnUnclaimedWaitLeavesTheLineWhenTheGraceEnds) {
+  Harness h;
+  uint64_t held = TokenOf(ReplyTo(h.Apply(Acquire("h"), 1), 1));
+  h.Apply(Acquire("b"), 2);
+  h.Apply(Recover{.orphan_grace = kGrace});
+  h.Apply(Acquire("d"), 5);
+  h.Advance(kGrace);
+  EXPECT_EQ(h.state.orphan_count(), 0);
+  // The newcomer is next, and a late retry joins the back of the line.
+  EXPECT_FALSE(ReplyTo(h.Apply(Acquire("b"), 6), 6).has_value());
+  Effects out = h.Apply(Release(held), 10);
+  EXPECT_TRUE(ReplyTo(out, 5)->ok());
+  EXPECT_FALSE(ReplyTo(out, 6).has_value());
+}
+
+TEST(OrphanTest, AGrantToAnOrphanIsRolledBackUnlessItsRetryClaimsIt) {
+  Harness h;
+  uint64_t held = TokenOf(ReplyTo(h.Apply(Acquire("h"), 1), 1));
+  h.Apply(Acquire("b"), 2);
+  h.Apply(Recover{.orphan_grace = kGrace});
+  h.Apply(Acquire("d"), 5);
+  // The orphan is granted; nobody hears of it yet.
+  Effects out = h.Apply(Release(held), 10);
+  EXPECT_EQ(CountReplies(out), 2);  // the release, and the grant to op {}
+  EXPECT_FALSE(ReplyTo(out, 5).has_value());
+  EXPECT_EQ(h.state.unclaimed_count(), 1u);
+  // Unclaimed at the end of the grace: given back, and the next one gets it.
+  out = h.Advance(kGrace);
+  EXPECT_TRUE(ReplyTo(out, 5)->ok());
+  EXPECT_EQ(h.state.unclaimed_count(), 0u);
+  // The late retry does not find a holding: it waits like anyone.
+  EXPECT_FALSE(ReplyTo(h.Apply(Acquire("b"), 6), 6).has_value());
+}
+
+TEST(OrphanTest, ARetryClaimsAGrantMadeWhileItWasAway) {
+  Harness h;
+  uint64_t held = TokenOf(ReplyTo(h.Apply(Acquire("h"), 1), 1));
+  h.Apply(Acquire("b"), 2);
+  h.Apply(Recover{.orphan_grace = kGrace});
+  h.Apply(Acquire("d"), 5);
+  h.Apply(Release(held), 10);
+  std::optional<Result> r = ReplyTo(h.Apply(Acquire("b"), 6), 6);
+  EXPECT_EQ(HowOf(r), GrantHow::kReplayed);
+  uint64_t b = TokenOf(r);
+  EXPECT_GT(b, held);
+  EXPECT_EQ(h.state.unclaimed_count(), 0u);
+  // The grace ends: the claimed holding stays.
+  EXPECT_FALSE(ReplyTo(h.Advance(kGrace), 5).has_value());
+  Effects out = h.Apply(Release(b), 11);
+  EXPECT_TRUE(ReplyTo(out, 11)->ok());
+  EXPECT_TRUE(ReplyTo(out, 5)->ok());
+}
+
+TEST(OrphanTest, ARetryWithAShorterDeadlineTimesOutThenAndLeavesTheLine) {
+  Harness h;
+  uint64_t held = TokenOf(ReplyTo(h.Apply(Acquire("h"), 1), 1));
+  h.Apply(Acquire("b"), 2);
+  h.Apply(Recover{.orphan_grace = kGrace});
+  h.Apply(Acquire("d"), 5);
+  EXPECT_FALSE(ReplyTo(h.Apply(Acquire("b", h.now + kSecond), 6), 6).has_value());
+  EXPECT_EQ(ReplyTo(h.Advance(kSecond), 6)->status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(ReplyTo(h.Apply(Release(held), 10), 5)->ok());
+  // One that will not wait at all gives the place up at once.
+  h.Apply(Acquire("e"), 7);
+  h.Apply(Recover{.orphan_grace = kGrace});
+  EXPECT_EQ(h.state.orphan_count(), 1);
+  std::optional<Result> now = ReplyTo(h.Apply(Acquire("e", h.now), 8), 8);
+  ASSERT_TRUE(now.has_value());
+  EXPECT_EQ(now->status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(h.state.orphan_count(), 0);
+}
+
+TEST(OrphanTest, SemaphoreOrphansBehindAHeadThatLeftAreGrantedAtTheRestart) {
+  Harness h;
+  AcquirePermits one = SemCmd("s", 3, 2);
+  one.request_id = "one";
+  ASSERT_TRUE(ReplyTo(h.Apply(one, 1), 1)->ok());
+  h.Apply(SemCmd("s", 3, 3), 2);  // no replay key: ends at the restart
+  AcquirePermits small = SemCmd("s", 3, 1);
+  small.request_id = "small";
+  h.Apply(small, 3);  // fits, but waits behind the head of the line
+  Effects out = h.Apply(Recover{.orphan_grace = kGrace});
+  EXPECT_EQ(ReplyTo(out, 2)->status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(h.state.unclaimed_count(), 1u);
+  std::optional<Result> r = ReplyTo(h.Apply(small, 4), 4);
+  EXPECT_EQ(HowOf(r), GrantHow::kReplayed);
+  EXPECT_EQ(std::get<Granted>(r->value).available, 0);
+}
+
+TEST(OrphanTest, ARestartWithoutGraceEndsEveryWait) {
+  Harness h;
+  uint64_t held = TokenOf(ReplyTo(h.Apply(Acquire("h"), 1), 1));
+  h.Apply(Acquire("b"), 2);
+  h.Apply(Recover{});
+  EXPECT_EQ(h.state.orphan_count(), 0);
+  h.Apply(Acquire("d"), 5);
+  EXPECT_TRUE(ReplyTo(h.Apply(Release(held), 10), 5)->ok());
+}
+
+TEST(OrphanTest, ShutdownKeepsClaimableWaitsForTheNextProcess) {
+  Harness h;
+  uint64_t held = TokenOf(ReplyTo(h.Apply(Acquire("h"), 1), 1));
+  h.Apply(Acquire("b"), 2);
+  h.Apply(Acquire(""), 3);
+  Effects out = h.Apply(BeginShutdown{});
+  EXPECT_EQ(ReplyTo(out, 2)->status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ReplyTo(out, 3)->status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(h.state.orphan_count(), 1);
+  h.Apply(Recover{.orphan_grace = kGrace});
+  h.Apply(Acquire("d"), 5);
+  h.Apply(Acquire("b"), 6);
+  EXPECT_TRUE(ReplyTo(h.Apply(Release(held), 10), 6)->ok());
+}
+
+TEST(OrphanTest, TwoRestartsInARowKeepTheOrphanUntilTheLastGraceEnds) {
+  Harness h;
+  uint64_t held = TokenOf(ReplyTo(h.Apply(Acquire("h"), 1), 1));
+  h.Apply(Acquire("b"), 2);
+  h.Apply(Recover{.orphan_grace = kGrace});
+  h.Advance(kGrace / 2);
+  h.Apply(Recover{.orphan_grace = kGrace});
+  h.Advance(kGrace * 3 / 4);  // past the first grace, within the second
+  EXPECT_EQ(h.state.orphan_count(), 1);
+  h.Apply(Acquire("b"), 6);
+  EXPECT_TRUE(ReplyTo(h.Apply(Release(held), 10), 6)->ok());
+}
+
+// --- queues ---
+
+GetItems Get(std::string request_id, Time deadline = kForever) {
+  GetItems c;
+  c.name = "q";
+  c.lease = 60 * kSecond;
+  c.deadline = deadline;
+  c.request_id = std::move(request_id);
+  return c;
+}
+
+PutItems Put(std::string data) {
+  PutItems c;
+  c.name = "q";
+  c.items.push_back(NewQueueItem{std::move(data), 0, 0});
+  return c;
+}
+
+std::vector<std::string> Payloads(const std::optional<Result>& r) {
+  std::vector<std::string> out;
+  EXPECT_TRUE(r && r->ok());
+  if (!r || !r->ok()) return out;
+  for (const auto& i : std::get<GotItems>(r->value).items) out.push_back(i.data);
+  return out;
+}
+
+TEST(OrphanTest, AnOrphanedGetKeepsItsPlaceAndClaimsItsItem) {
+  Harness h;
+  h.Apply(Get("g1"), 1);
+  h.Apply(Get("g2"), 2);
+  h.Apply(Recover{.orphan_grace = kGrace});
+  h.Apply(Get("new"), 3);
+  EXPECT_FALSE(ReplyTo(h.Apply(Get("g2"), 4), 4).has_value());  // g2 takes over its place
+  h.Apply(Put("x"));                                            // to g1, still an orphan
+  Effects out = h.Apply(Put("y"));
+  EXPECT_EQ(Payloads(ReplyTo(out, 4)), std::vector<std::string>{"y"});
+  // g1's retry finds the item it was given.
+  std::optional<Result> again = ReplyTo(h.Apply(Get("g1"), 5), 5);
+  EXPECT_EQ(Payloads(again), std::vector<std::string>{"x"});
+  EXPECT_EQ(std::get<GotItems>(again->value).how, GrantHow::kReplayed);
+  EXPECT_EQ(h.state.unclaimed_count(), 0u);
+}
+
+TEST(OrphanTest, AnItemGivenToAnOrphanThatNeverCameBackIsQueuedAgainUncounted) {
+  Harness h;
+  h.Apply(Get("g1"), 1);
+  h.Apply(Recover{.orphan_grace = kGrace});
+  h.Apply(Put("x"));
+  h.Apply(Get("new"), 3);
+  Effects out = h.Advance(kGrace);
+  std::optional<Result> r = ReplyTo(out, 3);
+  EXPECT_EQ(Payloads(r), std::vector<std::string>{"x"});
+  EXPECT_EQ(std::get<GotItems>(r->value).items.at(0).deliveries, 1u);
+}
+
+// --- tasks ---
+
+TakeTask Take(std::string request_id) {
+  return TakeTask{"work", 0, 60 * kSecond, kForever, std::move(request_id)};
+}
+
+TEST(OrphanTest, AnOrphanedTakeKeepsItsPlaceAndAnUnclaimedTaskIsNotAnAttempt) {
+  Harness h;
+  h.Apply(Take("t1"), 1);
+  h.Apply(Take("t2"), 2);
+  h.Apply(Recover{.orphan_grace = kGrace});
+  h.Apply(Take("new"), 3);
+  h.Apply(Take("t2"), 4);
+  SubmitTask job{"work", "job", 0, 3, "", false, 0};
+  h.Apply(job);  // to t1, an orphan
+  Effects out = h.Apply(job);
+  ASSERT_TRUE(ReplyTo(out, 4).has_value());  // t2 kept its place ahead of "new"
+  EXPECT_FALSE(ReplyTo(out, 3).has_value());
+  // t1 never comes back: its task goes to "new", as a first attempt.
+  out = h.Advance(kGrace);
+  std::optional<Result> r = ReplyTo(out, 3);
+  ASSERT_TRUE(r && r->ok());
+  EXPECT_EQ((*std::get<Boxed<TakenTask>>(r->value)).attempt, 1u);
+}
+
+TEST(OrphanTest, ATakeRetryClaimsTheTaskItWasGiven) {
+  Harness h;
+  h.Apply(Take("t1"), 1);
+  h.Apply(Recover{.orphan_grace = kGrace});
+  h.Apply(SubmitTask{"work", "job", 0, 3, "", false, 0});
+  std::optional<Result> r = ReplyTo(h.Apply(Take("t1"), 2), 2);
+  ASSERT_TRUE(r && r->ok());
+  EXPECT_EQ((*std::get<Boxed<TakenTask>>(r->value)).attempt, 1u);
+  EXPECT_EQ(h.state.unclaimed_count(), 0u);
+  h.Apply(Take("other"), 3);
+  EXPECT_FALSE(ReplyTo(h.Advance(kGrace), 3).has_value());  // still running for t1
+}
+
+}  // namespace
+}  // namespace baton::apply
