@@ -118,8 +118,11 @@ func TestSemaphoreCancelledAcquiresNeverLeak(t *testing.T) {
 		}(w)
 	}
 	wg.Wait()
+	// The semaphore stays declared (its capacity lasts until deleted), with
+	// every permit back and nobody waiting.
 	eventually(t, 3*time.Second, "every permit back", func() bool {
-		_, err := clients[0].Describe(ctx, n)
-		return errors.Is(err, baton.ErrNotFound)
+		d, err := clients[0].Describe(ctx, n)
+		return err == nil && len(d.GetHolders()) == 0 && d.GetWaiters() == 0 &&
+			d.GetAvailable() == d.GetCapacity()
 	})
 }

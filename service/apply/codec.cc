@@ -42,7 +42,7 @@ using primitives::QueueOrder;
                 " changed: map every member in codec.cc and command.proto, set it in " \
                 "codec_test.cc's full sample, then update this count")
 
-static_assert(std::variant_size_v<CommandVariant> == 51,
+static_assert(std::variant_size_v<CommandVariant> == 52,
               "a command was added or removed: give it a message and a field of Command in "
               "command.proto, a ToProto/FromProto pair here, and samples in codec_test.cc");
 
@@ -485,6 +485,15 @@ void ToProto(const DeleteQueue& c, pb::Command* out) {
   out->mutable_delete_queue()->set_name(c.name);
 }
 absl::Status FromProto(const pb::DeleteQueue& m, DeleteQueue* c) {
+  c->name = m.name();
+  return absl::OkStatus();
+}
+
+BATON_CODEC_FIELDS(DeleteSemaphore, 1);
+void ToProto(const DeleteSemaphore& c, pb::Command* out) {
+  out->mutable_delete_semaphore()->set_name(c.name);
+}
+absl::Status FromProto(const pb::DeleteSemaphore& m, DeleteSemaphore* c) {
   c->name = m.name();
   return absl::OkStatus();
 }
@@ -1003,6 +1012,8 @@ absl::StatusOr<Command> DecodeCase(const pb::Command& in) {
       return DecodeAs<PurgeQueue>(in.purge_queue());
     case pb::Command::kDeleteQueue:
       return DecodeAs<DeleteQueue>(in.delete_queue());
+    case pb::Command::kDeleteSemaphore:
+      return DecodeAs<DeleteSemaphore>(in.delete_semaphore());
     case pb::Command::kConsumeQueue:
       return DecodeAs<ConsumeQueue>(in.consume_queue());
     case pb::Command::kStopConsuming:

@@ -562,6 +562,7 @@ std::vector<Command> FullSamples() {
       StopConsuming{.name = "q"},
       Tick{},
       Recover{.orphan_grace = 193},
+      DeleteSemaphore{.name = "sem"},
   };
 }
 

@@ -353,6 +353,12 @@ struct Recover {
   Duration orphan_grace = 0;
 };
 
+// Ends a semaphore's declaration: the semaphore and its capacity are gone,
+// and the name may be declared anew. Refused while permits are held.
+struct DeleteSemaphore {
+  std::string name;
+};
+
 using CommandVariant =
     std::variant<AcquirePermits, ReleasePermits, RefreshPermits, Undeliver, SetEvent, ClearEvent,
                  WaitEvent, WatchEvent, UnwatchEvent, CancelWait, OpenSession, KeepAlive,
@@ -362,7 +368,7 @@ using CommandVariant =
                  UndeliverPut, CompleteFuture, AwaitFuture, BarrierWait, AbortBarrier, ResetBarrier,
                  ConditionWait, Notify, ScheduleTimer, CancelTimer, SubmitTask, TakeTask,
                  UndeliverTask, HeartbeatTask, CompleteTask, AwaitTask, CancelTask, WaitTasks,
-                 ConsumeQueue, StopConsuming, Tick, Recover>;
+                 ConsumeQueue, StopConsuming, Tick, Recover, DeleteSemaphore>;
 
 // A Command is one of the structs above. (A struct rather than an alias, so
 // that a timer's action can name it before it is complete.)

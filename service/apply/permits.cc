@@ -83,7 +83,7 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
     absl::Status error =
         absl::InvalidArgumentError(absl::StrCat("count ", c.count, " exceeds the capacity ",
                                                 pool.capacity(), " of semaphore '", c.name, "'"));
-    MaybeReclaim(c.name);  // may free `pool`: build the message first
+    if (!exists) resources_.erase(c.name);  // a refused call declares nothing
     return fail(std::move(error));
   }
   if (Holding* h = pool.FindReplay(c.session, c.request_id)) {
@@ -184,6 +184,23 @@ void ShardState::DropHolding(const std::string& name, PermitPool& pool, uint64_t
   ForgetHolding(name, gone);
   GrantWaiters(name, pool, now, out);
   MaybeReclaim(name);
+}
+
+void ShardState::Do(const DeleteSemaphore& c, OpRef origin, Time, Effects& out) {
+  auto r = Lookup(c.name, Kind::kSemaphore, /*create=*/false, 0);
+  if (!r.ok()) return out.push_back(Reply{origin, Result::Error(r.status())});
+  if (*r == nullptr) return out.push_back(Reply{origin, Result::Ok(Counted{0})});
+  const PermitPool& pool = (*r)->pool();
+  // Nobody waits unless permits are held (grants are made as soon as they fit).
+  if (!pool.holdings().empty()) {
+    return out.push_back(
+        Reply{origin, Result::Error(absl::FailedPreconditionError(absl::StrCat(
+                          "semaphore '", c.name, "' has ", pool.capacity() - pool.available(),
+                          " of ", pool.capacity(), " permits held and ", pool.waiters().size(),
+                          " waiters: release the permits first")))});
+  }
+  resources_.erase(c.name);
+  out.push_back(Reply{origin, Result::Ok(Counted{1})});
 }
 
 void ShardState::ExpireLease(uint64_t token, Time now, Effects& out) {

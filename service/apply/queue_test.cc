@@ -137,7 +137,8 @@ TEST(QueueTest, AckFinishesAnItemAndJoinReturnsWhenNothingIsUnfinished) {
   ASSERT_TRUE(ReplyTo(out, 3).has_value());
   EXPECT_TRUE(ReplyTo(out, 3)->ok());
   EXPECT_EQ(std::get<Counted>(ReplyTo(out, 4)->value).unfinished, 0u);
-  EXPECT_EQ(h.state.resource_count(), 0u);  // reclaimed
+  EXPECT_EQ(h.state.resource_count(), 1u);  // declared (Put gave options): kept
+  EXPECT_EQ(h.state.queue_bytes(), 0u);
 }
 
 TEST(QueueTest, AckOfAStaleReceiptIsFailedPrecondition) {
@@ -200,7 +201,10 @@ TEST(QueueTest, LostPutReplyTakesBackItsQueuedItems) {
   Harness h;
   auto put = ReplyTo(h.Apply(Put("q", {"a"}), 1), 1);
   h.Apply(UndeliverPut{"q", std::get<PutDone>(put->value).item_ids});
-  EXPECT_EQ(h.state.resource_count(), 0u);
+  EXPECT_EQ(h.state.queue_bytes(), 0u);
+  auto d = ReplyTo(h.Apply(DescribeResource{"q"}, 2), 2);
+  ASSERT_TRUE(d && d->ok());
+  EXPECT_EQ((*std::get<Boxed<ResourceInfo>>(d->value)).queue.ready, 0u);
 }
 
 // Regression: a putter that gave up let the next one in without counting its
@@ -215,7 +219,7 @@ TEST(QueueTest, ByteAccountingSurvivesAPutterGivingUp) {
   auto got = ReplyTo(h.Apply(Get("q", 2), 4), 4);
   h.Apply(AckItems{"q", {Receipt(got, 0), Receipt(got, 1)}}, 5);
   EXPECT_EQ(h.state.queue_bytes(), 0u);
-  EXPECT_TRUE(ReplyTo(h.Apply(Put("q", {"e"}), 6), 6)->ok());
+  EXPECT_TRUE(ReplyTo(h.Apply(Put("q", {"e"}, kForever, Opts(QueueOrder::kFifo, 2)), 6), 6)->ok());
 }
 
 TEST(QueueTest, AFullQueueTimesOutAPutThatMayNotWaitLong) {

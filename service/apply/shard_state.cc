@@ -65,6 +65,10 @@ primitives::WaiterQueue* ShardState::Resource::LineOf(uint8_t line, const std::s
 }
 
 bool ShardState::Resource::idle() const {
+  // Declarations last: a semaphore's capacity, and the options a queue was
+  // declared with, stay until deleted (DeleteSemaphore, DeleteQueue).
+  if (kind == Kind::kSemaphore) return false;
+  if (kind == Kind::kQueue && std::get<primitives::Queue>(state).declared()) return false;
   return conditions.empty() && std::visit([](const auto& s) { return s.idle(); }, state);
 }
 
@@ -124,9 +128,9 @@ absl::StatusOr<ShardState::Resource*> ShardState::Lookup(const std::string& name
 void ShardState::MaybeReclaim(const std::string& name) {
   auto it = resources_.find(name);
   if (it == resources_.end()) return;
-  if (!it->second.idle()) return;
-  // An idle queue holds no bytes, but its last change may not be counted.
+  // A queue's last change may not be counted yet (kept or not).
   if (it->second.kind == Kind::kQueue) AccountQueue(it->second.queue());
+  if (!it->second.idle()) return;
   resources_.erase(it);
 }
 

@@ -107,7 +107,7 @@ class ShardState {
     primitives::WaiterQueue& waiters();
     // The line `line` (and for kCondition, `condition`), or nullptr.
     primitives::WaiterQueue* LineOf(uint8_t line, const std::string& condition);
-    // Idle in its default state: may be reclaimed.
+    // Idle in its default state, and not declared: may be reclaimed.
     bool idle() const;
   };
   struct Session {
@@ -202,6 +202,7 @@ class ShardState {
   void Do(const StopConsuming& c, OpRef origin, Time now, Effects& out);
   void Do(const Tick& c, OpRef origin, Time now, Effects& out);
   void Do(const Recover& c, OpRef origin, Time now, Effects& out);
+  void Do(const DeleteSemaphore& c, OpRef origin, Time now, Effects& out);
 
   // Resources.
   // The resource `name` of `kind`, created if absent and `create`; errors:

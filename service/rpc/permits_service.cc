@@ -167,6 +167,19 @@ runtime::Task<void> SemRefresh(Env& env, SemRefreshCall& call) {
   co_await call.Reply(std::move(resp));
 }
 
+using SemDeleteCall = Op<v1::DeleteSemaphoreRequest, v1::DeleteSemaphoreResponse>;
+
+runtime::Task<void> SemDelete(Env& env, SemDeleteCall& call) {
+  const auto& req = call.request;
+  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  apply::Command cmd = apply::DeleteSemaphore{req.name()};
+  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status);
+  v1::DeleteSemaphoreResponse resp;
+  resp.set_deleted(std::get<apply::Counted>(r.value).n > 0);
+  co_await call.Reply(std::move(resp));
+}
+
 }  // namespace
 
 void ListenPermits(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
@@ -184,6 +197,8 @@ void ListenPermits(Env& env, apply::Shard& shard, Services& svc, Listeners& out)
          v1::Operation::kReleaseSemaphore);
   Listen(env, shard, out, &v1::Semaphores::AsyncService::RequestRefresh, sems, &SemRefresh,
          v1::Operation::kRefreshSemaphore);
+  Listen(env, shard, out, &v1::Semaphores::AsyncService::RequestDelete, sems, &SemDelete,
+         v1::Operation::kDeleteSemaphore);
 }
 
 }  // namespace baton::rpc

@@ -248,6 +248,69 @@ TEST(RestartTest, AGrantNobodyClaimsIsRolledBackAfterTheGrace) {
   EXPECT_EQ(d.holders(0).session_id(), s);
 }
 
+// Declarations last: an idle semaphore keeps its capacity and a drained
+// queue its options, across a restart too, until deleted.
+TEST(RestartTest, IdleDeclarationsSurviveARestartUntilDeleted) {
+  TestServer t;
+  v1::AcquireSemaphoreRequest acq;
+  acq.set_name("r/sem");
+  acq.set_capacity(3);
+  *acq.mutable_ttl() = Millis(60'000);
+  v1::AcquireSemaphoreResponse held;
+  ASSERT_TRUE(t.semaphores->Acquire(Context().get(), acq, &held).ok());
+  v1::DeleteSemaphoreRequest del;
+  del.set_name("r/sem");
+  v1::DeleteSemaphoreResponse deleted;
+  EXPECT_EQ(t.semaphores->Delete(Context().get(), del, &deleted).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  v1::ReleaseSemaphoreRequest rel;
+  rel.set_name("r/sem");
+  rel.set_token(held.token());
+  v1::ReleaseSemaphoreResponse released;
+  ASSERT_TRUE(t.semaphores->Release(Context().get(), rel, &released).ok());
+  v1::PutRequest put;
+  put.set_name("r/lifo");
+  put.mutable_options()->set_order(v1::QUEUE_ORDER_LIFO);
+  put.mutable_options()->set_maxsize(2);
+  put.add_items()->set_text("a");
+  v1::PutResponse pr;
+  ASSERT_TRUE(t.queues->Put(Context().get(), put, &pr).ok());
+  v1::GetRequest get;
+  get.set_name("r/lifo");
+  *get.mutable_ttl() = Millis(60'000);
+  v1::GetResponse got;
+  grpc::Status gs = t.queues->Get(Context().get(), get, &got);
+  ASSERT_TRUE(gs.ok()) << gs.error_message();
+  v1::AckRequest ack;
+  ack.set_name("r/lifo");
+  ack.add_receipts(got.items(0).receipt());
+  v1::AckResponse ar;
+  ASSERT_TRUE(t.queues->Ack(Context().get(), ack, &ar).ok());
+
+  if (Durable()) t.Restart();
+
+  v1::DescribeResponse d = Describe(t, "r/sem");
+  EXPECT_EQ(d.capacity(), 3);
+  EXPECT_EQ(d.available(), 3);
+  d = Describe(t, "r/lifo");
+  EXPECT_EQ(d.queue().order(), v1::QUEUE_ORDER_LIFO);
+  EXPECT_EQ(d.queue().maxsize(), 2u);
+  // Capacity 0 uses the declaration.
+  acq.set_capacity(0);
+  acq.set_count(2);
+  ASSERT_TRUE(t.semaphores->Acquire(Context().get(), acq, &held).ok());
+  EXPECT_EQ(held.available(), 1);
+  rel.set_token(held.token());
+  ASSERT_TRUE(t.semaphores->Release(Context().get(), rel, &released).ok());
+  ASSERT_TRUE(t.semaphores->Delete(Context().get(), del, &deleted).ok());
+  EXPECT_TRUE(deleted.deleted());
+  v1::DescribeRequest dr;
+  dr.set_name("r/sem");
+  EXPECT_EQ(t.admin->Describe(Context().get(), dr, &d).error_code(), grpc::StatusCode::NOT_FOUND);
+  ASSERT_TRUE(t.semaphores->Delete(Context().get(), del, &deleted).ok());
+  EXPECT_FALSE(deleted.deleted());
+}
+
 TEST(RestartTest, ATimerScheduledBeforeTheRestartFiresOnceAfterIt) {
   if (!Durable()) GTEST_SKIP() << "in memory";
   TestServer t;

@@ -365,6 +365,46 @@ def is_idle(desc, capacity: int | None = None) -> bool:
     return True
 
 
+def is_idle_declared(desc) -> bool:
+    """True for a semaphore or a declared queue at rest: nothing held, queued,
+    in flight, dead or waiting. Declarations last until deleted, so such a
+    resource is not reclaimed on its own."""
+    if desc is None or desc.holders or desc.waiters:
+        return False
+    if desc.kind == common_pb2.RESOURCE_KIND_SEMAPHORE:
+        return desc.available == desc.capacity
+    if desc.kind == common_pb2.RESOURCE_KIND_QUEUE:
+        q = desc.queue
+        return not (q.size or q.delayed or q.in_flight or q.dead_letters or q.unfinished or q.waiting_getters
+                    or q.waiting_putters)
+    return False
+
+
+async def wait_until_reclaimed(client, name, timeout=5.0):
+    """Waits until `name` is gone, or is a declaration at rest (a semaphore, a
+    queue declared with options), which it then deletes and checks is gone:
+    either way nothing was left held, queued or waiting."""
+    last = None
+
+    async def check():
+        nonlocal last
+        last = await client.describe(name)
+        return last is None or is_idle_declared(last)
+
+    try:
+        await poll_until(check, timeout, what=f"{name} to be reclaimed")
+    except AssertionError:
+        raise AssertionError(f"idle resource {name} not reclaimed after {timeout}s: {fmt_desc(last)}") from None
+    if last is None:
+        return
+    if last.kind == common_pb2.RESOURCE_KIND_SEMAPHORE:
+        r = await client.semaphores.Delete(semaphore_pb2.DeleteSemaphoreRequest(name=name))
+    else:
+        r = await client.queues.Delete(queue_pb2.DeleteQueueRequest(name=name))
+    assert r.deleted, f"Delete of idle {name} deleted nothing"
+    assert await client.describe(name) is None, f"{name} still there after Delete"
+
+
 def fmt_desc(desc) -> str:
     if desc is None:
         return "NOT_FOUND"

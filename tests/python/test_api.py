@@ -12,6 +12,7 @@ import grpc
 import pytest
 
 from baton_helpers import (
+    wait_until_reclaimed,
     AFTER_WAIT,
     EV_CLEAR,
     EV_SET,
@@ -67,18 +68,6 @@ async def wait_until_idle(client, name, capacity=None, timeout=5.0):
         await poll_until(check, timeout, what=f"{name} to be idle")
     except AssertionError:
         raise AssertionError(f"{name} not idle after {timeout}s: {fmt_desc(await client.describe(name))}")
-
-
-async def wait_until_reclaimed(client, name, timeout=5.0):
-    async def check():
-        return (await client.describe(name)) is None
-
-    try:
-        await poll_until(check, timeout, what=f"{name} to be reclaimed")
-    except AssertionError:
-        raise AssertionError(
-            f"idle resource {name} not reclaimed after {timeout}s: {fmt_desc(await client.describe(name))}"
-        )
 
 
 # ---------------------------------------------------------------------------

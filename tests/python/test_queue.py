@@ -13,6 +13,7 @@ import time
 import pytest
 
 from baton_helpers import (
+    wait_until_reclaimed,
     AFTER_WAIT,
     IMMEDIATE,
     KIND_QUEUE,
@@ -70,18 +71,6 @@ async def wait_queue(client, name, what, timeout=5.0, **want):
     except AssertionError:
         raise AssertionError(f"{name}: {what} not reached in {timeout}s (want {want}): "
                              f"{fmt_desc(await client.describe(name))}")
-
-
-async def wait_until_reclaimed(client, name, timeout=5.0):
-    async def check():
-        return (await client.describe(name)) is None
-
-    try:
-        await poll_until(check, timeout, what=f"{name} to be reclaimed")
-    except AssertionError:
-        raise AssertionError(
-            f"idle queue {name} not reclaimed after {timeout}s: {fmt_desc(await client.describe(name))}"
-        )
 
 
 async def get_one(client, name, sid=0, *, ttl=LEASE, timeout=0, **kw):

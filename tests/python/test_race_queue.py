@@ -45,6 +45,8 @@ import pytest
 
 from race_support import ITERS, SEED, Budget, Report, pick, rng_for
 from baton_helpers import (
+    is_idle_declared,
+    queue_pb2,
     AFTER_WAIT,
     IMMEDIATE,
     SC,
@@ -256,11 +258,16 @@ async def producer(i, c, name, rng, budget, ledger, report):
 
 
 async def settle_queue(admin: Client, name, timeout=5.0):
-    """Polls until the queue is reclaimed; -> (reclaimed?, last Describe)."""
+    """Polls until the queue is at rest (nothing queued, in flight or waiting),
+    then deletes it (a declared queue lasts until deleted); -> (settled?, last
+    Describe)."""
     deadline = time.monotonic() + timeout
     while True:
         d = await admin.describe(name)
         if d is None:
+            return True, None
+        if is_idle_declared(d):
+            await admin.queues.Delete(queue_pb2.DeleteQueueRequest(name=name))
             return True, None
         if time.monotonic() >= deadline:
             return False, d

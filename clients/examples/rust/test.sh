@@ -134,10 +134,11 @@ next=$(sed -n 's/^granted inventory\/store token=\([0-9]*\)/\1/p' "$work/try2.ou
 
 step "nothing left held or waiting"
 # What may remain: the reports (futures kept 10 min), the done quotes (kept for
-# the server's retention) and the probe's event, set. Locks, the queue and the
-# other events are back in their default state, hence reclaimed.
+# the server's retention), the probe's event, set, and the queue, drained but
+# declared with options (a declaration lasts until Queues/Delete). Locks and
+# the other events are back in their default state, hence reclaimed.
 rs list --prefix inventory/ | tee "$work/list.out"
-leftover=$(grep -Ev "^(inventory/summary/a Future|inventory/quotes Tasks|inventory/probe-release Event) holders=0 waiters=0$" "$work/list.out" || true)
+leftover=$(grep -Ev "^(inventory/summary/a Future|inventory/quotes Tasks|inventory/probe-release Event|inventory/stock-updates Queue) holders=0 waiters=0$" "$work/list.out" || true)
 [ -z "$leftover" ] || fail "still live after the scenario: $leftover"
 
 echo "PASS: rust example ($((SECONDS - build_start)) s including the build)"

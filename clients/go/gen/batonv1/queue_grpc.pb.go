@@ -9,8 +9,12 @@
 // (FAILED_PRECONDITION otherwise). A queue first used without options (a
 // consumer that came before any producer) has the defaults (FIFO, the
 // server's limits) until a call with options declares it, which it may do
-// while the queue holds no items. An empty queue with nothing in flight and nobody waiting is
-// reclaimed, forgetting its options.
+// while the queue holds no items. A declared queue lasts until Delete, also
+// while it is empty (a restart keeps it too), so a drained queue keeps its
+// order, maxsize and dead-letter policy; delete it when the name is done
+// with (names count against the server's --max_resources). An undeclared
+// queue that is empty, with nothing in flight and nobody waiting, is
+// reclaimed.
 //
 // Where Baton differs from asyncio, and why:
 //  - A got item is *in flight* until Ack (asyncio's task_done) or Nack. If the

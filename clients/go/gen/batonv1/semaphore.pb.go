@@ -2,7 +2,10 @@
 // weighted acquire.
 //
 // The capacity is declared on first use and cannot change while the
-// semaphore exists (it is reclaimed when no permit is held and nobody waits).
+// semaphore exists. The declaration lasts until Delete, also while no permit
+// is held (a restart keeps it too): later callers may pass capacity 0 to use
+// it. Delete it when the name is done with; names count against the
+// server's --max_resources.
 // Waiters are served strictly FIFO without barging: a large request at the
 // head of the line is not starved by small ones behind it, which wait too.
 // Each grant is a holding with its own token; releases name the holding, so
@@ -440,6 +443,94 @@ func (x *RefreshSemaphoreResponse) GetExpiresIn() *durationpb.Duration {
 	return nil
 }
 
+type DeleteSemaphoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSemaphoreRequest) Reset() {
+	*x = DeleteSemaphoreRequest{}
+	mi := &file_baton_v1_semaphore_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSemaphoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSemaphoreRequest) ProtoMessage() {}
+
+func (x *DeleteSemaphoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_semaphore_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSemaphoreRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSemaphoreRequest) Descriptor() ([]byte, []int) {
+	return file_baton_v1_semaphore_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DeleteSemaphoreRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteSemaphoreResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       bool                   `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSemaphoreResponse) Reset() {
+	*x = DeleteSemaphoreResponse{}
+	mi := &file_baton_v1_semaphore_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSemaphoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSemaphoreResponse) ProtoMessage() {}
+
+func (x *DeleteSemaphoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_baton_v1_semaphore_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSemaphoreResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSemaphoreResponse) Descriptor() ([]byte, []int) {
+	return file_baton_v1_semaphore_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DeleteSemaphoreResponse) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
 var File_baton_v1_semaphore_proto protoreflect.FileDescriptor
 
 const file_baton_v1_semaphore_proto_rawDesc = "" +
@@ -481,12 +572,17 @@ const file_baton_v1_semaphore_proto_rawDesc = "" +
 	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"T\n" +
 	"\x18RefreshSemaphoreResponse\x128\n" +
 	"\n" +
-	"expires_in\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\texpiresIn2\x82\x02\n" +
+	"expires_in\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\texpiresIn\",\n" +
+	"\x16DeleteSemaphoreRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"3\n" +
+	"\x17DeleteSemaphoreResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x01(\bR\adeleted2\xd1\x02\n" +
 	"\n" +
 	"Semaphores\x12P\n" +
 	"\aAcquire\x12!.baton.v1.AcquireSemaphoreRequest\x1a\".baton.v1.AcquireSemaphoreResponse\x12P\n" +
 	"\aRelease\x12!.baton.v1.ReleaseSemaphoreRequest\x1a\".baton.v1.ReleaseSemaphoreResponse\x12P\n" +
-	"\aRefresh\x12!.baton.v1.RefreshSemaphoreRequest\x1a\".baton.v1.RefreshSemaphoreResponseB-Z+github.com/baton/baton/gen/baton/v1;batonv1b\x06proto3"
+	"\aRefresh\x12!.baton.v1.RefreshSemaphoreRequest\x1a\".baton.v1.RefreshSemaphoreResponse\x12M\n" +
+	"\x06Delete\x12 .baton.v1.DeleteSemaphoreRequest\x1a!.baton.v1.DeleteSemaphoreResponseB-Z+github.com/baton/baton/gen/baton/v1;batonv1b\x06proto3"
 
 var (
 	file_baton_v1_semaphore_proto_rawDescOnce sync.Once
@@ -500,7 +596,7 @@ func file_baton_v1_semaphore_proto_rawDescGZIP() []byte {
 	return file_baton_v1_semaphore_proto_rawDescData
 }
 
-var file_baton_v1_semaphore_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_baton_v1_semaphore_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_baton_v1_semaphore_proto_goTypes = []any{
 	(*AcquireSemaphoreRequest)(nil),  // 0: baton.v1.AcquireSemaphoreRequest
 	(*AcquireSemaphoreResponse)(nil), // 1: baton.v1.AcquireSemaphoreResponse
@@ -508,27 +604,31 @@ var file_baton_v1_semaphore_proto_goTypes = []any{
 	(*ReleaseSemaphoreResponse)(nil), // 3: baton.v1.ReleaseSemaphoreResponse
 	(*RefreshSemaphoreRequest)(nil),  // 4: baton.v1.RefreshSemaphoreRequest
 	(*RefreshSemaphoreResponse)(nil), // 5: baton.v1.RefreshSemaphoreResponse
-	(*durationpb.Duration)(nil),      // 6: google.protobuf.Duration
-	(GrantOutcome)(0),                // 7: baton.v1.GrantOutcome
+	(*DeleteSemaphoreRequest)(nil),   // 6: baton.v1.DeleteSemaphoreRequest
+	(*DeleteSemaphoreResponse)(nil),  // 7: baton.v1.DeleteSemaphoreResponse
+	(*durationpb.Duration)(nil),      // 8: google.protobuf.Duration
+	(GrantOutcome)(0),                // 9: baton.v1.GrantOutcome
 }
 var file_baton_v1_semaphore_proto_depIdxs = []int32{
-	6, // 0: baton.v1.AcquireSemaphoreRequest.ttl:type_name -> google.protobuf.Duration
-	6, // 1: baton.v1.AcquireSemaphoreRequest.timeout:type_name -> google.protobuf.Duration
-	7, // 2: baton.v1.AcquireSemaphoreResponse.outcome:type_name -> baton.v1.GrantOutcome
-	6, // 3: baton.v1.AcquireSemaphoreResponse.expires_in:type_name -> google.protobuf.Duration
-	6, // 4: baton.v1.RefreshSemaphoreRequest.ttl:type_name -> google.protobuf.Duration
-	6, // 5: baton.v1.RefreshSemaphoreResponse.expires_in:type_name -> google.protobuf.Duration
-	0, // 6: baton.v1.Semaphores.Acquire:input_type -> baton.v1.AcquireSemaphoreRequest
-	2, // 7: baton.v1.Semaphores.Release:input_type -> baton.v1.ReleaseSemaphoreRequest
-	4, // 8: baton.v1.Semaphores.Refresh:input_type -> baton.v1.RefreshSemaphoreRequest
-	1, // 9: baton.v1.Semaphores.Acquire:output_type -> baton.v1.AcquireSemaphoreResponse
-	3, // 10: baton.v1.Semaphores.Release:output_type -> baton.v1.ReleaseSemaphoreResponse
-	5, // 11: baton.v1.Semaphores.Refresh:output_type -> baton.v1.RefreshSemaphoreResponse
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	8,  // 0: baton.v1.AcquireSemaphoreRequest.ttl:type_name -> google.protobuf.Duration
+	8,  // 1: baton.v1.AcquireSemaphoreRequest.timeout:type_name -> google.protobuf.Duration
+	9,  // 2: baton.v1.AcquireSemaphoreResponse.outcome:type_name -> baton.v1.GrantOutcome
+	8,  // 3: baton.v1.AcquireSemaphoreResponse.expires_in:type_name -> google.protobuf.Duration
+	8,  // 4: baton.v1.RefreshSemaphoreRequest.ttl:type_name -> google.protobuf.Duration
+	8,  // 5: baton.v1.RefreshSemaphoreResponse.expires_in:type_name -> google.protobuf.Duration
+	0,  // 6: baton.v1.Semaphores.Acquire:input_type -> baton.v1.AcquireSemaphoreRequest
+	2,  // 7: baton.v1.Semaphores.Release:input_type -> baton.v1.ReleaseSemaphoreRequest
+	4,  // 8: baton.v1.Semaphores.Refresh:input_type -> baton.v1.RefreshSemaphoreRequest
+	6,  // 9: baton.v1.Semaphores.Delete:input_type -> baton.v1.DeleteSemaphoreRequest
+	1,  // 10: baton.v1.Semaphores.Acquire:output_type -> baton.v1.AcquireSemaphoreResponse
+	3,  // 11: baton.v1.Semaphores.Release:output_type -> baton.v1.ReleaseSemaphoreResponse
+	5,  // 12: baton.v1.Semaphores.Refresh:output_type -> baton.v1.RefreshSemaphoreResponse
+	7,  // 13: baton.v1.Semaphores.Delete:output_type -> baton.v1.DeleteSemaphoreResponse
+	10, // [10:14] is the sub-list for method output_type
+	6,  // [6:10] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_baton_v1_semaphore_proto_init() }
@@ -545,7 +645,7 @@ func file_baton_v1_semaphore_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_baton_v1_semaphore_proto_rawDesc), len(file_baton_v1_semaphore_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -2,7 +2,10 @@
 // weighted acquire.
 //
 // The capacity is declared on first use and cannot change while the
-// semaphore exists (it is reclaimed when no permit is held and nobody waits).
+// semaphore exists. The declaration lasts until Delete, also while no permit
+// is held (a restart keeps it too): later callers may pass capacity 0 to use
+// it. Delete it when the name is done with; names count against the
+// server's --max_resources.
 // Waiters are served strictly FIFO without barging: a large request at the
 // head of the line is not starved by small ones behind it, which wait too.
 // Each grant is a holding with its own token; releases name the holding, so
@@ -32,6 +35,7 @@ const (
 	Semaphores_Acquire_FullMethodName = "/baton.v1.Semaphores/Acquire"
 	Semaphores_Release_FullMethodName = "/baton.v1.Semaphores/Release"
 	Semaphores_Refresh_FullMethodName = "/baton.v1.Semaphores/Refresh"
+	Semaphores_Delete_FullMethodName  = "/baton.v1.Semaphores/Delete"
 )
 
 // SemaphoresClient is the client API for Semaphores service.
@@ -49,6 +53,11 @@ type SemaphoresClient interface {
 	Release(ctx context.Context, in *ReleaseSemaphoreRequest, opts ...grpc.CallOption) (*ReleaseSemaphoreResponse, error)
 	// Extends a holding's lease to `ttl` from now.
 	Refresh(ctx context.Context, in *RefreshSemaphoreRequest, opts ...grpc.CallOption) (*RefreshSemaphoreResponse, error)
+	// Ends the semaphore's declaration: the name may then be declared with
+	// another capacity. `deleted` is false if there was no such semaphore.
+	// Errors: FAILED_PRECONDITION while permits are held (release them first)
+	// or when the name is another kind, INVALID_ARGUMENT (bad name).
+	Delete(ctx context.Context, in *DeleteSemaphoreRequest, opts ...grpc.CallOption) (*DeleteSemaphoreResponse, error)
 }
 
 type semaphoresClient struct {
@@ -89,6 +98,16 @@ func (c *semaphoresClient) Refresh(ctx context.Context, in *RefreshSemaphoreRequ
 	return out, nil
 }
 
+func (c *semaphoresClient) Delete(ctx context.Context, in *DeleteSemaphoreRequest, opts ...grpc.CallOption) (*DeleteSemaphoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSemaphoreResponse)
+	err := c.cc.Invoke(ctx, Semaphores_Delete_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SemaphoresServer is the server API for Semaphores service.
 // All implementations must embed UnimplementedSemaphoresServer
 // for forward compatibility.
@@ -104,6 +123,11 @@ type SemaphoresServer interface {
 	Release(context.Context, *ReleaseSemaphoreRequest) (*ReleaseSemaphoreResponse, error)
 	// Extends a holding's lease to `ttl` from now.
 	Refresh(context.Context, *RefreshSemaphoreRequest) (*RefreshSemaphoreResponse, error)
+	// Ends the semaphore's declaration: the name may then be declared with
+	// another capacity. `deleted` is false if there was no such semaphore.
+	// Errors: FAILED_PRECONDITION while permits are held (release them first)
+	// or when the name is another kind, INVALID_ARGUMENT (bad name).
+	Delete(context.Context, *DeleteSemaphoreRequest) (*DeleteSemaphoreResponse, error)
 	mustEmbedUnimplementedSemaphoresServer()
 }
 
@@ -122,6 +146,9 @@ func (UnimplementedSemaphoresServer) Release(context.Context, *ReleaseSemaphoreR
 }
 func (UnimplementedSemaphoresServer) Refresh(context.Context, *RefreshSemaphoreRequest) (*RefreshSemaphoreResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Refresh not implemented")
+}
+func (UnimplementedSemaphoresServer) Delete(context.Context, *DeleteSemaphoreRequest) (*DeleteSemaphoreResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Delete not implemented")
 }
 func (UnimplementedSemaphoresServer) mustEmbedUnimplementedSemaphoresServer() {}
 func (UnimplementedSemaphoresServer) testEmbeddedByValue()                    {}
@@ -198,6 +225,24 @@ func _Semaphores_Refresh_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Semaphores_Delete_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSemaphoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SemaphoresServer).Delete(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Semaphores_Delete_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SemaphoresServer).Delete(ctx, req.(*DeleteSemaphoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Semaphores_ServiceDesc is the grpc.ServiceDesc for Semaphores service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -216,6 +261,10 @@ var Semaphores_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Refresh",
 			Handler:    _Semaphores_Refresh_Handler,
+		},
+		{
+			MethodName: "Delete",
+			Handler:    _Semaphores_Delete_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

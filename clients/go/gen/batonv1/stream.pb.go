@@ -314,6 +314,7 @@ type Operation struct {
 	//	*Operation_AcquireSemaphore
 	//	*Operation_ReleaseSemaphore
 	//	*Operation_RefreshSemaphore
+	//	*Operation_DeleteSemaphore
 	//	*Operation_SetEvent
 	//	*Operation_ClearEvent
 	//	*Operation_WaitEvent
@@ -444,6 +445,15 @@ func (x *Operation) GetRefreshSemaphore() *RefreshSemaphoreRequest {
 	if x != nil {
 		if x, ok := x.Op.(*Operation_RefreshSemaphore); ok {
 			return x.RefreshSemaphore
+		}
+	}
+	return nil
+}
+
+func (x *Operation) GetDeleteSemaphore() *DeleteSemaphoreRequest {
+	if x != nil {
+		if x, ok := x.Op.(*Operation_DeleteSemaphore); ok {
+			return x.DeleteSemaphore
 		}
 	}
 	return nil
@@ -765,6 +775,10 @@ type Operation_RefreshSemaphore struct {
 	RefreshSemaphore *RefreshSemaphoreRequest `protobuf:"bytes,17,opt,name=refresh_semaphore,json=refreshSemaphore,proto3,oneof"`
 }
 
+type Operation_DeleteSemaphore struct {
+	DeleteSemaphore *DeleteSemaphoreRequest `protobuf:"bytes,18,opt,name=delete_semaphore,json=deleteSemaphore,proto3,oneof"`
+}
+
 type Operation_SetEvent struct {
 	SetEvent *SetEventRequest `protobuf:"bytes,20,opt,name=set_event,json=setEvent,proto3,oneof"`
 }
@@ -905,6 +919,8 @@ func (*Operation_ReleaseSemaphore) isOperation_Op() {}
 
 func (*Operation_RefreshSemaphore) isOperation_Op() {}
 
+func (*Operation_DeleteSemaphore) isOperation_Op() {}
+
 func (*Operation_SetEvent) isOperation_Op() {}
 
 func (*Operation_ClearEvent) isOperation_Op() {}
@@ -985,6 +1001,7 @@ type OperationResult struct {
 	//	*OperationResult_AcquireSemaphore
 	//	*OperationResult_ReleaseSemaphore
 	//	*OperationResult_RefreshSemaphore
+	//	*OperationResult_DeleteSemaphore
 	//	*OperationResult_SetEvent
 	//	*OperationResult_ClearEvent
 	//	*OperationResult_WaitEvent
@@ -1129,6 +1146,15 @@ func (x *OperationResult) GetRefreshSemaphore() *RefreshSemaphoreResponse {
 	if x != nil {
 		if x, ok := x.Result.(*OperationResult_RefreshSemaphore); ok {
 			return x.RefreshSemaphore
+		}
+	}
+	return nil
+}
+
+func (x *OperationResult) GetDeleteSemaphore() *DeleteSemaphoreResponse {
+	if x != nil {
+		if x, ok := x.Result.(*OperationResult_DeleteSemaphore); ok {
+			return x.DeleteSemaphore
 		}
 	}
 	return nil
@@ -1450,6 +1476,10 @@ type OperationResult_RefreshSemaphore struct {
 	RefreshSemaphore *RefreshSemaphoreResponse `protobuf:"bytes,17,opt,name=refresh_semaphore,json=refreshSemaphore,proto3,oneof"`
 }
 
+type OperationResult_DeleteSemaphore struct {
+	DeleteSemaphore *DeleteSemaphoreResponse `protobuf:"bytes,18,opt,name=delete_semaphore,json=deleteSemaphore,proto3,oneof"`
+}
+
 type OperationResult_SetEvent struct {
 	SetEvent *SetEventResponse `protobuf:"bytes,20,opt,name=set_event,json=setEvent,proto3,oneof"`
 }
@@ -1590,6 +1620,8 @@ func (*OperationResult_ReleaseSemaphore) isOperationResult_Result() {}
 
 func (*OperationResult_RefreshSemaphore) isOperationResult_Result() {}
 
+func (*OperationResult_DeleteSemaphore) isOperationResult_Result() {}
+
 func (*OperationResult_SetEvent) isOperationResult_Result() {}
 
 func (*OperationResult_ClearEvent) isOperationResult_Result() {}
@@ -1675,7 +1707,7 @@ const file_baton_v1_stream_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x01 \x01(\x04R\tsessionId\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x18\n" +
-	"\aresumed\x18\x03 \x01(\bR\aresumed\"\xf7\x12\n" +
+	"\aresumed\x18\x03 \x01(\bR\aresumed\"\xc6\x13\n" +
 	"\tOperation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12A\n" +
 	"\facquire_lock\x18\n" +
@@ -1684,7 +1716,8 @@ const file_baton_v1_stream_proto_rawDesc = "" +
 	"\frefresh_lock\x18\f \x01(\v2\x1c.baton.v1.RefreshLockRequestH\x00R\vrefreshLock\x12P\n" +
 	"\x11acquire_semaphore\x18\x0f \x01(\v2!.baton.v1.AcquireSemaphoreRequestH\x00R\x10acquireSemaphore\x12P\n" +
 	"\x11release_semaphore\x18\x10 \x01(\v2!.baton.v1.ReleaseSemaphoreRequestH\x00R\x10releaseSemaphore\x12P\n" +
-	"\x11refresh_semaphore\x18\x11 \x01(\v2!.baton.v1.RefreshSemaphoreRequestH\x00R\x10refreshSemaphore\x128\n" +
+	"\x11refresh_semaphore\x18\x11 \x01(\v2!.baton.v1.RefreshSemaphoreRequestH\x00R\x10refreshSemaphore\x12M\n" +
+	"\x10delete_semaphore\x18\x12 \x01(\v2 .baton.v1.DeleteSemaphoreRequestH\x00R\x0fdeleteSemaphore\x128\n" +
 	"\tset_event\x18\x14 \x01(\v2\x19.baton.v1.SetEventRequestH\x00R\bsetEvent\x12>\n" +
 	"\vclear_event\x18\x15 \x01(\v2\x1b.baton.v1.ClearEventRequestH\x00R\n" +
 	"clearEvent\x12;\n" +
@@ -1725,7 +1758,7 @@ const file_baton_v1_stream_proto_rawDesc = "" +
 	"\x04list\x18A \x01(\v2\x15.baton.v1.ListRequestH\x00R\x04list\x127\n" +
 	"\bdescribe\x18B \x01(\v2\x19.baton.v1.DescribeRequestH\x00R\bdescribe\x12M\n" +
 	"\x10describe_session\x18F \x01(\v2 .baton.v1.DescribeSessionRequestH\x00R\x0fdescribeSessionB\x04\n" +
-	"\x02op\"\xcc\x13\n" +
+	"\x02op\"\x9c\x14\n" +
 	"\x0fOperationResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x18\n" +
@@ -1736,7 +1769,8 @@ const file_baton_v1_stream_proto_rawDesc = "" +
 	"\frefresh_lock\x18\f \x01(\v2\x1d.baton.v1.RefreshLockResponseH\x00R\vrefreshLock\x12Q\n" +
 	"\x11acquire_semaphore\x18\x0f \x01(\v2\".baton.v1.AcquireSemaphoreResponseH\x00R\x10acquireSemaphore\x12Q\n" +
 	"\x11release_semaphore\x18\x10 \x01(\v2\".baton.v1.ReleaseSemaphoreResponseH\x00R\x10releaseSemaphore\x12Q\n" +
-	"\x11refresh_semaphore\x18\x11 \x01(\v2\".baton.v1.RefreshSemaphoreResponseH\x00R\x10refreshSemaphore\x129\n" +
+	"\x11refresh_semaphore\x18\x11 \x01(\v2\".baton.v1.RefreshSemaphoreResponseH\x00R\x10refreshSemaphore\x12N\n" +
+	"\x10delete_semaphore\x18\x12 \x01(\v2!.baton.v1.DeleteSemaphoreResponseH\x00R\x0fdeleteSemaphore\x129\n" +
 	"\tset_event\x18\x14 \x01(\v2\x1a.baton.v1.SetEventResponseH\x00R\bsetEvent\x12?\n" +
 	"\vclear_event\x18\x15 \x01(\v2\x1c.baton.v1.ClearEventResponseH\x00R\n" +
 	"clearEvent\x12<\n" +
@@ -1808,73 +1842,75 @@ var file_baton_v1_stream_proto_goTypes = []any{
 	(*AcquireSemaphoreRequest)(nil),  // 10: baton.v1.AcquireSemaphoreRequest
 	(*ReleaseSemaphoreRequest)(nil),  // 11: baton.v1.ReleaseSemaphoreRequest
 	(*RefreshSemaphoreRequest)(nil),  // 12: baton.v1.RefreshSemaphoreRequest
-	(*SetEventRequest)(nil),          // 13: baton.v1.SetEventRequest
-	(*ClearEventRequest)(nil),        // 14: baton.v1.ClearEventRequest
-	(*WaitEventRequest)(nil),         // 15: baton.v1.WaitEventRequest
-	(*ConditionWaitRequest)(nil),     // 16: baton.v1.ConditionWaitRequest
-	(*NotifyRequest)(nil),            // 17: baton.v1.NotifyRequest
-	(*BarrierWaitRequest)(nil),       // 18: baton.v1.BarrierWaitRequest
-	(*BarrierAbortRequest)(nil),      // 19: baton.v1.BarrierAbortRequest
-	(*BarrierResetRequest)(nil),      // 20: baton.v1.BarrierResetRequest
-	(*PutRequest)(nil),               // 21: baton.v1.PutRequest
-	(*GetRequest)(nil),               // 22: baton.v1.GetRequest
-	(*AckRequest)(nil),               // 23: baton.v1.AckRequest
-	(*NackRequest)(nil),              // 24: baton.v1.NackRequest
-	(*JoinRequest)(nil),              // 25: baton.v1.JoinRequest
-	(*PurgeRequest)(nil),             // 26: baton.v1.PurgeRequest
-	(*DeleteQueueRequest)(nil),       // 27: baton.v1.DeleteQueueRequest
-	(*SetResultRequest)(nil),         // 28: baton.v1.SetResultRequest
-	(*SetExceptionRequest)(nil),      // 29: baton.v1.SetExceptionRequest
-	(*CancelFutureRequest)(nil),      // 30: baton.v1.CancelFutureRequest
-	(*AwaitFutureRequest)(nil),       // 31: baton.v1.AwaitFutureRequest
-	(*SubmitTaskRequest)(nil),        // 32: baton.v1.SubmitTaskRequest
-	(*TakeTaskRequest)(nil),          // 33: baton.v1.TakeTaskRequest
-	(*TaskHeartbeatRequest)(nil),     // 34: baton.v1.TaskHeartbeatRequest
-	(*CompleteTaskRequest)(nil),      // 35: baton.v1.CompleteTaskRequest
-	(*AwaitTaskRequest)(nil),         // 36: baton.v1.AwaitTaskRequest
-	(*CancelTaskRequest)(nil),        // 37: baton.v1.CancelTaskRequest
-	(*WaitTasksRequest)(nil),         // 38: baton.v1.WaitTasksRequest
-	(*ScheduleTimerRequest)(nil),     // 39: baton.v1.ScheduleTimerRequest
-	(*CancelTimerRequest)(nil),       // 40: baton.v1.CancelTimerRequest
-	(*ListRequest)(nil),              // 41: baton.v1.ListRequest
-	(*DescribeRequest)(nil),          // 42: baton.v1.DescribeRequest
-	(*DescribeSessionRequest)(nil),   // 43: baton.v1.DescribeSessionRequest
-	(*AcquireLockResponse)(nil),      // 44: baton.v1.AcquireLockResponse
-	(*ReleaseLockResponse)(nil),      // 45: baton.v1.ReleaseLockResponse
-	(*RefreshLockResponse)(nil),      // 46: baton.v1.RefreshLockResponse
-	(*AcquireSemaphoreResponse)(nil), // 47: baton.v1.AcquireSemaphoreResponse
-	(*ReleaseSemaphoreResponse)(nil), // 48: baton.v1.ReleaseSemaphoreResponse
-	(*RefreshSemaphoreResponse)(nil), // 49: baton.v1.RefreshSemaphoreResponse
-	(*SetEventResponse)(nil),         // 50: baton.v1.SetEventResponse
-	(*ClearEventResponse)(nil),       // 51: baton.v1.ClearEventResponse
-	(*WaitEventResponse)(nil),        // 52: baton.v1.WaitEventResponse
-	(*ConditionWaitResponse)(nil),    // 53: baton.v1.ConditionWaitResponse
-	(*NotifyResponse)(nil),           // 54: baton.v1.NotifyResponse
-	(*BarrierWaitResponse)(nil),      // 55: baton.v1.BarrierWaitResponse
-	(*BarrierAbortResponse)(nil),     // 56: baton.v1.BarrierAbortResponse
-	(*BarrierResetResponse)(nil),     // 57: baton.v1.BarrierResetResponse
-	(*PutResponse)(nil),              // 58: baton.v1.PutResponse
-	(*GetResponse)(nil),              // 59: baton.v1.GetResponse
-	(*AckResponse)(nil),              // 60: baton.v1.AckResponse
-	(*NackResponse)(nil),             // 61: baton.v1.NackResponse
-	(*JoinResponse)(nil),             // 62: baton.v1.JoinResponse
-	(*PurgeResponse)(nil),            // 63: baton.v1.PurgeResponse
-	(*DeleteQueueResponse)(nil),      // 64: baton.v1.DeleteQueueResponse
-	(*SetResultResponse)(nil),        // 65: baton.v1.SetResultResponse
-	(*CancelFutureResponse)(nil),     // 66: baton.v1.CancelFutureResponse
-	(*AwaitFutureResponse)(nil),      // 67: baton.v1.AwaitFutureResponse
-	(*SubmitTaskResponse)(nil),       // 68: baton.v1.SubmitTaskResponse
-	(*TakeTaskResponse)(nil),         // 69: baton.v1.TakeTaskResponse
-	(*TaskHeartbeatResponse)(nil),    // 70: baton.v1.TaskHeartbeatResponse
-	(*CompleteTaskResponse)(nil),     // 71: baton.v1.CompleteTaskResponse
-	(*TaskOutcome)(nil),              // 72: baton.v1.TaskOutcome
-	(*CancelTaskResponse)(nil),       // 73: baton.v1.CancelTaskResponse
-	(*WaitTasksResponse)(nil),        // 74: baton.v1.WaitTasksResponse
-	(*ScheduleTimerResponse)(nil),    // 75: baton.v1.ScheduleTimerResponse
-	(*CancelTimerResponse)(nil),      // 76: baton.v1.CancelTimerResponse
-	(*ListResponse)(nil),             // 77: baton.v1.ListResponse
-	(*DescribeResponse)(nil),         // 78: baton.v1.DescribeResponse
-	(*DescribeSessionResponse)(nil),  // 79: baton.v1.DescribeSessionResponse
+	(*DeleteSemaphoreRequest)(nil),   // 13: baton.v1.DeleteSemaphoreRequest
+	(*SetEventRequest)(nil),          // 14: baton.v1.SetEventRequest
+	(*ClearEventRequest)(nil),        // 15: baton.v1.ClearEventRequest
+	(*WaitEventRequest)(nil),         // 16: baton.v1.WaitEventRequest
+	(*ConditionWaitRequest)(nil),     // 17: baton.v1.ConditionWaitRequest
+	(*NotifyRequest)(nil),            // 18: baton.v1.NotifyRequest
+	(*BarrierWaitRequest)(nil),       // 19: baton.v1.BarrierWaitRequest
+	(*BarrierAbortRequest)(nil),      // 20: baton.v1.BarrierAbortRequest
+	(*BarrierResetRequest)(nil),      // 21: baton.v1.BarrierResetRequest
+	(*PutRequest)(nil),               // 22: baton.v1.PutRequest
+	(*GetRequest)(nil),               // 23: baton.v1.GetRequest
+	(*AckRequest)(nil),               // 24: baton.v1.AckRequest
+	(*NackRequest)(nil),              // 25: baton.v1.NackRequest
+	(*JoinRequest)(nil),              // 26: baton.v1.JoinRequest
+	(*PurgeRequest)(nil),             // 27: baton.v1.PurgeRequest
+	(*DeleteQueueRequest)(nil),       // 28: baton.v1.DeleteQueueRequest
+	(*SetResultRequest)(nil),         // 29: baton.v1.SetResultRequest
+	(*SetExceptionRequest)(nil),      // 30: baton.v1.SetExceptionRequest
+	(*CancelFutureRequest)(nil),      // 31: baton.v1.CancelFutureRequest
+	(*AwaitFutureRequest)(nil),       // 32: baton.v1.AwaitFutureRequest
+	(*SubmitTaskRequest)(nil),        // 33: baton.v1.SubmitTaskRequest
+	(*TakeTaskRequest)(nil),          // 34: baton.v1.TakeTaskRequest
+	(*TaskHeartbeatRequest)(nil),     // 35: baton.v1.TaskHeartbeatRequest
+	(*CompleteTaskRequest)(nil),      // 36: baton.v1.CompleteTaskRequest
+	(*AwaitTaskRequest)(nil),         // 37: baton.v1.AwaitTaskRequest
+	(*CancelTaskRequest)(nil),        // 38: baton.v1.CancelTaskRequest
+	(*WaitTasksRequest)(nil),         // 39: baton.v1.WaitTasksRequest
+	(*ScheduleTimerRequest)(nil),     // 40: baton.v1.ScheduleTimerRequest
+	(*CancelTimerRequest)(nil),       // 41: baton.v1.CancelTimerRequest
+	(*ListRequest)(nil),              // 42: baton.v1.ListRequest
+	(*DescribeRequest)(nil),          // 43: baton.v1.DescribeRequest
+	(*DescribeSessionRequest)(nil),   // 44: baton.v1.DescribeSessionRequest
+	(*AcquireLockResponse)(nil),      // 45: baton.v1.AcquireLockResponse
+	(*ReleaseLockResponse)(nil),      // 46: baton.v1.ReleaseLockResponse
+	(*RefreshLockResponse)(nil),      // 47: baton.v1.RefreshLockResponse
+	(*AcquireSemaphoreResponse)(nil), // 48: baton.v1.AcquireSemaphoreResponse
+	(*ReleaseSemaphoreResponse)(nil), // 49: baton.v1.ReleaseSemaphoreResponse
+	(*RefreshSemaphoreResponse)(nil), // 50: baton.v1.RefreshSemaphoreResponse
+	(*DeleteSemaphoreResponse)(nil),  // 51: baton.v1.DeleteSemaphoreResponse
+	(*SetEventResponse)(nil),         // 52: baton.v1.SetEventResponse
+	(*ClearEventResponse)(nil),       // 53: baton.v1.ClearEventResponse
+	(*WaitEventResponse)(nil),        // 54: baton.v1.WaitEventResponse
+	(*ConditionWaitResponse)(nil),    // 55: baton.v1.ConditionWaitResponse
+	(*NotifyResponse)(nil),           // 56: baton.v1.NotifyResponse
+	(*BarrierWaitResponse)(nil),      // 57: baton.v1.BarrierWaitResponse
+	(*BarrierAbortResponse)(nil),     // 58: baton.v1.BarrierAbortResponse
+	(*BarrierResetResponse)(nil),     // 59: baton.v1.BarrierResetResponse
+	(*PutResponse)(nil),              // 60: baton.v1.PutResponse
+	(*GetResponse)(nil),              // 61: baton.v1.GetResponse
+	(*AckResponse)(nil),              // 62: baton.v1.AckResponse
+	(*NackResponse)(nil),             // 63: baton.v1.NackResponse
+	(*JoinResponse)(nil),             // 64: baton.v1.JoinResponse
+	(*PurgeResponse)(nil),            // 65: baton.v1.PurgeResponse
+	(*DeleteQueueResponse)(nil),      // 66: baton.v1.DeleteQueueResponse
+	(*SetResultResponse)(nil),        // 67: baton.v1.SetResultResponse
+	(*CancelFutureResponse)(nil),     // 68: baton.v1.CancelFutureResponse
+	(*AwaitFutureResponse)(nil),      // 69: baton.v1.AwaitFutureResponse
+	(*SubmitTaskResponse)(nil),       // 70: baton.v1.SubmitTaskResponse
+	(*TakeTaskResponse)(nil),         // 71: baton.v1.TakeTaskResponse
+	(*TaskHeartbeatResponse)(nil),    // 72: baton.v1.TaskHeartbeatResponse
+	(*CompleteTaskResponse)(nil),     // 73: baton.v1.CompleteTaskResponse
+	(*TaskOutcome)(nil),              // 74: baton.v1.TaskOutcome
+	(*CancelTaskResponse)(nil),       // 75: baton.v1.CancelTaskResponse
+	(*WaitTasksResponse)(nil),        // 76: baton.v1.WaitTasksResponse
+	(*ScheduleTimerResponse)(nil),    // 77: baton.v1.ScheduleTimerResponse
+	(*CancelTimerResponse)(nil),      // 78: baton.v1.CancelTimerResponse
+	(*ListResponse)(nil),             // 79: baton.v1.ListResponse
+	(*DescribeResponse)(nil),         // 80: baton.v1.DescribeResponse
+	(*DescribeSessionResponse)(nil),  // 81: baton.v1.DescribeSessionResponse
 }
 var file_baton_v1_stream_proto_depIdxs = []int32{
 	1,  // 0: baton.v1.StreamRequest.hello:type_name -> baton.v1.StreamHello
@@ -1889,83 +1925,85 @@ var file_baton_v1_stream_proto_depIdxs = []int32{
 	10, // 9: baton.v1.Operation.acquire_semaphore:type_name -> baton.v1.AcquireSemaphoreRequest
 	11, // 10: baton.v1.Operation.release_semaphore:type_name -> baton.v1.ReleaseSemaphoreRequest
 	12, // 11: baton.v1.Operation.refresh_semaphore:type_name -> baton.v1.RefreshSemaphoreRequest
-	13, // 12: baton.v1.Operation.set_event:type_name -> baton.v1.SetEventRequest
-	14, // 13: baton.v1.Operation.clear_event:type_name -> baton.v1.ClearEventRequest
-	15, // 14: baton.v1.Operation.wait_event:type_name -> baton.v1.WaitEventRequest
-	16, // 15: baton.v1.Operation.wait_condition:type_name -> baton.v1.ConditionWaitRequest
-	17, // 16: baton.v1.Operation.notify:type_name -> baton.v1.NotifyRequest
-	17, // 17: baton.v1.Operation.notify_all:type_name -> baton.v1.NotifyRequest
-	18, // 18: baton.v1.Operation.wait_barrier:type_name -> baton.v1.BarrierWaitRequest
-	19, // 19: baton.v1.Operation.abort_barrier:type_name -> baton.v1.BarrierAbortRequest
-	20, // 20: baton.v1.Operation.reset_barrier:type_name -> baton.v1.BarrierResetRequest
-	21, // 21: baton.v1.Operation.put:type_name -> baton.v1.PutRequest
-	22, // 22: baton.v1.Operation.get:type_name -> baton.v1.GetRequest
-	23, // 23: baton.v1.Operation.ack:type_name -> baton.v1.AckRequest
-	24, // 24: baton.v1.Operation.nack:type_name -> baton.v1.NackRequest
-	25, // 25: baton.v1.Operation.join:type_name -> baton.v1.JoinRequest
-	26, // 26: baton.v1.Operation.purge:type_name -> baton.v1.PurgeRequest
-	27, // 27: baton.v1.Operation.delete_queue:type_name -> baton.v1.DeleteQueueRequest
-	28, // 28: baton.v1.Operation.set_result:type_name -> baton.v1.SetResultRequest
-	29, // 29: baton.v1.Operation.set_exception:type_name -> baton.v1.SetExceptionRequest
-	30, // 30: baton.v1.Operation.cancel_future:type_name -> baton.v1.CancelFutureRequest
-	31, // 31: baton.v1.Operation.await_future:type_name -> baton.v1.AwaitFutureRequest
-	32, // 32: baton.v1.Operation.submit_task:type_name -> baton.v1.SubmitTaskRequest
-	33, // 33: baton.v1.Operation.take_task:type_name -> baton.v1.TakeTaskRequest
-	34, // 34: baton.v1.Operation.task_heartbeat:type_name -> baton.v1.TaskHeartbeatRequest
-	35, // 35: baton.v1.Operation.complete_task:type_name -> baton.v1.CompleteTaskRequest
-	36, // 36: baton.v1.Operation.await_task:type_name -> baton.v1.AwaitTaskRequest
-	37, // 37: baton.v1.Operation.cancel_task:type_name -> baton.v1.CancelTaskRequest
-	38, // 38: baton.v1.Operation.wait_tasks:type_name -> baton.v1.WaitTasksRequest
-	39, // 39: baton.v1.Operation.schedule_timer:type_name -> baton.v1.ScheduleTimerRequest
-	40, // 40: baton.v1.Operation.cancel_timer:type_name -> baton.v1.CancelTimerRequest
-	41, // 41: baton.v1.Operation.list:type_name -> baton.v1.ListRequest
-	42, // 42: baton.v1.Operation.describe:type_name -> baton.v1.DescribeRequest
-	43, // 43: baton.v1.Operation.describe_session:type_name -> baton.v1.DescribeSessionRequest
-	44, // 44: baton.v1.OperationResult.acquire_lock:type_name -> baton.v1.AcquireLockResponse
-	45, // 45: baton.v1.OperationResult.release_lock:type_name -> baton.v1.ReleaseLockResponse
-	46, // 46: baton.v1.OperationResult.refresh_lock:type_name -> baton.v1.RefreshLockResponse
-	47, // 47: baton.v1.OperationResult.acquire_semaphore:type_name -> baton.v1.AcquireSemaphoreResponse
-	48, // 48: baton.v1.OperationResult.release_semaphore:type_name -> baton.v1.ReleaseSemaphoreResponse
-	49, // 49: baton.v1.OperationResult.refresh_semaphore:type_name -> baton.v1.RefreshSemaphoreResponse
-	50, // 50: baton.v1.OperationResult.set_event:type_name -> baton.v1.SetEventResponse
-	51, // 51: baton.v1.OperationResult.clear_event:type_name -> baton.v1.ClearEventResponse
-	52, // 52: baton.v1.OperationResult.wait_event:type_name -> baton.v1.WaitEventResponse
-	53, // 53: baton.v1.OperationResult.wait_condition:type_name -> baton.v1.ConditionWaitResponse
-	54, // 54: baton.v1.OperationResult.notify:type_name -> baton.v1.NotifyResponse
-	54, // 55: baton.v1.OperationResult.notify_all:type_name -> baton.v1.NotifyResponse
-	55, // 56: baton.v1.OperationResult.wait_barrier:type_name -> baton.v1.BarrierWaitResponse
-	56, // 57: baton.v1.OperationResult.abort_barrier:type_name -> baton.v1.BarrierAbortResponse
-	57, // 58: baton.v1.OperationResult.reset_barrier:type_name -> baton.v1.BarrierResetResponse
-	58, // 59: baton.v1.OperationResult.put:type_name -> baton.v1.PutResponse
-	59, // 60: baton.v1.OperationResult.get:type_name -> baton.v1.GetResponse
-	60, // 61: baton.v1.OperationResult.ack:type_name -> baton.v1.AckResponse
-	61, // 62: baton.v1.OperationResult.nack:type_name -> baton.v1.NackResponse
-	62, // 63: baton.v1.OperationResult.join:type_name -> baton.v1.JoinResponse
-	63, // 64: baton.v1.OperationResult.purge:type_name -> baton.v1.PurgeResponse
-	64, // 65: baton.v1.OperationResult.delete_queue:type_name -> baton.v1.DeleteQueueResponse
-	65, // 66: baton.v1.OperationResult.set_result:type_name -> baton.v1.SetResultResponse
-	65, // 67: baton.v1.OperationResult.set_exception:type_name -> baton.v1.SetResultResponse
-	66, // 68: baton.v1.OperationResult.cancel_future:type_name -> baton.v1.CancelFutureResponse
-	67, // 69: baton.v1.OperationResult.await_future:type_name -> baton.v1.AwaitFutureResponse
-	68, // 70: baton.v1.OperationResult.submit_task:type_name -> baton.v1.SubmitTaskResponse
-	69, // 71: baton.v1.OperationResult.take_task:type_name -> baton.v1.TakeTaskResponse
-	70, // 72: baton.v1.OperationResult.task_heartbeat:type_name -> baton.v1.TaskHeartbeatResponse
-	71, // 73: baton.v1.OperationResult.complete_task:type_name -> baton.v1.CompleteTaskResponse
-	72, // 74: baton.v1.OperationResult.await_task:type_name -> baton.v1.TaskOutcome
-	73, // 75: baton.v1.OperationResult.cancel_task:type_name -> baton.v1.CancelTaskResponse
-	74, // 76: baton.v1.OperationResult.wait_tasks:type_name -> baton.v1.WaitTasksResponse
-	75, // 77: baton.v1.OperationResult.schedule_timer:type_name -> baton.v1.ScheduleTimerResponse
-	76, // 78: baton.v1.OperationResult.cancel_timer:type_name -> baton.v1.CancelTimerResponse
-	77, // 79: baton.v1.OperationResult.list:type_name -> baton.v1.ListResponse
-	78, // 80: baton.v1.OperationResult.describe:type_name -> baton.v1.DescribeResponse
-	79, // 81: baton.v1.OperationResult.describe_session:type_name -> baton.v1.DescribeSessionResponse
-	0,  // 82: baton.v1.Stream.Connect:input_type -> baton.v1.StreamRequest
-	2,  // 83: baton.v1.Stream.Connect:output_type -> baton.v1.StreamResponse
-	83, // [83:84] is the sub-list for method output_type
-	82, // [82:83] is the sub-list for method input_type
-	82, // [82:82] is the sub-list for extension type_name
-	82, // [82:82] is the sub-list for extension extendee
-	0,  // [0:82] is the sub-list for field type_name
+	13, // 12: baton.v1.Operation.delete_semaphore:type_name -> baton.v1.DeleteSemaphoreRequest
+	14, // 13: baton.v1.Operation.set_event:type_name -> baton.v1.SetEventRequest
+	15, // 14: baton.v1.Operation.clear_event:type_name -> baton.v1.ClearEventRequest
+	16, // 15: baton.v1.Operation.wait_event:type_name -> baton.v1.WaitEventRequest
+	17, // 16: baton.v1.Operation.wait_condition:type_name -> baton.v1.ConditionWaitRequest
+	18, // 17: baton.v1.Operation.notify:type_name -> baton.v1.NotifyRequest
+	18, // 18: baton.v1.Operation.notify_all:type_name -> baton.v1.NotifyRequest
+	19, // 19: baton.v1.Operation.wait_barrier:type_name -> baton.v1.BarrierWaitRequest
+	20, // 20: baton.v1.Operation.abort_barrier:type_name -> baton.v1.BarrierAbortRequest
+	21, // 21: baton.v1.Operation.reset_barrier:type_name -> baton.v1.BarrierResetRequest
+	22, // 22: baton.v1.Operation.put:type_name -> baton.v1.PutRequest
+	23, // 23: baton.v1.Operation.get:type_name -> baton.v1.GetRequest
+	24, // 24: baton.v1.Operation.ack:type_name -> baton.v1.AckRequest
+	25, // 25: baton.v1.Operation.nack:type_name -> baton.v1.NackRequest
+	26, // 26: baton.v1.Operation.join:type_name -> baton.v1.JoinRequest
+	27, // 27: baton.v1.Operation.purge:type_name -> baton.v1.PurgeRequest
+	28, // 28: baton.v1.Operation.delete_queue:type_name -> baton.v1.DeleteQueueRequest
+	29, // 29: baton.v1.Operation.set_result:type_name -> baton.v1.SetResultRequest
+	30, // 30: baton.v1.Operation.set_exception:type_name -> baton.v1.SetExceptionRequest
+	31, // 31: baton.v1.Operation.cancel_future:type_name -> baton.v1.CancelFutureRequest
+	32, // 32: baton.v1.Operation.await_future:type_name -> baton.v1.AwaitFutureRequest
+	33, // 33: baton.v1.Operation.submit_task:type_name -> baton.v1.SubmitTaskRequest
+	34, // 34: baton.v1.Operation.take_task:type_name -> baton.v1.TakeTaskRequest
+	35, // 35: baton.v1.Operation.task_heartbeat:type_name -> baton.v1.TaskHeartbeatRequest
+	36, // 36: baton.v1.Operation.complete_task:type_name -> baton.v1.CompleteTaskRequest
+	37, // 37: baton.v1.Operation.await_task:type_name -> baton.v1.AwaitTaskRequest
+	38, // 38: baton.v1.Operation.cancel_task:type_name -> baton.v1.CancelTaskRequest
+	39, // 39: baton.v1.Operation.wait_tasks:type_name -> baton.v1.WaitTasksRequest
+	40, // 40: baton.v1.Operation.schedule_timer:type_name -> baton.v1.ScheduleTimerRequest
+	41, // 41: baton.v1.Operation.cancel_timer:type_name -> baton.v1.CancelTimerRequest
+	42, // 42: baton.v1.Operation.list:type_name -> baton.v1.ListRequest
+	43, // 43: baton.v1.Operation.describe:type_name -> baton.v1.DescribeRequest
+	44, // 44: baton.v1.Operation.describe_session:type_name -> baton.v1.DescribeSessionRequest
+	45, // 45: baton.v1.OperationResult.acquire_lock:type_name -> baton.v1.AcquireLockResponse
+	46, // 46: baton.v1.OperationResult.release_lock:type_name -> baton.v1.ReleaseLockResponse
+	47, // 47: baton.v1.OperationResult.refresh_lock:type_name -> baton.v1.RefreshLockResponse
+	48, // 48: baton.v1.OperationResult.acquire_semaphore:type_name -> baton.v1.AcquireSemaphoreResponse
+	49, // 49: baton.v1.OperationResult.release_semaphore:type_name -> baton.v1.ReleaseSemaphoreResponse
+	50, // 50: baton.v1.OperationResult.refresh_semaphore:type_name -> baton.v1.RefreshSemaphoreResponse
+	51, // 51: baton.v1.OperationResult.delete_semaphore:type_name -> baton.v1.DeleteSemaphoreResponse
+	52, // 52: baton.v1.OperationResult.set_event:type_name -> baton.v1.SetEventResponse
+	53, // 53: baton.v1.OperationResult.clear_event:type_name -> baton.v1.ClearEventResponse
+	54, // 54: baton.v1.OperationResult.wait_event:type_name -> baton.v1.WaitEventResponse
+	55, // 55: baton.v1.OperationResult.wait_condition:type_name -> baton.v1.ConditionWaitResponse
+	56, // 56: baton.v1.OperationResult.notify:type_name -> baton.v1.NotifyResponse
+	56, // 57: baton.v1.OperationResult.notify_all:type_name -> baton.v1.NotifyResponse
+	57, // 58: baton.v1.OperationResult.wait_barrier:type_name -> baton.v1.BarrierWaitResponse
+	58, // 59: baton.v1.OperationResult.abort_barrier:type_name -> baton.v1.BarrierAbortResponse
+	59, // 60: baton.v1.OperationResult.reset_barrier:type_name -> baton.v1.BarrierResetResponse
+	60, // 61: baton.v1.OperationResult.put:type_name -> baton.v1.PutResponse
+	61, // 62: baton.v1.OperationResult.get:type_name -> baton.v1.GetResponse
+	62, // 63: baton.v1.OperationResult.ack:type_name -> baton.v1.AckResponse
+	63, // 64: baton.v1.OperationResult.nack:type_name -> baton.v1.NackResponse
+	64, // 65: baton.v1.OperationResult.join:type_name -> baton.v1.JoinResponse
+	65, // 66: baton.v1.OperationResult.purge:type_name -> baton.v1.PurgeResponse
+	66, // 67: baton.v1.OperationResult.delete_queue:type_name -> baton.v1.DeleteQueueResponse
+	67, // 68: baton.v1.OperationResult.set_result:type_name -> baton.v1.SetResultResponse
+	67, // 69: baton.v1.OperationResult.set_exception:type_name -> baton.v1.SetResultResponse
+	68, // 70: baton.v1.OperationResult.cancel_future:type_name -> baton.v1.CancelFutureResponse
+	69, // 71: baton.v1.OperationResult.await_future:type_name -> baton.v1.AwaitFutureResponse
+	70, // 72: baton.v1.OperationResult.submit_task:type_name -> baton.v1.SubmitTaskResponse
+	71, // 73: baton.v1.OperationResult.take_task:type_name -> baton.v1.TakeTaskResponse
+	72, // 74: baton.v1.OperationResult.task_heartbeat:type_name -> baton.v1.TaskHeartbeatResponse
+	73, // 75: baton.v1.OperationResult.complete_task:type_name -> baton.v1.CompleteTaskResponse
+	74, // 76: baton.v1.OperationResult.await_task:type_name -> baton.v1.TaskOutcome
+	75, // 77: baton.v1.OperationResult.cancel_task:type_name -> baton.v1.CancelTaskResponse
+	76, // 78: baton.v1.OperationResult.wait_tasks:type_name -> baton.v1.WaitTasksResponse
+	77, // 79: baton.v1.OperationResult.schedule_timer:type_name -> baton.v1.ScheduleTimerResponse
+	78, // 80: baton.v1.OperationResult.cancel_timer:type_name -> baton.v1.CancelTimerResponse
+	79, // 81: baton.v1.OperationResult.list:type_name -> baton.v1.ListResponse
+	80, // 82: baton.v1.OperationResult.describe:type_name -> baton.v1.DescribeResponse
+	81, // 83: baton.v1.OperationResult.describe_session:type_name -> baton.v1.DescribeSessionResponse
+	0,  // 84: baton.v1.Stream.Connect:input_type -> baton.v1.StreamRequest
+	2,  // 85: baton.v1.Stream.Connect:output_type -> baton.v1.StreamResponse
+	85, // [85:86] is the sub-list for method output_type
+	84, // [84:85] is the sub-list for method input_type
+	84, // [84:84] is the sub-list for extension type_name
+	84, // [84:84] is the sub-list for extension extendee
+	0,  // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_baton_v1_stream_proto_init() }
@@ -1991,6 +2029,7 @@ func file_baton_v1_stream_proto_init() {
 		(*Operation_AcquireSemaphore)(nil),
 		(*Operation_ReleaseSemaphore)(nil),
 		(*Operation_RefreshSemaphore)(nil),
+		(*Operation_DeleteSemaphore)(nil),
 		(*Operation_SetEvent)(nil),
 		(*Operation_ClearEvent)(nil),
 		(*Operation_WaitEvent)(nil),
@@ -2031,6 +2070,7 @@ func file_baton_v1_stream_proto_init() {
 		(*OperationResult_AcquireSemaphore)(nil),
 		(*OperationResult_ReleaseSemaphore)(nil),
 		(*OperationResult_RefreshSemaphore)(nil),
+		(*OperationResult_DeleteSemaphore)(nil),
 		(*OperationResult_SetEvent)(nil),
 		(*OperationResult_ClearEvent)(nil),
 		(*OperationResult_WaitEvent)(nil),
