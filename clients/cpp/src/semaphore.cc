@@ -226,4 +226,17 @@ Call Semaphore::AsyncAcquire(int64_t count, AcquireOptions options,
       std::move(finish), std::move(done));
 }
 
+absl::StatusOr<bool> Semaphore::Delete() const {
+  v1::DeleteSemaphoreRequest request;
+  request.set_name(name_);
+  return internal::Block<bool>([&](Callback<bool> done) {
+    return internal::StartUnary<bool, v1::DeleteSemaphoreResponse>(
+        core_, CallOptions{}, std::move(request),
+        [](Core& core, auto... args) { core.semaphores().async()->Delete(args...); },
+        internal::Converting<bool, v1::DeleteSemaphoreResponse>(
+            [](const v1::DeleteSemaphoreResponse& r) { return r.deleted(); }),
+        std::move(done));
+  });
+}
+
 }  // namespace baton

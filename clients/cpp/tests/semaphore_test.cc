@@ -32,6 +32,27 @@ TEST(SemaphoreTest, WeightedPermitsAreReturnedAtScopeExit) {
   EXPECT_TRUE(after->holders.empty());
 }
 
+TEST(SemaphoreTest, DeleteEndsTheDeclarationOnceNothingIsHeld) {
+  Client a = MustConnect();
+  std::string name = Name();
+  {
+    auto held = a.Semaphore(name, 2).Acquire();
+    ASSERT_TRUE(held.ok()) << held.status();
+    EXPECT_EQ(a.Semaphore(name).Delete().status().code(), absl::StatusCode::kFailedPrecondition);
+  }
+  auto deleted = a.Semaphore(name).Delete();
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_TRUE(*deleted);
+  EXPECT_EQ(a.Admin().Describe(name).status().code(), absl::StatusCode::kNotFound);
+  deleted = a.Semaphore(name).Delete();
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_FALSE(*deleted);
+  // Declared anew with another capacity.
+  auto again = a.Semaphore(name, 5).Acquire(4);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->available_at_grant(), 1);
+}
+
 TEST(SemaphoreTest, PartialReleaseKeepsTheRest) {
   Client client = MustConnect();
   std::string name = Name();

@@ -98,6 +98,11 @@ class Semaphore {
   // raced with the cancel is returned before `done` gets kCancelled).
   Call AsyncAcquire(int64_t count, AcquireOptions options, Callback<SemaphoreGuard> done) const;
 
+  // Ends the semaphore's declaration (its capacity lasts while idle until
+  // then), so the name may be declared anew. Returns false if there was no
+  // such semaphore; kFailedPrecondition while permits are held.
+  absl::StatusOr<bool> Delete() const;
+
  private:
   friend class Client;
   Semaphore(std::shared_ptr<internal::Core> core, std::string name, int64_t capacity)
