@@ -26,6 +26,9 @@ ABSL_FLAG(double, wal_segment_mb, 64,
 ABSL_FLAG(int64_t, snapshot_entries, 100'000,
           "take a snapshot every this many log entries, and let the log drop what the previous "
           "snapshot covers (0: never)");
+ABSL_FLAG(double, snapshot_mb, 256,
+          "also take a snapshot once the log has grown by this many MiB since the last one, so "
+          "that large entries bound the log too (fractions allowed; 0: by entries only)");
 ABSL_FLAG(int, shards, 0, "event-loop threads, each owning a share of resources (0: one per core)");
 ABSL_FLAG(int64_t, max_resources, 1'000'000, "live resources (names) in total");
 ABSL_FLAG(int64_t, max_sessions, 100'000, "open sessions in total");
@@ -86,6 +89,8 @@ int main(int argc, char** argv) {
       segment_bytes >= 4096 && segment_bytes < 1e15 ? static_cast<uint64_t>(segment_bytes) : 0;
   o.snapshot_entries =
       static_cast<uint64_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_snapshot_entries)));
+  o.snapshot_bytes =
+      static_cast<uint64_t>(std::max(0.0, absl::GetFlag(FLAGS_snapshot_mb)) * (1 << 20));
   o.max_resources = absl::GetFlag(FLAGS_max_resources);
   o.max_sessions = absl::GetFlag(FLAGS_max_sessions);
   o.max_waiters = absl::GetFlag(FLAGS_max_waiters);
@@ -108,7 +113,8 @@ int main(int argc, char** argv) {
       o.requests_per_method < 1 || o.max_queue_items < 1 || o.max_item_bytes < 1 ||
       static_cast<int64_t>(o.max_item_bytes) > o.max_message_bytes || o.max_queue_bytes < 1 ||
       o.future_retention < baton::kSecond || o.wal_segment_bytes < 4096 ||
-      absl::GetFlag(FLAGS_snapshot_entries) < 0 || o.data_dir.empty()) {
+      absl::GetFlag(FLAGS_snapshot_entries) < 0 || absl::GetFlag(FLAGS_snapshot_mb) < 0 ||
+      o.data_dir.empty()) {
     std::cerr << "batond: a flag is out of range; see --help\n";
     return 2;
   }

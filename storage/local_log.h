@@ -75,6 +75,8 @@ class LocalLog final : public ConsensusLog {
   void Close() override;
 
   Stats stats() const;
+  // Record bytes committed since Open (stats().bytes, alone). Any thread.
+  uint64_t bytes_committed() const { return bytes_.load(std::memory_order_relaxed); }
 
  private:
   struct Segment {

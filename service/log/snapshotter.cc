@@ -26,12 +26,16 @@ int64_t UnixMicros() {
 }  // namespace
 
 Snapshotter::Snapshotter(apply::Cluster* cluster, storage::SnapshotStore* store,
-                         uint64_t every_entries, uint64_t last_index)
+                         uint64_t every_entries, uint64_t every_bytes,
+                         std::function<uint64_t()> log_bytes, uint64_t last_index)
     : cluster_(cluster),
       store_(store),
       every_(every_entries),
+      every_bytes_(log_bytes ? every_bytes : 0),
+      log_bytes_(std::move(log_bytes)),
       last_index_(last_index),
-      next_due_(every_entries == 0 ? UINT64_MAX : last_index + every_entries) {
+      next_due_(every_entries == 0 ? UINT64_MAX : last_index + every_entries),
+      next_due_bytes_(every_bytes_ == 0 ? UINT64_MAX : every_bytes_) {
   stats_.last_index = last_index;
   thread_ = std::thread([this] { Run(); });
 }
@@ -56,20 +60,24 @@ void Snapshotter::SetKick(std::function<void()> kick) {
 void Snapshotter::AfterDispatch(uint64_t index, Time now) {
   // The log's thread calls this for every entry: no lock unless a snapshot
   // may be due.
+  uint64_t bytes = every_bytes_ != 0 ? log_bytes_() : 0;
   if (index < next_due_.load(std::memory_order_acquire) &&
+      bytes < next_due_bytes_.load(std::memory_order_acquire) &&
       !wanted_.load(std::memory_order_acquire)) {
     return;
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_ || cutting_) return;
-    bool due = index >= next_due_.load(std::memory_order_relaxed);
+    bool due = index >= next_due_.load(std::memory_order_relaxed) ||
+               bytes >= next_due_bytes_.load(std::memory_order_relaxed);
     if (!due && requested_.empty()) return;
     wanted_.store(false, std::memory_order_relaxed);
     cutting_ = true;
     cut_ = Cut{};
     cut_.index = index;
     cut_.now = now;
+    cut_.log_bytes = bytes;
     cut_.started_us = SteadyMicros();
     cut_.parts.resize(cluster_->size());
     cut_.missing = cluster_->size();
@@ -115,6 +123,9 @@ void Snapshotter::Run() {
       // it could be written: a full disk must not make every later entry
       // cut a snapshot again.
       if (every_ != 0) next_due_.store(cut.index + every_, std::memory_order_release);
+      if (every_bytes_ != 0) {
+        next_due_bytes_.store(cut.log_bytes + every_bytes_, std::memory_order_release);
+      }
       // Requests made during this cut were skipped by AfterDispatch: make
       // sure an entry comes to serve them, even on an idle server.
       if (!requested_.empty() && !closed_) kick = kick_;

@@ -12,8 +12,10 @@
 // damaged newest snapshot can still be replaced by the previous one plus
 // the log.
 //
-// When: every `every_entries` committed entries (0: never automatically),
-// and on request (Request). At most one snapshot is in progress.
+// When: every `every_entries` committed entries, or as soon as the log has
+// grown by `every_bytes` since the last snapshot (or since the start), so
+// that large entries (big queue items) bound the log's size too; 0 turns
+// either off. And on request (Request). At most one snapshot is in progress.
 //
 // Threading: AfterDispatch on the log's thread; Request and stats from any
 // thread; Close from the server's thread once the loops have stopped.
@@ -50,9 +52,11 @@ class Snapshotter {
   };
 
   // `last_index`: the index of the snapshot the server started from (0:
-  // none). `cluster` and `store` outlive this object.
+  // none). `log_bytes`: record bytes the log committed since it opened (any
+  // thread; called by AfterDispatch; may be empty when every_bytes is 0).
+  // `cluster` and `store` outlive this object.
   Snapshotter(apply::Cluster* cluster, storage::SnapshotStore* store, uint64_t every_entries,
-              uint64_t last_index);
+              uint64_t every_bytes, std::function<uint64_t()> log_bytes, uint64_t last_index);
   ~Snapshotter();
 
   // The log dispatched entry `index` (cluster time `now`). Log thread.
@@ -79,6 +83,7 @@ class Snapshotter {
   struct Cut {
     uint64_t index = 0;
     Time now = 0;
+    uint64_t log_bytes = 0;  // log_bytes_() at the cut
     int64_t started_us = 0;
     std::vector<std::string> parts;
     uint32_t missing = 0;
@@ -91,6 +96,8 @@ class Snapshotter {
   apply::Cluster* const cluster_;
   storage::SnapshotStore* const store_;
   const uint64_t every_;
+  const uint64_t every_bytes_;
+  const std::function<uint64_t()> log_bytes_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -105,6 +112,8 @@ class Snapshotter {
   // AfterDispatch's lock-free check: the index at which the next automatic
   // snapshot is due (UINT64_MAX: never), and whether a request waits.
   std::atomic<uint64_t> next_due_;
+  // The same by size: log_bytes_() at which one is due (UINT64_MAX: never).
+  std::atomic<uint64_t> next_due_bytes_;
   std::atomic<bool> wanted_{false};
   std::function<void()> kick_;
   Stats stats_;

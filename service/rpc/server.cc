@@ -195,7 +195,9 @@ absl::Status Server::OpenLog(uint32_t shards) {
     o.segment_bytes = options_.wal_segment_bytes;
     o.sync = options_.fsync;
     o.lock_directory = false;  // the server holds the data directory's lock
-    wal = std::make_unique<storage::LocalLog>(o);
+    auto local = std::make_unique<storage::LocalLog>(o);
+    local_log_ = local.get();
+    wal = std::move(local);
   }
   sequencer_ = std::make_unique<log::Sequencer>(std::move(wal), clock_);
   cluster_.SetSequencer(sequencer_.get());
@@ -259,8 +261,11 @@ absl::Status Server::OpenLog(uint32_t shards) {
   for (uint32_t i = 0; i < shards; ++i) cluster_.shard(i).TrackDerived(durable);
   if (durable) {
     // Built before the log opens: the log's thread calls AfterDispatch.
-    snapshotter_ = std::make_unique<log::Snapshotter>(&cluster_, snapshots_.get(),
-                                                      options_.snapshot_entries, restored_index_);
+    // The WAL is owned by the sequencer and outlives the snapshotter (~Server
+    // closes the snapshotter first).
+    snapshotter_ = std::make_unique<log::Snapshotter>(
+        &cluster_, snapshots_.get(), options_.snapshot_entries, options_.snapshot_bytes,
+        [wal = local_log_] { return wal->bytes_committed(); }, restored_index_);
     snapshotter_->SetKick([this] {
       sequencer_->Submit(log::Entry{0, apply::Tick{}, apply::OpRef{}});
     });

@@ -32,6 +32,10 @@
 #include "storage/file_lock.h"
 #include "storage/snapshot_store.h"
 
+namespace baton::storage {
+class LocalLog;
+}
+
 namespace baton::rpc {
 
 enum class Durability {
@@ -53,6 +57,9 @@ struct ServerOptions {
   // kLocal: take a snapshot (and let the log drop what the previous one
   // covers) every this many log entries; 0: never automatically.
   uint64_t snapshot_entries = 100'000;
+  // ... or once the log has grown by this many bytes since the last one
+  // (0: by entries only).
+  uint64_t snapshot_bytes = 256ull << 20;
   // Totals for the whole server; each shard gets an equal share.
   int64_t max_resources = 1'000'000;
   int64_t max_sessions = 100'000;
@@ -122,6 +129,7 @@ class Server {
   // Declared after the loops: destroyed (closed) before them.
   std::optional<storage::FileLock> data_lock_;
   std::unique_ptr<log::Sequencer> sequencer_;
+  storage::LocalLog* local_log_ = nullptr;  // the sequencer's log, when durable
   std::unique_ptr<storage::SnapshotStore> snapshots_;
   std::unique_ptr<log::Snapshotter> snapshotter_;
   uint64_t replayed_ = 0;
