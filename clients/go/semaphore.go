@@ -106,6 +106,19 @@ func (s *Semaphore) rollBack(ctx context.Context, o owner, req *batonv1.AcquireS
 	_, _ = s.c.raw.Semaphores.Release(rctx, &batonv1.ReleaseSemaphoreRequest{Name: s.name, Token: resp.GetToken(), SessionId: o.sessionID()})
 }
 
+// Delete ends the semaphore's declaration, so that the name may be declared
+// again with another capacity (the declaration lasts until then, also while
+// no permit is held). It reports whether the semaphore existed. Errors:
+// ErrFailedPrecondition while permits are held (release them first) or when
+// the name is another kind.
+func (s *Semaphore) Delete(ctx context.Context) (bool, error) {
+	resp, err := s.c.raw.Semaphores.Delete(ctx, &batonv1.DeleteSemaphoreRequest{Name: s.name})
+	if err != nil {
+		return false, wrapErr(ctx, "Semaphores.Delete", s.name, err)
+	}
+	return resp.GetDeleted(), nil
+}
+
 // Held returns a handle on an existing holding of this semaphore, known by
 // its token and owning session id (0 for a lease-only holding): one taken by
 // another process, to Release or Refresh it. Its Count is unknown (0) until

@@ -73,6 +73,36 @@ func TestSemaphoreLeaseRefresh(t *testing.T) {
 	must[struct{}](t)(struct{}{}, p.Release(ctx))
 }
 
+func TestSemaphoreDelete(t *testing.T) {
+	ctx := ctxT(t)
+	c := dial(t)
+	n := name(t, "sem")
+	s := c.Semaphore(n, 2)
+	p := must[*baton.Permits](t)(s.Acquire(ctx, 1))
+	if _, err := s.Delete(ctx); !errors.Is(err, baton.ErrFailedPrecondition) {
+		t.Fatalf("Delete while held: %v", err)
+	}
+	must[struct{}](t)(struct{}{}, p.Release(ctx))
+	if !must[bool](t)(s.Delete(ctx)) {
+		t.Fatal("Delete: no such semaphore")
+	}
+	if _, err := c.Describe(ctx, n); !errors.Is(err, baton.ErrNotFound) {
+		t.Fatalf("Describe after Delete: %v", err)
+	}
+	if must[bool](t)(s.Delete(ctx)) {
+		t.Fatal("second Delete: deleted")
+	}
+	again := c.Semaphore(n, 3)
+	p = must[*baton.Permits](t)(again.Acquire(ctx, 3))
+	if p.Count() != 3 || p.Available() != 0 {
+		t.Fatalf("re-declared with capacity 3: count %d available %d", p.Count(), p.Available())
+	}
+	must[struct{}](t)(struct{}{}, p.Release(ctx))
+	if !must[bool](t)(again.Delete(ctx)) {
+		t.Fatal("Delete of the re-declared semaphore: no such semaphore")
+	}
+}
+
 // Holdings never exceed the capacity, and cancelled acquires never leak
 // permits.
 func TestSemaphoreCancelledAcquiresNeverLeak(t *testing.T) {

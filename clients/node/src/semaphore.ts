@@ -8,6 +8,7 @@ import { NotHeldError, SessionLostError, TimeoutError, type BatonError } from ".
 import { outcomeOf, type GrantOutcome } from "./enums";
 import type { AcquireSemaphoreRequest } from "./gen/baton/v1/AcquireSemaphoreRequest";
 import type { AcquireSemaphoreResponse__Output } from "./gen/baton/v1/AcquireSemaphoreResponse";
+import type { DeleteSemaphoreResponse__Output } from "./gen/baton/v1/DeleteSemaphoreResponse";
 import type { RefreshSemaphoreResponse__Output } from "./gen/baton/v1/RefreshSemaphoreResponse";
 import type { ReleaseSemaphoreResponse__Output } from "./gen/baton/v1/ReleaseSemaphoreResponse";
 import { mayHaveBeenGranted, type AcquireOptions } from "./lock";
@@ -21,7 +22,8 @@ export interface SemaphoreAcquireOptions extends AcquireOptions {
 /**
  * A named semaphore. Get one with `client.semaphore(name, { capacity })`; the
  * capacity is declared by the first user and must match afterwards (leave it
- * out to use whatever was declared).
+ * out to use whatever was declared). The declaration lasts until delete(),
+ * also while no permit is held.
  */
 export class Semaphore {
   constructor(
@@ -93,6 +95,20 @@ export class Semaphore {
   /** Admin/Describe: capacity, available permits, holders, waiters. */
   describe(options: CallOptions = {}): Promise<ResourceDescription> {
     return this.admin.describe(this.name, options);
+  }
+
+  /**
+   * Ends the semaphore's declaration, so that the name may be declared again
+   * with another capacity; false if there was no such semaphore.
+   * FailedPreconditionError while permits are held (release them first);
+   * KindMismatchError if the name is another kind.
+   */
+  async delete(options: CallOptions = {}): Promise<boolean> {
+    const res = await this.core.call<DeleteSemaphoreResponse__Output>(
+      (m, o, cb) => this.core.stubs.semaphores.Delete({ name: this.name }, m, o, cb),
+      { signal: options.signal, what: `semaphore '${this.name}': delete` },
+    );
+    return res.deleted;
   }
 
   /** As Lock's recovery: a grant whose answer was lost is taken back. */

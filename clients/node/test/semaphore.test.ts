@@ -9,6 +9,7 @@ import {
   FailedPreconditionError,
   HeldPermits,
   InvalidArgumentError,
+  NotFoundError,
   NotHeldError,
   TimeoutError,
 } from "@baton/client";
@@ -85,6 +86,27 @@ describe("Semaphore", () => {
       InvalidArgumentError,
       "capacity required on first use",
     );
+  });
+
+  test("delete: refused while held, then ends the declaration", async () => {
+    const name = uniq("sem");
+    const sem = a.semaphore(name, { capacity: 2 });
+    const held = await sem.acquire();
+    await assert.rejects(
+      sem.delete(),
+      (e: unknown) => e instanceof FailedPreconditionError && !(e instanceof NotHeldError),
+      "refused while permits are held",
+    );
+    await held.release();
+    assert.equal(await sem.delete(), true);
+    await assert.rejects(a.admin.describe(name), NotFoundError);
+    assert.equal(await sem.delete(), false, "nothing left to delete");
+    const again = b.semaphore(name, { capacity: 3 });
+    const three = await again.acquire({ count: 3 });
+    assert.equal(three.count, 3);
+    assert.equal(three.available, 0);
+    await three.release();
+    assert.equal(await again.delete(), true);
   });
 
   test("timeouts, withPermits, await using", async () => {

@@ -63,6 +63,7 @@ METHODS: dict[str, Optional[str]] = {
     "semaphores.Acquire": "acquire_semaphore",
     "semaphores.Release": "release_semaphore",
     "semaphores.Refresh": "refresh_semaphore",
+    "semaphores.Delete": "delete_semaphore",
     "events.Set": "set_event",
     "events.Clear": "clear_event",
     "events.Wait": "wait_event",

@@ -11,8 +11,13 @@ object can have many at once (one per task using it). `async with` releases
 the holding it took; `release()` without arguments releases the newest holding
 taken by the calling task (else the newest one).
 
+The declaration (the capacity) lasts until delete(), also while no permit is
+held: delete the semaphore when the name is done with, or to declare it again
+with another capacity.
+
 RPCs: acquire -> Semaphores/Acquire, release -> Semaphores/Release,
-refresh -> Semaphores/Refresh, available -> Admin/Describe.
+refresh -> Semaphores/Refresh, delete -> Semaphores/Delete, available ->
+Admin/Describe.
 
 Cancellation is safe as for Lock: a grant that crossed the cancellation is
 released (see lock.py).
@@ -178,6 +183,14 @@ class Semaphore:
         set_duration(req, "ttl", ttl)
         resp = await self._client._rpc.call("semaphores.Refresh", req, unary=h.session_id == 0)
         return opt_seconds(resp, "expires_in") or 0.0
+
+    async def delete(self) -> bool:
+        """Semaphores/Delete: ends the semaphore's declaration, so that the name
+        may be declared again with another capacity. Returns False if there was
+        no such semaphore. FailedPreconditionError while permits are held
+        (release them first) or if the name is another kind."""
+        resp = await self._client._rpc.call("semaphores.Delete", semaphore_pb2.DeleteSemaphoreRequest(name=self.name))
+        return resp.deleted
 
     async def available(self) -> int:
         """Permits free now (Admin/Describe); the capacity if nobody holds any."""

@@ -88,6 +88,24 @@ async def test_semaphore_release_without_holding(client, name):
         await client.semaphore(name("sem"), 1).release()
 
 
+async def test_semaphore_delete(client, name):
+    n = name("sem")
+    sem = client.semaphore(n, 2)
+    h = await sem.acquire()
+    with pytest.raises(baton.FailedPreconditionError):
+        await sem.delete()
+    await sem.release(h)
+    assert await sem.delete() is True
+    with pytest.raises(baton.NotFoundError):
+        await client.describe(n)
+    assert await sem.delete() is False
+    again = client.semaphore(n, 3)
+    h = await again.acquire(3)
+    assert (h.count, h.available) == (3, 0)
+    await again.release(h)
+    assert await again.delete() is True
+
+
 async def test_event_wait_set_clear(client, connect, name):
     n = name("ev")
     other = await connect()

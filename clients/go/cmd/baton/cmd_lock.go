@@ -138,18 +138,20 @@ func cmdRefresh(e *env, args []string) error {
 	return nil
 }
 
-// sem acquire|release ...
+// sem acquire|release|delete ...
 func cmdSem(e *env, args []string) error {
 	if len(args) == 0 {
-		return usageErr("usage: baton sem acquire|release NAME ...")
+		return usageErr("usage: baton sem acquire|release|delete NAME ...")
 	}
 	switch args[0] {
 	case "acquire":
 		return semAcquire(e, args[1:])
 	case "release":
 		return semRelease(e, args[1:])
+	case "delete":
+		return semDelete(e, args[1:])
 	}
-	return usageErr("usage: baton sem acquire|release NAME ...: unknown subcommand %q", args[0])
+	return usageErr("usage: baton sem acquire|release|delete NAME ...: unknown subcommand %q", args[0])
 }
 
 func semAcquire(e *env, args []string) error {
@@ -239,5 +241,33 @@ func semRelease(e *env, args []string) error {
 		return err
 	}
 	e.print(map[string]any{"name": pos[0], "remaining": remaining}, "remaining %d\n", remaining)
+	return nil
+}
+
+// semDelete ends a semaphore's declaration (exit 4 if there is none, 5 while
+// permits are held).
+func semDelete(e *env, args []string) error {
+	fs := e.newFlags("sem delete")
+	pos, _, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := need(fs, pos, 1, 1, "NAME"); err != nil {
+		return err
+	}
+	c, err := e.dial()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := e.callCtx()
+	defer cancel()
+	ok, err := c.Semaphore(pos[0], 0).Delete(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &exitError{exitNotFound, fmt.Sprintf("no semaphore %s", pos[0])}
+	}
+	e.print(map[string]any{"name": pos[0], "deleted": true}, "")
 	return nil
 }

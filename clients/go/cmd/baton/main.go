@@ -47,6 +47,7 @@ Locks and semaphores (like flock):
   sem acquire NAME --capacity N [--count K] [--ttl D] [--try] -- CMD [ARGS...]
   sem acquire NAME --capacity N [--count K] (--ttl D | --session ID)
   sem release NAME --token T [--count K] [--session ID]
+  sem delete NAME                                end a semaphore's declaration (its capacity)
 
 Queues:
   queue put NAME [ITEM...]       items from the arguments, else one per stdin line

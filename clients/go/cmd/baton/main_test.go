@@ -444,6 +444,29 @@ func TestSemaphoreCommandLimitsConcurrency(t *testing.T) {
 	ok(t, "", "sem", "release", n, "--token", tok)
 }
 
+func TestSemaphoreDeleteCommand(t *testing.T) {
+	n := name(t, "sem")
+	tok := strings.TrimSpace(ok(t, "", "sem", "acquire", n, "--capacity", "2", "--ttl", "30s"))
+	if r := runB(t, "", "sem", "delete", n); r.code != 5 || !strings.Contains(r.stderr, "failed precondition") {
+		t.Fatalf("delete while held: exit %d, stderr %q", r.code, r.stderr)
+	}
+	ok(t, "", "sem", "release", n, "--token", tok)
+	if d := jsonOf(t, "", "sem", "delete", n); d["deleted"] != true {
+		t.Fatalf("delete: %v", d)
+	}
+	if r := runB(t, "", "describe", n); r.code != 4 {
+		t.Fatalf("describe after delete: exit %d", r.code)
+	}
+	if r := runB(t, "", "sem", "delete", n); r.code != 4 || !strings.Contains(r.stderr, "no semaphore") {
+		t.Fatalf("delete again: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runB(t, "", "sem", "delete"); r.code != 2 {
+		t.Fatalf("delete without NAME: exit %d", r.code)
+	}
+	ok(t, "", "sem", "acquire", n, "--capacity", "3", "--count", "3", "--try", "--", "true")
+	ok(t, "", "sem", "delete", n)
+}
+
 func TestQueueEventFutureBarrierCommands(t *testing.T) {
 	q := name(t, "q")
 	ok(t, "", "queue", "put", q, "b", "a", "--order", "priority", "--priority", "2")
