@@ -71,7 +71,7 @@ TEST(DeclarationTest, LocksAreStillReclaimedWhenIdle) {
 
 PutItems Put(std::vector<std::string> data, std::optional<QueueOptions> options = std::nullopt) {
   PutItems c;
-  c.name = "q";
+  c.name = std::string("q");
   c.options = options;
   for (auto& d : data) c.items.push_back(NewQueueItem{d, 0, 0});
   c.deadline = 0;
@@ -81,7 +81,7 @@ PutItems Put(std::vector<std::string> data, std::optional<QueueOptions> options 
 
 GetItems Get(uint32_t n) {
   GetItems c;
-  c.name = "q";
+  c.name = std::string("q");
   c.max_items = n;
   c.lease = kSecond;
   c.deadline = 0;

@@ -134,11 +134,11 @@ TEST(OrphanTest, ARetryWithAShorterDeadlineTimesOutThenAndLeavesTheLine) {
 TEST(OrphanTest, SemaphoreOrphansBehindAHeadThatLeftAreGrantedAtTheRestart) {
   Harness h;
   AcquirePermits one = SemCmd("s", 3, 2);
-  one.request_id = "one";
+  one.request_id = std::string("one");
   ASSERT_TRUE(ReplyTo(h.Apply(one, 1), 1)->ok());
   h.Apply(SemCmd("s", 3, 3), 2);  // no replay key: ends at the restart
   AcquirePermits small = SemCmd("s", 3, 1);
-  small.request_id = "small";
+  small.request_id = std::string("small");
   h.Apply(small, 3);  // fits, but waits behind the head of the line
   Effects out = h.Apply(Recover{.orphan_grace = kGrace});
   EXPECT_EQ(ReplyTo(out, 2)->status.code(), absl::StatusCode::kUnavailable);
@@ -190,7 +190,7 @@ TEST(OrphanTest, TwoRestartsInARowKeepTheOrphanUntilTheLastGraceEnds) {
 
 GetItems Get(std::string request_id, Time deadline = kForever) {
   GetItems c;
-  c.name = "q";
+  c.name = std::string("q");
   c.lease = 60 * kSecond;
   c.deadline = deadline;
   c.request_id = std::move(request_id);
@@ -199,7 +199,7 @@ GetItems Get(std::string request_id, Time deadline = kForever) {
 
 PutItems Put(std::string data) {
   PutItems c;
-  c.name = "q";
+  c.name = std::string("q");
   c.items.push_back(NewQueueItem{std::move(data), 0, 0});
   return c;
 }

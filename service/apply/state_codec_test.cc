@@ -356,14 +356,14 @@ TEST(StateCodec, OrphansAndUnclaimedGrantsRoundTrip) {
   a.Apply(LockCmd("l", 0, 60 * kSecond, kForever, "b"), 2);
   a.Apply(LockCmd("l", 0, 60 * kSecond, kForever, "c"), 3);
   GetItems get;
-  get.name = "q";
+  get.name = std::string("q");
   get.lease = 60 * kSecond;
-  get.request_id = "g";
+  get.request_id = std::string("g");
   a.Apply(get, 4);
   a.Apply(TakeTask{"work", 0, 60 * kSecond, kForever, "t"}, 5);
   a.Apply(Recover{.orphan_grace = 10 * kSecond});
   PutItems put;
-  put.name = "q";
+  put.name = std::string("q");
   put.items = {{"x", 0, 0}};
   a.Apply(put);                                              // to the orphaned Get
   a.Apply(SubmitTask{"work", "job", 0, 2, "", false, 0});    // to the orphaned Take
