@@ -1818,7 +1818,10 @@ async def test_waits_pending_at_a_kill9_keep_their_places_for_their_retries(serv
     await in_line(1)
     second = {k: asyncio.ensure_future(f) for k, f in waits("second").items()}
     await in_line(2)
-    await server.kill9()  # closes the client too: its calls end locally
+    # Kill first, then close the client: closing first would cancel the waits
+    # on a server still alive to hear it.
+    sigkill(server.proc)
+    await server.c.close()
     ended = await asyncio.gather(*first.values(), *second.values(), return_exceptions=True)
     assert all(isinstance(e, (grpc.aio.AioRpcError, asyncio.CancelledError)) for e in ended), ended
 
