@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Any, Awaitable, Callable, Optional, Union
+from typing import Any, Awaitable, Callable, Optional, TypeVar, Union
 
 import grpc
 
@@ -40,6 +40,8 @@ log = logging.getLogger("baton")
 
 LostCallback = Callable[[SessionLostError], Union[None, Awaitable[None]]]
 
+T = TypeVar("T")
+
 
 def task_is_cancelled() -> bool:
     """Whether the current task has a cancellation pending. grpc.aio raises
@@ -49,6 +51,65 @@ def task_is_cancelled() -> bool:
     task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)
     return cancelling is None or cancelling() > 0
+
+
+class StreamWatch:
+    """Watches one gRPC stream call of a session: `ended` is done as soon as
+    the call has ended for any reason (the server ended it, the connection
+    broke, or it was cancelled: break_stream(), a failed write), and step()
+    runs the call's writes and reads so that none outlives it.
+
+    Why: grpc.aio never ends a write() that waits for the stream's headers if
+    the call is cancelled before they went out: call.cancel() also cancels
+    the task that would send them and set the event that write() waits on.
+    A session that awaited such a write directly waited on it for ever, with
+    no stream holding the session open, so the server ended the session once
+    its TTL ran out. break_stream() right after a stream was opened did it;
+    a loaded machine widens that window.
+
+    Used only on the client's event loop."""
+
+    def __init__(self, call: Any) -> None:
+        self.call = call
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        call.add_done_callback(self._on_done)  # runs at once if already done
+
+    def _on_done(self, _call: Any) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+    async def step(self, step: Awaitable[T]) -> T:
+        """Awaits `step`, a write() or read() of the call, and returns or
+        raises what it does. If the call is cancelled first, gives the step
+        up and raises ConnectionError; so too if grpc.aio reports the
+        cancellation as a CancelledError, which is thus never taken for the
+        task's own (that one propagates unchanged). A call that ended
+        otherwise (status from the server, broken connection) lets the step
+        end with the call's error, as grpc.aio does then."""
+        task = asyncio.ensure_future(step)
+        task.add_done_callback(_retrieve)  # a step given up on may still fail
+        try:
+            await asyncio.wait((task, self.ended), return_when=asyncio.FIRST_COMPLETED)
+            if not task.done() and not self.call.cancelled():
+                await asyncio.wait((task,))
+        finally:
+            if not task.done():
+                task.cancel()
+        if not task.done() or task.cancelled():
+            raise ConnectionError("the stream was cancelled")
+        return task.result()
+
+    async def until_ended(self, timeout: float) -> bool:
+        """Sleeps `timeout` seconds, or less if the call ends meanwhile;
+        returns whether it ended."""
+        await asyncio.wait((self.ended,), timeout=timeout)
+        return self.ended.done()
+
+
+def _retrieve(task: "asyncio.Task[Any]") -> None:
+    """Marks a step's exception as seen, so that asyncio does not log it."""
+    if not task.cancelled():
+        task.exception()
 
 
 class Session:
@@ -186,10 +247,11 @@ class KeepAliveSession(Session):
         while not self._closing and self.lost_error is None:
             call = self._stub.KeepAliveStream()
             self._stream = call
+            watch = StreamWatch(call)
             try:
                 while True:
-                    await call.write(req)
-                    resp = await call.read()
+                    await watch.step(call.write(req))
+                    resp = await watch.step(call.read())
                     if resp is grpc.aio.EOF:
                         raise ConnectionError("keep-alive stream ended")
                     if resp.state == session_pb2.SESSION_STATE_NOT_FOUND:
@@ -203,13 +265,10 @@ class KeepAliveSession(Session):
                         return
                     backoff = 0.05
                     self.attached.set()
-                    await asyncio.sleep(self.probe_interval)
-            except asyncio.CancelledError:
-                if self._closing or self.lost_error is not None or task_is_cancelled():
-                    raise
-                self.attached.clear()
-                self.stream_breaks += 1
-            except Exception as e:  # RpcError, or InvalidStateError writing to a finished call...
+                    # Until the next probe; re-open at once if the stream breaks.
+                    if await watch.until_ended(self.probe_interval):
+                        raise ConnectionError(f"keep-alive stream ended: {await call.code()}")
+            except Exception as e:  # RpcError, ConnectionError...
                 if self._closing:
                     return
                 self.attached.clear()

@@ -33,7 +33,7 @@ import grpc
 
 from ._rpc import Recover, Rollback, Rpc, duration, seconds
 from .errors import BatonError, ClientClosedError, DeadlineExceededError, SessionLostError, UnavailableError
-from .session import Session, task_is_cancelled
+from .session import Session, StreamWatch, task_is_cancelled
 from .v1 import session_pb2, stream_pb2, stream_pb2_grpc
 
 log = logging.getLogger("baton")
@@ -104,6 +104,7 @@ class StreamSession(Session):
             self._generation += 1
             call = self._stub.Connect()
             self._stream = call
+            watch = StreamWatch(call)
             writer: Optional[asyncio.Task[None]] = None
             prober: Optional[asyncio.Task[None]] = None
             welcomed = False
@@ -111,8 +112,10 @@ class StreamSession(Session):
                 hello = stream_pb2.StreamHello(session_id=self.id)
                 if not self.id:
                     hello = stream_pb2.StreamHello(ttl=duration(self.ttl), label=self.label)
-                await call.write(stream_pb2.StreamRequest(hello=hello))
-                first = await call.read()
+                # Through the watch: a stream cancelled before its headers
+                # went out would leave a bare write() waiting for ever.
+                await watch.step(call.write(stream_pb2.StreamRequest(hello=hello)))
+                first = await watch.step(call.read())
                 if first is grpc.aio.EOF:
                     raise ConnectionError("the session stream ended before its welcome")
                 self.id = first.welcome.session_id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable, Optional
+from typing import Awaitable, Callable, Optional, Union
 
 import baton
 
@@ -75,8 +75,14 @@ class TcpProxy:
             await self.server.wait_closed()
 
 
-async def eventually(predicate: Callable[[], Awaitable[object]], timeout: float = 5.0, what: str = "condition") -> object:
-    """Polls async `predicate` until truthy; fails after `timeout` seconds."""
+async def eventually(
+    predicate: Callable[[], Awaitable[object]],
+    timeout: float = 5.0,
+    what: Union[str, Callable[[], str]] = "condition",
+) -> object:
+    """Polls async `predicate` until truthy; fails after `timeout` seconds.
+    `what` names the condition in the failure; pass a callable to describe
+    the state at the time of the failure rather than at the call."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
@@ -84,7 +90,8 @@ async def eventually(predicate: Callable[[], Awaitable[object]], timeout: float 
         if last:
             return last
         await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+    described = what() if callable(what) else what
+    raise AssertionError(f"timed out waiting for {described}; last: {last!r}")
 
 
 async def idle(client: baton.Client, name: str) -> bool:

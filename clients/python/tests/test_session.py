@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 import baton
+from baton.session import KeepAliveSession
 from baton.v1 import session_pb2
 from helpers import eventually, idle
 
@@ -33,7 +34,7 @@ async def test_broken_stream_is_reopened_with_the_same_session(connect, admin, n
         assert c.session.break_stream()
         await eventually(
             lambda: _reattached(c, breaks=i + 1),
-            what=f"stream re-opened after break {i + 1}: {c.session.stream_breaks} breaks, task {c.session._task}",
+            what=lambda: f"stream re-opened after break {i + 1}: {c.session.stream_breaks} breaks, task {c.session._task}",
         )
     assert c.session.stream_breaks >= 3
     await asyncio.sleep(2.0)  # longer than the TTL: only the re-opened stream keeps it
@@ -44,6 +45,59 @@ async def test_broken_stream_is_reopened_with_the_same_session(connect, admin, n
 
 async def _reattached(c, breaks=0):
     return c.session.attached.is_set() and c.session.stream_breaks >= breaks
+
+
+class _CutBeforeHeaders:
+    """Stands in for a session's stub: each of the next `count` streams it
+    opens is cancelled (as break_stream() does) while the session's first
+    write() on it waits for the stream's headers to go out."""
+
+    def __init__(self, stub, method, count):
+        self._stub, self._method, self.left = stub, method, count
+
+    def __getattr__(self, attr):
+        real = getattr(self._stub, attr)
+        if attr != self._method:
+            return real
+
+        def open_stream(*args, **kwargs):
+            call = real(*args, **kwargs)
+            if self.left > 0:
+                self.left -= 1
+                write = call.write
+
+                async def write_then_cut(request):
+                    pending = asyncio.ensure_future(write(request))
+                    await asyncio.sleep(0)  # the write now waits for the headers
+                    call.cancel()
+                    return await pending
+
+                call.write = write_then_cut
+            return call
+
+        return open_stream
+
+
+async def test_stream_broken_before_its_headers_went_out_is_reopened(connect, admin, name):
+    # grpc.aio never ends a write() that waits for the headers of a stream
+    # cancelled meanwhile; the session used to wait on it for ever (and lose
+    # the session after its TTL) instead of opening the next stream.
+    n = name("lock")
+    c = await connect(session_ttl=1.5)
+    await c.lock(n).acquire()
+    sid = c.session_id
+    method = "KeepAliveStream" if isinstance(c.session, KeepAliveSession) else "Connect"
+    cutter = _CutBeforeHeaders(c.session._stub, method, count=3)
+    c.session._stub = cutter
+    assert c.session.break_stream()
+    await eventually(
+        lambda: _reattached(c, breaks=4),
+        what=lambda: f"stream re-opened: {c.session.stream_breaks} breaks, task {c.session._task}",
+    )
+    assert cutter.left == 0
+    await asyncio.sleep(2.0)  # longer than the TTL: only the re-opened stream keeps it
+    assert c.session_id == sid and not c.session_lost.is_set()
+    assert await _holder_session(admin, n) == sid
 
 
 async def test_dropped_connection_reconnects_within_ttl(connect, admin, name, proxy):
