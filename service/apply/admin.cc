@@ -32,7 +32,7 @@ void ShardState::Do(const ListResources& c, OpRef origin, Time, Effects& out) {
     list.resources.push_back(
         ResourceSummary{it->first, r.kind, holders, static_cast<uint32_t>(r.waiters().size())});
   }
-  out.push_back(Reply{origin, Result::Ok(std::move(list))});
+  out.push_back(Answer(c, origin, std::move(list)));
 }
 
 void ShardState::Do(const DescribeResource& c, OpRef origin, Time now, Effects& out) {
@@ -148,7 +148,7 @@ void ShardState::Do(const DescribeResource& c, OpRef origin, Time now, Effects& 
       break;
     }
   }
-  out.push_back(Reply{origin, Result::Ok(std::move(info))});
+  out.push_back(Answer(c, origin, std::move(info)));
 }
 
 }  // namespace baton::apply

@@ -45,7 +45,7 @@ void ShardState::Do(const BarrierWait& c, OpRef origin, Time now, Effects& out) 
       out.push_back(Reply{w.op, Result::Ok(Passed{GrantHow::kAfterWait,
                                                   static_cast<uint32_t>(w.count), b.cycles()})});
     }
-    out.push_back(Reply{origin, Result::Ok(Passed{GrantHow::kImmediate, index, b.cycles()})});
+    out.push_back(Answer(c, origin, Passed{GrantHow::kImmediate, index, b.cycles()}));
     MaybeReclaim(c.name);
     return;
   }
@@ -74,23 +74,23 @@ void ShardState::Do(const AbortBarrier& c, OpRef origin, Time, Effects& out) {
   auto r = Lookup(c.name, Kind::kBarrier, /*create=*/false, 0);
   if (!r.ok()) return out.push_back(Reply{origin, Result::Error(r.status())});
   // A barrier nobody has used has no parties to break it for.
-  if (*r == nullptr) return out.push_back(Reply{origin, Result::Ok(Counted{0})});
+  if (*r == nullptr) return out.push_back(Answer(c, origin, BarrierAborted{0}));
   Barrier& b = (*r)->barrier();
   uint32_t n = static_cast<uint32_t>(b.waiters().size());
   BreakBarrier(c.name, b, "aborted", out);
-  out.push_back(Reply{origin, Result::Ok(Counted{n})});
+  out.push_back(Answer(c, origin, BarrierAborted{n}));
 }
 
 void ShardState::Do(const ResetBarrier& c, OpRef origin, Time, Effects& out) {
   auto r = Lookup(c.name, Kind::kBarrier, /*create=*/false, 0);
   if (!r.ok()) return out.push_back(Reply{origin, Result::Error(r.status())});
-  if (*r == nullptr) return out.push_back(Reply{origin, Result::Ok(Counted{0})});
+  if (*r == nullptr) return out.push_back(Answer(c, origin, BarrierAborted{0}));
   Barrier& b = (*r)->barrier();
   absl::Status reset = absl::AbortedError(absl::StrCat("barrier '", c.name, "' was reset"));
   std::vector<Waiter> gone = b.Reset();
   for (const Waiter& w : gone) EndWait(c.name, w, reset, out);
   MaybeReclaim(c.name);
-  out.push_back(Reply{origin, Result::Ok(Counted{static_cast<uint32_t>(gone.size())})});
+  out.push_back(Answer(c, origin, BarrierAborted{static_cast<uint32_t>(gone.size())}));
 }
 
 }  // namespace baton::apply

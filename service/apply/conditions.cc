@@ -91,7 +91,7 @@ void ShardState::Do(const Notify& c, OpRef origin, Time now, Effects& out) {
     }
     if (it->second.empty()) lock.conditions.erase(it);
   }
-  out.push_back(Reply{origin, Result::Ok(Counted{woken})});
+  out.push_back(Answer(c, origin, Notified{woken}));
 }
 
 }  // namespace baton::apply

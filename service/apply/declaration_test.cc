@@ -44,13 +44,14 @@ TEST(DeclarationTest, DeleteEndsASemaphoreDeclarationOnceNothingIsHeld) {
   h.Apply(SemRelease(waiter), 5);
   std::optional<Result> d = ReplyTo(h.Apply(DeleteSemaphore{"s"}, 6), 6);
   ASSERT_TRUE(d && d->ok());
-  EXPECT_EQ(std::get<Counted>(d->value).n, 1u);
+  EXPECT_EQ(std::get<Deleted>(d->value).deleted, true);
   EXPECT_EQ(h.state.resource_count(), 0u);
   // Gone: capacity 0 is refused, and another capacity declares it anew.
   EXPECT_EQ(CodeOf(ReplyTo(h.Apply(SemCmd("s", 0, 1), 7), 7)), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(ReplyTo(h.Apply(SemCmd("s", 5, 1), 8), 8)->ok());
   // A name that is not there, or not a semaphore.
-  EXPECT_EQ(std::get<Counted>(ReplyTo(h.Apply(DeleteSemaphore{"none"}, 9), 9)->value).n, 0u);
+  EXPECT_EQ(std::get<Deleted>(ReplyTo(h.Apply(DeleteSemaphore{"none"}, 9), 9)->value).deleted,
+            false);
   h.Apply(LockCmd("l"), 10);
   EXPECT_EQ(CodeOf(ReplyTo(h.Apply(DeleteSemaphore{"l"}, 11), 11)),
             absl::StatusCode::kFailedPrecondition);

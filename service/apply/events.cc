@@ -25,7 +25,7 @@ void ShardState::Do(const SetEvent& c, OpRef origin, Time, Effects& out) {
   }
   if (!was_set) NotifyWatchers(e, out);
   out.push_back(
-      Reply{origin, Result::Ok(EventOutcome{was_set, true, static_cast<uint32_t>(woken.size())})});
+      Answer(c, origin, EventOutcome{was_set, true, static_cast<uint32_t>(woken.size())}));
 }
 
 void ShardState::Do(const ClearEvent& c, OpRef origin, Time, Effects& out) {
@@ -39,7 +39,7 @@ void ShardState::Do(const ClearEvent& c, OpRef origin, Time, Effects& out) {
     if (was_set) NotifyWatchers(e, out);
     MaybeReclaim(c.name);
   }
-  out.push_back(Reply{origin, Result::Ok(EventOutcome{was_set, false})});
+  out.push_back(Answer(c, origin, EventOutcome{was_set, false}));
 }
 
 void ShardState::Do(const WaitEvent& c, OpRef origin, Time now, Effects& out) {
@@ -49,7 +49,7 @@ void ShardState::Do(const WaitEvent& c, OpRef origin, Time now, Effects& out) {
   auto r = Lookup(c.name, Kind::kEvent, /*create=*/false, 0);
   if (!r.ok()) return fail(r.status());
   if (*r != nullptr && (*r)->event().is_set()) {
-    out.push_back(Reply{origin, Result::Ok(EventOutcome{true, true, 0, GrantHow::kImmediate})});
+    out.push_back(Answer(c, origin, EventOutcome{true, true, 0, GrantHow::kImmediate}));
     return;
   }
   if (c.deadline <= now) {
@@ -78,7 +78,7 @@ void ShardState::Do(const WatchEvent& c, OpRef origin, Time, Effects& out) {
   if (!r.ok()) return fail(r.status());
   Event& e = (*r)->event();
   e.AddWatcher(origin);
-  out.push_back(Reply{origin, Result::Ok(EventChange{e.is_set()})});
+  out.push_back(Answer(c, origin, EventChange{e.is_set()}));
 }
 
 void ShardState::Do(const UnwatchEvent& c, OpRef origin, Time, Effects&) {

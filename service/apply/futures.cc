@@ -19,8 +19,8 @@ void ShardState::Do(const CompleteFuture& c, OpRef origin, Time now, Effects& ou
     // asyncio: Future.cancel() on a done future returns False; setting a
     // done future raises InvalidStateError.
     if (cancel) {
-      return out.push_back(Reply{origin, Result::Ok(FutureOutcome{f.value(), GrantHow::kImmediate,
-                                                                  0, /*changed=*/false})});
+      return out.push_back(
+          Answer(c, origin, FutureOutcome{f.value(), GrantHow::kImmediate, 0, /*changed=*/false}));
     }
     return fail(absl::FailedPreconditionError(
         absl::StrCat("future '", c.name, "' is already done; a future is set only once")));
@@ -35,9 +35,10 @@ void ShardState::Do(const CompleteFuture& c, OpRef origin, Time now, Effects& ou
     Unpark(c.name, w);
     out.push_back(Reply{w.op, Result::Ok(FutureOutcome{f.value(), GrantHow::kAfterWait})});
   }
-  out.push_back(Reply{origin, Result::Ok(FutureOutcome{f.value(), GrantHow::kImmediate,
-                                                       static_cast<uint32_t>(woken.size()),
-                                                       /*changed=*/true})});
+  out.push_back(
+      Answer(c, origin,
+             FutureOutcome{f.value(), GrantHow::kImmediate, static_cast<uint32_t>(woken.size()),
+                           /*changed=*/true}));
 }
 
 void ShardState::Do(const AwaitFuture& c, OpRef origin, Time now, Effects& out) {
@@ -48,7 +49,7 @@ void ShardState::Do(const AwaitFuture& c, OpRef origin, Time now, Effects& out) 
   if (!r.ok()) return fail(r.status());
   if (*r != nullptr && (*r)->future().done()) {
     return out.push_back(
-        Reply{origin, Result::Ok(FutureOutcome{(*r)->future().value(), GrantHow::kImmediate})});
+        Answer(c, origin, FutureOutcome{(*r)->future().value(), GrantHow::kImmediate}));
   }
   if (c.deadline <= now) {
     return fail(absl::DeadlineExceededError(absl::StrCat("future '", c.name, "' is pending")));

@@ -91,9 +91,9 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
     // longer roll it back, but a loss of this one must.
     h->delivery = next_delivery_++;
     Claim(c.name, c.session, c.request_id);
-    out.push_back(
-        Reply{origin, Result::Ok(Granted{h->token, h->count, pool.available(), GrantHow::kReplayed,
-                                         ExpiresIn(h->expires, now), h->delivery})});
+    out.push_back(Answer(c, origin,
+                         Granted{h->token, h->count, pool.available(), GrantHow::kReplayed,
+                                 ExpiresIn(h->expires, now), h->delivery}));
     return;
   }
   // The retry of a wait that a restart orphaned: it keeps its place.
@@ -144,7 +144,7 @@ void ShardState::Do(const ReleasePermits& c, OpRef origin, Time now, Effects& ou
   int64_t remaining = pool.Return(c.token, c.count);
   if (remaining == 0) ForgetHolding(c.name, before);
   int granted = GrantWaiters(c.name, pool, now, out);
-  out.push_back(Reply{origin, Result::Ok(Released{granted > 0, pool.available(), remaining})});
+  out.push_back(Answer(c, origin, Released{granted > 0, pool.available(), remaining}));
   MaybeReclaim(c.name);
 }
 
@@ -164,7 +164,7 @@ void ShardState::Do(const RefreshPermits& c, OpRef origin, Time now, Effects& ou
   h.expires = AddSaturating(now, c.lease);
   AddTimer(h.expires, TimerKind::kLease, h.token);
   lease_names_[h.token] = c.name;
-  out.push_back(Reply{origin, Result::Ok(Refreshed{h.expires - now})});
+  out.push_back(Answer(c, origin, Refreshed{h.expires - now}));
 }
 
 void ShardState::Do(const Undeliver& c, OpRef, Time now, Effects& out) {
@@ -189,7 +189,7 @@ void ShardState::DropHolding(const std::string& name, PermitPool& pool, uint64_t
 void ShardState::Do(const DeleteSemaphore& c, OpRef origin, Time, Effects& out) {
   auto r = Lookup(c.name, Kind::kSemaphore, /*create=*/false, 0);
   if (!r.ok()) return out.push_back(Reply{origin, Result::Error(r.status())});
-  if (*r == nullptr) return out.push_back(Reply{origin, Result::Ok(Counted{0})});
+  if (*r == nullptr) return out.push_back(Answer(c, origin, Deleted{false}));
   const PermitPool& pool = (*r)->pool();
   // Nobody waits unless permits are held (grants are made as soon as they fit).
   if (!pool.holdings().empty()) {
@@ -200,7 +200,7 @@ void ShardState::Do(const DeleteSemaphore& c, OpRef origin, Time, Effects& out) 
                           " waiters: release the permits first")))});
   }
   resources_.erase(c.name);
-  out.push_back(Reply{origin, Result::Ok(Counted{1})});
+  out.push_back(Answer(c, origin, Deleted{true}));
 }
 
 void ShardState::ExpireLease(uint64_t token, Time now, Effects& out) {

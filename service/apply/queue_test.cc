@@ -136,7 +136,7 @@ TEST(QueueTest, AckFinishesAnItemAndJoinReturnsWhenNothingIsUnfinished) {
   auto out = h.Apply(AckItems{"q", {Receipt(got)}}, 4);
   ASSERT_TRUE(ReplyTo(out, 3).has_value());
   EXPECT_TRUE(ReplyTo(out, 3)->ok());
-  EXPECT_EQ(std::get<Counted>(ReplyTo(out, 4)->value).unfinished, 0u);
+  EXPECT_EQ(std::get<Acked>(ReplyTo(out, 4)->value).unfinished, 0u);
   EXPECT_EQ(h.state.resource_count(), 1u);  // declared (Put gave options): kept
   EXPECT_EQ(h.state.queue_bytes(), 0u);
 }
@@ -170,7 +170,7 @@ TEST(QueueTest, NackReturnsToTheHeadAndDeadLettersAfterMaxDeliveries) {
   auto second = ReplyTo(h.Apply(Get("q"), 4), 4);
   EXPECT_EQ(Payloads(second), std::vector<std::string>{"poison"});
   auto nack = ReplyTo(h.Apply(NackItems{"q", {Receipt(second)}, 0}, 5), 5);
-  EXPECT_EQ(std::get<Counted>(nack->value).m, 1u);  // dead-lettered
+  EXPECT_EQ(std::get<Nacked>(nack->value).dead_lettered, 1u);  // dead-lettered
   EXPECT_EQ(Payloads(ReplyTo(h.Apply(Get("q"), 6), 6)), std::vector<std::string>{"ok"});
   GetItems dead = Get("q");
   dead.dead_letters = true;
@@ -254,7 +254,7 @@ TEST(QueueTest, PurgeRemovesQueuedItemsAndReleasesJoiners) {
   h.Apply(Put("q", {"a", "b"}), 1);
   h.Apply(JoinQueue{"q", kForever}, 2);
   auto out = h.Apply(PurgeQueue{"q", false}, 3);
-  EXPECT_EQ(std::get<Counted>(ReplyTo(out, 3)->value).n, 2u);
+  EXPECT_EQ(std::get<Purged>(ReplyTo(out, 3)->value).purged, 2u);
   EXPECT_TRUE(ReplyTo(out, 2)->ok());
 }
 

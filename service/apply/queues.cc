@@ -253,7 +253,7 @@ void ShardState::Do(const ConsumeQueue& c, OpRef origin, Time now, Effects& out)
 void ShardState::Do(const StopConsuming& c, OpRef origin, Time, Effects& out) {
   // Always answered: the stream waits for this answer to know that no more
   // pushes are on their way.
-  auto done = [&] { out.push_back(Reply{origin, Result::Ok(Done{})}); };
+  auto done = [&] { out.push_back(Answer(c, origin, Done{})); };
   auto it = resources_.find(c.name);
   if (it == resources_.end() || it->second.kind != Kind::kQueue) return done();
   Queue& q = it->second.queue();
@@ -315,8 +315,8 @@ void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
   if (q.putters.empty() && q.HasRoom(items.size())) {
     std::vector<uint64_t> ids = Enqueue(c.name, q, std::move(items), delays, now);
     out.push_back(
-        Reply{origin, Result::Ok(PutDone{std::move(ids), static_cast<uint32_t>(q.queued()),
-                                         GrantHow::kImmediate})});
+        Answer(c, origin,
+               PutDone{std::move(ids), static_cast<uint32_t>(q.queued()), GrantHow::kImmediate}));
     Pump(c.name, q, now, out);
     return;
   }
@@ -355,8 +355,7 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
     std::vector<DeliveredItem> again = ReplayGet(q, c.session, c.request_id, now);
     if (!again.empty()) {
       Claim(c.name, c.session, c.request_id);
-      return out.push_back(
-          Reply{origin, Result::Ok(GotItems{std::move(again), GrantHow::kReplayed})});
+      return out.push_back(Answer(c, origin, GotItems{std::move(again), GrantHow::kReplayed}));
     }
   }
   // The retry of a Get that a restart orphaned: it keeps its place.
@@ -368,7 +367,7 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
   if (can_take) {
     std::vector<DeliveredItem> got = TakeItems(c.name, q, c.max_items, c.dead_letters, c.session,
                                                c.lease, now, OpRef{}, c.request_id);
-    out.push_back(Reply{origin, Result::Ok(GotItems{std::move(got), GrantHow::kImmediate})});
+    out.push_back(Answer(c, origin, GotItems{std::move(got), GrantHow::kImmediate}));
     Pump(c.name, q, now, out);  // room for putters
     return;
   }
@@ -431,7 +430,7 @@ void ShardState::Do(const AckItems& c, OpRef origin, Time now, Effects& out) {
                           " not in flight: acknowledged already, or its lease ran out and the item "
                           "went back to the queue")))});
   }
-  out.push_back(Reply{origin, Result::Ok(Counted{acked, 0, unfinished})});
+  out.push_back(Answer(c, origin, Acked{acked, unfinished}));
 }
 
 void ShardState::Do(const NackItems& c, OpRef origin, Time now, Effects& out) {
@@ -460,7 +459,7 @@ void ShardState::Do(const NackItems& c, OpRef origin, Time now, Effects& out) {
                     "returned ", returned, " of ", c.receipts.size(), "; ", stale,
                     " receipts not in flight: acknowledged already, or their lease ran out")))});
   }
-  out.push_back(Reply{origin, Result::Ok(Counted{returned, dead, q.unfinished()})});
+  out.push_back(Answer(c, origin, Nacked{returned, dead, q.unfinished()}));
 }
 
 void ShardState::Do(const JoinQueue& c, OpRef origin, Time now, Effects& out) {
@@ -469,7 +468,7 @@ void ShardState::Do(const JoinQueue& c, OpRef origin, Time now, Effects& out) {
   auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
   if (!r.ok()) return fail(r.status());
   if (*r == nullptr || (*r)->queue().unfinished() == 0) {
-    return out.push_back(Reply{origin, Result::Ok(Passed{GrantHow::kImmediate})});
+    return out.push_back(Answer(c, origin, Passed{GrantHow::kImmediate}));
   }
   Queue& q = (*r)->queue();
   if (c.deadline <= now) {
@@ -488,7 +487,7 @@ void ShardState::Do(const JoinQueue& c, OpRef origin, Time now, Effects& out) {
 void ShardState::Do(const PurgeQueue& c, OpRef origin, Time now, Effects& out) {
   auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
   if (!r.ok()) return out.push_back(Reply{origin, Result::Error(r.status())});
-  if (*r == nullptr) return out.push_back(Reply{origin, Result::Ok(Counted{})});
+  if (*r == nullptr) return out.push_back(Answer(c, origin, Purged{}));
   Queue& q = (*r)->queue();
   uint32_t purged = 0;
   if (c.dead_letters) {
@@ -502,7 +501,7 @@ void ShardState::Do(const PurgeQueue& c, OpRef origin, Time now, Effects& out) {
   }
   Pump(c.name, q, now, out);
   MaybeReclaim(c.name);
-  out.push_back(Reply{origin, Result::Ok(Counted{purged})});
+  out.push_back(Answer(c, origin, Purged{purged}));
 }
 
 void ShardState::ForgetQueue(const std::string& name, Queue& q) {
@@ -522,7 +521,7 @@ void ShardState::ForgetQueue(const std::string& name, Queue& q) {
 void ShardState::Do(const DeleteQueue& c, OpRef origin, Time, Effects& out) {
   auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
   if (!r.ok()) return out.push_back(Reply{origin, Result::Error(r.status())});
-  if (*r == nullptr) return out.push_back(Reply{origin, Result::Ok(Counted{0})});
+  if (*r == nullptr) return out.push_back(Answer(c, origin, Deleted{false}));
   Queue& q = (*r)->queue();
   absl::Status deleted = absl::AbortedError(absl::StrCat("queue '", c.name, "' was deleted"));
   for (primitives::WaiterQueue* line : {&q.getters, &q.putters, &q.joiners}) {
@@ -533,7 +532,7 @@ void ShardState::Do(const DeleteQueue& c, OpRef origin, Time, Effects& out) {
   ForgetQueue(c.name, q);
   queue_bytes_ -= q.accounted_bytes;
   resources_.erase(c.name);
-  out.push_back(Reply{origin, Result::Ok(Counted{1})});
+  out.push_back(Answer(c, origin, Deleted{true}));
 }
 
 void ShardState::Do(const UndeliverItems& c, OpRef, Time now, Effects& out) {

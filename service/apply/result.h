@@ -146,11 +146,29 @@ struct GotItems {
   std::vector<DeliveredItem> items;
   GrantHow how = GrantHow::kImmediate;
 };
-// Counts for Ack, Nack, Purge, Delete, Notify, Abort, Reset.
-struct Counted {
-  uint32_t n = 0;
-  uint32_t m = 0;
+struct Acked {
+  uint32_t acked = 0;
+  uint64_t unfinished = 0;  // items put and not yet acked
+};
+struct Nacked {
+  uint32_t returned = 0;
+  uint32_t dead_lettered = 0;
   uint64_t unfinished = 0;
+};
+struct Purged {
+  uint32_t purged = 0;
+};
+// Queues/Delete and Semaphores/Delete: whether there was one to delete.
+struct Deleted {
+  bool deleted = false;
+};
+// Barriers/Abort and Barriers/Reset: the waiters that were aborted.
+struct BarrierAborted {
+  uint32_t aborted = 0;
+};
+// Conditions/Notify.
+struct Notified {
+  uint32_t woken = 0;
 };
 // A wait that passed with no value: Join, and a Barrier's trip.
 struct Passed {
@@ -184,6 +202,30 @@ struct TakenTask {
   uint32_t attempt = 0;
 };
 
+struct TaskHeartbeat {
+  bool cancel_requested = false;  // the worker should stop
+};
+// Tasks/Complete: the task's state after the call, and whether it had been
+// cancelled (the result was then dropped).
+struct TaskCompleted {
+  primitives::TaskState state = primitives::TaskState::kPending;
+  bool was_cancelled = false;
+};
+// Tasks/Cancel: whether this call cancelled it, and its state after.
+struct TaskCancelled {
+  bool cancelled = false;
+  primitives::TaskState state = primitives::TaskState::kPending;
+};
+
+// Timers.
+struct TimerScheduled {
+  Duration due_in = 0;
+};
+struct TimerCancelled {
+  bool cancelled = false;
+  uint64_t fired = 0;  // times it had fired
+};
+
 struct Done {};
 
 // A value kept on the heap, so that the variant below stays small: every
@@ -210,10 +252,14 @@ class Boxed {
   std::unique_ptr<T> p_;
 };
 
+// Every result type. Which one a command gets is ResultOf<Command>
+// (result_of.h); Submit hands a handler that type, never the variant.
 using ResultValue =
     std::variant<Done, Granted, Released, Refreshed, EventOutcome, EventChange, Boxed<SessionInfo>,
-                 ResourceList, Boxed<ResourceInfo>, PutDone, GotItems, Counted, Passed,
-                 Boxed<FutureOutcome>, Boxed<TaskReport>, TaskReports, Boxed<TakenTask>>;
+                 ResourceList, Boxed<ResourceInfo>, PutDone, GotItems, Acked, Nacked, Purged,
+                 Deleted, BarrierAborted, Notified, Passed, Boxed<FutureOutcome>, Boxed<TaskReport>,
+                 TaskReports, Boxed<TakenTask>, TaskHeartbeat, TaskCompleted, TaskCancelled,
+                 TimerScheduled, TimerCancelled>;
 
 struct Result {
   absl::Status status;

@@ -55,7 +55,7 @@ void ShardState::Do(const OpenSession& c, OpRef origin, Time now, Effects& out) 
   SessionInfo info = Info(id, s, now);
   sessions_.emplace(id, std::move(s));
   out.push_back(Broadcast{SessionStarted{id}});
-  out.push_back(Reply{origin, Result::Ok(info)});
+  out.push_back(Answer(c, origin, info));
 }
 
 void ShardState::Do(const KeepAlive& c, OpRef origin, Time now, Effects& out) {
@@ -69,7 +69,7 @@ void ShardState::Do(const KeepAlive& c, OpRef origin, Time now, Effects& out) {
     s.expires = AddSaturating(now, s.ttl);
     AddTimer(s.expires, TimerKind::kSession, c.session);
   }
-  out.push_back(Reply{origin, Result::Ok(Info(c.session, s, now))});
+  out.push_back(Answer(c, origin, Info(c.session, s, now)));
 }
 
 void ShardState::Do(const AttachStream& c, OpRef origin, Time now, Effects& out) {
@@ -82,7 +82,7 @@ void ShardState::Do(const AttachStream& c, OpRef origin, Time now, Effects& out)
     RemoveTimer(s.expires, TimerKind::kSession, c.session);
     s.expires = kForever;
   }
-  out.push_back(Reply{origin, Result::Ok(Info(c.session, s, now))});
+  out.push_back(Answer(c, origin, Info(c.session, s, now)));
 }
 
 void ShardState::Do(const DetachStream& c, OpRef, Time now, Effects&) {
@@ -101,7 +101,7 @@ void ShardState::Do(const CloseSession& c, OpRef origin, Time now, Effects& out)
     return out.push_back(Reply{origin, Result::Error(SessionNotFound(c.session))});
   }
   EndSession(c.session, now, out);
-  out.push_back(Reply{origin, Result::Ok(Done{})});
+  out.push_back(Answer(c, origin, Done{}));
 }
 
 void ShardState::Do(const DescribeSession& c, OpRef origin, Time now, Effects& out) {
@@ -109,7 +109,7 @@ void ShardState::Do(const DescribeSession& c, OpRef origin, Time now, Effects& o
   if (it == sessions_.end()) {
     return out.push_back(Reply{origin, Result::Error(SessionNotFound(c.session))});
   }
-  out.push_back(Reply{origin, Result::Ok(Info(c.session, it->second, now))});
+  out.push_back(Answer(c, origin, Info(c.session, it->second, now)));
 }
 
 void ShardState::EndSession(uint64_t session, Time now, Effects& out) {

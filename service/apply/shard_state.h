@@ -29,6 +29,7 @@
 #include "service/apply/command.h"
 #include "service/apply/limits.h"
 #include "service/apply/result.h"
+#include "service/apply/result_of.h"
 #include "service/primitives/barrier.h"
 #include "service/primitives/event.h"
 #include "service/primitives/future.h"

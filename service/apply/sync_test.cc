@@ -145,7 +145,7 @@ TEST(ConditionTest, WaitReleasesTheLockAndNotifyHandsItBackWithANewToken) {
   uint64_t t2 = TokenOf(ReplyTo(h.Apply(LockCmd("l", 0, 60 * kSecond), 3), 3));
   EXPECT_GT(t2, t1);
   auto n = h.Apply(Notify{"l", "c", t2, 0, 1, false}, 4);
-  EXPECT_EQ(std::get<Counted>(ReplyTo(n, 4)->value).n, 1u);
+  EXPECT_EQ(std::get<Notified>(ReplyTo(n, 4)->value).woken, 1u);
   EXPECT_FALSE(ReplyTo(n, 2).has_value());  // still needs the lock
   auto rel = h.Apply(ReleasePermits{Kind::kLock, "l", t2, 0, 0}, 5);
   Granted g = GrantOf(ReplyTo(rel, 2));
@@ -184,8 +184,9 @@ TEST(ConditionTest, NotifyAllWakesEveryWaiterWhoThenTakeTheLockInTurn) {
     h.Apply(ConditionWait{"l", "c", t, 0, 0, kForever, kForever}, op);
   }
   uint64_t t = TokenOf(ReplyTo(h.Apply(LockCmd("l", 0, 60 * kSecond), 9), 9));
-  EXPECT_EQ(std::get<Counted>(ReplyTo(h.Apply(Notify{"l", "c", t, 0, 0, true}, 10), 10)->value).n,
-            3u);
+  EXPECT_EQ(
+      std::get<Notified>(ReplyTo(h.Apply(Notify{"l", "c", t, 0, 0, true}, 10), 10)->value).woken,
+      3u);
   auto out = h.Apply(ReleasePermits{Kind::kLock, "l", t, 0, 0}, 11);
   for (uint64_t op : ops) {
     Granted g = GrantOf(ReplyTo(out, op));

@@ -94,9 +94,9 @@ TEST(TaskTest, CancelIsImmediateWhenPendingAndCooperativeWhenRunning) {
   EXPECT_EQ(t.id, absl::StrCat("work#", running));  // the cancelled one was skipped
   h.Apply(CancelTask{"work", running}, 3);
   auto hb = ReplyTo(h.Apply(HeartbeatTask{"work", running, 1}, 4), 4);
-  EXPECT_EQ(std::get<Counted>(hb->value).n, 1u);  // the worker learns it
+  EXPECT_EQ(std::get<TaskHeartbeat>(hb->value).cancel_requested, true);  // the worker learns it
   auto done = ReplyTo(h.Apply(CompleteTask{"work", running, 1, false, "x", 0, "", false}, 5), 5);
-  EXPECT_EQ(std::get<Counted>(done->value).n, uint32_t(TaskState::kCancelled));
+  EXPECT_EQ(std::get<TaskCompleted>(done->value).state, TaskState::kCancelled);
 }
 
 TEST(TaskTest, AFailureCancelsItsGroupButNotShieldedTasks) {

@@ -92,7 +92,7 @@ void ShardState::Do(const SubmitTask& c, OpRef origin, Time now, Effects& out) {
   }
   TaskReport submitted;
   submitted.id = TaskId(c.queue, seq);
-  out.push_back(Reply{origin, Result::Ok(std::move(submitted))});
+  out.push_back(Answer(c, origin, std::move(submitted)));
   PumpTasks(c.queue, tq, now, out);
 }
 
@@ -135,7 +135,7 @@ void ShardState::Do(const TakeTask& c, OpRef origin, Time now, Effects& out) {
           t.take_request_id == c.request_id) {
         Claim(c.queue, c.session, c.request_id);
         return out.push_back(
-            Reply{origin, Result::Ok(TakenTask{TaskId(c.queue, seq), t.payload, t.attempts})});
+            Answer(c, origin, TakenTask{TaskId(c.queue, seq), t.payload, t.attempts}));
       }
     }
   }
@@ -208,7 +208,7 @@ void ShardState::Do(const HeartbeatTask& c, OpRef origin, Time now, Effects& out
   if ((*t)->lease > 0) {
     SetTaskTimer(c.queue, **t, std::min(AddSaturating(now, (*t)->lease), (*t)->run_deadline));
   }
-  out.push_back(Reply{origin, Result::Ok(Counted{(*t)->cancel_requested ? 1u : 0u})});
+  out.push_back(Answer(c, origin, TaskHeartbeat{(*t)->cancel_requested}));
 }
 
 void ShardState::FinishTask(const std::string& queue, Resource& res, Task& t, TaskState state,
@@ -259,7 +259,7 @@ void ShardState::Do(const CompleteTask& c, OpRef origin, Time now, Effects& out)
     if (!c.final && task.attempts < task.max_attempts) {
       task.state = TaskState::kPending;  // retry
       res.tasks().Ready(task.seq, /*at_head=*/false);
-      out.push_back(Reply{origin, Result::Ok(Counted{uint32_t(TaskState::kPending), 0})});
+      out.push_back(Answer(c, origin, TaskCompleted{TaskState::kPending, false}));
       PumpTasks(c.queue, res.tasks(), now, out);
       return;
     }
@@ -268,7 +268,7 @@ void ShardState::Do(const CompleteTask& c, OpRef origin, Time now, Effects& out)
     task.result = c.result;
   }
   FinishTask(c.queue, res, task, state, now, out);
-  out.push_back(Reply{origin, Result::Ok(Counted{uint32_t(state), was_cancelled ? 1u : 0u})});
+  out.push_back(Answer(c, origin, TaskCompleted{state, was_cancelled}));
 }
 
 void ShardState::LoseTask(const std::string& queue, Resource& res, Task& t, const char* why,
@@ -294,7 +294,7 @@ void ShardState::Do(const AwaitTask& c, OpRef origin, Time now, Effects& out) {
   if (!found.ok()) return fail(found.status());
   auto [res, t] = *found;
   if (t->done()) {
-    return out.push_back(Reply{origin, Result::Ok(TaskReports{{Report(c.queue, *t)}, {}})});
+    return out.push_back(Answer(c, origin, TaskReports{{Report(c.queue, *t)}, {}}));
   }
   if (c.deadline <= now) {
     return fail(absl::DeadlineExceededError(
@@ -330,7 +330,7 @@ void ShardState::Do(const CancelTask& c, OpRef origin, Time now, Effects& out) {
     }
     FinishTask(c.queue, *res, *t, TaskState::kCancelled, now, out);
   }
-  out.push_back(Reply{origin, Result::Ok(Counted{cancelled ? 1u : 0u, uint32_t(t->state)})});
+  out.push_back(Answer(c, origin, TaskCancelled{cancelled, t->state}));
 }
 
 // True if a Wait over `w` is satisfied; fills `report` with done and pending.
@@ -383,7 +383,7 @@ void ShardState::Do(const WaitTasks& c, OpRef origin, Time now, Effects& out) {
   primitives::MultiWait mw{seqs, c.mode};
   TaskReports report;
   if (WaitSatisfied(c.queue, tq, mw, report) || c.deadline <= now) {
-    return out.push_back(Reply{origin, Result::Ok(std::move(report))});
+    return out.push_back(Answer(c, origin, std::move(report)));
   }
   if (absl::Status s = CheckCanPark(tq.waits, c.queue); !s.ok()) return fail(s);
   Waiter w;

@@ -31,18 +31,18 @@ void ShardState::Do(const ScheduleTimer& c, OpRef origin, Time now, Effects& out
   AddTimer(t.due, TimerKind::kUserTimer, t.seq);
   timer_names_[t.seq] = c.name;
   timer_actions_[c.name] = {c.target, c.action};
-  out.push_back(Reply{origin, Result::Ok(Refreshed{t.due - now})});
+  out.push_back(Answer(c, origin, TimerScheduled{t.due - now}));
 }
 
 void ShardState::Do(const CancelTimer& c, OpRef origin, Time, Effects& out) {
   auto r = Lookup(c.name, Kind::kTimer, /*create=*/false, 0);
   if (!r.ok()) return out.push_back(Reply{origin, Result::Error(r.status())});
-  if (*r == nullptr) return out.push_back(Reply{origin, Result::Ok(Counted{0, 0, 0})});
+  if (*r == nullptr) return out.push_back(Answer(c, origin, TimerCancelled{false, 0}));
   const Timer& t = (*r)->timer();
   bool cancelled = !t.done;
   uint64_t fired = t.fired;
   if (cancelled) DropTimer(c.name);  // a done one-shot timer stays to be described
-  out.push_back(Reply{origin, Result::Ok(Counted{cancelled ? 1u : 0u, 0, fired})});
+  out.push_back(Answer(c, origin, TimerCancelled{cancelled, fired}));
 }
 
 void ShardState::DropTimer(const std::string& name) {

@@ -73,10 +73,10 @@ runtime::Task<void> List(Env& env, ListCall& call) {
   std::vector<apply::ResourceSummary> all;
   bool more = false;
   for (uint32_t s = 0; s < env.cluster->size(); ++s) {
-    apply::Command shard_cmd = cmd;
-    apply::Result r = co_await call.Submit(s, shard_cmd);
-    if (!r.ok()) co_return co_await call.Fail(r.status);
-    auto& page = std::get<apply::ResourceList>(r.value);
+    apply::ListResources shard_cmd = cmd;
+    auto r = co_await call.Submit(s, shard_cmd);
+    if (!r.ok()) co_return co_await call.Fail(r.status());
+    auto& page = *r;
     more = more || page.more;
     for (auto& item : page.resources) all.push_back(std::move(item));
   }
@@ -100,10 +100,10 @@ runtime::Task<void> List(Env& env, ListCall& call) {
 runtime::Task<void> Describe(Env& env, DescribeCall& call) {
   const auto& req = call.request;
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
-  apply::Command cmd = apply::DescribeResource{req.name()};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& info = *std::get<apply::Boxed<apply::ResourceInfo>>(r.value);
+  apply::DescribeResource cmd{req.name()};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  const auto& info = *r;
   v1::DescribeResponse resp;
   resp.set_name(info.name);
   resp.set_kind(ToProto(info.kind));

@@ -23,10 +23,10 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
   }
   auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
-  apply::Command cmd = apply::BarrierWait{req.name(), req.parties(), req.session_id(), *deadline};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& p = std::get<apply::Passed>(r.value);
+  apply::BarrierWait cmd{req.name(), req.parties(), req.session_id(), *deadline};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  const auto& p = *r;
   v1::BarrierWaitResponse resp;
   resp.set_index(p.index);
   resp.set_cycle(p.cycle);
@@ -37,22 +37,22 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
 runtime::Task<void> Abort(Env& env, AbortCall& call) {
   const auto& req = call.request;
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
-  apply::Command cmd = apply::AbortBarrier{req.name()};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::AbortBarrier cmd{req.name()};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::BarrierAbortResponse resp;
-  resp.set_aborted(std::get<apply::Counted>(r.value).n);
+  resp.set_aborted(r->aborted);
   co_await call.Reply(std::move(resp));
 }
 
 runtime::Task<void> Reset(Env& env, ResetCall& call) {
   const auto& req = call.request;
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
-  apply::Command cmd = apply::ResetBarrier{req.name()};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::ResetBarrier cmd{req.name()};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::BarrierResetResponse resp;
-  resp.set_aborted(std::get<apply::Counted>(r.value).n);
+  resp.set_aborted(r->aborted);
   co_await call.Reply(std::move(resp));
 }
 

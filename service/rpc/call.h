@@ -29,6 +29,7 @@
 
 #include "runtime/cq_tag.h"
 #include "runtime/task.h"
+#include "service/apply/result_of.h"
 #include "service/apply/shard.h"
 #include "service/rpc/env.h"
 #include "service/rpc/status.h"
@@ -63,35 +64,41 @@ class OpBase : public apply::OpSink {
   // op was cancelled or its stream ended). Checked when a Submit starts.
   virtual bool Abandoned() const = 0;
 
-  // Sends `command` to shard `target` and resumes with its Result.
+  // Sends `command` to shard `target` and resumes with its result: the
+  // type apply::ResultOf<Cmd> when OK (result_of.h), else the status.
   //
   // Takes a named command (an lvalue, moved from): GCC 12 miscompiles
   // aggregate temporaries inside a co_await expression (a std::string in
   // them is copied bitwise and ends up pointing into the coroutine frame), so
   // Submit refuses temporaries at compile time. See runtime/COROUTINES.md.
+  template <class Cmd>
   class SubmitAwaiter {
    public:
-    SubmitAwaiter(OpBase* op, uint32_t target, apply::Command* command)
+    SubmitAwaiter(OpBase* op, uint32_t target, Cmd* command)
         : op_(op), target_(target), command_(command) {}
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) {
       op_->submit_waiter_ = h;
       op_->submit_result_ = &result_;
       op_->submit_target_ = target_;
-      op_->shard_.Send(target_, std::move(*command_), op_->op_);
+      op_->shard_.Send(target_, apply::Command(std::move(*command_)), op_->op_);
       // The requester may have left before we even asked.
       if (op_->Abandoned()) op_->CancelSubmit();
     }
-    apply::Result await_resume() { return std::move(result_); }
+    absl::StatusOr<apply::ResultOf<Cmd>> await_resume() {
+      return apply::TakeResult<Cmd>(std::move(result_));
+    }
 
    private:
     OpBase* op_;
     uint32_t target_;
-    apply::Command* command_;  // the caller's named command, moved from
+    Cmd* command_;  // the caller's named command, moved from
     apply::Result result_;
   };
-  SubmitAwaiter Submit(uint32_t target, apply::Command& command) {
-    return SubmitAwaiter(this, target, &command);
+  template <class Cmd>
+  requires requires { typename apply::ResultOf<Cmd>; }
+  SubmitAwaiter<Cmd> Submit(uint32_t target, Cmd& command) {
+    return SubmitAwaiter<Cmd>(this, target, &command);
   }
 
   // Sends `command` to shard `target`; no result is expected.
@@ -134,7 +141,9 @@ class Op {
 
   apply::Shard& shard() { return base_.shard(); }
   Time Now() const { return base_.Now(); }
-  OpBase::SubmitAwaiter Submit(uint32_t target, apply::Command& command) {
+  template <class Cmd>
+  requires requires { typename apply::ResultOf<Cmd>; }
+  OpBase::SubmitAwaiter<Cmd> Submit(uint32_t target, Cmd& command) {
     return base_.Submit(target, command);
   }
   void Send(uint32_t target, apply::Command command) { base_.Send(target, std::move(command)); }

@@ -44,11 +44,11 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
   if (!rpc_deadline.ok()) co_return co_await call.Fail(rpc_deadline.status());
   uint32_t target = env.cluster->ShardOfName(req.lock());
   std::string lock = req.lock();
-  apply::Command cmd = apply::ConditionWait{
-      req.lock(), req.condition(), req.token(), req.session_id(), lease, timeout, *rpc_deadline};
-  apply::Result r = co_await call.Submit(target, cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& g = std::get<apply::Granted>(r.value);
+  apply::ConditionWait cmd{req.lock(), req.condition(), req.token(),  req.session_id(),
+                           lease,      timeout,         *rpc_deadline};
+  auto r = co_await call.Submit(target, cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  const auto& g = *r;
   v1::ConditionWaitResponse resp;
   resp.set_outcome(g.condition_outcome == 2 ? v1::CONDITION_OUTCOME_TIMED_OUT
                                             : v1::CONDITION_OUTCOME_NOTIFIED);
@@ -65,12 +65,12 @@ runtime::Task<void> DoNotify(Env& env, NotifyCall& call, bool all) {
   if (auto s = ValidateCondition(req.lock(), req.condition()); !s.ok()) {
     co_return co_await call.Fail(s);
   }
-  apply::Command cmd = apply::Notify{req.lock(),       req.condition(),       req.token(),
-                                     req.session_id(), std::max(1u, req.n()), all};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.lock()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::Notify cmd{req.lock(),       req.condition(),       req.token(),
+                    req.session_id(), std::max(1u, req.n()), all};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.lock()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::NotifyResponse resp;
-  resp.set_woken(std::get<apply::Counted>(r.value).n);
+  resp.set_woken(r->woken);
   co_await call.Reply(std::move(resp));
 }
 

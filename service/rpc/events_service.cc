@@ -44,10 +44,10 @@ using WaitCall = Op<v1::WaitEventRequest, v1::WaitEventResponse>;
 runtime::Task<void> Set(Env& env, SetCall& call) {
   const auto& req = call.request;
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
-  apply::Command cmd = apply::SetEvent{req.name()};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& o = std::get<EventOutcome>(r.value);
+  apply::SetEvent cmd{req.name()};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  const auto& o = *r;
   v1::SetEventResponse resp;
   resp.set_previous(State(o.previous_set));
   resp.set_woken(o.woken);
@@ -57,11 +57,11 @@ runtime::Task<void> Set(Env& env, SetCall& call) {
 runtime::Task<void> Clear(Env& env, ClearCall& call) {
   const auto& req = call.request;
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
-  apply::Command cmd = apply::ClearEvent{req.name()};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::ClearEvent cmd{req.name()};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::ClearEventResponse resp;
-  resp.set_previous(State(std::get<EventOutcome>(r.value).previous_set));
+  resp.set_previous(State(r->previous_set));
   co_await call.Reply(std::move(resp));
 }
 
@@ -70,13 +70,13 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
   auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
-  apply::Command cmd = apply::WaitEvent{req.name(), req.session_id(), *deadline};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::WaitEvent cmd{req.name(), req.session_id(), *deadline};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   // Nothing to roll back if the reply is lost: waiting took nothing.
   v1::WaitEventResponse resp;
   resp.set_state(v1::EVENT_STATE_SET);
-  resp.set_outcome(ToProto(std::get<EventOutcome>(r.value).how));
+  resp.set_outcome(ToProto(r->how));
   co_await call.Reply(std::move(resp));
 }
 
@@ -94,14 +94,14 @@ runtime::Task<void> Watch(Env& env, WatchCall& call) {
   while (end.ok()) {
     while (call.inbox.empty() && !call.done()) co_await call.wake;
     if (call.done()) break;
-    apply::Result r = std::move(call.inbox.front());
+    auto r = apply::TakeResult<apply::WatchEvent>(std::move(call.inbox.front()));
     call.inbox.pop_front();
     if (!r.ok()) {
-      end = r.status;
+      end = r.status();
       break;
     }
     v1::EventChange change;
-    change.set_state(State(std::get<apply::EventChange>(r.value).set));
+    change.set_state(State(r->set));
     change.set_sequence(++sequence);
     bool ok = co_await runtime::CqOp([&](void* tag) { call.writer.Write(change, tag); });
     if (!ok) break;

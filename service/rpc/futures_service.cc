@@ -24,13 +24,13 @@ absl::StatusOr<Duration> Retention(const Env& env, bool has, const google::proto
 
 // Validates and submits a CompleteFuture; the result is the new state.
 template <class CallT>
-runtime::Task<apply::Result> Complete(Env& env, CallT& call, const std::string& name,
-                                      FutureValue value, bool has_retention,
-                                      const google::protobuf::Duration& retention) {
-  if (auto s = ValidateName(name); !s.ok()) co_return apply::Result::Error(s);
+runtime::Task<absl::StatusOr<apply::FutureOutcome>> Complete(
+    Env& env, CallT& call, const std::string& name, FutureValue value, bool has_retention,
+    const google::protobuf::Duration& retention) {
+  if (auto s = ValidateName(name); !s.ok()) co_return s;
   auto keep = Retention(env, has_retention, retention);
-  if (!keep.ok()) co_return apply::Result::Error(keep.status());
-  apply::Command cmd = apply::CompleteFuture{name, std::move(value), *keep};
+  if (!keep.ok()) co_return keep.status();
+  apply::CompleteFuture cmd{name, std::move(value), *keep};
   co_return co_await call.Submit(env.cluster->ShardOfName(name), cmd);
 }
 
@@ -48,11 +48,11 @@ runtime::Task<void> SetResult(Env& env, SetResultCall& call) {
         absl::StrCat("the value is ", v.value.size(), " bytes; the limit is ",
                      env.limits.max_item_bytes, " (--max_item_bytes)")));
   }
-  apply::Result r =
+  absl::StatusOr<apply::FutureOutcome> r =
       co_await Complete(env, call, req.name(), std::move(v), req.has_retention(), req.retention());
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::SetResultResponse resp;
-  resp.set_woken((*std::get<apply::Boxed<apply::FutureOutcome>>(r.value)).woken);
+  resp.set_woken(r->woken);
   co_await call.Reply(std::move(resp));
 }
 
@@ -65,11 +65,11 @@ runtime::Task<void> SetException(Env& env, SetExceptionCall& call) {
   v.state = FutureState::kException;
   v.error_code = req.code();
   v.error_message = req.message();
-  apply::Result r =
+  absl::StatusOr<apply::FutureOutcome> r =
       co_await Complete(env, call, req.name(), std::move(v), req.has_retention(), req.retention());
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::SetResultResponse resp;
-  resp.set_woken((*std::get<apply::Boxed<apply::FutureOutcome>>(r.value)).woken);
+  resp.set_woken(r->woken);
   co_await call.Reply(std::move(resp));
 }
 
@@ -77,10 +77,10 @@ runtime::Task<void> Cancel(Env& env, CancelCall& call) {
   const auto& req = call.request;
   FutureValue v;
   v.state = FutureState::kCancelled;
-  apply::Result r =
+  absl::StatusOr<apply::FutureOutcome> r =
       co_await Complete(env, call, req.name(), std::move(v), req.has_retention(), req.retention());
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& o = (*std::get<apply::Boxed<apply::FutureOutcome>>(r.value));
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  const auto& o = *r;
   v1::CancelFutureResponse resp;
   resp.set_cancelled(o.changed);
   resp.set_state(ToProto(o.value.state));
@@ -92,10 +92,10 @@ runtime::Task<void> Await(Env& env, AwaitCall& call) {
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
   auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
-  apply::Command cmd = apply::AwaitFuture{req.name(), req.session_id(), *deadline};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  auto& o = (*std::get<apply::Boxed<apply::FutureOutcome>>(r.value));
+  apply::AwaitFuture cmd{req.name(), req.session_id(), *deadline};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  auto& o = *r;
   v1::AwaitFutureResponse resp;
   resp.set_state(ToProto(o.value.state));
   if (IsValidUtf8(o.value.value)) resp.set_text(o.value.value);

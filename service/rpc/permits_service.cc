@@ -59,10 +59,10 @@ runtime::Task<void> LockAcquire(Env& env, LockAcquireCall& call) {
   if (!cmd.ok()) co_return co_await call.Fail(cmd.status());
   uint32_t target = env.cluster->ShardOfName(cmd->name);
   std::string name = cmd->name;
-  apply::Command command = std::move(*cmd);
-  apply::Result r = co_await call.Submit(target, command);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& g = std::get<apply::Granted>(r.value);
+  auto& command = *cmd;
+  auto r = co_await call.Submit(target, command);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  const auto& g = *r;
   v1::AcquireLockResponse resp;
   resp.set_token(g.token);
   resp.set_outcome(ToProto(g.how));
@@ -74,12 +74,11 @@ runtime::Task<void> LockAcquire(Env& env, LockAcquireCall& call) {
 runtime::Task<void> LockRelease(Env& env, LockReleaseCall& call) {
   const auto& req = call.request;
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
-  apply::Command cmd =
-      apply::ReleasePermits{Kind::kLock, req.name(), req.token(), req.session_id(), 0};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::ReleasePermits cmd{Kind::kLock, req.name(), req.token(), req.session_id(), 0};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::ReleaseLockResponse resp;
-  resp.set_handed_off(std::get<apply::Released>(r.value).handed_off);
+  resp.set_handed_off(r->handed_off);
   co_await call.Reply(std::move(resp));
 }
 
@@ -88,12 +87,11 @@ runtime::Task<void> LockRefresh(Env& env, LockRefreshCall& call) {
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
   auto ttl = BuildRefreshTtl(env, req.has_ttl(), req.ttl());
   if (!ttl.ok()) co_return co_await call.Fail(ttl.status());
-  apply::Command cmd =
-      apply::RefreshPermits{Kind::kLock, req.name(), req.token(), req.session_id(), *ttl};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::RefreshPermits cmd{Kind::kLock, req.name(), req.token(), req.session_id(), *ttl};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::RefreshLockResponse resp;
-  ToProto(std::get<apply::Refreshed>(r.value).expires_in, resp.mutable_expires_in());
+  ToProto(r->expires_in, resp.mutable_expires_in());
   co_await call.Reply(std::move(resp));
 }
 
@@ -119,10 +117,10 @@ runtime::Task<void> SemAcquire(Env& env, SemAcquireCall& call) {
   cmd->count = req.has_count() ? req.count() : 1;
   uint32_t target = env.cluster->ShardOfName(cmd->name);
   std::string name = cmd->name;
-  apply::Command command = std::move(*cmd);
-  apply::Result r = co_await call.Submit(target, command);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& g = std::get<apply::Granted>(r.value);
+  auto& command = *cmd;
+  auto r = co_await call.Submit(target, command);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  const auto& g = *r;
   v1::AcquireSemaphoreResponse resp;
   resp.set_token(g.token);
   resp.set_count(g.count);
@@ -142,11 +140,11 @@ runtime::Task<void> SemRelease(Env& env, SemReleaseCall& call) {
     co_return co_await call.Fail(absl::InvalidArgumentError(
         absl::StrCat("count ", req.count(), " must be at least 1 (unset means all)")));
   }
-  apply::Command cmd = apply::ReleasePermits{Kind::kSemaphore, req.name(), req.token(),
-                                             req.session_id(), req.has_count() ? req.count() : 0};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& rel = std::get<apply::Released>(r.value);
+  apply::ReleasePermits cmd{Kind::kSemaphore, req.name(), req.token(), req.session_id(),
+                            req.has_count() ? req.count() : 0};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  const auto& rel = *r;
   v1::ReleaseSemaphoreResponse resp;
   resp.set_available(rel.available);
   resp.set_remaining(rel.remaining);
@@ -158,12 +156,11 @@ runtime::Task<void> SemRefresh(Env& env, SemRefreshCall& call) {
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
   auto ttl = BuildRefreshTtl(env, req.has_ttl(), req.ttl());
   if (!ttl.ok()) co_return co_await call.Fail(ttl.status());
-  apply::Command cmd =
-      apply::RefreshPermits{Kind::kSemaphore, req.name(), req.token(), req.session_id(), *ttl};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::RefreshPermits cmd{Kind::kSemaphore, req.name(), req.token(), req.session_id(), *ttl};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::RefreshSemaphoreResponse resp;
-  ToProto(std::get<apply::Refreshed>(r.value).expires_in, resp.mutable_expires_in());
+  ToProto(r->expires_in, resp.mutable_expires_in());
   co_await call.Reply(std::move(resp));
 }
 
@@ -172,11 +169,11 @@ using SemDeleteCall = Op<v1::DeleteSemaphoreRequest, v1::DeleteSemaphoreResponse
 runtime::Task<void> SemDelete(Env& env, SemDeleteCall& call) {
   const auto& req = call.request;
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
-  apply::Command cmd = apply::DeleteSemaphore{req.name()};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::DeleteSemaphore cmd{req.name()};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::DeleteSemaphoreResponse resp;
-  resp.set_deleted(std::get<apply::Counted>(r.value).n > 0);
+  resp.set_deleted(r->deleted);
   co_await call.Reply(std::move(resp));
 }
 

@@ -129,10 +129,10 @@ runtime::Task<void> Put(Env& env, PutCall& call) {
   c.nowait = req.has_timeout() && req.timeout().seconds() == 0 && req.timeout().nanos() == 0;
   uint32_t target = env.cluster->ShardOfName(c.name);
   std::string name = c.name;
-  apply::Command command = std::move(c);
-  apply::Result r = co_await call.Submit(target, command);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  auto& done = std::get<apply::PutDone>(r.value);
+  auto& command = c;
+  auto r = co_await call.Submit(target, command);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  auto& done = *r;
   v1::PutResponse resp;
   for (uint64_t id : done.item_ids) resp.add_item_ids(id);
   resp.set_size(done.size);
@@ -175,10 +175,10 @@ runtime::Task<void> Get(Env& env, GetCall& call) {
   c.deadline = *deadline;
   uint32_t target = env.cluster->ShardOfName(c.name);
   std::string name = c.name;
-  apply::Command command = std::move(c);
-  apply::Result r = co_await call.Submit(target, command);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  auto& got = std::get<apply::GotItems>(r.value);
+  auto& command = c;
+  auto r = co_await call.Submit(target, command);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  auto& got = *r;
   v1::GetResponse resp;
   std::vector<uint64_t> receipts;
   for (auto& item : got.items) {
@@ -203,13 +203,12 @@ runtime::Task<void> Ack(Env& env, AckCall& call) {
   absl::Status bad = ValidateName(req.name());
   if (bad.ok()) bad = CheckReceipts(req.receipts());
   if (!bad.ok()) co_return co_await call.Fail(bad);
-  apply::Command cmd = apply::AckItems{req.name(), {req.receipts().begin(), req.receipts().end()}};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& n = std::get<apply::Counted>(r.value);
+  apply::AckItems cmd{req.name(), {req.receipts().begin(), req.receipts().end()}};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::AckResponse resp;
-  resp.set_acked(n.n);
-  resp.set_unfinished(n.unfinished);
+  resp.set_acked(r->acked);
+  resp.set_unfinished(r->unfinished);
   co_await call.Reply(std::move(resp));
 }
 
@@ -224,14 +223,12 @@ runtime::Task<void> Nack(Env& env, NackCall& call) {
     if (!d.ok()) co_return co_await call.Fail(d.status());
     delay = *d;
   }
-  apply::Command cmd =
-      apply::NackItems{req.name(), {req.receipts().begin(), req.receipts().end()}, delay};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& n = std::get<apply::Counted>(r.value);
+  apply::NackItems cmd{req.name(), {req.receipts().begin(), req.receipts().end()}, delay};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::NackResponse resp;
-  resp.set_returned(n.n);
-  resp.set_dead_lettered(n.m);
+  resp.set_returned(r->returned);
+  resp.set_dead_lettered(r->dead_lettered);
   co_await call.Reply(std::move(resp));
 }
 
@@ -240,33 +237,33 @@ runtime::Task<void> Join(Env& env, JoinCall& call) {
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
   auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
-  apply::Command cmd = apply::JoinQueue{req.name(), *deadline};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::JoinQueue cmd{req.name(), *deadline};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::JoinResponse resp;
-  resp.set_outcome(ToProto(std::get<apply::Passed>(r.value).how));
+  resp.set_outcome(ToProto(r->how));
   co_await call.Reply(std::move(resp));
 }
 
 runtime::Task<void> Purge(Env& env, PurgeCall& call) {
   const auto& req = call.request;
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
-  apply::Command cmd = apply::PurgeQueue{req.name(), req.dead_letters()};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::PurgeQueue cmd{req.name(), req.dead_letters()};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::PurgeResponse resp;
-  resp.set_purged(std::get<apply::Counted>(r.value).n);
+  resp.set_purged(r->purged);
   co_await call.Reply(std::move(resp));
 }
 
 runtime::Task<void> Delete(Env& env, DeleteCall& call) {
   const auto& req = call.request;
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
-  apply::Command cmd = apply::DeleteQueue{req.name()};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::DeleteQueue cmd{req.name()};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::DeleteQueueResponse resp;
-  resp.set_deleted(std::get<apply::Counted>(r.value).n > 0);
+  resp.set_deleted(r->deleted);
   co_await call.Reply(std::move(resp));
 }
 
@@ -281,10 +278,9 @@ void FillDelivery(apply::DeliveredItem item, v1::Delivery* d) {
 }
 
 // Receipts of the items in a push result (to roll them back).
-std::vector<uint64_t> Receipts(const apply::Result& r) {
+std::vector<uint64_t> Receipts(const apply::GotItems& got) {
   std::vector<uint64_t> out;
-  if (!r.ok() || !std::holds_alternative<apply::GotItems>(r.value)) return out;
-  for (const auto& item : std::get<apply::GotItems>(r.value).items) out.push_back(item.receipt);
+  for (const auto& item : got.items) out.push_back(item.receipt);
   return out;
 }
 
@@ -323,24 +319,25 @@ runtime::Task<void> Consume(Env& env, ConsumeCall& call) {
   while (end.ok()) {
     while (call.inbox.empty() && !call.done()) co_await call.wake;
     if (call.done()) break;
-    apply::Result r = std::move(call.inbox.front());
+    auto r = apply::TakeResult<apply::ConsumeQueue>(std::move(call.inbox.front()));
     call.inbox.pop_front();
     if (!r.ok()) {
-      end = r.status;
+      end = r.status();
       consuming = false;  // the server ended it
       break;
     }
-    std::vector<uint64_t> receipts = Receipts(r);
+    std::vector<uint64_t> receipts = Receipts(*r);
     v1::ConsumeResponse msg;
-    for (auto& item : std::get<apply::GotItems>(r.value).items) {
+    for (auto& item : r->items) {
       FillDelivery(std::move(item), msg.add_items());
     }
     // Batch what is already waiting into the same write.
     while (!call.inbox.empty() && call.inbox.front().ok() && msg.items_size() < 256) {
-      apply::Result more = std::move(call.inbox.front());
+      auto more = apply::TakeResult<apply::ConsumeQueue>(std::move(call.inbox.front()));
       call.inbox.pop_front();
-      for (uint64_t receipt : Receipts(more)) receipts.push_back(receipt);
-      for (auto& item : std::get<apply::GotItems>(more.value).items) {
+      if (!more.ok()) break;  // only OK results are taken here
+      for (uint64_t receipt : Receipts(*more)) receipts.push_back(receipt);
+      for (auto& item : more->items) {
         FillDelivery(std::move(item), msg.add_items());
       }
     }
@@ -362,8 +359,11 @@ runtime::Task<void> Consume(Env& env, ConsumeCall& call) {
       while (call.inbox.empty()) co_await call.wake;
       apply::Result r = std::move(call.inbox.front());
       call.inbox.pop_front();
+      // Pushes (GotItems) until the answer to StopConsuming (Done).
       if (r.ok() && std::holds_alternative<apply::Done>(r.value)) break;
-      for (uint64_t receipt : Receipts(r)) unsent.push_back(receipt);
+      if (auto* got = std::get_if<apply::GotItems>(&r.value); r.ok() && got != nullptr) {
+        for (uint64_t receipt : Receipts(*got)) unsent.push_back(receipt);
+      }
     }
     if (!unsent.empty()) call.Send(target, apply::UndeliverItems{name, std::move(unsent)});
   }

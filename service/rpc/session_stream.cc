@@ -167,21 +167,21 @@ runtime::Task<absl::StatusOr<v1::StreamWelcome>> Attach(Env& env, SessionStream&
     auto ttl = SessionTtl(env.limits, hello.has_ttl(), hello.ttl());
     if (!ttl.ok()) co_return ttl.status();
     if (auto s = ValidateLength(hello.label(), kMaxLabelBytes, "label"); !s.ok()) co_return s;
-    apply::Command open = apply::OpenSession{*ttl, hello.label()};
-    apply::Result r = co_await call.Submit(env.NextSessionHome(), open);
-    if (!r.ok()) co_return r.status;
-    id = (*std::get<apply::Boxed<apply::SessionInfo>>(r.value)).session;
+    apply::OpenSession open{*ttl, hello.label()};
+    auto r = co_await call.Submit(env.NextSessionHome(), open);
+    if (!r.ok()) co_return r.status();
+    id = r->session;
   } else {
     welcome.set_resumed(true);
   }
-  apply::Command attach = apply::AttachStream{id};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfSession(id), attach);
+  apply::AttachStream attach{id};
+  auto r = co_await call.Submit(env.cluster->ShardOfSession(id), attach);
   if (!r.ok()) {
     // A session this stream just opened is never left behind.
     if (!welcome.resumed()) call.Send(env.cluster->ShardOfSession(id), apply::CloseSession{id});
-    co_return r.status;
+    co_return r.status();
   }
-  const auto& info = (*std::get<apply::Boxed<apply::SessionInfo>>(r.value));
+  const auto& info = *r;
   welcome.set_session_id(info.session);
   ToProto(info.ttl, welcome.mutable_ttl());
   co_return welcome;

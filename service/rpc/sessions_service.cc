@@ -44,10 +44,10 @@ runtime::Task<void> Open(Env& env, OpenCall& call) {
     co_return co_await call.Fail(s);
   }
   uint32_t home = env.NextSessionHome();
-  apply::Command cmd = apply::OpenSession{*ttl, req.label()};
-  apply::Result r = co_await call.Submit(home, cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& info = (*std::get<Boxed<SessionInfo>>(r.value));
+  apply::OpenSession cmd{*ttl, req.label()};
+  auto r = co_await call.Submit(home, cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  const auto& info = *r;
   v1::OpenSessionResponse resp;
   resp.set_session_id(info.session);
   ToProto(info.ttl, resp.mutable_ttl());
@@ -59,30 +59,30 @@ runtime::Task<void> Open(Env& env, OpenCall& call) {
 runtime::Task<void> KeepAliveOnce(Env& env, KeepAliveCall& call) {
   uint64_t id = call.request.session_id();
   if (auto s = CheckSessionId(id); !s.ok()) co_return co_await call.Fail(s);
-  apply::Command cmd = apply::KeepAlive{id};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfSession(id), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::KeepAlive cmd{id};
+  auto r = co_await call.Submit(env.cluster->ShardOfSession(id), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::KeepAliveResponse resp;
-  Fill((*std::get<Boxed<SessionInfo>>(r.value)), &resp);
+  Fill(*r, &resp);
   co_await call.Reply(std::move(resp));
 }
 
 runtime::Task<void> Close(Env& env, CloseCall& call) {
   uint64_t id = call.request.session_id();
   if (auto s = CheckSessionId(id); !s.ok()) co_return co_await call.Fail(s);
-  apply::Command cmd = apply::CloseSession{id};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfSession(id), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::CloseSession cmd{id};
+  auto r = co_await call.Submit(env.cluster->ShardOfSession(id), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   co_await call.Reply(v1::CloseSessionResponse());
 }
 
 runtime::Task<void> Describe(Env& env, DescribeCall& call) {
   uint64_t id = call.request.session_id();
   if (auto s = CheckSessionId(id); !s.ok()) co_return co_await call.Fail(s);
-  apply::Command cmd = apply::DescribeSession{id};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfSession(id), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& info = (*std::get<Boxed<SessionInfo>>(r.value));
+  apply::DescribeSession cmd{id};
+  auto r = co_await call.Submit(env.cluster->ShardOfSession(id), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  const auto& info = *r;
   v1::DescribeSessionResponse resp;
   resp.set_session_id(info.session);
   resp.set_label(info.label);
@@ -104,15 +104,17 @@ runtime::Task<void> KeepAliveStream(Env& env, KeepAliveStreamCall& call) {
     v1::KeepAliveResponse resp;
     resp.set_session_id(id);
     uint32_t home = env.cluster->ShardOfSession(id);
-    apply::Result r = apply::Result::Error(absl::NotFoundError("no session_id"));
-    if (id != 0) {
-      apply::Command cmd = apply::AttachStream{id};
-      if (attached.contains(id)) cmd = apply::DescribeSession{id};
+    absl::StatusOr<apply::SessionInfo> r = absl::NotFoundError("no session_id");
+    if (id != 0 && attached.contains(id)) {
+      apply::DescribeSession cmd{id};
+      r = co_await call.Submit(home, cmd);
+    } else if (id != 0) {
+      apply::AttachStream cmd{id};
       r = co_await call.Submit(home, cmd);
     }
     if (r.ok()) {
       attached.insert(id);
-      Fill((*std::get<Boxed<SessionInfo>>(r.value)), &resp);
+      Fill(*r, &resp);
     } else {
       attached.erase(id);
       resp.set_state(v1::SESSION_STATE_NOT_FOUND);

@@ -115,11 +115,11 @@ runtime::Task<void> Submit(Env& env, SubmitCall& call) {
   c.max_attempts = req.max_attempts();
   c.group = req.group();
   c.shielded = req.shielded();
-  apply::Command cmd = std::move(c);
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.queue()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  auto& cmd = c;
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.queue()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::SubmitTaskResponse resp;
-  resp.set_task_id((*std::get<apply::Boxed<apply::TaskReport>>(r.value)).id);
+  resp.set_task_id(r->id);
   co_await call.Reply(std::move(resp));
 }
 
@@ -147,10 +147,10 @@ runtime::Task<void> Take(Env& env, TakeCall& call) {
   c.deadline = *deadline;
   uint32_t target = env.cluster->ShardOfName(req.queue());
   std::string queue = req.queue();
-  apply::Command cmd = std::move(c);
-  apply::Result r = co_await call.Submit(target, cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  auto& taken = (*std::get<apply::Boxed<apply::TakenTask>>(r.value));
+  auto& cmd = c;
+  auto r = co_await call.Submit(target, cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  auto& taken = *r;
   auto ref = ParseTaskId(taken.id);
   v1::TakeTaskResponse resp;
   resp.set_task_id(taken.id);
@@ -165,11 +165,11 @@ runtime::Task<void> Take(Env& env, TakeCall& call) {
 runtime::Task<void> Heartbeat(Env& env, HeartbeatCall& call) {
   auto ref = ParseTaskId(call.request.task_id());
   if (!ref.ok()) co_return co_await call.Fail(ref.status());
-  apply::Command cmd = apply::HeartbeatTask{ref->queue, ref->seq, call.request.attempt()};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(ref->queue), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  apply::HeartbeatTask cmd{ref->queue, ref->seq, call.request.attempt()};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(ref->queue), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::TaskHeartbeatResponse resp;
-  resp.set_cancelled(std::get<apply::Counted>(r.value).n != 0);
+  resp.set_cancelled(r->cancel_requested);
   co_await call.Reply(std::move(resp));
 }
 
@@ -191,13 +191,12 @@ runtime::Task<void> Complete(Env& env, CompleteCall& call) {
   c.error_code = req.error().code();
   c.error_message = req.error().message();
   c.final = req.final();
-  apply::Command cmd = std::move(c);
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(ref->queue), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& n = std::get<apply::Counted>(r.value);
+  auto& cmd = c;
+  auto r = co_await call.Submit(env.cluster->ShardOfName(ref->queue), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::CompleteTaskResponse resp;
-  resp.set_state(ToProto(static_cast<primitives::TaskState>(n.n)));
-  resp.set_cancelled(n.m != 0);
+  resp.set_state(ToProto(r->state));
+  resp.set_cancelled(r->was_cancelled);
   co_await call.Reply(std::move(resp));
 }
 
@@ -207,10 +206,10 @@ runtime::Task<void> Await(Env& env, AwaitCall& call) {
   auto deadline = WaitDeadline(call.RpcDeadline(), call.request.has_timeout(),
                                call.request.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
-  apply::Command cmd = apply::AwaitTask{ref->queue, ref->seq, *deadline};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(ref->queue), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  auto& reports = std::get<apply::TaskReports>(r.value);
+  apply::AwaitTask cmd{ref->queue, ref->seq, *deadline};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(ref->queue), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  auto& reports = *r;
   v1::TaskOutcome resp;
   ToProto(std::move(reports.done.at(0)), &resp);
   co_await call.Reply(std::move(resp));
@@ -219,13 +218,12 @@ runtime::Task<void> Await(Env& env, AwaitCall& call) {
 runtime::Task<void> Cancel(Env& env, CancelCall& call) {
   auto ref = ParseTaskId(call.request.task_id());
   if (!ref.ok()) co_return co_await call.Fail(ref.status());
-  apply::Command cmd = apply::CancelTask{ref->queue, ref->seq};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(ref->queue), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& n = std::get<apply::Counted>(r.value);
+  apply::CancelTask cmd{ref->queue, ref->seq};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(ref->queue), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::CancelTaskResponse resp;
-  resp.set_cancelled(n.n != 0);
-  resp.set_state(ToProto(static_cast<primitives::TaskState>(n.m)));
+  resp.set_cancelled(r->cancelled);
+  resp.set_state(ToProto(r->state));
   co_await call.Reply(std::move(resp));
 }
 
@@ -276,10 +274,10 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   c.deadline = *deadline;
   std::string queue = c.queue;
-  apply::Command cmd = std::move(c);
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(queue), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  auto& reports = std::get<apply::TaskReports>(r.value);
+  auto& cmd = c;
+  auto r = co_await call.Submit(env.cluster->ShardOfName(queue), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  auto& reports = *r;
   v1::WaitTasksResponse resp;
   for (auto& d : reports.done) ToProto(std::move(d), resp.add_done());
   for (auto& p : reports.pending) resp.add_pending(std::move(p));

@@ -123,24 +123,23 @@ runtime::Task<void> Schedule(Env& env, ScheduleCall& call) {
   c.target = action->first;
   c.action = std::make_shared<const apply::Command>(std::move(action->second));
   uint32_t target = env.cluster->ShardOfName(c.name);
-  apply::Command cmd = std::move(c);
-  apply::Result r = co_await call.Submit(target, cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
+  auto& cmd = c;
+  auto r = co_await call.Submit(target, cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::ScheduleTimerResponse resp;
-  ToProto(std::get<apply::Refreshed>(r.value).expires_in, resp.mutable_due_in());
+  ToProto(r->due_in, resp.mutable_due_in());
   co_await call.Reply(std::move(resp));
 }
 
 runtime::Task<void> Cancel(Env& env, CancelCall& call) {
   const auto& req = call.request;
   if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
-  apply::Command cmd = apply::CancelTimer{req.name()};
-  apply::Result r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status);
-  const auto& n = std::get<apply::Counted>(r.value);
+  apply::CancelTimer cmd{req.name()};
+  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
+  if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::CancelTimerResponse resp;
-  resp.set_cancelled(n.n > 0);
-  resp.set_fired(n.unfinished);
+  resp.set_cancelled(r->cancelled);
+  resp.set_fired(r->fired);
   co_await call.Reply(std::move(resp));
 }
 
