@@ -7,7 +7,9 @@
 // logged command replays to the same state (DESIGN.md §4.3).
 //
 // To add a command: define its struct here, add it to the Command variant,
-// handle it in ShardState::Apply (shard_state.cc), and give it a Result.
+// declare its gates (kGatesOf, below) if it waits or creates, give it a
+// result (result_of.h), handle it with a ShardState::Do overload, and encode
+// it (codec.cc, proto/baton/internal/v1/command.proto).
 #pragma once
 
 #include <cstdint>
@@ -376,6 +378,49 @@ struct Command : CommandVariant {
   using CommandVariant::CommandVariant;
   using CommandVariant::operator=;
 };
+
+// What the dispatcher (ShardState::Apply) checks before a command's handler
+// runs, so that no handler repeats it:
+//   kRefusedAtShutdown: after BeginShutdown the command is UNAVAILABLE ("server
+//     shutting down"): everything that starts a wait, a watch or a Consume
+//     stream, opens a session, or creates work (Put, Submit, Schedule);
+//   kNeedsLiveSession: the command's `session` (0: none) must be alive, else
+//     NOT_FOUND, checked after the shutdown gate.
+enum Gate : uint8_t { kRefusedAtShutdown = 1, kNeedsLiveSession = 2 };
+template <class C>
+inline constexpr uint8_t kGatesOf = 0;
+template <>
+inline constexpr uint8_t kGatesOf<AcquirePermits> = kRefusedAtShutdown | kNeedsLiveSession;
+template <>
+inline constexpr uint8_t kGatesOf<ConditionWait> = kRefusedAtShutdown | kNeedsLiveSession;
+template <>
+inline constexpr uint8_t kGatesOf<WaitEvent> = kRefusedAtShutdown | kNeedsLiveSession;
+template <>
+inline constexpr uint8_t kGatesOf<WatchEvent> = kRefusedAtShutdown;
+template <>
+inline constexpr uint8_t kGatesOf<PutItems> = kRefusedAtShutdown;
+template <>
+inline constexpr uint8_t kGatesOf<GetItems> = kRefusedAtShutdown | kNeedsLiveSession;
+template <>
+inline constexpr uint8_t kGatesOf<ConsumeQueue> = kRefusedAtShutdown | kNeedsLiveSession;
+template <>
+inline constexpr uint8_t kGatesOf<JoinQueue> = kRefusedAtShutdown;
+template <>
+inline constexpr uint8_t kGatesOf<AwaitFuture> = kRefusedAtShutdown | kNeedsLiveSession;
+template <>
+inline constexpr uint8_t kGatesOf<BarrierWait> = kRefusedAtShutdown | kNeedsLiveSession;
+template <>
+inline constexpr uint8_t kGatesOf<ScheduleTimer> = kRefusedAtShutdown;
+template <>
+inline constexpr uint8_t kGatesOf<SubmitTask> = kRefusedAtShutdown;
+template <>
+inline constexpr uint8_t kGatesOf<TakeTask> = kRefusedAtShutdown | kNeedsLiveSession;
+template <>
+inline constexpr uint8_t kGatesOf<AwaitTask> = kRefusedAtShutdown;
+template <>
+inline constexpr uint8_t kGatesOf<WaitTasks> = kRefusedAtShutdown;
+template <>
+inline constexpr uint8_t kGatesOf<OpenSession> = kRefusedAtShutdown;
 
 // Queries read state and change nothing: they are applied where the resource
 // lives without passing through the log. Every other command is a change,

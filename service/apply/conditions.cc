@@ -29,8 +29,6 @@ void ShardState::Reacquire(Resource& lock, const std::string& name, Waiter w, ui
 
 void ShardState::Do(const ConditionWait& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
-  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
-  if (absl::Status s = CheckSession(c.session); !s.ok()) return fail(s);
   auto r = Lookup(c.lock, Kind::kLock, /*create=*/false, 0);
   if (!r.ok()) return fail(r.status());
   if (*r == nullptr) {

@@ -44,8 +44,6 @@ void ShardState::Do(const ClearEvent& c, OpRef origin, Time, Effects& out) {
 
 void ShardState::Do(const WaitEvent& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
-  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
-  if (absl::Status s = CheckSession(c.session); !s.ok()) return fail(s);
   auto r = Lookup(c.name, Kind::kEvent, /*create=*/false, 0);
   if (!r.ok()) return fail(r.status());
   if (*r != nullptr && (*r)->event().is_set()) {
@@ -60,7 +58,6 @@ void ShardState::Do(const WaitEvent& c, OpRef origin, Time now, Effects& out) {
     if (!r.ok()) return fail(r.status());
   }
   if (absl::Status s = CheckCanPark(**r, c.name); !s.ok()) {
-    MaybeReclaim(c.name);
     return fail(s);
   }
   Waiter w;
@@ -73,7 +70,6 @@ void ShardState::Do(const WaitEvent& c, OpRef origin, Time now, Effects& out) {
 
 void ShardState::Do(const WatchEvent& c, OpRef origin, Time, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
-  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
   auto r = Lookup(c.name, Kind::kEvent, /*create=*/true, 0);
   if (!r.ok()) return fail(r.status());
   Event& e = (*r)->event();

@@ -43,8 +43,6 @@ void ShardState::Do(const CompleteFuture& c, OpRef origin, Time now, Effects& ou
 
 void ShardState::Do(const AwaitFuture& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
-  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
-  if (absl::Status s = CheckSession(c.session); !s.ok()) return fail(s);
   auto r = Lookup(c.name, Kind::kFuture, /*create=*/false, 0);
   if (!r.ok()) return fail(r.status());
   if (*r != nullptr && (*r)->future().done()) {
@@ -59,7 +57,6 @@ void ShardState::Do(const AwaitFuture& c, OpRef origin, Time now, Effects& out) 
     if (!r.ok()) return fail(r.status());
   }
   if (absl::Status s = CheckCanPark(**r, c.name); !s.ok()) {
-    MaybeReclaim(c.name);
     return fail(s);
   }
   Waiter w;

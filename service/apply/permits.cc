@@ -64,8 +64,6 @@ void ShardState::ForgetHolding(const std::string& name, const Holding& h) {
 
 void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
-  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
-  if (absl::Status s = CheckSession(c.session); !s.ok()) return fail(s);
   bool exists = resources_.contains(c.name);
   if (!exists && c.kind == Kind::kSemaphore && c.capacity <= 0) {
     return fail(absl::InvalidArgumentError(absl::StrCat(

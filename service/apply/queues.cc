@@ -5,8 +5,8 @@
 // FIFO order while they can be served and releases joiners once nothing is
 // unfinished, so no state change can leave a waiter that could go on parked.
 // Pump also brings the shard's byte count (queue_bytes_) up to date, and so
-// does MaybeReclaim before it erases a queue: every operation that changes a
-// queue's payload ends in one of them.
+// does the end-of-command sweep before it erases a queue (ReclaimTouched):
+// every operation that changes a queue's payload ends in one of them.
 #include "absl/strings/str_cat.h"
 #include "service/apply/shard_state.h"
 
@@ -68,6 +68,7 @@ absl::StatusOr<ShardState::Resource*> ShardState::LookupQueue(
   if (o.maxsize == 0) o.maxsize = limits_.max_queue_items;
   if (o.max_item_bytes == 0) o.max_item_bytes = limits_.max_item_bytes;
   Resource res{Kind::kQueue, Queue(o, options.has_value()), {}};
+  touched_.push_back(name);  // reclaimed at the end of the command if left idle
   return &resources_.emplace(name, std::move(res)).first->second;
 }
 
@@ -232,8 +233,6 @@ void ShardState::EndConsumers(Queue& q, uint64_t session, const absl::Status& st
 
 void ShardState::Do(const ConsumeQueue& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
-  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
-  if (absl::Status s = CheckSession(c.session); !s.ok()) return fail(s);
   auto r = LookupQueue(c.name, c.options, /*create=*/true);
   if (!r.ok()) return fail(r.status());
   Queue& q = (*r)->queue();
@@ -272,7 +271,6 @@ void ShardState::AccountQueue(Queue& q) {
 
 void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
-  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
   auto r = LookupQueue(c.name, c.options, /*create=*/true);
   if (!r.ok()) return fail(r.status());
   Queue& q = (*r)->queue();
@@ -282,7 +280,6 @@ void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
       absl::Status s = absl::InvalidArgumentError(
           absl::StrCat("item ", i, " is ", c.items[i].data.size(), " bytes; queue '", c.name,
                        "' takes at most ", q.options().max_item_bytes));
-      MaybeReclaim(c.name);
       return fail(s);
     }
     bytes += c.items[i].data.size();
@@ -291,7 +288,6 @@ void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
     absl::Status s = absl::InvalidArgumentError(
         absl::StrCat("a batch of ", c.items.size(), " items can never fit in queue '", c.name,
                      "' of maxsize ", q.options().maxsize));
-    MaybeReclaim(c.name);
     return fail(s);
   }
   if (bytes > limits_.max_queue_bytes || queue_bytes_ > limits_.max_queue_bytes - bytes) {
@@ -299,7 +295,6 @@ void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
         absl::StrCat("queues on this server hold ", queue_bytes_, " bytes; ", bytes,
                      " more would pass the limit of ", limits_.max_queue_bytes,
                      " per shard (--max_queue_bytes): consume or purge some"));
-    MaybeReclaim(c.name);
     return fail(s);
   }
   std::vector<QueueItem> items;
@@ -340,8 +335,6 @@ void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
 
 void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
-  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
-  if (absl::Status s = CheckSession(c.session); !s.ok()) return fail(s);
   auto r = LookupQueue(c.name, c.options, /*create=*/!c.dead_letters);
   if (!r.ok()) return fail(r.status());
   if (*r == nullptr || (c.dead_letters && (*r)->queue().dead() == 0)) {
@@ -375,11 +368,9 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
     absl::Status s = absl::DeadlineExceededError(
         absl::StrCat("queue '", c.name, "' is empty",
                      q.delayed() > 0 ? absl::StrCat(" (", q.delayed(), " delayed)") : ""));
-    MaybeReclaim(c.name);
     return fail(s);
   }
   if (absl::Status s = CheckCanPark(q.getters, c.name); !s.ok()) {
-    MaybeReclaim(c.name);
     return fail(s);
   }
   Waiter w;
@@ -464,7 +455,6 @@ void ShardState::Do(const NackItems& c, OpRef origin, Time now, Effects& out) {
 
 void ShardState::Do(const JoinQueue& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
-  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
   auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
   if (!r.ok()) return fail(r.status());
   if (*r == nullptr || (*r)->queue().unfinished() == 0) {

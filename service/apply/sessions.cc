@@ -31,10 +31,6 @@ SessionInfo ShardState::Info(uint64_t id, const Session& s, Time now) const {
 }
 
 void ShardState::Do(const OpenSession& c, OpRef origin, Time now, Effects& out) {
-  if (shutting_down_) {
-    return out.push_back(
-        Reply{origin, Result::Error(absl::UnavailableError("server shutting down"))});
-  }
   if (static_cast<int64_t>(sessions_.size()) >= limits_.max_sessions) {
     return out.push_back(
         Reply{origin, Result::Error(absl::ResourceExhaustedError(absl::StrCat(

@@ -87,7 +87,25 @@ uint32_t ShardState::ShardOfName(std::string_view name, uint32_t shard_count) {
 }
 
 void ShardState::Apply(const Command& command, OpRef origin, Time now, Effects& out) {
-  std::visit([&](const auto& c) { Do(c, origin, now, out); }, command);
+  std::visit(
+      [&](const auto& c) {
+        using C = std::decay_t<decltype(c)>;
+        // The checks every command of its class makes first (command.h).
+        if constexpr (kGatesOf<C> & kRefusedAtShutdown) {
+          if (shutting_down_) {
+            return out.push_back(
+                Reply{origin, Result::Error(absl::UnavailableError("server shutting down"))});
+          }
+        }
+        if constexpr (kGatesOf<C> & kNeedsLiveSession) {
+          if (absl::Status s = CheckSession(c.session); !s.ok()) {
+            return out.push_back(Reply{origin, Result::Error(std::move(s))});
+          }
+        }
+        Do(c, origin, now, out);
+      },
+      command);
+  ReclaimTouched();
 }
 
 // --- resources ---
@@ -122,16 +140,20 @@ absl::StatusOr<ShardState::Resource*> ShardState::Lookup(const std::string& name
   } else if (kind == Kind::kTasks) {
     r.state.emplace<primitives::TaskQueue>();
   }
+  touched_.push_back(name);  // reclaimed at the end of the command if left idle
   return &resources_.emplace(name, std::move(r)).first->second;
 }
 
-void ShardState::MaybeReclaim(const std::string& name) {
-  auto it = resources_.find(name);
-  if (it == resources_.end()) return;
-  // A queue's last change may not be counted yet (kept or not).
-  if (it->second.kind == Kind::kQueue) AccountQueue(it->second.queue());
-  if (!it->second.idle()) return;
-  resources_.erase(it);
+void ShardState::ReclaimTouched() {
+  for (const std::string& name : touched_) {
+    auto it = resources_.find(name);
+    if (it == resources_.end()) continue;  // gone already (deleted, or noted twice)
+    // A queue's last change may not be counted yet (kept or not).
+    if (it->second.kind == Kind::kQueue) AccountQueue(it->second.queue());
+    if (!it->second.idle()) continue;
+    resources_.erase(it);
+  }
+  touched_.clear();
 }
 
 // --- waiting ---
@@ -336,6 +358,7 @@ void ShardState::OnTimer(Time now, Effects& out) {
         break;
     }
   }
+  ReclaimTouched();
 }
 
 // --- lifecycle ---

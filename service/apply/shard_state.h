@@ -210,8 +210,14 @@ class ShardState {
   // FAILED_PRECONDITION on a kind mismatch, RESOURCE_EXHAUSTED at the limit.
   absl::StatusOr<Resource*> Lookup(const std::string& name, Kind kind, bool create,
                                    int64_t capacity);
-  // Erases `name` if it is idle in its default state.
-  void MaybeReclaim(const std::string& name);
+  // Notes that `name` may have become idle. Every resource so noted, and
+  // every resource created, is erased at the end of the command (or of the
+  // timers fired) if it is idle in its default state then: no handler frees
+  // a resource it still points to, and no error path after a create has to
+  // remember to reclaim (review F6).
+  void MaybeReclaim(const std::string& name) { touched_.push_back(name); }
+  // The sweep: erases each touched resource that is idle.
+  void ReclaimTouched();
 
   // Waiting (the one waiting mechanism for every primitive).
   absl::Status CheckCanPark(primitives::WaiterQueue& line, const std::string& name) const;
@@ -378,6 +384,9 @@ class ShardState {
   bool shutting_down_ = false;
 
   absl::btree_map<std::string, Resource> resources_;
+  // Names created or noted by MaybeReclaim during the current command; empty
+  // between commands, so never part of a snapshot.
+  std::vector<std::string> touched_;
   // Pending waiters: where each stands, by waiter id, and its id by op (a
   // pending wait costs both entries; the name is kept once).
   absl::flat_hash_map<OpRef, uint64_t> waiters_by_op_;

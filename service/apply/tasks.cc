@@ -63,7 +63,6 @@ absl::StatusOr<std::pair<ShardState::Resource*, Task*>> ShardState::FindTask(
 
 void ShardState::Do(const SubmitTask& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
-  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
   auto r = Lookup(c.queue, Kind::kTasks, /*create=*/true, 0);
   if (!r.ok()) return fail(r.status());
   TaskQueue& tq = (*r)->tasks();
@@ -71,7 +70,6 @@ void ShardState::Do(const SubmitTask& c, OpRef origin, Time now, Effects& out) {
     absl::Status s = absl::ResourceExhaustedError(
         absl::StrCat("work queue '", c.queue, "' holds ", tq.tasks.size(), " tasks (limit ",
                      limits_.max_tasks_per_queue, "): wait for some to finish and be reclaimed"));
-    MaybeReclaim(c.queue);
     return fail(s);
   }
   Task t;
@@ -123,8 +121,6 @@ void ShardState::PumpTasks(const std::string& queue, TaskQueue& tq, Time now, Ef
 
 void ShardState::Do(const TakeTask& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
-  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
-  if (absl::Status s = CheckSession(c.session); !s.ok()) return fail(s);
   auto r = Lookup(c.queue, Kind::kTasks, /*create=*/true, 0);
   if (!r.ok()) return fail(r.status());
   TaskQueue& tq = (*r)->tasks();
@@ -153,12 +149,10 @@ void ShardState::Do(const TakeTask& c, OpRef origin, Time now, Effects& out) {
     return;
   }
   if (c.deadline <= now) {
-    MaybeReclaim(c.queue);
     return fail(absl::DeadlineExceededError(
         absl::StrCat("work queue '", c.queue, "' has no pending task")));
   }
   if (absl::Status s = CheckCanPark(tq.takers, c.queue); !s.ok()) {
-    MaybeReclaim(c.queue);
     return fail(s);
   }
   Park(tq.takers, c.queue, std::move(w));
@@ -289,7 +283,6 @@ void ShardState::LoseTask(const std::string& queue, Resource& res, Task& t, cons
 
 void ShardState::Do(const AwaitTask& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
-  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
   auto found = FindTask(c.queue, c.seq);
   if (!found.ok()) return fail(found.status());
   auto [res, t] = *found;
@@ -361,7 +354,6 @@ bool ShardState::WaitSatisfied(const std::string& queue, TaskQueue& tq,
 
 void ShardState::Do(const WaitTasks& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
-  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
   std::vector<uint64_t> seqs = c.seqs;
   if (!c.group.empty()) {
     auto r = Lookup(c.queue, Kind::kTasks, /*create=*/false, 0);

@@ -10,7 +10,6 @@ using primitives::Timer;
 
 void ShardState::Do(const ScheduleTimer& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
-  if (shutting_down_) return fail(absl::UnavailableError("server shutting down"));
   auto existing = Lookup(c.name, Kind::kTimer, /*create=*/false, 0);
   if (!existing.ok()) return fail(existing.status());
   if (*existing != nullptr) {
