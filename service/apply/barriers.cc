@@ -15,6 +15,16 @@ void ShardState::BreakBarrier(const std::string& name, Barrier& b, const std::st
   for (const Waiter& w : b.Break()) EndWait(name, w, broken, out);
 }
 
+void ShardState::BarrierWaiterLeft(const std::string& name, Resource& r, uint8_t, uint64_t,
+                                   EndReason why, Time, Effects& out) {
+  // asyncio: a party that leaves early breaks the barrier for the rest.
+  BreakBarrier(name, r.barrier(),
+               why == EndReason::kSessionEnded ? "a party's session ended"
+               : why == EndReason::kTimedOut   ? "a party timed out"
+                                               : "a party was cancelled",
+               out);
+}
+
 void ShardState::Do(const BarrierWait& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
   auto found = Lookup(c.name, Kind::kBarrier, /*create=*/false, 0);
@@ -89,6 +99,15 @@ void ShardState::Do(const ResetBarrier& c, OpRef origin, Time, Effects& out) {
   for (const Waiter& w : gone) EndWait(c.name, w, reset, out);
   MaybeReclaim(c.name);
   out.push_back(Answer(c, origin, BarrierAborted{static_cast<uint32_t>(gone.size())}));
+}
+
+// Describe: the barrier.
+void ShardState::DescribeBarrier(const std::string&, Resource& r, Time, ResourceInfo& info) {
+  const primitives::Barrier& b = r.barrier();
+  info.parties = b.parties();
+  info.arrived = static_cast<uint32_t>(b.waiters().size());
+  info.broken = b.broken();
+  info.cycles = b.cycles();
 }
 
 }  // namespace baton::apply

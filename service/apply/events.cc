@@ -84,4 +84,10 @@ void ShardState::Do(const UnwatchEvent& c, OpRef origin, Time, Effects&) {
   MaybeReclaim(c.name);
 }
 
+// Describe: the event.
+void ShardState::DescribeEvent(const std::string&, Resource& r, Time, ResourceInfo& info) {
+  info.event_set = r.event().is_set();
+  info.watchers = static_cast<uint32_t>(r.event().watchers().size());
+}
+
 }  // namespace baton::apply

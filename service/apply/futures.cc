@@ -78,4 +78,11 @@ void ShardState::ExpireFuture(uint64_t timer_id) {
   if (f.done() && f.timer_id() == timer_id) resources_.erase(it);
 }
 
+// Describe: the future.
+void ShardState::DescribeFuture(const std::string&, Resource& r, Time now, ResourceInfo& info) {
+  const primitives::Future& f = r.future();
+  info.future_state = f.value().state;
+  if (f.done()) info.retained_for = f.expires() == kForever ? kForever : f.expires() - now;
+}
+
 }  // namespace baton::apply

@@ -62,6 +62,25 @@ void ShardState::ForgetHolding(const std::string& name, const Holding& h) {
   Unref(h.session, name);
 }
 
+void ShardState::PoolWaiterLeft(const std::string& name, Resource& r, uint8_t, uint64_t, EndReason,
+                                Time now, Effects& out) {
+  // The waiter may have been the head of the line, holding back smaller
+  // requests behind it.
+  GrantWaiters(name, r.pool(), now, out);
+}
+
+void ShardState::PoolSessionEnded(const std::string& name, Resource& r, uint64_t session, Time now,
+                                  Effects& out) {
+  PermitPool& pool = r.pool();
+  std::vector<primitives::Holding> gone;
+  for (const auto& [token, h] : pool.holdings()) {
+    if (h.session == session) gone.push_back(h);
+  }
+  pool.RemoveSession(session);
+  for (const auto& h : gone) ForgetHolding(name, h);
+  GrantWaiters(name, pool, now, out);
+}
+
 void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
   bool exists = resources_.contains(c.name);
@@ -211,6 +230,30 @@ void ShardState::ExpireLease(uint64_t token, Time now, Effects& out) {
   auto h = pool.holdings().find(token);
   if (h == pool.holdings().end() || h->second.expires > now) return;
   DropHolding(name, pool, token, now, out);
+}
+
+// Describe: the pool (lock or semaphore) and its conditions.
+void ShardState::DescribePool(const std::string&, Resource& r, Time now, ResourceInfo& info) {
+  const primitives::PermitPool& pool = r.pool();
+  info.capacity = pool.capacity();
+  info.available = pool.available();
+  for (const auto& [token, h] : pool.holdings()) {
+    info.holders.push_back(HolderInfo{token, h.session, h.count, now - h.since,
+                                      h.expires == kForever ? kForever : h.expires - now,
+                                      h.request_id});
+    info.last_token = std::max(info.last_token, token);
+  }
+  absl::btree_map<std::string, ConditionSummary> conds;
+  for (const auto& [cond, line] : r.conditions) {
+    conds[cond] = ConditionSummary{cond, static_cast<uint32_t>(line.size()), 0};
+  }
+  for (const auto& [seq, w] : pool.waiters()) {
+    if (w.condition_outcome == 0) continue;
+    ConditionSummary& cs = conds[w.condition];
+    cs.condition = w.condition;
+    ++cs.reacquiring;
+  }
+  for (auto& [cond, cs] : conds) info.conditions.push_back(std::move(cs));
 }
 
 }  // namespace baton::apply

@@ -269,6 +269,37 @@ void ShardState::AccountQueue(Queue& q) {
   q.accounted_bytes = q.bytes();
 }
 
+void ShardState::QueueWaiterLeft(const std::string& name, Resource& r, uint8_t line, uint64_t id,
+                                 EndReason, Time now, Effects& out) {
+  if (line != kPutters) return;
+  Queue& q = r.queue();
+  q.pending_puts.erase(id);
+  Pump(name, q, now, out);
+}
+
+void ShardState::QueueSessionEnded(const std::string& name, Resource& r, uint64_t session, Time now,
+                                   Effects& out) {
+  // Its Consume streams end, and its in-flight items go back to the head of
+  // the queue.
+  Queue& q = r.queue();
+  for (const auto& [op, consumer] : q.consumers) {
+    if (consumer.session == session) Unref(session, name);
+  }
+  EndConsumers(
+      q, session,
+      absl::AbortedError(absl::StrCat("session ", session, " ended; its Consume stream ends too")),
+      out);
+  std::vector<uint64_t> receipts;
+  for (const auto& [receipt, f] : q.in_flight_items()) {
+    if (f.session == session) receipts.push_back(receipt);
+  }
+  // Newest first, so that the oldest ends up first in line.
+  for (auto rit = receipts.rbegin(); rit != receipts.rend(); ++rit) {
+    ReturnItem(name, q, *rit, /*counted=*/true, 0, now);
+  }
+  Pump(name, q, now, out);
+}
+
 void ShardState::Do(const PutItems& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
   auto r = LookupQueue(c.name, c.options, /*create=*/true);
@@ -574,6 +605,28 @@ void ShardState::PromoteDelayed(uint64_t item_id, Time now, Effects& out) {
   Queue& q = it->second.queue();
   q.PromoteDelayed(item_id);
   Pump(name, q, now, out);
+}
+
+// Describe: the queue, with its in-flight items as holders.
+void ShardState::DescribeQueue(const std::string&, Resource& r, Time now, ResourceInfo& info) {
+  primitives::Queue& q = r.queue();
+  QueueSummary& s = info.queue;
+  s.options = q.options();
+  s.ready = q.ready();
+  s.delayed = q.delayed();
+  s.in_flight = q.in_flight();
+  s.dead = q.dead();
+  s.unfinished = q.unfinished();
+  if (auto oldest = q.OldestEnqueued()) s.oldest_age = now - *oldest;
+  s.getters = static_cast<uint32_t>(q.getters.size());
+  s.putters = static_cast<uint32_t>(q.putters.size());
+  s.joiners = static_cast<uint32_t>(q.joiners.size());
+  s.total_put = q.total_put;
+  s.total_acked = q.total_acked;
+  for (const auto& [receipt, f] : q.in_flight_items()) {
+    info.holders.push_back(HolderInfo{receipt, f.session, 1, now - f.item.enqueued,
+                                      f.expires == kForever ? kForever : f.expires - now, ""});
+  }
 }
 
 }  // namespace baton::apply

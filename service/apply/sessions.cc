@@ -140,58 +140,14 @@ void ShardState::Do(const SessionEnded& c, OpRef, Time now, Effects& out) {
       }
     };
     Resource& r = it->second;
-    collect(r.waiters());
+    for (uint8_t l : {kMain, kPutters, kJoiners}) {
+      if (const primitives::WaiterQueue* line = r.LineOf(l, "")) collect(*line);
+    }
     for (const auto& [cond, line] : r.conditions) collect(line);
-    if (r.kind == Kind::kQueue) {
-      collect(r.queue().putters);
-      collect(r.queue().joiners);
-    }
-    if (r.kind == Kind::kTasks) collect(r.tasks().waits);
     for (uint64_t id : ids) RemoveWaiter(name, id, EndReason::kSessionEnded, now, out);
-    // Removing waiters may have reclaimed the resource.
-    it = resources_.find(name);
-    if (it == resources_.end()) continue;
-    Resource& res = it->second;
-    if (res.is_pool()) {
-      primitives::PermitPool& pool = res.pool();
-      std::vector<primitives::Holding> gone;
-      for (const auto& [token, h] : pool.holdings()) {
-        if (h.session == c.session) gone.push_back(h);
-      }
-      pool.RemoveSession(c.session);
-      for (const auto& h : gone) ForgetHolding(name, h);
-      GrantWaiters(name, pool, now, out);
-    } else if (res.kind == Kind::kQueue) {
-      // Its in-flight items go back to the head of the queue.
-      primitives::Queue& q = res.queue();
-      for (const auto& [op, consumer] : q.consumers) {
-        if (consumer.session == c.session) Unref(c.session, name);
-      }
-      EndConsumers(q, c.session,
-                   absl::AbortedError(
-                       absl::StrCat("session ", c.session, " ended; its Consume stream ends too")),
-                   out);
-      std::vector<uint64_t> receipts;
-      for (const auto& [receipt, f] : q.in_flight_items()) {
-        if (f.session == c.session) receipts.push_back(receipt);
-      }
-      // Newest first, so that the oldest ends up first in line.
-      for (auto rit = receipts.rbegin(); rit != receipts.rend(); ++rit) {
-        ReturnItem(name, q, *rit, /*counted=*/true, 0, now);
-      }
-      Pump(name, q, now, out);
-    } else if (res.kind == Kind::kTasks) {
-      // Its running tasks are lost: retried, or failed.
-      std::vector<uint64_t> lost;
-      for (const auto& [seq, t] : res.tasks().tasks) {
-        if (t.state == primitives::TaskState::kRunning && t.session == c.session) {
-          lost.push_back(seq);
-        }
-      }
-      for (uint64_t seq : lost) {
-        LoseTask(name, res, res.tasks().tasks.at(seq), "its session ended", now, out);
-      }
-    }
+    // What it held here goes back. (Resources are reclaimed only at the end
+    // of the command, so `r` is still there.)
+    if (auto hook = HooksOf(r.kind).session_ended) (this->*hook)(name, r, c.session, now, out);
     MaybeReclaim(name);
   }
   session_refs_.erase(c.session);

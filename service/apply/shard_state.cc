@@ -9,32 +9,6 @@ namespace baton::apply {
 
 using primitives::Waiter;
 
-namespace {
-
-const char* KindName(Kind k) {
-  switch (k) {
-    case Kind::kLock:
-      return "lock";
-    case Kind::kSemaphore:
-      return "semaphore";
-    case Kind::kEvent:
-      return "event";
-    case Kind::kQueue:
-      return "queue";
-    case Kind::kFuture:
-      return "future";
-    case Kind::kBarrier:
-      return "barrier";
-    case Kind::kTimer:
-      return "timer";
-    case Kind::kTasks:
-      return "work queue";
-  }
-  return "resource";
-}
-
-}  // namespace
-
 primitives::WaiterQueue& ShardState::Resource::waiters() {
   return std::visit(
       [](auto& s) -> primitives::WaiterQueue& {
@@ -116,7 +90,7 @@ absl::StatusOr<ShardState::Resource*> ShardState::Lookup(const std::string& name
   if (it != resources_.end()) {
     if (it->second.kind != kind) {
       return absl::FailedPreconditionError(absl::StrCat(
-          "'", name, "' is a ", KindName(it->second.kind), ", not a ", KindName(kind)));
+          "'", name, "' is a ", HooksOf(it->second.kind).name, ", not a ", HooksOf(kind).name));
     }
     return &it->second;
   }
@@ -265,35 +239,7 @@ void ShardState::RemoveWaiter(const std::string& name, uint64_t id, EndReason wh
   EndWait(name, *w, std::move(status), out);
 
   // Let the resource react to the departure.
-  switch (r.kind) {
-    case Kind::kLock:
-    case Kind::kSemaphore:
-      // The waiter may have been the head of the line, holding back smaller
-      // requests behind it.
-      GrantWaiters(name, r.pool(), now, out);
-      break;
-    case Kind::kQueue: {
-      primitives::Queue& q = r.queue();
-      if (which == kPutters) {
-        q.pending_puts.erase(id);
-        Pump(name, q, now, out);
-      }
-      break;
-    }
-    case Kind::kBarrier:
-      // asyncio: a party that leaves early breaks the barrier for the rest.
-      BreakBarrier(name, r.barrier(),
-                   why == EndReason::kSessionEnded ? "a party's session ended"
-                   : why == EndReason::kTimedOut   ? "a party timed out"
-                                                   : "a party was cancelled",
-                   out);
-      break;
-    case Kind::kEvent:
-    case Kind::kFuture:
-    case Kind::kTimer:
-    case Kind::kTasks:
-      break;
-  }
+  if (auto hook = HooksOf(r.kind).waiter_left) (this->*hook)(name, r, which, id, why, now, out);
   MaybeReclaim(name);
 }
 

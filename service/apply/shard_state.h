@@ -150,6 +150,47 @@ class ShardState {
   // Why a waiter leaves its line early.
   enum class EndReason { kCancelled, kTimedOut, kSessionEnded };
 
+  // What each kind does at the moments every kind has. One row per kind in
+  // kinds.cc (the one place that lists the kinds); each function lives in
+  // its kind's file. A null hook: the kind has nothing to do then.
+  struct KindHooks {
+    const char* name;  // in messages: "lock", "work queue" ...
+    // Fills the kind's part of a Describe.
+    void (ShardState::*describe)(const std::string& name, Resource& r, Time now,
+                                 ResourceInfo& info);
+    // Waiter `id` has just left line `line` of `r` early (`why`, its wait
+    // already ended): let the rest react (grant, pump, break).
+    void (ShardState::*waiter_left)(const std::string& name, Resource& r, uint8_t line, uint64_t id,
+                                    EndReason why, Time now, Effects& out);
+    // `session` has ended and its waits here are gone: what it held goes
+    // back (holdings, in-flight items, running tasks, Consume streams).
+    void (ShardState::*session_ended)(const std::string& name, Resource& r, uint64_t session,
+                                      Time now, Effects& out);
+  };
+  static const KindHooks& HooksOf(Kind kind);
+
+  // The hooks, by kind (permits.cc, events.cc, queues.cc, futures.cc,
+  // barriers.cc, timers.cc, tasks.cc).
+  void DescribePool(const std::string& name, Resource& r, Time now, ResourceInfo& info);
+  void PoolWaiterLeft(const std::string& name, Resource& r, uint8_t line, uint64_t id,
+                      EndReason why, Time now, Effects& out);
+  void PoolSessionEnded(const std::string& name, Resource& r, uint64_t session, Time now,
+                        Effects& out);
+  void DescribeEvent(const std::string& name, Resource& r, Time now, ResourceInfo& info);
+  void DescribeQueue(const std::string& name, Resource& r, Time now, ResourceInfo& info);
+  void QueueWaiterLeft(const std::string& name, Resource& r, uint8_t line, uint64_t id,
+                       EndReason why, Time now, Effects& out);
+  void QueueSessionEnded(const std::string& name, Resource& r, uint64_t session, Time now,
+                         Effects& out);
+  void DescribeFuture(const std::string& name, Resource& r, Time now, ResourceInfo& info);
+  void DescribeBarrier(const std::string& name, Resource& r, Time now, ResourceInfo& info);
+  void BarrierWaiterLeft(const std::string& name, Resource& r, uint8_t line, uint64_t id,
+                         EndReason why, Time now, Effects& out);
+  void DescribeTimer(const std::string& name, Resource& r, Time now, ResourceInfo& info);
+  void DescribeTasks(const std::string& name, Resource& r, Time now, ResourceInfo& info);
+  void TasksSessionEnded(const std::string& name, Resource& r, uint64_t session, Time now,
+                         Effects& out);
+
   // Dispatch targets, one per command (permits.cc, events.cc, sessions.cc,
   // admin.cc).
   void Do(const AcquirePermits& c, OpRef origin, Time now, Effects& out);

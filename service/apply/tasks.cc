@@ -61,6 +61,17 @@ absl::StatusOr<std::pair<ShardState::Resource*, Task*>> ShardState::FindTask(
       absl::StrCat("no task '", TaskId(queue, seq), "': never submitted, or done and reclaimed"));
 }
 
+void ShardState::TasksSessionEnded(const std::string& name, Resource& r, uint64_t session, Time now,
+                                   Effects& out) {
+  // Its running tasks are lost: retried, or failed.
+  std::vector<uint64_t> lost;
+  for (const auto& [seq, t] : r.tasks().tasks) {
+    if (t.state == primitives::TaskState::kRunning && t.session == session) lost.push_back(seq);
+  }
+  for (uint64_t seq : lost)
+    LoseTask(name, r, r.tasks().tasks.at(seq), "its session ended", now, out);
+}
+
 void ShardState::Do(const SubmitTask& c, OpRef origin, Time now, Effects& out) {
   auto fail = [&](absl::Status s) { out.push_back(Reply{origin, Result::Error(std::move(s))}); };
   auto r = Lookup(c.queue, Kind::kTasks, /*create=*/true, 0);
@@ -429,6 +440,22 @@ void ShardState::OnTaskTimer(uint64_t seq, Time now, Effects& out) {
              t.run_deadline <= now ? "the attempt ran past its run_timeout"
                                    : "its lease ran out without a heartbeat",
              now, out);
+  }
+}
+
+// Describe: the work queue, with its running tasks as holders.
+void ShardState::DescribeTasks(const std::string& name, Resource& r, Time now, ResourceInfo& info) {
+  for (const auto& [seq, t] : r.tasks().tasks) {
+    if (t.done()) {
+      ++info.tasks_done;
+    } else if (t.state == primitives::TaskState::kRunning) {
+      ++info.tasks_running;
+      info.holders.push_back(HolderInfo{seq, t.session, 1, 0,
+                                        t.timer_at == kForever ? kForever : t.timer_at - now,
+                                        TaskId(name, seq)});
+    } else {
+      ++info.tasks_pending;
+    }
   }
 }
 

@@ -77,4 +77,24 @@ void ShardState::FireTimer(uint64_t seq, Time now, Effects& out) {
   AddTimer(t.due, TimerKind::kUserTimer, t.seq);
 }
 
+// Describe: the timer and its action.
+void ShardState::DescribeTimer(const std::string& name, Resource& r, Time now, ResourceInfo& info) {
+  const primitives::Timer& t = r.timer();
+  info.due_in = t.done ? -1 : t.due - now;
+  info.every = t.every;
+  info.fired = t.fired;
+  info.since_fired = t.last_fired < 0 ? -1 : now - t.last_fired;
+  auto action = timer_actions_.find(name);
+  if (action != timer_actions_.end() && action->second.second != nullptr) {
+    const Command& cmd = *action->second.second;
+    const char* verb = std::holds_alternative<SetEvent>(cmd)         ? "set_event"
+                       : std::holds_alternative<ClearEvent>(cmd)     ? "clear_event"
+                       : std::holds_alternative<PutItems>(cmd)       ? "put"
+                       : std::holds_alternative<CompleteFuture>(cmd) ? "set_future"
+                       : std::holds_alternative<SubmitTask>(cmd)     ? "submit_task"
+                                                                     : "action";
+    info.action = absl::StrCat(verb, " ", action->second.first);
+  }
+}
+
 }  // namespace baton::apply
