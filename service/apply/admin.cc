@@ -19,16 +19,8 @@ void ShardState::Do(const ListResources& c, OpRef origin, Time, Effects& out) {
     }
     // "Holders": what is held now. Locks and semaphores: holdings; queues:
     // items in flight.
-    uint32_t holders = 0;
-    if (r.is_pool()) {
-      holders = static_cast<uint32_t>(r.pool().holdings().size());
-    } else if (r.kind == Kind::kQueue) {
-      holders = static_cast<uint32_t>(r.queue().in_flight());
-    } else if (r.kind == Kind::kTasks) {
-      for (const auto& [seq, t] : r.tasks().tasks) {
-        holders += t.state == primitives::TaskState::kRunning ? 1 : 0;
-      }
-    }
+    auto count = HooksOf(r.kind).holders;
+    uint32_t holders = count == nullptr ? 0 : count(r);
     list.resources.push_back(
         ResourceSummary{it->first, r.kind, holders, static_cast<uint32_t>(r.waiters().size())});
   }

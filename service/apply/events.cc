@@ -90,4 +90,14 @@ void ShardState::DescribeEvent(const std::string&, Resource& r, Time, ResourceIn
   info.watchers = static_cast<uint32_t>(r.event().watchers().size());
 }
 
+// Shutdown and restart: every watch ends too.
+void ShardState::EventEndAll(const std::string&, Resource& r, const absl::Status& status,
+                             Effects& out) {
+  auto watchers = r.event().watchers();
+  for (auto [shard, id] : watchers) {
+    out.push_back(Reply{OpRef{shard, id}, Result::Error(status)});
+    r.event().RemoveWatcher(OpRef{shard, id});
+  }
+}
+
 }  // namespace baton::apply

@@ -10,18 +10,23 @@ namespace baton::apply {
 
 const ShardState::KindHooks& ShardState::HooksOf(Kind kind) {
   // Indexed by Kind, in its order.
+  // Columns: name, describe, waiter_left, session_ended, end_all,
+  // orphanable, roll_back, holders.
+  using S = ShardState;
   static const std::array<KindHooks, 8> kHooks = {{
-      {"lock", &ShardState::DescribePool, &ShardState::PoolWaiterLeft,
-       &ShardState::PoolSessionEnded},
-      {"semaphore", &ShardState::DescribePool, &ShardState::PoolWaiterLeft,
-       &ShardState::PoolSessionEnded},
-      {"event", &ShardState::DescribeEvent, nullptr, nullptr},
-      {"queue", &ShardState::DescribeQueue, &ShardState::QueueWaiterLeft,
-       &ShardState::QueueSessionEnded},
-      {"future", &ShardState::DescribeFuture, nullptr, nullptr},
-      {"barrier", &ShardState::DescribeBarrier, &ShardState::BarrierWaiterLeft, nullptr},
-      {"timer", &ShardState::DescribeTimer, nullptr, nullptr},
-      {"work queue", &ShardState::DescribeTasks, nullptr, &ShardState::TasksSessionEnded},
+      {"lock", &S::DescribePool, &S::PoolWaiterLeft, &S::PoolSessionEnded, nullptr,
+       &S::PoolOrphanable, &S::PoolRollBack, &S::PoolHolders},
+      {"semaphore", &S::DescribePool, &S::PoolWaiterLeft, &S::PoolSessionEnded, nullptr,
+       &S::PoolOrphanable, &S::PoolRollBack, &S::PoolHolders},
+      {"event", &S::DescribeEvent, nullptr, nullptr, &S::EventEndAll, nullptr, nullptr, nullptr},
+      {"queue", &S::DescribeQueue, &S::QueueWaiterLeft, &S::QueueSessionEnded, &S::QueueEndAll,
+       &S::QueueOrphanable, &S::QueueRollBack, &S::QueueHolders},
+      {"future", &S::DescribeFuture, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr},
+      {"barrier", &S::DescribeBarrier, &S::BarrierWaiterLeft, nullptr, nullptr, nullptr, nullptr,
+       nullptr},
+      {"timer", &S::DescribeTimer, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr},
+      {"work queue", &S::DescribeTasks, nullptr, &S::TasksSessionEnded, &S::TasksEndAll,
+       &S::TasksOrphanable, &S::TasksRollBack, &S::TasksHolders},
   }};
   static_assert(static_cast<size_t>(Kind::kTasks) + 1 == std::tuple_size_v<decltype(kHooks)>,
                 "every Kind has a row, in the order of the enum");

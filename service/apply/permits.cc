@@ -256,4 +256,20 @@ void ShardState::DescribePool(const std::string&, Resource& r, Time now, Resourc
   for (auto& [cond, cs] : conds) info.conditions.push_back(std::move(cs));
 }
 
+// Orphans: an acquire may stay in line across a restart, a condition's
+// re-acquire may not (its condition wait is gone).
+bool ShardState::PoolOrphanable(const Waiter& w) { return w.condition_outcome == 0; }
+
+void ShardState::PoolRollBack(const std::string& name, Resource& r, const GrantKey& k, Time now,
+                              Effects& out) {
+  PermitPool& pool = r.pool();
+  if (Holding* h = pool.FindReplay(k.session, k.request_id)) {
+    DropHolding(name, pool, h->token, now, out);
+  }
+}
+
+uint32_t ShardState::PoolHolders(Resource& r) {
+  return static_cast<uint32_t>(r.pool().holdings().size());
+}
+
 }  // namespace baton::apply

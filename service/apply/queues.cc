@@ -629,4 +629,41 @@ void ShardState::DescribeQueue(const std::string&, Resource& r, Time now, Resour
   }
 }
 
+// Shutdown and restart: putters, joiners and Consume streams end too.
+void ShardState::QueueEndAll(const std::string& name, Resource& r, const absl::Status& status,
+                             Effects& out) {
+  Queue& q = r.queue();
+  EndLine(name, q.putters, status, out);
+  EndLine(name, q.joiners, status, out);
+  q.pending_puts.clear();
+  for (const auto& [op, consumer] : q.consumers) Unref(consumer.session, name);
+  EndConsumers(q, 0, status, out);
+}
+
+// Orphans: a Get may stay in line across a restart, a read of the dead
+// letters may not.
+bool ShardState::QueueOrphanable(const Waiter& w) { return !w.dead_letters; }
+
+// The items an unclaimed Get was given go back to the head, their delivery
+// not counted.
+void ShardState::QueueRollBack(const std::string& name, Resource& r, const GrantKey& k, Time now,
+                               Effects& out) {
+  Queue& q = r.queue();
+  std::vector<uint64_t> receipts;
+  for (const auto& [receipt, f] : q.in_flight_items()) {
+    if (f.consumer.id == 0 && f.session == k.session && f.request_id == k.request_id) {
+      receipts.push_back(receipt);
+    }
+  }
+  // Newest first, so that the oldest ends up first in line.
+  for (auto rit = receipts.rbegin(); rit != receipts.rend(); ++rit) {
+    ReturnItem(name, q, *rit, /*counted=*/false, 0, now);
+  }
+  Pump(name, q, now, out);
+}
+
+uint32_t ShardState::QueueHolders(Resource& r) {
+  return static_cast<uint32_t>(r.queue().in_flight());
+}
+
 }  // namespace baton::apply

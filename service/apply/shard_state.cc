@@ -347,10 +347,7 @@ void ShardState::Do(const Tick&, OpRef, Time now, Effects& out) { OnTimer(now, o
 
 void ShardState::EndEveryWait(const absl::Status& status, Time now, Effects& out, bool keep_orphans,
                               Time orphan_until) {
-  auto end_all = [&](const std::string& name, primitives::WaiterQueue& line) {
-    for (Waiter& w : line.RemoveAll()) EndWait(name, w, status, out);
-  };
-  for (auto it = resources_.begin(); it != resources_.end();) {
+  for (auto it = resources_.begin(); it != resources_.end(); ++it) {
     const std::string& name = it->first;
     Resource& r = it->second;
     std::vector<Waiter> kept;
@@ -378,37 +375,24 @@ void ShardState::EndEveryWait(const absl::Status& status, Time now, Effects& out
     // A semaphore's head of line may have left: the orphans behind it that
     // now fit are granted (and await their claim).
     if (orphans && r.is_pool()) GrantWaiters(name, r.pool(), now, out);
-    for (auto& [cond, line] : r.conditions) end_all(name, line);
+    for (auto& [cond, line] : r.conditions) EndLine(name, line, status, out);
     r.conditions.clear();
-    if (r.kind == Kind::kQueue) {
-      end_all(name, r.queue().putters);
-      end_all(name, r.queue().joiners);
-      r.queue().pending_puts.clear();
-      for (const auto& [op, consumer] : r.queue().consumers) Unref(consumer.session, name);
-      EndConsumers(r.queue(), 0, status, out);
-    }
-    if (r.kind == Kind::kTasks) {
-      end_all(name, r.tasks().waits);
-      r.tasks().wait_args.clear();
-    }
-    if (r.kind == Kind::kEvent) {
-      auto watchers = r.event().watchers();
-      for (auto [shard, id] : watchers) {
-        out.push_back(Reply{OpRef{shard, id}, Result::Error(status)});
-        r.event().RemoveWatcher(OpRef{shard, id});
-      }
-    }
-    it = r.idle() ? resources_.erase(it) : std::next(it);
+    if (auto hook = HooksOf(r.kind).end_all) (this->*hook)(name, r, status, out);
+    MaybeReclaim(name);
   }
+}
+
+void ShardState::EndLine(const std::string& name, primitives::WaiterQueue& line,
+                         const absl::Status& status, Effects& out) {
+  for (Waiter& w : line.RemoveAll()) EndWait(name, w, status, out);
 }
 
 // --- orphans ---
 
 bool ShardState::Orphanable(const Resource& r, const Waiter& w) {
   if (w.request_id.empty() || w.line != kMain) return false;
-  if (r.is_pool()) return w.condition_outcome == 0;  // not a condition's re-acquire
-  if (r.kind == Kind::kQueue) return !w.dead_letters;
-  return r.kind == Kind::kTasks;
+  auto hook = HooksOf(r.kind).orphanable;
+  return hook != nullptr && hook(w);
 }
 
 bool ShardState::Adopt(const std::string& name, primitives::WaiterQueue& line, uint64_t session,
@@ -451,36 +435,7 @@ void ShardState::RollBackUnclaimed(Time now, Effects& out) {
     auto it = resources_.find(k.name);
     if (it == resources_.end()) continue;  // already given back (released, session ended)
     Resource& r = it->second;
-    if (r.is_pool()) {
-      primitives::PermitPool& pool = r.pool();
-      primitives::Holding* h = pool.FindReplay(k.session, k.request_id);
-      if (h != nullptr) DropHolding(k.name, pool, h->token, now, out);
-      continue;  // DropHolding reclaimed the lock if it became idle
-    } else if (r.kind == Kind::kQueue) {
-      primitives::Queue& q = r.queue();
-      std::vector<uint64_t> receipts;
-      for (const auto& [receipt, f] : q.in_flight_items()) {
-        if (f.consumer.id == 0 && f.session == k.session && f.request_id == k.request_id) {
-          receipts.push_back(receipt);
-        }
-      }
-      // Newest first, so that the oldest ends up first in line.
-      for (auto rit = receipts.rbegin(); rit != receipts.rend(); ++rit) {
-        ReturnItem(k.name, q, *rit, /*counted=*/false, 0, now);
-      }
-      Pump(k.name, q, now, out);
-    } else if (r.kind == Kind::kTasks) {
-      primitives::TaskQueue& tq = r.tasks();
-      for (auto& [seq, t] : tq.tasks) {
-        if (t.state != primitives::TaskState::kRunning || t.session != k.session ||
-            t.take_request_id != k.request_id) {
-          continue;
-        }
-        Unstart(k.name, tq, t);
-        break;
-      }
-      PumpTasks(k.name, tq, now, out);
-    }
+    if (auto hook = HooksOf(r.kind).roll_back) (this->*hook)(k.name, r, k, now, out);
     MaybeReclaim(k.name);
   }
 }

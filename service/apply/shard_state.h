@@ -166,6 +166,18 @@ class ShardState {
     // back (holdings, in-flight items, running tasks, Consume streams).
     void (ShardState::*session_ended)(const std::string& name, Resource& r, uint64_t session,
                                       Time now, Effects& out);
+    // Ends, with `status`, every wait, watch and stream that the kind keeps
+    // beyond its main line and its conditions (shutdown, restart).
+    void (ShardState::*end_all)(const std::string& name, Resource& r, const absl::Status& status,
+                                Effects& out);
+    // Whether waiter `w`, on the main line, may stay in line as an orphan
+    // across a restart (it has a request_id, checked before).
+    bool (*orphanable)(const primitives::Waiter& w);
+    // Rolls back what an orphan was granted that no retry claimed.
+    void (ShardState::*roll_back)(const std::string& name, Resource& r, const GrantKey& k, Time now,
+                                  Effects& out);
+    // List's "holders": what is held now.
+    uint32_t (*holders)(Resource& r);
   };
   static const KindHooks& HooksOf(Kind kind);
 
@@ -176,7 +188,22 @@ class ShardState {
                       EndReason why, Time now, Effects& out);
   void PoolSessionEnded(const std::string& name, Resource& r, uint64_t session, Time now,
                         Effects& out);
+  static bool PoolOrphanable(const primitives::Waiter& w);
+  void PoolRollBack(const std::string& name, Resource& r, const GrantKey& k, Time now,
+                    Effects& out);
+  static uint32_t PoolHolders(Resource& r);
   void DescribeEvent(const std::string& name, Resource& r, Time now, ResourceInfo& info);
+  void EventEndAll(const std::string& name, Resource& r, const absl::Status& status, Effects& out);
+  void QueueEndAll(const std::string& name, Resource& r, const absl::Status& status, Effects& out);
+  static bool QueueOrphanable(const primitives::Waiter& w);
+  void QueueRollBack(const std::string& name, Resource& r, const GrantKey& k, Time now,
+                     Effects& out);
+  static uint32_t QueueHolders(Resource& r);
+  void TasksEndAll(const std::string& name, Resource& r, const absl::Status& status, Effects& out);
+  static bool TasksOrphanable(const primitives::Waiter& w);
+  void TasksRollBack(const std::string& name, Resource& r, const GrantKey& k, Time now,
+                     Effects& out);
+  static uint32_t TasksHolders(Resource& r);
   void DescribeQueue(const std::string& name, Resource& r, Time now, ResourceInfo& info);
   void QueueWaiterLeft(const std::string& name, Resource& r, uint8_t line, uint64_t id,
                        EndReason why, Time now, Effects& out);
@@ -272,6 +299,9 @@ class ShardState {
   }
   // Forgets a waiter already removed from its queue: timer, op index, refs.
   void Unpark(const std::string& name, const primitives::Waiter& w);
+  // Ends the wait of everyone in `line` with `status`.
+  void EndLine(const std::string& name, primitives::WaiterQueue& line, const absl::Status& status,
+               Effects& out);
   // Ends one waiter's wait with `status`.
   void EndWait(const std::string& name, const primitives::Waiter& w, absl::Status status,
                Effects& out);

@@ -459,4 +459,34 @@ void ShardState::DescribeTasks(const std::string& name, Resource& r, Time now, R
   }
 }
 
+// Shutdown and restart: waits for tasks end too.
+void ShardState::TasksEndAll(const std::string& name, Resource& r, const absl::Status& status,
+                             Effects& out) {
+  EndLine(name, r.tasks().waits, status, out);
+  r.tasks().wait_args.clear();
+}
+
+// Orphans: a Take may stay in line across a restart.
+bool ShardState::TasksOrphanable(const Waiter&) { return true; }
+
+// The task an unclaimed Take was given is pending again, first in line.
+void ShardState::TasksRollBack(const std::string& name, Resource& r, const GrantKey& k, Time now,
+                               Effects& out) {
+  TaskQueue& tq = r.tasks();
+  for (auto& [seq, t] : tq.tasks) {
+    if (t.state == TaskState::kRunning && t.session == k.session &&
+        t.take_request_id == k.request_id) {
+      Unstart(name, tq, t);
+      break;
+    }
+  }
+  PumpTasks(name, tq, now, out);
+}
+
+uint32_t ShardState::TasksHolders(Resource& r) {
+  uint32_t running = 0;
+  for (const auto& [seq, t] : r.tasks().tasks) running += t.state == TaskState::kRunning ? 1 : 0;
+  return running;
+}
+
 }  // namespace baton::apply
