@@ -100,7 +100,6 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
     absl::Status error =
         absl::InvalidArgumentError(absl::StrCat("count ", c.count, " exceeds the capacity ",
                                                 pool.capacity(), " of semaphore '", c.name, "'"));
-    if (!exists) resources_.erase(c.name);  // a refused call declares nothing
     return fail(std::move(error));
   }
   if (Holding* h = pool.FindReplay(c.session, c.request_id)) {

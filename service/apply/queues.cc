@@ -69,6 +69,7 @@ absl::StatusOr<ShardState::Resource*> ShardState::LookupQueue(
   if (o.max_item_bytes == 0) o.max_item_bytes = limits_.max_item_bytes;
   Resource res{Kind::kQueue, Queue(o, options.has_value()), {}};
   touched_.push_back(name);  // reclaimed at the end of the command if left idle
+  created_.push_back(name);  // and erased if the command is refused
   return &resources_.emplace(name, std::move(res)).first->second;
 }
 

@@ -60,6 +60,34 @@ TEST(ReclaimTest, AReleasedLockIsReclaimedAndAHeldOneIsNot) {
   EXPECT_EQ(h.state.resource_count(), 0u);
 }
 
+TEST(ReclaimTest, ARefusedFirstPutDeclaresNothing) {
+  Harness h;
+  PutItems put;
+  put.name = std::string("q");
+  put.options = primitives::QueueOptions{};
+  put.options->maxsize = 1;
+  put.items.push_back(NewQueueItem{std::string("a"), 0, 0});
+  put.items.push_back(NewQueueItem{std::string("b"), 0, 0});  // can never fit
+  auto r = ReplyTo(h.Apply(put, 1), 1);
+  EXPECT_EQ(r->status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(h.state.resource_count(), 0u);
+  // So the right options are accepted afterwards.
+  put.options->maxsize = 5;
+  EXPECT_TRUE(ReplyTo(h.Apply(put, 2), 2)->ok());
+}
+
+TEST(ReclaimTest, AGetWithOptionsThatTimesOutStillDeclaresTheQueue) {
+  Harness h;
+  GetItems get;
+  get.name = std::string("q");
+  get.options = primitives::QueueOptions{};
+  get.options->maxsize = 3;
+  get.lease = kSecond;
+  get.deadline = h.now;
+  EXPECT_EQ(ReplyTo(h.Apply(get, 1), 1)->status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(h.state.resource_count(), 1u);
+}
+
 TEST(GateTest, GatedCommandsAfterShutdownAreUnavailableAndCreateNothing) {
   Harness h;
   h.Apply(BeginShutdown{});

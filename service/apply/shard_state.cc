@@ -43,6 +43,10 @@ bool ShardState::Resource::idle() const {
   // declared with, stay until deleted (DeleteSemaphore, DeleteQueue).
   if (kind == Kind::kSemaphore) return false;
   if (kind == Kind::kQueue && std::get<primitives::Queue>(state).declared()) return false;
+  return unused();
+}
+
+bool ShardState::Resource::unused() const {
   return conditions.empty() && std::visit([](const auto& s) { return s.idle(); }, state);
 }
 
@@ -76,9 +80,28 @@ void ShardState::Apply(const Command& command, OpRef origin, Time now, Effects& 
             return out.push_back(Reply{origin, Result::Error(std::move(s))});
           }
         }
+        size_t first = out.size();
         Do(c, origin, now, out);
+        // A refused command creates nothing, not even a declaration. (A wait
+        // that ran out of time was not refused: a Get with options that
+        // finds the new queue empty has still declared it.)
+        if (!created_.empty()) {
+          for (size_t i = first; i < out.size(); ++i) {
+            const Reply* r = std::get_if<Reply>(&out[i]);
+            if (r == nullptr || r->op != origin || r->result.ok() ||
+                r->result.status.code() == absl::StatusCode::kDeadlineExceeded) {
+              continue;
+            }
+            for (const std::string& name : created_) {
+              auto it = resources_.find(name);
+              if (it != resources_.end() && it->second.unused()) resources_.erase(it);
+            }
+            break;
+          }
+        }
       },
       command);
+  created_.clear();
   ReclaimTouched();
 }
 
@@ -115,6 +138,7 @@ absl::StatusOr<ShardState::Resource*> ShardState::Lookup(const std::string& name
     r.state.emplace<primitives::TaskQueue>();
   }
   touched_.push_back(name);  // reclaimed at the end of the command if left idle
+  created_.push_back(name);  // and erased if the command is refused
   return &resources_.emplace(name, std::move(r)).first->second;
 }
 
@@ -304,6 +328,7 @@ void ShardState::OnTimer(Time now, Effects& out) {
         break;
     }
   }
+  created_.clear();
   ReclaimTouched();
 }
 

@@ -110,6 +110,8 @@ class ShardState {
     primitives::WaiterQueue* LineOf(uint8_t line, const std::string& condition);
     // Idle in its default state, and not declared: may be reclaimed.
     bool idle() const;
+    // Idle in its default state, declared or not.
+    bool unused() const;
   };
   struct Session {
     std::string label;
@@ -458,6 +460,11 @@ class ShardState {
   // Names created or noted by MaybeReclaim during the current command; empty
   // between commands, so never part of a snapshot.
   std::vector<std::string> touched_;
+  // Names created during the current command: if the command is refused
+  // (an error reply to its origin), those still unused are erased, so a
+  // refused first use declares nothing (a queue's options, a semaphore's
+  // capacity).
+  std::vector<std::string> created_;
   // Pending waiters: where each stands, by waiter id, and its id by op (a
   // pending wait costs both entries; the name is kept once).
   absl::flat_hash_map<OpRef, uint64_t> waiters_by_op_;
