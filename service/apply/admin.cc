@@ -41,6 +41,13 @@ void ShardState::Do(const DescribeResource& c, OpRef origin, Time now, Effects& 
   info.kind = r.kind;
   info.waiters = static_cast<uint32_t>(r.waiters().size());
   if (!r.waiters().empty()) info.oldest_wait = now - r.waiters().front().since;
+  if (orphans_ > 0) {
+    for (const auto& [seq, w] : r.waiters()) info.orphaned_waiters += w.orphaned ? 1 : 0;
+  }
+  for (auto k = unclaimed_.lower_bound(GrantKey{c.name, 0, ""});
+       k != unclaimed_.end() && k->name == c.name; ++k) {
+    ++info.unclaimed_grants;
+  }
   (this->*HooksOf(r.kind).describe)(c.name, r, now, info);
   out.push_back(Answer(c, origin, std::move(info)));
 }

@@ -39,6 +39,11 @@ TEST(OrphanTest, RetriesAfterARestartKeepTheirPlacesInLine) {
   }
   EXPECT_EQ(h.state.orphan_count(), 2);
   EXPECT_EQ(h.state.waiter_count(), 0u);
+  // An operator sees them in Describe.
+  auto info = ReplyTo(h.Apply(DescribeResource{"a"}, 9), 9);
+  ASSERT_TRUE(info && info->ok());
+  EXPECT_EQ((*std::get<Boxed<ResourceInfo>>(info->value)).waiters, 2u);
+  EXPECT_EQ((*std::get<Boxed<ResourceInfo>>(info->value)).orphaned_waiters, 2u);
 
   // A newcomer queues behind the orphans; the retries come back out of
   // order, and each takes over its own place.
@@ -85,6 +90,9 @@ TEST(OrphanTest, AGrantToAnOrphanIsRolledBackUnlessItsRetryClaimsIt) {
   EXPECT_EQ(CountReplies(out), 2);  // the release, and the grant to op {}
   EXPECT_FALSE(ReplyTo(out, 5).has_value());
   EXPECT_EQ(h.state.unclaimed_count(), 1u);
+  auto info = ReplyTo(h.Apply(DescribeResource{"a"}, 9), 9);
+  ASSERT_TRUE(info && info->ok());
+  EXPECT_EQ((*std::get<Boxed<ResourceInfo>>(info->value)).unclaimed_grants, 1u);
   // Unclaimed at the end of the grace: given back, and the next one gets it.
   out = h.Advance(kGrace);
   EXPECT_TRUE(ReplyTo(out, 5)->ok());

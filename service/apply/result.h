@@ -105,7 +105,9 @@ struct ResourceInfo {
   Kind kind = Kind::kLock;
   std::vector<HolderInfo> holders;
   uint32_t waiters = 0;
-  Duration oldest_wait = -1;  // -1: nobody waits
+  Duration oldest_wait = -1;      // -1: nobody waits
+  uint32_t orphaned_waiters = 0;  // of `waiters`: kept across a restart for a retry
+  uint32_t unclaimed_grants = 0;  // made to orphans, not yet claimed by a retry
   int64_t capacity = 0;
   int64_t available = 0;
   bool event_set = false;

@@ -95,7 +95,11 @@ void DumpAggregate(std::ostream& o, const T& v) {
                a19, a20, a21, a22, a23, a24, a25)
   BATON_DUMP_N(26, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18,
                a19, a20, a21, a22, a23, a24, a25, a26)
-  static_assert(kCount <= 26, "extend DumpAggregate");
+  BATON_DUMP_N(27, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18,
+               a19, a20, a21, a22, a23, a24, a25, a26, a27)
+  BATON_DUMP_N(28, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17, a18,
+               a19, a20, a21, a22, a23, a24, a25, a26, a27, a28)
+  static_assert(kCount <= 28, "extend DumpAggregate");
 }
 #undef BATON_DUMP_N
 

@@ -117,6 +117,8 @@ runtime::Task<void> Describe(Env& env, DescribeCall& call) {
     out->set_request_id(h.request_id);
   }
   resp.set_waiters(info.waiters);
+  resp.set_orphaned_waiters(info.orphaned_waiters);
+  resp.set_unclaimed_grants(info.unclaimed_grants);
   if (info.oldest_wait >= 0) ToProto(info.oldest_wait, resp.mutable_oldest_wait());
   resp.set_capacity(info.capacity);
   resp.set_available(info.available);

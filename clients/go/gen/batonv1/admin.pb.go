@@ -382,9 +382,16 @@ type DescribeResponse struct {
 	Timer *TimerInfo `protobuf:"bytes,16,opt,name=timer,proto3" json:"timer,omitempty"`
 	// Work queues of tasks (holders above: the running tasks, with the task id
 	// in request_id and the lease left in expires_in).
-	Tasks         *TasksInfo `protobuf:"bytes,17,opt,name=tasks,proto3" json:"tasks,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Tasks *TasksInfo `protobuf:"bytes,17,opt,name=tasks,proto3" json:"tasks,omitempty"`
+	// After a restart: waits of the previous process kept in line (counted in
+	// waiters) for their client's retry with the same session and request_id,
+	// until the orphan grace ends (--orphan_grace_ms).
+	OrphanedWaiters uint32 `protobuf:"varint,18,opt,name=orphaned_waiters,json=orphanedWaiters,proto3" json:"orphaned_waiters,omitempty"`
+	// After a restart: grants made to orphaned waits that no retry has claimed
+	// yet; rolled back when the grace ends.
+	UnclaimedGrants uint32 `protobuf:"varint,19,opt,name=unclaimed_grants,json=unclaimedGrants,proto3" json:"unclaimed_grants,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *DescribeResponse) Reset() {
@@ -534,6 +541,20 @@ func (x *DescribeResponse) GetTasks() *TasksInfo {
 		return x.Tasks
 	}
 	return nil
+}
+
+func (x *DescribeResponse) GetOrphanedWaiters() uint32 {
+	if x != nil {
+		return x.OrphanedWaiters
+	}
+	return 0
+}
+
+func (x *DescribeResponse) GetUnclaimedGrants() uint32 {
+	if x != nil {
+		return x.UnclaimedGrants
+	}
+	return 0
 }
 
 type TasksInfo struct {
@@ -991,7 +1012,7 @@ const file_baton_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"expires_in\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\texpiresIn\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x06 \x01(\tR\trequestId\"\xe3\x05\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\"\xb9\x06\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x16.baton.v1.ResourceKindR\x04kind\x12*\n" +
@@ -1015,7 +1036,9 @@ const file_baton_v1_admin_proto_rawDesc = "" +
 	"\fretained_for\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\vretainedFor\x12/\n" +
 	"\abarrier\x18\x0f \x01(\v2\x15.baton.v1.BarrierInfoR\abarrier\x12)\n" +
 	"\x05timer\x18\x10 \x01(\v2\x13.baton.v1.TimerInfoR\x05timer\x12)\n" +
-	"\x05tasks\x18\x11 \x01(\v2\x13.baton.v1.TasksInfoR\x05tasks\"S\n" +
+	"\x05tasks\x18\x11 \x01(\v2\x13.baton.v1.TasksInfoR\x05tasks\x12)\n" +
+	"\x10orphaned_waiters\x18\x12 \x01(\rR\x0forphanedWaiters\x12)\n" +
+	"\x10unclaimed_grants\x18\x13 \x01(\rR\x0funclaimedGrants\"S\n" +
 	"\tTasksInfo\x12\x18\n" +
 	"\apending\x18\x01 \x01(\x04R\apending\x12\x18\n" +
 	"\arunning\x18\x02 \x01(\x04R\arunning\x12\x12\n" +
