@@ -389,38 +389,26 @@ struct Command : CommandVariant {
 enum Gate : uint8_t { kRefusedAtShutdown = 1, kNeedsLiveSession = 2 };
 template <class C>
 inline constexpr uint8_t kGatesOf = 0;
-template <>
-inline constexpr uint8_t kGatesOf<AcquirePermits> = kRefusedAtShutdown | kNeedsLiveSession;
-template <>
-inline constexpr uint8_t kGatesOf<ConditionWait> = kRefusedAtShutdown | kNeedsLiveSession;
-template <>
-inline constexpr uint8_t kGatesOf<WaitEvent> = kRefusedAtShutdown | kNeedsLiveSession;
-template <>
-inline constexpr uint8_t kGatesOf<WatchEvent> = kRefusedAtShutdown;
-template <>
-inline constexpr uint8_t kGatesOf<PutItems> = kRefusedAtShutdown;
-template <>
-inline constexpr uint8_t kGatesOf<GetItems> = kRefusedAtShutdown | kNeedsLiveSession;
-template <>
-inline constexpr uint8_t kGatesOf<ConsumeQueue> = kRefusedAtShutdown | kNeedsLiveSession;
-template <>
-inline constexpr uint8_t kGatesOf<JoinQueue> = kRefusedAtShutdown;
-template <>
-inline constexpr uint8_t kGatesOf<AwaitFuture> = kRefusedAtShutdown | kNeedsLiveSession;
-template <>
-inline constexpr uint8_t kGatesOf<BarrierWait> = kRefusedAtShutdown | kNeedsLiveSession;
-template <>
-inline constexpr uint8_t kGatesOf<ScheduleTimer> = kRefusedAtShutdown;
-template <>
-inline constexpr uint8_t kGatesOf<SubmitTask> = kRefusedAtShutdown;
-template <>
-inline constexpr uint8_t kGatesOf<TakeTask> = kRefusedAtShutdown | kNeedsLiveSession;
-template <>
-inline constexpr uint8_t kGatesOf<AwaitTask> = kRefusedAtShutdown;
-template <>
-inline constexpr uint8_t kGatesOf<WaitTasks> = kRefusedAtShutdown;
-template <>
-inline constexpr uint8_t kGatesOf<OpenSession> = kRefusedAtShutdown;
+#define BATON_GATES(Cmd, gates) \
+  template <>                   \
+  inline constexpr uint8_t kGatesOf<Cmd> = gates
+BATON_GATES(AcquirePermits, kRefusedAtShutdown | kNeedsLiveSession);
+BATON_GATES(ConditionWait, kRefusedAtShutdown | kNeedsLiveSession);
+BATON_GATES(WaitEvent, kRefusedAtShutdown | kNeedsLiveSession);
+BATON_GATES(WatchEvent, kRefusedAtShutdown);
+BATON_GATES(PutItems, kRefusedAtShutdown);
+BATON_GATES(GetItems, kRefusedAtShutdown | kNeedsLiveSession);
+BATON_GATES(ConsumeQueue, kRefusedAtShutdown | kNeedsLiveSession);
+BATON_GATES(JoinQueue, kRefusedAtShutdown);
+BATON_GATES(AwaitFuture, kRefusedAtShutdown | kNeedsLiveSession);
+BATON_GATES(BarrierWait, kRefusedAtShutdown | kNeedsLiveSession);
+BATON_GATES(ScheduleTimer, kRefusedAtShutdown);
+BATON_GATES(SubmitTask, kRefusedAtShutdown);
+BATON_GATES(TakeTask, kRefusedAtShutdown | kNeedsLiveSession);
+BATON_GATES(AwaitTask, kRefusedAtShutdown);
+BATON_GATES(WaitTasks, kRefusedAtShutdown);
+BATON_GATES(OpenSession, kRefusedAtShutdown);
+#undef BATON_GATES
 
 // Queries read state and change nothing: they are applied where the resource
 // lives without passing through the log. Every other command is a change,
