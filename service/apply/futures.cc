@@ -27,7 +27,7 @@ void ShardState::Do(const CompleteFuture& c, OpRef origin, Time now, Effects& ou
   }
   Duration retention = c.retention > 0 ? c.retention : limits_.future_retention;
   Time expires = AddSaturating(now, retention);
-  uint64_t timer = next_future_timer_++;
+  uint64_t timer = NextId(next_future_timer_);
   AddTimer(expires, TimerKind::kFutureExpiry, timer);
   future_names_[timer] = c.name;
   std::vector<Waiter> woken = f.Complete(c.value, now, expires, timer);

@@ -24,14 +24,14 @@ void ShardState::GrantHolding(const std::string& name, PermitPool& pool, uint64_
                               OpRef op, GrantHow how, Time now, Effects& out,
                               uint8_t condition_outcome) {
   Holding h;
-  last_token_ = std::max(last_token_ + 1, now > 0 ? static_cast<uint64_t>(now) : 0);
+  last_token_ = OwnIdAtLeast(std::max(last_token_ + 1, now > 0 ? static_cast<uint64_t>(now) : 0));
   h.token = last_token_;
   h.session = session;
   h.count = count;
   h.since = now;
   h.expires = lease > 0 ? AddSaturating(now, lease) : kForever;
   h.request_id = request_id;
-  h.delivery = next_delivery_++;
+  h.delivery = NextId(next_delivery_);
   if (h.expires != kForever) {
     AddTimer(h.expires, TimerKind::kLease, h.token);
     lease_names_[h.token] = name;
@@ -105,7 +105,7 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
   if (Holding* h = pool.FindReplay(c.session, c.request_id)) {
     // This reply now carries the holding: a lost earlier reply must no
     // longer roll it back, but a loss of this one must.
-    h->delivery = next_delivery_++;
+    h->delivery = NextId(next_delivery_);
     Claim(c.name, c.session, c.request_id);
     out.push_back(Answer(c, origin,
                          Granted{h->token, h->count, pool.available(), GrantHow::kReplayed,

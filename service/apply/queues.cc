@@ -80,7 +80,7 @@ std::vector<uint64_t> ShardState::Enqueue(const std::string& name, Queue& q,
   ids.reserve(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
     QueueItem& item = items[i];
-    item.id = next_item_id_++;
+    item.id = NextId(next_item_id_);
     item.enqueued = now;
     ids.push_back(item.id);
     ++q.total_put;
@@ -117,7 +117,7 @@ std::vector<DeliveredItem> ShardState::TakeItems(const std::string& name, Queue&
   while (got.size() < max && (dead ? q.dead() : q.ready()) > 0) {
     QueueItem item = dead ? q.PopDead() : q.PopReady();
     ++item.deliveries;
-    uint64_t receipt = next_receipt_++;
+    uint64_t receipt = NextId(next_receipt_);
     Time expires = lease > 0 ? AddSaturating(now, lease) : kForever;
     if (expires != kForever) {
       AddTimer(expires, TimerKind::kInFlight, receipt);

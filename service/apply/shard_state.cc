@@ -170,7 +170,7 @@ absl::Status ShardState::CheckCanPark(primitives::WaiterQueue& line,
 }
 
 uint64_t ShardState::Park(primitives::WaiterQueue& line, const std::string& name, Waiter w) {
-  w.id = next_waiter_id_++;
+  w.id = NextId(next_waiter_id_);
   if (w.deadline != kForever) AddTimer(w.deadline, TimerKind::kWaiter, w.id);
   if (w.op.id != 0) waiters_by_op_[w.op] = w.id;
   if (w.orphaned) ++orphans_;

@@ -82,6 +82,8 @@ class ShardState {
   // Saves and restores the whole state (state_codec.cc). Adding a member
   // below: add it to StateCodec::Fields too, or snapshots lose it.
   friend struct StateCodec;
+  // Splits the states of N shards over M (reshard.cc).
+  friend struct Resharder;
 
   // The lines a waiter can stand in. kMain: lock and semaphore acquirers,
   // event waiters, queue getters, future awaiters, barrier arrivals;
@@ -446,6 +448,17 @@ class ShardState {
   SessionInfo Info(uint64_t id, const Session& s, Time now) const;
   void Ref(uint64_t session, const std::string& name);
   void Unref(uint64_t session, const std::string& name);
+
+  // Ids. Every id a shard hands out (waiters, tokens, deliveries, items,
+  // receipts, timers, tasks, sessions) is congruent to the shard's index
+  // modulo the shard count, so no two shards ever hand out the same one,
+  // and the states of several shards can be merged into one (reshard.cc).
+  // The next id from `counter` (a sequence number: id = seq * count + shard).
+  uint64_t NextId(uint64_t& counter) { return counter++ * shard_count_ + shard_; }
+  // The least id of this shard that is at least `floor`.
+  uint64_t OwnIdAtLeast(uint64_t floor) const {
+    return floor + (shard_ + shard_count_ - floor % shard_count_) % shard_count_;
+  }
 
   // Timers.
   void AddTimer(Time at, TimerKind kind, uint64_t id);

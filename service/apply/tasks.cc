@@ -84,7 +84,7 @@ void ShardState::Do(const SubmitTask& c, OpRef origin, Time now, Effects& out) {
     return fail(s);
   }
   Task t;
-  t.seq = next_task_seq_++;
+  t.seq = NextId(next_task_seq_);
   t.payload = c.payload;
   t.max_attempts = std::max<uint32_t>(1, c.max_attempts);
   t.group = c.group;

@@ -26,7 +26,7 @@ void ShardState::Do(const ScheduleTimer& c, OpRef origin, Time now, Effects& out
   t.due = std::max(c.due, now);
   t.every = c.every;
   t.created = now;
-  t.seq = next_timer_seq_++;
+  t.seq = NextId(next_timer_seq_);
   AddTimer(t.due, TimerKind::kUserTimer, t.seq);
   timer_names_[t.seq] = c.name;
   timer_actions_[c.name] = {c.target, c.action};

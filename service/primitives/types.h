@@ -32,7 +32,7 @@ static_assert(FieldCount<OpRef>() == 2, "store the new field in OpRef::Serialize
 // A pending blocking operation, parked until granted, timed out, cancelled
 // or aborted.
 struct Waiter {
-  uint64_t id = 0;           // unique on the owning shard, from its counter
+  uint64_t id = 0;           // unique on the server (ShardState::NextId)
   OpRef op;                  // where the outcome goes
   uint64_t session = 0;      // owning session, 0 for none
   Time since = 0;            // when it started waiting
