@@ -136,6 +136,7 @@ Time Shard::NextDeadline() const {
 }
 
 void Shard::OnTimer(Time now) {
+  if (frozen_) return;
   if (retry_at_ != kForever) {
     if (now < retry_at_) return;
     retry_at_ = kForever;

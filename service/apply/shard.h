@@ -114,6 +114,10 @@ class Shard final : public runtime::TimerSource {
   int64_t sessions_gauge() const { return sessions_gauge_.load(std::memory_order_relaxed); }
   int64_t waiters_gauge() const { return waiters_gauge_.load(std::memory_order_relaxed); }
 
+  // Proposes nothing more of its own: no tick, no retry (a server being
+  // sealed for re-sharding, Server::Seal). Loop thread.
+  void Freeze() { frozen_ = true; }
+
   // runtime::TimerSource
   Time NextDeadline() const override;
   void OnTimer(Time now) override;
@@ -138,6 +142,7 @@ class Shard final : public runtime::TimerSource {
   std::vector<log::Entry> retry_;
   Time retry_at_ = kForever;
   bool track_derived_ = false;
+  bool frozen_ = false;
   // Derived commands the log does not hold yet, by (source_index, ordinal).
   absl::btree_map<std::pair<uint64_t, uint32_t>, log::Entry> outbox_;
   std::atomic<int64_t> sessions_gauge_{0};

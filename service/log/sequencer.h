@@ -105,6 +105,8 @@ class Sequencer {
   void Close();
 
   bool durable() const { return log_ != nullptr; }
+  // Entries submitted so far (changes, not queries). Any thread.
+  uint64_t submitted() const { return submitted_.load(); }
   // What opening the log repaired or noticed (a torn tail it cut), to log.
   const std::vector<std::string>& notes() const { return notes_; }
 

@@ -3,41 +3,34 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <map>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "baton/internal/v1/snapshot.pb.h"
 #include "grpc/health/v1/health.pb.h"
+#include "service/rpc/reshard.h"
 #include "storage/local_log.h"
 
 namespace baton::rpc {
 namespace {
 
 // The data directory remembers its shard count: the log names shards, so
-// replaying it with another count would put resources on the wrong shard.
+// replaying it with another count would put resources on the wrong shard
+// (Start re-shards it first: reshard.h).
 absl::Status CheckShardCount(const std::string& dir, uint32_t shards) {
-  std::string path = dir + "/shards";
-  std::ifstream in(path);
-  if (in) {
-    uint32_t recorded = 0;
-    in >> recorded;
-    if (recorded == shards) return absl::OkStatus();
-    return absl::FailedPreconditionError(absl::StrCat(
-        dir, " was created by a server with ", recorded, " shards; start this one with --shards ",
-        recorded, " (the shard count of a data directory is fixed)"));
-  }
-  std::ofstream out(path + ".tmp", std::ios::trunc);
-  out << shards << "\n";
-  out.close();
-  if (!out || std::rename((path + ".tmp").c_str(), path.c_str()) != 0) {
-    return absl::PermissionDeniedError(absl::StrCat("cannot write ", path));
-  }
-  return absl::OkStatus();
+  auto recorded = ShardCountOf(dir, shards);
+  if (!recorded.ok()) return recorded.status();
+  if (!*recorded) return RecordShardCount(dir, shards);
+  if (**recorded == shards) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat(dir, " was written with ", **recorded, " shards, not ", shards));
 }
 
 int64_t Share(int64_t total, uint32_t shards) {
@@ -69,14 +62,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       return absl::FailedPreconditionError(
           absl::StrCat("cannot create the data directory ", options.data_dir, ": ", ec.message()));
     }
-    auto lock = storage::FileLock::Acquire(options.data_dir);
-    if (!lock.ok()) return lock.status();
-    s->data_lock_.emplace(std::move(*lock));
   }
-  s->clock_ = options.clock != nullptr ? options.clock : &s->wall_;
   uint32_t shards =
       options.shards > 0 ? options.shards : std::max(1u, std::thread::hardware_concurrency());
-
   apply::Limits limits;
   limits.max_resources = Share(options.max_resources, shards);
   // Sessions and waits are limited in total (Cluster::Admit); each shard's
@@ -91,6 +79,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   limits.max_item_bytes = options.max_item_bytes;
   limits.max_queue_bytes = static_cast<uint64_t>(Share(options.max_queue_bytes, shards));
   limits.future_retention = options.future_retention;
+
+  if (options.durability == Durability::kLocal) {
+    // Written with another shard count: split it again first.
+    auto recorded = ShardCountOf(options.data_dir, shards);
+    if (!recorded.ok()) return recorded.status();
+    if (*recorded && **recorded != shards) {
+      if (auto st = ReshardDataDir(options, **recorded, shards, limits); !st.ok()) return st;
+    }
+    auto lock = storage::FileLock::Acquire(options.data_dir);
+    if (!lock.ok()) return lock.status();
+    s->data_lock_.emplace(std::move(*lock));
+  }
+  s->clock_ = options.clock != nullptr ? options.clock : &s->wall_;
 
   // gRPC's default health service is registered without its descriptor;
   // touching ours links health.pb.cc into the binary, so that reflection can
@@ -309,6 +310,43 @@ absl::StatusOr<uint64_t> Server::Snapshot() {
   return result.get();
 }
 
+absl::StatusOr<uint64_t> Server::Seal() {
+  if (snapshotter_ == nullptr) {
+    return absl::FailedPreconditionError("sealing needs --durability=local");
+  }
+  for (uint32_t i = 0; i < cluster_.size(); ++i) {
+    sequencer_->Submit(log::Entry{i, apply::BeginShutdown{}, apply::OpRef{}});
+  }
+  sequencer_->Flush();
+  OnEveryShard(cluster_, [](apply::Shard& shard) { shard.Freeze(); });
+  // Derived commands still on their way (a timer's action, a broadcast) must
+  // be in the log, and applied, before the cut that ends it.
+  auto derived_pending = [this] {
+    sequencer_->Flush();
+    std::atomic<size_t> pending{0};
+    OnEveryShard(cluster_, [&pending](apply::Shard& shard) { pending += shard.outbox_size(); });
+    return pending.load();
+  };
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    if (derived_pending() > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    uint64_t before = sequencer_->submitted();
+    absl::StatusOr<uint64_t> index = Snapshot();
+    if (!index.ok()) return index.status();
+    // The cut came after the one Tick that Snapshot proposes; if that was
+    // the only entry since, and it derived nothing, the snapshot is the
+    // whole state.
+    if (derived_pending() == 0 && sequencer_->submitted() == before + 1) {
+      sealed_ = true;
+      sequencer_->Close();
+      return *index;
+    }
+  }
+  return absl::DeadlineExceededError("the shards kept changing: cannot seal the log");
+}
+
 absl::Status Server::RestoreSnapshot(uint32_t shards, Time* now) {
   storage::SnapshotStore::Options so;
   so.directory = options_.data_dir + "/snap";
@@ -349,12 +387,14 @@ void Server::Shutdown() {
   std::call_once(shutdown_once_, [this] {
     server_->GetHealthCheckService()->SetServingStatus(false);
     // End every pending wait and watch and refuse new ones (through the log,
-    // like every change), then cancel the streams that would otherwise hold
-    // Shutdown for its whole grace period.
-    for (uint32_t i = 0; i < cluster_.size(); ++i) {
-      sequencer_->Submit(log::Entry{i, apply::BeginShutdown{}, apply::OpRef{}});
+    // like every change; Seal did it already), then cancel the streams that
+    // would otherwise hold Shutdown for its whole grace period.
+    if (!sealed_) {
+      for (uint32_t i = 0; i < cluster_.size(); ++i) {
+        sequencer_->Submit(log::Entry{i, apply::BeginShutdown{}, apply::OpRef{}});
+      }
+      sequencer_->Flush();
     }
-    sequencer_->Flush();
     OnEveryShard(cluster_, [this](apply::Shard& shard) {
       for (grpc::ServerContext* ctx : env_.streams[shard.index()]) ctx->TryCancel();
     });

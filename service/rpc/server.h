@@ -101,6 +101,16 @@ class Server {
   absl::StatusOr<uint64_t> Snapshot();
   uint32_t shard_count() const { return cluster_.size(); }
 
+  // For re-sharding only (reshard.h): stops the state from changing (every
+  // shard ends its waits as at shutdown, keeping orphans, then proposes
+  // nothing more), cuts a snapshot that covers the whole log and holds no
+  // derived command still to be logged, and closes the log, so the
+  // snapshot is the last word; Shutdown then logs nothing. Returns the
+  // snapshot's index. Errors: FAILED_PRECONDITION in memory; those of
+  // Snapshot; DEADLINE_EXCEEDED if the shards kept changing. Any thread
+  // but a loop's; the server must have no clients.
+  absl::StatusOr<uint64_t> Seal();
+
   void Shutdown();
 
  private:
@@ -135,6 +145,7 @@ class Server {
   uint64_t replayed_ = 0;
   uint64_t restored_index_ = 0;
   bool started_ = false;  // Start succeeded: Shutdown has something to stop
+  bool sealed_ = false;   // Seal closed the log
   int port_ = 0;
   std::once_flag shutdown_once_;
 };

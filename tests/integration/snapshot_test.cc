@@ -10,7 +10,9 @@
 #include <iterator>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/reflection.h"
@@ -201,6 +203,116 @@ TEST(SnapshotTest, ARestartFromSnapshotsShowsTheSameStateAndTheLogShrinks) {
 // Large entries bound the log too: with snapshots by entry count off, a
 // log grown by --snapshot_mb since the last snapshot gets one, and the log
 // drops what the previous one covers.
+// A data directory restarted with another --shards is split again by name:
+// every resource and session looks the same, held locks keep their tokens,
+// and it goes on working; and back again.
+TEST(SnapshotTest, ARestartWithAnotherShardCountShowsTheSameStateAndGoesOn) {
+  if (!Durable()) GTEST_SKIP() << "in memory";
+  rpc::ServerOptions o = SnapshotOptions();
+  o.shards = 2;
+  TestServer t(o);
+  // Snapshots every 40 entries: some state is in the last snapshot, some
+  // only in the log after it.
+  for (int round = 0; round < 5; ++round) Workload(t, round);
+  uint64_t session = OpenSession(t, 600'000);
+  // A wait in line with a request_id: an orphan after the restart, which
+  // its retry takes over.
+  v1::AcquireLockRequest wait;
+  wait.set_name("s0/lock");
+  wait.set_session_id(session);
+  wait.set_request_id("w1");
+  auto waiting_ctx = Context(60'000);
+  grpc::Status waited_status;
+  std::thread waiter([&, stub = v1::Locks::NewStub(t.NewChannel())] {
+    v1::AcquireLockResponse waited;
+    waited_status = stub->Acquire(waiting_ctx.get(), wait, &waited);
+  });
+  absl::Cleanup join_waiter = [&] {
+    waiting_ctx->TryCancel();
+    if (waiter.joinable()) waiter.join();
+  };
+  std::string before;
+  for (int i = 0; i < 100; ++i) {
+    before = Dump(t);
+    if (before.find("waiters: 1") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_NE(before.find("s4/queue"), std::string::npos);
+  v1::DescribeRequest d;
+  d.set_name("s0/leased");
+  v1::DescribeResponse leased;
+  ASSERT_TRUE(t.admin->Describe(Context().get(), d, &leased).ok());
+  ASSERT_EQ(leased.holders_size(), 1);
+  uint64_t token = leased.holders(0).token();
+
+  for (int shards : {1, 3, 2}) {
+    SCOPED_TRACE(::testing::Message() << shards << " shards");
+    t.RestartWithShards(shards);
+    if (waiter.joinable()) {
+      waiter.join();  // its call ended with the old server
+      EXPECT_EQ(waited_status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    }
+    EXPECT_EQ(t.server().shard_count(), static_cast<uint32_t>(shards));
+    std::string after = Dump(t);
+    // The waiter is an orphan now, waiting for its retry.
+    EXPECT_NE(after.find("orphaned_waiters: 1"), std::string::npos) << after;
+    std::ifstream recorded(t.data_dir() + "/shards");
+    int count = 0;
+    recorded >> count;
+    EXPECT_EQ(count, shards);
+    v1::KeepAliveRequest ka;
+    ka.set_session_id(session);
+    v1::KeepAliveResponse kr;
+    grpc::Status ks = t.sessions->KeepAlive(Context().get(), ka, &kr);
+    EXPECT_TRUE(ks.ok()) << ks.error_message();
+    ASSERT_TRUE(t.admin->Describe(Context().get(), d, &leased).ok());
+    ASSERT_EQ(leased.holders_size(), 1);
+    EXPECT_EQ(leased.holders(0).token(), token);
+  }
+  // The same resources, holders, items and sessions as before, but for the
+  // waiter, now orphaned.
+  std::string after = Dump(t);
+  EXPECT_EQ(absl::StrReplaceAll(after, {{"orphaned_waiters: 1\n", ""}}), before);
+
+  // It goes on: the queue hands out the next item in order, a new lock's
+  // token is above every earlier one, the orphan's retry takes its place.
+  v1::GetRequest get;
+  get.set_name("s0/queue");
+  *get.mutable_ttl() = Millis(60'000);
+  v1::GetResponse got;
+  ASSERT_TRUE(t.queues->Get(Context().get(), get, &got).ok());
+  ASSERT_EQ(got.items_size(), 1);
+  EXPECT_EQ(got.items(0).text(), "item 3");
+  v1::AcquireLockRequest fresh;
+  fresh.set_name("fresh");
+  *fresh.mutable_ttl() = Millis(60'000);
+  v1::AcquireLockResponse fr;
+  ASSERT_TRUE(t.locks->Acquire(Context().get(), fresh, &fr).ok());
+  EXPECT_GT(fr.token(), token);
+  v1::ReleaseLockRequest release;
+  release.set_name("s0/lock");
+  ASSERT_TRUE(t.admin
+                  ->Describe(
+                      Context().get(),
+                      [] {
+                        v1::DescribeRequest r;
+                        r.set_name("s0/lock");
+                        return r;
+                      }(),
+                      &leased)
+                  .ok());
+  ASSERT_EQ(leased.holders_size(), 1);
+  release.set_token(leased.holders(0).token());
+  release.set_session_id(leased.holders(0).session_id());
+  v1::ReleaseLockResponse rr;
+  grpc::Status rs = t.locks->Release(Context().get(), release, &rr);
+  ASSERT_TRUE(rs.ok()) << rs.error_message();
+  v1::AcquireLockResponse retried;
+  grpc::Status ws = t.locks->Acquire(Context().get(), wait, &retried);
+  ASSERT_TRUE(ws.ok()) << ws.error_message();
+  EXPECT_GT(retried.token(), fr.token());
+}
+
 TEST(SnapshotTest, ALogGrownBySnapshotBytesGetsASnapshot) {
   if (!Durable()) GTEST_SKIP() << "in memory";
   rpc::ServerOptions o = SnapshotOptions();

@@ -37,6 +37,11 @@ class TestServer {
   // Stops the server gracefully and starts it again on the same data
   // directory (and a new port); channel and stubs follow it.
   void Restart();
+  // The same, with another shard count (the data directory is re-sharded).
+  void RestartWithShards(int shards) {
+    options_.shards = shards;
+    Restart();
+  }
 
   std::string address() const { return "127.0.0.1:" + std::to_string(server_->port()); }
   // A new channel (its own connection) to the server.
