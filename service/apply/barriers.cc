@@ -102,6 +102,10 @@ void ShardState::Do(const ResetBarrier& c, OpRef origin, Time, Effects& out) {
 }
 
 // Describe: the barrier.
+ShardState::PrimitiveState ShardState::BarrierBlank(int64_t parties) {
+  return primitives::Barrier(static_cast<uint32_t>(parties));
+}
+
 void ShardState::DescribeBarrier(const std::string&, Resource& r, Time, ResourceInfo& info) {
   const primitives::Barrier& b = r.barrier();
   info.parties = b.parties();

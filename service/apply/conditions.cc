@@ -15,6 +15,19 @@ using primitives::Holding;
 using primitives::PermitPool;
 using primitives::Waiter;
 
+// A lock's waiter_leaving hook: a condition waiter whose own timeout passed
+// (not its RPC's deadline) re-acquires the lock, as asyncio does; the wait
+// then ends with OK and outcome "timed out".
+bool ShardState::PoolWaiterLeaving(const std::string& name, Resource& r, Waiter& w, EndReason why,
+                                   Time now, Effects& out) {
+  if (w.line != kCondition || why != EndReason::kTimedOut || w.condition_timeout > now) {
+    return false;
+  }
+  Unpark(name, w);
+  Reacquire(r, name, std::move(w), /*outcome=*/2, now, out);
+  return true;
+}
+
 void ShardState::Reacquire(Resource& lock, const std::string& name, Waiter w, uint8_t outcome,
                            Time now, Effects& out) {
   w.line = kMain;  // w.condition stays, for Describe

@@ -85,6 +85,8 @@ void ShardState::Do(const UnwatchEvent& c, OpRef origin, Time, Effects&) {
 }
 
 // Describe: the event.
+ShardState::PrimitiveState ShardState::EventBlank(int64_t) { return primitives::Event(); }
+
 void ShardState::DescribeEvent(const std::string&, Resource& r, Time, ResourceInfo& info) {
   info.event_set = r.event().is_set();
   info.watchers = static_cast<uint32_t>(r.event().watchers().size());

@@ -79,6 +79,8 @@ void ShardState::ExpireFuture(uint64_t timer_id) {
 }
 
 // Describe: the future.
+ShardState::PrimitiveState ShardState::FutureBlank(int64_t) { return primitives::Future(); }
+
 void ShardState::DescribeFuture(const std::string&, Resource& r, Time now, ResourceInfo& info) {
   const primitives::Future& f = r.future();
   info.future_state = f.value().state;

@@ -1,7 +1,9 @@
 // The one place that lists the kinds of resource and what each does at the
 // moments every kind has (ShardState::KindHooks). Adding a kind: a value of
 // Kind (command.h), its state in Resource (shard_state.h), its commands, and
-// a row here; nothing else switches on the kind.
+// a row here; nothing else switches on the kind (the state codec reads a
+// resource into the kind's blank state; the timers a kind arms have their
+// own TimerKind).
 #include <array>
 
 #include "service/apply/shard_state.h"
@@ -9,24 +11,61 @@
 namespace baton::apply {
 
 const ShardState::KindHooks& ShardState::HooksOf(Kind kind) {
-  // Indexed by Kind, in its order.
-  // Columns: name, describe, waiter_left, session_ended, end_all,
-  // orphanable, roll_back, holders.
+  // Indexed by Kind, in its order. A hook left out: the kind has nothing to
+  // do then.
   using S = ShardState;
   static const std::array<KindHooks, 8> kHooks = {{
-      {"lock", &S::DescribePool, &S::PoolWaiterLeft, &S::PoolSessionEnded, nullptr,
-       &S::PoolOrphanable, &S::PoolRollBack, &S::PoolHolders},
-      {"semaphore", &S::DescribePool, &S::PoolWaiterLeft, &S::PoolSessionEnded, nullptr,
-       &S::PoolOrphanable, &S::PoolRollBack, &S::PoolHolders},
-      {"event", &S::DescribeEvent, nullptr, nullptr, &S::EventEndAll, nullptr, nullptr, nullptr},
-      {"queue", &S::DescribeQueue, &S::QueueWaiterLeft, &S::QueueSessionEnded, &S::QueueEndAll,
-       &S::QueueOrphanable, &S::QueueRollBack, &S::QueueHolders},
-      {"future", &S::DescribeFuture, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr},
-      {"barrier", &S::DescribeBarrier, &S::BarrierWaiterLeft, nullptr, nullptr, nullptr, nullptr,
-       nullptr},
-      {"timer", &S::DescribeTimer, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr},
-      {"work queue", &S::DescribeTasks, nullptr, &S::TasksSessionEnded, &S::TasksEndAll,
-       &S::TasksOrphanable, &S::TasksRollBack, &S::TasksHolders},
+      {.name = "lock",
+       .blank = &S::PoolBlank,
+       .waiter_leaving = &S::PoolWaiterLeaving,
+       .describe = &S::DescribePool,
+       .waiter_left = &S::PoolWaiterLeft,
+       .session_ended = &S::PoolSessionEnded,
+       .orphanable = &S::PoolOrphanable,
+       .roll_back = &S::PoolRollBack,
+       .holders = &S::PoolHolders},
+      {.name = "semaphore",
+       .blank = &S::PoolBlank,
+       .declared = &S::SemaphoreDeclared,
+       .waiter_leaving = &S::PoolWaiterLeaving,
+       .describe = &S::DescribePool,
+       .waiter_left = &S::PoolWaiterLeft,
+       .session_ended = &S::PoolSessionEnded,
+       .orphanable = &S::PoolOrphanable,
+       .roll_back = &S::PoolRollBack,
+       .holders = &S::PoolHolders},
+      {.name = "event",
+       .blank = &S::EventBlank,
+       .describe = &S::DescribeEvent,
+       .end_all = &S::EventEndAll},
+      {.name = "queue",
+       .blank = &S::QueueBlank,
+       .line = &S::QueueLine,
+       .declared = &S::QueueDeclared,
+       .settle = &S::QueueSettle,
+       .describe = &S::DescribeQueue,
+       .waiter_left = &S::QueueWaiterLeft,
+       .session_ended = &S::QueueSessionEnded,
+       .end_all = &S::QueueEndAll,
+       .orphanable = &S::QueueOrphanable,
+       .roll_back = &S::QueueRollBack,
+       .holders = &S::QueueHolders},
+      {.name = "future", .blank = &S::FutureBlank, .describe = &S::DescribeFuture},
+      {.name = "barrier",
+       .blank = &S::BarrierBlank,
+       .describe = &S::DescribeBarrier,
+       .waiter_left = &S::BarrierWaiterLeft},
+      {.name = "timer", .blank = &S::TimerBlank, .describe = &S::DescribeTimer},
+      {.name = "work queue",
+       .blank = &S::TasksBlank,
+       .line = &S::TasksLine,
+       .waiter_leaving = &S::TasksWaiterLeaving,
+       .describe = &S::DescribeTasks,
+       .session_ended = &S::TasksSessionEnded,
+       .end_all = &S::TasksEndAll,
+       .orphanable = &S::TasksOrphanable,
+       .roll_back = &S::TasksRollBack,
+       .holders = &S::TasksHolders},
   }};
   static_assert(static_cast<size_t>(Kind::kTasks) + 1 == std::tuple_size_v<decltype(kHooks)>,
                 "every Kind has a row, in the order of the enum");

@@ -232,6 +232,15 @@ void ShardState::ExpireLease(uint64_t token, Time now, Effects& out) {
 }
 
 // Describe: the pool (lock or semaphore) and its conditions.
+// --- the kind's hooks (kinds.cc) ---
+
+ShardState::PrimitiveState ShardState::PoolBlank(int64_t capacity) {
+  return primitives::PermitPool(capacity);
+}
+
+// A semaphore's capacity is a declaration: it lasts until DeleteSemaphore.
+bool ShardState::SemaphoreDeclared(const Resource&) { return true; }
+
 void ShardState::DescribePool(const std::string&, Resource& r, Time now, ResourceInfo& info) {
   const primitives::PermitPool& pool = r.pool();
   info.capacity = pool.capacity();

@@ -609,6 +609,23 @@ void ShardState::PromoteDelayed(uint64_t item_id, Time now, Effects& out) {
 }
 
 // Describe: the queue, with its in-flight items as holders.
+// --- the kind's hooks (kinds.cc) ---
+
+// Its options are set by LookupQueue.
+ShardState::PrimitiveState ShardState::QueueBlank(int64_t) {
+  return Queue(primitives::QueueOptions{}, false);
+}
+
+primitives::WaiterQueue* ShardState::QueueLine(Resource& r, uint8_t line) {
+  if (line == kPutters) return &r.queue().putters;
+  return line == kJoiners ? &r.queue().joiners : nullptr;
+}
+
+// Options given explicitly are a declaration: they last until DeleteQueue.
+bool ShardState::QueueDeclared(const Resource& r) { return std::get<Queue>(r.state).declared(); }
+
+void ShardState::QueueSettle(Resource& r) { AccountQueue(r.queue()); }
+
 void ShardState::DescribeQueue(const std::string&, Resource& r, Time now, ResourceInfo& info) {
   primitives::Queue& q = r.queue();
   QueueSummary& s = info.queue;

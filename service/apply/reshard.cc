@@ -153,26 +153,14 @@ struct Resharder {
     }
     t.orphans_ = 0;
     for (const auto& [id, loc] : t.waiters_by_id_) {
-      const primitives::Waiter* w = FindWaiter(t.resources_.at(loc.name), id);
-      if (w != nullptr && w->orphaned) ++t.orphans_;
+      primitives::WaiterQueue* line = t.resources_.at(loc.name).LineHolding(id);
+      if (line != nullptr && line->Find(id)->orphaned) ++t.orphans_;
     }
     t.orphan_grace_end_ = kForever;
     if (grace_end != kForever && (t.orphans_ > 0 || !t.unclaimed_.empty())) {
       t.orphan_grace_end_ = grace_end;
       t.AddTimer(grace_end, ShardState::TimerKind::kOrphanGrace, 0);
     }
-  }
-
-  static const primitives::Waiter* FindWaiter(ShardState::Resource& r, uint64_t id) {
-    for (uint8_t line : {ShardState::kMain, ShardState::kPutters, ShardState::kJoiners}) {
-      if (primitives::WaiterQueue* q = r.LineOf(line, "")) {
-        if (const primitives::Waiter* w = q->Find(id)) return w;
-      }
-    }
-    for (auto& [condition, q] : r.conditions) {
-      if (const primitives::Waiter* w = q.Find(id)) return w;
-    }
-    return nullptr;
   }
 
   static absl::StatusOr<std::vector<std::string>> Run(const std::vector<std::string>& states,

@@ -26,10 +26,10 @@ primitives::WaiterQueue* ShardState::Resource::LineOf(uint8_t line, const std::s
     case kMain:
       return &waiters();
     case kPutters:
-      return kind == Kind::kQueue ? &queue().putters : nullptr;
-    case kJoiners:
-      if (kind == Kind::kQueue) return &queue().joiners;
-      return kind == Kind::kTasks ? &tasks().waits : nullptr;
+    case kJoiners: {
+      auto extra = HooksOf(kind).line;
+      return extra == nullptr ? nullptr : extra(*this, line);
+    }
     case kCondition: {
       auto it = conditions.find(condition);
       return it == conditions.end() ? nullptr : &it->second;
@@ -38,11 +38,22 @@ primitives::WaiterQueue* ShardState::Resource::LineOf(uint8_t line, const std::s
   return nullptr;
 }
 
+primitives::WaiterQueue* ShardState::Resource::LineHolding(uint64_t id) {
+  for (uint8_t l : {kMain, kPutters, kJoiners}) {
+    primitives::WaiterQueue* line = LineOf(l, "");
+    if (line != nullptr && line->Find(id) != nullptr) return line;
+  }
+  for (auto& [condition, q] : conditions) {
+    if (q.Find(id) != nullptr) return &q;
+  }
+  return nullptr;
+}
+
 bool ShardState::Resource::idle() const {
   // Declarations last: a semaphore's capacity, and the options a queue was
   // declared with, stay until deleted (DeleteSemaphore, DeleteQueue).
-  if (kind == Kind::kSemaphore) return false;
-  if (kind == Kind::kQueue && std::get<primitives::Queue>(state).declared()) return false;
+  auto declared = HooksOf(kind).declared;
+  if (declared != nullptr && declared(*this)) return false;
   return unused();
 }
 
@@ -123,20 +134,8 @@ absl::StatusOr<ShardState::Resource*> ShardState::Lookup(const std::string& name
         absl::StrCat("too many live resources (limit ", limits_.max_resources,
                      " per shard): release or delete some, or raise --max_resources"));
   }
-  // Queues and barriers are built by their own lookups (queues.cc,
-  // barriers.cc), which know their options.
-  Resource r{kind, primitives::Event(), {}};
-  if (kind == Kind::kLock || kind == Kind::kSemaphore) {
-    r.state.emplace<primitives::PermitPool>(capacity);
-  } else if (kind == Kind::kFuture) {
-    r.state.emplace<primitives::Future>();
-  } else if (kind == Kind::kBarrier) {
-    r.state.emplace<primitives::Barrier>(static_cast<uint32_t>(capacity));
-  } else if (kind == Kind::kTimer) {
-    r.state.emplace<primitives::Timer>();
-  } else if (kind == Kind::kTasks) {
-    r.state.emplace<primitives::TaskQueue>();
-  }
+  // A queue's options are set by its own lookup (queues.cc).
+  Resource r{kind, HooksOf(kind).blank(capacity), {}};
   touched_.push_back(name);  // reclaimed at the end of the command if left idle
   created_.push_back(name);  // and erased if the command is refused
   return &resources_.emplace(name, std::move(r)).first->second;
@@ -146,8 +145,8 @@ void ShardState::ReclaimTouched() {
   for (const std::string& name : touched_) {
     auto it = resources_.find(name);
     if (it == resources_.end()) continue;  // gone already (deleted, or noted twice)
-    // A queue's last change may not be counted yet (kept or not).
-    if (it->second.kind == Kind::kQueue) AccountQueue(it->second.queue());
+    // The last change may not be counted yet (kept or not).
+    if (auto settle = HooksOf(it->second.kind).settle) (this->*settle)(it->second);
     if (!it->second.idle()) continue;
     resources_.erase(it);
   }
@@ -200,52 +199,16 @@ void ShardState::RemoveWaiter(const std::string& name, uint64_t id, EndReason wh
   auto rit = resources_.find(name);
   if (rit == resources_.end()) return;
   Resource& r = rit->second;
-  // Find the waiter's line: it records it (the main line unless noted).
-  std::optional<Waiter> w;
-  primitives::WaiterQueue* line = nullptr;
-  for (uint8_t l : {kMain, kPutters, kJoiners}) {
-    line = r.LineOf(l, "");
-    if (line != nullptr && line->Find(id) != nullptr) break;
-    line = nullptr;
-  }
-  if (line == nullptr) {
-    for (auto& [cond, q] : r.conditions) {
-      if (q.Find(id) != nullptr) {
-        line = &q;
-        break;
-      }
-    }
-  }
+  primitives::WaiterQueue* line = r.LineHolding(id);
   if (line == nullptr) return;
-  w = line->Remove(id);
+  std::optional<Waiter> w = line->Remove(id);
   uint8_t which = w->line;
-
-  // A condition waiter whose timeout passed re-acquires its lock, as asyncio
-  // does; the wait then ends with OK and outcome "timed out".
-  if (which == kCondition) {
-    std::string cond = w->condition;
-    if (r.conditions[cond].empty()) r.conditions.erase(cond);
-    // Its own timeout ran out (not the RPC's deadline): re-acquire.
-    if (why == EndReason::kTimedOut && r.is_pool() && w->condition_timeout <= now) {
-      Unpark(name, *w);
-      Reacquire(r, name, std::move(*w), /*outcome=*/2, now, out);
-      return;
-    }
+  if (which == kCondition && r.conditions[w->condition].empty()) {
+    r.conditions.erase(w->condition);
   }
-
-  // asyncio.wait with a timeout returns what is done by then: not an error.
-  if (r.kind == Kind::kTasks && which == kJoiners) {
-    primitives::TaskQueue& tq = r.tasks();
-    if (why == EndReason::kTimedOut) {
-      TaskReports report;
-      WaitSatisfied(name, tq, tq.wait_args.at(id), report);
-      tq.wait_args.erase(id);
-      Unpark(name, *w);
-      out.push_back(Reply{w->op, Result::Ok(std::move(report))});
-      MaybeReclaim(name);
-      return;
-    }
-    tq.wait_args.erase(id);
+  if (auto leaving = HooksOf(r.kind).waiter_leaving;
+      leaving != nullptr && (this->*leaving)(name, r, *w, why, now, out)) {
+    return;
   }
 
   absl::Status status;

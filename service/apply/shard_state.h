@@ -90,11 +90,14 @@ class ShardState {
   // kPutters and kJoiners: queues; kCondition: a condition of a lock.
   enum Line : uint8_t { kMain = 0, kPutters = 1, kJoiners = 2, kCondition = 3 };
 
+  // The state of a resource: one primitive.
+  using PrimitiveState =
+      std::variant<primitives::PermitPool, primitives::Event, primitives::Queue, primitives::Future,
+                   primitives::Barrier, primitives::Timer, primitives::TaskQueue>;
+
   struct Resource {
     Kind kind;
-    std::variant<primitives::PermitPool, primitives::Event, primitives::Queue, primitives::Future,
-                 primitives::Barrier, primitives::Timer, primitives::TaskQueue>
-        state;
+    PrimitiveState state;
     // Locks only: the waiters of each condition bound to the lock.
     absl::btree_map<std::string, primitives::WaiterQueue> conditions;
 
@@ -110,6 +113,8 @@ class ShardState {
     primitives::WaiterQueue& waiters();
     // The line `line` (and for kCondition, `condition`), or nullptr.
     primitives::WaiterQueue* LineOf(uint8_t line, const std::string& condition);
+    // The line waiter `id` stands in, or nullptr.
+    primitives::WaiterQueue* LineHolding(uint64_t id);
     // Idle in its default state, and not declared: may be reclaimed.
     bool idle() const;
     // Idle in its default state, declared or not.
@@ -158,35 +163,69 @@ class ShardState {
   // kinds.cc (the one place that lists the kinds); each function lives in
   // its kind's file. A null hook: the kind has nothing to do then.
   struct KindHooks {
-    const char* name;  // in messages: "lock", "work queue" ...
+    const char* name = nullptr;  // in messages: "lock", "work queue" ...
+    // The state of a new resource of the kind (`capacity`: a semaphore's,
+    // a barrier's parties; 0 when restoring, which reads them).
+    PrimitiveState (*blank)(int64_t capacity) = nullptr;
+    // The kind's lines beyond the main one and conditions (kPutters,
+    // kJoiners), or nullptr.
+    primitives::WaiterQueue* (*line)(Resource& r, uint8_t line) = nullptr;
+    // Declared: kept though idle, until deleted (a semaphore's capacity, a
+    // queue's options). Null: never.
+    bool (*declared)(const Resource& r) = nullptr;
+    // Brings the shard's accounting of `r` up to date at the end of a
+    // command that touched it (a queue's bytes).
+    void (ShardState::*settle)(Resource& r) = nullptr;
+    // Waiter `w` has just been taken out of its line of `r` early (`why`);
+    // returns true if the kind ended its wait itself (a condition waiter
+    // whose timeout passed re-acquires its lock; a Wait on tasks that timed
+    // out reports what is done), false to end it with the usual error.
+    bool (ShardState::*waiter_leaving)(const std::string& name, Resource& r, primitives::Waiter& w,
+                                       EndReason why, Time now, Effects& out) = nullptr;
     // Fills the kind's part of a Describe.
     void (ShardState::*describe)(const std::string& name, Resource& r, Time now,
-                                 ResourceInfo& info);
+                                 ResourceInfo& info) = nullptr;
     // Waiter `id` has just left line `line` of `r` early (`why`, its wait
     // already ended): let the rest react (grant, pump, break).
     void (ShardState::*waiter_left)(const std::string& name, Resource& r, uint8_t line, uint64_t id,
-                                    EndReason why, Time now, Effects& out);
+                                    EndReason why, Time now, Effects& out) = nullptr;
     // `session` has ended and its waits here are gone: what it held goes
     // back (holdings, in-flight items, running tasks, Consume streams).
     void (ShardState::*session_ended)(const std::string& name, Resource& r, uint64_t session,
-                                      Time now, Effects& out);
+                                      Time now, Effects& out) = nullptr;
     // Ends, with `status`, every wait, watch and stream that the kind keeps
     // beyond its main line and its conditions (shutdown, restart).
     void (ShardState::*end_all)(const std::string& name, Resource& r, const absl::Status& status,
-                                Effects& out);
+                                Effects& out) = nullptr;
     // Whether waiter `w`, on the main line, may stay in line as an orphan
     // across a restart (it has a request_id, checked before).
-    bool (*orphanable)(const primitives::Waiter& w);
+    bool (*orphanable)(const primitives::Waiter& w) = nullptr;
     // Rolls back what an orphan was granted that no retry claimed.
     void (ShardState::*roll_back)(const std::string& name, Resource& r, const GrantKey& k, Time now,
-                                  Effects& out);
+                                  Effects& out) = nullptr;
     // List's "holders": what is held now.
-    uint32_t (*holders)(Resource& r);
+    uint32_t (*holders)(Resource& r) = nullptr;
   };
   static const KindHooks& HooksOf(Kind kind);
 
   // The hooks, by kind (permits.cc, events.cc, queues.cc, futures.cc,
   // barriers.cc, timers.cc, tasks.cc).
+  static PrimitiveState PoolBlank(int64_t capacity);
+  static bool SemaphoreDeclared(const Resource& r);
+  bool PoolWaiterLeaving(const std::string& name, Resource& r, primitives::Waiter& w, EndReason why,
+                         Time now, Effects& out);
+  static PrimitiveState EventBlank(int64_t capacity);
+  static PrimitiveState QueueBlank(int64_t capacity);
+  static primitives::WaiterQueue* QueueLine(Resource& r, uint8_t line);
+  static bool QueueDeclared(const Resource& r);
+  void QueueSettle(Resource& r);
+  static PrimitiveState FutureBlank(int64_t capacity);
+  static PrimitiveState BarrierBlank(int64_t capacity);
+  static PrimitiveState TimerBlank(int64_t capacity);
+  static PrimitiveState TasksBlank(int64_t capacity);
+  static primitives::WaiterQueue* TasksLine(Resource& r, uint8_t line);
+  bool TasksWaiterLeaving(const std::string& name, Resource& r, primitives::Waiter& w,
+                          EndReason why, Time now, Effects& out);
   void DescribePool(const std::string& name, Resource& r, Time now, ResourceInfo& info);
   void PoolWaiterLeft(const std::string& name, Resource& r, uint8_t line, uint64_t id,
                       EndReason why, Time now, Effects& out);

@@ -80,25 +80,8 @@ struct StateCodec {
   }
   // The state of a new resource of `kind`, to read into (capacity, parties
   // and options are read too).
-  static decltype(Resource::state) BlankState(Kind kind) {
-    switch (kind) {
-      case Kind::kLock:
-      case Kind::kSemaphore:
-        return primitives::PermitPool(0);
-      case Kind::kEvent:
-        return primitives::Event();
-      case Kind::kQueue:
-        return primitives::Queue(primitives::QueueOptions{}, false);
-      case Kind::kFuture:
-        return primitives::Future();
-      case Kind::kBarrier:
-        return primitives::Barrier(0);
-      case Kind::kTimer:
-        return primitives::Timer();
-      case Kind::kTasks:
-        return primitives::TaskQueue();
-    }
-    return primitives::PermitPool(0);  // unreachable: the kind was range-checked
+  static ShardState::PrimitiveState BlankState(Kind kind) {
+    return ShardState::HooksOf(kind).blank(0);
   }
 
   static_assert(FieldCount<Session>() == 5, "store the new field in StateCodec::Serialize");

@@ -444,6 +444,34 @@ void ShardState::OnTaskTimer(uint64_t seq, Time now, Effects& out) {
 }
 
 // Describe: the work queue, with its running tasks as holders.
+// --- the kind's hooks (kinds.cc) ---
+
+ShardState::PrimitiveState ShardState::TasksBlank(int64_t) { return TaskQueue(); }
+
+// Wait calls stand in the joiners' line.
+primitives::WaiterQueue* ShardState::TasksLine(Resource& r, uint8_t line) {
+  return line == kJoiners ? &r.tasks().waits : nullptr;
+}
+
+// A Wait that leaves early forgets its arguments; one that timed out
+// returns what is done by then, as asyncio.wait does: not an error.
+bool ShardState::TasksWaiterLeaving(const std::string& name, Resource& r, Waiter& w, EndReason why,
+                                    Time, Effects& out) {
+  if (w.line != kJoiners) return false;
+  TaskQueue& tq = r.tasks();
+  if (why != EndReason::kTimedOut) {
+    tq.wait_args.erase(w.id);
+    return false;
+  }
+  TaskReports report;
+  WaitSatisfied(name, tq, tq.wait_args.at(w.id), report);
+  tq.wait_args.erase(w.id);
+  Unpark(name, w);
+  out.push_back(Reply{w.op, Result::Ok(std::move(report))});
+  MaybeReclaim(name);
+  return true;
+}
+
 void ShardState::DescribeTasks(const std::string& name, Resource& r, Time now, ResourceInfo& info) {
   for (const auto& [seq, t] : r.tasks().tasks) {
     if (t.done()) {

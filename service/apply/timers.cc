@@ -78,6 +78,8 @@ void ShardState::FireTimer(uint64_t seq, Time now, Effects& out) {
 }
 
 // Describe: the timer and its action.
+ShardState::PrimitiveState ShardState::TimerBlank(int64_t) { return primitives::Timer(); }
+
 void ShardState::DescribeTimer(const std::string& name, Resource& r, Time now, ResourceInfo& info) {
   const primitives::Timer& t = r.timer();
   info.due_in = t.done ? -1 : t.due - now;
