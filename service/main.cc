@@ -29,7 +29,9 @@ ABSL_FLAG(int64_t, snapshot_entries, 100'000,
 ABSL_FLAG(double, snapshot_mb, 256,
           "also take a snapshot once the log has grown by this many MiB since the last one, so "
           "that large entries bound the log too (fractions allowed; 0: by entries only)");
-ABSL_FLAG(int, shards, 0, "event-loop threads, each owning a share of resources (0: one per core)");
+ABSL_FLAG(int, shards, 0,
+          "event-loop threads, each owning a share of resources (0: one per core); a data "
+          "directory written with another count is re-sharded at start");
 ABSL_FLAG(int64_t, max_resources, 1'000'000, "live resources (names) in total");
 ABSL_FLAG(int64_t, max_sessions, 100'000, "open sessions in total");
 ABSL_FLAG(int64_t, max_waiters, 1'000'000, "pending waits in total");
