@@ -369,9 +369,13 @@ absl::Status Server::RestoreSnapshot(uint32_t shards, Time* now) {
                                             " is not one this build reads"));
   }
   if (header.shard_count() != shards || loaded->records.size() != shards + 1u) {
-    return absl::FailedPreconditionError(absl::StrCat("snapshot ", path, " was cut for ",
-                                                      header.shard_count(),
-                                                      " shards; this server runs ", shards));
+    // Only a re-sharding stopped between writing its snapshot and
+    // recording the new count leaves this (reshard.h); starting with that
+    // count finishes it.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "snapshot ", path, " was cut for ", header.shard_count(), " shards; this server runs ",
+        shards, ": a re-sharding to ", header.shard_count(),
+        " shards was interrupted; start with --shards ", header.shard_count(), " to finish it"));
   }
   for (uint32_t i = 0; i < shards; ++i) {
     if (absl::Status st = cluster_.shard(i).RestorePart(loaded->records[i + 1]); !st.ok()) {

@@ -6,9 +6,11 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "integration/test_server.h"
+#include "service/rpc/reshard.h"
 
 namespace baton::testing {
 namespace {
@@ -392,6 +394,52 @@ TEST(RestartTest, ADataDirectoryRestartedWithAnotherShardCountKeepsItsState) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ((*again)->shard_count(), 2u);
   again->reset();
+  std::filesystem::remove_all(dir);
+}
+
+// A re-sharding that stopped after writing its split snapshot but before
+// recording the new count (simulated by writing the old count back): a start
+// with the new count finishes it; one with the old count says what to do.
+TEST(RestartTest, AnInterruptedReshardingIsFinishedByTheNextStart) {
+  if (!Durable()) GTEST_SKIP() << "in memory";
+  std::string dir = (std::filesystem::temp_directory_path() / "baton-shards-XXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  rpc::ServerOptions o = TestServer::DefaultOptions();
+  o.data_dir = dir;
+  o.shards = 2;
+  uint64_t session = 0;
+  {
+    TestServer t(o);
+    session = OpenSession(t, 600'000);
+  }
+  rpc::ServerOptions three = o;
+  three.shards = 3;
+  {
+    auto s = rpc::Server::Start(three);
+    ASSERT_TRUE(s.ok()) << s.status();
+  }
+  // The split snapshot is written; the count is not.
+  ASSERT_TRUE(rpc::RecordShardCount(dir, 2).ok());
+  auto old = rpc::Server::Start(o);
+  EXPECT_EQ(old.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(old.status().message().find("start with --shards 3"), std::string::npos)
+      << old.status();
+  old = absl::StatusOr<std::unique_ptr<rpc::Server>>();
+  auto s = rpc::Server::Start(three);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->shard_count(), 3u);
+  auto stub = v1::Sessions::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*s)->port()),
+                                                        grpc::InsecureChannelCredentials()));
+  v1::KeepAliveRequest ka;
+  ka.set_session_id(session);
+  v1::KeepAliveResponse kr;
+  grpc::Status ks = stub->KeepAlive(Context().get(), ka, &kr);
+  EXPECT_TRUE(ks.ok()) << ks.error_message();
+  std::ifstream recorded(dir + "/shards");
+  int count = 0;
+  recorded >> count;
+  EXPECT_EQ(count, 3);
+  s->reset();
   std::filesystem::remove_all(dir);
 }
 
