@@ -1,5 +1,8 @@
 #include "service/rpc/reshard.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -16,6 +19,22 @@ namespace baton::rpc {
 namespace {
 
 std::string ShardsFile(const std::string& dir) { return dir + "/shards"; }
+// Present while a split snapshot may be on disk and the `shards` file not
+// yet rewritten.
+std::string MarkerFile(const std::string& dir) { return dir + "/resharding"; }
+
+// Writes `text` to `path`, synced, and syncs its directory.
+absl::Status WriteSynced(const std::string& dir, const std::string& path, const std::string& text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ok = ok && dfd >= 0 && ::fsync(dfd) == 0;
+  if (dfd >= 0) ::close(dfd);
+  if (!ok) return absl::PermissionDeniedError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
 
 storage::SnapshotStore Store(const std::string& dir, bool sync) {
   storage::SnapshotStore::Options o;
@@ -88,30 +107,35 @@ absl::Status SplitSnapshot(const std::string& dir, bool sync, uint64_t index, ui
 
 absl::Status RecordShardCount(const std::string& data_dir, uint32_t shards) {
   std::string path = ShardsFile(data_dir);
-  std::ofstream out(path + ".tmp", std::ios::trunc);
-  out << shards << "\n";
-  out.close();
-  if (!out || std::rename((path + ".tmp").c_str(), path.c_str()) != 0) {
+  if (absl::Status st = WriteSynced(data_dir, path + ".tmp", absl::StrCat(shards, "\n"));
+      !st.ok()) {
+    return st;
+  }
+  if (std::rename((path + ".tmp").c_str(), path.c_str()) != 0) {
     return absl::PermissionDeniedError(absl::StrCat("cannot write ", path));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<uint32_t>> ShardCountOf(const std::string& data_dir, uint32_t wanted) {
+absl::StatusOr<std::optional<uint32_t>> ShardCountOf(const std::string& data_dir) {
   std::ifstream in(ShardsFile(data_dir));
   if (!in) return std::nullopt;
   uint32_t recorded = 0;
   if (!(in >> recorded) || recorded == 0) {
     return absl::DataLossError(absl::StrCat(ShardsFile(data_dir), " does not hold a shard count"));
   }
-  if (recorded == wanted) return recorded;
+  if (::access(MarkerFile(data_dir).c_str(), F_OK) != 0) return recorded;
+  // A re-sharding stopped in step 2: if its split snapshot is written, it
+  // is the newest, and the count is its; if not, the directory is as it was.
   auto header = NewestHeader(data_dir);
   if (!header.ok()) return header.status();
-  if (*header && (*header)->shard_count() == wanted) {
-    // A re-sharding wrote its snapshot and stopped before recording it.
-    if (absl::Status st = RecordShardCount(data_dir, wanted); !st.ok()) return st;
-    return wanted;
+  if (*header && (*header)->shard_count() != recorded) {
+    std::fprintf(stderr, "batond: finishing the re-sharding of %s from %u to %u shards\n",
+                 data_dir.c_str(), recorded, (*header)->shard_count());
+    recorded = (*header)->shard_count();
+    if (absl::Status st = RecordShardCount(data_dir, recorded); !st.ok()) return st;
   }
+  std::remove(MarkerFile(data_dir).c_str());
   return recorded;
 }
 
@@ -144,11 +168,17 @@ absl::Status ReshardDataDir(const ServerOptions& options, uint32_t from, uint32_
   {
     auto lock = storage::FileLock::Acquire(options.data_dir);
     if (!lock.ok()) return lock.status();
+    if (absl::Status st =
+            WriteSynced(options.data_dir, MarkerFile(options.data_dir), absl::StrCat(to, "\n"));
+        !st.ok()) {
+      return st;
+    }
     if (absl::Status st = SplitSnapshot(options.data_dir, options.fsync, index, from, to, limits);
         !st.ok()) {
       return st;
     }
     if (absl::Status st = RecordShardCount(options.data_dir, to); !st.ok()) return st;
+    std::remove(MarkerFile(options.data_dir).c_str());
   }
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   started)

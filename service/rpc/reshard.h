@@ -17,9 +17,12 @@
 // receipts, sessions their ids; orphaned waits keep their place in line for
 // a fresh grace.
 //
-// A crash between writing the snapshot and the `shards` file leaves a
-// newest snapshot cut for the new count: ShardCountToUse sees it and
-// finishes the job. A crash before that leaves the directory as it was.
+// Step 2 runs with a marker file, `resharding`, in the directory: a crash
+// there leaves either the old snapshot or the split one as the newest (the
+// store renames it into place), and the next start, whatever its count,
+// takes the newest snapshot's count as the directory's (ShardCountOf).
+// A crash in step 1 leaves the directory as it was, plus a few logged
+// entries (the seal).
 //
 // Thread-safety: called by Server::Start, before the server runs.
 #pragma once
@@ -36,10 +39,9 @@ namespace baton::rpc {
 struct ServerOptions;
 
 // The shard count `data_dir` was written with (its `shards` file), or
-// nullopt for a new directory. When that differs from `wanted` but the
-// newest snapshot was already split for `wanted` (step 2 above was
-// interrupted), records `wanted` and returns it.
-absl::StatusOr<std::optional<uint32_t>> ShardCountOf(const std::string& data_dir, uint32_t wanted);
+// nullopt for a new directory; after an interrupted step 2, the newest
+// snapshot's (recorded, and the marker removed).
+absl::StatusOr<std::optional<uint32_t>> ShardCountOf(const std::string& data_dir);
 
 // Records `shards` as data_dir's shard count (written aside and renamed).
 absl::Status RecordShardCount(const std::string& data_dir, uint32_t shards);

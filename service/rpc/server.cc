@@ -25,7 +25,7 @@ namespace {
 // replaying it with another count would put resources on the wrong shard
 // (Start re-shards it first: reshard.h).
 absl::Status CheckShardCount(const std::string& dir, uint32_t shards) {
-  auto recorded = ShardCountOf(dir, shards);
+  auto recorded = ShardCountOf(dir);
   if (!recorded.ok()) return recorded.status();
   if (!*recorded) return RecordShardCount(dir, shards);
   if (**recorded == shards) return absl::OkStatus();
@@ -82,7 +82,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
 
   if (options.durability == Durability::kLocal) {
     // Written with another shard count: split it again first.
-    auto recorded = ShardCountOf(options.data_dir, shards);
+    auto recorded = ShardCountOf(options.data_dir);
     if (!recorded.ok()) return recorded.status();
     if (*recorded && **recorded != shards) {
       if (auto st = ReshardDataDir(options, **recorded, shards, limits); !st.ok()) return st;
@@ -369,13 +369,12 @@ absl::Status Server::RestoreSnapshot(uint32_t shards, Time* now) {
                                             " is not one this build reads"));
   }
   if (header.shard_count() != shards || loaded->records.size() != shards + 1u) {
-    // Only a re-sharding stopped between writing its snapshot and
-    // recording the new count leaves this (reshard.h); starting with that
-    // count finishes it.
-    return absl::FailedPreconditionError(absl::StrCat(
-        "snapshot ", path, " was cut for ", header.shard_count(), " shards; this server runs ",
-        shards, ": a re-sharding to ", header.shard_count(),
-        " shards was interrupted; start with --shards ", header.shard_count(), " to finish it"));
+    // The `shards` file and the newest snapshot disagree, which re-sharding
+    // (reshard.h) never leaves behind: something else changed the directory.
+    return absl::FailedPreconditionError(
+        absl::StrCat("snapshot ", path, " was cut for ", header.shard_count(), " shards, but ",
+                     options_.data_dir, "/shards says ", shards,
+                     ": write the snapshot's count there to start from it"));
   }
   for (uint32_t i = 0; i < shards; ++i) {
     if (absl::Status st = cluster_.shard(i).RestorePart(loaded->records[i + 1]); !st.ok()) {
