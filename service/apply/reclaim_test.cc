@@ -104,6 +104,30 @@ TEST(GateTest, GatedCommandsAfterShutdownAreUnavailableAndCreateNothing) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+// What a timer fired before the shutdown still happens after it: its action
+// reaches the target's shard as a derived command (no origin), which the
+// shutdown gate must not refuse, or the item it puts is lost.
+TEST(GateTest, ADerivedCommandIsAppliedDuringShutdown) {
+  Harness h;
+  h.Apply(BeginShutdown{});
+  PutItems put;
+  put.name = std::string("q");
+  put.items.push_back(NewQueueItem{std::string("from a timer"), 0, 0});
+  put.nowait = true;
+  EXPECT_EQ(CountReplies(h.Apply(put, 0)), 1);  // answered to nobody
+  EXPECT_EQ(h.state.resource_count(), 1u);
+  h.Apply(Recover{.orphan_grace = 0});
+  GetItems get;
+  get.name = std::string("q");
+  get.lease = kSecond;
+  get.deadline = h.now;
+  auto r = ReplyTo(h.Apply(get, 1), 1);
+  ASSERT_TRUE(r.has_value());
+  ASSERT_TRUE(r->ok()) << r->status;
+  ASSERT_EQ(std::get<GotItems>(r->value).items.size(), 1u);
+  EXPECT_EQ(std::get<GotItems>(r->value).items[0].data, "from a timer");
+}
+
 TEST(GateTest, AWaitForASessionThatIsNotAliveIsNotFound) {
   Harness h;
   auto r = ReplyTo(h.Apply(WaitEvent{"e", 12345, kForever}, 1), 1);

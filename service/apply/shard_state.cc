@@ -80,8 +80,10 @@ void ShardState::Apply(const Command& command, OpRef origin, Time now, Effects& 
       [&](const auto& c) {
         using C = std::decay_t<decltype(c)>;
         // The checks every command of its class makes first (command.h).
+        // Shutdown refuses what clients ask for; a command derived from one
+        // already applied (a timer's action, no origin) must still happen.
         if constexpr (kGatesOf<C> & kRefusedAtShutdown) {
-          if (shutting_down_) {
+          if (shutting_down_ && origin.id != 0) {
             return out.push_back(
                 Reply{origin, Result::Error(absl::UnavailableError("server shutting down"))});
           }
