@@ -304,6 +304,40 @@ TEST(Reshard, HandlesStayValidAndNewIdsAreNew) {
   EXPECT_GT(TokenOf(b.Call(LockCmd("another", fresh, 0))), highest_token);
 }
 
+// Timers armed before keep firing after: a user timer's action, a lease's
+// expiry, a session's TTL, a waiter's deadline.
+TEST(Reshard, TimersFireOnTheirNewShards) {
+  Shards a(3);
+  for (int i = 0; i < 8; ++i) {
+    ScheduleTimer c;
+    c.name = absl::StrCat("tm-", i);
+    c.due = a.at(0).now + 2 * kSecond;
+    c.target = absl::StrCat("ev-", i);
+    c.action = Action(SetEvent{c.target});
+    auto r = a.Call(c);
+    ASSERT_TRUE(r && r->ok());
+  }
+  uint64_t leased = TokenOf(a.Call(LockCmd("leased", 0, 3 * kSecond)));
+  ASSERT_NE(leased, 0u);
+  uint64_t session = SessionOf(a.Call(OpenSession{4 * kSecond, "short"}));
+  ASSERT_TRUE(a.Call(LockCmd("held", session, 0)).value().ok());
+  for (uint32_t m : {1u, 2u, 4u}) {
+    SCOPED_TRACE(testing::Message() << "into " << m << " shards");
+    auto parts = ReshardStates(a.Save(), m, Limits{});
+    ASSERT_TRUE(parts.ok()) << parts.status();
+    Shards b = Shards::Restore(*parts, a.at(0).now);
+    for (int s = 0; s < 6; ++s) b.Advance(kSecond);
+    for (int i = 0; i < 8; ++i) {
+      auto r = b.Call(WaitEvent{absl::StrCat("ev-", i), 0, b.at(0).now});
+      ASSERT_TRUE(r.has_value());
+      EXPECT_TRUE(r->ok()) << "ev-" << i << ": the timer did not fire";
+    }
+    // The lease ran out and the session expired: both locks are free.
+    EXPECT_NE(TokenOf(b.Call(LockCmd("leased", 0, kSecond, b.at(0).now))), 0u);
+    EXPECT_NE(TokenOf(b.Call(LockCmd("held", 0, kSecond, b.at(0).now))), 0u);
+  }
+}
+
 TEST(Reshard, BadInputIsAClearError) {
   EXPECT_EQ(ReshardStates({}, 2, Limits{}).status().code(), absl::StatusCode::kInvalidArgument);
   Shards a(2);

@@ -7,7 +7,10 @@ semaphore holders, futures, one-shot timers, tasks and sessions, each through
 real gRPC clients, and keeps a ledger of what the server acknowledged (an OK
 reply) and of what is in doubt (the call failed with UNAVAILABLE or CANCELLED
 because the server was killed while it was on its way: either outcome is
-allowed). It kills the server after a random 0-300 ms of load, restarts it,
+allowed). It kills the server after a random 0-300 ms of load, restarts it
+(with a shard count picked at random from 1, 2, 2, 3: a new count re-shards
+the data directory first, and 40% of those re-shardings are themselves
+killed 0-40 ms in, before the server listens),
 checks the invariants below against Admin/Describe and the other read calls
 while the load is paused, resolves what was in doubt where the API can tell
 (retries with the same request_id, Describe, Await), and goes on. At the end
@@ -173,11 +176,33 @@ class Server:
         self.spawned_at = 0.0
         self.restart_s: list[float] = []
         self.stderr_tails = collections.deque(maxlen=3)  # of the last killed processes
+        # Each restart picks a shard count: a new one re-shards the data
+        # directory first, and some of those are killed while they do.
+        self.rng = random.Random(f"{SEED}:server")
+        self.shards: int | None = None
+        self.reshards = 0
+        self.reshard_kills = 0
+
+    def kill_while_resharding(self, args: list[str]) -> None:
+        """Starts batond and SIGKILLs it 0-40 ms later, before it listens:
+        while it recovers with the old count, seals, or splits the snapshot."""
+        p = subprocess.Popen([str(batond_path()), "--listen", "127.0.0.1:0", "--data_dir", str(self.data_dir), *args],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(self.rng.uniform(0, 0.04))
+        p.kill()
+        p.wait()
+        self.reshard_kills += 1
 
     def start(self) -> None:
+        shards = 2 if self.shards is None else self.rng.choice([1, 2, 2, 3])
+        args = ["--snapshot_entries", str(SNAPSHOT_ENTRIES), "--wal_segment_mb", "0.03", "--shards", str(shards)]
+        if self.shards is not None and shards != self.shards:
+            self.reshards += 1
+            if self.rng.random() < 0.4:
+                self.kill_while_resharding(args)
+        self.shards = shards
         t0 = time.monotonic()
-        p = BatondProcess(["--snapshot_entries", str(SNAPSHOT_ENTRIES), "--wal_segment_mb", "0.03"],
-                          data_dir=self.data_dir)
+        p = BatondProcess(args, data_dir=self.data_dir)
         try:
             p.start()
         except RuntimeError as e:
@@ -956,6 +981,8 @@ class Soak:
                     self.fail(f"invariants violated around kill {self.server.kills}")
             loop_s = time.monotonic() - t0
             self.report.stats["kills"] = self.server.kills
+            self.report.stats["reshards"] = self.server.reshards
+            self.report.stats["kills_while_resharding"] = self.server.reshard_kills
             self.report.stats["kill_loop_s"] = round(loop_s, 1)
             # The end: no more kills. Workers finish what they hold, then everything is drained.
             self.finishing = True
