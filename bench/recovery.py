@@ -8,11 +8,13 @@ the time from exec to the first served call (Admin/Describe of one event),
 the log entries replayed, the data directory's size, and batond's resident
 memory (VmRSS) before the kill and after the restart.
 
-    .venv/bin/python bench/recovery.py [N] [SNAPSHOT_ENTRIES]
-                                   (defaults: 1,000,000 and batond's default)
+    .venv/bin/python bench/recovery.py [N] [SNAPSHOT_ENTRIES] [RESTART_SHARDS]
+                                   (defaults: 1,000,000, batond's default, the same)
 
 SNAPSHOT_ENTRIES is batond's --snapshot_entries: 0 replays the whole log; the
 default restores the newest snapshot and replays only the log after it.
+RESTART_SHARDS restarts with that --shards (the fill runs with 2): the
+restart then re-shards the data directory first, and its time is included.
 
 Uses the stubs and BatondProcess of tests/python/baton_helpers.py; BATOND
 picks the binary (default build/service/batond).
@@ -98,6 +100,10 @@ def main() -> None:
     args = ["--max_resources", str(2 * n + 1000)]
     if len(sys.argv) > 2:
         args += ["--snapshot_entries", sys.argv[2]]
+    restart_args = list(args)
+    if len(sys.argv) > 3:
+        args += ["--shards", "2"]
+        restart_args += ["--shards", sys.argv[3]]
     data = tempfile.mkdtemp(prefix="baton-recovery-", dir=os.environ.get("TMPDIR", "/tmp"))
     server = h.BatondProcess(args, data_dir=data)
     server.STARTUP_TIMEOUT = 900.0
@@ -113,13 +119,13 @@ def main() -> None:
     snap_bytes = dir_bytes(os.path.join(data, "snap")) if os.path.isdir(os.path.join(data, "snap")) else 0
 
     t0 = time.monotonic()
-    server = h.BatondProcess(args, data_dir=data)
+    server = h.BatondProcess(restart_args, data_dir=data)
     server.STARTUP_TIMEOUT = 900.0
     addr = server.start()
     asyncio.run(first_call(addr))
     recovered_s = time.monotonic() - t0
     rss_after = rss_kib(server.proc.pid)
-    replayed = [l for l in server.stderr_text().splitlines() if "replayed" in l]
+    replayed = [l for l in server.stderr_text().splitlines() if "replayed" in l or "re-sharded" in l]
     server.terminate()
     os.system(f"rm -rf {data}")
     print(f"resources: {n}")
@@ -128,7 +134,7 @@ def main() -> None:
           f"snapshots {snap_bytes / 2**20:.1f} MiB)")
     print(f"restart to first served call: {recovered_s:.2f} s")
     print(f"RSS before kill: {rss_before / 1024:.0f} MiB; after recovery: {rss_after / 1024:.0f} MiB")
-    print(replayed[0] if replayed else "(no replay line)")
+    print("\n".join(replayed) if replayed else "(no replay line)")
     print(f"snapshots taken while filling: {len(snapshot_lines)}")
     if snapshot_lines:
         print(f"the last: {snapshot_lines[-1]}")
