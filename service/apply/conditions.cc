@@ -24,12 +24,12 @@ bool ShardState::PoolWaiterLeaving(const std::string& name, Resource& r, Waiter&
     return false;
   }
   Unpark(name, w);
-  Reacquire(r, name, std::move(w), /*outcome=*/2, now, out);
+  Reacquire(r, name, std::move(w), primitives::ConditionOutcome::kTimedOut, now, out);
   return true;
 }
 
-void ShardState::Reacquire(Resource& lock, const std::string& name, Waiter w, uint8_t outcome,
-                           Time now, Effects& out) {
+void ShardState::Reacquire(Resource& lock, const std::string& name, Waiter w,
+                           primitives::ConditionOutcome outcome, Time now, Effects& out) {
   w.line = kMain;  // w.condition stays, for Describe
   w.condition_outcome = outcome;
   // The re-acquire is bounded by the RPC's deadline only: past it the client
@@ -97,7 +97,7 @@ void ShardState::Do(const Notify& c, OpRef origin, Time now, Effects& out) {
     while (!it->second.empty() && (c.all || woken < c.n)) {
       Waiter w = it->second.PopFront();
       Unpark(c.lock, w);
-      Reacquire(lock, c.lock, std::move(w), /*outcome=*/1, now, out);
+      Reacquire(lock, c.lock, std::move(w), primitives::ConditionOutcome::kNotified, now, out);
       ++woken;
     }
     if (it->second.empty()) lock.conditions.erase(it);

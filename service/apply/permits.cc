@@ -22,7 +22,7 @@ Duration ExpiresIn(Time expires, Time now) {
 void ShardState::GrantHolding(const std::string& name, PermitPool& pool, uint64_t session,
                               int64_t count, Duration lease, const std::string& request_id,
                               OpRef op, GrantHow how, Time now, Effects& out,
-                              uint8_t condition_outcome) {
+                              primitives::ConditionOutcome condition_outcome) {
   Holding h;
   last_token_ = OwnIdAtLeast(std::max(last_token_ + 1, now > 0 ? static_cast<uint64_t>(now) : 0));
   h.token = last_token_;
@@ -256,7 +256,7 @@ void ShardState::DescribePool(const std::string&, Resource& r, Time now, Resourc
     conds[cond] = ConditionSummary{cond, static_cast<uint32_t>(line.size()), 0};
   }
   for (const auto& [seq, w] : pool.waiters()) {
-    if (w.condition_outcome == 0) continue;
+    if (w.condition_outcome == primitives::ConditionOutcome::kNone) continue;
     ConditionSummary& cs = conds[w.condition];
     cs.condition = w.condition;
     ++cs.reacquiring;
@@ -266,7 +266,9 @@ void ShardState::DescribePool(const std::string&, Resource& r, Time now, Resourc
 
 // Orphans: an acquire may stay in line across a restart, a condition's
 // re-acquire may not (its condition wait is gone).
-bool ShardState::PoolOrphanable(const Waiter& w) { return w.condition_outcome == 0; }
+bool ShardState::PoolOrphanable(const Waiter& w) {
+  return w.condition_outcome == primitives::ConditionOutcome::kNone;
+}
 
 void ShardState::PoolRollBack(const std::string& name, Resource& r, const GrantKey& k, Time now,
                               Effects& out) {

@@ -31,7 +31,8 @@ struct Granted {
   GrantHow how = GrantHow::kImmediate;
   Duration expires_in = kForever;  // kForever: no lease
   uint64_t delivery = 0;           // pass back in Undeliver if the reply is lost
-  uint8_t condition_outcome = 0;   // a condition wait's re-acquire: 1 notified, 2 timed out
+  // A condition wait's re-acquire: why the waiter woke.
+  primitives::ConditionOutcome condition_outcome = primitives::ConditionOutcome::kNone;
 };
 
 struct Released {

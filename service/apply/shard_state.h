@@ -461,13 +461,14 @@ class ShardState {
 
   // Conditions (conditions.cc): moves a condition waiter into its lock's
   // line to re-acquire it.
-  void Reacquire(Resource& lock, const std::string& name, primitives::Waiter w, uint8_t outcome,
-                 Time now, Effects& out);
+  void Reacquire(Resource& lock, const std::string& name, primitives::Waiter w,
+                 primitives::ConditionOutcome outcome, Time now, Effects& out);
 
   // Permits.
-  void GrantHolding(const std::string& name, primitives::PermitPool& pool, uint64_t session,
-                    int64_t count, Duration lease, const std::string& request_id, OpRef op,
-                    GrantHow how, Time now, Effects& out, uint8_t condition_outcome = 0);
+  void GrantHolding(
+      const std::string& name, primitives::PermitPool& pool, uint64_t session, int64_t count,
+      Duration lease, const std::string& request_id, OpRef op, GrantHow how, Time now, Effects& out,
+      primitives::ConditionOutcome condition_outcome = primitives::ConditionOutcome::kNone);
   // Grants waiters that now fit, oldest first; returns how many.
   int GrantWaiters(const std::string& name, primitives::PermitPool& pool, Time now, Effects& out);
   void ForgetHolding(const std::string& name, const primitives::Holding& h);

@@ -150,7 +150,7 @@ TEST(ConditionTest, WaitReleasesTheLockAndNotifyHandsItBackWithANewToken) {
   auto rel = h.Apply(ReleasePermits{Kind::kLock, "l", t2, 0, 0}, 5);
   Granted g = GrantOf(ReplyTo(rel, 2));
   EXPECT_GT(g.token, t2);
-  EXPECT_EQ(g.condition_outcome, 1);
+  EXPECT_EQ(g.condition_outcome, primitives::ConditionOutcome::kNotified);
 }
 
 TEST(ConditionTest, WaitWithoutHoldingTheLockIsFailedPrecondition) {
@@ -172,7 +172,7 @@ TEST(ConditionTest, TimeoutReacquiresTheLockAndSaysSo) {
   h.Apply(ConditionWait{"l", "", t1, 0, 0, h.now + kSecond, kForever}, 2);
   auto out = h.Advance(kSecond);
   Granted g = GrantOf(ReplyTo(out, 2));
-  EXPECT_EQ(g.condition_outcome, 2);
+  EXPECT_EQ(g.condition_outcome, primitives::ConditionOutcome::kTimedOut);
   EXPECT_GT(g.token, t1);
 }
 

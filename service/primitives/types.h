@@ -29,6 +29,9 @@ struct OpRef {
 };
 static_assert(FieldCount<OpRef>() == 2, "store the new field in OpRef::Serialize");
 
+// Why a condition waiter re-acquires its lock (kNone: any other waiter).
+enum class ConditionOutcome : uint8_t { kNone = 0, kNotified = 1, kTimedOut = 2 };
+
 // A pending blocking operation, parked until granted, timed out, cancelled
 // or aborted.
 struct Waiter {
@@ -44,9 +47,8 @@ struct Waiter {
   // condition wait the condition's name.
   uint8_t line = 0;
   std::string condition;
-  // A condition waiter re-acquiring its lock: why it woke (1 notified,
-  // 2 timed out); 0 for every other waiter.
-  uint8_t condition_outcome = 0;
+  // A condition waiter re-acquiring its lock: why it woke.
+  ConditionOutcome condition_outcome = ConditionOutcome::kNone;
   // A condition waiter: when its own `timeout` ends the wait for a notify
   // (it then re-acquires the lock), and when its RPC's deadline does (it
   // then just ends: the client is giving up). `deadline` is the earlier.
@@ -59,10 +61,12 @@ struct Waiter {
 
   template <class Ar>
   void Serialize(Ar& ar) {
+    // The outcome is stored as its plain number (format 2 did so).
+    auto outcome = static_cast<uint8_t>(condition_outcome);
     ar(id, op, session, since, deadline, count, lease, request_id,
-       archive::Ranged<uint8_t>(line, 0, 3), condition,
-       archive::Ranged<uint8_t>(condition_outcome, 0, 2), condition_timeout, rpc_deadline,
-       dead_letters, orphaned);
+       archive::Ranged<uint8_t>(line, 0, 3), condition, archive::Ranged<uint8_t>(outcome, 0, 2),
+       condition_timeout, rpc_deadline, dead_letters, orphaned);
+    if constexpr (Ar::kLoading) condition_outcome = static_cast<ConditionOutcome>(outcome);
   }
 };
 static_assert(FieldCount<Waiter>() == 15, "store the new field in Waiter::Serialize");

@@ -50,8 +50,9 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
   if (!r.ok()) co_return co_await call.Fail(r.status());
   const auto& g = *r;
   v1::ConditionWaitResponse resp;
-  resp.set_outcome(g.condition_outcome == 2 ? v1::CONDITION_OUTCOME_TIMED_OUT
-                                            : v1::CONDITION_OUTCOME_NOTIFIED);
+  resp.set_outcome(g.condition_outcome == primitives::ConditionOutcome::kTimedOut
+                       ? v1::CONDITION_OUTCOME_TIMED_OUT
+                       : v1::CONDITION_OUTCOME_NOTIFIED);
   resp.set_token(g.token);
   if (g.expires_in != kForever) ToProto(g.expires_in, resp.mutable_expires_in());
   bool delivered = co_await call.Reply(std::move(resp));
