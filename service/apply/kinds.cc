@@ -14,26 +14,23 @@ const ShardState::KindHooks& ShardState::HooksOf(Kind kind) {
   // Indexed by Kind, in its order. A hook left out: the kind has nothing to
   // do then.
   using S = ShardState;
+  // Locks and semaphores are both permit pools; a semaphore's capacity is a
+  // declaration.
+  auto pool = [](const char* name, bool (*declared)(const Resource&)) {
+    return KindHooks{.name = name,
+                     .blank = &S::PoolBlank,
+                     .declared = declared,
+                     .waiter_leaving = &S::PoolWaiterLeaving,
+                     .describe = &S::DescribePool,
+                     .waiter_left = &S::PoolWaiterLeft,
+                     .session_ended = &S::PoolSessionEnded,
+                     .orphanable = &S::PoolOrphanable,
+                     .roll_back = &S::PoolRollBack,
+                     .holders = &S::PoolHolders};
+  };
   static const std::array<KindHooks, 8> kHooks = {{
-      {.name = "lock",
-       .blank = &S::PoolBlank,
-       .waiter_leaving = &S::PoolWaiterLeaving,
-       .describe = &S::DescribePool,
-       .waiter_left = &S::PoolWaiterLeft,
-       .session_ended = &S::PoolSessionEnded,
-       .orphanable = &S::PoolOrphanable,
-       .roll_back = &S::PoolRollBack,
-       .holders = &S::PoolHolders},
-      {.name = "semaphore",
-       .blank = &S::PoolBlank,
-       .declared = &S::SemaphoreDeclared,
-       .waiter_leaving = &S::PoolWaiterLeaving,
-       .describe = &S::DescribePool,
-       .waiter_left = &S::PoolWaiterLeft,
-       .session_ended = &S::PoolSessionEnded,
-       .orphanable = &S::PoolOrphanable,
-       .roll_back = &S::PoolRollBack,
-       .holders = &S::PoolHolders},
+      pool("lock", nullptr),
+      pool("semaphore", &S::SemaphoreDeclared),
       {.name = "event",
        .blank = &S::EventBlank,
        .describe = &S::DescribeEvent,

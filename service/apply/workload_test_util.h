@@ -148,10 +148,10 @@ inline std::string Text(const Effects& effects) {
   return o.str();
 }
 
-// Applies `c` for op `op`, then the commands that timers forward (this is
-// the only shard), as the shard driver would apply them as derived entries.
-inline Effects ApplyAll(Harness& h, Command c, uint64_t op) {
-  Effects all = h.Apply(std::move(c), op);
+// Appends to `all` the effects of the commands it forwards (timers'
+// actions), applied on `h` (this is the only shard), as the shard driver
+// would apply them as derived entries; returns `all`.
+inline Effects WithForwarded(Harness& h, Effects all) {
   for (size_t i = 0; i < all.size() && i < 1000; ++i) {
     if (auto* f = std::get_if<Forward>(&all[i])) {
       Command next = f->command;
@@ -162,17 +162,13 @@ inline Effects ApplyAll(Harness& h, Command c, uint64_t op) {
   return all;
 }
 
-inline Effects AdvanceAll(Harness& h, Duration d) {
-  Effects all = h.Advance(d);
-  for (size_t i = 0; i < all.size() && i < 1000; ++i) {
-    if (auto* f = std::get_if<Forward>(&all[i])) {
-      Command next = f->command;
-      Effects more = h.Apply(std::move(next), 0);
-      all.insert(all.end(), more.begin(), more.end());
-    }
-  }
-  return all;
+// Applies `c` for op `op`, with what it forwards.
+inline Effects ApplyAll(Harness& h, Command c, uint64_t op) {
+  return WithForwarded(h, h.Apply(std::move(c), op));
 }
+
+// Moves time forward, with what the timers that fire forward.
+inline Effects AdvanceAll(Harness& h, Duration d) { return WithForwarded(h, h.Advance(d)); }
 
 class Workload {
  public:

@@ -358,21 +358,39 @@ TEST(RestartTest, ASecondServerCannotShareADataDirectory) {
 namespace baton::testing {
 namespace {
 
+// `server` keeps session `session` alive.
+void ExpectSessionAlive(rpc::Server& server, uint64_t session) {
+  auto stub = v1::Sessions::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", server.port()),
+                                                        grpc::InsecureChannelCredentials()));
+  v1::KeepAliveRequest ka;
+  ka.set_session_id(session);
+  v1::KeepAliveResponse kr;
+  grpc::Status ks = stub->KeepAlive(Context().get(), ka, &kr);
+  EXPECT_TRUE(ks.ok()) << ks.error_message();
+}
+
+// A directory made by a server with 2 shards, holding one session.
+std::string DirectoryWithASession(uint64_t* session) {
+  std::string dir = (std::filesystem::temp_directory_path() / "baton-shards-XXXXXX").string();
+  EXPECT_NE(mkdtemp(dir.data()), nullptr);
+  rpc::ServerOptions o = TestServer::DefaultOptions();
+  o.data_dir = dir;
+  o.shards = 2;
+  TestServer t(o);
+  *session = OpenSession(t, 600'000);
+  return dir;
+}
+
 // A data directory restarted with another shard count is re-sharded (the
 // state itself is covered by SnapshotTest): the session is still there. A
 // second server on it is refused while the first runs, whatever its count.
 TEST(RestartTest, ADataDirectoryRestartedWithAnotherShardCountKeepsItsState) {
   if (!Durable()) GTEST_SKIP() << "in memory";
-  std::string dir = (std::filesystem::temp_directory_path() / "baton-shards-XXXXXX").string();
-  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  uint64_t session = 0;
+  std::string dir = DirectoryWithASession(&session);
   rpc::ServerOptions o = TestServer::DefaultOptions();
   o.data_dir = dir;
   o.shards = 2;
-  uint64_t session = 0;
-  {
-    TestServer t(o);
-    session = OpenSession(t, 600'000);
-  }
   rpc::ServerOptions other = o;
   other.shards = 3;
   auto s = rpc::Server::Start(other);
@@ -381,13 +399,7 @@ TEST(RestartTest, ADataDirectoryRestartedWithAnotherShardCountKeepsItsState) {
   auto refused = rpc::Server::Start(o);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(refused.status().message().find("in use"), std::string::npos) << refused.status();
-  auto stub = v1::Sessions::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*s)->port()),
-                                                        grpc::InsecureChannelCredentials()));
-  v1::KeepAliveRequest ka;
-  ka.set_session_id(session);
-  v1::KeepAliveResponse kr;
-  grpc::Status ks = stub->KeepAlive(Context().get(), ka, &kr);
-  EXPECT_TRUE(ks.ok()) << ks.error_message();
+  ExpectSessionAlive(**s, session);
   s->reset();
   // And back to the first count.
   auto again = rpc::Server::Start(o);
@@ -403,16 +415,11 @@ TEST(RestartTest, ADataDirectoryRestartedWithAnotherShardCountKeepsItsState) {
 // One that stopped before the split (the marker alone) changed nothing.
 TEST(RestartTest, AnInterruptedReshardingIsFinishedByTheNextStart) {
   if (!Durable()) GTEST_SKIP() << "in memory";
-  std::string dir = (std::filesystem::temp_directory_path() / "baton-shards-XXXXXX").string();
-  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  uint64_t session = 0;
+  std::string dir = DirectoryWithASession(&session);
   rpc::ServerOptions o = TestServer::DefaultOptions();
   o.data_dir = dir;
   o.shards = 2;
-  uint64_t session = 0;
-  {
-    TestServer t(o);
-    session = OpenSession(t, 600'000);
-  }
   auto interrupted = [&dir](int old_count) {
     ASSERT_TRUE(rpc::RecordShardCount(dir, old_count).ok());
     std::ofstream(dir + "/resharding") << "3\n";
@@ -438,13 +445,7 @@ TEST(RestartTest, AnInterruptedReshardingIsFinishedByTheNextStart) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ((*s)->shard_count(), 2u);
   EXPECT_FALSE(std::filesystem::exists(dir + "/resharding"));
-  auto stub = v1::Sessions::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*s)->port()),
-                                                        grpc::InsecureChannelCredentials()));
-  v1::KeepAliveRequest ka;
-  ka.set_session_id(session);
-  v1::KeepAliveResponse kr;
-  grpc::Status ks = stub->KeepAlive(Context().get(), ka, &kr);
-  EXPECT_TRUE(ks.ok()) << ks.error_message();
+  ExpectSessionAlive(**s, session);
   std::ifstream recorded(dir + "/shards");
   int count = 0;
   recorded >> count;

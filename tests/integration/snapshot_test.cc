@@ -157,6 +157,17 @@ int Workload(TestServer& t, int round) {
   return changes;
 }
 
+// The next item a Get of `queue` hands out is `text`.
+void ExpectNextItem(TestServer& t, const std::string& queue, const std::string& text) {
+  v1::GetRequest get;
+  get.set_name(queue);
+  *get.mutable_ttl() = Millis(60'000);
+  v1::GetResponse got;
+  ASSERT_TRUE(t.queues->Get(Context().get(), get, &got).ok());
+  ASSERT_EQ(got.items_size(), 1);
+  EXPECT_EQ(got.items(0).text(), text);
+}
+
 TEST(SnapshotTest, ARestartFromSnapshotsShowsTheSameStateAndTheLogShrinks) {
   if (!Durable()) GTEST_SKIP() << "in memory";
   TestServer t(SnapshotOptions());
@@ -191,13 +202,7 @@ TEST(SnapshotTest, ARestartFromSnapshotsShowsTheSameStateAndTheLogShrinks) {
   v1::AcquireLockResponse no;
   EXPECT_EQ(t.locks->Acquire(Context().get(), lock, &no).error_code(),
             grpc::StatusCode::DEADLINE_EXCEEDED);
-  v1::GetRequest get;
-  get.set_name("s0/queue");
-  *get.mutable_ttl() = Millis(60'000);
-  v1::GetResponse got;
-  ASSERT_TRUE(t.queues->Get(Context().get(), get, &got).ok());
-  ASSERT_EQ(got.items_size(), 1);
-  EXPECT_EQ(got.items(0).text(), "item 3");
+  ExpectNextItem(t, "s0/queue", "item 3");
 }
 
 // Large entries bound the log too: with snapshots by entry count off, a
@@ -276,13 +281,7 @@ TEST(SnapshotTest, ARestartWithAnotherShardCountShowsTheSameStateAndGoesOn) {
 
   // It goes on: the queue hands out the next item in order, a new lock's
   // token is above every earlier one, the orphan's retry takes its place.
-  v1::GetRequest get;
-  get.set_name("s0/queue");
-  *get.mutable_ttl() = Millis(60'000);
-  v1::GetResponse got;
-  ASSERT_TRUE(t.queues->Get(Context().get(), get, &got).ok());
-  ASSERT_EQ(got.items_size(), 1);
-  EXPECT_EQ(got.items(0).text(), "item 3");
+  ExpectNextItem(t, "s0/queue", "item 3");
   v1::AcquireLockRequest fresh;
   fresh.set_name("fresh");
   *fresh.mutable_ttl() = Millis(60'000);
