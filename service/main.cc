@@ -12,6 +12,7 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
 #include "service/rpc/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7411", "address to listen on, HOST:PORT (port 0: any)");
@@ -67,6 +68,11 @@ int main(int argc, char** argv) {
       "Baton coordination server: asyncio's primitives shared over gRPC.\n"
       "Usage: batond [--listen 127.0.0.1:7411] [flags]");
   absl::ParseCommandLine(argc, argv);
+  // Debian builds abseil without NDEBUG, which leaves absl::Mutex's deadlock
+  // detection on: every lock gRPC takes then also updates a process-wide
+  // lock graph under a global mutex (GraphCycles in a profile of batond).
+  // It is a debugging aid; batond does without it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   // Block the stop signals in every thread; the main thread waits for them.
   sigset_t stop;
