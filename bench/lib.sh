@@ -33,18 +33,33 @@ bench_batond_args() {
   BENCH_BATOND_ARGS+=(--data_dir "${dir}")
 }
 
-# Prints a TCP port on 127.0.0.1 that nothing listens on right now. A server
-# started on it may still lose a race; bench_start then reports the failure.
+# Prints a TCP port on 127.0.0.1 that nothing listens on right now, below the
+# kernel's ephemeral range (which port-0 listeners and outgoing connections
+# take from). A server started on it may still lose a race; bench_start then
+# reports the failure, and bench_retry tries another port.
 bench_free_port() {
-  local port
+  local port low=32768
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  ((low > 12000)) || low=32768
   for _ in $(seq 200); do
-    port=$((20000 + RANDOM % 40000))
+    port=$((10000 + RANDOM % (low - 10000)))
     if ! bench_port_open "${port}"; then
       echo "${port}"
       return 0
     fi
   done
   echo "bench: no free port found" >&2
+  return 1
+}
+
+# bench_retry START ARGS...: runs START ARGS (a function that picks its ports
+# and starts a server) up to three times, until it succeeds.
+bench_retry() {
+  local try
+  for try in 1 2 3; do
+    "$@" && return 0
+    ((try < 3)) && echo "bench: $1 $2 failed; trying again on other ports" >&2
+  done
   return 1
 }
 

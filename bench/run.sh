@@ -138,6 +138,7 @@ start_etcd() {
   local name=$1
   shift
   local client_port peer_port
+  rm -rf "${BENCH_TMP}/${name}.data"  # a failed try's
   client_port=$(bench_free_port)
   peer_port=$(bench_free_port)
   while [[ "${peer_port}" == "${client_port}" ]]; do peer_port=$(bench_free_port); done
@@ -147,7 +148,7 @@ start_etcd() {
     --advertise-client-urls "http://127.0.0.1:${client_port}" \
     --listen-peer-urls "http://127.0.0.1:${peer_port}" \
     --initial-advertise-peer-urls "http://127.0.0.1:${peer_port}" \
-    --initial-cluster "${name}=http://127.0.0.1:${peer_port}" "$@"
+    --initial-cluster "${name}=http://127.0.0.1:${peer_port}" "$@" || return 1
   addr[${name}]=127.0.0.1:${client_port}
 }
 
@@ -161,7 +162,7 @@ start_redis() {
   mkdir -p "${BENCH_TMP}/${name}.data"
   bench_start "${name}" "Ready to accept connections" 30 \
     redis-server --port "${port}" --bind 127.0.0.1 --daemonize no --save '' \
-    --dir "${BENCH_TMP}/${name}.data" "$@"
+    --dir "${BENCH_TMP}/${name}.data" "$@" || return 1
   addr[${name}]=127.0.0.1:${port}
 }
 
@@ -171,41 +172,46 @@ start_beanstalkd() {
   shift
   local port
   port=$(bench_free_port)
-  bench_start_tcp "${name}" "${port}" 30 beanstalkd -l 127.0.0.1 -p "${port}" "$@"
+  bench_start_tcp "${name}" "${port}" 30 beanstalkd -l 127.0.0.1 -p "${port}" "$@" || return 1
   addr[${name}]=127.0.0.1:${port}
 }
 
-if wants_baton; then
+start_batond() {
   port=$(bench_free_port)
   bench_batond_args batond "${batond_flags[@]}"
   bench_start batond "listening on" 30 "${batond}" --listen "127.0.0.1:${port}" \
-    "${BENCH_BATOND_ARGS[@]}"
+    "${BENCH_BATOND_ARGS[@]}" || return 1
   # The same server for every Baton client.
   for t in baton baton-consume baton-stream baton-shared; do addr[${t}]=127.0.0.1:${port}; done
-fi
-if wants_baton_mem; then
+}
+start_batond_mem() {
   port=$(bench_free_port)
   bench_batond_args batond-mem "${batond_flags[@]}" --durability=none
   bench_start batond-mem "listening on" 30 "${batond}" --listen "127.0.0.1:${port}" \
-    "${BENCH_BATOND_ARGS[@]}"
+    "${BENCH_BATOND_ARGS[@]}" || return 1
   for t in baton-mem baton-consume-mem baton-stream-mem baton-shared-mem; do
     addr[${t}]=127.0.0.1:${port}
   done
-fi
-if wants echo; then
+}
+start_echo() {
   port=$(bench_free_port)
-  bench_start echo "^listening on" 30 "${echo_server}" --listen "127.0.0.1:${port}"
+  bench_start echo "^listening on" 30 "${echo_server}" --listen "127.0.0.1:${port}" || return 1
   addr[echo]=127.0.0.1:${port}
-fi
-wants etcd-fsync && start_etcd etcd-fsync
-wants etcd-nofsync && start_etcd etcd-nofsync --unsafe-no-fsync
-wants redis-mem && start_redis redis-mem --appendonly no
-wants redis-aof && start_redis redis-aof --appendonly yes --appendfsync always
-wants beanstalkd-mem && start_beanstalkd beanstalkd-mem
+}
+# A port found free can be taken before the server binds it (by a test
+# running beside this one): each server gets three tries, each on a new port.
+wants_baton && bench_retry start_batond
+wants_baton_mem && bench_retry start_batond_mem
+wants echo && bench_retry start_echo
+wants etcd-fsync && bench_retry start_etcd etcd-fsync
+wants etcd-nofsync && bench_retry start_etcd etcd-nofsync --unsafe-no-fsync
+wants redis-mem && bench_retry start_redis redis-mem --appendonly no
+wants redis-aof && bench_retry start_redis redis-aof --appendonly yes --appendfsync always
+wants beanstalkd-mem && bench_retry start_beanstalkd beanstalkd-mem
 if wants beanstalkd-fsync; then
   mkdir -p "${BENCH_TMP}/beanstalkd-fsync.binlog"
   # -f 0: fsync after every write to the binlog.
-  start_beanstalkd beanstalkd-fsync -b "${BENCH_TMP}/beanstalkd-fsync.binlog" -f 0
+  bench_retry start_beanstalkd beanstalkd-fsync -b "${BENCH_TMP}/beanstalkd-fsync.binlog" -f 0
 fi
 
 # --- Matrix -----------------------------------------------------------------
