@@ -156,16 +156,20 @@ void Shard::Perform(Effects& effects, uint64_t source_index, bool replaying) {
     if (track_derived_ || replaying) outbox_.emplace(std::make_pair(source_index, ordinal), e);
     if (!replaying) cluster_->sequencer().Submit(std::move(e));
   };
+  // Replies to other shards leave in one post per shard, so that answers one
+  // command made ready together (a Set waking 200 waits) are delivered in one
+  // turn of the receiving loop and can share a message on a session stream.
+  std::vector<std::pair<uint32_t, std::vector<std::pair<uint64_t, Result>>>> away;
   for (Effect& e : effects) {
     if (auto* reply = std::get_if<Reply>(&e)) {
       if (reply->op.id == 0 || replaying) continue;
       if (reply->op.shard == index_) {
         DeliverHere(reply->op.id, std::move(reply->result));
       } else {
-        Shard* to = &cluster_->shard(reply->op.shard);
-        to->loop_->Post([to, id = reply->op.id, r = std::move(reply->result)]() mutable {
-          to->DeliverHere(id, std::move(r));
-        });
+        auto it = std::find_if(away.begin(), away.end(),
+                               [&](const auto& a) { return a.first == reply->op.shard; });
+        if (it == away.end()) it = away.insert(away.end(), {reply->op.shard, {}});
+        it->second.emplace_back(reply->op.id, std::move(reply->result));
       }
     } else if (auto* f = std::get_if<Forward>(&e)) {
       derive(cluster_->ShardOfName(f->name), std::move(f->command));
@@ -175,6 +179,12 @@ void Shard::Perform(Effects& effects, uint64_t source_index, bool replaying) {
         if (i != index_) derive(i, b.command);
       }
     }
+  }
+  for (auto& [shard, replies] : away) {
+    Shard* to = &cluster_->shard(shard);
+    to->loop_->Post([to, rs = std::move(replies)]() mutable {
+      for (auto& [id, r] : rs) to->DeliverHere(id, std::move(r));
+    });
   }
 }
 

@@ -35,7 +35,16 @@ void SessionStream::Enqueue(Outgoing out) {
   }
   unsent_bytes_ += out.result.ByteSizeLong();
   outbox_.push_back(std::move(out));
-  MaybeWrite();
+  // Written at the end of the loop's turn, so that answers made ready in the
+  // same turn share a message. The deferred work runs before the loop takes
+  // its next event, so before the call can finish and be freed.
+  if (flush_deferred_ || writing_) return;
+  flush_deferred_ = true;
+  shard().loop().Defer([this] {
+    flush_deferred_ = false;
+    MaybeWrite();
+    wake.Notify();
+  });
 }
 
 void SessionStream::Untrack(StreamOpBase* op) {

@@ -109,7 +109,7 @@ class SessionStream final : public CallBase {
 
   // Whether the stream may finish: no write in flight, and nothing left to
   // write unless nothing can be written any more.
-  bool idle() const { return !writing_ && (outbox_.empty() || broken_); }
+  bool idle() const { return !writing_ && !flush_deferred_ && (outbox_.empty() || broken_); }
   // Called before the handler finishes the call: nothing is written after.
   void Finishing() { finished_ = true; }
   bool backlogged() const { return unsent_bytes_ > kMaxUnsentBytes && !broken_; }
@@ -147,6 +147,7 @@ class SessionStream final : public CallBase {
   v1::StreamResponse message_;
   size_t unsent_bytes_ = 0;
   bool writing_ = false;
+  bool flush_deferred_ = false;  // a MaybeWrite is deferred to the turn's end
   bool broken_ = false;
   bool finished_ = false;
   WriteTag write_tag_{this};
