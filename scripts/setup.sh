@@ -19,8 +19,8 @@ done
 
 apt_pkgs=(build-essential cmake ninja-build pkg-config libgrpc++-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format)
-[ "$want_test" = 1 ] && apt_pkgs+=(python3-venv golang-go)
+  clang-format libcivetweb-dev libtomlplusplus-dev libsystemd-dev libspdlog-dev)
+[ "$want_test" = 1 ] && apt_pkgs+=(python3-venv golang-go prometheus)
 [ "$want_bench" = 1 ] && apt_pkgs+=(etcd-server redis-server beanstalkd)
 
 missing=()
