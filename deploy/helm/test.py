@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Tests the Helm chart deploy/helm/baton without a cluster.
+
+  lint      `helm lint --strict` passes.
+  template  the default render has exactly a StatefulSet (1 replica, gRPC
+            probes on the gRPC port, a PVC template, non-root with a
+            read-only root filesystem), two Services (one headless), a
+            PodDisruptionBudget and a ConfigMap with batond.toml; the
+            replica count 3 and a config key the chart owns are refused
+            with a message saying why.
+  batond    the chart's batond command line (command + args) and its
+            ConfigMap run the real batond: paths are mapped into a temporary
+            directory (/etc/baton -> the rendered ConfigMap, /var/lib/baton
+            -> an empty directory) and the 0.0.0.0 listen addresses to
+            127.0.0.1:0; nothing else of the command line is changed. It
+            must serve Health/Check SERVING and stop with exit 0 on SIGTERM.
+            Run for the default values and for metrics enabled with a few
+            config entries set.
+
+Usage: test.py BATOND   (helm and grpcurl on PATH or in $(go env GOPATH)/bin)
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHART = os.path.join(HERE, "baton")
+
+
+def tool(name):
+    path = shutil.which(name)
+    if path:
+        return path
+    gopath = subprocess.run(["go", "env", "GOPATH"], capture_output=True, text=True).stdout.strip()
+    path = os.path.join(gopath or "/root/go", "bin", name)
+    if not os.path.exists(path):
+        raise SystemExit("%s not found: run scripts/setup.sh --test" % name)
+    return path
+
+
+def helm(*args, check=True):
+    r = subprocess.run([tool("helm"), *args], capture_output=True, text=True, timeout=120)
+    if check and r.returncode != 0:
+        raise AssertionError("helm %s failed:\n%s%s" % (" ".join(args), r.stdout, r.stderr))
+    return r
+
+
+def render(*sets):
+    args = ["template", "t", CHART]
+    for s in sets:
+        args += ["--set", s]
+    docs = [d for d in yaml.safe_load_all(helm(*args).stdout) if d]
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+def check_lint():
+    r = helm("lint", "--strict", CHART)
+    print("ok: helm lint --strict: " + r.stdout.strip().splitlines()[-1])
+
+
+def check_template():
+    objs = render()
+    kinds = sorted(k for k, _ in objs)
+    assert kinds == ["ConfigMap", "PodDisruptionBudget", "Service", "Service", "StatefulSet"], kinds
+    sts = objs[("StatefulSet", "t-baton")]
+    assert sts["spec"]["replicas"] == 1
+    assert sts["spec"]["serviceName"] == "t-baton-headless"
+    headless = objs[("Service", "t-baton-headless")]
+    assert headless["spec"]["clusterIP"] == "None"
+    pod = sts["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert c[probe]["grpc"] == {"port": 7411}, (probe, c[probe])
+    assert c["ports"][0]["containerPort"] == 7411
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["resources"]["limits"] and c["resources"]["requests"]
+    assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    assert {m["mountPath"] for m in c["volumeMounts"]} == {"/var/lib/baton", "/etc/baton"}
+    assert "--config=/etc/baton/batond.toml" in c["args"]
+    assert objs[("PodDisruptionBudget", "t-baton")]["spec"]["maxUnavailable"] == 1
+    assert "batond.toml" in objs[("ConfigMap", "t-baton")]["data"]
+    print("ok: helm template renders StatefulSet, Services (client, headless), PDB, ConfigMap")
+
+    for n in (0, 2, 3):
+        r = helm("template", "t", CHART, "--set", "replicaCount=%d" % n, check=False)
+        if n == 0:
+            assert r.returncode != 0, "replicaCount=0 rendered"
+            continue
+        assert r.returncode != 0 and "clustering is not available yet" in r.stderr, r.stderr
+    r = helm("template", "t", CHART, "--set", "config.listen=0.0.0.0:1", check=False)
+    assert r.returncode != 0 and "set by the chart" in r.stderr, r.stderr
+    print("ok: replicaCount 2 and 3 refused (clustering is not available yet); config.listen refused")
+
+
+def run_batond(batond, sets, label):
+    """Runs batond with the command line and config file the chart renders."""
+    objs = render(*sets)
+    sts = objs[("StatefulSet", "t-baton")]
+    c = sts["spec"]["template"]["spec"]["containers"][0]
+    config_map = objs[("ConfigMap", "t-baton")]
+    tmp = tempfile.mkdtemp(prefix="baton-helm-")
+    try:
+        mounts = {}
+        for m in c["volumeMounts"]:
+            path = os.path.join(tmp, m["name"])
+            os.mkdir(path)
+            mounts[m["mountPath"]] = path
+        for name, text in config_map["data"].items():
+            with open(os.path.join(mounts["/etc/baton"], name), "w") as f:
+                f.write(text)
+        assert c["command"] == ["/usr/local/bin/batond"], c["command"]
+
+        def mapped(arg):
+            for container_path, host_path in mounts.items():
+                arg = arg.replace("=" + container_path, "=" + host_path)
+            return re.sub(r"=0\.0\.0\.0:\d+$", "=127.0.0.1:0", arg)
+
+        argv = [batond] + [mapped(a) for a in c["args"]]
+        proc = subprocess.Popen(argv, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            line = proc.stdout.readline()
+            m = re.match(r"listening on (\S+)", line)
+            if not m:
+                proc.wait(timeout=30)
+                raise AssertionError("batond %s did not start:\n%s" % (" ".join(argv),
+                                                                         proc.stderr.read()))
+            r = subprocess.run([tool("grpcurl"), "-plaintext", m.group(1),
+                                "grpc.health.v1.Health/Check"],
+                               capture_output=True, text=True, timeout=30)
+            assert "SERVING" in r.stdout, r.stdout + r.stderr
+            assert os.listdir(mounts["/var/lib/baton"]), "nothing written to the data volume"
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=60)
+            assert rc == 0, "batond exited %d after SIGTERM:\n%s" % (rc, proc.stderr.read())
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        print("ok: batond accepts the chart's command line (%s) and serves:\n    %s"
+              % (label, " ".join(c["command"] + c["args"])))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    batond = os.path.abspath(sys.argv[1])
+    check_lint()
+    check_template()
+    run_batond(batond, [], "default values")
+    run_batond(batond, ["metrics.enabled=true", "config.max_sessions=5000",
+                        "config.snapshot_mb=0.5", "config.log_level=debug"],
+               "metrics on, config entries set")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
