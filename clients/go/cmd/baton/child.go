@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 	"unsafe"
@@ -33,7 +33,7 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 // runWhileHolding runs cmd while h is held, then releases h. It forwards
 // signals to the child, stops the child (SIGTERM, then SIGKILL after 10 s)
 // if the holding is lost, and returns the child's exit status as an
-// exitError (nil for 0).
+// childExit (nil for 0), or an exitConflict if the holding was lost.
 func (e *env) runWhileHolding(h holding, cmd []string) error {
 	child := exec.Command(cmd[0], cmd[1:]...)
 	child.Stdin, child.Stdout, child.Stderr = e.stdin, e.stdout, e.stderr
@@ -42,8 +42,11 @@ func (e *env) runWhileHolding(h holding, cmd []string) error {
 	signal.Notify(sigs, forwarded...)
 	defer signal.Stop(sigs)
 	if err := child.Start(); err != nil {
-		releaseNow(h)
-		return &exitError{exitFailure, fmt.Sprintf("cannot run %s: %v", cmd[0], err)}
+		if rerr := releaseNow(h); rerr != nil {
+			fmt.Fprintf(e.stderr, "baton: releasing the %s: %s\n", h.what, message(rerr))
+		}
+		fmt.Fprintf(e.stderr, "baton: cannot run %s: %v\n", cmd[0], err)
+		return &childExit{startFailureCode(err)}
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- child.Wait() }()
@@ -93,7 +96,7 @@ func (e *env) runWhileHolding(h holding, cmd []string) error {
 			if lostWhy != nil {
 				return &exitError{exitConflict, ""}
 			}
-			return childStatus(err)
+			return e.childStatus(cmd[0], err)
 		}
 	}
 }
@@ -104,19 +107,36 @@ func releaseNow(h holding) error {
 	return h.release(ctx)
 }
 
-// childStatus turns the child's exit into baton's: its code, or 128+signal.
-func childStatus(err error) error {
+// childStatus turns the child's exit into baton's: its code, or 128+signal;
+// a code among baton's own (65..71 on a line with a command) becomes
+// childReservedCode, with a note on stderr.
+func (e *env) childStatus(name string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return &exitError{128 + int(ws.Signal()), ""}
-		}
-		return &exitError{ee.ExitCode(), ""}
+	if !errors.As(err, &ee) {
+		return &exitError{exitFailure, err.Error()}
 	}
-	return &exitError{exitFailure, err.Error()}
+	code := ee.ExitCode()
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		code = 128 + int(ws.Signal())
+	}
+	if code > ownCodeOffset+exitOK && code <= ownCodeOffset+exitRemoteError {
+		fmt.Fprintf(e.stderr, "baton: %s exited %d; reported as %d, since %d-%d are baton's own exit codes\n",
+			name, code, childReservedCode, ownCodeOffset+exitFailure, ownCodeOffset+exitRemoteError)
+		code = childReservedCode
+	}
+	return &childExit{code}
+}
+
+// startFailureCode is the exit code for a command that could not be started,
+// as shells have it: 127 not found, 126 found but not executable.
+func startFailureCode(err error) int {
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+		return exitCmdNotFound
+	}
+	return exitCmdNotExecutable
 }
 
 // deliveredByTerminal tells whether sig (Ctrl-C, Ctrl-\) was most likely sent
@@ -139,10 +159,3 @@ func deliveredByTerminal(sig os.Signal) bool {
 }
 
 func envVar(k string, v any) string { return k + "=" + fmt.Sprint(v) }
-
-func u64(v uint64) string { return strconv.FormatUint(v, 10) }
-
-// jsonDur formats a duration as protobuf's JSON mapping does ("1.5s").
-func jsonDur(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
-}

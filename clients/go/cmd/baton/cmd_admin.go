@@ -7,10 +7,11 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
+	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	baton "github.com/baton/baton/clients/go"
+	batonv1 "github.com/baton/baton/clients/go/gen/batonv1"
 )
 
 var kinds = map[string]baton.Kind{
@@ -27,87 +28,105 @@ func kindName(k baton.Kind) string {
 	return strings.ToLower(k.String())
 }
 
-// ls [PREFIX] [--kind K]
-func cmdList(e *env, args []string) error {
-	fs := e.newFlags("ls")
-	kind := fs.String("kind", "", "only this kind: lock, semaphore, event, queue, future, barrier, timer, tasks")
-	pos, _, err := parse(fs, args)
-	if err != nil {
-		return err
+// aKind is "a lock", "an event", ... for messages.
+func aKind(k baton.Kind) string {
+	n := kindName(k)
+	if strings.ContainsRune("aeiou", rune(n[0])) {
+		return "an " + n
 	}
-	if err := need(fs, pos, 0, 1, "[PREFIX] [--kind K]"); err != nil {
-		return err
-	}
-	k := baton.KindAny
-	if *kind != "" {
-		var ok bool
-		if k, ok = kinds[*kind]; !ok {
-			return usageErr("unknown kind %q", *kind)
-		}
-	}
-	prefix := ""
-	if len(pos) == 1 {
-		prefix = pos[0]
-	}
-	c, err := e.dial()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := e.callCtx()
-	defer cancel()
-	rs, err := c.List(ctx, prefix, k)
-	if err != nil {
-		return err
-	}
-	if e.g.json {
-		out := make([]map[string]any, len(rs))
-		for i, r := range rs {
-			out[i] = map[string]any{"name": r.Name, "kind": kindName(r.Kind), "holders": r.Holders, "waiters": r.Waiters}
-		}
-		e.print(map[string]any{"resources": out}, "")
-		return nil
-	}
-	if len(rs) == 0 {
-		return nil
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tHOLDERS\tWAITERS")
-	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", r.Name, kindName(r.Kind), r.Holders, r.Waiters)
-	}
-	return tw.Flush()
+	return "a " + n
 }
 
-// describe NAME
-func cmdDescribe(e *env, args []string) error {
-	fs := e.newFlags("describe")
-	pos, _, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := need(fs, pos, 1, 1, "NAME"); err != nil {
-		return err
-	}
-	c, err := e.dial()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := e.callCtx()
-	defer cancel()
-	info, err := c.Describe(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	if e.g.json {
-		b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(info)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(e.stdout, string(b))
-		return nil
-	}
-	fmt.Fprint(e.stdout, describeText(info))
-	return nil
+func listCmd(e *env) *cobra.Command {
+	var kind string
+	cmd := leaf("ls [PREFIX] [--kind K]", "List live resources: NAME, KIND, HOLDERS, WAITERS",
+		`Lists the live resources whose names start with PREFIX, in name order, optionally of
+one kind (--kind lock, semaphore, event, queue, future, barrier, timer, tasks), as a
+table. A resource is live while it is in use, declared or keeps state; idle ones are
+reclaimed.
+
+--json prints one baton.v1.ListResponse (Admin/List) with the resources of every page.`+
+			exits("0 listed (also when nothing matches)"),
+		`  baton ls billing/
+  baton ls --kind queue --json | jq -r '.resources[].name'`,
+		0, 1, func(cmd *cobra.Command, pos []string) error {
+			k := baton.KindAny
+			if kind != "" {
+				var ok bool
+				if k, ok = kinds[kind]; !ok {
+					return usageErr("unknown kind %q (lock, semaphore, event, queue, future, barrier, timer, tasks)", kind)
+				}
+			}
+			prefix := ""
+			if len(pos) == 1 {
+				prefix = pos[0]
+			}
+			c, err := e.dial()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.callCtx()
+			defer cancel()
+			e.rec.keepAll(batonv1.Admin_List_FullMethodName)
+			rs, err := c.List(ctx, prefix, k)
+			if err != nil {
+				return err
+			}
+			if e.g.json {
+				all := &batonv1.ListResponse{}
+				for _, m := range e.rec.allReplies(batonv1.Admin_List_FullMethodName) {
+					all.Resources = append(all.Resources, m.(*batonv1.ListResponse).GetResources()...)
+				}
+				e.printMsg(all)
+				return nil
+			}
+			if len(rs) == 0 {
+				return nil
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tKIND\tHOLDERS\tWAITERS")
+			for _, r := range rs {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", r.Name, kindName(r.Kind), r.Holders, r.Waiters)
+			}
+			return tw.Flush()
+		})
+	cmd.Flags().StringVar(&kind, "kind", "", "only this kind: lock, semaphore, event, queue, future, barrier, timer, tasks")
+	_ = cmd.RegisterFlagCompletionFunc("kind", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"lock", "semaphore", "event", "queue", "future", "barrier", "timer", "tasks"}, cobra.ShellCompDirectiveNoFileComp
+	})
+	cmd.ValidArgsFunction = e.completeNames(baton.KindAny)
+	return cmd
+}
+
+func describeCmd(e *env) *cobra.Command {
+	cmd := leaf("describe NAME", "Show a resource: its holders, waiters and state",
+		`Shows resource NAME: its kind, holders (token, session, lease left), waiters and the
+state of its kind (a queue's sizes, an event's flag, a timer's next firing, ...).
+
+--json prints the baton.v1.DescribeResponse (Admin/Describe).`+
+			exits("0 described", "4 no such resource (never used, or reclaimed because idle)"),
+		`  baton describe billing/migrate
+  baton describe jobs --json | jq .queue.size`,
+		1, 1, func(cmd *cobra.Command, pos []string) error {
+			c, err := e.dial()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.callCtx()
+			defer cancel()
+			info, err := c.Describe(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			if e.g.json {
+				e.reply(batonv1.Admin_Describe_FullMethodName, "")
+				return nil
+			}
+			fmt.Fprint(e.stdout, describeText(info))
+			return nil
+		})
+	cmd.ValidArgsFunction = e.completeNames(baton.KindAny)
+	return cmd
 }
 
 func d(p *durationpb.Duration) string {
@@ -198,107 +217,166 @@ func describeText(r *baton.ResourceInfo) string {
 	return b.String()
 }
 
-// session open|keepalive|describe|close
-func cmdSession(e *env, args []string) error {
-	if len(args) == 0 {
-		return usageErr("usage: baton session open|keepalive|describe|close ...")
-	}
-	sub := args[0]
-	fs := e.newFlags("session " + sub)
-	ttl := fs.Duration("ttl", time.Minute, "open: the session's TTL")
-	lbl := fs.String("label", "", "open: a label shown by describe")
-	follow := fs.Bool("follow", false, "keepalive: keep the session alive until interrupted (or --timeout)")
-	pos, _, err := parse(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if sub == "open" {
-		if err := need(fs, pos, 0, 0, "open [--ttl D] [--label L]"); err != nil {
-			return err
-		}
-		c, err := e.dial()
-		if err != nil {
-			return err
-		}
-		if *lbl == "" {
-			*lbl = label()
-		}
-		ctx, cancel := e.callCtx()
-		defer cancel()
-		s, err := c.NewSession(ctx, baton.WithSessionTTL(*ttl), baton.WithSessionLabel(*lbl))
-		if err != nil {
-			return err
-		}
-		s.Orphan() // it outlives baton: kept alive by 'session keepalive' or other clients
-		e.print(map[string]any{"session_id": u64(s.ID()), "ttl": jsonDur(s.TTL())}, "%d\n", s.ID())
-		return nil
-	}
-	switch sub {
-	case "keepalive", "describe", "close":
-	default:
-		return usageErr("usage: baton session open|keepalive|describe|close: unknown subcommand %q", sub)
-	}
-	if err := need(fs, pos, 1, 1, sub+" ID"); err != nil {
-		return err
-	}
-	id, perr := strconv.ParseUint(pos[0], 10, 64)
-	if perr != nil {
-		return usageErr("bad session id %q", pos[0])
-	}
-	c, err := e.dial()
-	if err != nil {
-		return err
-	}
-	switch sub {
-	case "close":
-		ctx, cancel := e.callCtx()
-		defer cancel()
-		if err := c.CloseSession(ctx, id); err != nil {
-			return err
-		}
-		e.print(map[string]any{"session_id": u64(id), "closed": true}, "")
-	case "describe":
-		ctx, cancel := e.callCtx()
-		defer cancel()
-		info, err := c.DescribeSession(ctx, id)
-		if err != nil {
-			return err
-		}
-		obj := map[string]any{"session_id": u64(info.ID), "label": info.Label, "ttl": jsonDur(info.TTL),
-			"age": jsonDur(info.Age), "open_streams": info.OpenStreams}
-		exp := "- (kept open by a stream)"
-		if info.OpenStreams == 0 {
-			obj["expires_in"] = jsonDur(info.ExpiresIn)
-			exp = info.ExpiresIn.Round(time.Millisecond).String()
-		}
-		e.print(obj, "session:      %d\nlabel:        %s\nttl:          %v\nage:          %v\nexpires in:   %s\nopen streams: %d\n",
-			info.ID, info.Label, info.TTL, info.Age.Round(time.Millisecond), exp, info.OpenStreams)
-	case "keepalive":
-		if !*follow {
-			ctx, cancel := e.callCtx()
-			defer cancel()
-			left, err := c.KeepAliveSession(ctx, id)
+func sessionCmd(e *env) *cobra.Command {
+	return group("session", "Sessions: open one for several commands, keep it alive, describe, close",
+		`A session owns what is acquired under it (with --session ID) and releases all of it
+when it ends: when closed, or when nobody keeps it alive for its TTL. Each baton
+command opens its own session unless given --session.`,
+		`  SESSION=$(baton session open --ttl 30s)
+  baton session keepalive "$SESSION" --follow &
+  baton --session "$SESSION" lock db/primary --try && ...
+  baton session close "$SESSION"`,
+		sessionOpenCmd(e), sessionKeepAliveCmd(e), sessionDescribeCmd(e), sessionCloseCmd(e))
+}
+
+func sessionOpenCmd(e *env) *cobra.Command {
+	var ttl time.Duration
+	var lbl string
+	cmd := leaf("open [--ttl D] [--label L]", "Open a session and print its id",
+		`Opens a session with a TTL of D (default 1m) and prints its id. It outlives baton: it
+lives D unless kept alive ('session keepalive ID --follow', or any client resuming it),
+and everything acquired with --session ID is released when it ends.
+
+--json prints the baton.v1.OpenSessionResponse (Sessions/Open).`+exits("0 opened"),
+		`  SESSION=$(baton session open --ttl 30s --label nightly-job)`,
+		0, 0, func(cmd *cobra.Command, pos []string) error {
+			c, err := e.dial()
 			if err != nil {
 				return err
 			}
-			e.print(map[string]any{"session_id": u64(id), "expires_in": jsonDur(left)}, "expires in %v\n", left.Round(time.Millisecond))
+			if lbl == "" {
+				lbl = label()
+			}
+			ctx, cancel := e.callCtx()
+			defer cancel()
+			s, err := c.NewSession(ctx, baton.WithSessionTTL(ttl), baton.WithSessionLabel(lbl))
+			if err != nil {
+				return err
+			}
+			s.Orphan() // it outlives baton: kept alive by 'session keepalive' or other clients
+			e.reply(batonv1.Sessions_Open_FullMethodName, "%d\n", s.ID())
 			return nil
-		}
-		ctx, cancel := e.callCtx()
-		s, err := c.ResumeSession(ctx, id)
-		cancel()
-		if err != nil {
-			return err
-		}
-		e.resumed = append(e.resumed, s)
-		wctx, wcancel := e.waitCtx()
-		defer wcancel()
-		select {
-		case <-s.Done():
-			return &exitError{exitConflict, fmt.Sprintf("session %d lost: %v", id, s.Err())}
-		case <-wctx.Done():
-			return nil // interrupted or --timeout: stop keeping it alive
-		}
+		})
+	cmd.Flags().DurationVar(&ttl, "ttl", time.Minute, "the session's TTL")
+	cmd.Flags().StringVar(&lbl, "label", "", "a label shown by 'session describe' (default baton-cli:HOST:PID)")
+	return cmd
+}
+
+func sessionID(s string) (uint64, error) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, usageErr("bad session id %q", s)
 	}
-	return nil
+	return id, nil
+}
+
+func sessionKeepAliveCmd(e *env) *cobra.Command {
+	var follow bool
+	cmd := leaf("keepalive ID [--follow]", "Keep a session alive: once, or until interrupted",
+		`Renews session ID's TTL and prints the time left. With --follow, keeps it alive
+until interrupted or --timeout (then stops renewing; the session lives on for its TTL),
+printing nothing; exits 5 if the session ends meanwhile.
+
+--json prints the baton.v1.KeepAliveResponse (Sessions/KeepAlive), without --follow.`+
+			exits("0 renewed (--follow: stopped by an interrupt or --timeout)", "4 no such session", "5 the session ended while followed"),
+		`  baton session keepalive "$SESSION"
+  baton session keepalive "$SESSION" --follow &`,
+		1, 1, func(cmd *cobra.Command, pos []string) error {
+			id, err := sessionID(pos[0])
+			if err != nil {
+				return err
+			}
+			c, err := e.dial()
+			if err != nil {
+				return err
+			}
+			if !follow {
+				ctx, cancel := e.callCtx()
+				defer cancel()
+				left, err := c.KeepAliveSession(ctx, id)
+				if err != nil {
+					return err
+				}
+				e.reply(batonv1.Sessions_KeepAlive_FullMethodName, "expires in %v\n", left.Round(time.Millisecond))
+				return nil
+			}
+			ctx, cancel := e.callCtx()
+			s, err := c.ResumeSession(ctx, id)
+			cancel()
+			if err != nil {
+				return err
+			}
+			e.resumed = append(e.resumed, s)
+			wctx, wcancel := e.waitCtx()
+			defer wcancel()
+			select {
+			case <-s.Done():
+				return &exitError{exitConflict, fmt.Sprintf("session %d lost: %v", id, s.Err())}
+			case <-wctx.Done():
+				return nil // interrupted or --timeout: stop keeping it alive
+			}
+		})
+	cmd.Flags().BoolVar(&follow, "follow", false, "keep the session alive until interrupted (or --timeout)")
+	return cmd
+}
+
+func sessionDescribeCmd(e *env) *cobra.Command {
+	return leaf("describe ID", "Show a session: label, TTL, age, time left, open streams",
+		`Shows session ID: its label, TTL, age, the time left before it expires (unless a
+stream keeps it open) and its open keep-alive streams.
+
+--json prints the baton.v1.DescribeSessionResponse (Sessions/Describe).`+
+			exits("0 described", "4 no such session"),
+		`  baton session describe "$SESSION"`,
+		1, 1, func(cmd *cobra.Command, pos []string) error {
+			id, err := sessionID(pos[0])
+			if err != nil {
+				return err
+			}
+			c, err := e.dial()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.callCtx()
+			defer cancel()
+			info, err := c.DescribeSession(ctx, id)
+			if err != nil {
+				return err
+			}
+			exp := "- (kept open by a stream)"
+			if info.OpenStreams == 0 {
+				exp = info.ExpiresIn.Round(time.Millisecond).String()
+			}
+			e.reply(batonv1.Sessions_Describe_FullMethodName,
+				"session:      %d\nlabel:        %s\nttl:          %v\nage:          %v\nexpires in:   %s\nopen streams: %d\n",
+				info.ID, info.Label, info.TTL, info.Age.Round(time.Millisecond), exp, info.OpenStreams)
+			return nil
+		})
+}
+
+func sessionCloseCmd(e *env) *cobra.Command {
+	return leaf("close ID", "Close a session, releasing everything it holds",
+		`Ends session ID at once: its locks, permits, in-flight items and running tasks are
+released, and its pending waits fail with ABORTED. Prints nothing.
+
+--json prints the baton.v1.CloseSessionResponse (Sessions/Close): {}.`+
+			exits("0 closed", "4 no such session"),
+		`  baton session close "$SESSION"`,
+		1, 1, func(cmd *cobra.Command, pos []string) error {
+			id, err := sessionID(pos[0])
+			if err != nil {
+				return err
+			}
+			c, err := e.dial()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := e.callCtx()
+			defer cancel()
+			if err := c.CloseSession(ctx, id); err != nil {
+				return err
+			}
+			e.reply(batonv1.Sessions_Close_FullMethodName, "")
+			return nil
+		})
 }

@@ -21,6 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	batonv1 "github.com/baton/baton/clients/go/gen/batonv1"
 	"github.com/baton/baton/clients/go/internal/testserver"
 )
 
@@ -28,6 +32,9 @@ var (
 	addr  string
 	binry string
 )
+
+// testVersion is the version the test binary is built with (-ldflags -X).
+const testVersion = "test-1.2.3"
 
 func TestMain(m *testing.M) {
 	code, err := setup(m)
@@ -45,7 +52,7 @@ func setup(m *testing.M) (int, error) {
 	}
 	defer os.RemoveAll(dir)
 	binry = filepath.Join(dir, "baton")
-	build := exec.Command("go", "build", "-o", binry, ".")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion, "-o", binry, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		return 0, fmt.Errorf("building baton: %w", err)
@@ -142,7 +149,7 @@ func TestLockPassesTheCommandsExitCodeThrough(t *testing.T) {
 	if r := runB(t, "", "lock", n, "--", "sh", "-c", "exit 42"); r.code != 42 {
 		t.Fatalf("exit %d, want 42 (stderr %s)", r.code, r.stderr)
 	}
-	if r := runB(t, "", "lock", n, "--", "/no/such/program"); r.code != 1 || !strings.Contains(r.stderr, "cannot run") {
+	if r := runB(t, "", "lock", n, "--", "/no/such/program"); r.code != 127 || !strings.Contains(r.stderr, "cannot run") {
 		t.Fatalf("missing program: exit %d, stderr %s", r.code, r.stderr)
 	}
 	if r := runB(t, "", "describe", n); r.code != 4 {
@@ -240,7 +247,7 @@ func TestLockKilledCommandExitsWith128PlusSignal(t *testing.T) {
 }
 
 // If the session that holds the lock ends while the command runs, baton
-// stops the command and exits 5.
+// stops the command and exits 69 (its own 5, moved out of the command's way).
 func TestLockLostWhileCommandRunsStopsIt(t *testing.T) {
 	n := name(t, "lock")
 	sess := jsonOf(t, "", "session", "open", "--ttl", "2s")["session_id"].(string)
@@ -258,8 +265,8 @@ func TestLockLostWhileCommandRunsStopsIt(t *testing.T) {
 	waitLine(t, r, "stopped")
 	_, _ = io.Copy(io.Discard, r)
 	err := c.Wait()
-	if ee, isExit := err.(*exec.ExitError); !isExit || ee.ExitCode() != 5 {
-		t.Fatalf("exit %v, want 5; stderr %s", err, errb.String())
+	if ee, isExit := err.(*exec.ExitError); !isExit || ee.ExitCode() != 69 {
+		t.Fatalf("exit %v, want 69; stderr %s", err, errb.String())
 	}
 	if !strings.Contains(errb.String(), "lost the lock") {
 		t.Fatalf("stderr %q", errb.String())
@@ -281,7 +288,7 @@ func TestInterruptWhileWaitingForLockExits130AndLeavesNothing(t *testing.T) {
 		if err := json.Unmarshal([]byte(ok(t, "", "--json", "describe", n)), &info); err != nil {
 			t.Fatal(err)
 		}
-		if info["waiters"] != nil {
+		if info["waiters"] != 0.0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -303,11 +310,7 @@ func TestInterruptWhileWaitingForLockExits130AndLeavesNothing(t *testing.T) {
 func TestExitCodes(t *testing.T) {
 	n := name(t, "lock")
 	token := strings.TrimSpace(ok(t, "", "lock", n, "--ttl", "30s"))
-	closed := func() string {
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		defer ln.Close()
-		return ln.Addr().String()
-	}()
+	closed := closedAddr(t)
 	fut := name(t, "fut")
 	ok(t, "", "future", "set-error", fut, "--code", "3", "--message", "nope")
 	cases := []struct {
@@ -317,11 +320,14 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{[]string{}, 2, ""},
 		{[]string{"frobnicate"}, 2, "unknown command"},
-		{[]string{"lock", n, "--no-such-flag"}, 2, "flag provided but not defined"},
+		{[]string{"sem"}, 2, "usage: baton sem acquire|delete|release"},
+		{[]string{"sem", "acquir"}, 2, "did you mean acquire"},
+		{[]string{"lock", n, "--no-such-flag"}, 2, "unknown flag: --no-such-flag (see 'baton lock --help')"},
+		{[]string{"lock", n, "--ttl", "soon"}, 2, "invalid argument"},
 		{[]string{"lock", n}, 2, "--ttl"},
 		{[]string{"lock", "bad name", "--ttl", "1s"}, 2, "invalid argument"},
-		{[]string{"lock", n, "--try", "--", "true"}, 3, "would have to wait"},
-		{[]string{"--timeout", "200ms", "lock", n, "--", "true"}, 3, "timed out"},
+		{[]string{"lock", n, "--ttl", "1s", "--try"}, 3, "would have to wait"},
+		{[]string{"--timeout", "200ms", "lock", n, "--ttl", "1s"}, 3, "timed out"},
 		{[]string{"describe", name(t, "nothing")}, 4, "not found"},
 		{[]string{"session", "describe", "12345"}, 4, "not found"},
 		{[]string{"unlock", n, "--token", "1"}, 5, "failed precondition"},
@@ -342,61 +348,190 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-func TestJSONOutputParses(t *testing.T) {
+// On a line that runs a command, the command's status is passed through and
+// baton's own outcomes are 65..71, which the command's never are: a command
+// exiting 65..71 is reported as 64.
+func TestExitCodesOfCommandLinesKeepBatonsApartFromTheCommands(t *testing.T) {
+	n := name(t, "lock")
+	token := strings.TrimSpace(ok(t, "", "lock", n, "--ttl", "30s"))
+	free := name(t, "free")
+	dir := t.TempDir()
+	notExec := filepath.Join(dir, "not-executable")
+	if err := os.WriteFile(notExec, []byte("#!/bin/sh\necho ran\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ran := filepath.Join(dir, "ran")
+	closed := closedAddr(t)
+	cases := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		// The command ran: its status, whatever it is.
+		{[]string{"lock", free, "--", "sh", "-c", "exit 3"}, 3, ""},
+		{[]string{"lock", free, "--", "sh", "-c", "exit 70"}, 64, "sh exited 70; reported as 64"},
+		{[]string{"lock", free, "--", "sh", "-c", "exit 64"}, 64, ""},
+		{[]string{"lock", free, "--", "sh", "-c", "exit 72"}, 72, ""},
+		{[]string{"sem", "acquire", free + "s", "--capacity", "1", "--", "sh", "-c", "exit 5"}, 5, ""},
+		// The command could not run: as shells say it.
+		{[]string{"lock", free, "--", "no-such-program-" + n}, 127, "cannot run"},
+		{[]string{"lock", free, "--", notExec}, 126, "cannot run"},
+		// Baton's own outcomes: 64 + its code.
+		{[]string{"lock", n, "--try", "--", "touch", ran}, 67, "would have to wait"},
+		{[]string{"--timeout", "200ms", "lock", n, "--", "touch", ran}, 67, "timed out"},
+		{[]string{"sem", "acquire", n, "--capacity", "1", "--", "touch", ran}, 69, "failed precondition"},
+		{[]string{"lock", n, "--bad-flag", "--", "touch", ran}, 66, "unknown flag"},
+		{[]string{"--addr", closed, "--dial-timeout", "300ms", "lock", n, "--", "touch", ran}, 70, "unavailable"},
+		// --conflict-exit-code (flock's -E) for "not taken in time".
+		{[]string{"lock", n, "--try", "-E", "0", "--", "touch", ran}, 0, ""},
+		{[]string{"lock", n, "--try", "--conflict-exit-code", "9", "--", "touch", ran}, 9, "would have to wait"},
+		{[]string{"lock", n, "--try", "-E", "9", "--ttl", "1s"}, 9, "would have to wait"},
+		{[]string{"lock", n, "--try", "-E", "300", "--ttl", "1s"}, 2, "0..255"},
+	}
+	for _, c := range cases {
+		r := runB(t, "", c.args...)
+		if r.code != c.code || !strings.Contains(r.stderr, c.msg) {
+			t.Errorf("baton %v: exit %d, stderr %q; want exit %d and %q", c.args, r.code, r.stderr, c.code, c.msg)
+		}
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Error("a command ran although baton did not take the lock")
+	}
+	ok(t, "", "unlock", n, "--token", token)
+	if r := runB(t, "", "describe", free); r.code != 4 {
+		t.Errorf("%s left held: %s", free, r.stdout)
+	}
+	if d := jsonOf(t, "", "describe", free+"s"); len(d["holders"].([]any)) != 0 {
+		t.Errorf("%s left held: %v", free+"s", d)
+	}
+}
+
+// closedAddr is an address where nothing listens.
+func closedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// replyOf runs baton --json and decodes its one line of output as m, the
+// reply message of the call, failing on a field that m does not have.
+func replyOf[M proto.Message](t *testing.T, m M, stdin string, args ...string) M {
+	t.Helper()
+	out := ok(t, stdin, append([]string{"--json"}, args...)...)
+	if strings.Count(out, "\n") != 1 {
+		t.Fatalf("baton --json %v printed %q: want one line", args, out)
+	}
+	if err := protojson.Unmarshal([]byte(out), m); err != nil {
+		t.Fatalf("baton --json %v printed %q, not a %s: %v", args, out, m.ProtoReflect().Descriptor().FullName(), err)
+	}
+	return m
+}
+
+// --json prints the reply message of each command's call in one schema:
+// protojson with the proto field names and every field present.
+func TestJSONIsTheReplyMessageOfTheCall(t *testing.T) {
 	prefix := name(t, "json") + "/"
-	l := jsonOf(t, "", "lock", prefix+"lock", "--ttl", "30s")
-	if l["token"] == "" || l["outcome"] != "GRANT_OUTCOME_IMMEDIATE" {
+	l := replyOf(t, &batonv1.AcquireLockResponse{}, "", "lock", prefix+"lock", "--ttl", "30s")
+	if l.GetToken() == 0 || l.GetOutcome() != batonv1.GrantOutcome_GRANT_OUTCOME_IMMEDIATE || l.GetExpiresIn() == nil {
 		t.Fatalf("lock: %v", l)
 	}
-	ls := jsonOf(t, "", "ls", prefix)
-	res := ls["resources"].([]any)
-	if len(res) != 1 || res[0].(map[string]any)["kind"] != "lock" || res[0].(map[string]any)["holders"] != 1.0 {
+	token := strconv.FormatUint(l.GetToken(), 10)
+	// Field names as in the proto, 64-bit integers as strings, durations in
+	// seconds, enums by name.
+	raw := jsonOf(t, "", "refresh", prefix+"lock", "--token", token, "--ttl", "90s")
+	if s, _ := raw["expires_in"].(string); !strings.HasSuffix(s, "s") {
+		t.Fatalf("refresh: %v", raw)
+	}
+	ls := replyOf(t, &batonv1.ListResponse{}, "", "ls", prefix)
+	if len(ls.GetResources()) != 1 || ls.GetResources()[0].GetKind() != batonv1.ResourceKind_RESOURCE_KIND_LOCK || ls.GetResources()[0].GetHolders() != 1 {
 		t.Fatalf("ls: %v", ls)
 	}
 	d := jsonOf(t, "", "describe", prefix+"lock")
-	holders := d["holders"].([]any)
-	if d["kind"] != "RESOURCE_KIND_LOCK" || holders[0].(map[string]any)["token"] != l["token"] {
+	holders, _ := d["holders"].([]any)
+	if d["kind"] != "RESOURCE_KIND_LOCK" || len(holders) != 1 || holders[0].(map[string]any)["token"] != token ||
+		d["waiters"] != 0.0 || d["queue"] != nil {
 		t.Fatalf("describe: %v", d)
 	}
-	refreshed := jsonOf(t, "", "refresh", prefix+"lock", "--token", l["token"].(string), "--ttl", "90s")
-	if !strings.HasSuffix(refreshed["expires_in"].(string), "s") {
-		t.Fatalf("refresh: %v", refreshed)
+	if _, present := d["queue"]; !present {
+		t.Fatalf("describe: unset fields left out: %v", d)
 	}
-	ok(t, "", "unlock", prefix+"lock", "--token", l["token"].(string))
+	replyOf(t, &batonv1.ReleaseLockResponse{}, "", "unlock", prefix+"lock", "--token", token)
 
 	q := prefix + "q"
-	put := jsonOf(t, "x\ny\n", "queue", "put", q)
-	if len(put["item_ids"].([]any)) != 2 || put["size"] != 2.0 {
+	put := replyOf(t, &batonv1.PutResponse{}, "x\ny\n", "queue", "put", q)
+	if len(put.GetItemIds()) != 2 || put.GetSize() != 2 {
 		t.Fatalf("put: %v", put)
 	}
-	got := jsonOf(t, "", "queue", "get", q, "--max", "5")
-	items := got["items"].([]any)
-	if len(items) != 2 || items[0].(map[string]any)["text"] != "x" {
+	got := replyOf(t, &batonv1.GetResponse{}, "", "queue", "get", q, "--max", "5")
+	if len(got.GetItems()) != 2 || got.GetItems()[0].GetText() != "x" || string(got.GetItems()[0].GetData()) != "x" {
 		t.Fatalf("get: %v", got)
 	}
-	receipts := []string{"queue", "ack", q}
-	for _, it := range items {
-		receipts = append(receipts, it.(map[string]any)["receipt"].(string))
+	args := []string{"queue", "ack", q}
+	for _, it := range got.GetItems() {
+		args = append(args, strconv.FormatUint(it.GetReceipt(), 10))
 	}
-	if ack := jsonOf(t, "", receipts...); ack["acked"] != 2.0 || ack["unfinished"] != "0" {
-		t.Fatalf("ack: %v", ack)
+	if ack := jsonOf(t, "", args...); ack["acked"] != 2.0 || ack["unfinished"] != "0" {
+		t.Fatalf("ack (zero values present): %v", ack)
 	}
-	s := jsonOf(t, "", "session", "open", "--ttl", "5s", "--label", "json")
-	sd := jsonOf(t, "", "session", "describe", s["session_id"].(string))
-	if sd["label"] != "json" || sd["ttl"] != "5s" {
+	ok(t, "1\n2\n3\n", "queue", "put", q)
+	var consumed []*batonv1.Delivery
+	for _, line := range strings.Split(strings.TrimSpace(ok(t, "", "--json", "queue", "consume", q, "--count", "3")), "\n") {
+		dl := &batonv1.Delivery{}
+		if err := protojson.Unmarshal([]byte(line), dl); err != nil {
+			t.Fatalf("consume printed %q: %v", line, err)
+		}
+		consumed = append(consumed, dl)
+	}
+	if len(consumed) != 3 || consumed[0].GetText() != "1" || consumed[2].GetText() != "3" {
+		t.Fatalf("consume: %v", consumed)
+	}
+	ok(t, "", "queue", "put", q, "left")
+	if del := replyOf(t, &batonv1.DeleteQueueResponse{}, "", "queue", "delete", q); !del.GetDeleted() {
+		t.Fatalf("queue delete: %v", del)
+	}
+
+	s := replyOf(t, &batonv1.OpenSessionResponse{}, "", "session", "open", "--ttl", "5s", "--label", "json")
+	sid := strconv.FormatUint(s.GetSessionId(), 10)
+	sd := replyOf(t, &batonv1.DescribeSessionResponse{}, "", "session", "describe", sid)
+	if sd.GetLabel() != "json" || sd.GetTtl().AsDuration() != 5*time.Second {
 		t.Fatalf("session describe: %v", sd)
 	}
-	ok(t, "", "session", "close", s["session_id"].(string))
-	task := jsonOf(t, "", "task", "submit", prefix+"tasks", "p")
-	if !strings.HasPrefix(task["task_id"].(string), prefix+"tasks#") {
+	replyOf(t, &batonv1.KeepAliveResponse{}, "", "session", "keepalive", sid)
+	replyOf(t, &batonv1.CloseSessionResponse{}, "", "session", "close", sid)
+
+	ev := prefix + "ev"
+	replyOf(t, &batonv1.SetEventResponse{}, "", "event", "set", ev)
+	if w := replyOf(t, &batonv1.WaitEventResponse{}, "", "event", "is-set", ev); w.GetState() != batonv1.EventState_EVENT_STATE_SET {
+		t.Fatalf("is-set: %v", w)
+	}
+	replyOf(t, &batonv1.ClearEventResponse{}, "", "event", "clear", ev)
+	r := runB(t, "", "--json", "event", "is-set", ev)
+	w := &batonv1.WaitEventResponse{}
+	if err := protojson.Unmarshal([]byte(r.stdout), w); err != nil || r.code != 3 || w.GetState() != batonv1.EventState_EVENT_STATE_CLEAR {
+		t.Fatalf("is-set on a clear event: exit %d, %q, %v", r.code, r.stdout, err)
+	}
+
+	task := replyOf(t, &batonv1.SubmitTaskResponse{}, "", "task", "submit", prefix+"tasks", "p")
+	if !strings.HasPrefix(task.GetTaskId(), prefix+"tasks#") {
 		t.Fatalf("task submit: %v", task)
 	}
-	ok(t, "", "task", "cancel", task["task_id"].(string))
-	tm := jsonOf(t, "", "timer", "after", prefix+"timer", "1h", "--set-event", prefix+"ev")
-	if tm["due_in"] == nil {
+	if c := replyOf(t, &batonv1.CancelTaskResponse{}, "", "task", "cancel", task.GetTaskId()); !c.GetCancelled() {
+		t.Fatalf("task cancel: %v", c)
+	}
+	tm := replyOf(t, &batonv1.ScheduleTimerResponse{}, "", "timer", "after", prefix+"timer", "1h", "--set-event", prefix+"ev")
+	if tm.GetDueIn() == nil {
 		t.Fatalf("timer: %v", tm)
 	}
-	ok(t, "", "timer", "cancel", prefix+"timer")
+	replyOf(t, &batonv1.CancelTimerResponse{}, "", "timer", "cancel", prefix+"timer")
+	// A reply that makes baton exit non-zero is printed too.
+	r = runB(t, "", "--json", "sem", "delete", prefix+"nothing")
+	var del map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &del); err != nil || r.code != 4 || del["deleted"] != false {
+		t.Fatalf("sem delete of nothing: exit %d, %q", r.code, r.stdout)
+	}
 }
 
 func TestSemaphoreCommandLimitsConcurrency(t *testing.T) {
@@ -435,7 +570,7 @@ func TestSemaphoreCommandLimitsConcurrency(t *testing.T) {
 		t.Fatalf("never two commands at once with 2 permits (%q)", b)
 	}
 	tok := strings.TrimSpace(ok(t, "", "sem", "acquire", n, "--capacity", "2", "--count", "2", "--ttl", "30s"))
-	if r := runB(t, "", "sem", "acquire", n, "--capacity", "2", "--try", "--", "true"); r.code != 3 {
+	if r := runB(t, "", "sem", "acquire", n, "--capacity", "2", "--try", "--", "true"); r.code != 67 {
 		t.Fatalf("try with no permit free: exit %d", r.code)
 	}
 	if out := ok(t, "", "sem", "release", n, "--token", tok, "--count", "1"); !strings.Contains(out, "remaining 1") {
@@ -533,9 +668,18 @@ func TestTaskWorkRunsCommandPerTask(t *testing.T) {
 		t.Fatalf("await %q", got)
 	}
 	r := runB(t, "", "--json", "task", "await", b)
-	var o map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &o); err != nil || r.code != 7 || o["error_code"] != 3.0 || o["error_message"] != "cannot do it" {
+	o := &batonv1.TaskOutcome{}
+	if err := protojson.Unmarshal([]byte(r.stdout), o); err != nil || r.code != 7 || o.GetState() != batonv1.TaskState_TASK_STATE_FAILED ||
+		o.GetError().GetCode() != 3 || o.GetError().GetMessage() != "cannot do it" {
 		t.Fatalf("await of the failed task: exit %d %q %v", r.code, r.stdout, err)
+	}
+	// With --json, a TaskOutcome per task run.
+	c := strings.TrimSpace(ok(t, "", "task", "submit", q, "json"))
+	line := ok(t, "", "--json", "task", "work", q, "--count", "1", "--", "sh", "-c", `tr a-z A-Z`)
+	wo := &batonv1.TaskOutcome{}
+	if err := protojson.Unmarshal([]byte(line), wo); err != nil || wo.GetTaskId() != c ||
+		wo.GetState() != batonv1.TaskState_TASK_STATE_SUCCEEDED || wo.GetText() != "JSON" || wo.GetAttempts() != 1 {
+		t.Fatalf("work --json: %q %v", line, err)
 	}
 	// take / heartbeat / complete by hand.
 	id := strings.TrimSpace(ok(t, "", "task", "submit", q, "manual"))
