@@ -77,7 +77,11 @@ cannot be reached, baton still prints its own version, then exits 6.
 				fmt.Fprintf(e.stdout, "%s\n", b)
 				return err
 			}
-			fmt.Fprintf(e.stdout, "client: baton %s (module %s, %s)\n", v, module, goVersion)
+			built := goVersion
+			if module != "" && module != "(devel)" {
+				built = "module " + module + ", " + goVersion
+			}
+			fmt.Fprintf(e.stdout, "client: baton %s (%s)\n", v, built)
 			if err != nil {
 				return err
 			}
@@ -147,7 +151,11 @@ func serverInfoText(info *batonv1.ServerInfoResponse) string {
 	fmt.Fprintf(&b, "config:\n")
 	tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	for _, k := range keys {
-		fmt.Fprintf(tw, "  %s\t%s\n", k, info.GetConfig()[k])
+		v := info.GetConfig()[k]
+		if v == "" {
+			v = `""`
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", k, v)
 	}
 	_ = tw.Flush()
 	return b.String()
@@ -258,7 +266,11 @@ func (e *env) saveSnapshot(path string) error {
 			dir.Close()
 		}
 	}
-	summary := fmt.Sprintf("saved the snapshot at log index %d, %d bytes, to %s\n", first.GetIndex(), written, path)
+	to := path
+	if path == "-" {
+		to = "stdout"
+	}
+	summary := fmt.Sprintf("saved the snapshot at log index %d, %d bytes, to %s\n", first.GetIndex(), written, to)
 	switch {
 	case path == "-":
 		fmt.Fprint(e.stderr, "baton: "+summary)

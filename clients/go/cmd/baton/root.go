@@ -142,13 +142,11 @@ protojson, one object per line ('baton help json').
 		&cobra.Command{Use: "exit-codes", Short: "The exit codes of baton, and how scripts tell baton's from a command's", Long: exitCodesLong},
 		&cobra.Command{Use: "json", Short: "The JSON that --json prints", Long: jsonLong},
 	)
-	// Made now rather than by Execute, to give them examples.
-	root.InitDefaultHelpCmd()
+	root.SetHelpCommand(helpCmd(root))
+	// Made now rather than by Execute, to give it examples.
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {
 		switch c.Name() {
-		case "help":
-			c.Example = "  baton help lock\n  baton help exit-codes"
 		case "completion":
 			c.Example = `  source <(baton completion bash)                  # this shell
   baton completion bash > /etc/bash_completion.d/baton
@@ -160,6 +158,44 @@ protojson, one object per line ('baton help json').
 		}
 	}
 	return root
+}
+
+// helpCmd is 'baton help [COMMAND...]': cobra's, except that an unknown
+// topic is a usage error rather than the root's help.
+func helpCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [COMMAND...]",
+		Short: "Help about any command",
+		Long: `Prints the help of a command ('baton help queue get' is 'baton queue get --help'),
+or of a topic: 'baton help exit-codes', 'baton help json'.
+
+Exit codes: 0 printed; 2 no such command or topic.`,
+		Example: "  baton help lock\n  baton help exit-codes",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 {
+				return usageErr("no help topic %q", strings.Join(args, " "))
+			}
+			target.InitDefaultHelpFlag() // as running it would: its help lists -h
+			target.InitDefaultVersionFlag()
+			return target.Help()
+		},
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			target, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []string
+			for _, c := range target.Commands() {
+				if c.IsAvailableCommand() || c.IsAdditionalHelpTopicCommand() {
+					if strings.HasPrefix(c.Name(), toComplete) {
+						names = append(names, c.Name()+"\t"+c.Short)
+					}
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+	}
 }
 
 // suggest is " (did you mean ...?)" for a mistyped subcommand, or "".
