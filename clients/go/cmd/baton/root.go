@@ -229,10 +229,37 @@ func group(use, short, long, example string, subs ...*cobra.Command) *cobra.Comm
 }
 
 // exits is the "Exit codes" paragraph of a command's help: its own codes,
-// then the ones every command shares.
+// then those every command shares (unless its own say otherwise), wrapped.
 func exits(own ...string) string {
-	return "\n\nExit codes: " + strings.Join(own, "; ") +
-		"; 2 bad usage; 6 server unreachable; 1 other errors ('baton help exit-codes')."
+	codes := append([]string{}, own...)
+	for _, common := range []string{"2 bad usage", "6 server unreachable", "1 other errors"} {
+		mentioned := false
+		for _, o := range own {
+			mentioned = mentioned || strings.HasPrefix(o, common[:2])
+		}
+		if !mentioned {
+			codes = append(codes, common)
+		}
+	}
+	return "\n\n" + wrap("Exit codes: "+strings.Join(codes, "; ")+" ('baton help exit-codes').", 88)
+}
+
+// wrap breaks text into lines of at most width columns, between words.
+func wrap(text string, width int) string {
+	var b strings.Builder
+	col := 0
+	for _, w := range strings.Fields(text) {
+		if col > 0 && col+1+len(w) > width {
+			b.WriteString("\n")
+			col = 0
+		} else if col > 0 {
+			b.WriteString(" ")
+			col++
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	return b.String()
 }
 
 // split returns the positional arguments before "--" and the command after
