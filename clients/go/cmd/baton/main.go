@@ -268,7 +268,10 @@ func message(err error) string {
 	m := st.Message()
 	switch st.Code() {
 	case codes.DeadlineExceeded:
-		if errors.Is(err, baton.ErrWouldBlock) || strings.Contains(m, "context deadline exceeded") || m == "" {
+		// gRPC's own texts for a deadline: the client's ("context deadline
+		// exceeded") or the server's when the deadline reached it first.
+		generic := m == "" || strings.Contains(strings.ToLower(m), "deadline exceeded")
+		if errors.Is(err, baton.ErrWouldBlock) || generic {
 			m = "timed out"
 			if errors.Is(err, baton.ErrWouldBlock) {
 				m = "would have to wait"
