@@ -21,6 +21,8 @@ apt_pkgs=(build-essential cmake ninja-build pkg-config libgrpc++-dev protobuf-co
   libprotobuf-dev protobuf-compiler libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   clang-format libcivetweb-dev libtomlplusplus-dev libsystemd-dev libspdlog-dev)
 [ "$want_test" = 1 ] && apt_pkgs+=(python3-venv golang-go prometheus)
+# deploy/ tests: systemd-analyze, Debian's python3 with PyYAML (the Helm test).
+[ "$want_test" = 1 ] && apt_pkgs+=(systemd python3-yaml)
 [ "$want_bench" = 1 ] && apt_pkgs+=(etcd-server redis-server beanstalkd)
 
 missing=()
@@ -47,5 +49,26 @@ if [ "$want_test" = 1 ]; then
     python3 -m venv .venv
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q -r tests/python/requirements.txt
+  fi
+fi
+
+# --- deploy/ tools: helm and buf, from the Go module proxy -----------------------
+# Pinned; each is (re)installed only when missing or at another version, into
+# $(go env GOPATH)/bin. A cold install compiles them: about 3.5 min for helm and
+# 2.5 min for buf on 2 busy cores (docs/deploy.md); a warm check takes ms.
+if [ "$want_test" = 1 ]; then
+  helm_version=v3.21.4
+  buf_version=v1.75.0
+  gobin="$(go env GOPATH)/bin"
+  # go_tool_is BINARY MODULE VERSION: BINARY was built from MODULE at VERSION
+  # (its Go build info; `helm version` built by go install says only v3.21).
+  go_tool_is() { go version -m "$1" 2>/dev/null | grep -qE "^\s+mod\s+$2\s+$3\s"; }
+  if ! go_tool_is "$gobin/helm" helm.sh/helm/v3 "$helm_version"; then
+    echo "setup: installing helm $helm_version"
+    go install "helm.sh/helm/v3/cmd/helm@$helm_version"
+  fi
+  if ! go_tool_is "$gobin/buf" github.com/bufbuild/buf "$buf_version"; then
+    echo "setup: installing buf $buf_version"
+    go install "github.com/bufbuild/buf/cmd/buf@$buf_version"
   fi
 fi

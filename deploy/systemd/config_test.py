@@ -31,6 +31,9 @@ def help_flags(batond):
     r = subprocess.run([batond, "--help"], capture_output=True, text=True, timeout=30)
     text = r.stdout + r.stderr
     flags = {}
+    # "  --name (default X)" and abseil's "  --name (what it does); default: X;"
+    for m in re.finditer(r"^\s+--(\w+) \(default (.*)\)$", text, re.M):
+        flags[m.group(1)] = m.group(2)
     for m in re.finditer(r"^\s+--(\w+) \(.*?\);\s+default: (.*?);$", text, re.S | re.M):
         flags[m.group(1)] = m.group(2)
     if not flags:
