@@ -32,7 +32,7 @@ var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, sys
 
 // runWhileHolding runs cmd while h is held, then releases h. It forwards
 // signals to the child, stops the child (SIGTERM, then SIGKILL after 10 s)
-// if the holding is lost, and returns the child's exit status as an
+// if the holding is lost, and returns the child's exit status as a
 // childExit (nil for 0), or an exitConflict if the holding was lost.
 func (e *env) runWhileHolding(h holding, cmd []string) error {
 	child := exec.Command(cmd[0], cmd[1:]...)

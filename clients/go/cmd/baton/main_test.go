@@ -273,6 +273,23 @@ func TestLockLostWhileCommandRunsStopsIt(t *testing.T) {
 	}
 }
 
+// waitForWaiters polls 'describe NAME' until the resource has n waiters.
+func waitForWaiters(t *testing.T, name string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := runB(t, "", "--json", "describe", name)
+		var info map[string]any
+		if r.code == 0 && json.Unmarshal([]byte(r.stdout), &info) == nil && info["waiters"] == float64(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never had %d waiters (last: exit %d, %s)", name, n, r.code, r.stdout)
+		}
+		time.Sleep(20 * time.Millisecond) // poll
+	}
+}
+
 func TestInterruptWhileWaitingForLockExits130AndLeavesNothing(t *testing.T) {
 	n := name(t, "lock")
 	token := strings.TrimSpace(ok(t, "", "lock", n, "--ttl", "30s"))
@@ -282,20 +299,7 @@ func TestInterruptWhileWaitingForLockExits130AndLeavesNothing(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for { // until the second baton waits in line
-		var info map[string]any
-		if err := json.Unmarshal([]byte(ok(t, "", "--json", "describe", n)), &info); err != nil {
-			t.Fatal(err)
-		}
-		if info["waiters"] != 0.0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("second baton never waited")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForWaiters(t, n, 1) // the second baton waits in line
 	_ = c.Process.Signal(syscall.SIGINT)
 	err := c.Wait()
 	if ee, isExit := err.(*exec.ExitError); !isExit || ee.ExitCode() != 130 {
@@ -622,7 +626,7 @@ func TestQueueEventFutureBarrierCommands(t *testing.T) {
 	if err := waiter.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitForWaiters(t, ev, 1)
 	ok(t, "", "event", "set", ev)
 	if err := waiter.Wait(); err != nil {
 		t.Fatalf("event wait: %v", err)
