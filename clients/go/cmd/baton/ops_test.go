@@ -31,7 +31,9 @@ import (
 // requireAdminRPC skips the test if the server answers UNIMPLEMENTED to the
 // Admin RPC method (a batond older than ServerInfo and SaveSnapshot); any
 // other answer lets the test run and judge.
-func requireAdminRPC(t *testing.T, method string) {
+func requireAdminRPC(t *testing.T, method string) { requireAdminRPCAt(t, addr, method) }
+
+func requireAdminRPCAt(t *testing.T, addr, method string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -54,6 +56,39 @@ func requireAdminRPC(t *testing.T, method string) {
 	if status.Code(err) == codes.Unimplemented {
 		t.Skipf("this batond answers %s with UNIMPLEMENTED (built before the server implemented it): %v", method, err)
 	}
+}
+
+// The probe skips on UNIMPLEMENTED only: against a gRPC server without the
+// Admin service it skips, against batond it lets the test run.
+func TestAdminProbeSkipsOnlyOnUnimplemented(t *testing.T) {
+	other := startHealthServer(t, healthpb.HealthCheckResponse_SERVING)
+	for _, m := range []string{batonv1.Admin_ServerInfo_FullMethodName, batonv1.Admin_SaveSnapshot_FullMethodName} {
+		var skipped, ran bool
+		t.Run("skips on UNIMPLEMENTED "+m, func(t *testing.T) {
+			defer func() { skipped = t.Skipped() }()
+			requireAdminRPCAt(t, other, m)
+			ran = true
+		})
+		if !skipped || ran {
+			t.Errorf("%s against a server without it: skipped %v", m, skipped)
+		}
+	}
+}
+
+// startHealthServer starts a gRPC server with only a health service, which
+// answers st for the whole server; stopped when the test ends.
+func startHealthServer(t *testing.T, st healthpb.HealthCheckResponse_ServingStatus) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus("", st)
+	healthpb.RegisterHealthServer(srv, hs)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return ln.Addr().String()
 }
 
 func TestVersionPrintsTheClientsAndTheServersVersions(t *testing.T) {
@@ -206,17 +241,8 @@ func TestHealthExits0WhenServingAnd1OrElse6(t *testing.T) {
 	}
 	// A server that says NOT_SERVING (batond does while it shuts down): a
 	// gRPC health service of the test's own.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	healthpb.RegisterHealthServer(srv, hs)
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Stop()
-	if r := runB(t, "", "--addr", ln.Addr().String(), "health"); r.code != 1 || r.stdout != "NOT_SERVING\n" {
+	notServing := startHealthServer(t, healthpb.HealthCheckResponse_NOT_SERVING)
+	if r := runB(t, "", "--addr", notServing, "health"); r.code != 1 || r.stdout != "NOT_SERVING\n" {
 		t.Fatalf("not serving: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
 }
