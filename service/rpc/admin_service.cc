@@ -1,14 +1,34 @@
 // Handlers of baton.v1.Admin: List fans out to every shard and merges the
-// pages in name order; Describe asks the owning shard.
+// pages in name order; Describe asks the owning shard; ServerInfo and
+// SaveSnapshot ask the server as a whole (server_ops.h).
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "baton/v1/stream.pb.h"
 #include "service/rpc/convert.h"
+#include "service/rpc/server_ops.h"
 #include "service/rpc/services.h"
 #include "service/rpc/validate.h"
 
 namespace baton::rpc {
+
+// A SaveSnapshot stream: waits for the server to cut a snapshot, then
+// writes its file in chunks, one write in flight at a time.
+class SaveSnapshotCall final : public CallBase {
+ public:
+  using CallBase::CallBase;
+
+  v1::SaveSnapshotRequest request;
+  grpc::ServerAsyncWriter<v1::SnapshotChunk> writer{&ctx};
+  runtime::Wakeup wake;
+
+ protected:
+  void OnDone() override { wake.Notify(); }
+};
+
 namespace {
 
 constexpr uint32_t kDefaultPageSize = 100;
@@ -189,6 +209,68 @@ runtime::Task<void> Describe(Env& env, DescribeCall& call) {
   co_await call.Reply(std::move(resp));
 }
 
+using ServerInfoCall = Op<v1::ServerInfoRequest, v1::ServerInfoResponse>;
+
+runtime::Task<void> ServerInfo(Env& env, ServerInfoCall& call) {
+  v1::ServerInfoResponse resp;
+  env.ops->Describe(&resp);
+  co_await call.Reply(std::move(resp));
+}
+
+// Where a cut snapshot meets the call that asked for it, on the call's loop.
+// Shared: the call may end (its client gone, shutdown) before the cut does.
+struct SnapshotWait {
+  bool ready = false;
+  absl::StatusOr<ServerOps::SnapshotFile> file = absl::UnknownError("not cut yet");
+  SaveSnapshotCall* call = nullptr;  // null once the call stopped waiting
+};
+
+runtime::Task<void> SaveSnapshot(Env& env, SaveSnapshotCall& call) {
+  auto wait = std::make_shared<SnapshotWait>();
+  wait->call = &call;
+  runtime::Loop* loop = &call.shard().loop();
+  env.ops->CutSnapshot([wait, loop](absl::StatusOr<ServerOps::SnapshotFile> file) {
+    loop->Post([wait, file = std::move(file)] {
+      wait->file = file;
+      wait->ready = true;
+      if (wait->call != nullptr) wait->call->wake.Notify();
+    });
+  });
+  while (!wait->ready && !call.done()) co_await call.wake;
+  wait->call = nullptr;
+  absl::Status end;
+  if (!wait->ready) {
+    end = absl::CancelledError("the call ended before the snapshot was cut");
+  } else if (!wait->file.ok()) {
+    end = wait->file.status();
+  } else {
+    const ServerOps::SnapshotFile& file = *wait->file;
+    std::string buffer(env.snapshot_chunk_bytes, '\0');
+    bool first = true;
+    for (;;) {
+      size_t n = std::fread(buffer.data(), 1, buffer.size(), file.file.get());
+      if (n == 0) {
+        if (std::ferror(file.file.get())) {
+          end = absl::InternalError(
+              absl::StrCat("reading snapshot ", file.index, " failed: ", std::strerror(errno)));
+        }
+        break;
+      }
+      v1::SnapshotChunk chunk;
+      if (first) {
+        chunk.set_index(file.index);
+        chunk.set_total_bytes(file.bytes);
+        first = false;
+      }
+      chunk.set_data(buffer.data(), n);
+      bool ok = co_await runtime::CqOp([&](void* tag) { call.writer.Write(chunk, tag); });
+      if (!ok) break;  // the client went away
+    }
+  }
+  grpc::Status status = ToGrpc(end);
+  co_await runtime::CqOp([&](void* tag) { call.writer.Finish(status, tag); });
+}
+
 }  // namespace
 
 void ListenAdmin(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
@@ -196,6 +278,9 @@ void ListenAdmin(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   Listen(env, shard, out, &v1::Admin::AsyncService::RequestList, a, &List, v1::Operation::kList);
   Listen(env, shard, out, &v1::Admin::AsyncService::RequestDescribe, a, &Describe,
          v1::Operation::kDescribe);
+  Listen(env, shard, out, &v1::Admin::AsyncService::RequestServerInfo, a, &ServerInfo);
+  ListenStream<SaveSnapshotCall>(env, shard, out, &v1::Admin::AsyncService::RequestSaveSnapshot, a,
+                                 &SaveSnapshot);
 }
 
 }  // namespace baton::rpc

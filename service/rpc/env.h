@@ -15,6 +15,7 @@
 namespace baton::rpc {
 
 class StreamOps;
+class ServerOps;
 
 struct Env {
   apply::Cluster* cluster = nullptr;
@@ -22,6 +23,10 @@ struct Env {
   int requests_per_method = 32;  // calls pre-posted per method per shard
   // Handlers of session-stream operations, filled by the Listen* functions.
   StreamOps* stream_ops = nullptr;
+  // The server as a whole, for the Admin service.
+  ServerOps* ops = nullptr;
+  // Size of a SaveSnapshot chunk: well under the largest message.
+  size_t snapshot_chunk_bytes = 1 << 20;
   // Open KeepAliveStreams per shard: they wait in Read, so shutdown cancels
   // them rather than waiting out its grace period.
   std::vector<absl::flat_hash_set<grpc::ServerContext*>> streams;

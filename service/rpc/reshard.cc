@@ -149,6 +149,7 @@ absl::Status ReshardDataDir(const ServerOptions& options, uint32_t from, uint32_
   old.listen = "127.0.0.1:0";
   old.snapshot_entries = 0;  // only the sealing cut
   old.snapshot_bytes = 0;
+  old.restore_from.clear();  // restored already, if it was asked for
   uint64_t index = 0;
   {
     auto server = Server::Start(old);

@@ -3,9 +3,12 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -15,7 +18,10 @@
 #include "absl/strings/str_cat.h"
 #include "baton/internal/v1/snapshot.pb.h"
 #include "grpc/health/v1/health.pb.h"
+#include "service/rpc/backup.h"
 #include "service/rpc/reshard.h"
+#include "service/rpc/validate.h"
+#include "service/version.h"
 #include "storage/local_log.h"
 
 namespace baton::rpc {
@@ -55,6 +61,7 @@ void OnEveryShard(apply::Cluster& cluster, std::function<void(apply::Shard&)> fn
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   std::unique_ptr<Server> s(new Server());
   s->options_ = options;
+  s->started_at_ = s->wall_.Now();
   if (options.durability == Durability::kLocal) {
     std::error_code ec;
     std::filesystem::create_directories(options.data_dir, ec);
@@ -62,6 +69,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
       return absl::FailedPreconditionError(
           absl::StrCat("cannot create the data directory ", options.data_dir, ": ", ec.message()));
     }
+    if (!options.restore_from.empty()) {
+      if (auto st = RestoreDataDir(options.restore_from, options.data_dir, options.fsync);
+          !st.ok()) {
+        return absl::Status(st.code(), absl::StrCat("--restore: ", st.message()));
+      }
+    }
+  } else if (!options.restore_from.empty()) {
+    return absl::InvalidArgumentError("restoring a snapshot needs --durability=local");
   }
   uint32_t shards =
       options.shards > 0 ? options.shards : std::max(1u, std::thread::hardware_concurrency());
@@ -150,6 +165,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   s->env_.requests_per_method = options.requests_per_method;
   s->env_.streams.resize(shards);
   s->env_.stream_ops = &s->stream_ops_;
+  s->env_.ops = s.get();
+  s->env_.snapshot_chunk_bytes =
+      static_cast<size_t>(std::min(1 << 20, std::max(512, options.max_message_bytes / 2)));
   for (uint32_t i = 0; i < shards; ++i) {
     apply::Shard& shard = s->cluster_.shard(i);
     ListenSessions(s->env_, shard, s->services_, s->listeners_);
@@ -224,6 +242,7 @@ absl::Status Server::OpenLog(uint32_t shards) {
     }
     if (e.origin.id != 0) cluster_.shard(e.origin.shard).SeeOpId(e.origin.id);
     cluster_.shard(e.shard).ApplyReplayed(index, now, e);
+    applied_index_.store(index, std::memory_order_relaxed);
     return absl::OkStatus();
   };
   // Posted, never deferred, even to the submitting loop itself: a loop runs
@@ -231,6 +250,9 @@ absl::Status Server::OpenLog(uint32_t shards) {
   // order (and meets a snapshot marker after exactly the entries before it).
   bool durable = options_.durability == Durability::kLocal;
   auto dispatch = [this, durable](uint64_t index, Time now, log::Entry e) {
+    // Before the shard can apply it and reply: a client that saw the reply
+    // then sees at least this index in ServerInfo.
+    applied_index_.store(index, std::memory_order_relaxed);
     if (durable && e.source_index != 0) {
       apply::Shard* source = &cluster_.shard(e.source_shard);
       source->loop().Post(
@@ -310,6 +332,56 @@ absl::StatusOr<uint64_t> Server::Snapshot() {
   return result.get();
 }
 
+void Server::Describe(v1::ServerInfoResponse* out) const {
+  const BuildInfo& b = Build();
+  out->set_version(b.version);
+  out->set_commit(b.commit);
+  out->set_build(b.build);
+  Time now = wall_.Now();
+  out->mutable_started_at()->set_seconds(started_at_ / kSecond);
+  out->mutable_started_at()->set_nanos(static_cast<int32_t>(started_at_ % kSecond * 1000));
+  ToProto(now - started_at_, out->mutable_uptime());
+  out->set_role("standalone");
+  out->set_shards(cluster_.size());
+  bool durable = options_.durability == Durability::kLocal;
+  out->set_durability(durable ? "local" : "none");
+  if (durable) {
+    std::error_code ec;
+    out->set_data_dir(std::filesystem::absolute(options_.data_dir, ec).string());
+  }
+  out->set_applied_index(applied_index());
+  uint64_t snap = restored_index_;
+  if (snapshotter_ != nullptr) snap = std::max(snap, snapshotter_->stats().last_index);
+  out->set_snapshot_index(snap);
+  for (const auto& [name, value] : options_.config) (*out->mutable_config())[name] = value;
+}
+
+void Server::CutSnapshot(SnapshotDone done) {
+  if (snapshotter_ == nullptr) {
+    done(absl::FailedPreconditionError(
+        "this server keeps no snapshots (--durability=none): there is nothing durable to save"));
+    return;
+  }
+  // The store is read here only for a path, a pure function of its options.
+  const storage::SnapshotStore* store = snapshots_.get();
+  snapshotter_->Request([store, done = std::move(done)](absl::Status st, uint64_t index) {
+    if (!st.ok()) return done(st);
+    // Runs on the snapshot thread, before any later snapshot could delete
+    // the file: once open, it stays readable.
+    std::string path = store->PathOf(index);
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) {
+      return done(absl::InternalError(
+          absl::StrCat("cannot open snapshot ", path, ": ", std::strerror(errno))));
+    }
+    std::error_code ec;
+    uint64_t bytes = std::filesystem::file_size(path, ec);
+    done(SnapshotFile{index, ec ? 0 : bytes, std::shared_ptr<std::FILE>(f, &std::fclose)});
+  });
+  // The cut happens after the next dispatched entry: make sure there is one.
+  sequencer_->Submit(log::Entry{0, apply::Tick{}, apply::OpRef{}});
+}
+
 absl::StatusOr<uint64_t> Server::Seal() {
   if (snapshotter_ == nullptr) {
     return absl::FailedPreconditionError("sealing needs --durability=local");
@@ -382,6 +454,7 @@ absl::Status Server::RestoreSnapshot(uint32_t shards, Time* now) {
     }
   }
   restored_index_ = loaded->index;
+  applied_index_.store(loaded->index, std::memory_order_relaxed);
   *now = header.now_us();
   return absl::OkStatus();
 }

@@ -13,6 +13,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,6 +30,7 @@
 #include "service/log/sequencer.h"
 #include "service/log/snapshotter.h"
 #include "service/rpc/env.h"
+#include "service/rpc/server_ops.h"
 #include "service/rpc/services.h"
 #include "storage/file_lock.h"
 #include "storage/snapshot_store.h"
@@ -80,9 +83,14 @@ struct ServerOptions {
   Duration orphan_grace = 10 * kSecond;
   int requests_per_method = 32;  // calls pre-posted per method per shard
   const Clock* clock = nullptr;  // default: the wall clock
+  // kLocal: start data_dir from this snapshot file (backup.h); data_dir
+  // must not hold state yet.
+  std::string restore_from;
+  // Every flag in effect, by name: reported by Admin/ServerInfo.
+  std::map<std::string, std::string> config;
 };
 
-class Server {
+class Server final : public ServerOps {
  public:
   static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options);
   ~Server();
@@ -100,6 +108,12 @@ class Server {
   // thread but a loop's.
   absl::StatusOr<uint64_t> Snapshot();
   uint32_t shard_count() const { return cluster_.size(); }
+  // Index of the last log entry dispatched to the shards. Any thread.
+  uint64_t applied_index() const { return applied_index_.load(std::memory_order_relaxed); }
+
+  // ServerOps (Admin/ServerInfo, Admin/SaveSnapshot). Any thread.
+  void Describe(v1::ServerInfoResponse* out) const override;
+  void CutSnapshot(SnapshotDone done) override;
 
   // For re-sharding only (reshard.h): stops the state from changing (every
   // shard ends its waits as at shutdown, keeping orphans, then proposes
@@ -144,6 +158,8 @@ class Server {
   std::unique_ptr<log::Snapshotter> snapshotter_;
   uint64_t replayed_ = 0;
   uint64_t restored_index_ = 0;
+  std::atomic<uint64_t> applied_index_{0};
+  Time started_at_ = 0;   // wall clock, for ServerInfo
   bool started_ = false;  // Start succeeded: Shutdown has something to stop
   bool sealed_ = false;   // Seal closed the log
   int port_ = 0;

@@ -17,6 +17,7 @@
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/reflection.h"
 #include "integration/test_server.h"
+#include "service/version.h"
 
 namespace baton::testing {
 namespace {
@@ -499,6 +500,179 @@ TEST(SnapshotTest, InMemorySnapshotsAreRefused) {
   o.durability = rpc::Durability::kNone;
   TestServer t(o);
   EXPECT_EQ(t.server().Snapshot().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// Admin/SaveSnapshot, streamed to `path`. Returns the index from the first
+// chunk, or the call's error.
+absl::StatusOr<uint64_t> SaveSnapshot(TestServer& t, const std::string& path) {
+  auto ctx = Context(30'000);
+  v1::SaveSnapshotRequest req;
+  auto reader = t.admin->SaveSnapshot(ctx.get(), req);
+  std::ofstream out(path, std::ios::binary);
+  v1::SnapshotChunk chunk;
+  uint64_t index = 0;
+  uint64_t total = 0;
+  uint64_t written = 0;
+  int chunks = 0;
+  while (reader->Read(&chunk)) {
+    if (chunks++ == 0) {
+      index = chunk.index();
+      total = chunk.total_bytes();
+    } else {
+      EXPECT_EQ(chunk.index(), 0u) << "only the first chunk carries the index";
+    }
+    out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+    written += chunk.data().size();
+  }
+  grpc::Status s = reader->Finish();
+  if (!s.ok())
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+  EXPECT_EQ(written, total);
+  EXPECT_GT(total, 0u);
+  return index;
+}
+
+v1::ServerInfoResponse Info(TestServer& t) {
+  v1::ServerInfoResponse info;
+  grpc::Status s = t.admin->ServerInfo(Context().get(), v1::ServerInfoRequest(), &info);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return info;
+}
+
+// A backup taken through the API while the server runs restores, into a new
+// data directory and with another shard count, to exactly the state it
+// showed, and the restored server goes on working.
+TEST(BackupTest, ASavedSnapshotRestoresEveryKindIntoANewDataDirectory) {
+  if (!Durable()) GTEST_SKIP() << "in memory";
+  std::string file;
+  std::string before;
+  uint64_t index = 0;
+  std::string dir =
+      (std::filesystem::temp_directory_path() / absl::StrCat("baton-backup-", getpid())).string();
+  std::filesystem::create_directories(dir);
+  absl::Cleanup remove_dir = [&] {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  };
+  {
+    rpc::ServerOptions o = SnapshotOptions();
+    o.shards = 2;
+    TestServer t(o);
+    for (int round = 0; round < 3; ++round) Workload(t, round);
+    file = dir + "/backup.snap";
+    auto saved = SaveSnapshot(t, file);
+    ASSERT_TRUE(saved.ok()) << saved.status();
+    index = *saved;
+    EXPECT_GE(index, Info(t).snapshot_index());
+    EXPECT_EQ(Info(t).snapshot_index(), index);
+    before = Dump(t);
+    ASSERT_NE(before.find("s2/queue"), std::string::npos);
+    // Changes after the backup are not in it.
+    v1::SetEventRequest ev;
+    ev.set_name("after/backup");
+    v1::SetEventResponse er;
+    ASSERT_TRUE(t.events->Set(Context().get(), ev, &er).ok());
+  }
+  rpc::ServerOptions o = SnapshotOptions();
+  o.shards = 3;
+  o.restore_from = file;
+  TestServer restored(o);
+  EXPECT_EQ(Dump(restored), before);
+  EXPECT_EQ(Info(restored).shards(), 3u);
+  EXPECT_GE(Info(restored).applied_index(), index);
+  // It goes on: the leased lock is still held, the queue hands out the next
+  // item in order.
+  v1::AcquireLockRequest lock;
+  lock.set_name("s1/leased");
+  *lock.mutable_ttl() = Millis(10'000);
+  *lock.mutable_timeout() = Millis(0);
+  v1::AcquireLockResponse no;
+  EXPECT_EQ(restored.locks->Acquire(Context().get(), lock, &no).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  ExpectNextItem(restored, "s1/queue", "item 3");
+
+  // Restoring never overwrites: a directory with state is refused.
+  rpc::ServerOptions twice = o;
+  twice.data_dir = dir + "/twice";
+  auto first = rpc::Server::Start(twice);
+  ASSERT_TRUE(first.ok()) << first.status();
+  first->reset();
+  auto refused = rpc::Server::Start(twice);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  EXPECT_NE(refused.status().message().find("holds state already"), std::string::npos)
+      << refused.status();
+}
+
+TEST(BackupTest, ADamagedOrMissingBackupIsRefusedAndTheDirectoryStaysEmpty) {
+  if (!Durable()) GTEST_SKIP() << "in memory";
+  std::string dir =
+      (std::filesystem::temp_directory_path() / absl::StrCat("baton-backup-bad-", getpid()))
+          .string();
+  std::filesystem::create_directories(dir);
+  absl::Cleanup remove_dir = [&] {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  };
+  std::string file = dir + "/backup.snap";
+  {
+    TestServer t;
+    Workload(t, 0);
+    ASSERT_TRUE(SaveSnapshot(t, file).ok());
+  }
+  // One byte flipped in the middle.
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(0, std::ios::end);
+    auto size = static_cast<std::streamoff>(f.tellg());
+    f.seekg(size / 2);
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x40);
+    f.seekp(size / 2);
+    f.write(&c, 1);
+  }
+  rpc::ServerOptions o = TestServer::DefaultOptions();
+  o.data_dir = dir + "/data";
+  o.restore_from = file;
+  auto bad = rpc::Server::Start(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss) << bad.status();
+  EXPECT_FALSE(std::filesystem::exists(o.data_dir + "/snap/"));
+  o.restore_from = dir + "/no-such-file";
+  auto missing = rpc::Server::Start(o);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
+}
+
+TEST(BackupTest, InMemoryThereIsNoSnapshotToSave) {
+  rpc::ServerOptions o = TestServer::DefaultOptions();
+  o.durability = rpc::Durability::kNone;
+  TestServer t(o);
+  auto saved = SaveSnapshot(t, "/dev/null");
+  EXPECT_EQ(saved.status().code(), absl::StatusCode::kFailedPrecondition) << saved.status();
+}
+
+TEST(ServerInfoTest, SaysWhatTheServerIsAndWhereItsLogStands) {
+  rpc::ServerOptions o = TestServer::DefaultOptions();
+  o.config = {{"listen", "127.0.0.1:0"}, {"shards", "2"}};
+  TestServer t(o);
+  v1::ServerInfoResponse first = Info(t);
+  EXPECT_EQ(first.version(), Build().version);
+  EXPECT_EQ(first.commit(), Build().commit);
+  EXPECT_FALSE(first.build().empty());
+  EXPECT_EQ(first.role(), "standalone");
+  EXPECT_EQ(first.shards(), 2u);
+  EXPECT_EQ(first.durability(), Durable() ? "local" : "none");
+  EXPECT_EQ(first.data_dir().empty(), !Durable());
+  EXPECT_EQ(first.config().at("shards"), "2");
+  EXPECT_EQ(first.config().size(), 2u);
+  EXPECT_GT(first.started_at().seconds(), 1'700'000'000);
+  v1::SetEventRequest ev;
+  ev.set_name("info/e");
+  v1::SetEventResponse er;
+  ASSERT_TRUE(t.events->Set(Context().get(), ev, &er).ok());
+  EXPECT_GT(Info(t).applied_index(), first.applied_index());
 }
 
 }  // namespace
