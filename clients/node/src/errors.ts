@@ -14,7 +14,7 @@ const CODE_NAMES: Record<number, string> = Object.fromEntries(
     .map(([k, v]) => [v as number, k]),
 );
 
-/** Base class of every error thrown by @baton/client. */
+/** Base class of every error thrown by baton-client. */
 export class BatonError extends Error {
   /** The gRPC status code (grpc.status), e.g. 4 for DEADLINE_EXCEEDED. */
   readonly code: number;

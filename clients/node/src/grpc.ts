@@ -79,7 +79,7 @@ export function protoDir(): string {
     if (existsSync(join(candidate, "baton", "v1", "lock.proto"))) return candidate;
     if (dirname(dir) === dir) break;
   }
-  throw new Error(`@baton/client: no proto/baton/v1 folder above ${__dirname}; set BATON_PROTO_DIR`);
+  throw new Error(`baton-client: no proto/baton/v1 folder above ${__dirname}; set BATON_PROTO_DIR`);
 }
 
 let cachedPackage: grpc.GrpcObject | undefined;
@@ -105,7 +105,7 @@ type ServiceCtor = new (
 function serviceCtor(pkg: grpc.GrpcObject, path: string): ServiceCtor {
   let node: unknown = pkg;
   for (const part of path.split(".")) node = (node as Record<string, unknown>)[part];
-  if (typeof node !== "function") throw new Error(`@baton/client: service ${path} missing from the protos`);
+  if (typeof node !== "function") throw new Error(`baton-client: service ${path} missing from the protos`);
   return node as ServiceCtor;
 }
 

@@ -1,4 +1,4 @@
-// @baton/client: the Node.js client of Baton. See README.md for the API map.
+// baton-client: the Node.js client of Baton. See README.md for the API map.
 export { BatonClient, type BatonClientEvents, type BatonClientOptions, type SessionInfo } from "./client";
 export {
   Admin,

@@ -10,7 +10,7 @@ import {
   NotFoundError,
   Status,
   type ResourceSummary,
-} from "@baton/client";
+} from "baton-client";
 
 import { client, startBatond, uniq, type Server } from "./helpers";
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { BatonClient, BrokenBarrierError, CancelledError, FailedPreconditionError, TimeoutError } from "@baton/client";
+import { BatonClient, BrokenBarrierError, CancelledError, FailedPreconditionError, TimeoutError } from "baton-client";
 
 import { client, eventually, quiet, startBatond, uniq, type Server } from "./helpers";
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { BatonClient, CancelledError, NotHeldError } from "@baton/client";
+import { BatonClient, CancelledError, NotHeldError } from "baton-client";
 
 import { client, eventually, sleep, startBatond, TcpProxy, uniq, type Server } from "./helpers";
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { BatonClient, BatonError, Status, TimeoutError } from "@baton/client";
+import { BatonClient, BatonError, Status, TimeoutError } from "baton-client";
 
 test("ESM import of the CommonJS package gives the named exports", () => {
   assert.equal(typeof BatonClient, "function");

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { BatonClient, CancelledError, TimeoutError, type EventChange } from "@baton/client";
+import { BatonClient, CancelledError, TimeoutError, type EventChange } from "baton-client";
 
 import { client, eventually, startBatond, stillPending, uniq, type Server } from "./helpers";
 

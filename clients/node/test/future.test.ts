@@ -9,7 +9,7 @@ import {
   FutureExceptionError,
   InvalidStateError,
   TimeoutError,
-} from "@baton/client";
+} from "baton-client";
 
 import { client, eventually, quiet, startBatond, stillPending, uniq, type Server } from "./helpers";
 

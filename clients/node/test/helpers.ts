@@ -8,7 +8,7 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-import { BatonClient, type BatonClientOptions } from "@baton/client";
+import { BatonClient, type BatonClientOptions } from "baton-client";
 
 const DEFAULT_BATOND = resolve(__dirname, "..", "..", "..", "build", "service", "batond");
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { BatonClient, CancelledError, HeldLock, KindMismatchError, NotHeldError, TimeoutError } from "@baton/client";
+import { BatonClient, CancelledError, HeldLock, KindMismatchError, NotHeldError, TimeoutError } from "baton-client";
 
 import { client, eventually, sleep, startBatond, stillPending, TcpProxy, uniq, type Server } from "./helpers";
 

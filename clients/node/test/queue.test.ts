@@ -14,7 +14,7 @@ import {
   QueueEmptyError,
   QueueFullError,
   TimeoutError,
-} from "@baton/client";
+} from "baton-client";
 
 import { client, eventually, quiet, sleep, startBatond, stillPending, uniq, type Server } from "./helpers";
 

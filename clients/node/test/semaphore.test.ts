@@ -12,7 +12,7 @@ import {
   NotFoundError,
   NotHeldError,
   TimeoutError,
-} from "@baton/client";
+} from "baton-client";
 
 import { client, eventually, sleep, startBatond, stillPending, TcpProxy, uniq, type Server } from "./helpers";
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 
-import { BatonClient, NotFoundError, SessionLostError, UnavailableError } from "@baton/client";
+import { BatonClient, NotFoundError, SessionLostError, UnavailableError } from "baton-client";
 
 import { client, eventually, quiet, sleep, startBatond, TcpProxy, uniq, type Server } from "./helpers";
 

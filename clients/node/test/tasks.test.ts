@@ -11,7 +11,7 @@ import {
   TaskCancelledError,
   TaskFailedError,
   TimeoutError,
-} from "@baton/client";
+} from "baton-client";
 
 import { client, eventually, startBatond, uniq, type Server } from "./helpers";
 

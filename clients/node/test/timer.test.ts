@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { BatonClient, FailedPreconditionError, InvalidArgumentError, type TimerAction } from "@baton/client";
+import { BatonClient, FailedPreconditionError, InvalidArgumentError, type TimerAction } from "baton-client";
 
 import { client, eventually, startBatond, uniq, type Server } from "./helpers";
 

@@ -6,7 +6,7 @@
 //
 //   node service.mjs --addr 127.0.0.1:7411 --prefix examples/polyglot/demo
 import { parseArgs } from "node:util";
-import { BatonClient } from "@baton/client";
+import { BatonClient } from "baton-client";
 
 const { values } = parseArgs({
   options: {
