@@ -11,8 +11,8 @@
 #      -slim image drops). Reused when they already exist.
 #   2. podman build --format docker (keeps the HEALTHCHECK) with those bases,
 #      from a copy of the work tree's files that git knows or would add.
-#   3. podman run, its port published on 127.0.0.1 only, the data directory on
-#      a named volume; Health/Check SERVING and a lock taken with grpcurl;
+#   3. podman run, its port published on 127.0.0.1 only, the root filesystem
+#      read-only and the data directory on a named volume; Health/Check SERVING and a lock taken with grpcurl;
 #      the image's HEALTHCHECK run (`baton health` inside the container);
 #      stopped by its container id (exit 0 after SIGTERM), started again, the
 #      lock is still held (the volume kept the state); stopped and removed.
@@ -133,8 +133,10 @@ podman image inspect --format '{{json .Config.Healthcheck}}' "$image" | grep -q 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 addr="127.0.0.1:$port"
 podman volume create "$volume" >/dev/null
-cid="$(podman run -d -p "$addr:7411" -v "$volume:/var/lib/baton" "$image")"
-step "running container ${cid:0:12}, port published on $addr only"
+# --read-only: batond writes only its volume (the Helm chart sets
+# readOnlyRootFilesystem too).
+cid="$(podman run -d --read-only -p "$addr:7411" -v "$volume:/var/lib/baton" "$image")"
+step "running container ${cid:0:12} (read-only root), port published on $addr only"
 
 wait_serving() {
   for _ in $(seq 1 150); do
@@ -151,6 +153,8 @@ wait_serving
 token="$("$grpcurl" -plaintext -d '{"name": "container/lock", "ttl": "3600s"}' "$addr" baton.v1.Locks/Acquire |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')"
 step "Health/Check SERVING; Locks/Acquire container/lock: token $token"
+# Podman schedules HEALTHCHECKs with systemd timers; without systemd (here)
+# it logs that it cannot, and the check is run by hand instead.
 if podman healthcheck run "$cid"; then
   step "HEALTHCHECK (baton health inside the container): healthy"
 else
