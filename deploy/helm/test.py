@@ -88,6 +88,12 @@ def check_template():
     assert "--config=/etc/baton/batond.toml" in c["args"]
     assert objs[("PodDisruptionBudget", "t-baton")]["spec"]["maxUnavailable"] == 1
     assert "batond.toml" in objs[("ConfigMap", "t-baton")]["data"]
+    # Kubernetes must not SIGKILL batond while it is still inside its shutdown grace.
+    toml = objs[("ConfigMap", "t-baton")]["data"]["batond.toml"]
+    grace = re.search(r"^shutdown_grace_ms = (\d+)$", toml, re.M)
+    grace_ms = int(grace.group(1)) if grace else 2000
+    assert pod["terminationGracePeriodSeconds"] * 1000 >= grace_ms + 5000, \
+        (pod["terminationGracePeriodSeconds"], grace_ms)
     print("ok: helm template renders StatefulSet, Services (client, headless), PDB, ConfigMap")
 
     for n in (0, 2, 3):

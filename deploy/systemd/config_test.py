@@ -76,6 +76,16 @@ def main():
         return 1
     print("ok: batond.toml lists all %d flags of batond --help with their defaults" % len(flags))
 
+    # systemd must not SIGKILL batond while it is still inside its shutdown grace.
+    unit = open(os.path.join(HERE, "batond.service")).read()
+    stop = re.search(r"^TimeoutStopSec=(\d+)s$", unit, re.M)
+    grace_ms = int(flags["shutdown_grace_ms"])
+    if not stop or int(stop.group(1)) * 1000 < grace_ms + 5000:
+        print("FAIL: TimeoutStopSec (%s) must exceed --shutdown_grace_ms (%d ms) by 5 s or more"
+              % (stop.group(1) if stop else "unset", grace_ms))
+        return 1
+    print("ok: TimeoutStopSec=%ss is above --shutdown_grace_ms=%d" % (stop.group(1), grace_ms))
+
     tmp = tempfile.mkdtemp(prefix="baton-config-")
     try:
         data = os.path.join(tmp, "data")
