@@ -5,7 +5,8 @@
   template  the default render has exactly a StatefulSet (1 replica, gRPC
             probes on the gRPC port, a PVC template, non-root with a
             read-only root filesystem), two Services (one headless), a
-            PodDisruptionBudget and a ConfigMap with batond.toml; the
+            PodDisruptionBudget, a ConfigMap with batond.toml and the
+            `helm test` Pod (baton health against the Service); the
             replica count 3 and a config key the chart owns are refused
             with a message saying why.
   batond    the chart's batond command line (command + args) and its
@@ -68,7 +69,12 @@ def check_lint():
 def check_template():
     objs = render()
     kinds = sorted(k for k, _ in objs)
-    assert kinds == ["ConfigMap", "PodDisruptionBudget", "Service", "Service", "StatefulSet"], kinds
+    assert kinds == ["ConfigMap", "Pod", "PodDisruptionBudget", "Service", "Service",
+                     "StatefulSet"], kinds
+    test_pod = objs[("Pod", "t-baton-health-test")]
+    assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert test_pod["spec"]["containers"][0]["command"] == [
+        "/usr/local/bin/baton", "health", "--addr", "t-baton:7411"]
     sts = objs[("StatefulSet", "t-baton")]
     assert sts["spec"]["replicas"] == 1
     assert sts["spec"]["serviceName"] == "t-baton-headless"
@@ -94,7 +100,8 @@ def check_template():
     grace_ms = int(grace.group(1)) if grace else 2000
     assert pod["terminationGracePeriodSeconds"] * 1000 >= grace_ms + 5000, \
         (pod["terminationGracePeriodSeconds"], grace_ms)
-    print("ok: helm template renders StatefulSet, Services (client, headless), PDB, ConfigMap")
+    print("ok: helm template renders StatefulSet, Services (client, headless), PDB, ConfigMap, "
+          "test Pod")
 
     for n in (0, 2, 3):
         r = helm("template", "t", CHART, "--set", "replicaCount=%d" % n, check=False)
