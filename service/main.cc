@@ -11,6 +11,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "service/config.h"
+#include "service/metrics_http.h"
 #include "service/rpc/server.h"
 #include "service/version.h"
 
@@ -53,12 +54,28 @@ int main(int argc, char** argv) {
     std::cerr << "batond: WARNING: --durability=none: state is in memory only; everything is "
                  "lost when batond stops\n";
   }
+  std::unique_ptr<baton::MetricsHttp> metrics;
+  if (!config.metrics_listen.empty()) {
+    baton::rpc::Server* s = server->get();
+    auto m = baton::MetricsHttp::Start(
+        config.metrics_listen, [s](baton::metrics::TextWriter& out) { s->WriteMetrics(out); });
+    if (!m.ok()) {
+      std::cerr << "batond: " << m.status().message() << "\n";
+      (*server)->Shutdown();
+      return 1;
+    }
+    metrics = std::move(*m);
+    std::string mhost = config.metrics_listen.substr(0, config.metrics_listen.rfind(':'));
+    // Tests read this line to learn the port.
+    std::cout << "metrics on http://" << mhost << ":" << metrics->port() << "/metrics" << std::endl;
+  }
   sd_notifyf(0, "READY=1\nSTATUS=serving on %s:%d\nMAINPID=%d", host.c_str(), (*server)->port(),
              static_cast<int>(getpid()));
 
   int sig = 0;
   sigwait(&stop, &sig);
   sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
+  metrics.reset();
   std::cerr << "batond: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", shutting down\n";
   (*server)->Shutdown();
   server->reset();

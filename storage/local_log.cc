@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <utility>
 
@@ -400,7 +401,12 @@ void LocalLog::WriteBatch(std::vector<Proposal>& batch) {
   // on that, and clients treat a reply as durable.
   if (options_.sync) {
     ++syncs_;
-    if (int err = fs_->DataSync(fd_); err != 0) {
+    auto sync_started = std::chrono::steady_clock::now();
+    int err = fs_->DataSync(fd_);
+    sync_nanos_.Observe(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                  std::chrono::steady_clock::now() - sync_started)
+                                                  .count()));
+    if (err != 0) {
       // Never retry a failed fsync ("fsyncgate", PostgreSQL 2018): Linux
       // may already have dropped the dirty pages it failed to write and
       // marked them clean, so a second fsync can succeed although the data
@@ -420,6 +426,7 @@ void LocalLog::WriteBatch(std::vector<Proposal>& batch) {
   entries_ += accepted_.size();
   bytes_ += buf_.size();
   ++batches_;
+  batch_entries_.Observe(accepted_.size());
   index = first;
   for (size_t pos : accepted_) callbacks_.committed(index++, batch[pos].data, batch[pos].cookie);
   if (buf_.capacity() > kKeepBufferBytes) std::string().swap(buf_);

@@ -1,4 +1,6 @@
 // Inspection: ListResources and DescribeResource.
+#include <algorithm>
+
 #include "absl/container/btree_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -25,6 +27,28 @@ void ShardState::Do(const ListResources& c, OpRef origin, Time, Effects& out) {
         ResourceSummary{it->first, r.kind, holders, static_cast<uint32_t>(r.waiters().size())});
   }
   out.push_back(Answer(c, origin, std::move(list)));
+}
+
+ShardState::Gauges ShardState::Measure() {
+  Gauges g;
+  for (auto& [name, r] : resources_) {
+    Gauges::PerKind& k = g.kinds[static_cast<size_t>(r.kind)];
+    ++k.resources;
+    auto count = HooksOf(r.kind).holders;
+    if (count != nullptr) k.holders += count(r);
+    k.waiters += r.waiters().size();
+    for (const auto& [condition, line] : r.conditions) k.waiters += line.size();
+    if (r.kind == Kind::kQueue) {
+      const primitives::Queue& q = r.queue();
+      g.queue_ready += q.ready();
+      g.queue_delayed += q.delayed();
+      g.queue_in_flight += q.in_flight();
+      g.queue_dead += q.dead();
+    }
+  }
+  g.orphans = static_cast<uint64_t>(std::max<int64_t>(0, orphans_));
+  g.timers = timers_.size();
+  return g;
 }
 
 void ShardState::Do(const DescribeResource& c, OpRef origin, Time now, Effects& out) {

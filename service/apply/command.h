@@ -27,6 +27,13 @@
 namespace baton::apply {
 
 enum class Kind { kLock, kSemaphore, kEvent, kQueue, kFuture, kBarrier, kTimer, kTasks };
+inline constexpr size_t kKindCount = 8;
+// "lock", "semaphore", ... (as in metrics labels and the CLI).
+constexpr const char* KindName(Kind k) {
+  constexpr const char* kNames[kKindCount] = {"lock",   "semaphore", "event", "queue",
+                                              "future", "barrier",   "timer", "tasks"};
+  return kNames[static_cast<size_t>(k)];
+}
 
 // --- locks and semaphores (both are permit pools; a lock has capacity 1) ---
 

@@ -59,6 +59,8 @@ class Shard final : public runtime::TimerSource {
   runtime::Loop& loop() { return *loop_; }
   Cluster& cluster() { return *cluster_; }
   const ShardState& state() const { return state_; }
+  // The state's gauges (ShardState::Measure). Loop thread only.
+  ShardState::Gauges Measure() { return state_.Measure(); }
 
   // Registers `sink` for the results of an op that lives on this shard.
   OpRef Register(OpSink* sink);

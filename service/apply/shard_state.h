@@ -78,6 +78,25 @@ class ShardState {
   size_t session_ref_count() const { return session_refs_.size(); }
   uint64_t queue_bytes() const { return queue_bytes_; }
 
+  // Live resources, holders and waiters by kind, and queue items by state:
+  // what the metrics endpoint reports. A scan of every resource (about 10
+  // ns each); on the shard's thread, once per scrape.
+  struct Gauges {
+    struct PerKind {
+      uint64_t resources = 0;
+      uint64_t holders = 0;  // holdings; for queues, items in flight
+      uint64_t waiters = 0;
+    };
+    std::array<PerKind, kKindCount> kinds{};
+    uint64_t queue_ready = 0;
+    uint64_t queue_delayed = 0;
+    uint64_t queue_in_flight = 0;
+    uint64_t queue_dead = 0;
+    uint64_t orphans = 0;
+    uint64_t timers = 0;
+  };
+  Gauges Measure();
+
  private:
   // Saves and restores the whole state (state_codec.cc). Adding a member
   // below: add it to StateCodec::Fields too, or snapshots lose it.

@@ -23,6 +23,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <coroutine>
 #include <functional>
 #include <utility>
@@ -31,6 +32,7 @@
 #include "runtime/task.h"
 #include "service/apply/result_of.h"
 #include "service/apply/shard.h"
+#include "service/rpc/call_stats.h"
 #include "service/rpc/env.h"
 #include "service/rpc/status.h"
 
@@ -182,6 +184,14 @@ class CallBase : public OpBase {
 
   // For listeners.
   ListenerBase* listener = nullptr;
+  // The call was matched (for its duration).
+  void MarkStarted() { started_ = std::chrono::steady_clock::now(); }
+  // Nanoseconds since MarkStarted.
+  int64_t Elapsed() const {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                                started_)
+        .count();
+  }
   void* done_tag() { return runtime::AsTag(&done_tag_); }
   void* match_tag() { return runtime::AsTag(&match_tag_); }
 
@@ -207,6 +217,7 @@ class CallBase : public OpBase {
   };
 
   bool done_ = false;
+  std::chrono::steady_clock::time_point started_;
   std::coroutine_handle<> done_waiter_;
   DoneTag done_tag_{this};
   MatchTag match_tag_{this};
@@ -231,13 +242,22 @@ class UnaryCall final : public CallBase, public Op<Req, Resp> {
     bool ok =
         co_await runtime::CqOp([&](void* tag) { writer.Finish(response, grpc::Status::OK, tag); });
     co_await AwaitDone();
-    co_return ok && !ctx.IsCancelled();
+    bool delivered = ok && !ctx.IsCancelled();
+    Stats()->Finished(delivered ? absl::StatusCode::kOk : absl::StatusCode::kCancelled, Elapsed());
+    co_return delivered;
   }
 
   // Finishes with an error status.
   runtime::Task<void> Fail(absl::Status status) override {
     grpc::Status s = ToGrpc(status);
+    Stats()->Finished(status.code(), Elapsed());
     co_await runtime::CqOp([&](void* tag) { writer.FinishWithError(s, tag); });
+  }
+
+ private:
+  static CallStats* Stats() {
+    static CallStats* stats = CallStats::For(Req::descriptor(), "unary");
+    return stats;
   }
 };
 
@@ -276,6 +296,7 @@ class Listener final : public ListenerBase {
       delete call;
       return;
     }
+    call->MarkStarted();
     Post();
     shard_->loop().AddInFlight();
     runtime::Spawn(Drive<CallT, Arg>(env_, call, handler_));

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "metrics/text_writer.h"
 #include "runtime/clock.h"
 #include "runtime/loop.h"
 #include "service/apply/limits.h"
@@ -113,6 +114,12 @@ class Server final : public ServerOps {
 
   // ServerOps (Admin/ServerInfo, Admin/SaveSnapshot). Any thread.
   void Describe(v1::ServerInfoResponse* out) const override;
+
+  // Writes every metric of the server (server_metrics.cc): calls, sessions,
+  // resources and waiters by kind, queue items, the log, snapshots, the
+  // process. Any thread but a loop's; waits up to a second for the shards'
+  // gauges, and leaves them out if the loops do not answer (shutdown).
+  void WriteMetrics(metrics::TextWriter& out);
   void CutSnapshot(SnapshotDone done) override;
 
   // For re-sharding only (reshard.h): stops the state from changing (every

@@ -175,15 +175,23 @@ class StreamOp final : public StreamOpBase, public Op<Req, Resp> {
     *slot = std::move(response);
     SessionStream::DeliveryAwaiter delivered;
     stream().Answer(this, std::move(result), &delivered);
-    co_return co_await delivered;
+    bool ok = co_await delivered;
+    Stats()->Finished(ok ? absl::StatusCode::kOk : absl::StatusCode::kCancelled, -1);
+    co_return ok;
   }
 
   runtime::Task<void> Fail(absl::Status status) override {
+    Stats()->Finished(status.code(), -1);
     stream().AnswerError(id(), status);
     co_return;
   }
 
  private:
+  static CallStats* Stats() {
+    static CallStats* stats = CallStats::For(Req::descriptor(), "stream");
+    return stats;
+  }
+
   const google::protobuf::FieldDescriptor* field_;
 };
 
