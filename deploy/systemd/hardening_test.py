@@ -29,13 +29,14 @@ import os
 import pwd
 import re
 import resource
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 UNIT = os.path.join(HERE, "batond.service")
@@ -201,23 +202,34 @@ def main():
 
     # The unit's command line, with the example config, a private data
     # directory and a loopback port of the kernel's choice.
+    # With the metrics endpoint on, so that its HTTP server runs sandboxed too.
     argv = [batond, "--config=%s" % os.path.join(HERE, "batond.toml"),
-            "--data_dir=%s" % data, "--listen=127.0.0.1:0"]
+            "--data_dir=%s" % data, "--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0"]
     env = {"PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": notify_path}
+    # Unbuffered bytes: readline() takes no more than one line, so select()
+    # sees what is left.
     proc = subprocess.Popen(argv, env=env, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=lambda: sandbox(allowed, families))
+                            bufsize=0, preexec_fn=lambda: sandbox(allowed, families))
     ok = False
     try:
-        line = proc.stdout.readline()
+        line = proc.stdout.readline().decode()
         m = re.match(r"listening on (\S+)", line)
         if not m:
             raise AssertionError("batond did not start under the sandbox: %r\n%s" %
-                                 (line, proc.stderr.read() if proc.poll() is not None else ""))
+                                 (line, proc.stderr.read().decode() if proc.poll() is not None else ""))
         addr = m.group(1)
         messages = []
         while not any("READY=1" in x for x in messages):
             messages.append(notify.recv(4096).decode())
         print("ok: serving on %s, notified %r" % (addr, messages))
+        # "metrics on http://HOST:PORT/metrics" follows "listening on" at start.
+        ready, _, _ = select.select([proc.stdout], [], [], 5)
+        metrics = re.match(r"metrics on (\S+)", proc.stdout.readline().decode()) if ready else None
+        if not metrics:
+            raise AssertionError("batond printed no 'metrics on URL' line")
+        with urllib.request.urlopen(metrics.group(1), timeout=10) as r:
+            assert r.status == 200 and b"# TYPE" in r.read(), "no Prometheus text at " + metrics.group(1)
+        print("ok: metrics served at %s" % metrics.group(1))
 
         def call(method, body="{}"):
             r = subprocess.run([grpcurl(), "-plaintext", "-d", body, addr, method],
@@ -236,7 +248,7 @@ def main():
         while not any("STOPPING=1" in x for x in messages):
             messages.append(notify.recv(4096).decode())
         rc = proc.wait(timeout=60)
-        err = proc.stderr.read()
+        err = proc.stderr.read().decode()
         if rc != 0:
             raise AssertionError("batond exited %d after SIGTERM:\n%s" % (rc, err))
         if "not permitted" in err.lower():
