@@ -69,6 +69,9 @@ ABSL_FLAG(std::string, metrics_listen, "",
           "serve Prometheus metrics over HTTP at HOST:PORT/metrics (empty: off)");
 ABSL_FLAG(std::string, log_level, "info",
           "least severe log lines written: debug, info, warn, error");
+ABSL_FLAG(int64_t, slow_apply_ms, 100,
+          "log a warning when applying one command takes this long, ms (its shard serves "
+          "nothing else meanwhile)");
 ABSL_FLAG(std::string, log_format, "text",
           "text (one line per event) or json (one object per line)");
 namespace baton::config {
@@ -292,6 +295,8 @@ std::variant<Config, int> Load(int argc, char** argv) {
   c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   require(c.metrics_listen.empty() || c.metrics_listen.rfind(':') != std::string::npos,
           "metrics_listen", "HOST:PORT");
+  o.slow_apply = absl::GetFlag(FLAGS_slow_apply_ms) * kMillisecond;
+  require(o.slow_apply >= kMillisecond, "slow_apply_ms", "at least 1");
   c.log_level = absl::GetFlag(FLAGS_log_level);
   require(c.log_level == "debug" || c.log_level == "info" || c.log_level == "warn" ||
               c.log_level == "error",

@@ -3,6 +3,7 @@
 // waits for SIGINT or SIGTERM, then shuts down in order and exits 0.
 #include <signal.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -11,6 +12,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "service/config.h"
+#include "service/event_log.h"
+#include "service/logging.h"
 #include "service/metrics_http.h"
 #include "service/rpc/server.h"
 #include "service/version.h"
@@ -32,27 +35,50 @@ int main(int argc, char** argv) {
   sigaddset(&stop, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
+  namespace logging = baton::logging;
+  logging::Init(logging::ParseLevel(config.log_level), config.log_format == "json");
+  const baton::BuildInfo& build = baton::Build();
+  logging::Info("batond starting")
+      .Str("version", build.version)
+      .Str("commit", build.commit)
+      .Str("build", build.build)
+      .Int("pid", getpid());
+  {
+    // The effective configuration, every flag (none holds a secret).
+    logging::Line line(logging::Level::kInfo, "configuration");
+    for (const auto& [name, value] : config.effective) line.Str(name, value);
+  }
+
+  baton::EventLog events;
   baton::rpc::ServerOptions o = config.server;
   o.restore_from = config.restore;
   o.config = config.effective;
-  std::cerr << "batond: " << baton::VersionLine("batond") << " starting\n";
+  o.observer = &events;
   auto server = baton::rpc::Server::Start(o);
   if (!server.ok()) {
+    logging::Error("cannot start").Str("error", std::string(server.status().message()));
     std::cerr << "batond: " << server.status().message() << "\n";
     return 1;
   }
   std::string host = o.listen.substr(0, o.listen.rfind(':'));
   // Tests and scripts read this exact line to learn the port.
   std::cout << "listening on " << host << ":" << (*server)->port() << std::endl;
-  std::cerr << "batond: " << (*server)->shard_count() << " shards\n";
   if (o.durability == baton::rpc::Durability::kLocal) {
     std::error_code ec;
-    std::cerr << "batond: durable: state in " << std::filesystem::absolute(o.data_dir, ec).string()
-              << " (snapshot at log index " << (*server)->restored_index() << ", "
-              << (*server)->replayed() << " log entries replayed after it)\n";
+    logging::Info("serving")
+        .Str("address", host + ":" + std::to_string((*server)->port()))
+        .Uint("shards", (*server)->shard_count())
+        .Str("durability", "local")
+        .Str("data_dir", std::filesystem::absolute(o.data_dir, ec).string())
+        .Uint("snapshot_index", (*server)->restored_index())
+        .Uint("replayed_entries", (*server)->replayed());
   } else {
-    std::cerr << "batond: WARNING: --durability=none: state is in memory only; everything is "
-                 "lost when batond stops\n";
+    logging::Info("serving")
+        .Str("address", host + ":" + std::to_string((*server)->port()))
+        .Uint("shards", (*server)->shard_count())
+        .Str("durability", "none");
+    logging::Warn(
+        "--durability=none: state is in memory only; everything is lost when batond stops");
   }
   std::unique_ptr<baton::MetricsHttp> metrics;
   if (!config.metrics_listen.empty()) {
@@ -60,6 +86,7 @@ int main(int argc, char** argv) {
     auto m = baton::MetricsHttp::Start(
         config.metrics_listen, [s](baton::metrics::TextWriter& out) { s->WriteMetrics(out); });
     if (!m.ok()) {
+      logging::Error("cannot start").Str("error", std::string(m.status().message()));
       std::cerr << "batond: " << m.status().message() << "\n";
       (*server)->Shutdown();
       return 1;
@@ -68,6 +95,8 @@ int main(int argc, char** argv) {
     std::string mhost = config.metrics_listen.substr(0, config.metrics_listen.rfind(':'));
     // Tests read this line to learn the port.
     std::cout << "metrics on http://" << mhost << ":" << metrics->port() << "/metrics" << std::endl;
+    logging::Info("metrics served")
+        .Str("url", "http://" + mhost + ":" + std::to_string(metrics->port()) + "/metrics");
   }
   sd_notifyf(0, "READY=1\nSTATUS=serving on %s:%d\nMAINPID=%d", host.c_str(), (*server)->port(),
              static_cast<int>(getpid()));
@@ -76,9 +105,9 @@ int main(int argc, char** argv) {
   sigwait(&stop, &sig);
   sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
   metrics.reset();
-  std::cerr << "batond: " << (sig == SIGINT ? "SIGINT" : "SIGTERM") << ", shutting down\n";
+  logging::Info("shutting down").Str("signal", sig == SIGINT ? "SIGINT" : "SIGTERM");
   (*server)->Shutdown();
   server->reset();
-  std::cerr << "batond: stopped\n";
+  logging::Info("stopped");
   return 0;
 }

@@ -38,6 +38,10 @@ void ShardState::GrantHolding(const std::string& name, PermitPool& pool, uint64_
   }
   Ref(session, name);
   const Holding& held = pool.Grant(std::move(h));
+  if (observer_ != nullptr) {
+    observer_->Granted(pool.capacity() == 1 && count == 1 ? Kind::kLock : Kind::kSemaphore, name,
+                       held.token, session, count);
+  }
   out.push_back(Reply{
       op, Result::Ok(Granted{held.token, held.count, pool.available(), how,
                              ExpiresIn(held.expires, now), held.delivery, condition_outcome})});
@@ -55,6 +59,7 @@ int ShardState::GrantWaiters(const std::string& name, PermitPool& pool, Time now
 }
 
 void ShardState::ForgetHolding(const std::string& name, const Holding& h) {
+  if (observer_ != nullptr) observer_->HoldingEnded(name, h.token, h.since);
   if (h.expires != kForever) {
     RemoveTimer(h.expires, TimerKind::kLease, h.token);
     lease_names_.erase(h.token);
@@ -228,6 +233,7 @@ void ShardState::ExpireLease(uint64_t token, Time now, Effects& out) {
   PermitPool& pool = it->second.pool();
   auto h = pool.holdings().find(token);
   if (h == pool.holdings().end() || h->second.expires > now) return;
+  if (observer_ != nullptr) observer_->LeaseExpired(name, token, h->second.session);
   DropHolding(name, pool, token, now, out);
 }
 

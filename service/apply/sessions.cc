@@ -49,6 +49,7 @@ void ShardState::Do(const OpenSession& c, OpRef origin, Time now, Effects& out) 
   AddTimer(s.expires, TimerKind::kSession, id);
   live_sessions_.insert(id);
   SessionInfo info = Info(id, s, now);
+  if (observer_ != nullptr) observer_->SessionOpened(id, s.ttl, s.label);
   sessions_.emplace(id, std::move(s));
   out.push_back(Broadcast{SessionStarted{id}});
   out.push_back(Answer(c, origin, info));
@@ -112,6 +113,11 @@ void ShardState::EndSession(uint64_t session, Time now, Effects& out) {
   auto it = sessions_.find(session);
   if (it->second.expires != kForever) {
     RemoveTimer(it->second.expires, TimerKind::kSession, session);
+  }
+  if (observer_ != nullptr) {
+    observer_->SessionEnded(session,
+                            it->second.expires <= now ? SessionEnd::kExpired : SessionEnd::kClosed,
+                            now - it->second.created);
   }
   sessions_.erase(it);
   out.push_back(Broadcast{SessionEnded{session}});

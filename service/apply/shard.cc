@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <chrono>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -53,7 +54,16 @@ void Shard::ApplyCommitted(uint64_t index, Time now, log::Entry entry) {
   assert(!IsQuery(entry.command));
   if (std::holds_alternative<Tick>(entry.command)) tick_pending_ = false;
   Effects effects;
-  state_.Apply(entry.command, entry.origin, now, effects);
+  if (observer_ == nullptr) {
+    state_.Apply(entry.command, entry.origin, now, effects);
+  } else {
+    auto started = std::chrono::steady_clock::now();
+    state_.Apply(entry.command, entry.origin, now, effects);
+    Duration took = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - started)
+                        .count();
+    if (took >= slow_apply_) observer_->SlowApply(index, entry.command, took);
+  }
   UpdateGauges();
   Perform(effects, index, /*replaying=*/false);
 }
@@ -66,7 +76,10 @@ void Shard::UpdateGauges() {
 
 void Shard::ApplyReplayed(uint64_t index, Time now, const log::Entry& entry) {
   Effects effects;
+  // What a replay applies happened before the restart: not news.
+  state_.set_observer(nullptr);
   state_.Apply(entry.command, entry.origin, now, effects);
+  state_.set_observer(observer_);
   UpdateGauges();
   Perform(effects, index, /*replaying=*/true);
 }

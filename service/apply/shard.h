@@ -59,6 +59,13 @@ class Shard final : public runtime::TimerSource {
   runtime::Loop& loop() { return *loop_; }
   Cluster& cluster() { return *cluster_; }
   const ShardState& state() const { return state_; }
+  // Reports events to `observer` (not owned; null: none) from now on, and
+  // entries slower to apply than `slow`. Before the loop runs, or on it.
+  void SetObserver(Observer* observer, Duration slow) {
+    observer_ = observer;
+    slow_apply_ = slow;
+    state_.set_observer(observer);
+  }
   // The state's gauges (ShardState::Measure). Loop thread only.
   ShardState::Gauges Measure() { return state_.Measure(); }
 
@@ -147,6 +154,8 @@ class Shard final : public runtime::TimerSource {
   bool frozen_ = false;
   // Derived commands the log does not hold yet, by (source_index, ordinal).
   absl::btree_map<std::pair<uint64_t, uint32_t>, log::Entry> outbox_;
+  Observer* observer_ = nullptr;
+  Duration slow_apply_ = kForever;
   std::atomic<int64_t> sessions_gauge_{0};
   std::atomic<int64_t> waiters_gauge_{0};
 };

@@ -28,6 +28,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "service/apply/command.h"
 #include "service/apply/limits.h"
+#include "service/apply/observer.h"
 #include "service/apply/result.h"
 #include "service/apply/result_of.h"
 #include "service/primitives/barrier.h"
@@ -67,6 +68,10 @@ class ShardState {
   static uint32_t ShardOfSession(uint64_t session, uint32_t shard_count) {
     return static_cast<uint32_t>(session % shard_count);
   }
+
+  // Tells `observer` (may be null; not owned) of events worth a log line.
+  void set_observer(Observer* observer) { observer_ = observer; }
+  Observer* observer() const { return observer_; }
 
   // Introspection for tests and metrics.
   size_t resource_count() const { return resources_.size(); }
@@ -526,6 +531,7 @@ class ShardState {
   const uint32_t shard_;
   const uint32_t shard_count_;
   const Limits limits_;
+  Observer* observer_ = nullptr;
   bool shutting_down_ = false;
 
   absl::btree_map<std::string, Resource> resources_;

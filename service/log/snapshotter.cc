@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "baton/internal/v1/snapshot.pb.h"
 #include "service/apply/shard.h"
+#include "service/logging.h"
 
 namespace baton::log {
 namespace {
@@ -134,12 +135,11 @@ void Snapshotter::Run() {
         ++stats_.taken;
         stats_.last_index = cut.index;
         stats_.last_write_ms = static_cast<double>(SteadyMicros() - start) / 1000.0;
-        std::fprintf(stderr,
-                     "batond: snapshot at log index %llu: %.1f MiB, cut in %.1f ms, "
-                     "written and synced in %.1f ms\n",
-                     static_cast<unsigned long long>(cut.index),
-                     static_cast<double>(stats_.last_bytes) / (1 << 20), stats_.last_cut_ms,
-                     stats_.last_write_ms);
+        logging::Info("snapshot written")
+            .Uint("index", cut.index)
+            .Uint("bytes", stats_.last_bytes)
+            .Dur("cut", static_cast<Duration>(stats_.last_cut_ms * 1000))
+            .Dur("write", static_cast<Duration>(stats_.last_write_ms * 1000));
       } else {
         ++stats_.failed;
       }
@@ -169,8 +169,9 @@ absl::Status Snapshotter::Write(Cut& cut) {
   if (absl::Status st = store_->Save(cut.index, records); !st.ok()) {
     // Not fatal: the log still holds everything; the next one may succeed
     // (a full disk), and the operator sees the failure in stats and logs.
-    std::fprintf(stderr, "batond: snapshot at index %llu failed: %s\n",
-                 static_cast<unsigned long long>(cut.index), std::string(st.message()).c_str());
+    logging::Error("snapshot failed; the log keeps everything, and the next one is tried later")
+        .Uint("index", cut.index)
+        .Str("error", std::string(st.message()));
     return st;
   }
   uint64_t compact_through = 0;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "baton/internal/v1/snapshot.pb.h"
 #include "service/apply/reshard.h"
+#include "service/logging.h"
 #include "service/rpc/server.h"
 #include "storage/file_lock.h"
 #include "storage/snapshot_store.h"
@@ -130,8 +131,10 @@ absl::StatusOr<std::optional<uint32_t>> ShardCountOf(const std::string& data_dir
   auto header = NewestHeader(data_dir);
   if (!header.ok()) return header.status();
   if (*header && (*header)->shard_count() != recorded) {
-    std::fprintf(stderr, "batond: finishing the re-sharding of %s from %u to %u shards\n",
-                 data_dir.c_str(), recorded, (*header)->shard_count());
+    logging::Info("finishing an interrupted re-sharding")
+        .Str("data_dir", data_dir)
+        .Uint("from", recorded)
+        .Uint("to", (*header)->shard_count());
     recorded = (*header)->shard_count();
     if (absl::Status st = RecordShardCount(data_dir, recorded); !st.ok()) return st;
   }
@@ -142,8 +145,10 @@ absl::StatusOr<std::optional<uint32_t>> ShardCountOf(const std::string& data_dir
 absl::Status ReshardDataDir(const ServerOptions& options, uint32_t from, uint32_t to,
                             const apply::Limits& limits) {
   auto started = std::chrono::steady_clock::now();
-  std::fprintf(stderr, "batond: %s was written with %u shards; re-sharding it for %u\n",
-               options.data_dir.c_str(), from, to);
+  logging::Info("re-sharding the data directory")
+      .Str("data_dir", options.data_dir)
+      .Uint("from", from)
+      .Uint("to", to);
   ServerOptions old = options;
   old.shards = static_cast<int>(from);
   old.listen = "127.0.0.1:0";
@@ -184,9 +189,12 @@ absl::Status ReshardDataDir(const ServerOptions& options, uint32_t from, uint32_
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   started)
                 .count();
-  std::fprintf(stderr, "batond: re-sharded %s from %u to %u shards at log index %llu in %lld ms\n",
-               options.data_dir.c_str(), from, to, static_cast<unsigned long long>(index),
-               static_cast<long long>(ms));
+  logging::Info("re-sharded")
+      .Str("data_dir", options.data_dir)
+      .Uint("from", from)
+      .Uint("to", to)
+      .Uint("index", index)
+      .Dur("took", ms * kMillisecond);
   return absl::OkStatus();
 }
 

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "baton/internal/v1/snapshot.pb.h"
 #include "grpc/health/v1/health.pb.h"
+#include "service/logging.h"
 #include "service/rpc/backup.h"
 #include "service/rpc/reshard.h"
 #include "service/rpc/validate.h"
@@ -155,6 +156,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     s->cluster_.Add(
         std::make_unique<apply::Shard>(i, shards, &s->cluster_, s->loops_[i].get(), limits));
     s->loops_[i]->SetTimerSource(&s->cluster_.shard(i));
+    s->cluster_.shard(i).SetObserver(options.observer, options.slow_apply);
   }
   if (auto st = s->OpenLog(shards); !st.ok()) {
     s->AbandonStart();
@@ -277,8 +279,8 @@ absl::Status Server::OpenLog(uint32_t shards) {
   auto fatal = [](absl::Status why) {
     // Never retry a failed fsync: what reached the disk is unknown. Stop,
     // and let recovery read what is there.
-    std::fprintf(stderr, "batond: fatal: the write-ahead log failed: %s\n",
-                 std::string(why.message()).c_str());
+    logging::Error("fatal: the write-ahead log failed; stopping (a restart reads what is on disk)")
+        .Str("error", std::string(why.message()));
     std::_Exit(1);
   };
   for (uint32_t i = 0; i < shards; ++i) cluster_.shard(i).TrackDerived(durable);
@@ -299,7 +301,7 @@ absl::Status Server::OpenLog(uint32_t shards) {
     return st;
   }
   for (const std::string& note : sequencer_->notes()) {
-    std::fprintf(stderr, "batond: write-ahead log: %s\n", note.c_str());
+    logging::Warn("write-ahead log").Str("note", note);
   }
   if (replayed_ > 0 || restored_index_ > 0) {
     for (uint32_t i = 0; i < shards; ++i) cluster_.shard(i).ResubmitOutbox();
@@ -427,7 +429,7 @@ absl::Status Server::RestoreSnapshot(uint32_t shards, Time* now) {
   auto loaded = snapshots_->LoadNewest();
   if (!loaded.ok()) return loaded.status();
   for (const std::string& note : loaded->notes) {
-    std::fprintf(stderr, "batond: snapshot: %s\n", note.c_str());
+    logging::Warn("snapshot skipped").Str("note", note);
   }
   if (!loaded->found) return absl::OkStatus();
   std::string path = snapshots_->PathOf(loaded->index);

@@ -87,6 +87,10 @@ struct ServerOptions {
   // kLocal: start data_dir from this snapshot file (backup.h); data_dir
   // must not hold state yet.
   std::string restore_from;
+  // Told of the state machine's events (not owned; null: none), and of log
+  // entries slower than slow_apply to apply.
+  apply::Observer* observer = nullptr;
+  Duration slow_apply = 100 * kMillisecond;
   // Every flag in effect, by name: reported by Admin/ServerInfo.
   std::map<std::string, std::string> config;
 };
