@@ -11,13 +11,22 @@ source "$(dirname "$0")/lib.sh"
 v=$("$BATOND" --version) && [[ "$v" =~ ^batond\ [0-9]+\.[0-9]+\.[0-9]+\ \(commit\ [0-9a-f]{7,}|^batond\ [0-9]+\.[0-9]+\.[0-9]+\ \(commit\ unknown ]] \
   && pass "--version: $v" || fail "--version printed '$v'"
 help=$("$BATOND" --help) && pass "--help exits 0" || fail "--help exited non-zero"
-flags=$(grep -o '^  --[a-z_]*' <<<"$help" | sort)
+flags=$(grep -o '^  --[a-z_]* (default' <<<"$help" | sed 's/ (default//' | sort)
 [ "$(uniq -d <<<"$flags")" = "" ] || fail "--help lists a flag twice: $(uniq -d <<<"$flags")"
 for f in listen durability data_dir shards max_sessions config restore metrics_listen log_level log_format; do
   grep -q "^  --$f " <<<"$help" || fail "--help does not list --$f"
 done
 grep -q "flags from" <<<"$help" && fail "--help names the build's source paths"
 [ "$("$BATOND" -h | head -1)" = "$(head -1 <<<"$help")" ] || fail "-h differs from --help"
+
+# docs/operations.md documents every flag with its default and variable.
+for f in $(sed 's/^  --//' <<<"$flags"); do
+  default=$(grep -A0 "^  --$f " <<<"$help" | sed 's/.*(default \(.*\))$/\1/')
+  row=$(grep -F "| \`--$f\` |" "$root/docs/operations.md" || true)
+  [ -n "$row" ] || { fail "docs/operations.md does not document --$f"; continue; }
+  grep -qF "\`$default\`" <<<"$row" || fail "docs/operations.md: --$f's default is not $default"
+  grep -qF "BATON_${f^^}" <<<"$row" || fail "docs/operations.md: --$f's variable is not BATON_${f^^}"
+done
 
 expect_exit2() {  # expect_exit2 WHAT MESSAGE-SUBSTRING ARGS...
   local what=$1 msg=$2; shift 2
