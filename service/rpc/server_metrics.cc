@@ -115,22 +115,21 @@ void Server::WriteMetrics(metrics::TextWriter& out) {
       total.orphans += g.orphans;
       total.timers += g.timers;
     }
-    out.Family("baton_resources", "gauge", "Live resources (names), by kind.");
-    for (size_t k = 0; k < apply::kKindCount; ++k) {
-      out.Sample("baton_resources", {{"kind", apply::KindName(static_cast<apply::Kind>(k))}},
-                 static_cast<double>(total.kinds[k].resources));
-    }
-    out.Family("baton_holders", "gauge",
-               "Holdings of locks and semaphores, and queue items in flight, by kind.");
-    for (size_t k = 0; k < apply::kKindCount; ++k) {
-      out.Sample("baton_holders", {{"kind", apply::KindName(static_cast<apply::Kind>(k))}},
-                 static_cast<double>(total.kinds[k].holders));
-    }
-    out.Family("baton_waiters", "gauge", "Pending waits in line, by kind of resource.");
-    for (size_t k = 0; k < apply::kKindCount; ++k) {
-      out.Sample("baton_waiters", {{"kind", apply::KindName(static_cast<apply::Kind>(k))}},
-                 static_cast<double>(total.kinds[k].waiters));
-    }
+    auto per_kind = [&](const char* family, const char* help,
+                        uint64_t apply::ShardState::Gauges::PerKind::*field) {
+      out.Family(family, "gauge", help);
+      for (size_t k = 0; k < apply::kKindCount; ++k) {
+        out.Sample(family, {{"kind", apply::KindName(static_cast<apply::Kind>(k))}},
+                   static_cast<double>(total.kinds[k].*field));
+      }
+    };
+    per_kind("baton_resources", "Live resources (names), by kind.",
+             &apply::ShardState::Gauges::PerKind::resources);
+    per_kind("baton_holders",
+             "Holdings of locks and semaphores, and queue items in flight, by kind.",
+             &apply::ShardState::Gauges::PerKind::holders);
+    per_kind("baton_waiters", "Pending waits in line, by kind of resource.",
+             &apply::ShardState::Gauges::PerKind::waiters);
     out.Family("baton_orphaned_waiters", "gauge",
                "Waits kept in line after a restart for their client's retry.");
     out.Sample("baton_orphaned_waiters", {}, static_cast<double>(total.orphans));
