@@ -17,6 +17,10 @@
 #      the image's HEALTHCHECK run (`baton health` inside the container);
 #      stopped by its container id (exit 0 after SIGTERM), started again, the
 #      lock is still held (the volume kept the state); stopped and removed.
+#   4. deploy/systemd/batond.service under systemd as PID 1 of a container made
+#      from the image's binaries: active once batond says READY=1, sandboxed
+#      (DynamicUser, no capabilities, seccomp), stop/start and kill -9 with
+#      Restart=on-failure, the lock kept throughout.
 #
 # This machine needs three adjustments, set in a containers.conf of the test's
 # own (CONTAINERS_CONF), none of them in the image (docs/deploy.md says why):
@@ -176,4 +180,87 @@ step "started again: container/lock still held with token $token (state on the v
 podman stop -t 30 "$cid" >/dev/null
 podman rm "$cid" >/dev/null
 cid=""
-step "stopped and removed; all done"
+step "stopped and removed"
+
+# --- 4. the systemd unit under a real systemd ------------------------------------
+# This machine's PID 1 is not systemd, so deploy/systemd/batond.service runs
+# here under the systemd 252 of a Debian 12 container: the image's batond and
+# CLI, the runtime stage's packages, systemd as the container's PID 1. The
+# container is privileged because systemd sets up the unit's namespaces
+# (ProtectSystem=, PrivateTmp=, ...), which needs CAP_SYS_ADMIN; it has no
+# network but its own loopback.
+sd="$work/systemd"
+mkdir -p "$sd"
+cp "$repo/deploy/systemd/batond.service" "$repo/deploy/systemd/batond.toml" "$sd/"
+runtime_pkgs="$(python3 - "$repo/deploy/container/Dockerfile" <<'PY'
+import re, sys
+runtime = open(sys.argv[1]).read().split("\nFROM ")[-1].replace("\\\n", " ")
+print(re.search(r"--no-install-recommends([^&]*)&&", runtime).group(1).strip())
+PY
+)"
+cat >"$sd/Containerfile" <<CONTAINERFILE
+FROM localhost/debian:12-slim
+RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+      --no-install-recommends systemd systemd-sysv dbus $runtime_pkgs && rm -rf /var/lib/apt/lists/*
+COPY --from=$image /usr/local/bin/batond /usr/local/bin/baton /usr/local/bin/
+COPY batond.toml /etc/baton/batond.toml
+COPY batond.service /etc/systemd/system/batond.service
+RUN systemctl enable batond.service \
+ && systemctl mask systemd-logind.service getty.target console-getty.service
+ENTRYPOINT ["/lib/systemd/systemd"]
+CONTAINERFILE
+podman build --format docker --network host -t localhost/baton-systemd:test "$sd" \
+  >"$work/systemd-build.log" 2>&1 || { tail -20 "$work/systemd-build.log"; exit 1; }
+cid="$(podman run -d --privileged --systemd=always --network none localhost/baton-systemd:test)"
+podman cp "$grpcurl" "$cid:/usr/local/bin/grpcurl"
+in_sd() { podman exec "$cid" "$@"; }
+unit() { in_sd systemctl show batond -p "$1" --value; }
+wait_active() {  # wait_active RESTARTS: active (READY=1 seen) after RESTARTS restarts
+  for _ in $(seq 1 150); do
+    [ "$(unit ActiveState)" = active ] && [ "$(unit NRestarts)" = "$1" ] && return 0
+    sleep 0.2
+  done
+  echo "FAIL: batond.service is $(unit ActiveState) (restarts: $(unit NRestarts))"
+  in_sd journalctl -u batond --no-pager | tail -20
+  return 1
+}
+sd_call() { in_sd grpcurl -plaintext -d "$2" 127.0.0.1:7411 "$1"; }
+wait_active 0
+step "systemd container ${cid:0:12}: batond.service active ($(unit StatusText))"
+
+pid="$(unit MainPID)"
+in_sd grep -E '^(Uid|NoNewPrivs|Seccomp|CapEff):' "/proc/$pid/status" >"$work/status"
+if awk '$1 == "Uid:" && $2 == 0 { exit 1 }' "$work/status" &&
+   grep -qE '^NoNewPrivs:\s+1$' "$work/status" && grep -qE '^Seccomp:\s+2$' "$work/status" &&
+   grep -qE '^CapEff:\s+0+$' "$work/status"; then
+  :
+else
+  echo "FAIL: batond is not sandboxed as the unit says:"; cat "$work/status"; exit 1
+fi
+[ "$(in_sd readlink /var/lib/baton)" = private/baton ] ||
+  { echo "FAIL: /var/lib/baton is not DynamicUser's private state directory"; exit 1; }
+step "sandboxed: uid $(awk '$1 == "Uid:" { print $2 }' "$work/status") (DynamicUser), no capabilities, no_new_privs, seccomp; /var/lib/baton -> private/baton"
+step "$(in_sd systemd-analyze security batond.service --no-pager | tail -1)"
+
+sd_call grpc.health.v1.Health/Check '{}' | grep -q SERVING
+token="$(sd_call baton.v1.Locks/Acquire '{"name": "systemd/lock", "ttl": "3600s"}' |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')"
+in_sd baton health --addr 127.0.0.1:7411 >/dev/null
+in_sd systemctl stop batond
+if [ "$(unit Result)" != success ] || [ "$(unit ExecMainStatus)" != 0 ]; then
+  echo "FAIL: systemctl stop: result $(unit Result), status $(unit ExecMainStatus)"; exit 1
+fi
+step "SERVING, lock taken (token $token); systemctl stop: exit 0, result success"
+in_sd systemctl start batond
+wait_active 0
+sd_call baton.v1.Admin/Describe '{"name": "systemd/lock"}' | grep -q "\"$token\"" ||
+  { echo "FAIL: the lock did not survive systemctl stop/start"; exit 1; }
+in_sd sh -c 'kill -9 "$(systemctl show -p MainPID --value batond)"'
+wait_active 1
+sd_call baton.v1.Admin/Describe '{"name": "systemd/lock"}' | grep -q "\"$token\"" ||
+  { echo "FAIL: the lock did not survive kill -9 and the restart"; exit 1; }
+step "systemctl start, then kill -9: Restart=on-failure started it again; the lock is still held"
+podman stop -t 30 "$cid" >/dev/null
+podman rm "$cid" >/dev/null
+cid=""
+step "all done"
