@@ -52,7 +52,7 @@ async def run(args) -> str:
     baton_cli = go_binary("baton", HERE.parent.parent / "go", "./cmd/baton")
     node = shutil.which("node")
     check(node is not None, "node is not installed")
-    check((HERE / "node-service" / "node_modules" / "@baton" / "client").exists(),
+    check((HERE / "node-service" / "node_modules" / "baton-client").exists(),
           "run `npm ci` in polyglot/node-service first (and build clients/node)")
 
     prefix_args = ["--addr", args.addr, "--prefix", args.prefix]
