@@ -101,8 +101,11 @@ void Loop::Run() {
       // it: a client that opened a session on another shard sends its next
       // request only after that shard posted "session started" here, but the
       // wake-up alarm and the new call can come out of the queue in either
-      // order. Draining first keeps cause before effect.
+      // order. Draining first keeps cause before effect; and what that work
+      // deferred runs before the event too (a session stream's deferred
+      // write must start, or be settled, before the call's end is seen).
       RunPosted();
+      RunLocal();
       FromTag(tag)->OnComplete(ok);
     }
   }

@@ -69,6 +69,11 @@ void SessionStream::CancelAll() {
 void SessionStream::OnDone() {
   if (ctx.IsCancelled()) {
     broken_ = true;
+    // Nothing queued can be written any more. Settle it now unless a write
+    // is under way (its completion settles it): a deferred flush would find
+    // the stream broken and write nothing, leaving the answers' handlers
+    // waiting for ever.
+    if (!writing_) DropOutbox();
     CancelAll();
   }
   wake.Notify();
@@ -82,8 +87,22 @@ void SessionStream::Settle(Outgoing& out, bool delivered) {
   if (a->waiter_) std::exchange(a->waiter_, {}).resume();
 }
 
+void SessionStream::DropOutbox() {
+  while (!outbox_.empty()) {
+    Outgoing out = std::move(outbox_.front());
+    outbox_.pop_front();
+    Settle(out, false);
+  }
+  unsent_bytes_ = 0;
+}
+
 void SessionStream::MaybeWrite() {
-  if (writing_ || outbox_.empty() || broken_ || finished_) return;
+  if (writing_) return;
+  if (broken_) {
+    DropOutbox();
+    return;
+  }
+  if (outbox_.empty() || finished_) return;
   // Set first: settling below resumes handlers, and the stream's handler
   // must see a write under way until it is issued.
   writing_ = true;
@@ -119,15 +138,7 @@ void SessionStream::OnWritten(bool ok) {
   std::vector<Outgoing> written = std::move(in_flight_);
   in_flight_.clear();
   for (Outgoing& out : written) Settle(out, ok);
-  if (broken_) {
-    while (!outbox_.empty()) {
-      Outgoing out = std::move(outbox_.front());
-      outbox_.pop_front();
-      Settle(out, false);
-    }
-    unsent_bytes_ = 0;
-  }
-  MaybeWrite();
+  MaybeWrite();  // or, if the stream broke, settles what is left unwritten
   wake.Notify();
 }
 

@@ -137,6 +137,8 @@ class SessionStream final : public CallBase {
 
   void Enqueue(Outgoing out);
   void MaybeWrite();
+  // Settles every queued answer as not delivered.
+  void DropOutbox();
   void OnWritten(bool ok);
   static void Settle(Outgoing& out, bool delivered);
 
