@@ -19,7 +19,7 @@ done
 
 apt_pkgs=(build-essential cmake ninja-build pkg-config libgrpc++-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format libcivetweb-dev libtomlplusplus-dev libsystemd-dev libspdlog-dev)
+  clang-format libcivetweb-dev libtomlplusplus-dev libsystemd-dev libspdlog-dev libssl-dev)
 [ "$want_test" = 1 ] && apt_pkgs+=(python3-venv golang-go prometheus)
 # deploy/ tests: systemd-analyze, Debian's python3 with PyYAML (the Helm test).
 [ "$want_test" = 1 ] && apt_pkgs+=(systemd python3-yaml)

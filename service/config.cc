@@ -74,6 +74,16 @@ ABSL_FLAG(int64_t, slow_apply_ms, 100,
           "nothing else meanwhile)");
 ABSL_FLAG(std::string, log_format, "text",
           "text (one line per event) or json (one object per line)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain of the client listener; with --tls_key, serve TLS");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert (not encrypted)");
+ABSL_FLAG(std::string, client_ca, "",
+          "PEM CA bundle: require a client certificate signed by it (mutual TLS)");
+ABSL_FLAG(int64_t, tls_reload_s, 60,
+          "re-read the certificate, key and CA files this often, seconds (renewal without a "
+          "restart)");
+ABSL_FLAG(bool, allow_plaintext, false,
+          "serve plaintext on an address other than loopback (without TLS, batond refuses to)");
 namespace baton::config {
 namespace {
 
@@ -301,6 +311,16 @@ std::variant<Config, int> Load(int argc, char** argv) {
   require(c.log_level == "debug" || c.log_level == "info" || c.log_level == "warn" ||
               c.log_level == "error",
           "log_level", "debug, info, warn or error");
+  o.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  o.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  o.tls.client_ca_file = absl::GetFlag(FLAGS_client_ca);
+  o.tls.reload_interval = std::chrono::seconds(absl::GetFlag(FLAGS_tls_reload_s));
+  o.tls.allow_plaintext = absl::GetFlag(FLAGS_allow_plaintext);
+  if (auto tls = security::CheckTls(o.tls, o.listen); !tls.ok()) {
+    bad.push_back(std::string(tls.status().message()));
+  } else {
+    c.certificate = *tls;
+  }
   c.log_format = absl::GetFlag(FLAGS_log_format);
   require(c.log_format == "text" || c.log_format == "json", "log_format", "text or json");
   if (!bad.empty()) {

@@ -27,6 +27,8 @@ struct Config {
   std::string metrics_listen;
   std::string log_level;   // debug, info, warn or error
   std::string log_format;  // text or json
+  // The client listener's certificate, as checked at load (empty: no TLS).
+  security::CertificateInfo certificate;
   // Every flag and its value in effect, by name (for the start-up log and
   // Admin/ServerInfo). Holds no secret: batond's flags carry none.
   std::map<std::string, std::string> effective;

@@ -80,6 +80,19 @@ int main(int argc, char** argv) {
     logging::Warn(
         "--durability=none: state is in memory only; everything is lost when batond stops");
   }
+  if (o.tls.enabled()) {
+    logging::Info("TLS")
+        .Str("certificate", config.certificate.subject)
+        .Str("expires", config.certificate.not_after)
+        .Str("client_certificates",
+             o.tls.client_ca_file.empty() ? "not requested" : "required (mutual TLS)")
+        .Int("reload_s", o.tls.reload_interval.count());
+  } else {
+    logging::Warn(
+        "plaintext: no TLS, and any client that reaches the address can call every RPC; give "
+        "--tls_cert and --tls_key to encrypt")
+        .Str("address", o.listen);
+  }
   std::unique_ptr<baton::MetricsHttp> metrics;
   if (!config.metrics_listen.empty()) {
     baton::rpc::Server* s = server->get();

@@ -33,6 +33,7 @@
 #include "service/rpc/env.h"
 #include "service/rpc/server_ops.h"
 #include "service/rpc/services.h"
+#include "service/security/tls.h"
 #include "storage/file_lock.h"
 #include "storage/snapshot_store.h"
 
@@ -91,6 +92,8 @@ struct ServerOptions {
   // entries slower than slow_apply to apply.
   apply::Observer* observer = nullptr;
   Duration slow_apply = 100 * kMillisecond;
+  // TLS of the client listener (plaintext, loopback only, by default).
+  security::TlsOptions tls;
   // Every flag in effect, by name: reported by Admin/ServerInfo.
   std::map<std::string, std::string> config;
 };
