@@ -1,6 +1,8 @@
 #include "core.h"
 
+#include <fstream>
 #include <random>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "baton/status.h"
@@ -14,6 +16,41 @@ std::string RandomPrefix() {
   std::random_device device;
   uint64_t bits = (uint64_t{device()} << 32) ^ device();
   return absl::StrCat("cpp-", absl::Hex(bits, absl::kZeroPad16), "-");
+}
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  if (in) text << in.rdbuf();
+  if (!in || text.str().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read the TLS ", what, " ", path));
+  }
+  return text.str();
+}
+
+// Credentials for `tls`, and the server-name override into `args`.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> TlsCredentials(
+    const ClientTls& tls, grpc::ChannelArguments& args) {
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "ClientTls: cert_file and key_file go together (mutual TLS): give both or neither");
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!tls.ca_file.empty()) {
+    auto ca = ReadPem(tls.ca_file, "CA file");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+  }
+  if (!tls.cert_file.empty()) {
+    auto cert = ReadPem(tls.cert_file, "certificate");
+    if (!cert.ok()) return cert.status();
+    auto key = ReadPem(tls.key_file, "key");
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *cert;
+    ssl.pem_private_key = *key;
+  }
+  if (!tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
+  return grpc::SslCredentials(ssl);
 }
 
 }  // namespace
@@ -49,7 +86,13 @@ absl::StatusOr<std::shared_ptr<Core>> Core::Connect(const std::string& target,
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1'000);
-  auto credentials = options.credentials ? options.credentials : grpc::InsecureChannelCredentials();
+  std::shared_ptr<grpc::ChannelCredentials> credentials = options.credentials;
+  if (!credentials && options.tls) {
+    auto tls = TlsCredentials(*options.tls, args);
+    if (!tls.ok()) return tls.status();
+    credentials = *tls;
+  }
+  if (!credentials) credentials = grpc::InsecureChannelCredentials();
   std::shared_ptr<Core> core(
       new Core(grpc::CreateCustomChannel(target, credentials, args), std::move(options)));
   absl::StatusOr<uint64_t> id = core->OpenSession(core->options_.connect_timeout);

@@ -5,12 +5,22 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 
 namespace baton {
+
+// TLS to the server (batond --tls_cert/--tls_key; --client_ca for mutual
+// TLS). Files are PEM, read once at Connect.
+struct ClientTls {
+  std::string ca_file{};    // roots the server's certificate must chain to; empty: the system's
+  std::string cert_file{};  // this client's certificate (mutual TLS), with key_file
+  std::string key_file{};
+  std::string server_name{};  // the name to check in the server's certificate; empty: the host
+};
 
 struct ClientOptions {
   // TTL of the client's session: how long the server keeps it (and what it
@@ -28,7 +38,10 @@ struct ClientOptions {
   // Called once when the session is lost (see Client::session_lost), on the
   // session's keep-alive thread. Must not block, nor destroy the Client.
   std::function<void(absl::Status why)> on_session_lost{};
-  // Channel credentials; null: insecure (plaintext), as batond serves.
+  // Connect over TLS (see ClientTls). Unset, and without credentials:
+  // plaintext, which batond serves on loopback addresses only by default.
+  std::optional<ClientTls> tls{};
+  // Channel credentials of your own; when set, tls is ignored.
   std::shared_ptr<grpc::ChannelCredentials> credentials{};
 };
 
