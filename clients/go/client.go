@@ -76,6 +76,7 @@ type config struct {
 	sessionLabel string
 	dialTimeout  time.Duration
 	creds        credentials.TransportCredentials
+	tls          *TLSConfig // WithTLS: made into creds by Dial
 	dialOpts     []grpc.DialOption
 	connectCheck bool
 }
@@ -95,9 +96,10 @@ func WithSessionLabel(label string) Option { return func(c *config) { c.sessionL
 // (default DefaultDialTimeout; 0: only ctx).
 func WithDialTimeout(d time.Duration) Option { return func(c *config) { c.dialTimeout = d } }
 
-// WithTransportCredentials sets TLS credentials (default: plaintext).
+// WithTransportCredentials sets TLS credentials (default: plaintext). WithTLS
+// builds them from PEM files; the last of the two given applies.
 func WithTransportCredentials(creds credentials.TransportCredentials) Option {
-	return func(c *config) { c.creds = creds }
+	return func(c *config) { c.creds, c.tls = creds, nil }
 }
 
 // WithDialOptions adds gRPC dial options.
@@ -126,10 +128,14 @@ func newConfig(opts []Option) config {
 // Dial connects to the Baton server at addr ("host:port") and, unless
 // WithoutConnectCheck, waits until it answers a health check, bounded by ctx
 // and WithDialTimeout (default DefaultDialTimeout). An unreachable server is
-// an error matching ErrUnavailable.
+// an error matching ErrUnavailable. The connection is plaintext unless WithTLS
+// or WithTransportCredentials says otherwise.
 func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	cfg := newConfig(opts)
-	creds := cfg.creds
+	creds, err := cfg.transportCreds(addr)
+	if err != nil {
+		return nil, err
+	}
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}

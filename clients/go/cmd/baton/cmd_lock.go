@@ -119,7 +119,7 @@ Release it with 'baton unlock NAME --token T', extend it with 'baton refresh'.
 		}
 		h := holding{
 			what:    "lock " + name,
-			env:     []string{envVar("BATON_FENCE", held.Fence()), envVar("BATON_LOCK", name), envVar("BATON_ADDR", e.g.addr)},
+			env:     append([]string{envVar("BATON_FENCE", held.Fence()), envVar("BATON_LOCK", name)}, e.g.serverEnv()...),
 			release: held.Unlock,
 		}
 		if s := held.Session(); s != nil {
@@ -285,8 +285,8 @@ command.` + childExits,
 		}
 		h := holding{
 			what: "semaphore " + name,
-			env: []string{envVar("BATON_FENCE", p.Token()), envVar("BATON_SEMAPHORE", name),
-				envVar("BATON_PERMITS", p.Count()), envVar("BATON_ADDR", e.g.addr)},
+			env: append([]string{envVar("BATON_FENCE", p.Token()), envVar("BATON_SEMAPHORE", name),
+				envVar("BATON_PERMITS", p.Count())}, e.g.serverEnv()...),
 			release: p.Release,
 		}
 		if sess := p.Session(); sess != nil {

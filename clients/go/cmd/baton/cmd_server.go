@@ -314,7 +314,10 @@ container health checks:
 			case status.Code(err) == codes.NotFound:
 				resp = &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVICE_UNKNOWN}
 			case err != nil && e.ctx.Err() == nil && ctx.Err() != nil:
-				return &exitError{exitUnavailable, fmt.Sprintf("no answer from %s within %v (unavailable)", e.g.addr, d)}
+				// WaitForReady hides why behind the deadline; the message names
+				// the last connection error (e.g. a certificate that did not verify).
+				return &exitError{exitUnavailable, fmt.Sprintf("no answer from %s within %v (unavailable): %s",
+					e.g.addr, d, status.Convert(err).Message())}
 			case err != nil:
 				return wrapRPC(ctx, "Health.Check", service, err)
 			}

@@ -407,8 +407,8 @@ and the attempt.` +
 			var out, errOut bytes.Buffer
 			c.Stdout = &out
 			c.Stderr = &tee{&errOut, e.stderr}
-			c.Env = append(os.Environ(), envVar("BATON_TASK_ID", j.TaskID), envVar("BATON_TASK_ATTEMPT", j.Attempt),
-				envVar("BATON_TASK_QUEUE", pos[0]), envVar("BATON_ADDR", e.g.addr))
+			c.Env = append(append(os.Environ(), envVar("BATON_TASK_ID", j.TaskID), envVar("BATON_TASK_ATTEMPT", j.Attempt),
+				envVar("BATON_TASK_QUEUE", pos[0])), e.g.serverEnv()...)
 			runErr := c.Run()
 			n++
 			if count > 0 && n >= count {

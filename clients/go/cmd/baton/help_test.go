@@ -116,3 +116,18 @@ func TestCompletionScriptsAndResourceNames(t *testing.T) {
 	ok(t, "", "unlock", prefix+"lock", "--token", token)
 	ok(t, "", "queue", "delete", prefix+"queue")
 }
+
+// The TLS flags are global: every command's help lists them with their
+// environment variables.
+func TestHelpListsTheTLSFlags(t *testing.T) {
+	out, _, code := runIn("health", "--help")
+	if code != 0 {
+		t.Fatalf("health --help: exit %d", code)
+	}
+	for _, want := range []string{"--tls ", "$BATON_TLS", "--ca string", "$BATON_CA", "--cert string", "$BATON_CERT",
+		"--key string", "$BATON_KEY", "--server-name string", "$BATON_SERVER_NAME"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("'baton health --help' lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -77,14 +78,43 @@ type globals struct {
 	session     uint64
 	sessionTTL  time.Duration
 	dialTimeout time.Duration
+	// TLS: useTLS is --tls; the files imply it.
+	useTLS bool
+	tls    baton.TLSConfig
+}
+
+// tlsOn reports whether to dial over TLS: --tls, or any of --ca, --cert,
+// --key, --server-name (or their environment variables).
+func (g *globals) tlsOn() bool {
+	return g.useTLS || g.tls != (baton.TLSConfig{})
 }
 
 func defaultGlobals() globals {
-	g := globals{addr: os.Getenv("BATON_ADDR"), sessionTTL: 10 * time.Second, dialTimeout: 2 * time.Second}
+	g := globals{addr: os.Getenv("BATON_ADDR"), sessionTTL: 10 * time.Second, dialTimeout: 2 * time.Second,
+		tls: baton.TLSConfig{CAFile: os.Getenv("BATON_CA"), CertFile: os.Getenv("BATON_CERT"),
+			KeyFile: os.Getenv("BATON_KEY"), ServerName: os.Getenv("BATON_SERVER_NAME")}}
+	g.useTLS, _ = strconv.ParseBool(os.Getenv("BATON_TLS"))
 	if g.addr == "" {
 		g.addr = "127.0.0.1:7411"
 	}
 	return g
+}
+
+// serverEnv is what a command run by baton (lock, sem acquire, task work)
+// needs in its environment to reach the same server: BATON_ADDR, and the
+// TLS settings in effect.
+func (g *globals) serverEnv() []string {
+	env := []string{envVar("BATON_ADDR", g.addr)}
+	if g.tlsOn() {
+		env = append(env, "BATON_TLS=1")
+	}
+	for _, kv := range [][2]string{{"BATON_CA", g.tls.CAFile}, {"BATON_CERT", g.tls.CertFile},
+		{"BATON_KEY", g.tls.KeyFile}, {"BATON_SERVER_NAME", g.tls.ServerName}} {
+		if kv[1] != "" {
+			env = append(env, envVar(kv[0], kv[1]))
+		}
+	}
+	return env
 }
 
 // env is one invocation: parsed globals, streams, the client once dialed.
@@ -312,10 +342,16 @@ func (e *env) dial() (*baton.Client, error) {
 func (e *env) dialWith(opts ...baton.Option) (*baton.Client, error) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.g.dialTimeout)
 	defer cancel()
-	opts = append([]baton.Option{baton.WithDialTimeout(e.g.dialTimeout),
+	base := []baton.Option{baton.WithDialTimeout(e.g.dialTimeout),
 		baton.WithSessionTTL(e.g.sessionTTL), baton.WithSessionLabel(label()),
-		baton.WithDialOptions(grpc.WithChainUnaryInterceptor(e.rec.unary), grpc.WithChainStreamInterceptor(e.rec.stream))},
-		opts...)
+		baton.WithDialOptions(grpc.WithChainUnaryInterceptor(e.rec.unary), grpc.WithChainStreamInterceptor(e.rec.stream))}
+	if e.g.tlsOn() {
+		if (e.g.tls.CertFile == "") != (e.g.tls.KeyFile == "") {
+			return nil, usageErr("--cert and --key go together ($BATON_CERT, $BATON_KEY): give both or neither")
+		}
+		base = append(base, baton.WithTLS(e.g.tls))
+	}
+	opts = append(base, opts...)
 	c, err := baton.Dial(ctx, e.g.addr, opts...)
 	if err != nil {
 		if e.ctx.Err() != nil {

@@ -102,7 +102,16 @@ func batonCmd(t *testing.T, args ...string) *exec.Cmd {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, binry, args...)
-	cmd.Env = append(os.Environ(), "BATON_ADDR="+addr)
+	// The TLS settings of the person running the tests would apply to
+	// every command: the tests give their own.
+	for _, kv := range os.Environ() {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "BATON_TLS", "BATON_CA", "BATON_CERT", "BATON_KEY", "BATON_SERVER_NAME":
+		default:
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "BATON_ADDR="+addr)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
 }

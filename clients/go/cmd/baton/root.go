@@ -96,11 +96,20 @@ completion script.
 Output is text for a person, or with --json the reply message of the call as
 protojson, one object per line ('baton help json').
 
+TLS: plaintext unless --tls, --ca, --cert, --key or --server-name is given (or
+$BATON_TLS=1, $BATON_CA, $BATON_CERT, $BATON_KEY, $BATON_SERVER_NAME is set): --ca
+trusts a CA (default: the system's roots), --cert and --key present a client
+certificate to a batond started with --client_ca. A certificate the client cannot
+verify, or that the server refuses, makes the server unreachable (exit 6); a missing
+or unreadable file is bad usage (exit 2). A command baton runs gets the settings in
+its environment, with BATON_ADDR.
+
 ` + exitCodesText,
 		Example: `  baton lock billing/migrate -- ./migrate.sh     # runs while holding the lock; $BATON_FENCE is its token
   baton queue put jobs "resize 1.png" && baton queue get jobs --ack
   baton ls demo/ --json
-  baton --addr db1:7411 health`,
+  baton --addr db1:7411 health
+  baton --addr db1:7411 --ca ca.pem --cert client.pem --key client-key.pem health   # (mutual) TLS`,
 		Version:       v,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -125,6 +134,11 @@ protojson, one object per line ('baton help json').
 	f.Uint64Var(&e.g.session, "session", 0, "own what is acquired by this existing session (see 'session open')")
 	f.DurationVar(&e.g.sessionTTL, "session-ttl", e.g.sessionTTL, "TTL of the session baton opens for what it holds while it runs")
 	f.DurationVar(&e.g.dialTimeout, "dial-timeout", e.g.dialTimeout, "how long to try to reach the server")
+	f.BoolVar(&e.g.useTLS, "tls", e.g.useTLS, "connect over TLS, trusting the system's root CAs unless --ca; implied by --ca, --cert, --key, --server-name ($BATON_TLS=1 when set)")
+	f.StringVar(&e.g.tls.CAFile, "ca", e.g.tls.CAFile, "PEM CA bundle that signs the server's certificate; implies --tls ($BATON_CA when set)")
+	f.StringVar(&e.g.tls.CertFile, "cert", e.g.tls.CertFile, "PEM client certificate for mutual TLS, with --key; implies --tls ($BATON_CERT when set)")
+	f.StringVar(&e.g.tls.KeyFile, "key", e.g.tls.KeyFile, "PEM private key (unencrypted) of --cert; implies --tls ($BATON_KEY when set)")
+	f.StringVar(&e.g.tls.ServerName, "server-name", e.g.tls.ServerName, "name the server's certificate must hold (default: the host of --addr); implies --tls ($BATON_SERVER_NAME when set)")
 
 	root.AddGroup(&cobra.Group{ID: "prims", Title: "Coordination:"},
 		&cobra.Group{ID: "ops", Title: "Inspection and operation:"})
