@@ -275,10 +275,9 @@ runtime::Task<void> SaveSnapshot(Env& env, SaveSnapshotCall& call) {
 
 void ListenAdmin(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* a = &svc.admin;
-  Listen(env, shard, out, &v1::Admin::AsyncService::RequestList, a, &List, v1::Operation::kList);
-  Listen(env, shard, out, &v1::Admin::AsyncService::RequestDescribe, a, &Describe,
-         v1::Operation::kDescribe);
-  Listen(env, shard, out, &v1::Admin::AsyncService::RequestServerInfo, a, &ServerInfo);
+  Listen(env, shard, out, "List", a, &List, v1::Operation::kList);
+  Listen(env, shard, out, "Describe", a, &Describe, v1::Operation::kDescribe);
+  Listen(env, shard, out, "ServerInfo", a, &ServerInfo);
   ListenStream<SaveSnapshotCall>(env, shard, out, &v1::Admin::AsyncService::RequestSaveSnapshot, a,
                                  &SaveSnapshot);
 }

@@ -60,10 +60,9 @@ runtime::Task<void> Reset(Env& env, ResetCall& call) {
 
 void ListenBarriers(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* b = &svc.barriers;
-  using S = v1::Barriers::AsyncService;
-  Listen(env, shard, out, &S::RequestWait, b, &Wait, v1::Operation::kWaitBarrier);
-  Listen(env, shard, out, &S::RequestAbort, b, &Abort, v1::Operation::kAbortBarrier);
-  Listen(env, shard, out, &S::RequestReset, b, &Reset, v1::Operation::kResetBarrier);
+  Listen(env, shard, out, "Wait", b, &Wait, v1::Operation::kWaitBarrier);
+  Listen(env, shard, out, "Abort", b, &Abort, v1::Operation::kAbortBarrier);
+  Listen(env, shard, out, "Reset", b, &Reset, v1::Operation::kResetBarrier);
 }
 
 }  // namespace baton::rpc

@@ -28,6 +28,7 @@
 #include <functional>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "runtime/cq_tag.h"
 #include "runtime/task.h"
 #include "service/apply/result_of.h"
@@ -231,7 +232,20 @@ class UnaryCall final : public CallBase, public Op<Req, Resp> {
       : CallBase(shard), Op<Req, Resp>(static_cast<OpBase&>(*this)) {}
 
   using Op<Req, Resp>::request;
-  grpc::ServerAsyncResponseWriter<Resp> writer{&ctx};
+  // The request as received; Decode() turns it into `request`.
+  grpc::ByteBuffer raw_request;
+  grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> writer{&ctx};
+
+  // Decodes raw_request into request (and frees the bytes). Bytes that are
+  // not a Req are INVALID_ARGUMENT, saying so.
+  absl::Status Decode() {
+    size_t bytes = raw_request.Length();
+    if (grpc::SerializationTraits<Req>::Deserialize(&raw_request, &request).ok()) {
+      return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the request (", bytes, " bytes) does not decode as a ", Req::descriptor()->full_name()));
+  }
 
   std::chrono::system_clock::time_point RpcDeadline() const override { return ctx.deadline(); }
 
@@ -239,8 +253,17 @@ class UnaryCall final : public CallBase, public Op<Req, Resp> {
   // the Finish went to the wire and the call was not cancelled, decided once
   // both the Finish tag and the done tag are back (their order varies).
   runtime::Task<bool> Reply(Resp response) override {
+    grpc::ByteBuffer bytes;
+    bool own = false;
+    grpc::Status encoded = grpc::SerializationTraits<Resp>::Serialize(response, &bytes, &own);
+    if (!encoded.ok()) {  // only a message over 2 GiB: not one of ours
+      co_await Fail(absl::InternalError(
+          absl::StrCat("cannot encode the response: ", encoded.error_message())));
+      co_await AwaitDone();
+      co_return false;
+    }
     bool ok =
-        co_await runtime::CqOp([&](void* tag) { writer.Finish(response, grpc::Status::OK, tag); });
+        co_await runtime::CqOp([&](void* tag) { writer.Finish(bytes, grpc::Status::OK, tag); });
     co_await AwaitDone();
     bool delivered = ok && !ctx.IsCancelled();
     Stats()->Finished(delivered ? absl::StatusCode::kOk : absl::StatusCode::kCancelled, Elapsed());
@@ -266,7 +289,14 @@ class UnaryCall final : public CallBase, public Op<Req, Resp> {
 // `Arg` is what the handler takes: the call itself, or its Op interface.
 template <class CallT, class Arg>
 runtime::Task<void> Drive(Env* env, CallT* call, runtime::Task<void> (*handler)(Env&, Arg&)) {
-  co_await handler(*env, *call);
+  bool decoded = true;
+  if constexpr (requires { call->Decode(); }) {
+    if (absl::Status st = call->Decode(); !st.ok()) {
+      decoded = false;
+      co_await call->Fail(std::move(st));
+    }
+  }
+  if (decoded) co_await handler(*env, *call);
   co_await call->AwaitDone();
   apply::Shard& shard = call->CallBase::shard();
   delete call;

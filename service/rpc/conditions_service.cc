@@ -82,10 +82,9 @@ runtime::Task<void> NotifyAll(Env& env, NotifyCall& call) { co_await DoNotify(en
 
 void ListenConditions(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* c = &svc.conditions;
-  using S = v1::Conditions::AsyncService;
-  Listen(env, shard, out, &S::RequestWait, c, &Wait, v1::Operation::kWaitCondition);
-  Listen(env, shard, out, &S::RequestNotify, c, &NotifyOne, v1::Operation::kNotify);
-  Listen(env, shard, out, &S::RequestNotifyAll, c, &NotifyAll, v1::Operation::kNotifyAll);
+  Listen(env, shard, out, "Wait", c, &Wait, v1::Operation::kWaitCondition);
+  Listen(env, shard, out, "Notify", c, &NotifyOne, v1::Operation::kNotify);
+  Listen(env, shard, out, "NotifyAll", c, &NotifyAll, v1::Operation::kNotifyAll);
 }
 
 }  // namespace baton::rpc

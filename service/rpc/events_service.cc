@@ -119,12 +119,9 @@ runtime::Task<void> Watch(Env& env, WatchCall& call) {
 
 void ListenEvents(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* events = &svc.events;
-  Listen(env, shard, out, &v1::Events::AsyncService::RequestSet, events, &Set,
-         v1::Operation::kSetEvent);
-  Listen(env, shard, out, &v1::Events::AsyncService::RequestClear, events, &Clear,
-         v1::Operation::kClearEvent);
-  Listen(env, shard, out, &v1::Events::AsyncService::RequestWait, events, &Wait,
-         v1::Operation::kWaitEvent);
+  Listen(env, shard, out, "Set", events, &Set, v1::Operation::kSetEvent);
+  Listen(env, shard, out, "Clear", events, &Clear, v1::Operation::kClearEvent);
+  Listen(env, shard, out, "Wait", events, &Wait, v1::Operation::kWaitEvent);
   ListenStream<WatchCall>(env, shard, out, &v1::Events::AsyncService::RequestWatch, events, &Watch);
 }
 

@@ -110,11 +110,10 @@ runtime::Task<void> Await(Env& env, AwaitCall& call) {
 
 void ListenFutures(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* f = &svc.futures;
-  using S = v1::Futures::AsyncService;
-  Listen(env, shard, out, &S::RequestSetResult, f, &SetResult, v1::Operation::kSetResult);
-  Listen(env, shard, out, &S::RequestSetException, f, &SetException, v1::Operation::kSetException);
-  Listen(env, shard, out, &S::RequestCancel, f, &Cancel, v1::Operation::kCancelFuture);
-  Listen(env, shard, out, &S::RequestAwait, f, &Await, v1::Operation::kAwaitFuture);
+  Listen(env, shard, out, "SetResult", f, &SetResult, v1::Operation::kSetResult);
+  Listen(env, shard, out, "SetException", f, &SetException, v1::Operation::kSetException);
+  Listen(env, shard, out, "Cancel", f, &Cancel, v1::Operation::kCancelFuture);
+  Listen(env, shard, out, "Await", f, &Await, v1::Operation::kAwaitFuture);
 }
 
 }  // namespace baton::rpc

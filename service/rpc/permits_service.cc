@@ -182,20 +182,13 @@ runtime::Task<void> SemDelete(Env& env, SemDeleteCall& call) {
 void ListenPermits(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* locks = &svc.locks;
   auto* sems = &svc.semaphores;
-  Listen(env, shard, out, &v1::Locks::AsyncService::RequestAcquire, locks, &LockAcquire,
-         v1::Operation::kAcquireLock);
-  Listen(env, shard, out, &v1::Locks::AsyncService::RequestRelease, locks, &LockRelease,
-         v1::Operation::kReleaseLock);
-  Listen(env, shard, out, &v1::Locks::AsyncService::RequestRefresh, locks, &LockRefresh,
-         v1::Operation::kRefreshLock);
-  Listen(env, shard, out, &v1::Semaphores::AsyncService::RequestAcquire, sems, &SemAcquire,
-         v1::Operation::kAcquireSemaphore);
-  Listen(env, shard, out, &v1::Semaphores::AsyncService::RequestRelease, sems, &SemRelease,
-         v1::Operation::kReleaseSemaphore);
-  Listen(env, shard, out, &v1::Semaphores::AsyncService::RequestRefresh, sems, &SemRefresh,
-         v1::Operation::kRefreshSemaphore);
-  Listen(env, shard, out, &v1::Semaphores::AsyncService::RequestDelete, sems, &SemDelete,
-         v1::Operation::kDeleteSemaphore);
+  Listen(env, shard, out, "Acquire", locks, &LockAcquire, v1::Operation::kAcquireLock);
+  Listen(env, shard, out, "Release", locks, &LockRelease, v1::Operation::kReleaseLock);
+  Listen(env, shard, out, "Refresh", locks, &LockRefresh, v1::Operation::kRefreshLock);
+  Listen(env, shard, out, "Acquire", sems, &SemAcquire, v1::Operation::kAcquireSemaphore);
+  Listen(env, shard, out, "Release", sems, &SemRelease, v1::Operation::kReleaseSemaphore);
+  Listen(env, shard, out, "Refresh", sems, &SemRefresh, v1::Operation::kRefreshSemaphore);
+  Listen(env, shard, out, "Delete", sems, &SemDelete, v1::Operation::kDeleteSemaphore);
 }
 
 }  // namespace baton::rpc

@@ -376,13 +376,13 @@ runtime::Task<void> Consume(Env& env, ConsumeCall& call) {
 void ListenQueues(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* q = &svc.queues;
   using S = v1::Queues::AsyncService;
-  Listen(env, shard, out, &S::RequestPut, q, &Put, v1::Operation::kPut);
-  Listen(env, shard, out, &S::RequestGet, q, &Get, v1::Operation::kGet);
-  Listen(env, shard, out, &S::RequestAck, q, &Ack, v1::Operation::kAck);
-  Listen(env, shard, out, &S::RequestNack, q, &Nack, v1::Operation::kNack);
-  Listen(env, shard, out, &S::RequestJoin, q, &Join, v1::Operation::kJoin);
-  Listen(env, shard, out, &S::RequestPurge, q, &Purge, v1::Operation::kPurge);
-  Listen(env, shard, out, &S::RequestDelete, q, &Delete, v1::Operation::kDeleteQueue);
+  Listen(env, shard, out, "Put", q, &Put, v1::Operation::kPut);
+  Listen(env, shard, out, "Get", q, &Get, v1::Operation::kGet);
+  Listen(env, shard, out, "Ack", q, &Ack, v1::Operation::kAck);
+  Listen(env, shard, out, "Nack", q, &Nack, v1::Operation::kNack);
+  Listen(env, shard, out, "Join", q, &Join, v1::Operation::kJoin);
+  Listen(env, shard, out, "Purge", q, &Purge, v1::Operation::kPurge);
+  Listen(env, shard, out, "Delete", q, &Delete, v1::Operation::kDeleteQueue);
   ListenStream<ConsumeCall>(env, shard, out, &S::RequestConsume, q, &Consume);
 }
 

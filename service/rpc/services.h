@@ -2,9 +2,12 @@
 // shard. One Listen* function per service file.
 #pragma once
 
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "baton/v1/admin.grpc.pb.h"
 #include "baton/v1/barrier.grpc.pb.h"
 #include "baton/v1/condition.grpc.pb.h"
@@ -21,19 +24,69 @@
 
 namespace baton::rpc {
 
+// A generated AsyncService whose unary methods take their requests as
+// bytes: Baton decodes them itself (UnaryCall::Decode), so that bytes that
+// do not decode are answered INVALID_ARGUMENT. (The generated code answers
+// them INTERNAL "Unable to parse request" and never shows the call.)
+// Streaming methods keep their generated, typed Request functions.
+template <class AsyncService>
+class RawUnary final : public AsyncService {
+ public:
+  explicit RawUnary(const char* full_name)
+      : descriptor_(
+            google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(full_name)) {
+    if (descriptor_ == nullptr) DieAtStart("no service descriptor named ", full_name);
+    for (int i = 0; i < descriptor_->method_count(); ++i) {
+      if (IsUnary(descriptor_->method(i))) this->MarkMethodRaw(i);
+    }
+  }
+
+  // The index of unary method `name`, which must take `request`; aborts at
+  // start otherwise.
+  int UnaryMethod(const char* name, const google::protobuf::Descriptor* request) const {
+    const auto* m = descriptor_->FindMethodByName(name);
+    if (m == nullptr || !IsUnary(m)) {
+      DieAtStart(descriptor_->full_name(), " has no unary method ", name);
+    }
+    if (m->input_type() != request) {
+      DieAtStart(m->full_name(), " takes ", m->input_type()->full_name(), ", not ",
+                 request->full_name());
+    }
+    return m->index();
+  }
+
+  void RequestRaw(int method, grpc::ServerContext* ctx, grpc::ByteBuffer* request,
+                  grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>* writer,
+                  grpc::ServerCompletionQueue* cq, void* tag) {
+    this->RequestAsyncUnary(method, ctx, request, writer, cq, cq, tag);
+  }
+
+ private:
+  static bool IsUnary(const google::protobuf::MethodDescriptor* m) {
+    return !m->client_streaming() && !m->server_streaming();
+  }
+  template <class... Parts>
+  [[noreturn]] static void DieAtStart(const Parts&... parts) {
+    std::fprintf(stderr, "baton: %s\n", absl::StrCat(parts...).c_str());
+    std::abort();
+  }
+
+  const google::protobuf::ServiceDescriptor* descriptor_;
+};
+
 struct Services {
-  v1::Sessions::AsyncService sessions;
-  v1::Locks::AsyncService locks;
-  v1::Semaphores::AsyncService semaphores;
-  v1::Events::AsyncService events;
-  v1::Queues::AsyncService queues;
-  v1::Futures::AsyncService futures;
-  v1::Barriers::AsyncService barriers;
-  v1::Conditions::AsyncService conditions;
-  v1::Timers::AsyncService timers;
-  v1::Tasks::AsyncService tasks;
-  v1::Admin::AsyncService admin;
-  v1::Stream::AsyncService stream;
+  RawUnary<v1::Sessions::AsyncService> sessions{v1::Sessions::service_full_name()};
+  RawUnary<v1::Locks::AsyncService> locks{v1::Locks::service_full_name()};
+  RawUnary<v1::Semaphores::AsyncService> semaphores{v1::Semaphores::service_full_name()};
+  RawUnary<v1::Events::AsyncService> events{v1::Events::service_full_name()};
+  RawUnary<v1::Queues::AsyncService> queues{v1::Queues::service_full_name()};
+  RawUnary<v1::Futures::AsyncService> futures{v1::Futures::service_full_name()};
+  RawUnary<v1::Barriers::AsyncService> barriers{v1::Barriers::service_full_name()};
+  RawUnary<v1::Conditions::AsyncService> conditions{v1::Conditions::service_full_name()};
+  RawUnary<v1::Timers::AsyncService> timers{v1::Timers::service_full_name()};
+  RawUnary<v1::Tasks::AsyncService> tasks{v1::Tasks::service_full_name()};
+  RawUnary<v1::Admin::AsyncService> admin{v1::Admin::service_full_name()};
+  v1::Stream::AsyncService stream;  // one bidirectional method
 };
 
 using Listeners = std::vector<std::unique_ptr<ListenerBase>>;
@@ -41,14 +94,18 @@ using Listeners = std::vector<std::unique_ptr<ListenerBase>>;
 // Creates a listener for a unary method on `shard` and posts its first
 // requests. A non-zero `stream_field` (an Operation.op field number) also
 // makes `handler` run that operation on session streams.
-template <class Req, class Resp, class Service, class RequestMethod>
-void Listen(Env& env, apply::Shard& shard, Listeners& out, RequestMethod method, Service* service,
-            runtime::Task<void> (*handler)(Env&, Op<Req, Resp>&), int stream_field = 0) {
+// `method` is the name of the service's method ("Acquire"), which must
+// take Req (checked at start).
+template <class Req, class Resp, class Service>
+void Listen(Env& env, apply::Shard& shard, Listeners& out, const char* method_name,
+            RawUnary<Service>* service, runtime::Task<void> (*handler)(Env&, Op<Req, Resp>&),
+            int stream_field = 0) {
   using CallT = UnaryCall<Req, Resp>;
+  const int method = service->UnaryMethod(method_name, Req::descriptor());
   auto listener = std::make_unique<Listener<CallT, Op<Req, Resp>>>(
       &env, &shard,
       [service, method](CallT& call, grpc::ServerCompletionQueue* cq, void* tag) {
-        (service->*method)(&call.ctx, &call.request, &call.writer, cq, cq, tag);
+        service->RequestRaw(method, &call.ctx, &call.raw_request, &call.writer, cq, tag);
       },
       handler);
   for (int i = 0; i < env.requests_per_method; ++i) listener->Post();

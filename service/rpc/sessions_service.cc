@@ -133,11 +133,10 @@ runtime::Task<void> KeepAliveStream(Env& env, KeepAliveStreamCall& call) {
 
 void ListenSessions(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* s = &svc.sessions;
-  Listen(env, shard, out, &v1::Sessions::AsyncService::RequestOpen, s, &Open);
-  Listen(env, shard, out, &v1::Sessions::AsyncService::RequestKeepAlive, s, &KeepAliveOnce);
-  Listen(env, shard, out, &v1::Sessions::AsyncService::RequestClose, s, &Close);
-  Listen(env, shard, out, &v1::Sessions::AsyncService::RequestDescribe, s, &Describe,
-         v1::Operation::kDescribeSession);
+  Listen(env, shard, out, "Open", s, &Open);
+  Listen(env, shard, out, "KeepAlive", s, &KeepAliveOnce);
+  Listen(env, shard, out, "Close", s, &Close);
+  Listen(env, shard, out, "Describe", s, &Describe, v1::Operation::kDescribeSession);
   auto stream = std::make_unique<Listener<KeepAliveStreamCall>>(
       &env, &shard,
       [s](KeepAliveStreamCall& call, grpc::ServerCompletionQueue* cq, void* tag) {

@@ -288,14 +288,13 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
 
 void ListenTasks(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* t = &svc.tasks;
-  using S = v1::Tasks::AsyncService;
-  Listen(env, shard, out, &S::RequestSubmit, t, &Submit, v1::Operation::kSubmitTask);
-  Listen(env, shard, out, &S::RequestTake, t, &Take, v1::Operation::kTakeTask);
-  Listen(env, shard, out, &S::RequestHeartbeat, t, &Heartbeat, v1::Operation::kTaskHeartbeat);
-  Listen(env, shard, out, &S::RequestComplete, t, &Complete, v1::Operation::kCompleteTask);
-  Listen(env, shard, out, &S::RequestAwait, t, &Await, v1::Operation::kAwaitTask);
-  Listen(env, shard, out, &S::RequestCancel, t, &Cancel, v1::Operation::kCancelTask);
-  Listen(env, shard, out, &S::RequestWait, t, &Wait, v1::Operation::kWaitTasks);
+  Listen(env, shard, out, "Submit", t, &Submit, v1::Operation::kSubmitTask);
+  Listen(env, shard, out, "Take", t, &Take, v1::Operation::kTakeTask);
+  Listen(env, shard, out, "Heartbeat", t, &Heartbeat, v1::Operation::kTaskHeartbeat);
+  Listen(env, shard, out, "Complete", t, &Complete, v1::Operation::kCompleteTask);
+  Listen(env, shard, out, "Await", t, &Await, v1::Operation::kAwaitTask);
+  Listen(env, shard, out, "Cancel", t, &Cancel, v1::Operation::kCancelTask);
+  Listen(env, shard, out, "Wait", t, &Wait, v1::Operation::kWaitTasks);
 }
 
 }  // namespace baton::rpc

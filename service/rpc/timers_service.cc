@@ -147,9 +147,8 @@ runtime::Task<void> Cancel(Env& env, CancelCall& call) {
 
 void ListenTimers(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* t = &svc.timers;
-  using S = v1::Timers::AsyncService;
-  Listen(env, shard, out, &S::RequestSchedule, t, &Schedule, v1::Operation::kScheduleTimer);
-  Listen(env, shard, out, &S::RequestCancel, t, &Cancel, v1::Operation::kCancelTimer);
+  Listen(env, shard, out, "Schedule", t, &Schedule, v1::Operation::kScheduleTimer);
+  Listen(env, shard, out, "Cancel", t, &Cancel, v1::Operation::kCancelTimer);
 }
 
 }  // namespace baton::rpc
