@@ -20,12 +20,21 @@ import { Semaphore } from "./semaphore";
 import { SessionKeeper } from "./session";
 import { TaskHandle, TaskQueue } from "./tasks";
 import { Timer } from "./timer";
+import { tlsChannel, type TlsOptions } from "./tls";
 import { fromDuration, type CallOptions } from "./util";
 
 export interface BatonClientOptions {
   /** HOST:PORT of the server. Default: $BATON_ADDRESS, else 127.0.0.1:7411. */
   address?: string;
-  /** Default: insecure (plaintext), as batond serves. */
+  /**
+   * TLS to a batond that serves it (`--tls_cert`, `--tls_key`), mutual TLS with
+   * `certFile` + `keyFile` (`--client_ca`); `true`: TLS verified against Node's root
+   * CAs; `false` or unset: no TLS. The constructor reads the files: it throws an
+   * Error naming a file it cannot read, and a TypeError for a certFile without
+   * keyFile (or the reverse). See TlsOptions.
+   */
+  tls?: TlsOptions | boolean;
+  /** Channel credentials made by hand (not together with `tls`). Default: plaintext, unless `tls`. */
   credentials?: grpc.ChannelCredentials;
   /**
    * Session TTL in ms (default 10 000): how long the session outlives a
@@ -97,7 +106,13 @@ export class BatonClient extends EventEmitter<BatonClientEvents> implements Asyn
     const ttlMs = options.sessionTtlMs ?? 10_000;
     const callTimeoutMs = options.callTimeoutMs ?? 30_000;
     const probeIntervalMs = options.keepAliveIntervalMs ?? Math.min(Math.max(ttlMs / 4, 100), 5000);
-    this.raw = createStubs(this.address, options.credentials ?? grpc.credentials.createInsecure(), {
+    const wantsTls = options.tls !== undefined && options.tls !== false;
+    if (wantsTls && options.credentials !== undefined) {
+      throw new TypeError("give tls or credentials, not both (tls builds the credentials)");
+    }
+    const tls = wantsTls ? tlsChannel(options.tls as TlsOptions | true) : undefined;
+    const credentials = tls?.credentials ?? options.credentials ?? grpc.credentials.createInsecure();
+    this.raw = createStubs(this.address, credentials, {
       // Notice a dead connection in seconds (batond permits pings every 5 s),
       // and retry connecting quickly enough to resume the session within its TTL.
       "grpc.keepalive_time_ms": 10_000,
@@ -105,6 +120,7 @@ export class BatonClient extends EventEmitter<BatonClientEvents> implements Asyn
       "grpc.keepalive_permit_without_calls": 1,
       "grpc.initial_reconnect_backoff_ms": 100,
       "grpc.max_reconnect_backoff_ms": Math.min(Math.max(ttlMs / 4, 100), 2000),
+      ...tls?.channelOptions,
       ...options.channelOptions,
     });
     this.keeper = new SessionKeeper(

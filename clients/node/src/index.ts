@@ -69,4 +69,5 @@ export {
   type WorkerOptions,
 } from "./tasks";
 export { Timer, type ScheduleOptions, type TimerAction } from "./timer";
+export type { TlsOptions } from "./tls";
 export type { CallOptions, Payload, WaitOptions } from "./util";

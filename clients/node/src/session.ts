@@ -12,8 +12,9 @@
 //
 // Used only on the Node event loop; no locking needed.
 import type * as grpc from "@grpc/grpc-js";
+import { connectivityState } from "@grpc/grpc-js";
 
-import { ClientClosedError, SessionLostError, Status, toBatonError } from "./errors";
+import { BatonError, ClientClosedError, SessionLostError, Status, toBatonError, UnavailableError } from "./errors";
 import type { DescribeSessionResponse__Output } from "./gen/baton/v1/DescribeSessionResponse";
 import type { KeepAliveRequest } from "./gen/baton/v1/KeepAliveRequest";
 import type { KeepAliveResponse__Output } from "./gen/baton/v1/KeepAliveResponse";
@@ -89,11 +90,7 @@ export class SessionKeeper {
   private async open(): Promise<bigint> {
     let res;
     try {
-      res = await unary<OpenSessionResponse__Output>(
-        (m, o, cb) =>
-          this.stubs.sessions.Open({ ttl: toDuration(this.options.ttlMs), label: this.options.label }, m, o, cb),
-        { deadlineMs: this.options.callTimeoutMs, what: "Sessions/Open" },
-      );
+      res = await this.openCall();
     } catch (e) {
       if (this.state === "opening") this.state = "none";
       throw e;
@@ -112,6 +109,48 @@ export class SessionKeeper {
     this.startProbes();
     this.events.opened(id);
     return id;
+  }
+
+  /**
+   * Sessions/Open, waiting up to callTimeoutMs for the channel to connect
+   * (wait-for-ready: a server still starting is waited for). If that passes
+   * without the channel ever becoming ready, one more attempt without
+   * wait-for-ready fails with the reason the connection fails (refused, TLS
+   * handshake failed...) as an UnavailableError, rather than a TimeoutError
+   * that says nothing about it; should it succeed, the session is open.
+   */
+  private async openCall(): Promise<OpenSessionResponse__Output> {
+    const start = (m: grpc.Metadata, o: grpc.CallOptions, cb: grpc.requestCallback<OpenSessionResponse__Output>) =>
+      this.stubs.sessions.Open({ ttl: toDuration(this.options.ttlMs), label: this.options.label }, m, o, cb);
+    try {
+      return await unary<OpenSessionResponse__Output>(start, {
+        deadlineMs: this.options.callTimeoutMs,
+        what: "Sessions/Open",
+      });
+    } catch (e) {
+      const channel = this.stubs.sessions.getChannel();
+      if (
+        !(e instanceof BatonError && e.code === Status.DEADLINE_EXCEEDED) ||
+        this.state === "closed" ||
+        channel.getConnectivityState(false) === connectivityState.READY
+      ) {
+        throw e;
+      }
+      try {
+        return await unary<OpenSessionResponse__Output>(start, {
+          deadlineMs: Math.min(this.options.callTimeoutMs, 5000),
+          waitForReady: false,
+          what: "Sessions/Open",
+        });
+      } catch (e2) {
+        if (!(e2 instanceof BatonError) || e2.code !== Status.UNAVAILABLE) throw e2;
+        throw new UnavailableError(
+          `Sessions/Open: cannot connect to ${channel.getTarget()} within ${this.options.callTimeoutMs} ms: ${e2.message}`,
+          Status.UNAVAILABLE,
+          { cause: e2 },
+        );
+      }
+    }
   }
 
   private startStream(): void {

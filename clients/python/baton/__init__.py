@@ -43,6 +43,7 @@ from .session import KeepAliveSession, Session
 from .stream import StreamSession
 from .tasks import ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION, Task, TaskGroup, TaskOutcome
 from .timers import ClearEvent, PutItem, SetEvent, SetFuture, SubmitTask, TimerHandle, TimerInfo
+from .tls import TLS
 from .worker import Job, Worker
 
 __version__ = "0.1.0"
@@ -55,6 +56,7 @@ __all__ = [
     "JSON",
     "RAW",
     "TEXT",
+    "TLS",
     "AbortedError",
     "Barrier",
     "BarrierState",

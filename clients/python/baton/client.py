@@ -48,6 +48,7 @@ from .session import KeepAliveSession, LostCallback, Session
 from .stream import StreamSession
 from .tasks import ALL_COMPLETED, Task, TaskGroup
 from .timers import TimerHandle
+from .tls import TLS
 from .v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -127,7 +128,13 @@ class Client:
       under cancellation; "unary": one gRPC call per operation, with the
       session kept alive by Sessions/KeepAliveStream (for servers without
       the session stream).
-    credentials: grpc.ChannelCredentials for TLS; None for plaintext.
+    tls: baton.TLS(ca_file=..., cert_file=..., key_file=..., server_name=...)
+      for a server that serves TLS (and mutual TLS with cert_file/key_file);
+      True: TLS verified against the system's roots. The files are read here:
+      OSError naming a file that cannot be read, ValueError for a
+      cert_file without key_file (or the reverse). See tls.py.
+    credentials: grpc.ChannelCredentials, for TLS set up by hand; None and
+      no `tls`: plaintext. Not together with `tls` (ValueError).
     channel_options: extra grpc channel arguments.
     """
 
@@ -141,11 +148,19 @@ class Client:
         rpc_timeout: Optional[float] = 30.0,
         probe_interval: Optional[float] = None,
         transport: str = "stream",
+        tls: Union[TLS, bool, None] = None,
         credentials: Optional[grpc.ChannelCredentials] = None,
         channel_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         if transport not in ("stream", "unary"):
             raise ValueError('transport must be "stream" or "unary"')
+        tls_settings = TLS.coerce(tls)
+        tls_options: list[tuple[str, Any]] = []
+        if tls_settings is not None:
+            if credentials is not None:
+                raise ValueError("give tls or credentials, not both (tls builds the credentials)")
+            credentials = tls_settings.credentials()
+            tls_options = tls_settings.channel_options()
         self.target = target
         self.transport = transport
         self.codec = codec
@@ -153,7 +168,7 @@ class Client:
         self._label = label if label is not None else f"python:{socket.gethostname()}:{os.getpid()}"
         self._probe_interval = probe_interval
         self._credentials = credentials
-        self._channel_options = list(_CHANNEL_OPTIONS) + list(channel_options)
+        self._channel_options = list(_CHANNEL_OPTIONS) + tls_options + list(channel_options)
         self._rpc_timeout = rpc_timeout
         self._channel: Optional[grpc.aio.Channel] = None
         self._stubs: Stubs
