@@ -20,7 +20,7 @@ done
 apt_pkgs=(build-essential cmake ninja-build pkg-config libgrpc++-dev protobuf-compiler-grpc
   libprotobuf-dev protobuf-compiler libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   clang-format libcivetweb-dev libtomlplusplus-dev libsystemd-dev libspdlog-dev libssl-dev)
-[ "$want_test" = 1 ] && apt_pkgs+=(python3-venv golang-go prometheus)
+[ "$want_test" = 1 ] && apt_pkgs+=(python3-venv golang-go prometheus openssl)
 # deploy/ tests: systemd-analyze, Debian's python3 with PyYAML (the Helm test).
 [ "$want_test" = 1 ] && apt_pkgs+=(systemd python3-yaml)
 [ "$want_bench" = 1 ] && apt_pkgs+=(etcd-server redis-server beanstalkd)
