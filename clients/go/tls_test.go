@@ -12,29 +12,8 @@ import (
 
 	baton "github.com/baton/baton/clients/go"
 	"github.com/baton/baton/clients/go/internal/testcerts"
-	"github.com/baton/baton/clients/go/internal/testserver"
 	"google.golang.org/grpc/credentials/insecure"
 )
-
-// startTLS makes the test certificates and starts a batond serving TLS with
-// them (mutual TLS when mutual), stopped at the end of the test.
-func startTLS(t *testing.T, mutual bool) (*testcerts.Set, string) {
-	t.Helper()
-	certs, err := testcerts.Write(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	flags := []string{"--durability", "none", "--tls_cert", certs.ServerCert, "--tls_key", certs.ServerKey}
-	if mutual {
-		flags = append(flags, "--client_ca", certs.CA)
-	}
-	srv, err := testserver.Start(flags...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	return certs, srv.Addr
-}
 
 // dialFails dials a that must not be reached, with a short dial timeout,
 // and returns the error.
@@ -71,7 +50,7 @@ func lockUnlock(t *testing.T, c *baton.Client) {
 }
 
 func TestTLS(t *testing.T) {
-	certs, a := startTLS(t, false)
+	certs, a := testcerts.StartServer(t, false)
 
 	t.Run("CAFile", func(t *testing.T) {
 		lockUnlock(t, dialAddr(t, a, baton.WithTLS(baton.TLSConfig{CAFile: certs.CA})))
@@ -111,7 +90,7 @@ func TestTLS(t *testing.T) {
 }
 
 func TestMutualTLS(t *testing.T) {
-	certs, a := startTLS(t, true)
+	certs, a := testcerts.StartServer(t, true)
 
 	t.Run("ClientCert", func(t *testing.T) {
 		lockUnlock(t, dialAddr(t, a, baton.WithTLS(baton.TLSConfig{

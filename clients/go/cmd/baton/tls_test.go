@@ -9,28 +9,7 @@ import (
 	"time"
 
 	"github.com/baton/baton/clients/go/internal/testcerts"
-	"github.com/baton/baton/clients/go/internal/testserver"
 )
-
-// startTLS starts a batond serving TLS with fresh test certificates (mutual
-// TLS when mutual), stopped at the end of the test.
-func startTLS(t *testing.T, mutual bool) (*testcerts.Set, string) {
-	t.Helper()
-	certs, err := testcerts.Write(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	flags := []string{"--durability", "none", "--tls_cert", certs.ServerCert, "--tls_key", certs.ServerKey}
-	if mutual {
-		flags = append(flags, "--client_ca", certs.CA)
-	}
-	srv, err := testserver.Start(flags...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	return certs, srv.Addr
-}
 
 // runFails runs baton, which must exit code within a bounded time, and
 // returns its stderr.
@@ -48,7 +27,7 @@ func runFails(t *testing.T, code int, args ...string) string {
 }
 
 func TestTLSFlags(t *testing.T) {
-	certs, a := startTLS(t, false)
+	certs, a := testcerts.StartServer(t, false)
 	if out := ok(t, "", "--addr", a, "--ca", certs.CA, "health"); out != "SERVING\n" {
 		t.Fatalf("health over TLS printed %q", out)
 	}
@@ -91,7 +70,7 @@ func TestTLSFlags(t *testing.T) {
 }
 
 func TestMutualTLSFlags(t *testing.T) {
-	certs, a := startTLS(t, true)
+	certs, a := testcerts.StartServer(t, true)
 	if out := ok(t, "", "--addr", a, "--ca", certs.CA, "--cert", certs.ClientCert, "--key", certs.ClientKey, "health"); out != "SERVING\n" {
 		t.Fatalf("health over mutual TLS printed %q", out)
 	}

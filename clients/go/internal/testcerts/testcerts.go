@@ -16,7 +16,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
+
+	"github.com/baton/baton/clients/go/internal/testserver"
 )
 
 // Set is the paths of the PEM files Write made.
@@ -130,4 +133,26 @@ func stamp(c *x509.Certificate) {
 
 func writePEM(file, typ string, der []byte) error {
 	return os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
+}
+
+// StartServer writes a fresh Set into a temporary directory of t and starts
+// a batond serving TLS with it (mutual TLS when mutual: client certificates
+// of the Set's CA required), stopped at the end of the test. It returns the
+// Set and the server's address.
+func StartServer(t testing.TB, mutual bool) (*Set, string) {
+	t.Helper()
+	certs, err := Write(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"--durability", "none", "--tls_cert", certs.ServerCert, "--tls_key", certs.ServerKey}
+	if mutual {
+		flags = append(flags, "--client_ca", certs.CA)
+	}
+	srv, err := testserver.Start(flags...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	return certs, srv.Addr
 }
