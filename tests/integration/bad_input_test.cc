@@ -2,6 +2,10 @@
 #include <google/protobuf/descriptor.h>
 #include <grpcpp/generic/generic_stub.h>
 
+#include <cstdlib>
+#include <random>
+
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "integration/test_server.h"
 
@@ -73,6 +77,137 @@ TEST(BadInputTest, UndecodableRequestBytesAreInvalidArgumentOnEveryUnaryMethod) 
   // checked as any request is.
   EXPECT_EQ(CallWithBytes(t, "/baton.v1.Locks/Acquire", "").error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// Bytes shaped like protobuf: a few fields with random numbers, wire types
+// and contents (short printable strings, so that some are valid names, and
+// nested fields), so that most decode and reach validation and the state
+// machine; now and then truncated, so that some do not.
+std::string RandomRequest(std::mt19937& rng, int depth = 0) {
+  auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint32_t>(n)); };
+  auto varint = [](std::string& out, uint64_t v) {
+    while (v >= 0x80) {
+      out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    out.push_back(static_cast<char>(v));
+  };
+  std::string out;
+  if (depth == 0 && pick(4) != 0) {  // usually a valid name first (most requests' field 1)
+    static const char* kNames[] = {"fuzz/a", "fuzz/b", "fuzz/q", "x"};
+    std::string name = kNames[pick(4)];
+    varint(out, (1 << 3) | 2);
+    varint(out, name.size());
+    out += name;
+  }
+  int fields = 1 + pick(5);
+  for (int f = 0; f < fields; ++f) {
+    uint32_t number = 1 + pick(12);
+    switch (pick(4)) {
+      case 0: {  // varint: small, huge or negative
+        varint(out, number << 3);
+        uint64_t values[] = {0, 1, 2, 7, 1000, 60'000, uint64_t{1} << 40, ~uint64_t{0}};
+        varint(out, values[pick(8)]);
+        break;
+      }
+      case 1: {  // a string: printable, sometimes with a space or a NUL
+        varint(out, (number << 3) | 2);
+        std::string text;
+        int n = pick(12);
+        for (int i = 0; i < n; ++i) text.push_back("abc/-_.x Z0\0"[pick(13)]);
+        varint(out, text.size());
+        out += text;
+        break;
+      }
+      case 2: {  // a nested message (a Duration, options...)
+        varint(out, (number << 3) | 2);
+        std::string inner = depth < 2 ? RandomRequest(rng, depth + 1) : std::string();
+        varint(out, inner.size());
+        out += inner;
+        break;
+      }
+      default: {  // fixed 32 or 64
+        bool wide = pick(2) == 0;
+        varint(out, (number << 3) | (wide ? 1 : 5));
+        for (int i = 0; i < (wide ? 8 : 4); ++i) out.push_back(static_cast<char>(rng()));
+        break;
+      }
+    }
+  }
+  if (pick(8) == 0 && !out.empty()) out.resize(pick(static_cast<int>(out.size())));
+  return out;
+}
+
+// A property test through gRPC, bounded: random requests to every unary
+// method, 100 at a time with a short deadline, never get INTERNAL or
+// UNKNOWN, and the server keeps serving. BATON_FUZZ_SEED repeats a run,
+// BATON_FUZZ_CALLS makes it longer.
+TEST(BadInputTest, RandomRequestsToEveryUnaryMethodNeverGetInternal) {
+  TestServer t;
+  uint32_t seed = std::random_device{}();
+  if (const char* env = std::getenv("BATON_FUZZ_SEED")) seed = std::strtoul(env, nullptr, 10);
+  int calls = 3000;
+  if (const char* env = std::getenv("BATON_FUZZ_CALLS")) calls = std::atoi(env);
+  std::mt19937 rng(seed);
+  SCOPED_TRACE(absl::StrCat("BATON_FUZZ_SEED=", seed));
+  std::vector<std::string> methods;
+  const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+  for (const char* name : {"Sessions", "Locks", "Semaphores", "Events", "Queues", "Futures",
+                           "Barriers", "Conditions", "Timers", "Tasks", "Admin"}) {
+    const auto* service = pool->FindServiceByName(absl::StrCat("baton.v1.", name));
+    for (int i = 0; i < service->method_count(); ++i) {
+      const auto* m = service->method(i);
+      if (m->client_streaming() || m->server_streaming()) continue;
+      methods.push_back(absl::StrCat("/", service->full_name(), "/", m->name()));
+    }
+  }
+  grpc::GenericStub stub(t.channel);
+  std::map<grpc::StatusCode, int> codes;
+  int undecodable = 0;
+  for (int done = 0; done < calls;) {
+    struct Call {
+      std::string method, bytes;
+      std::unique_ptr<grpc::ClientContext> ctx;
+      std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
+      grpc::ByteBuffer response;
+      grpc::Status status;
+    };
+    grpc::CompletionQueue cq;
+    std::vector<Call> batch(std::min(100, calls - done));
+    for (size_t i = 0; i < batch.size(); ++i) {
+      Call& c = batch[i];
+      c.method = methods[rng() % methods.size()];
+      c.bytes = RandomRequest(rng);
+      c.ctx = Context(300);
+      grpc::Slice slice(c.bytes);
+      grpc::ByteBuffer request(&slice, 1);
+      c.reader = stub.PrepareUnaryCall(c.ctx.get(), c.method, request, &cq);
+      c.reader->StartCall();
+      c.reader->Finish(&c.response, &c.status, reinterpret_cast<void*>(i + 1));
+    }
+    for (size_t n = 0; n < batch.size(); ++n) {
+      void* tag = nullptr;
+      bool ok = false;
+      ASSERT_TRUE(cq.Next(&tag, &ok));
+      Call& c = batch[reinterpret_cast<size_t>(tag) - 1];
+      ++codes[c.status.error_code()];
+      if (c.status.error_message().find("does not decode") != std::string::npos) ++undecodable;
+      EXPECT_NE(c.status.error_code(), grpc::StatusCode::INTERNAL)
+          << c.method << " " << absl::CEscape(c.bytes) << ": " << c.status.error_message();
+      EXPECT_NE(c.status.error_code(), grpc::StatusCode::UNKNOWN)
+          << c.method << " " << absl::CEscape(c.bytes) << ": " << c.status.error_message();
+    }
+    done += static_cast<int>(batch.size());
+  }
+  std::string summary;
+  for (const auto& [code, n] : codes) absl::StrAppend(&summary, " ", code, ":", n);
+  std::printf("random requests: %d calls, seed %u, %d undecodable, codes%s\n", calls, seed,
+              undecodable, summary.c_str());
+  // Most decode and get past the decoder; some are served.
+  EXPECT_LT(undecodable, calls / 2);
+  EXPECT_GT(codes[grpc::StatusCode::OK], 0);
+  v1::AcquireLockResponse resp;
+  EXPECT_TRUE(t.locks->Acquire(Context().get(), Lease("after-fuzz"), &resp).ok());
 }
 
 TEST(BadInputTest, NamesAreCheckedWithAReason) {
