@@ -17,12 +17,10 @@ namespace baton::rpc {
 
 // A SaveSnapshot stream: waits for the server to cut a snapshot, then
 // writes its file in chunks, one write in flight at a time.
-class SaveSnapshotCall final : public CallBase {
+class SaveSnapshotCall final : public ServerStreamCall<v1::SaveSnapshotRequest, v1::SnapshotChunk> {
  public:
-  using CallBase::CallBase;
+  using ServerStreamCall::ServerStreamCall;
 
-  v1::SaveSnapshotRequest request;
-  grpc::ServerAsyncWriter<v1::SnapshotChunk> writer{&ctx};
   runtime::Wakeup wake;
 
  protected:
@@ -278,8 +276,7 @@ void ListenAdmin(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   Listen(env, shard, out, "List", a, &List, v1::Operation::kList);
   Listen(env, shard, out, "Describe", a, &Describe, v1::Operation::kDescribe);
   Listen(env, shard, out, "ServerInfo", a, &ServerInfo);
-  ListenStream<SaveSnapshotCall>(env, shard, out, &v1::Admin::AsyncService::RequestSaveSnapshot, a,
-                                 &SaveSnapshot);
+  ListenStream<SaveSnapshotCall>(env, shard, out, "SaveSnapshot", a, &SaveSnapshot);
 }
 
 }  // namespace baton::rpc

@@ -41,6 +41,16 @@ namespace baton::rpc {
 
 class CallBase;
 
+// Decodes `raw` into `request` (and frees the bytes). Bytes that are not a
+// Req are INVALID_ARGUMENT, saying so.
+template <class Req>
+absl::Status DecodeRequest(grpc::ByteBuffer& raw, Req& request) {
+  size_t bytes = raw.Length();
+  if (grpc::SerializationTraits<Req>::Deserialize(&raw, &request).ok()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the request (", bytes, " bytes) does not decode as a ", Req::descriptor()->full_name()));
+}
+
 class ListenerBase {
  public:
   virtual ~ListenerBase() = default;
@@ -236,16 +246,9 @@ class UnaryCall final : public CallBase, public Op<Req, Resp> {
   grpc::ByteBuffer raw_request;
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> writer{&ctx};
 
-  // Decodes raw_request into request (and frees the bytes). Bytes that are
-  // not a Req are INVALID_ARGUMENT, saying so.
-  absl::Status Decode() {
-    size_t bytes = raw_request.Length();
-    if (grpc::SerializationTraits<Req>::Deserialize(&raw_request, &request).ok()) {
-      return absl::OkStatus();
-    }
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the request (", bytes, " bytes) does not decode as a ", Req::descriptor()->full_name()));
-  }
+  // Decodes raw_request into request (and frees the bytes).
+  absl::Status Decode() { return DecodeRequest(raw_request, request); }
+  runtime::Task<void> FailDecode(absl::Status status) { return Fail(std::move(status)); }
 
   std::chrono::system_clock::time_point RpcDeadline() const override { return ctx.deadline(); }
 
@@ -284,6 +287,45 @@ class UnaryCall final : public CallBase, public Op<Req, Resp> {
   }
 };
 
+// A server-streaming call's writer: encodes each Resp itself and writes the
+// bytes (its method is requested raw, see RawRequests).
+template <class Resp>
+class EncodingWriter {
+ public:
+  explicit EncodingWriter(grpc::ServerContext* ctx) : raw_(ctx) {}
+  void Write(const Resp& message, void* tag) {
+    grpc::ByteBuffer bytes;
+    bool own = false;
+    // Fails only for a message over 2 GiB; chunks and changes are small.
+    (void)grpc::SerializationTraits<Resp>::Serialize(message, &bytes, &own);
+    raw_.Write(bytes, tag);  // copies the bytes' slices: `bytes` may go
+  }
+  void Finish(const grpc::Status& status, void* tag) { raw_.Finish(status, tag); }
+  grpc::ServerAsyncWriter<grpc::ByteBuffer>* raw() { return &raw_; }
+
+ private:
+  grpc::ServerAsyncWriter<grpc::ByteBuffer> raw_;
+};
+
+// A server-streaming call: one request, taken as bytes and decoded by
+// Decode(), and a stream of Resp.
+template <class Req, class Resp>
+class ServerStreamCall : public CallBase {
+ public:
+  using Request = Req;
+  using CallBase::CallBase;
+
+  grpc::ByteBuffer raw_request;
+  Req request;
+  EncodingWriter<Resp> writer{&ctx};
+
+  absl::Status Decode() { return DecodeRequest(raw_request, request); }
+  runtime::Task<void> FailDecode(absl::Status status) {
+    grpc::Status s = ToGrpc(status);
+    co_await runtime::CqOp([&](void* tag) { writer.Finish(s, tag); });
+  }
+};
+
 // Runs a handler for a matched call, then frees the call once no tag is
 // outstanding.
 // `Arg` is what the handler takes: the call itself, or its Op interface.
@@ -293,7 +335,7 @@ runtime::Task<void> Drive(Env* env, CallT* call, runtime::Task<void> (*handler)(
   if constexpr (requires { call->Decode(); }) {
     if (absl::Status st = call->Decode(); !st.ok()) {
       decoded = false;
-      co_await call->Fail(std::move(st));
+      co_await call->FailDecode(std::move(st));
     }
   }
   if (decoded) co_await handler(*env, *call);

@@ -12,13 +12,11 @@ namespace baton::rpc {
 // per change, and are written one at a time (gRPC allows one outstanding
 // write). A reader that falls behind sees the latest state rather than every
 // change: the inbox is bounded.
-class WatchCall final : public CallBase {
+class WatchCall final : public ServerStreamCall<v1::WatchEventRequest, v1::EventChange> {
  public:
-  using CallBase::CallBase;
+  using ServerStreamCall::ServerStreamCall;
   static constexpr size_t kMaxInbox = 64;
 
-  v1::WatchEventRequest request;
-  grpc::ServerAsyncWriter<v1::EventChange> writer{&ctx};
   std::deque<apply::Result> inbox;
   runtime::Wakeup wake;
 
@@ -122,7 +120,7 @@ void ListenEvents(Env& env, apply::Shard& shard, Services& svc, Listeners& out) 
   Listen(env, shard, out, "Set", events, &Set, v1::Operation::kSetEvent);
   Listen(env, shard, out, "Clear", events, &Clear, v1::Operation::kClearEvent);
   Listen(env, shard, out, "Wait", events, &Wait, v1::Operation::kWaitEvent);
-  ListenStream<WatchCall>(env, shard, out, &v1::Events::AsyncService::RequestWatch, events, &Watch);
+  ListenStream<WatchCall>(env, shard, out, "Watch", events, &Watch);
 }
 
 }  // namespace baton::rpc

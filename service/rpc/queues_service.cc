@@ -16,12 +16,10 @@ namespace baton::rpc {
 // per batch of items, and are written one at a time (one outstanding write,
 // as gRPC requires). The server never has more than `prefetch` items out on
 // the stream, so the inbox is bounded by it.
-class ConsumeCall final : public CallBase {
+class ConsumeCall final : public ServerStreamCall<v1::ConsumeRequest, v1::ConsumeResponse> {
  public:
-  using CallBase::CallBase;
+  using ServerStreamCall::ServerStreamCall;
 
-  v1::ConsumeRequest request;
-  grpc::ServerAsyncWriter<v1::ConsumeResponse> writer{&ctx};
   std::deque<apply::Result> inbox;
   runtime::Wakeup wake;
 
@@ -375,7 +373,6 @@ runtime::Task<void> Consume(Env& env, ConsumeCall& call) {
 
 void ListenQueues(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   auto* q = &svc.queues;
-  using S = v1::Queues::AsyncService;
   Listen(env, shard, out, "Put", q, &Put, v1::Operation::kPut);
   Listen(env, shard, out, "Get", q, &Get, v1::Operation::kGet);
   Listen(env, shard, out, "Ack", q, &Ack, v1::Operation::kAck);
@@ -383,7 +380,7 @@ void ListenQueues(Env& env, apply::Shard& shard, Services& svc, Listeners& out) 
   Listen(env, shard, out, "Join", q, &Join, v1::Operation::kJoin);
   Listen(env, shard, out, "Purge", q, &Purge, v1::Operation::kPurge);
   Listen(env, shard, out, "Delete", q, &Delete, v1::Operation::kDeleteQueue);
-  ListenStream<ConsumeCall>(env, shard, out, &S::RequestConsume, q, &Consume);
+  ListenStream<ConsumeCall>(env, shard, out, "Consume", q, &Consume);
 }
 
 }  // namespace baton::rpc

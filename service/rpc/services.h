@@ -24,29 +24,31 @@
 
 namespace baton::rpc {
 
-// A generated AsyncService whose unary methods take their requests as
-// bytes: Baton decodes them itself (UnaryCall::Decode), so that bytes that
-// do not decode are answered INVALID_ARGUMENT. (The generated code answers
-// them INTERNAL "Unable to parse request" and never shows the call.)
-// Streaming methods keep their generated, typed Request functions.
+// A generated AsyncService whose methods that take one request (unary and
+// server-streaming) take it as bytes: Baton decodes them itself (Decode() of
+// UnaryCall and ServerStreamCall), so that bytes that do not decode are
+// answered INVALID_ARGUMENT. (The generated code answers them INTERNAL
+// "Unable to parse request" and never shows the call.) Methods with a
+// request stream keep their generated, typed Request functions.
 template <class AsyncService>
-class RawUnary final : public AsyncService {
+class RawRequests final : public AsyncService {
  public:
-  explicit RawUnary(const char* full_name)
+  explicit RawRequests(const char* full_name)
       : descriptor_(
             google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(full_name)) {
     if (descriptor_ == nullptr) DieAtStart("no service descriptor named ", full_name);
     for (int i = 0; i < descriptor_->method_count(); ++i) {
-      if (IsUnary(descriptor_->method(i))) this->MarkMethodRaw(i);
+      if (!descriptor_->method(i)->client_streaming()) this->MarkMethodRaw(i);
     }
   }
 
-  // The index of unary method `name`, which must take `request`; aborts at
-  // start otherwise.
-  int UnaryMethod(const char* name, const google::protobuf::Descriptor* request) const {
+  // The index of method `name`, which must take one `request` and answer
+  // once (streaming false) or with a stream; aborts at start otherwise.
+  int Method(const char* name, const google::protobuf::Descriptor* request, bool streaming) const {
     const auto* m = descriptor_->FindMethodByName(name);
-    if (m == nullptr || !IsUnary(m)) {
-      DieAtStart(descriptor_->full_name(), " has no unary method ", name);
+    if (m == nullptr || m->client_streaming() || m->server_streaming() != streaming) {
+      DieAtStart(descriptor_->full_name(), " has no ", streaming ? "server-streaming" : "unary",
+                 " method ", name);
     }
     if (m->input_type() != request) {
       DieAtStart(m->full_name(), " takes ", m->input_type()->full_name(), ", not ",
@@ -60,11 +62,13 @@ class RawUnary final : public AsyncService {
                   grpc::ServerCompletionQueue* cq, void* tag) {
     this->RequestAsyncUnary(method, ctx, request, writer, cq, cq, tag);
   }
+  void RequestRawStreaming(int method, grpc::ServerContext* ctx, grpc::ByteBuffer* request,
+                           grpc::ServerAsyncWriter<grpc::ByteBuffer>* writer,
+                           grpc::ServerCompletionQueue* cq, void* tag) {
+    this->RequestAsyncServerStreaming(method, ctx, request, writer, cq, cq, tag);
+  }
 
  private:
-  static bool IsUnary(const google::protobuf::MethodDescriptor* m) {
-    return !m->client_streaming() && !m->server_streaming();
-  }
   template <class... Parts>
   [[noreturn]] static void DieAtStart(const Parts&... parts) {
     std::fprintf(stderr, "baton: %s\n", absl::StrCat(parts...).c_str());
@@ -75,17 +79,17 @@ class RawUnary final : public AsyncService {
 };
 
 struct Services {
-  RawUnary<v1::Sessions::AsyncService> sessions{v1::Sessions::service_full_name()};
-  RawUnary<v1::Locks::AsyncService> locks{v1::Locks::service_full_name()};
-  RawUnary<v1::Semaphores::AsyncService> semaphores{v1::Semaphores::service_full_name()};
-  RawUnary<v1::Events::AsyncService> events{v1::Events::service_full_name()};
-  RawUnary<v1::Queues::AsyncService> queues{v1::Queues::service_full_name()};
-  RawUnary<v1::Futures::AsyncService> futures{v1::Futures::service_full_name()};
-  RawUnary<v1::Barriers::AsyncService> barriers{v1::Barriers::service_full_name()};
-  RawUnary<v1::Conditions::AsyncService> conditions{v1::Conditions::service_full_name()};
-  RawUnary<v1::Timers::AsyncService> timers{v1::Timers::service_full_name()};
-  RawUnary<v1::Tasks::AsyncService> tasks{v1::Tasks::service_full_name()};
-  RawUnary<v1::Admin::AsyncService> admin{v1::Admin::service_full_name()};
+  RawRequests<v1::Sessions::AsyncService> sessions{v1::Sessions::service_full_name()};
+  RawRequests<v1::Locks::AsyncService> locks{v1::Locks::service_full_name()};
+  RawRequests<v1::Semaphores::AsyncService> semaphores{v1::Semaphores::service_full_name()};
+  RawRequests<v1::Events::AsyncService> events{v1::Events::service_full_name()};
+  RawRequests<v1::Queues::AsyncService> queues{v1::Queues::service_full_name()};
+  RawRequests<v1::Futures::AsyncService> futures{v1::Futures::service_full_name()};
+  RawRequests<v1::Barriers::AsyncService> barriers{v1::Barriers::service_full_name()};
+  RawRequests<v1::Conditions::AsyncService> conditions{v1::Conditions::service_full_name()};
+  RawRequests<v1::Timers::AsyncService> timers{v1::Timers::service_full_name()};
+  RawRequests<v1::Tasks::AsyncService> tasks{v1::Tasks::service_full_name()};
+  RawRequests<v1::Admin::AsyncService> admin{v1::Admin::service_full_name()};
   v1::Stream::AsyncService stream;  // one bidirectional method
 };
 
@@ -98,10 +102,10 @@ using Listeners = std::vector<std::unique_ptr<ListenerBase>>;
 // take Req (checked at start).
 template <class Req, class Resp, class Service>
 void Listen(Env& env, apply::Shard& shard, Listeners& out, const char* method_name,
-            RawUnary<Service>* service, runtime::Task<void> (*handler)(Env&, Op<Req, Resp>&),
+            RawRequests<Service>* service, runtime::Task<void> (*handler)(Env&, Op<Req, Resp>&),
             int stream_field = 0) {
   using CallT = UnaryCall<Req, Resp>;
-  const int method = service->UnaryMethod(method_name, Req::descriptor());
+  const int method = service->Method(method_name, Req::descriptor(), /*streaming=*/false);
   auto listener = std::make_unique<Listener<CallT, Op<Req, Resp>>>(
       &env, &shard,
       [service, method](CallT& call, grpc::ServerCompletionQueue* cq, void* tag) {
@@ -115,15 +119,18 @@ void Listen(Env& env, apply::Shard& shard, Listeners& out, const char* method_na
   }
 }
 
-// Creates a listener for a server-streaming method on `shard` and posts its
-// first requests (a few: streams are long-lived and few).
-template <class CallT, class Service, class RequestMethod>
-void ListenStream(Env& env, apply::Shard& shard, Listeners& out, RequestMethod method,
-                  Service* service, runtime::Task<void> (*handler)(Env&, CallT&)) {
+// Creates a listener for server-streaming method `method_name` on `shard`
+// and posts its first requests (a few: streams are long-lived and few).
+// CallT is a ServerStreamCall.
+template <class CallT, class Service>
+void ListenStream(Env& env, apply::Shard& shard, Listeners& out, const char* method_name,
+                  RawRequests<Service>* service, runtime::Task<void> (*handler)(Env&, CallT&)) {
+  const int method = service->Method(method_name, CallT::Request::descriptor(), /*streaming=*/true);
   auto listener = std::make_unique<Listener<CallT>>(
       &env, &shard,
       [service, method](CallT& call, grpc::ServerCompletionQueue* cq, void* tag) {
-        (service->*method)(&call.ctx, &call.request, &call.writer, cq, cq, tag);
+        service->RequestRawStreaming(method, &call.ctx, &call.raw_request, call.writer.raw(), cq,
+                                     tag);
       },
       handler);
   for (int i = 0; i < 4; ++i) listener->Post();
