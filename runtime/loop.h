@@ -3,8 +3,9 @@
 // A Loop owns one gRPC ServerCompletionQueue and is run by exactly one OS
 // thread. Each turn it (1) runs work deferred by its own thread, (2) runs work
 // posted by other threads, (3) sleeps in the completion queue until the next
-// tag or the next timer deadline, (4) completes the tag, (5) ticks the timer
-// source when its deadline has passed. Nothing else runs on the thread, so
+// tag or the next timer deadline, (4) runs work posted meanwhile, and what it
+// deferred, then completes the tag, (5) ticks the timer source when its
+// deadline has passed. Deferred work thus always runs before the next event. Nothing else runs on the thread, so
 // state owned by the loop needs no mutex (DESIGN.md §4.1).
 //
 // Threading: Post() may be called from any thread; everything else only from
