@@ -5,8 +5,9 @@
 // posted by other threads, (3) sleeps in the completion queue until the next
 // tag or the next timer deadline, (4) runs work posted meanwhile, and what it
 // deferred, then completes the tag, (5) ticks the timer source when its
-// deadline has passed. Deferred work thus always runs before the next event. Nothing else runs on
-// the thread, so state owned by the loop needs no mutex (DESIGN.md §4.1).
+// deadline has passed. Deferred work always runs before the next event.
+// Nothing else runs on the thread, so state owned by the loop needs no mutex
+// (DESIGN.md §4.1).
 //
 // Threading: Post() may be called from any thread; everything else only from
 // the loop's own thread, except the shutdown calls documented below.
