@@ -79,6 +79,12 @@ type config struct {
 	tls          *TLSConfig // WithTLS: made into creds by Dial
 	dialOpts     []grpc.DialOption
 	connectCheck bool
+	// WithToken, WithTokenFile (read by Dial), WithInsecureToken.
+	tokenSet      bool // either was given
+	tokenFromFile bool // WithTokenFile was the last
+	token         string
+	tokenFile     string
+	insecureToken bool
 }
 
 // Option configures Dial, New and NewSession.
@@ -129,24 +135,33 @@ func newConfig(opts []Option) config {
 // WithoutConnectCheck, waits until it answers a health check, bounded by ctx
 // and WithDialTimeout (default DefaultDialTimeout). An unreachable server is
 // an error matching ErrUnavailable. The connection is plaintext unless WithTLS
-// or WithTransportCredentials says otherwise.
+// or WithTransportCredentials says otherwise. WithToken or WithTokenFile adds
+// a bearer token to every call.
 func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	cfg := newConfig(opts)
 	creds, err := cfg.transportCreds(addr)
 	if err != nil {
 		return nil, err
 	}
+	perRPC, err := cfg.perRPCCreds(addr, creds)
+	if err != nil {
+		return nil, err
+	}
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
-	dopts := append([]grpc.DialOption{
+	var tokenOpts []grpc.DialOption
+	if perRPC != nil {
+		tokenOpts = append(tokenOpts, grpc.WithPerRPCCredentials(perRPC))
+	}
+	dopts := append(append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		// Reconnect quickly: a session's grace period is its TTL, seconds.
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: 5 * time.Second,
 		}),
-	}, cfg.dialOpts...)
+	}, tokenOpts...), cfg.dialOpts...)
 	conn, err := grpc.NewClient(addr, dopts...)
 	if err != nil {
 		return nil, wrapErr(ctx, "Dial", addr, status.Error(codes.InvalidArgument, err.Error()))

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -81,6 +82,14 @@ type globals struct {
 	// TLS: useTLS is --tls; the files imply it.
 	useTLS bool
 	tls    baton.TLSConfig
+	// Bearer token: --auth-token, --auth-token-file (flags, "" unless
+	// given: a token is never a default shown by --help), else
+	// $BATON_TOKEN, $BATON_TOKEN_FILE; --insecure-token. token and
+	// tokenFile are the one in effect, set by dialWith.
+	flagToken, flagTokenFile string
+	envToken, envTokenFile   string
+	insecureToken            bool
+	token, tokenFile         string
 }
 
 // tlsOn reports whether to dial over TLS: --tls, or any of --ca, --cert,
@@ -94,6 +103,8 @@ func defaultGlobals() globals {
 		tls: baton.TLSConfig{CAFile: os.Getenv("BATON_CA"), CertFile: os.Getenv("BATON_CERT"),
 			KeyFile: os.Getenv("BATON_KEY"), ServerName: os.Getenv("BATON_SERVER_NAME")}}
 	g.useTLS, _ = strconv.ParseBool(os.Getenv("BATON_TLS"))
+	g.envToken, g.envTokenFile = os.Getenv("BATON_TOKEN"), os.Getenv("BATON_TOKEN_FILE")
+	g.insecureToken, _ = strconv.ParseBool(os.Getenv("BATON_INSECURE_TOKEN"))
 	if g.addr == "" {
 		g.addr = "127.0.0.1:7411"
 	}
@@ -102,7 +113,7 @@ func defaultGlobals() globals {
 
 // serverEnv is what a command run by baton (lock, sem acquire, task work)
 // needs in its environment to reach the same server: BATON_ADDR, and the
-// TLS settings in effect.
+// TLS and token settings in effect.
 func (g *globals) serverEnv() []string {
 	env := []string{envVar("BATON_ADDR", g.addr)}
 	if g.tlsOn() {
@@ -112,6 +123,13 @@ func (g *globals) serverEnv() []string {
 		{"BATON_KEY", g.tls.KeyFile}, {"BATON_SERVER_NAME", g.tls.ServerName}} {
 		if kv[1] != "" {
 			env = append(env, envVar(kv[0], kv[1]))
+		}
+	}
+	if g.token != "" || g.tokenFile != "" {
+		// Both, one empty: the one in effect replaces the other inherited.
+		env = append(env, envVar("BATON_TOKEN", g.token), envVar("BATON_TOKEN_FILE", g.tokenFile))
+		if g.insecureToken {
+			env = append(env, "BATON_INSECURE_TOKEN=1")
 		}
 	}
 	return env
@@ -135,6 +153,8 @@ type env struct {
 	runsChild bool
 	// conflictCode replaces exitTimeout when >= 0 (--conflict-exit-code).
 	conflictCode int
+	// flags are the global flags (which of them were given).
+	flags *pflag.FlagSet
 }
 
 // exitError carries an exit code and a message for stderr ("" prints
@@ -351,16 +371,64 @@ func (e *env) dialWith(opts ...baton.Option) (*baton.Client, error) {
 		}
 		base = append(base, baton.WithTLS(e.g.tls))
 	}
-	opts = append(base, opts...)
+	tokenOpts, err := e.tokenOpts()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(append(base, tokenOpts...), opts...)
 	c, err := baton.Dial(ctx, e.g.addr, opts...)
 	if err != nil {
 		if e.ctx.Err() != nil {
 			return nil, &exitError{exitInterrupted, "interrupted"}
 		}
+		if errors.Is(err, baton.ErrPlaintextToken) {
+			return nil, usageErr("refusing to send the token in plaintext to %s, which is not a loopback address: "+
+				"connect over TLS (--tls, --ca), or give --insecure-token ($BATON_INSECURE_TOKEN=1) for a batond "+
+				"--allow_plaintext on a protected network", e.g.addr)
+		}
 		return nil, err
 	}
 	e.client = c
 	return c, nil
+}
+
+// tokenOpts are the token options of the flags, else of the environment
+// variables: --auth-token or --auth-token-file, not both; a flag replaces
+// both variables. The one in effect is kept for serverEnv.
+func (e *env) tokenOpts() ([]baton.Option, error) {
+	changed := func(name string) bool { return e.flags != nil && e.flags.Changed(name) }
+	tok, file := changed("auth-token"), changed("auth-token-file")
+	switch {
+	case tok && file:
+		return nil, usageErr("give --auth-token or --auth-token-file, not both")
+	case tok:
+		e.g.token, e.g.tokenFile = e.g.flagToken, ""
+		if e.g.token == "" {
+			return nil, usageErr("--auth-token: empty token")
+		}
+	case file:
+		e.g.token, e.g.tokenFile = "", e.g.flagTokenFile
+		if e.g.tokenFile == "" {
+			return nil, usageErr("--auth-token-file: no file name given")
+		}
+	case e.g.envToken != "" && e.g.envTokenFile != "":
+		return nil, usageErr("$BATON_TOKEN and $BATON_TOKEN_FILE are both set: unset one (or give --auth-token or --auth-token-file)")
+	default:
+		e.g.token, e.g.tokenFile = e.g.envToken, e.g.envTokenFile
+	}
+	var opts []baton.Option
+	switch {
+	case e.g.token != "":
+		opts = append(opts, baton.WithToken(e.g.token))
+	case e.g.tokenFile != "":
+		opts = append(opts, baton.WithTokenFile(e.g.tokenFile))
+	default:
+		return nil, nil
+	}
+	if e.g.insecureToken {
+		opts = append(opts, baton.WithInsecureToken())
+	}
+	return opts, nil
 }
 
 func label() string {

@@ -102,11 +102,12 @@ func batonCmd(t *testing.T, args ...string) *exec.Cmd {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, binry, args...)
-	// The TLS settings of the person running the tests would apply to
-	// every command: the tests give their own.
+	// The TLS and token settings of the person running the tests would
+	// apply to every command: the tests give their own.
 	for _, kv := range os.Environ() {
 		switch k, _, _ := strings.Cut(kv, "="); k {
-		case "BATON_TLS", "BATON_CA", "BATON_CERT", "BATON_KEY", "BATON_SERVER_NAME":
+		case "BATON_TLS", "BATON_CA", "BATON_CERT", "BATON_KEY", "BATON_SERVER_NAME",
+			"BATON_TOKEN", "BATON_TOKEN_FILE", "BATON_INSECURE_TOKEN":
 		default:
 			cmd.Env = append(cmd.Env, kv)
 		}

@@ -104,6 +104,14 @@ verify, or that the server refuses, makes the server unreachable (exit 6); a mis
 or unreadable file is bad usage (exit 2). A command baton runs gets the settings in
 its environment, with BATON_ADDR.
 
+Token: --auth-token TOKEN or --auth-token-file FILE ($BATON_TOKEN, $BATON_TOKEN_FILE)
+sends "authorization: Bearer TOKEN" on every call. It is sent only over TLS or to a
+loopback address (127.0.0.0/8, ::1, localhost, unix:); to another address in
+plaintext baton refuses (exit 2) unless --insecure-token ($BATON_INSECURE_TOKEN=1).
+Prefer the file or the variable: a command line is visible to other users (ps). An
+empty or unreadable file, or a token with whitespace, is bad usage (exit 2). A
+command baton runs gets the token in effect as $BATON_TOKEN or $BATON_TOKEN_FILE.
+
 ` + exitCodesText,
 		Example: `  baton lock billing/migrate -- ./migrate.sh     # runs while holding the lock; $BATON_FENCE is its token
   baton queue put jobs "resize 1.png" && baton queue get jobs --ack
@@ -139,6 +147,10 @@ its environment, with BATON_ADDR.
 	f.StringVar(&e.g.tls.CertFile, "cert", e.g.tls.CertFile, "PEM client certificate for mutual TLS, with --key; implies --tls ($BATON_CERT when set)")
 	f.StringVar(&e.g.tls.KeyFile, "key", e.g.tls.KeyFile, "PEM private key (unencrypted) of --cert; implies --tls ($BATON_KEY when set)")
 	f.StringVar(&e.g.tls.ServerName, "server-name", e.g.tls.ServerName, "name the server's certificate must hold (default: the host of --addr); implies --tls ($BATON_SERVER_NAME when set)")
+	f.StringVar(&e.g.flagToken, "auth-token", "", "bearer token sent on every call as 'authorization: Bearer TOKEN'; only over TLS or to loopback ($BATON_TOKEN when set; prefer --auth-token-file)")
+	f.StringVar(&e.g.flagTokenFile, "auth-token-file", "", "file holding the bearer token (whitespace around it ignored) ($BATON_TOKEN_FILE when set)")
+	f.BoolVar(&e.g.insecureToken, "insecure-token", e.g.insecureToken, "send the token also in plaintext to an address that is not loopback, for a batond --allow_plaintext on a protected network ($BATON_INSECURE_TOKEN=1 when set)")
+	e.flags = f
 
 	root.AddGroup(&cobra.Group{ID: "prims", Title: "Coordination:"},
 		&cobra.Group{ID: "ops", Title: "Inspection and operation:"})
