@@ -6,6 +6,7 @@ import { hostname } from "node:os";
 import * as grpc from "@grpc/grpc-js";
 
 import { Admin } from "./admin";
+import { checkPlaintextToken, resolveToken, tokenInterceptor } from "./auth";
 import { Barrier } from "./barrier";
 import { Condition } from "./condition";
 import { Core } from "./core";
@@ -36,6 +37,25 @@ export interface BatonClientOptions {
   tls?: TlsOptions | boolean;
   /** Channel credentials made by hand (not together with `tls`). Default: plaintext, unless `tls`. */
   credentials?: grpc.ChannelCredentials;
+  /**
+   * A bearer token, sent as the metadata `authorization: Bearer <token>` with
+   * every call (unary calls and streams, `raw` stubs included). A TypeError if
+   * it is empty or contains whitespace (or anything but printable ASCII).
+   */
+  token?: string;
+  /**
+   * A file holding the token, read by the constructor (the whitespace around
+   * it dropped): an Error naming the file if it cannot be read or is empty.
+   * Not together with `token`.
+   */
+  tokenFile?: string;
+  /**
+   * With a token and no TLS, the address must be loopback (127.0.0.0/8, ::1,
+   * localhost, unix:), or the constructor throws: the token would cross the
+   * network in clear. `true` allows it, for a batond started with
+   * --allow_plaintext on a network protected otherwise. Default false.
+   */
+  insecureToken?: boolean;
   /**
    * Session TTL in ms (default 10 000): how long the session outlives a
    * broken connection, i.e. the grace period for reconnecting, and how soon
@@ -111,18 +131,27 @@ export class BatonClient extends EventEmitter<BatonClientEvents> implements Asyn
       throw new TypeError("give tls or credentials, not both (tls builds the credentials)");
     }
     const tls = wantsTls ? tlsChannel(options.tls as TlsOptions | true) : undefined;
+    const token = resolveToken(options.token, options.tokenFile);
     const credentials = tls?.credentials ?? options.credentials ?? grpc.credentials.createInsecure();
-    this.raw = createStubs(this.address, credentials, {
-      // Notice a dead connection in seconds (batond permits pings every 5 s),
-      // and retry connecting quickly enough to resume the session within its TTL.
-      "grpc.keepalive_time_ms": 10_000,
-      "grpc.keepalive_timeout_ms": 5_000,
-      "grpc.keepalive_permit_without_calls": 1,
-      "grpc.initial_reconnect_backoff_ms": 100,
-      "grpc.max_reconnect_backoff_ms": Math.min(Math.max(ttlMs / 4, 100), 2000),
-      ...tls?.channelOptions,
-      ...options.channelOptions,
-    });
+    if (token !== undefined) {
+      checkPlaintextToken(this.address, credentials._isSecure(), options.insecureToken ?? false);
+    }
+    this.raw = createStubs(
+      this.address,
+      credentials,
+      {
+        // Notice a dead connection in seconds (batond permits pings every 5 s),
+        // and retry connecting quickly enough to resume the session within its TTL.
+        "grpc.keepalive_time_ms": 10_000,
+        "grpc.keepalive_timeout_ms": 5_000,
+        "grpc.keepalive_permit_without_calls": 1,
+        "grpc.initial_reconnect_backoff_ms": 100,
+        "grpc.max_reconnect_backoff_ms": Math.min(Math.max(ttlMs / 4, 100), 2000),
+        ...tls?.channelOptions,
+        ...options.channelOptions,
+      },
+      token === undefined ? [] : [tokenInterceptor(token)],
+    );
     this.keeper = new SessionKeeper(
       this.raw,
       {

@@ -109,15 +109,22 @@ function serviceCtor(pkg: grpc.GrpcObject, path: string): ServiceCtor {
   return node as ServiceCtor;
 }
 
-/** Creates the stubs on one new channel to `address`. */
+/**
+ * Creates the stubs on one new channel to `address`; every call of every stub
+ * goes through `interceptors` (the bearer token, see auth.ts).
+ */
 export function createStubs(
   address: string,
   credentials: grpc.ChannelCredentials,
   channelOptions: grpc.ChannelOptions,
+  interceptors: grpc.Interceptor[] = [],
 ): Stubs {
   const pkg = loadPackage();
-  const first = new (serviceCtor(pkg, "baton.v1.Sessions"))(address, credentials, channelOptions);
-  const shared = { channelOverride: first.getChannel() } as grpc.ClientOptions;
+  const first = new (serviceCtor(pkg, "baton.v1.Sessions"))(address, credentials, {
+    ...channelOptions,
+    interceptors,
+  } as grpc.ClientOptions);
+  const shared = { channelOverride: first.getChannel(), interceptors } as grpc.ClientOptions;
   const make = <T>(path: string): T => new (serviceCtor(pkg, path))(address, credentials, shared) as unknown as T;
   return {
     sessions: first as unknown as SessionsClient,

@@ -12,6 +12,7 @@ export {
   type TasksInfo,
   type TimerInfo,
 } from "./admin";
+export { isLoopbackTarget } from "./auth";
 export { Barrier } from "./barrier";
 export { Condition, type ConditionWaitOptions } from "./condition";
 export type { FutureState, GrantOutcome, QueueOrder, ResourceKind, TaskState, WaitMode } from "./enums";

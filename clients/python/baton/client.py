@@ -35,6 +35,7 @@ from . import admin as _admin
 from . import tasks as _tasks
 from . import timers as _timers
 from ._rpc import Rpc
+from .auth import TokenChannel, check_plaintext_token, resolve_token
 from .barrier import Barrier
 from .codec import RAW, Codec
 from .condition import Condition
@@ -90,7 +91,7 @@ class Stubs:
     """The generated stubs of every Baton service over one channel, for
     calls the high-level API does not cover."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    def __init__(self, channel: Union[grpc.aio.Channel, TokenChannel]) -> None:
         self.sessions = session_pb2_grpc.SessionsStub(channel)
         self.locks = lock_pb2_grpc.LocksStub(channel)
         self.semaphores = semaphore_pb2_grpc.SemaphoresStub(channel)
@@ -136,6 +137,16 @@ class Client:
     credentials: grpc.ChannelCredentials, for TLS set up by hand; None and
       no `tls`: plaintext. Not together with `tls` (ValueError).
     channel_options: extra grpc channel arguments.
+    token: a bearer token, sent as the metadata `authorization: Bearer
+      <token>` with every call (unary calls and every stream). ValueError if
+      it is empty or contains whitespace. See auth.py.
+    token_file: a file holding the token (read here; surrounding whitespace
+      stripped): OSError naming it if it cannot be read, ValueError naming it
+      if it is empty. Not together with `token`.
+    insecure_token: with a token and no TLS (`tls`, `credentials`),
+      the target must be loopback (127.0.0.0/8, ::1, localhost, unix:),
+      otherwise ValueError: the token would cross the network in clear.
+      True allows it (a trusted network, batond --allow_plaintext).
     """
 
     def __init__(
@@ -151,9 +162,13 @@ class Client:
         tls: Union[TLS, bool, None] = None,
         credentials: Optional[grpc.ChannelCredentials] = None,
         channel_options: Sequence[tuple[str, Any]] = (),
+        token: Optional[str] = None,
+        token_file: Union[str, "os.PathLike[str]", None] = None,
+        insecure_token: bool = False,
     ) -> None:
         if transport not in ("stream", "unary"):
             raise ValueError('transport must be "stream" or "unary"')
+        self._token = resolve_token(token, token_file)
         tls_settings = TLS.coerce(tls)
         tls_options: list[tuple[str, Any]] = []
         if tls_settings is not None:
@@ -161,6 +176,8 @@ class Client:
                 raise ValueError("give tls or credentials, not both (tls builds the credentials)")
             credentials = tls_settings.credentials()
             tls_options = tls_settings.channel_options()
+        if self._token is not None:
+            check_plaintext_token(target, secure=credentials is not None, allow=insecure_token)
         self.target = target
         self.transport = transport
         self.codec = codec
@@ -195,7 +212,9 @@ class Client:
             self._channel = grpc.aio.secure_channel(self.target, self._credentials, options=self._channel_options)
         else:
             self._channel = grpc.aio.insecure_channel(self.target, options=self._channel_options)
-        self._stubs = Stubs(self._channel)
+        # With a token, every stub's calls carry it (auth.py).
+        channel = self._channel if self._token is None else TokenChannel(self._channel, self._token)
+        self._stubs = Stubs(channel)
         self._rpc.stubs = self._stubs
         session: Session
         if self.transport == "stream":
