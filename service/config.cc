@@ -82,6 +82,14 @@ ABSL_FLAG(std::string, client_ca, "",
 ABSL_FLAG(int64_t, tls_reload_s, 60,
           "re-read the certificate, key and CA files this often, seconds (renewal without a "
           "restart)");
+ABSL_FLAG(std::string, auth_policy, "",
+          "policy file of roles (access on name prefixes) granted to principals; set, every "
+          "call needs a principal with the access it asks for (docs/security.md)");
+ABSL_FLAG(std::string, auth_tokens, "",
+          "tokens file: principal names and the SHA-256 of their bearer tokens (with "
+          "--auth_policy)");
+ABSL_FLAG(int64_t, auth_reload_s, 10,
+          "re-read the policy and tokens files this often when they change, seconds");
 ABSL_FLAG(bool, allow_plaintext, false,
           "serve plaintext on an address other than loopback (without TLS, batond refuses to)");
 namespace baton::config {
@@ -320,6 +328,15 @@ std::variant<Config, int> Load(int argc, char** argv) {
     bad.push_back(std::string(tls.status().message()));
   } else {
     c.certificate = *tls;
+  }
+  o.auth.policy_file = absl::GetFlag(FLAGS_auth_policy);
+  o.auth.tokens_file = absl::GetFlag(FLAGS_auth_tokens);
+  o.auth.reload_interval = std::chrono::seconds(absl::GetFlag(FLAGS_auth_reload_s));
+  require(o.auth.reload_interval.count() >= 1, "auth_reload_s", "at least 1");
+  if (auto policy = security::Authenticator::Check(o.auth); !policy.ok()) {
+    bad.push_back(std::string(policy.status().message()));
+  } else {
+    c.policy = *std::move(policy);
   }
   c.log_format = absl::GetFlag(FLAGS_log_format);
   require(c.log_format == "text" || c.log_format == "json", "log_format", "text or json");

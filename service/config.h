@@ -29,6 +29,8 @@ struct Config {
   std::string log_format;  // text or json
   // The client listener's certificate, as checked at load (empty: no TLS).
   security::CertificateInfo certificate;
+  // The policy and tokens as read at load (null: no --auth_policy).
+  std::shared_ptr<const security::AccessPolicy> policy;
   // Every flag and its value in effect, by name (for the start-up log and
   // Admin/ServerInfo). Holds no secret: batond's flags carry none.
   std::map<std::string, std::string> effective;

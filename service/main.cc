@@ -89,9 +89,23 @@ int main(int argc, char** argv) {
         .Int("reload_s", o.tls.reload_interval.count());
   } else {
     logging::Warn(
-        "plaintext: no TLS, and any client that reaches the address can call every RPC; give "
+        "plaintext: no TLS: anyone on the path can read the traffic and replay tokens; give "
         "--tls_cert and --tls_key to encrypt")
         .Str("address", o.listen);
+  }
+  if (config.policy != nullptr) {
+    logging::Info("principals")
+        .Str("policy", o.auth.policy_file)
+        .Str("tokens", o.auth.tokens_file)
+        .Uint("principals", config.policy->principal_count())
+        .Uint("token_hashes", config.policy->token_count())
+        .Str("anonymous",
+             config.policy->Anonymous() != nullptr ? "allowed by the policy" : "refused")
+        .Int("reload_s", o.auth.reload_interval.count());
+  } else {
+    logging::Warn(
+        "no --auth_policy: every client that connects may call every RPC on every name and act "
+        "for every session");
   }
   std::unique_ptr<baton::MetricsHttp> metrics;
   if (!config.metrics_listen.empty()) {

@@ -841,15 +841,17 @@ absl::Status FromProto(const pb::CancelWait&, CancelWait*) { return absl::OkStat
 
 // --- sessions ------------------------------------------------------------------
 
-BATON_CODEC_FIELDS(OpenSession, 2);
+BATON_CODEC_FIELDS(OpenSession, 3);
 void ToProto(const OpenSession& c, pb::Command* out) {
   pb::OpenSession* m = out->mutable_open_session();
   m->set_ttl_us(c.ttl);
   m->set_label(c.label);
+  m->set_owner(c.owner);
 }
 absl::Status FromProto(const pb::OpenSession& m, OpenSession* c) {
   c->ttl = m.ttl_us();
   c->label = m.label();
+  c->owner = m.owner();
   return absl::OkStatus();
 }
 
@@ -898,12 +900,15 @@ absl::Status FromProto(const pb::DescribeSession& m, DescribeSession* c) {
   return absl::OkStatus();
 }
 
-BATON_CODEC_FIELDS(SessionStarted, 1);
+BATON_CODEC_FIELDS(SessionStarted, 2);
 void ToProto(const SessionStarted& c, pb::Command* out) {
-  out->mutable_session_started()->set_session(c.session);
+  pb::SessionStarted* m = out->mutable_session_started();
+  m->set_session(c.session);
+  m->set_owner(c.owner);
 }
 absl::Status FromProto(const pb::SessionStarted& m, SessionStarted* c) {
   c->session = m.session();
+  c->owner = m.owner();
   return absl::OkStatus();
 }
 

@@ -300,6 +300,9 @@ struct CancelWait {};
 struct OpenSession {
   Duration ttl = 0;
   std::string label;
+  // The principal that opens it (security/auth.h), who alone may use it
+  // (and admins); empty when the server checks no principals.
+  std::string owner = "";
 };
 struct KeepAlive {
   uint64_t session = 0;
@@ -321,6 +324,7 @@ struct DescribeSession {
 
 struct SessionStarted {
   uint64_t session = 0;
+  std::string owner = "";  // OpenSession::owner
 };
 struct SessionEnded {
   uint64_t session = 0;

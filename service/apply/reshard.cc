@@ -97,6 +97,9 @@ struct Resharder {
     for (uint64_t id : s.live_sessions_) {
       for (auto& t : to) t->live_sessions_.insert(id);
     }
+    for (const auto& [id, owner] : s.session_owners_) {
+      for (auto& t : to) t->session_owners_[id] = owner;
+    }
     for (const auto& [session, names] : s.session_refs_) {
       for (const auto& [name, n] : names) owner(name).session_refs_[session][name] += n;
     }

@@ -64,6 +64,7 @@ struct SessionInfo {
   Duration expires_in = kForever;  // kForever while a stream holds it
   Duration age = 0;
   uint32_t open_streams = 0;
+  std::string owner = "";  // OpenSession::owner
 };
 
 struct HolderInfo {

@@ -25,9 +25,14 @@ absl::Status SessionNotFound(uint64_t id) {
 }  // namespace
 
 SessionInfo ShardState::Info(uint64_t id, const Session& s, Time now) const {
-  return SessionInfo{
-      id,       s.label, s.ttl, s.expires == kForever ? kForever : s.expires - now, now - s.created,
-      s.streams};
+  auto owner = session_owners_.find(id);
+  return SessionInfo{id,
+                     s.label,
+                     s.ttl,
+                     s.expires == kForever ? kForever : s.expires - now,
+                     now - s.created,
+                     s.streams,
+                     owner == session_owners_.end() ? std::string() : owner->second};
 }
 
 void ShardState::Do(const OpenSession& c, OpRef origin, Time now, Effects& out) {
@@ -48,10 +53,11 @@ void ShardState::Do(const OpenSession& c, OpRef origin, Time now, Effects& out) 
   s.expires = AddSaturating(now, c.ttl);
   AddTimer(s.expires, TimerKind::kSession, id);
   live_sessions_.insert(id);
+  if (!c.owner.empty()) session_owners_[id] = c.owner;
   SessionInfo info = Info(id, s, now);
   if (observer_ != nullptr) observer_->SessionOpened(id, s.ttl, s.label);
   sessions_.emplace(id, std::move(s));
-  out.push_back(Broadcast{SessionStarted{id}});
+  out.push_back(Broadcast{SessionStarted{id, c.owner}});
   out.push_back(Answer(c, origin, info));
 }
 
@@ -126,10 +132,19 @@ void ShardState::EndSession(uint64_t session, Time now, Effects& out) {
 
 void ShardState::Do(const SessionStarted& c, OpRef, Time, Effects&) {
   live_sessions_.insert(c.session);
+  if (!c.owner.empty()) session_owners_[c.session] = c.owner;
+}
+
+const std::string* ShardState::SessionOwner(uint64_t session) const {
+  static const std::string* const kNobody = new std::string();
+  if (!live_sessions_.contains(session)) return nullptr;
+  auto it = session_owners_.find(session);
+  return it == session_owners_.end() ? kNobody : &it->second;
 }
 
 void ShardState::Do(const SessionEnded& c, OpRef, Time now, Effects& out) {
   live_sessions_.erase(c.session);
+  session_owners_.erase(c.session);
   auto refs = session_refs_.find(c.session);
   if (refs == session_refs_.end()) return;
   // Copy the names: releasing edits session_refs_.

@@ -69,6 +69,13 @@ class ShardState {
     return static_cast<uint32_t>(session % shard_count);
   }
 
+  // Who opened live session `session` (OpenSession::owner): "" for a
+  // session opened without a principal; nullptr if the session is not alive
+  // as far as this shard knows. Every shard knows every live session before
+  // its id reaches the client (sessions.cc), so the RPC layer asks the shard
+  // it runs on.
+  const std::string* SessionOwner(uint64_t session) const;
+
   // Tells `observer` (may be null; not owned) of events worth a log line.
   void set_observer(Observer* observer) { observer_ = observer; }
   Observer* observer() const { return observer_; }
@@ -558,6 +565,8 @@ class ShardState {
       timer_actions_;
   absl::btree_map<uint64_t, Session> sessions_;  // homed here
   absl::flat_hash_set<uint64_t> live_sessions_;  // alive anywhere
+  // The owner of each live session opened by a principal (OpenSession).
+  absl::flat_hash_map<uint64_t, std::string> session_owners_;
   // Per session: resources on this shard where it holds or waits, with how
   // many holdings + waiters it has there.
   absl::flat_hash_map<uint64_t, absl::btree_map<std::string, int64_t>> session_refs_;

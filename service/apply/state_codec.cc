@@ -58,7 +58,9 @@ struct StateCodec {
         archive::Named("next_task_seq", s.next_task_seq_),
         archive::Named("queue_bytes", s.queue_bytes_), archive::Named("orphans", s.orphans_),
         archive::Named("unclaimed", s.unclaimed_),
-        archive::Named("orphan_grace_end", s.orphan_grace_end_));
+        archive::Named("orphan_grace_end", s.orphan_grace_end_),
+        // Version 3 on.
+        archive::Named("session_owners", s.session_owners_));
   }
 
   // A resource: its kind, then the state of that kind (the kind decides the
@@ -153,7 +155,7 @@ struct StateCodec {
     Reader ar(bytes);
     uint64_t version = 0;
     if (!ar.GetVarint(version)) return ar.Finish();
-    if (version != kStateFormatVersion) {
+    if (version != kStateFormatVersion && version != 2) {
       return absl::DataLossError(absl::StrCat("unknown snapshot format version ", version,
                                               " (this build reads ", kStateFormatVersion, ")"));
     }
@@ -167,7 +169,12 @@ struct StateCodec {
     }
     // Read into a fresh state, so that a failure leaves *state as it was.
     ShardState fresh(state->shard_, state->shard_count_, state->limits_);
-    std::apply([&](auto&&... fields) { ar(fields...); }, Fields(fresh));
+    // Version 2 ends before session_owners: its sessions have no owner.
+    auto fresh_fields = Fields(fresh);
+    constexpr size_t kAll = std::tuple_size_v<decltype(fresh_fields)>;
+    [&]<size_t... I>(std::index_sequence<I...>) { ar(std::get<I>(fresh_fields)...); }
+    (std::make_index_sequence<kAll - 1>());
+    if (version >= 3) ar(std::get<kAll - 1>(fresh_fields));
     if (absl::Status s = ar.Finish(); !s.ok()) return s;
     auto to = Fields(*state);
     auto from = Fields(fresh);

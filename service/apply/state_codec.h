@@ -3,16 +3,18 @@
 // dropped: restoring the snapshot and applying the entries after N gives the
 // same state, and the same effects, as applying the whole log.
 //
-// Format (version 2; 1 had no orphaned waiters): varint format version, shard index, shard count,
-// then every field of ShardState and of the primitives it holds, in the order StateCodec::Fields
-// lists them (state_codec.cc), encoded by the archive (service/primitives/archive.h): varints,
-// length-prefixed strings and sequences, maps and sets in increasing key order. A timer's action is
-// its command in the log's own form (codec.h), length-prefixed. No checksum: the file that holds a
-// snapshot frames and checks it, as the log does its records.
+// Format (version 3; 2 had no session owners and is still read, 1 had no orphaned waiters): varint
+// format version, shard index, shard count, then every field of ShardState and of the primitives it
+// holds, in the order StateCodec::Fields lists them (state_codec.cc), encoded by the archive
+// (service/primitives/archive.h): varints, length-prefixed strings and sequences, maps and sets in
+// increasing key order. A timer's action is its command in the log's own form (codec.h),
+// length-prefixed. No checksum: the file that holds a snapshot frames and checks it, as the log
+// does its records.
 //
 // Changing the format (a field added to the state or a primitive, whose
 // field-count check or StateCodec::Fields forced the change): increase
-// kStateFormatVersion. A build refuses versions it does not know.
+// kStateFormatVersion. A build refuses versions it does not know; it reads version 2 too
+// (its sessions get no owner).
 //
 // Thread-safety: pure functions of their arguments; the ShardState must not
 // be used concurrently (it is used only by its shard's loop thread anyway).
@@ -27,7 +29,7 @@
 
 namespace baton::apply {
 
-inline constexpr uint64_t kStateFormatVersion = 2;
+inline constexpr uint64_t kStateFormatVersion = 3;
 
 // The whole state of `state` as bytes. Deterministic: two states that hold the
 // same data give the same bytes (hash containers are written in sorted key

@@ -399,6 +399,38 @@ TEST(StateCodec, ShardMismatchIsFailedPrecondition) {
   EXPECT_EQ(SaveState(same.state), bytes);
 }
 
+TEST(StateCodec, SessionOwnersRoundTrip) {
+  Harness a(Limits{}, 0, 1);
+  uint64_t mine = SessionOf(ReplyTo(a.Apply(OpenSession{10 * kSecond, "m", "alice"}, 1), 1));
+  uint64_t anon = SessionOf(ReplyTo(a.Apply(OpenSession{10 * kSecond, "a"}, 2), 2));
+  Harness b(Limits{}, 0, 1);
+  ASSERT_TRUE(RestoreState(SaveState(a.state), &b.state).ok());
+  ASSERT_NE(b.state.SessionOwner(mine), nullptr);
+  EXPECT_EQ(*b.state.SessionOwner(mine), "alice");
+  ASSERT_NE(b.state.SessionOwner(anon), nullptr);
+  EXPECT_EQ(*b.state.SessionOwner(anon), "");
+  EXPECT_EQ(b.state.SessionOwner(anon + 1000), nullptr);
+  b.Apply(CloseSession{mine}, 3);
+  EXPECT_EQ(b.state.SessionOwner(mine), nullptr);
+}
+
+TEST(StateCodec, VersionTwoIsReadWithoutOwners) {
+  // A version 2 snapshot is version 3 without the trailing session_owners
+  // (an empty map: one varint 0).
+  Harness a(Limits{}, 0, 1);
+  uint64_t s = SessionOf(ReplyTo(a.Apply(OpenSession{10 * kSecond, "old"}, 1), 1));
+  a.Apply(SetEvent{"e"});
+  std::string bytes = SaveState(a.state);
+  ASSERT_EQ(bytes.back(), '\0');
+  std::string v2 = bytes.substr(0, bytes.size() - 1);
+  v2[0] = 2;
+  Harness b(Limits{}, 0, 1);
+  ASSERT_TRUE(RestoreState(v2, &b.state).ok());
+  ASSERT_NE(b.state.SessionOwner(s), nullptr);
+  EXPECT_EQ(*b.state.SessionOwner(s), "");
+  EXPECT_EQ(SaveState(b.state), bytes);
+}
+
 TEST(StateCodec, UnknownFormatVersionIsDataLoss) {
   Harness a;
   std::string bytes = SaveState(a.state);

@@ -125,14 +125,25 @@ runtime::Task<void> Describe(Env& env, DescribeCall& call) {
   v1::DescribeResponse resp;
   resp.set_name(info.name);
   resp.set_kind(ToProto(info.kind));
+  // Handles (token, session, request id) are shown to their own principal
+  // and to admins only: with them one could act for the holder.
+  const security::Principal* who = call.principal();
+  auto shows_handles = [&](uint64_t session) {
+    if (who == nullptr || who->admin) return true;
+    if (session == 0) return false;
+    const std::string* owner = call.shard().state().SessionOwner(session);
+    return owner != nullptr && *owner == who->name;
+  };
   for (const auto& h : info.holders) {
     auto* out = resp.add_holders();
-    out->set_token(h.token);
-    out->set_session_id(h.session);
+    if (shows_handles(h.session)) {
+      out->set_token(h.token);
+      out->set_session_id(h.session);
+      out->set_request_id(h.request_id);
+    }
     out->set_count(h.count);
     ToProto(h.held_for, out->mutable_held_for());
     if (h.expires_in != kForever) ToProto(h.expires_in, out->mutable_expires_in());
-    out->set_request_id(h.request_id);
   }
   resp.set_waiters(info.waiters);
   resp.set_orphaned_waiters(info.orphaned_waiters);

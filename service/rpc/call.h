@@ -33,9 +33,11 @@
 #include "runtime/task.h"
 #include "service/apply/result_of.h"
 #include "service/apply/shard.h"
+#include "service/rpc/access.h"
 #include "service/rpc/call_stats.h"
 #include "service/rpc/env.h"
 #include "service/rpc/status.h"
+#include "service/security/auth.h"
 
 namespace baton::rpc {
 
@@ -71,6 +73,8 @@ class OpBase : public apply::OpSink {
 
   apply::Shard& shard() { return shard_; }
   apply::OpRef op() const { return op_; }
+  // Who asked (security/auth.h); null when the server checks no principals.
+  const security::Principal* principal = nullptr;
   Time Now() const { return shard_.loop().clock().Now(); }
 
   // Whether whoever asked has gone away (the call was cancelled, the stream
@@ -154,6 +158,10 @@ class Op {
 
   apply::Shard& shard() { return base_.shard(); }
   Time Now() const { return base_.Now(); }
+  // Who asked; null when the server checks no principals.
+  const security::Principal* principal() const { return base_.principal; }
+  // The name sessions opened by this op belong to ("" without principals).
+  std::string owner() const { return base_.principal ? base_.principal->name : std::string(); }
   template <class Cmd>
   requires requires { typename apply::ResultOf<Cmd>; }
   OpBase::SubmitAwaiter<Cmd> Submit(uint32_t target, Cmd& command) {
@@ -179,6 +187,16 @@ class CallBase : public OpBase {
   explicit CallBase(apply::Shard& shard) : OpBase(shard) {}
 
   grpc::ServerContext ctx;
+
+  // Identifies the call's principal (and keeps the policy that names it
+  // alive for the call's life).
+  absl::Status Authenticate(const security::Authenticator& auth) {
+    auto id = auth.Identify(ctx);
+    if (!id.ok()) return id.status();
+    identity_ = *std::move(id);
+    principal = identity_.principal;
+    return absl::OkStatus();
+  }
 
   // True once the done notification has arrived.
   bool done() const { return done_; }
@@ -227,12 +245,29 @@ class CallBase : public OpBase {
     void OnComplete(bool ok) override { call->listener->OnMatch(call, ok); }
   };
 
+  security::Identity identity_;
   bool done_ = false;
   std::chrono::steady_clock::time_point started_;
   std::coroutine_handle<> done_waiter_;
   DoneTag done_tag_{this};
   MatchTag match_tag_{this};
 };
+
+// Whether `who` may use session `session` (access.h): the calling shard
+// knows the owner of every session it has heard of; one it has not heard of
+// yet (its SessionStarted still on the way, e.g. behind a log write) is
+// asked of the session's home shard, which answered the open. NOT_FOUND for
+// a session that is not alive.
+inline runtime::Task<absl::Status> CheckSession(Env& env, OpBase& op,
+                                                const security::Principal& who, uint64_t session) {
+  if (const std::string* owner = op.shard().state().SessionOwner(session); owner != nullptr) {
+    co_return SessionAllowed(who, session, *owner);
+  }
+  apply::DescribeSession ask{session};
+  auto info = co_await op.Submit(env.cluster->ShardOfSession(session), ask);
+  if (!info.ok()) co_return info.status();
+  co_return SessionAllowed(who, session, info->owner);
+}
 
 // A unary call.
 template <class Req, class Resp>
@@ -248,7 +283,8 @@ class UnaryCall final : public CallBase, public Op<Req, Resp> {
 
   // Decodes raw_request into request (and frees the bytes).
   absl::Status Decode() { return DecodeRequest(raw_request, request); }
-  runtime::Task<void> FailDecode(absl::Status status) { return Fail(std::move(status)); }
+  // Answers a request refused before its handler ran.
+  runtime::Task<void> Refuse(absl::Status status) { return Fail(std::move(status)); }
 
   std::chrono::system_clock::time_point RpcDeadline() const override { return ctx.deadline(); }
 
@@ -320,25 +356,39 @@ class ServerStreamCall : public CallBase {
   EncodingWriter<Resp> writer{&ctx};
 
   absl::Status Decode() { return DecodeRequest(raw_request, request); }
-  runtime::Task<void> FailDecode(absl::Status status) {
+  runtime::Task<void> Refuse(absl::Status status) {
     grpc::Status s = ToGrpc(status);
     co_await runtime::CqOp([&](void* tag) { writer.Finish(s, tag); });
   }
 };
 
 // Runs a handler for a matched call, then frees the call once no tag is
-// outstanding.
+// outstanding. Before the handler: decodes the request (calls that take one
+// as bytes), and, when the server checks principals, identifies the call's
+// principal and checks the request against its permissions (access.h). A
+// call refused there is answered by its Refuse() and never reaches its
+// handler.
 // `Arg` is what the handler takes: the call itself, or its Op interface.
 template <class CallT, class Arg>
 runtime::Task<void> Drive(Env* env, CallT* call, runtime::Task<void> (*handler)(Env&, Arg&)) {
-  bool decoded = true;
-  if constexpr (requires { call->Decode(); }) {
-    if (absl::Status st = call->Decode(); !st.ok()) {
-      decoded = false;
-      co_await call->FailDecode(std::move(st));
+  absl::Status admitted;
+  if constexpr (requires { call->Decode(); }) admitted = call->Decode();
+  if (admitted.ok() && env->auth != nullptr) {
+    admitted = call->Authenticate(*env->auth);
+    if constexpr (requires { call->request.GetDescriptor(); }) {
+      uint64_t session = 0;
+      const security::Principal* who = call->CallBase::principal;
+      if (admitted.ok()) admitted = AuthorizeNames(*who, call->request, &session);
+      if (admitted.ok() && session != 0) {
+        admitted = co_await CheckSession(*env, static_cast<OpBase&>(*call), *who, session);
+      }
     }
   }
-  if (decoded) co_await handler(*env, *call);
+  if (!admitted.ok()) {
+    co_await call->Refuse(std::move(admitted));
+  } else {
+    co_await handler(*env, *call);
+  }
   co_await call->AwaitDone();
   apply::Shard& shard = call->CallBase::shard();
   delete call;

@@ -16,6 +16,11 @@ namespace baton::rpc {
 
 class StreamOps;
 class ServerOps;
+}  // namespace baton::rpc
+namespace baton::security {
+class Authenticator;
+}  // namespace baton::security
+namespace baton::rpc {
 
 struct Env {
   apply::Cluster* cluster = nullptr;
@@ -25,6 +30,9 @@ struct Env {
   StreamOps* stream_ops = nullptr;
   // The server as a whole, for the Admin service.
   ServerOps* ops = nullptr;
+  // Identifies each call's principal; null: the server checks none, and
+  // every call may do everything (no --auth_policy).
+  const security::Authenticator* auth = nullptr;
   // Size of a SaveSnapshot chunk: well under the largest message.
   size_t snapshot_chunk_bytes = 1 << 20;
   // Open KeepAliveStreams per shard: they wait in Read, so shutdown cancels

@@ -117,6 +117,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   auto credentials = security::ListenerCredentials(options.tls, options.listen);
   if (!credentials.ok()) return credentials.status();
+  CheckEveryMethodHasARule();
+  if (options.auth.enabled()) {
+    auto auth = security::Authenticator::Start(options.auth);
+    if (!auth.ok()) return auth.status();
+    s->auth_ = *std::move(auth);
+  }
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, *credentials, &s->port_);
   // Never share a port: with SO_REUSEPORT a second server on the same
@@ -170,6 +176,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   s->env_.streams.resize(shards);
   s->env_.stream_ops = &s->stream_ops_;
   s->env_.ops = s.get();
+  s->env_.auth = s->auth_.get();
   s->env_.snapshot_chunk_bytes =
       static_cast<size_t>(std::min(1 << 20, std::max(512, options.max_message_bytes / 2)));
   for (uint32_t i = 0; i < shards; ++i) {

@@ -33,6 +33,7 @@
 #include "service/rpc/env.h"
 #include "service/rpc/server_ops.h"
 #include "service/rpc/services.h"
+#include "service/security/auth.h"
 #include "service/security/tls.h"
 #include "storage/file_lock.h"
 #include "storage/snapshot_store.h"
@@ -94,6 +95,8 @@ struct ServerOptions {
   Duration slow_apply = 100 * kMillisecond;
   // TLS of the client listener (plaintext, loopback only, by default).
   security::TlsOptions tls;
+  // Principals and permissions (security/auth.h); off without a policy.
+  security::AuthOptions auth;
   // Every flag in effect, by name: reported by Admin/ServerInfo.
   std::map<std::string, std::string> config;
 };
@@ -158,6 +161,8 @@ class Server final : public ServerOps {
   const Clock* clock_ = nullptr;
   Services services_;
   StreamOps stream_ops_;
+  // Declared before the server and the loops: outlives every call.
+  std::unique_ptr<security::Authenticator> auth_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<runtime::Loop>> loops_;
   apply::Cluster cluster_;

@@ -12,7 +12,9 @@
 namespace baton::rpc {
 
 StreamOpBase::StreamOpBase(SessionStream& stream, uint64_t id)
-    : OpBase(stream.shard()), stream_(stream), id_(id) {}
+    : OpBase(stream.shard()), stream_(stream), id_(id) {
+  principal = stream.principal;
+}
 
 // --- SessionStream: answers and the write side ---
 
@@ -187,11 +189,14 @@ runtime::Task<absl::StatusOr<v1::StreamWelcome>> Attach(Env& env, SessionStream&
     auto ttl = SessionTtl(env.limits, hello.has_ttl(), hello.ttl());
     if (!ttl.ok()) co_return ttl.status();
     if (auto s = ValidateLength(hello.label(), kMaxLabelBytes, "label"); !s.ok()) co_return s;
-    apply::OpenSession open{*ttl, hello.label()};
+    apply::OpenSession open{*ttl, hello.label(), call.principal ? call.principal->name : ""};
     auto r = co_await call.Submit(env.NextSessionHome(), open);
     if (!r.ok()) co_return r.status();
     id = r->session;
   } else {
+    if (call.principal != nullptr) {
+      if (auto s = co_await CheckSession(env, call, *call.principal, id); !s.ok()) co_return s;
+    }
     welcome.set_resumed(true);
   }
   apply::AttachStream attach{id};

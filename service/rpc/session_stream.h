@@ -73,6 +73,13 @@ class SessionStream final : public CallBase {
 
   grpc::ServerAsyncReaderWriter<v1::StreamResponse, v1::StreamRequest> stream{&ctx};
 
+  // Ends a stream refused before its handler ran (Drive).
+  runtime::Task<void> Refuse(absl::Status status) {
+    Finishing();
+    grpc::Status s = ToGrpc(status);
+    co_await runtime::CqOp([&](void* tag) { stream.Finish(s, tag); });
+  }
+
   // The session the stream acts for (0 before the welcome).
   uint64_t session() const { return session_; }
   void set_session(uint64_t id) { session_ = id; }
@@ -227,10 +234,19 @@ class StreamOps {
 
 // Runs one stream operation's handler, then forgets and frees it. Detached
 // and eager: one coroutine frame less per pending operation than Spawn.
+// `session`: the session the request names, whose owner is checked first
+// (0: none, or the server checks no principals).
 template <class Req, class Resp>
 runtime::Detached DriveStreamOp(Env* env, StreamOp<Req, Resp>* op,
-                                StreamOps::Handler<Req, Resp> handler) {
-  co_await handler(*env, *op);
+                                StreamOps::Handler<Req, Resp> handler, uint64_t session) {
+  absl::Status allowed;
+  if (session != 0)
+    allowed = co_await CheckSession(*env, *op, *op->StreamOpBase::principal, session);
+  if (allowed.ok()) {
+    co_await handler(*env, *op);
+  } else {
+    co_await op->Fail(std::move(allowed));
+  }
   op->stream().Untrack(op);
   delete op;
 }
@@ -256,8 +272,17 @@ void StreamOps::Register(int field, Handler<Req, Resp> handler) {
         r->SetUInt64(&op->request, session_field, stream.session());
       }
     }
+    // The same checks as Drive's for a unary call (access.h).
+    uint64_t session = 0;
+    if (stream.principal != nullptr) {
+      if (absl::Status s = AuthorizeNames(*stream.principal, op->request, &session); !s.ok()) {
+        stream.AnswerError(in.id(), s);
+        delete op;
+        return;
+      }
+    }
     stream.Track(op);
-    DriveStreamOp<Req, Resp>(&env, op, handler);
+    DriveStreamOp<Req, Resp>(&env, op, handler, session);
   };
 }
 

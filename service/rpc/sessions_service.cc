@@ -13,6 +13,11 @@ class KeepAliveStreamCall final : public CallBase {
  public:
   using CallBase::CallBase;
   grpc::ServerAsyncReaderWriter<v1::KeepAliveResponse, v1::KeepAliveRequest> stream{&ctx};
+
+  runtime::Task<void> Refuse(absl::Status status) {
+    grpc::Status s = ToGrpc(status);
+    co_await runtime::CqOp([&](void* tag) { stream.Finish(s, tag); });
+  }
 };
 
 namespace {
@@ -44,7 +49,7 @@ runtime::Task<void> Open(Env& env, OpenCall& call) {
     co_return co_await call.Fail(s);
   }
   uint32_t home = env.NextSessionHome();
-  apply::OpenSession cmd{*ttl, req.label()};
+  apply::OpenSession cmd{*ttl, req.label(), call.owner()};
   auto r = co_await call.Submit(home, cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status());
   const auto& info = *r;
@@ -96,11 +101,21 @@ runtime::Task<void> Describe(Env& env, DescribeCall& call) {
 runtime::Task<void> KeepAliveStream(Env& env, KeepAliveStreamCall& call) {
   env.streams[call.shard().index()].insert(&call.ctx);
   absl::btree_set<uint64_t> attached;
+  grpc::Status end = grpc::Status::OK;
   for (;;) {
     v1::KeepAliveRequest req;
     bool ok = co_await runtime::CqOp([&](void* tag) { call.stream.Read(&req, tag); });
     if (!ok) break;
     uint64_t id = req.session_id();
+    // Another principal's session ends the stream, as a unary call is
+    // refused (access.h).
+    if (call.principal != nullptr && id != 0) {
+      absl::Status s = co_await CheckSession(env, call, *call.principal, id);
+      if (s.code() == absl::StatusCode::kPermissionDenied) {
+        end = ToGrpc(s);
+        break;
+      }
+    }
     v1::KeepAliveResponse resp;
     resp.set_session_id(id);
     uint32_t home = env.cluster->ShardOfSession(id);
@@ -126,7 +141,7 @@ runtime::Task<void> KeepAliveStream(Env& env, KeepAliveStreamCall& call) {
     call.Send(env.cluster->ShardOfSession(id), apply::DetachStream{id});
   }
   env.streams[call.shard().index()].erase(&call.ctx);
-  co_await runtime::CqOp([&](void* tag) { call.stream.Finish(grpc::Status::OK, tag); });
+  co_await runtime::CqOp([&](void* tag) { call.stream.Finish(end, tag); });
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "integration/raw_call.h"
 #include "integration/test_server.h"
 
 namespace baton::testing {
@@ -24,57 +25,12 @@ v1::AcquireLockRequest Lease(const std::string& name) {
   return r;
 }
 
-// Calls `method` ("/baton.v1.Locks/Acquire") with `bytes` as the request.
 grpc::Status CallWithBytes(TestServer& t, const std::string& method, const std::string& bytes) {
-  grpc::GenericStub stub(t.channel);
-  grpc::CompletionQueue cq;
-  grpc::Slice slice(bytes);
-  grpc::ByteBuffer request(&slice, 1);
-  auto ctx = Context(5'000);
-  auto call = stub.PrepareUnaryCall(ctx.get(), method, request, &cq);
-  call->StartCall();
-  grpc::ByteBuffer response;
-  grpc::Status status;
-  call->Finish(&response, &status, reinterpret_cast<void*>(1));
-  void* tag = nullptr;
-  bool ok = false;
-  EXPECT_TRUE(cq.Next(&tag, &ok));
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
-  return status;
+  return RawUnary(t.channel, method, bytes, Context(5'000).get());
 }
 
-// Calls server-streaming `method` with `bytes` as the request; the call's
-// final status (answers, if any, are not read).
 grpc::Status StreamWithBytes(TestServer& t, const std::string& method, const std::string& bytes) {
-  grpc::GenericStub stub(t.channel);
-  grpc::CompletionQueue cq;
-  auto ctx = Context(5'000);
-  auto call = stub.PrepareCall(ctx.get(), method, &cq);
-  auto next = [&cq] {
-    void* tag = nullptr;
-    bool ok = false;
-    EXPECT_TRUE(cq.Next(&tag, &ok));
-    return ok;
-  };
-  call->StartCall(reinterpret_cast<void*>(1));
-  next();
-  grpc::Slice slice(bytes);
-  grpc::ByteBuffer request(&slice, 1);
-  call->Write(request, reinterpret_cast<void*>(2));
-  next();
-  call->WritesDone(reinterpret_cast<void*>(3));
-  next();
-  grpc::Status status;
-  call->Finish(&status, reinterpret_cast<void*>(4));
-  next();
-  cq.Shutdown();
-  void* tag = nullptr;
-  bool ok = false;
-  while (cq.Next(&tag, &ok)) {
-  }
-  return status;
+  return RawServerStream(t.channel, method, bytes, Context(5'000).get());
 }
 
 // Every method of every service that takes one request (unary and
