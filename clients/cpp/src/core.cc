@@ -1,8 +1,14 @@
 #include "core.h"
 
+#include <grpcpp/support/client_interceptor.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "baton/status.h"
@@ -53,6 +59,68 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> TlsCredentials(
   return grpc::SslCredentials(ssl);
 }
 
+// Adds `authorization: Bearer <token>` to every call of the channel.
+class BearerToken final : public grpc::experimental::Interceptor {
+ public:
+  explicit BearerToken(const std::string* header) : header_(header) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->insert({"authorization", *header_});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string* header_;  // owned by the factory, which outlives the channel's calls
+};
+
+class BearerTokenFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit BearerTokenFactory(const std::string& token) : header_("Bearer " + token) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new BearerToken(&header_);
+  }
+
+ private:
+  const std::string header_;
+};
+
+absl::Status CheckToken(const std::string& token) {
+  for (char c : token) {
+    if (c <= ' ' || c > '~') {
+      return absl::InvalidArgumentError(
+          "the token must be printable ASCII without spaces (is it a file's contents with a "
+          "newline?)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Whether gRPC target `target` is this machine: 127.0.0.0/8, ::1,
+// localhost, a unix socket.
+bool IsLoopbackTarget(std::string target) {
+  for (const char* scheme : {"dns:///", "dns:", "ipv4:", "ipv6:"}) {
+    if (target.rfind(scheme, 0) == 0) {
+      target = target.substr(std::strlen(scheme));
+      break;
+    }
+  }
+  if (target.rfind("unix:", 0) == 0 || target.rfind("unix-abstract:", 0) == 0) return true;
+  std::string host = target;
+  if (!host.empty() && host[0] == '[') {
+    host = host.substr(
+        1, host.find(']') == std::string::npos ? std::string::npos : host.find(']') - 1);
+  } else if (size_t colon = host.rfind(':');
+             colon != std::string::npos && host.find(':') == colon) {
+    host = host.substr(0, colon);
+  }
+  std::transform(host.begin(), host.end(), host.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
 }  // namespace
 
 Core::Core(std::shared_ptr<grpc::Channel> channel, ClientOptions options)
@@ -92,9 +160,21 @@ absl::StatusOr<std::shared_ptr<Core>> Core::Connect(const std::string& target,
     if (!tls.ok()) return tls.status();
     credentials = *tls;
   }
+  bool plaintext = !credentials;
   if (!credentials) credentials = grpc::InsecureChannelCredentials();
-  std::shared_ptr<Core> core(
-      new Core(grpc::CreateCustomChannel(target, credentials, args), std::move(options)));
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  if (!options.token.empty()) {
+    if (auto s = CheckToken(options.token); !s.ok()) return s;
+    if (plaintext && !options.insecure_token && !IsLoopbackTarget(target)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "refusing to send the token in clear to ", target,
+          ": use tls, or set insecure_token for a server started with --allow_plaintext"));
+    }
+    interceptors.push_back(std::make_unique<BearerTokenFactory>(options.token));
+  }
+  std::shared_ptr<Core> core(new Core(grpc::experimental::CreateCustomChannelWithInterceptors(
+                                          target, credentials, args, std::move(interceptors)),
+                                      std::move(options)));
   absl::StatusOr<uint64_t> id = core->OpenSession(core->options_.connect_timeout);
   if (!id.ok()) {
     return absl::Status(id.status().code(),

@@ -8,6 +8,7 @@
 
 #include "security/certs.h"
 #include "tests/test_env.h"
+#include "tests/token_util.h"
 
 namespace baton::testing {
 namespace {
@@ -33,11 +34,11 @@ class TlsFiles {
     fs::remove_all(dir_, ec);
   }
   std::string operator()(const std::string& name) const { return (fs::path(dir_) / name).string(); }
-
- private:
   void Write(const std::string& name, const std::string& text) {
     std::ofstream((*this)(name), std::ios::binary) << text;
   }
+
+ private:
   void Install(const std::string& name, const KeyPair& pair) {
     Write(name + ".pem", pair.cert_pem);
     Write(name + ".key", pair.key_pem);
@@ -99,6 +100,33 @@ TEST(TlsTest, MutualTlsNeedsACertificateOfTheClientCa) {
   EXPECT_TRUE(Refused(with("stranger").status()));
   auto anonymous = Client::Connect(address, Quick(ClientTls{.ca_file = f("ca.pem")}));
   EXPECT_TRUE(Refused(anonymous.status())) << anonymous.status();
+}
+
+// With a policy, the client certificate's common name is the principal;
+// a token, when sent, names it instead.
+TEST(TlsTest, TheCertificateOrTheTokenNamesThePrincipal) {
+  TlsFiles f;
+  f.Write("policy", "role team-a write team-a/\ngrant worker team-a\ngrant robot team-a\n");
+  f.Write("tokens", "robot " + Sha256Hex("robot-secret") + "\n");
+  auto server =
+      BatondProcess::Start({"--durability=none", "--tls_cert=" + f("server.pem"),
+                            "--tls_key=" + f("server.key"), "--client_ca=" + f("client-ca.pem"),
+                            "--auth_policy=" + f("policy"), "--auth_tokens=" + f("tokens")});
+  ASSERT_TRUE(server.ok()) << server.status();
+  ClientTls tls{.ca_file = f("ca.pem"), .cert_file = f("client.pem"), .key_file = f("client.key")};
+  auto worker = Client::Connect((*server)->address(), Quick(tls));
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  EXPECT_TRUE(worker->Lock("team-a/" + Name()).Acquire().ok());
+  auto denied = worker->Lock("team-b/" + Name()).Acquire();
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied) << denied.status();
+  ClientOptions robot = Quick(tls);
+  robot.token = "robot-secret";
+  auto as_robot = Client::Connect((*server)->address(), robot);
+  ASSERT_TRUE(as_robot.ok()) << as_robot.status();
+  EXPECT_TRUE(as_robot->Lock("team-a/" + Name()).Acquire().ok());
+  robot.token = "not-the-secret";
+  EXPECT_EQ(Client::Connect((*server)->address(), robot).status().code(),
+            absl::StatusCode::kUnauthenticated);
 }
 
 TEST(TlsTest, BadOptionsAreRefusedBeforeConnecting) {

@@ -43,6 +43,14 @@ struct ClientOptions {
   std::optional<ClientTls> tls{};
   // Channel credentials of your own; when set, tls is ignored.
   std::shared_ptr<grpc::ChannelCredentials> credentials{};
+  // Bearer token sent on every call (`authorization: Bearer <token>`), for
+  // a batond started with --auth_tokens: the principal the client acts as.
+  // Printable ASCII without spaces. Sent in clear only to a loopback
+  // address: without tls or credentials, Connect to any other address is
+  // INVALID_ARGUMENT unless insecure_token is set (a server started with
+  // --allow_plaintext on a network protected otherwise).
+  std::string token{};
+  bool insecure_token = false;
 };
 
 }  // namespace baton
