@@ -40,6 +40,15 @@ var (
 	ErrResourceExhausted = &sentinel{code: codes.ResourceExhausted, msg: "resource exhausted"}
 	// ErrUnavailable: the server cannot be reached or is shutting down.
 	ErrUnavailable = &sentinel{code: codes.Unavailable, msg: "unavailable"}
+	// ErrUnauthenticated: a batond with principals (--auth_policy) does not
+	// know who calls: no token (WithToken) and no client certificate, a
+	// token not in its tokens file, or a malformed authorization header.
+	ErrUnauthenticated = &sentinel{code: codes.Unauthenticated, msg: "unauthenticated"}
+	// ErrPermissionDenied: the caller's principal has no role granting the
+	// access the call needs (read, write or admin) on the name, or uses a
+	// session another principal owns; a client certificate whose common
+	// name has no role.
+	ErrPermissionDenied = &sentinel{code: codes.PermissionDenied, msg: "permission denied"}
 )
 
 // Sentinels with a narrower meaning. Each also matches the code sentinel in
@@ -164,6 +173,10 @@ func codeText(c codes.Code) string {
 		return "resource exhausted"
 	case codes.Unavailable:
 		return "unavailable"
+	case codes.Unauthenticated:
+		return "unauthenticated"
+	case codes.PermissionDenied:
+		return "permission denied"
 	}
 	return c.String()
 }

@@ -67,3 +67,31 @@ func TestLocalErrorsCarryAStatus(t *testing.T) {
 		t.Fatal("sentinel without status")
 	}
 }
+
+// UNAUTHENTICATED and PERMISSION_DENIED (a batond with principals) match
+// their sentinels and no other, and say so in the message.
+func TestAuthErrorsMatchTheirSentinels(t *testing.T) {
+	for _, tc := range []struct {
+		code      codes.Code
+		want, not error
+		text      string
+	}{
+		{codes.Unauthenticated, ErrUnauthenticated, ErrPermissionDenied, "unauthenticated"},
+		{codes.PermissionDenied, ErrPermissionDenied, ErrUnauthenticated, "permission denied"},
+	} {
+		err := wrapErr(nil, "Locks.Acquire", "billing/x", status.Error(tc.code, "no role"))
+		if !errors.Is(err, tc.want) || errors.Is(err, tc.not) || errors.Is(err, ErrUnavailable) ||
+			errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrFailedPrecondition) {
+			t.Errorf("%v: matches the wrong sentinels: %v", tc.code, err)
+		}
+		if status.Code(err) != tc.code || status.Code(tc.want) != tc.code {
+			t.Errorf("%v: status.Code %v, of the sentinel %v", tc.code, status.Code(err), status.Code(tc.want))
+		}
+		if got, want := err.Error(), "baton: Locks.Acquire billing/x: "+tc.text+": no role"; got != want {
+			t.Errorf("Error() = %q, want %q", got, want)
+		}
+		if tc.want.Error() != "baton: "+tc.text {
+			t.Errorf("sentinel %q", tc.want.Error())
+		}
+	}
+}

@@ -9,11 +9,13 @@ import (
 	baton "github.com/baton/baton/clients/go"
 )
 
-// These examples run against the test server (addr), like the README's.
+// These examples run against the test server (addr), like the README's;
+// dialOpts are none, or TLS and a token when the suite runs with
+// BATON_TEST_SECURE=1.
 
 func ExampleMutex_Lock() {
 	ctx := context.Background()
-	c, err := baton.Dial(ctx, addr)
+	c, err := baton.Dial(ctx, addr, dialOpts...)
 	if err != nil {
 		panic(err)
 	}
@@ -28,7 +30,7 @@ func ExampleMutex_Lock() {
 	fmt.Println("holding it, fence > 0:", held.Fence() > 0)
 
 	// Anyone else waits, or gives up:
-	other, _ := baton.Dial(ctx, addr)
+	other, _ := baton.Dial(ctx, addr, dialOpts...)
 	defer other.Close()
 	_, err = other.Mutex("examples/nightly-migration").TryLock(ctx)
 	fmt.Println("second holder would block:", errors.Is(err, baton.ErrWouldBlock))
@@ -40,7 +42,7 @@ func ExampleMutex_Lock() {
 func ExampleQueue_Consume() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := baton.Dial(ctx, addr)
+	c, err := baton.Dial(ctx, addr, dialOpts...)
 	if err != nil {
 		panic(err)
 	}
@@ -71,7 +73,7 @@ func ExampleQueue_Consume() {
 func ExampleTaskQueue_Work() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := baton.Dial(ctx, addr)
+	c, err := baton.Dial(ctx, addr, dialOpts...)
 	if err != nil {
 		panic(err)
 	}

@@ -9,19 +9,31 @@ import (
 	"time"
 
 	baton "github.com/baton/baton/clients/go"
-	"github.com/baton/baton/clients/go/internal/testserver"
+	"github.com/baton/baton/clients/go/internal/suiteserver"
 )
 
-// addr is the batond every test talks to, started by TestMain.
-var addr string
+var (
+	// addr is the batond every test talks to, started by TestMain:
+	// plaintext, or with TLS and a token under BATON_TEST_SECURE=1.
+	addr string
+	// suite is that server; suite.Options() dial it (nothing, or TLS and
+	// the token), and dial adds them.
+	suite *suiteserver.Server
+	// dialOpts are suite.Options(), for the examples.
+	dialOpts []baton.Option
+)
 
 func TestMain(m *testing.M) {
-	srv, err := testserver.Start()
+	srv, err := suiteserver.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "TestMain:", err)
 		os.Exit(1)
 	}
-	addr = srv.Addr
+	addr, suite, dialOpts = srv.Addr, srv, srv.Options()
+	if srv.Creds != nil {
+		fmt.Fprintf(os.Stderr, "TestMain: %s=1: batond at %s with TLS and principal %q's token\n",
+			suiteserver.EnvVar, addr, suiteserver.Principal)
+	}
 	code := m.Run()
 	srv.Stop()
 	os.Exit(code)
@@ -41,12 +53,15 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-// dial connects a new client, closed at the end of the test.
+// dial connects a new client to the suite's server, closed at the end of
+// the test; opts come after the suite's own (TLS and the token when secure).
 func dial(t testing.TB, opts ...baton.Option) *baton.Client {
 	t.Helper()
-	return dialAddr(t, addr, opts...)
+	return dialAddr(t, addr, append(suite.Options(), opts...)...)
 }
 
+// dialAddr connects a new client to a, with opts only (a server of the
+// test's own; for the suite's server through a proxy, give suite.Options()).
 func dialAddr(t testing.TB, a string, opts ...baton.Option) *baton.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -159,7 +159,7 @@ func (p *proxy) Block(b bool) {
 func TestSessionSurvivesAReconnectWithinTTL(t *testing.T) {
 	ctx := ctxT(t)
 	p := newProxy(t, addr)
-	c := dialAddr(t, p.Addr(), baton.WithSessionTTL(3*time.Second))
+	c := dialAddr(t, p.Addr(), append(suite.Options(), baton.WithSessionTTL(3*time.Second))...)
 	n := name(t, "lock")
 	held := must[*baton.HeldLock](t)(c.Mutex(n).Lock(ctx))
 	s := held.Session()
@@ -186,7 +186,7 @@ func TestSessionSurvivesAReconnectWithinTTL(t *testing.T) {
 func TestSessionIsLostAfterAnOutageLongerThanTTL(t *testing.T) {
 	ctx := ctxT(t)
 	p := newProxy(t, addr)
-	c := dialAddr(t, p.Addr(), baton.WithSessionTTL(time.Second))
+	c := dialAddr(t, p.Addr(), append(suite.Options(), baton.WithSessionTTL(time.Second))...)
 	other := dial(t)
 	n := name(t, "lock")
 	held := must[*baton.HeldLock](t)(c.Mutex(n).Lock(ctx))

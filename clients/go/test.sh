@@ -4,7 +4,9 @@
 #   2. regenerates gen/batonv1 into a temporary directory and fails if the
 #      committed stubs differ (run ./gen.sh with .bin on PATH to update them),
 #   3. gofmt, go vet, go test ./... -p 1 (the library under -race); every test
-#      package starts its own batond on 127.0.0.1 port 0 from $BATOND and stops it.
+#      package starts its own batond on 127.0.0.1 port 0 from $BATOND and stops it,
+#   4. the library, the example and the CLI once more against batonds with TLS
+#      and a bearer token (BATON_TEST_SECURE=1; BATON_GO_SECURE=0 skips it).
 # BATOND defaults to build/service/batond of this repository. Needs Go >= 1.23
 # (older toolchains >= 1.21 fetch one through the module proxy) and protoc.
 set -euo pipefail
@@ -67,5 +69,22 @@ if [ "${BATON_GO_RACE:-1}" != 0 ] && [ "$(go env CGO_ENABLED)" = 1 ] && command 
   race=(-race)
 fi
 echo "test.sh: go test ${race[*]} (library, example), go test (CLI)"
-go test "${race[@]}" -p 1 -count=1 -timeout 5m . ./examples/...
-go test -p 1 -count=1 -timeout 5m ./cmd/... ./internal/... ./gen/...
+start=$SECONDS
+BATON_TEST_SECURE=0 go test "${race[@]}" -p 1 -count=1 -timeout 5m . ./examples/...
+BATON_TEST_SECURE=0 go test -p 1 -count=1 -timeout 5m ./cmd/... ./internal/... ./gen/...
+echo "test.sh: the plaintext run took $((SECONDS - start)) s"
+
+# Once more against a batond with TLS and principals (BATON_TEST_SECURE=1,
+# see internal/suiteserver): the server each test package shares gets a CA
+# and a certificate for 127.0.0.1/localhost made in-process, and one
+# principal, "suite", with a random token and admin on every name; every
+# client of it dials with TLS and the token (the CLI through BATON_CA,
+# BATON_SERVER_NAME, BATON_TOKEN). The tests of TLS and tokens themselves
+# keep their own servers. BATON_GO_SECURE=0 skips this run.
+if [ "${BATON_GO_SECURE:-1}" != 0 ]; then
+  echo "test.sh: BATON_TEST_SECURE=1 go test ${race[*]} (library, example), go test (CLI): TLS + token"
+  start=$SECONDS
+  BATON_TEST_SECURE=1 go test "${race[@]}" -p 1 -count=1 -timeout 5m . ./examples/...
+  BATON_TEST_SECURE=1 go test -p 1 -count=1 -timeout 5m ./cmd/...
+  echo "test.sh: the TLS + token run took $((SECONDS - start)) s"
+fi

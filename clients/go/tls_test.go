@@ -12,6 +12,7 @@ import (
 
 	baton "github.com/baton/baton/clients/go"
 	"github.com/baton/baton/clients/go/internal/testcerts"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -113,7 +114,7 @@ func TestMutualTLS(t *testing.T) {
 }
 
 // Files that are missing or wrong fail Dial at once with an error naming
-// them, without reaching for the server (addr is the plaintext server).
+// them, without reaching for the server (addr, the suite's server).
 func TestTLSConfigErrorsNameTheFile(t *testing.T) {
 	dir := t.TempDir()
 	certs, err := testcerts.Write(dir)
@@ -163,9 +164,20 @@ func TestTLSConfigErrorsNameTheFile(t *testing.T) {
 		t.Errorf("missing CA: err %v does not match fs.ErrNotExist", err)
 	}
 	// The last of WithTLS and WithTransportCredentials applies: here the
-	// plaintext server is reached with insecure credentials given last.
-	c := dialAddr(t, addr, baton.WithTLS(baton.TLSConfig{CAFile: missing}),
-		baton.WithTransportCredentials(insecure.NewCredentials()))
+	// suite's server is reached with the credentials given last: insecure
+	// ones, or gRPC's TLS credentials with its CA (and its token) under
+	// BATON_TEST_SECURE=1.
+	last := insecure.NewCredentials()
+	var token []baton.Option
+	if suite.Creds != nil {
+		cfg, err := suite.Creds.TLS().ClientConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, token = credentials.NewTLS(cfg), []baton.Option{baton.WithToken(suite.Creds.Token)}
+	}
+	c := dialAddr(t, addr, append([]baton.Option{baton.WithTLS(baton.TLSConfig{CAFile: missing}),
+		baton.WithTransportCredentials(last)}, token...)...)
 	lockUnlock(t, c)
 	tc, err := (baton.TLSConfig{CAFile: certs.CA, ServerName: "localhost"}).ClientConfig()
 	if err != nil || tc.RootCAs == nil || tc.ServerName != "localhost" || len(tc.Certificates) != 0 {

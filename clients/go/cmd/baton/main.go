@@ -345,6 +345,8 @@ func codeName(c codes.Code) string {
 		return "not found"
 	case codes.ResourceExhausted:
 		return "resource exhausted"
+	case codes.PermissionDenied:
+		return "permission denied"
 	}
 	return strings.ToLower(c.String())
 }

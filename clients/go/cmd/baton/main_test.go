@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -25,12 +26,16 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	batonv1 "github.com/baton/baton/clients/go/gen/batonv1"
-	"github.com/baton/baton/clients/go/internal/testserver"
+	"github.com/baton/baton/clients/go/internal/suiteserver"
 )
 
 var (
 	addr  string
 	binry string
+	// suite is the batond at addr: plaintext, or with TLS and a token under
+	// BATON_TEST_SECURE=1, which every command reaches through the
+	// environment that batonCmd gives it (suite.Env()).
+	suite *suiteserver.Server
 )
 
 // testVersion is the version the test binary is built with (-ldflags -X).
@@ -57,13 +62,30 @@ func setup(m *testing.M) (int, error) {
 	if err := build.Run(); err != nil {
 		return 0, fmt.Errorf("building baton: %w", err)
 	}
-	srv, err := testserver.Start()
+	srv, err := suiteserver.Start()
 	if err != nil {
 		return 0, err
 	}
 	defer srv.Stop()
-	addr = srv.Addr
+	addr, suite = srv.Addr, srv
+	if srv.Creds != nil {
+		fmt.Fprintf(os.Stderr, "TestMain: %s=1: batond at %s with TLS and principal %q's token\n",
+			suiteserver.EnvVar, addr, suiteserver.Principal)
+	}
 	return m.Run(), nil
+}
+
+// ownServerTests are the tests that run baton only against servers of
+// their own, with the TLS and token settings they give: their commands do
+// not get the suite's (see ownServers).
+var ownServerTests sync.Map // *testing.T -> struct{}
+
+// ownServers says that t's commands reach only servers of its own (the
+// TLS and token tests): under BATON_TEST_SECURE=1 they run without the
+// suite server's BATON_CA, BATON_SERVER_NAME and BATON_TOKEN.
+func ownServers(t *testing.T) {
+	ownServerTests.Store(t, struct{}{})
+	t.Cleanup(func() { ownServerTests.Delete(t) })
 }
 
 var seq atomic.Int64
@@ -103,7 +125,8 @@ func batonCmd(t *testing.T, args ...string) *exec.Cmd {
 	t.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, binry, args...)
 	// The TLS and token settings of the person running the tests would
-	// apply to every command: the tests give their own.
+	// apply to every command: the tests give their own (the suite server's
+	// under BATON_TEST_SECURE=1).
 	for _, kv := range os.Environ() {
 		switch k, _, _ := strings.Cut(kv, "="); k {
 		case "BATON_TLS", "BATON_CA", "BATON_CERT", "BATON_KEY", "BATON_SERVER_NAME",
@@ -113,6 +136,9 @@ func batonCmd(t *testing.T, args ...string) *exec.Cmd {
 		}
 	}
 	cmd.Env = append(cmd.Env, "BATON_ADDR="+addr)
+	if _, own := ownServerTests.Load(t); !own {
+		cmd.Env = append(cmd.Env, suite.Env()...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
 }

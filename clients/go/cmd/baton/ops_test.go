@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -25,7 +26,6 @@ import (
 
 	baton "github.com/baton/baton/clients/go"
 	batonv1 "github.com/baton/baton/clients/go/gen/batonv1"
-	"github.com/baton/baton/clients/go/internal/testserver"
 )
 
 // requireAdminRPC skips the test if the server answers UNIMPLEMENTED to the
@@ -37,7 +37,7 @@ func requireAdminRPCAt(t *testing.T, addr, method string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := baton.Dial(ctx, addr)
+	c, err := baton.Dial(ctx, addr, suite.Options()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,18 @@ func startHealthServer(t *testing.T, st healthpb.HealthCheckResponse_ServingStat
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	// Under BATON_TEST_SECURE=1 it serves TLS with the suite server's
+	// certificate, so that the commands reach it as they reach batond (the
+	// token they send is ignored).
+	var opts []grpc.ServerOption
+	if suite.Creds != nil {
+		creds, err := credentials.NewServerTLSFromFile(suite.Creds.Certs.ServerCert, suite.Creds.Certs.ServerKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+	srv := grpc.NewServer(opts...)
 	hs := health.NewServer()
 	hs.SetServingStatus("", st)
 	healthpb.RegisterHealthServer(srv, hs)
@@ -191,7 +202,7 @@ func TestSnapshotSaveWritesAFileTheServerRestoresFrom(t *testing.T) {
 		t.Fatalf("snapshot save -: exit %d, %d bytes, stderr %q", r.code, len(r.stdout), r.stderr)
 	}
 
-	restored, err := testserver.Start("--restore", file, "--data_dir", filepath.Join(dir, "restored"))
+	restored, err := suite.Another("--restore", file, "--data_dir", filepath.Join(dir, "restored"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +216,7 @@ func TestSnapshotSaveWritesAFileTheServerRestoresFrom(t *testing.T) {
 // file is left.
 func TestSnapshotSaveFromAMemoryOnlyServerExits5AndWritesNothing(t *testing.T) {
 	requireAdminRPC(t, batonv1.Admin_SaveSnapshot_FullMethodName)
-	mem, err := testserver.Start("--durability=none")
+	mem, err := suite.Another("--durability=none")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ func runFails(t *testing.T, code int, args ...string) string {
 }
 
 func TestTLSFlags(t *testing.T) {
+	ownServers(t)
 	certs, a := testcerts.StartServer(t, false)
 	if out := ok(t, "", "--addr", a, "--ca", certs.CA, "health"); out != "SERVING\n" {
 		t.Fatalf("health over TLS printed %q", out)
@@ -70,6 +71,7 @@ func TestTLSFlags(t *testing.T) {
 }
 
 func TestMutualTLSFlags(t *testing.T) {
+	ownServers(t)
 	certs, a := testcerts.StartServer(t, true)
 	if out := ok(t, "", "--addr", a, "--ca", certs.CA, "--cert", certs.ClientCert, "--key", certs.ClientKey, "health"); out != "SERVING\n" {
 		t.Fatalf("health over mutual TLS printed %q", out)

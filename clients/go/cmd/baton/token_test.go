@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/baton/baton/clients/go/internal/authtest"
+	"github.com/baton/baton/clients/go/internal/testcerts"
+	"github.com/baton/baton/clients/go/internal/testserver"
 )
 
 const healthCheck = "/grpc.health.v1.Health/Check"
@@ -24,6 +26,7 @@ func lastAuth(t *testing.T, srv *authtest.Server, method string) string {
 // --auth-token, --auth-token-file, $BATON_TOKEN and $BATON_TOKEN_FILE send
 // the token as "authorization: Bearer TOKEN", on unary and streaming calls.
 func TestTokenFlags(t *testing.T) {
+	ownServers(t)
 	srv := authtest.Start(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "token")
@@ -65,6 +68,7 @@ func TestTokenFlags(t *testing.T) {
 // non-loopback address: bad usage (exit 2) at once, naming the file and
 // never printing the token.
 func TestTokenFlagErrors(t *testing.T) {
+	ownServers(t)
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing")
 	empty := filepath.Join(dir, "empty")
@@ -115,15 +119,21 @@ func TestTokenFlagErrors(t *testing.T) {
 }
 
 // A command baton runs gets the token in effect, as it gets the TLS
-// settings: one variable set, the other emptied.
+// settings: one variable set, the other emptied. (The suite's server takes
+// any token, or under BATON_TEST_SECURE=1 only the suite's: then both the
+// flag and the file give that one.)
 func TestTokenReachesTheCommand(t *testing.T) {
+	token, fileToken := "fl4g", "from-file"
+	if suite.Creds != nil {
+		token, fileToken = suite.Creds.Token, suite.Creds.Token
+	}
 	file := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(file, []byte("from-file\n"), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(fileToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	show := []string{"--", "sh", "-c", `echo "token=$BATON_TOKEN file=$BATON_TOKEN_FILE"`}
-	r := runEnv(t, []string{"BATON_TOKEN_FILE=" + file}, append([]string{"--auth-token", "fl4g", "lock", name(t, "lock")}, show...)...)
-	if r.code != 0 || r.stdout != "token=fl4g file=\n" {
+	r := runEnv(t, []string{"BATON_TOKEN_FILE=" + file}, append([]string{"--auth-token", token, "lock", name(t, "lock")}, show...)...)
+	if r.code != 0 || r.stdout != "token="+token+" file=\n" {
 		t.Fatalf("lock --auth-token: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
 	r = runEnv(t, []string{"BATON_TOKEN=fr0m-env"}, append([]string{"--auth-token-file", file, "lock", name(t, "lock")}, show...)...)
@@ -148,5 +158,53 @@ func TestHelpListsTheTokenFlags(t *testing.T) {
 	}
 	if strings.Contains(out, "fr0m-env") {
 		t.Errorf("'baton health --help' shows $BATON_TOKEN:\n%s", out)
+	}
+}
+
+// A batond with principals refuses through the CLI too: no token or an
+// unknown one is unauthenticated, a read-only principal may describe but
+// not lock (exit 1, the code named); a writer locks.
+func TestPrincipalsAreEnforcedThroughTheCLI(t *testing.T) {
+	ownServers(t)
+	dir := t.TempDir()
+	certs, err := testcerts.Write(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader, writer := testserver.NewToken(), testserver.NewToken()
+	auth, err := testserver.AuthFlags(dir, map[string]string{"reader": reader, "writer": writer},
+		"role ro read billing/", "role rw write billing/", "grant reader ro", "grant writer rw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := testserver.Start(append([]string{"--durability", "none",
+		"--tls_cert", certs.ServerCert, "--tls_key", certs.ServerKey}, auth...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	n := "billing/" + name(t, "lock")
+	lock := []string{"lock", n, "--ttl", "1s"}
+	for _, tc := range []struct {
+		what string
+		env  []string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no token", nil, lock, 1, "unauthenticated"},
+		{"unknown token", []string{"BATON_TOKEN=not-" + writer}, lock, 1, "unauthenticated"},
+		{"read only: lock", []string{"BATON_TOKEN=" + reader}, lock, 1, "permission denied"},
+		{"read only: describe", []string{"BATON_TOKEN=" + reader}, []string{"describe", n}, 4, "not found"},
+		{"write", []string{"BATON_TOKEN=" + writer}, lock, 0, ""},
+	} {
+		r := runEnv(t, append([]string{"BATON_CA=" + certs.CA}, tc.env...), append([]string{"--addr", srv.Addr}, tc.args...)...)
+		t.Logf("%s: exit %d, stderr %q", tc.what, r.code, r.stderr)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.msg) {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d and %q", tc.what, r.code, r.stderr, tc.code, tc.msg)
+		}
+		if strings.Contains(r.stderr, reader) || strings.Contains(r.stderr, writer) {
+			t.Errorf("%s: stderr %q shows a token", tc.what, r.stderr)
+		}
 	}
 }

@@ -28,9 +28,11 @@ func main() {
 	}
 }
 
-// run does the walk-through under names starting with prefix.
-func run(ctx context.Context, addr, prefix string, out io.Writer) error {
-	c, err := baton.Dial(ctx, addr)
+// run does the walk-through under names starting with prefix; opts are more
+// Dial options (the test's: TLS and a token when it runs with
+// BATON_TEST_SECURE=1).
+func run(ctx context.Context, addr, prefix string, out io.Writer, opts ...baton.Option) error {
+	c, err := baton.Dial(ctx, addr, opts...)
 	if err != nil {
 		return err
 	}

@@ -8,12 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/baton/baton/clients/go/internal/testserver"
+	"github.com/baton/baton/clients/go/internal/suiteserver"
 )
 
-// The example runs against a real server and prints what its comments say.
+// The example runs against a real server (with TLS and a token under
+// BATON_TEST_SECURE=1) and prints what its comments say.
 func TestQuickstartRuns(t *testing.T) {
-	srv, err := testserver.Start()
+	srv, err := suiteserver.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +22,7 @@ func TestQuickstartRuns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := run(ctx, srv.Addr, fmt.Sprintf("example-%d", os.Getpid()), &out); err != nil {
+	if err := run(ctx, srv.Addr, fmt.Sprintf("example-%d", os.Getpid()), &out, srv.Options()...); err != nil {
 		t.Fatal(err)
 	}
 	want := "migrating with fencing token > 0: true\n" +

@@ -5,6 +5,9 @@ package testserver
 
 import (
 	"bufio"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -134,4 +137,35 @@ func (s *Server) Stop() {
 	if s.dataDir != "" {
 		_ = os.RemoveAll(s.dataDir)
 	}
+}
+
+// AuthFlags writes a tokens file and a policy file into dir (which must
+// exist) and returns the batond flags that name them (--auth_policy,
+// --auth_tokens). tokens maps each principal to its token (the file holds
+// the token's SHA-256 in hex, as batond reads it); policy is the policy
+// file's lines (`role NAME ACCESS PREFIX...`, `grant PRINCIPAL ROLE...`).
+func AuthFlags(dir string, tokens map[string]string, policy ...string) ([]string, error) {
+	var tb strings.Builder
+	for principal, token := range tokens {
+		sum := sha256.Sum256([]byte(token))
+		fmt.Fprintf(&tb, "%s %s\n", principal, hex.EncodeToString(sum[:]))
+	}
+	tokensFile := filepath.Join(dir, "tokens")
+	policyFile := filepath.Join(dir, "policy")
+	if err := os.WriteFile(tokensFile, []byte(tb.String()), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(policyFile, []byte(strings.Join(policy, "\n")+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return []string{"--auth_policy", policyFile, "--auth_tokens", tokensFile}, nil
+}
+
+// NewToken returns a random token: 32 bytes in hex.
+func NewToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
 }
