@@ -2,7 +2,10 @@
 # Installs the Node client's dependencies (npm ci, skipped while
 # package-lock.json is unchanged), builds it with tsc, and runs its tests
 # (node --test) against real batond servers that the tests start on
-# 127.0.0.1 port 0 and stop. Exits non-zero on any failure.
+# 127.0.0.1 port 0 and stop: once against plaintext servers, then once more
+# with BATON_TEST_SECURE=1, where the tests' servers serve TLS and check a
+# bearer token (test/helpers.ts; BATON_NODE_SECURE=0 skips that run). Prints
+# each run's wall time. Exits non-zero on any failure.
 #
 #   BATOND=/path/to/batond bash clients/node/test.sh
 set -euo pipefail
@@ -28,4 +31,24 @@ fi
 
 rm -rf dist dist-test
 npm run --silent build
-timeout 900 npm run --silent test
+npm run --silent build:test
+
+# run LABEL SECURE: one run of the tests; prints its wall time.
+run() {
+  local rc=0 start end
+  echo "clients/node/test.sh: $1 run"
+  start=$(date +%s.%N)
+  BATON_TEST_SECURE="$2" timeout 900 npm run --silent test:run || rc=$?
+  end=$(date +%s.%N)
+  echo "clients/node/test.sh: $1 run: exit $rc, $(awk "BEGIN{printf \"%.1f\", $end - $start}") s wall time"
+  return "$rc"
+}
+
+rc=0
+run plaintext 0 || rc=$?
+if [ "${BATON_NODE_SECURE:-1}" != 0 ]; then
+  rc2=0
+  run "TLS + token (BATON_TEST_SECURE=1)" 1 || rc2=$?
+  [ "$rc" != 0 ] || rc=$rc2
+fi
+exit "$rc"

@@ -8,7 +8,12 @@
 # when missing, installs this package (which generates its gRPC stubs from
 # ../../proto), and runs tests/ with pytest. The tests start their own batond
 # (from $BATOND, default build/service/batond) on 127.0.0.1 port 0 and stop
-# it at the end. Exits non-zero on any failure; the run is bounded by
+# it at the end.
+#
+# The suite runs twice: against a plaintext batond, then once more with
+# BATON_TEST_SECURE=1, against a batond serving TLS and checking a bearer
+# token (tests/secure.py; BATON_PY_SECURE=0 skips that second run). Each run's
+# wall time is printed. Exits non-zero on any failure; each run is bounded by
 # BATON_PY_TIMEOUT seconds (default 600).
 set -uo pipefail
 
@@ -56,12 +61,31 @@ fi
 
 cd "$here"
 export PYTHONDONTWRITEBYTECODE=1
-timeout --signal=TERM --kill-after=30 "${BATON_PY_TIMEOUT:-600}" \
-  "$venv/bin/pytest" -q tests "$@"
+
+# run LABEL SECURE [pytest args...]: one pytest run; prints its wall time.
+run() {
+  local label="$1" secure="$2" rc start end
+  shift 2
+  echo "test.sh: $label run"
+  start=$(date +%s.%N)
+  BATON_TEST_SECURE="$secure" timeout --signal=TERM --kill-after=30 "${BATON_PY_TIMEOUT:-600}" \
+    "$venv/bin/pytest" -q tests "$@"
+  rc=$?
+  end=$(date +%s.%N)
+  case "$rc" in
+    0) ;;
+    5) echo "test.sh: pytest collected no tests; counting that as a failure" >&2; rc=1 ;;
+    124) echo "test.sh: the $label run timed out" >&2 ;;
+  esac
+  echo "test.sh: $label run: exit $rc, $(awk "BEGIN{printf \"%.1f\", $end - $start}") s wall time"
+  return "$rc"
+}
+
+run plaintext 0 "$@"
 rc=$?
-case "$rc" in
-  0) ;;
-  5) echo "test.sh: pytest collected no tests; counting that as a failure" >&2; rc=1 ;;
-  124) echo "test.sh: the test run timed out" >&2 ;;
-esac
+if [ "${BATON_PY_SECURE:-1}" != 0 ]; then
+  run "TLS + token (BATON_TEST_SECURE=1)" 1 "$@"
+  rc2=$?
+  [ "$rc" = 0 ] && rc=$rc2
+fi
 exit "$rc"

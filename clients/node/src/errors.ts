@@ -109,6 +109,20 @@ export class QueueFullError extends ResourceExhaustedError {}
 /** UNAVAILABLE: the server is unreachable or shutting down. */
 export class UnavailableError extends BatonError {}
 
+/**
+ * UNAUTHENTICATED: the server checks principals and the call has none it knows
+ * (no token, a token not in its tokens file, a malformed header). Opening the
+ * session fails with it too.
+ */
+export class UnauthenticatedError extends BatonError {}
+
+/**
+ * PERMISSION_DENIED: the principal is known but its roles do not give the access
+ * the call needs (read, write, admin) on a name it names, or the session it
+ * names is another principal's. The message names both.
+ */
+export class PermissionDeniedError extends BatonError {}
+
 /** The client was closed; no more calls can be made with it. */
 export class ClientClosedError extends BatonError {}
 
@@ -187,6 +201,10 @@ export function toBatonError(err: unknown, hint: ErrorHint = {}): BatonError {
       return new ResourceExhaustedError(message, code, opts);
     case Status.UNAVAILABLE:
       return new UnavailableError(message, code, opts);
+    case Status.UNAUTHENTICATED:
+      return new UnauthenticatedError(message, code, opts);
+    case Status.PERMISSION_DENIED:
+      return new PermissionDeniedError(message, code, opts);
     default:
       return new BatonError(message, code, opts);
   }

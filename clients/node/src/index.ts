@@ -30,6 +30,7 @@ export {
   KindMismatchError,
   NotFoundError,
   NotHeldError,
+  PermissionDeniedError,
   QueueDeletedError,
   QueueEmptyError,
   QueueFullError,
@@ -40,6 +41,7 @@ export {
   TaskCancelledError,
   TaskFailedError,
   TimeoutError,
+  UnauthenticatedError,
   UnavailableError,
 } from "./errors";
 export { BatonEvent, type EventChange } from "./event";

@@ -1,20 +1,126 @@
 // Test helpers: a real batond on 127.0.0.1 port 0, a TCP proxy that can cut
 // or hold the connection between a client and the server, unique names, and
 // polling.
-import { spawn, type ChildProcess } from "node:child_process";
-import { randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+//
+// With BATON_TEST_SECURE=1 (test.sh's second run), startBatond() starts batond
+// with TLS and a policy (secureSetup(): a CA and a server certificate for
+// IP:127.0.0.1 and DNS:localhost made by the openssl CLI, one principal
+// `suite` granted `admin *` with a random token), and client() gives every
+// client TLS (that CA, server name localhost) and the token. The TCP proxy
+// passes the TLS bytes through unchanged.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-import { BatonClient, type BatonClientOptions } from "baton-client";
+import { BatonClient, type BatonClientOptions, type TlsOptions } from "baton-client";
 
 const DEFAULT_BATOND = resolve(__dirname, "..", "..", "..", "build", "service", "batond");
 
 export interface Server {
   address: string;
   stop(): Promise<void>;
+}
+
+/** BATON_TEST_SECURE=1: the tests' batond serves TLS and checks a token. */
+export const SECURE = !["", "0"].includes(process.env.BATON_TEST_SECURE ?? "");
+
+/** A CA and server certificate, a tokens file and a policy file in `dir`. */
+export interface Secure {
+  dir: string;
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  tokensFile: string;
+  policyFile: string;
+  /** principal -> bearer token */
+  tokens: Record<string, string>;
+  /** batond flags: --tls_cert, --tls_key, --auth_policy, --auth_tokens. */
+  serverArgs: string[];
+  /** TLS options of a client: the CA, server name localhost. */
+  tls: TlsOptions;
+  /** Client options: TLS and the token of `principal` (none if null). */
+  clientOptions(principal: string | null): BatonClientOptions;
+}
+
+const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
+/**
+ * Makes, in a new temporary directory removed when the process exits, a CA and
+ * a server certificate for IP:127.0.0.1 and DNS:localhost (openssl CLI), a
+ * tokens file with a random token per principal of `grants`, and a policy of
+ * `roles` ([role, access, ...prefixes]) and `grants` (principal -> roles).
+ */
+export function makeSecure(roles: string[][], grants: Record<string, string[]>): Secure {
+  const dir = mkdtempSync(join(tmpdir(), "baton-node-test-secure-"));
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+  const openssl = (...args: string[]) =>
+    execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"], timeout: 60_000 });
+  openssl(
+    "req", "-x509", ...EC, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=baton secure test CA",
+    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+  ); // prettier-ignore
+  writeFileSync(join(dir, "server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
+  openssl("req", ...EC, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost");
+  openssl(
+    "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+    "-out", "server.pem", "-days", "2", "-extfile", "server.ext",
+  ); // prettier-ignore
+  const tokens: Record<string, string> = {};
+  for (const principal of Object.keys(grants)) tokens[principal] = randomBytes(24).toString("base64url");
+  const file = (name: string) => join(dir, name);
+  const sha256 = (t: string) => createHash("sha256").update(t).digest("hex");
+  writeFileSync(
+    file("tokens"),
+    Object.entries(tokens)
+      .map(([p, t]) => `${p} ${sha256(t)}\n`)
+      .join(""),
+    { mode: 0o600 },
+  );
+  writeFileSync(
+    file("policy"),
+    roles.map(([role, access, ...prefixes]) => `role ${role} ${access} ${prefixes.join(" ")}\n`).join("") +
+      Object.entries(grants)
+        .map(([p, rs]) => `grant ${p} ${rs.join(" ")}\n`)
+        .join(""),
+  );
+  chmodSync(file("server.key"), 0o600);
+  const tls: TlsOptions = { caFile: file("ca.pem"), serverName: "localhost" };
+  return {
+    dir,
+    caFile: file("ca.pem"),
+    certFile: file("server.pem"),
+    keyFile: file("server.key"),
+    tokensFile: file("tokens"),
+    policyFile: file("policy"),
+    tokens,
+    serverArgs: [
+      "--tls_cert", file("server.pem"), "--tls_key", file("server.key"),
+      "--auth_policy", file("policy"), "--auth_tokens", file("tokens"),
+    ], // prettier-ignore
+    tls,
+    clientOptions(principal) {
+      if (principal === null) return { tls };
+      const token = tokens[principal];
+      if (token === undefined) throw new Error(`no token for principal ${principal}`);
+      return { tls, token };
+    },
+  };
+}
+
+let suiteSecure: Secure | undefined;
+
+/** The BATON_TEST_SECURE setup, made once per test process: principal `suite`, admin on every name. */
+export function secureSetup(): Secure {
+  suiteSecure ??= makeSecure([["everything", "admin", "*"]], { suite: ["everything"] });
+  return suiteSecure;
+}
+
+/** True if batond flags already choose TLS or a policy. */
+function namesOwnSecurity(args: string[]): boolean {
+  return args.some((a) => /^--?(tls_cert|auth_policy)(=|$)/.test(a));
 }
 
 /** True if batond flags choose their own --data_dir or say --durability=none. */
@@ -33,8 +139,14 @@ function namesOwnDataDir(args: string[]): boolean {
  * Starts batond on a free port; stop() sends SIGTERM (SIGKILL after 5 s).
  * Unless `extraArgs` name their own --data_dir or say --durability=none, the
  * server gets a fresh temporary data directory, removed once it has exited.
+ * Under BATON_TEST_SECURE=1 it serves TLS and checks the `suite` token
+ * (secureSetup()), unless `extraArgs` set --tls_cert or --auth_policy
+ * themselves or `options.plain` asks for plaintext without tokens.
  */
-export async function startBatond(extraArgs: string[] = []): Promise<Server> {
+export async function startBatond(extraArgs: string[] = [], options: { plain?: boolean } = {}): Promise<Server> {
+  if (SECURE && !options.plain && !namesOwnSecurity(extraArgs)) {
+    extraArgs = [...extraArgs, ...secureSetup().serverArgs];
+  }
   const bin = process.env.BATOND || DEFAULT_BATOND;
   if (!existsSync(bin)) throw new Error(`batond not found at ${bin} (set BATOND)`);
   const dataDir = namesOwnDataDir(extraArgs) ? undefined : mkdtempSync(join(tmpdir(), "baton-node-test-data-"));
@@ -100,9 +212,13 @@ export function uniq(prefix: string): string {
   return `nodetest/${prefix}/${randomUUID().slice(0, 8)}`;
 }
 
-/** A client with a short session TTL, for tests. */
+/**
+ * A client with a short session TTL, for tests; under BATON_TEST_SECURE=1 with
+ * TLS and the `suite` token (unless `options` give their own).
+ */
 export function client(address: string, options: BatonClientOptions = {}): BatonClient {
-  return new BatonClient({ address, sessionTtlMs: 5000, ...options });
+  const secure = SECURE ? secureSetup().clientOptions("suite") : {};
+  return new BatonClient({ address, sessionTtlMs: 5000, ...secure, ...options });
 }
 
 export function sleep(ms: number): Promise<void> {

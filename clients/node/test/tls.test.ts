@@ -6,6 +6,9 @@
 // A client that cannot connect fails with UnavailableError once callTimeoutMs
 // (short here) has passed without the channel becoming ready; each failure is
 // checked to come within a bound.
+//
+// Under BATON_TEST_SECURE=1 these tests keep their own servers (the plaintext
+// one stays plaintext): what they test is the TLS handshake itself.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -67,7 +70,7 @@ before(async () => {
   const tlsArgs = ["--durability", "none", "--tls_cert", file("server.pem"), "--tls_key", file("server.key")];
   tlsServer = await startBatond(tlsArgs);
   mtlsServer = await startBatond([...tlsArgs, "--client_ca", file("ca.pem")]);
-  plainServer = await startBatond(["--durability", "none"]);
+  plainServer = await startBatond(["--durability", "none"], { plain: true });
 });
 
 after(async () => {

@@ -320,7 +320,8 @@ describe("a token is never sent in clear to another machine", () => {
 describe("token against the real batond", () => {
   let server: Server;
   before(async () => {
-    server = await startBatond(["--durability", "none"]);
+    // Plaintext without token checks also under BATON_TEST_SECURE=1: auth.test.ts tests a policy.
+    server = await startBatond(["--durability", "none"], { plain: true });
   });
   after(async () => {
     await server?.stop();

@@ -25,6 +25,7 @@ from .errors import (
     InvalidStateError,
     NotFoundError,
     NotHeldError,
+    PermissionDeniedError,
     QueueEmpty,
     QueueFull,
     RemoteCancelledError,
@@ -32,6 +33,7 @@ from .errors import (
     ResourceExhaustedError,
     RpcCancelledError,
     SessionLostError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from .event import Event
@@ -81,6 +83,7 @@ __all__ = [
     "LockHolding",
     "NotFoundError",
     "NotHeldError",
+    "PermissionDeniedError",
     "PutItem",
     "Queue",
     "QueueEmpty",
@@ -106,6 +109,7 @@ __all__ = [
     "TaskOutcome",
     "TimerHandle",
     "TimerInfo",
+    "UnauthenticatedError",
     "UnavailableError",
     "Worker",
     "connect",

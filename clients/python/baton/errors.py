@@ -13,6 +13,10 @@ works unchanged:
     ABORTED              AbortedError
     RESOURCE_EXHAUSTED   ResourceExhaustedError
     UNAVAILABLE          UnavailableError       (also ConnectionError)
+    UNAUTHENTICATED      UnauthenticatedError   (no token, or one the server
+                                                 does not know)
+    PERMISSION_DENIED    PermissionDeniedError  (the principal's roles do not
+                                                 give the access asked for)
     CANCELLED            asyncio.CancelledError when the asyncio task awaiting
                          the call was cancelled (raised by asyncio itself);
                          RpcCancelledError when something else cancelled it
@@ -44,6 +48,7 @@ __all__ = [
     "InvalidStateError",
     "NotFoundError",
     "NotHeldError",
+    "PermissionDeniedError",
     "QueueEmpty",
     "QueueFull",
     "RemoteCancelledError",
@@ -51,6 +56,7 @@ __all__ = [
     "ResourceExhaustedError",
     "RpcCancelledError",
     "SessionLostError",
+    "UnauthenticatedError",
     "UnavailableError",
 ]
 
@@ -122,6 +128,18 @@ class UnavailableError(BatonError, ConnectionError):
     """UNAVAILABLE: the server is shutting down or cannot be reached."""
 
 
+class UnauthenticatedError(BatonError):
+    """UNAUTHENTICATED: the server checks principals and this call has none it
+    knows (no token, a token not in its tokens file, a malformed header).
+    Connecting raises it too: the session is opened by a call."""
+
+
+class PermissionDeniedError(BatonError):
+    """PERMISSION_DENIED: the principal is known, but its roles do not give
+    the access the call needs on a name it names (read, write or admin), or
+    the session named is another principal's. `details` names both."""
+
+
 class RpcCancelledError(BatonError):
     """CANCELLED, when it was not the awaiting asyncio task that was cancelled
     (for example the server cancelled the call)."""
@@ -169,6 +187,8 @@ _BY_CODE: dict[grpc.StatusCode, type[BatonError]] = {
     grpc.StatusCode.ABORTED: AbortedError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.CANCELLED: RpcCancelledError,
 }
 

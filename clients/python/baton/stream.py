@@ -39,6 +39,10 @@ from .v1 import session_pb2, stream_pb2, stream_pb2_grpc
 log = logging.getLogger("baton")
 
 _CANCELLED = grpc.StatusCode.CANCELLED.value[0]
+# The status grpc.aio gives a stream whose write failed in gRPC core, which
+# it puts in place of the server's (see _run); retried this many times.
+_CORE_WRITE_FAILED = "Internal error from Core"
+_CORE_WRITE_RETRIES = 3
 
 
 class _Broken:
@@ -100,6 +104,7 @@ class StreamSession(Session):
 
     async def _run(self) -> None:
         backoff = 0.05
+        core_write_failures = 0
         while not self._closing and self.lost_error is None:
             self._generation += 1
             call = self._stub.Connect()
@@ -146,10 +151,20 @@ class StreamSession(Session):
                         err = self._rpc.error(e)
                     else:
                         err = UnavailableError(f"the session stream failed: {e!r}", grpc.StatusCode.UNAVAILABLE)
-                    if self._welcome is not None and not self._welcome.done():
+                    if (
+                        err.code == grpc.StatusCode.INTERNAL
+                        and err.details == _CORE_WRITE_FAILED
+                        and core_write_failures < _CORE_WRITE_RETRIES
+                    ):
+                        # grpc.aio replaces the server's status (UNAUTHENTICATED
+                        # for a call refused at its headers) with this one when
+                        # the hello's write loses the race with that status:
+                        # try again (below) to learn the real one.
+                        core_write_failures += 1
+                    elif self._welcome is not None and not self._welcome.done():
                         self._welcome.set_exception(err)  # the first connection failed
                         return
-                    if err.code == grpc.StatusCode.NOT_FOUND and self.id:
+                    elif err.code == grpc.StatusCode.NOT_FOUND and self.id:
                         self.mark_lost(SessionLostError(err.details, err.code))
                         return
                 self.stream_breaks += 1

@@ -4,6 +4,11 @@ connections, and small helpers.
 The server binary comes from $BATOND (default: build/service/batond of this
 repository). It listens on 127.0.0.1 port 0; the port it prints is used. Its
 state goes to a temporary data directory of its own, deleted once it stopped.
+
+With BATON_TEST_SECURE=1 the run's batond serves TLS and checks bearer tokens
+against a policy (secure.py: one principal `suite`, admin on every name), and
+every client made by `connect` (or with `client_kwargs`) uses TLS and that
+token. The TCP proxy passes the TLS bytes through unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import pytest
 
 import baton
 from helpers import TcpProxy
+from secure import SECURE, Secure, suite_secure
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_BATOND = REPO / "build" / "service" / "batond"
@@ -114,8 +120,27 @@ class Batond:
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[Batond]:
-    s = Batond()
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Optional[Secure]:
+    """The TLS + token setup of the run's batond under BATON_TEST_SECURE=1, else None."""
+    return suite_secure(tmp_path_factory.mktemp("secure")) if SECURE else None
+
+
+@pytest.fixture(scope="session")
+def client_kwargs(secure: Optional[Secure]) -> dict[str, object]:
+    """What a baton.Client of the run's batond needs besides its target:
+    TLS and the token under BATON_TEST_SECURE=1, nothing otherwise."""
+    return secure.client_kwargs() if secure is not None else {}
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if SECURE:
+        return "baton: BATON_TEST_SECURE=1: batond with TLS and a bearer token (principal suite, admin *)"
+    return "baton: plaintext batond without tokens (BATON_TEST_SECURE=1 for TLS + token)"
+
+
+@pytest.fixture(scope="session")
+def server(secure: Optional[Secure]) -> Iterator[Batond]:
+    s = Batond(*(secure.server_args() if secure is not None else ()))
     s.start()
     yield s
     s.stop()
@@ -152,12 +177,17 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def connect(addr: str, transport: str) -> AsyncIterator[Callable[..., Awaitable[baton.Client]]]:
-    """Factory of connected clients, closed after the test."""
+async def connect(
+    addr: str, transport: str, client_kwargs: dict[str, object]
+) -> AsyncIterator[Callable[..., Awaitable[baton.Client]]]:
+    """Factory of connected clients, closed after the test (with TLS and the
+    token under BATON_TEST_SECURE=1, unless the caller gives its own)."""
     clients: list[baton.Client] = []
 
     async def make(target: Optional[str] = None, **kwargs: object) -> baton.Client:
         kwargs.setdefault("transport", transport)
+        for k, v in client_kwargs.items():
+            kwargs.setdefault(k, v)
         c = await baton.connect(target or addr, **kwargs)  # type: ignore[arg-type]
         clients.append(c)
         return c

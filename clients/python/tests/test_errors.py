@@ -22,6 +22,8 @@ SC = grpc.StatusCode
         (SC.RESOURCE_EXHAUSTED, baton.ResourceExhaustedError, baton.BatonError),
         (SC.UNAVAILABLE, baton.UnavailableError, ConnectionError),
         (SC.CANCELLED, baton.RpcCancelledError, baton.BatonError),
+        (SC.UNAUTHENTICATED, baton.UnauthenticatedError, baton.BatonError),
+        (SC.PERMISSION_DENIED, baton.PermissionDeniedError, baton.BatonError),
         (SC.INTERNAL, baton.BatonError, Exception),
     ],
 )
@@ -38,6 +40,8 @@ def test_deadline_is_asyncio_timeout():
 def test_numeric_codes_of_the_session_stream():
     assert type(from_code(4, "late")) is baton.DeadlineExceededError
     assert type(from_code(999, "?")) is baton.BatonError
+    assert type(from_code(7, "denied")) is baton.PermissionDeniedError
+    assert type(from_code(16, "who?")) is baton.UnauthenticatedError
 
 
 def test_own_session_gone_is_session_lost():

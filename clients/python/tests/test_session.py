@@ -185,8 +185,8 @@ async def test_close_ends_the_session_and_is_idempotent(connect, admin, name):
         await c.lock(name("lock")).acquire()
 
 
-async def test_async_with_client(addr, transport, name):
-    async with baton.Client(addr, transport=transport) as c:
+async def test_async_with_client(addr, transport, client_kwargs, name):
+    async with baton.Client(addr, transport=transport, **client_kwargs) as c:
         async with c.lock(name("lock")) as held:
             assert held.fence > 0
     with pytest.raises(baton.ClientClosedError):

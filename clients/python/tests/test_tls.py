@@ -3,6 +3,9 @@
 run: a CA, a server certificate for IP:127.0.0.1 and DNS:localhost, a client
 certificate, and a CA and client certificate that the server does not trust.
 
+These tests keep their own servers (and a plaintext one) under
+BATON_TEST_SECURE=1 too: what they test is the TLS handshake itself.
+
 Every failing connection is bounded by asyncio.wait_for; the failures come
 from the handshake at once (no server answer is awaited), so they are not
 timing-dependent."""
@@ -96,6 +99,17 @@ def mtls_server(certs: Path) -> Iterator[Batond]:
     yield from _start(certs, "--client_ca", str(certs / "ca.pem"))
 
 
+@pytest.fixture(scope="module")
+def plain_server() -> Iterator[Batond]:
+    """batond serving plaintext (whatever BATON_TEST_SECURE says)."""
+    s = Batond("--durability", "none")
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
 async def _lock_round_trip(client: baton.Client, name: str) -> None:
     lock = client.lock(name)
     held = await asyncio.wait_for(lock.acquire(), FAIL_WITHIN)
@@ -142,8 +156,8 @@ async def test_system_roots_do_not_trust_a_private_ca(tls_server, transport):
     await _connect_fails(tls_server.addr, transport, tls=True)
 
 
-async def test_tls_client_against_a_plaintext_server_fails_unavailable(addr, certs, transport):
-    await _connect_fails(addr, transport, tls=baton.TLS(ca_file=str(certs / "ca.pem")))
+async def test_tls_client_against_a_plaintext_server_fails_unavailable(plain_server, certs, transport):
+    await _connect_fails(plain_server.addr, transport, tls=baton.TLS(ca_file=str(certs / "ca.pem")))
 
 
 # ---- mutual TLS ------------------------------------------------------------

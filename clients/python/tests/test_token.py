@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Optional
+from typing import Any, AsyncIterator, Callable, Iterator, Optional
 
 import grpc
 import pytest
@@ -23,6 +23,8 @@ from google.protobuf import duration_pb2
 import baton
 from baton.auth import is_loopback_target
 from baton.v1 import admin_pb2, event_pb2, session_pb2, stream_pb2
+from conftest import Batond
+from secure import SECURE
 
 TOKEN = "tok-3f9a.B_c~d+e/f="
 # Bound on every wait, so that a broken test fails instead of hanging.
@@ -315,16 +317,29 @@ def test_plaintext_token_opt_out_and_tls() -> None:
 # ---- against the real batond --------------------------------------------------
 
 
-async def test_token_with_real_batond(
-    connect: Callable[..., Awaitable[baton.Client]], name: Callable[[str], str]
-) -> None:
+@pytest.fixture(scope="module")
+def plain_addr(addr: str) -> Iterator[str]:
+    """A batond without token checks: the run's, or under BATON_TEST_SECURE=1
+    (where the run's checks tokens) one of this module's, plaintext."""
+    if not SECURE:
+        yield addr
+        return
+    s = Batond("--durability", "none")
+    s.start()
+    try:
+        yield s.addr
+    finally:
+        s.stop()
+
+
+async def test_token_with_real_batond(plain_addr: str, transport: str, name: Callable[[str], str]) -> None:
     """A client with a token works end to end (a batond without token
     checking ignores the header): the session, a lock, an event watch."""
-    client = await connect(token=TOKEN)
-    async with client.lock(name("lock")) as held:
-        assert held.fence > 0
-    ev = client.event(name("event"))
-    await ev.set()
-    async for is_set in ev.watch():
-        assert is_set
-        break
+    async with baton.Client(plain_addr, token=TOKEN, transport=transport) as client:
+        async with client.lock(name("lock")) as held:
+            assert held.fence > 0
+        ev = client.event(name("event"))
+        await ev.set()
+        async for is_set in ev.watch():
+            assert is_set
+            break
