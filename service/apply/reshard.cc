@@ -98,7 +98,7 @@ struct Resharder {
       for (auto& t : to) t->live_sessions_.insert(id);
     }
     for (const auto& [id, owner] : s.session_owners_) {
-      for (auto& t : to) t->session_owners_[id] = owner;
+      for (auto& t : to) t->AddOwner(id, owner);
     }
     for (const auto& [session, names] : s.session_refs_) {
       for (const auto& [name, n] : names) owner(name).session_refs_[session][name] += n;

@@ -53,7 +53,7 @@ void ShardState::Do(const OpenSession& c, OpRef origin, Time now, Effects& out) 
   s.expires = AddSaturating(now, c.ttl);
   AddTimer(s.expires, TimerKind::kSession, id);
   live_sessions_.insert(id);
-  if (!c.owner.empty()) session_owners_[id] = c.owner;
+  AddOwner(id, c.owner);
   SessionInfo info = Info(id, s, now);
   if (observer_ != nullptr) observer_->SessionOpened(id, s.ttl, s.label);
   sessions_.emplace(id, std::move(s));
@@ -132,7 +132,21 @@ void ShardState::EndSession(uint64_t session, Time now, Effects& out) {
 
 void ShardState::Do(const SessionStarted& c, OpRef, Time, Effects&) {
   live_sessions_.insert(c.session);
-  if (!c.owner.empty()) session_owners_[c.session] = c.owner;
+  AddOwner(c.session, c.owner);
+}
+
+void ShardState::AddOwner(uint64_t session, const std::string& owner) {
+  if (owner.empty()) return;
+  auto [it, fresh] = session_owners_.emplace(session, owner);
+  if (fresh) ++owned_sessions_[owner];
+}
+
+void ShardState::DropOwner(uint64_t session) {
+  auto it = session_owners_.find(session);
+  if (it == session_owners_.end()) return;
+  auto count = owned_sessions_.find(it->second);
+  if (count != owned_sessions_.end() && --count->second <= 0) owned_sessions_.erase(count);
+  session_owners_.erase(it);
 }
 
 const std::string* ShardState::SessionOwner(uint64_t session) const {
@@ -144,7 +158,7 @@ const std::string* ShardState::SessionOwner(uint64_t session) const {
 
 void ShardState::Do(const SessionEnded& c, OpRef, Time now, Effects& out) {
   live_sessions_.erase(c.session);
-  session_owners_.erase(c.session);
+  DropOwner(c.session);
   auto refs = session_refs_.find(c.session);
   if (refs == session_refs_.end()) return;
   // Copy the names: releasing edits session_refs_.

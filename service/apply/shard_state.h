@@ -75,6 +75,11 @@ class ShardState {
   // its id reaches the client (sessions.cc), so the RPC layer asks the shard
   // it runs on.
   const std::string* SessionOwner(uint64_t session) const;
+  // How many live sessions `owner` has opened (as far as this shard knows).
+  int64_t SessionsOwnedBy(const std::string& owner) const {
+    auto it = owned_sessions_.find(owner);
+    return it == owned_sessions_.end() ? 0 : it->second;
+  }
 
   // Tells `observer` (may be null; not owned) of events worth a log line.
   void set_observer(Observer* observer) { observer_ = observer; }
@@ -567,6 +572,11 @@ class ShardState {
   absl::flat_hash_set<uint64_t> live_sessions_;  // alive anywhere
   // The owner of each live session opened by a principal (OpenSession).
   absl::flat_hash_map<uint64_t, std::string> session_owners_;
+  // Derived from session_owners_ (not saved; rebuilt by Restore): live
+  // sessions per owner.
+  absl::flat_hash_map<std::string, int64_t> owned_sessions_;
+  void AddOwner(uint64_t session, const std::string& owner);
+  void DropOwner(uint64_t session);
   // Per session: resources on this shard where it holds or waits, with how
   // many holdings + waiters it has there.
   absl::flat_hash_map<uint64_t, absl::btree_map<std::string, int64_t>> session_refs_;

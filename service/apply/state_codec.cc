@@ -182,6 +182,8 @@ struct StateCodec {
       (std::swap(std::get<I>(to).value, std::get<I>(from).value), ...);
     }
     (std::make_index_sequence<std::tuple_size_v<decltype(to)>>());
+    state->owned_sessions_.clear();
+    for (const auto& [id, owner] : state->session_owners_) ++state->owned_sessions_[owner];
     return absl::OkStatus();
   }
 };

@@ -409,9 +409,12 @@ TEST(StateCodec, SessionOwnersRoundTrip) {
   EXPECT_EQ(*b.state.SessionOwner(mine), "alice");
   ASSERT_NE(b.state.SessionOwner(anon), nullptr);
   EXPECT_EQ(*b.state.SessionOwner(anon), "");
+  EXPECT_EQ(b.state.SessionsOwnedBy("alice"), 1);
+  EXPECT_EQ(b.state.SessionsOwnedBy(""), 0);
   EXPECT_EQ(b.state.SessionOwner(anon + 1000), nullptr);
   b.Apply(CloseSession{mine}, 3);
   EXPECT_EQ(b.state.SessionOwner(mine), nullptr);
+  EXPECT_EQ(b.state.SessionsOwnedBy("alice"), 0);
 }
 
 TEST(StateCodec, VersionTwoIsReadWithoutOwners) {

@@ -33,6 +33,10 @@ absl::Status AuthorizeNames(const security::Principal& who,
 absl::Status SessionAllowed(const security::Principal& who, uint64_t session,
                             const std::string& owner);
 
+// RESOURCE_EXHAUSTED if `who` (null: no principals) already has as many
+// live sessions as its policy allows.
+absl::Status CheckSessionLimit(const security::Principal* who, const apply::ShardState& state);
+
 // Aborts if a request type of a baton.v1 method has no rule: a method added
 // without deciding what it needs is a server that does not start.
 void CheckEveryMethodHasARule();

@@ -198,6 +198,10 @@ class CallBase : public OpBase {
     return absl::OkStatus();
   }
 
+  const security::Identity& identity() const { return identity_; }
+  // Counts the call against its principal's waits limit while it lives.
+  security::InFlight in_flight;
+
   // True once the done notification has arrived.
   bool done() const { return done_; }
   bool Abandoned() const override { return done_ && ctx.IsCancelled(); }
@@ -375,6 +379,7 @@ runtime::Task<void> Drive(Env* env, CallT* call, runtime::Task<void> (*handler)(
   if constexpr (requires { call->Decode(); }) admitted = call->Decode();
   if (admitted.ok() && env->auth != nullptr) {
     admitted = call->Authenticate(*env->auth);
+    if (admitted.ok()) admitted = call->in_flight.Enter(call->identity());
     if constexpr (requires { call->request.GetDescriptor(); }) {
       uint64_t session = 0;
       const security::Principal* who = call->CallBase::principal;

@@ -189,6 +189,7 @@ runtime::Task<absl::StatusOr<v1::StreamWelcome>> Attach(Env& env, SessionStream&
     auto ttl = SessionTtl(env.limits, hello.has_ttl(), hello.ttl());
     if (!ttl.ok()) co_return ttl.status();
     if (auto s = ValidateLength(hello.label(), kMaxLabelBytes, "label"); !s.ok()) co_return s;
+    if (auto s = CheckSessionLimit(call.principal, call.shard().state()); !s.ok()) co_return s;
     apply::OpenSession open{*ttl, hello.label(), call.principal ? call.principal->name : ""};
     auto r = co_await call.Submit(env.NextSessionHome(), open);
     if (!r.ok()) co_return r.status();

@@ -240,8 +240,11 @@ template <class Req, class Resp>
 runtime::Detached DriveStreamOp(Env* env, StreamOp<Req, Resp>* op,
                                 StreamOps::Handler<Req, Resp> handler, uint64_t session) {
   absl::Status allowed;
-  if (session != 0)
+  security::InFlight in_flight;  // counts against the principal's limit until the end
+  if (op->StreamOpBase::principal != nullptr) allowed = in_flight.Enter(op->stream().identity());
+  if (allowed.ok() && session != 0) {
     allowed = co_await CheckSession(*env, *op, *op->StreamOpBase::principal, session);
+  }
   if (allowed.ok()) {
     co_await handler(*env, *op);
   } else {

@@ -48,6 +48,9 @@ runtime::Task<void> Open(Env& env, OpenCall& call) {
   if (auto s = ValidateLength(req.label(), kMaxLabelBytes, "label"); !s.ok()) {
     co_return co_await call.Fail(s);
   }
+  if (auto s = CheckSessionLimit(call.principal(), call.shard().state()); !s.ok()) {
+    co_return co_await call.Fail(s);
+  }
   uint32_t home = env.NextSessionHome();
   apply::OpenSession cmd{*ttl, req.label(), call.owner()};
   auto r = co_await call.Submit(home, cmd);

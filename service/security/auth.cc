@@ -10,6 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "service/logging.h"
@@ -139,6 +140,10 @@ absl::StatusOr<std::shared_ptr<const AccessPolicy>> AccessPolicy::Parse(
 
   absl::flat_hash_map<std::string, std::vector<Grant>> roles;
   std::vector<std::pair<int, std::vector<std::string>>> grants;
+  struct Limits {
+    int64_t sessions = 0, waits = 0;
+  };
+  absl::flat_hash_map<std::string, Limits> limits;
   for (auto& [line, words] : Lines(policy)) {
     if (words[0] == "role") {
       if (words.size() < 4)
@@ -149,12 +154,31 @@ absl::StatusOr<std::shared_ptr<const AccessPolicy>> AccessPolicy::Parse(
       for (size_t i = 3; i < words.size(); ++i) {
         role.push_back(Grant{*access, words[i] == "*" ? std::string() : words[i]});
       }
+    } else if (words[0] == "limit") {
+      if (words.size() < 3) {
+        return error(policy_path, line, "expected `limit PRINCIPAL sessions=N waits=N`");
+      }
+      Limits& l = limits[words[1]];
+      for (size_t i = 2; i < words.size(); ++i) {
+        std::pair<std::string, std::string> kv = absl::StrSplit(words[i], absl::MaxSplits('=', 1));
+        int64_t n = -1;
+        if (!absl::SimpleAtoi(kv.second, &n) || n < 0) n = -1;
+        if (kv.first == "sessions" && n >= 0) {
+          l.sessions = n;
+        } else if (kv.first == "waits" && n >= 0) {
+          l.waits = n;
+        } else {
+          return error(
+              policy_path, line,
+              absl::StrCat("bad limit '", words[i], "' (sessions=N or waits=N, N a whole number)"));
+        }
+      }
     } else if (words[0] == "grant") {
       if (words.size() < 3) return error(policy_path, line, "expected `grant PRINCIPAL ROLE...`");
       grants.emplace_back(line, std::move(words));
     } else {
       return error(policy_path, line,
-                   absl::StrCat("unknown statement '", words[0], "' (role or grant)"));
+                   absl::StrCat("unknown statement '", words[0], "' (role, grant or limit)"));
     }
   }
   // Grants after all roles: a role may be defined below its first use.
@@ -170,6 +194,13 @@ absl::StatusOr<std::shared_ptr<const AccessPolicy>> AccessPolicy::Parse(
         if (g.access == Access::kAdmin && g.prefix.empty()) who.admin = true;
       }
     }
+  }
+  const Limits every = limits.contains("*") ? limits["*"] : Limits{};
+  for (auto& [name, who] : p.principals_) {
+    auto own = limits.find(name);
+    const Limits& l = own != limits.end() ? own->second : every;
+    who->max_sessions = l.sessions;
+    who->max_waits = l.waits;
   }
   return std::shared_ptr<const AccessPolicy>(std::move(policy_out));
 }
@@ -268,12 +299,41 @@ void Authenticator::Watch() {
   }
 }
 
+absl::Status InFlight::Enter(const Identity& id) {
+  if (id.in_flight == nullptr || id.principal->max_waits <= 0) return absl::OkStatus();
+  if (id.in_flight->fetch_add(1, std::memory_order_relaxed) >= id.principal->max_waits) {
+    id.in_flight->fetch_sub(1, std::memory_order_relaxed);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("principal '", id.principal->name, "' has ", id.principal->max_waits,
+                     " calls and stream operations in flight, its limit (waits= in the policy)"));
+  }
+  count_ = id.in_flight;
+  return absl::OkStatus();
+}
+
+std::atomic<int64_t>* Authenticator::InFlightOf(const std::string& name) const {
+  {
+    absl::ReaderMutexLock lock(&counters_mu_);
+    if (auto it = counters_.find(name); it != counters_.end()) return it->second.get();
+  }
+  absl::MutexLock lock(&counters_mu_);
+  auto& slot = counters_[name];
+  if (!slot) slot = std::make_unique<std::atomic<int64_t>>(0);
+  return slot.get();
+}
+
 std::shared_ptr<const AccessPolicy> Authenticator::Current() const {
   absl::ReaderMutexLock lock(&mu_);
   return current_;
 }
 
 absl::StatusOr<Identity> Authenticator::Identify(const grpc::ServerContext& ctx) const {
+  absl::StatusOr<Identity> id = IdentifyPrincipal(ctx);
+  if (id.ok() && id->principal->max_waits > 0) id->in_flight = InFlightOf(id->principal->name);
+  return id;
+}
+
+absl::StatusOr<Identity> Authenticator::IdentifyPrincipal(const grpc::ServerContext& ctx) const {
   Identity id{Current(), nullptr};
   const auto& metadata = ctx.client_metadata();
   if (auto it = metadata.find("authorization"); it != metadata.end()) {

@@ -23,6 +23,10 @@
 // prefixes (`*`: every name). `grant PRINCIPAL ROLE...` gives a principal
 // roles; PRINCIPAL is a token's name, a client certificate's common name, or
 // `anonymous` (calls with neither; without such a line they are refused).
+// `limit PRINCIPAL sessions=N waits=N` caps what one principal may hold of
+// the server (`*`: every principal without a limit line of its own): live
+// sessions, and calls plus stream operations in flight (each pending wait is
+// one); over it, RESOURCE_EXHAUSTED. 0 or absent: no cap.
 //
 // Threading: Authenticator::Identify and Current are called from every
 // loop thread; the configuration is an immutable snapshot swapped whole by
@@ -60,6 +64,9 @@ struct Principal {
   std::vector<Grant> grants;
   // Admin on every name: may use other principals' sessions, SaveSnapshot.
   bool admin = false;
+  // The policy's limits (0: none).
+  int64_t max_sessions = 0;
+  int64_t max_waits = 0;
 
   // Whether a grant of at least `access` covers `name` (a resource name, or
   // the prefix a List asks for: the grant's prefix must start it).
@@ -109,6 +116,26 @@ struct AuthOptions {
 struct Identity {
   std::shared_ptr<const AccessPolicy> policy;
   const Principal* principal = nullptr;
+  // The principal's count of calls and stream operations in flight, across
+  // the server (set when its policy limits them).
+  std::atomic<int64_t>* in_flight = nullptr;
+};
+
+// Counts one call or stream operation in flight against its principal's
+// waits limit, for as long as it lives.
+class InFlight {
+ public:
+  InFlight() = default;
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+  ~InFlight() {
+    if (count_ != nullptr) count_->fetch_sub(1, std::memory_order_relaxed);
+  }
+  // RESOURCE_EXHAUSTED if the principal already has its limit in flight.
+  absl::Status Enter(const Identity& id);
+
+ private:
+  std::atomic<int64_t>* count_ = nullptr;
 };
 
 class Authenticator {
@@ -135,7 +162,14 @@ class Authenticator {
   explicit Authenticator(AuthOptions options) : options_(std::move(options)) {}
   void Watch();
 
+  std::atomic<int64_t>* InFlightOf(const std::string& name) const;
+  absl::StatusOr<Identity> IdentifyPrincipal(const grpc::ServerContext& ctx) const;
+
   const AuthOptions options_;
+  // Per principal name, for ever (names come from the policy: few).
+  mutable absl::Mutex counters_mu_;
+  mutable absl::flat_hash_map<std::string, std::unique_ptr<std::atomic<int64_t>>> counters_
+      ABSL_GUARDED_BY(counters_mu_);
   mutable absl::Mutex mu_;
   std::shared_ptr<const AccessPolicy> current_ ABSL_GUARDED_BY(mu_);
   std::string last_seen_ ABSL_GUARDED_BY(mu_);  // files' mtimes and sizes

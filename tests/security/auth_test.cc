@@ -64,6 +64,24 @@ TEST(AccessPolicyTest, ParsesRolesGrantsAndTokenHashes) {
   EXPECT_EQ((*p)->token_count(), 2u);
 }
 
+TEST(AccessPolicyTest, LimitsApplyPerPrincipalWithADefault) {
+  auto p = AccessPolicy::Parse("", "tokens",
+                               "role r read x/\ngrant alice r\ngrant bob r\ngrant carol r\n"
+                               "limit * sessions=10 waits=100\nlimit alice sessions=2\n"
+                               "limit carol waits=0 sessions=0\n",
+                               "policy");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ((*p)->ByName("alice")->max_sessions, 2);
+  EXPECT_EQ((*p)->ByName("alice")->max_waits, 0);  // its own line replaces the default
+  EXPECT_EQ((*p)->ByName("bob")->max_sessions, 10);
+  EXPECT_EQ((*p)->ByName("bob")->max_waits, 100);
+  EXPECT_EQ((*p)->ByName("carol")->max_sessions, 0);
+  for (const char* bad : {"limit alice\n", "limit alice sessions=-1\n", "limit alice cpu=3\n",
+                          "limit alice waits=many\n"}) {
+    EXPECT_FALSE(AccessPolicy::Parse("", "tokens", bad, "policy").ok()) << bad;
+  }
+}
+
 TEST(AccessPolicyTest, AnonymousWithoutARoleIsRefused) {
   auto p = AccessPolicy::Parse("", "tokens", "role r read x/\ngrant alice r\n", "policy");
   ASSERT_TRUE(p.ok()) << p.status();
@@ -99,7 +117,7 @@ TEST(AccessPolicyTest, ErrorsNameTheFileAndLine) {
 // too (another owner on the same names), bob writes team-b/, root is admin.
 class AuthServer {
  public:
-  AuthServer() {
+  explicit AuthServer(const std::string& extra_policy = "") {
     dir_ = std::filesystem::temp_directory_path() /
            absl::StrCat("baton-auth-", getpid(), "-", counter_++);
     std::filesystem::create_directories(dir_);
@@ -114,7 +132,8 @@ class AuthServer {
           "grant rita team-a-ro\n"
           "grant bob team-b-rw\n"
           "grant root ops\n"
-          "grant dave team-a-rw\n");
+          "grant dave team-a-rw\n" +
+              extra_policy);
     rpc::ServerOptions o = TestServer::DefaultOptions();
     o.auth.policy_file = (dir_ / "policy").string();
     o.auth.tokens_file = (dir_ / "tokens").string();
@@ -538,6 +557,78 @@ TEST(AuthTest, TokensFileIsReloadedWhileClientsStayConnected) {
   op.mutable_describe_session()->set_session_id(open.session);
   EXPECT_EQ(open.Run({op}, /*cancel=*/false)[7], 0);
   EXPECT_EQ(KeepAliveAs(t, "alice", alices), grpc::StatusCode::OK);
+}
+
+TEST(AuthTest, PerPrincipalLimitsAreResourceExhausted) {
+  AuthServer a("limit alice sessions=2 waits=3\n");
+  TestServer& t = *a.server;
+  uint64_t first = OpenAs(t, "alice");
+  uint64_t second = OpenAs(t, "alice");
+  v1::OpenSessionRequest open;
+  *open.mutable_ttl() = Millis(30'000);
+  v1::OpenSessionResponse opened;
+  grpc::Status third = t.sessions->Open(As("alice").get(), open, &opened);
+  EXPECT_EQ(third.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << third.error_message();
+  EXPECT_NE(third.error_message().find("alice"), std::string::npos);
+  {
+    StreamAs stream(t, "alice");  // a stream's new session counts the same
+    EXPECT_EQ(stream.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  EXPECT_NE(OpenAs(t, "carol"), 0u);  // another principal is not held back
+  v1::CloseSessionRequest close;
+  close.set_session_id(first);
+  v1::CloseSessionResponse closed;
+  ASSERT_TRUE(t.sessions->Close(As("alice").get(), close, &closed).ok());
+  EXPECT_NE(OpenAs(t, "alice"), 0u);
+
+  // Three waits in flight are alice's limit: a fourth call of hers is
+  // refused until they end; carol's calls are not.
+  std::vector<std::thread> waits;
+  for (int i = 0; i < 3; ++i) {
+    waits.emplace_back([&t] {
+      v1::WaitEventRequest req;
+      req.set_name("team-a/gate");
+      v1::WaitEventResponse resp;
+      EXPECT_TRUE(t.events->Wait(As("alice", 10'000).get(), req, &resp).ok());
+    });
+  }
+  v1::DescribeRequest describe;
+  describe.set_name("team-a/gate");
+  v1::DescribeResponse state;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline &&
+         !(t.admin->Describe(As("root").get(), describe, &state).ok() && state.waiters() == 3)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(state.waiters(), 3u);
+  v1::ServerInfoRequest info;
+  v1::ServerInfoResponse about;
+  grpc::Status over = t.admin->ServerInfo(As("alice").get(), info, &about);
+  EXPECT_EQ(over.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << over.error_message();
+  {
+    StreamAs stream(t, "alice");  // the stream itself is a call in flight
+    EXPECT_EQ(stream.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  EXPECT_TRUE(t.admin->ServerInfo(As("carol").get(), info, &about).ok());
+  v1::SetEventRequest set;
+  set.set_name("team-a/gate");
+  v1::SetEventResponse woke;
+  ASSERT_TRUE(t.events->Set(As("carol").get(), set, &woke).ok());
+  for (auto& w : waits) w.join();
+  EXPECT_TRUE(t.admin->ServerInfo(As("alice").get(), info, &about).ok());
+  // On a stream (resuming a session: she has all she may open): the stream
+  // is one, each operation one more.
+  StreamAs stream(t, "alice", second);
+  ASSERT_NE(stream.session, 0u) << stream.status.error_message();
+  std::vector<v1::Operation> ops(3);
+  for (int i = 0; i < 3; ++i) {
+    ops[i].set_id(static_cast<uint64_t>(i + 1));
+    ops[i].mutable_wait_event()->set_name("team-a/other-gate");
+  }
+  auto codes = stream.Run(ops);  // started in order, then cancelled
+  EXPECT_EQ(codes[1], static_cast<int>(grpc::StatusCode::CANCELLED));
+  EXPECT_EQ(codes[2], static_cast<int>(grpc::StatusCode::CANCELLED));
+  EXPECT_EQ(codes[3], static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
 }
 
 TEST(AuthTest, OwnersSurviveARestart) {
