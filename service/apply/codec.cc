@@ -841,17 +841,19 @@ absl::Status FromProto(const pb::CancelWait&, CancelWait*) { return absl::OkStat
 
 // --- sessions ------------------------------------------------------------------
 
-BATON_CODEC_FIELDS(OpenSession, 3);
+BATON_CODEC_FIELDS(OpenSession, 4);
 void ToProto(const OpenSession& c, pb::Command* out) {
   pb::OpenSession* m = out->mutable_open_session();
   m->set_ttl_us(c.ttl);
   m->set_label(c.label);
   m->set_owner(c.owner);
+  m->set_nonce(c.nonce);
 }
 absl::Status FromProto(const pb::OpenSession& m, OpenSession* c) {
   c->ttl = m.ttl_us();
   c->label = m.label();
   c->owner = m.owner();
+  c->nonce = m.nonce();
   return absl::OkStatus();
 }
 

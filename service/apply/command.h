@@ -303,6 +303,10 @@ struct OpenSession {
   // The principal that opens it (security/auth.h), who alone may use it
   // (and admins); empty when the server checks no principals.
   std::string owner = "";
+  // Random bits the id is made of (drawn by the RPC layer before the command
+  // is logged, so replay makes the same id): session ids are unguessable.
+  // 0 (tests, logs written before): ids follow cluster time.
+  uint64_t nonce = 0;
 };
 struct KeepAlive {
   uint64_t session = 0;

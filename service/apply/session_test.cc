@@ -28,6 +28,29 @@ TEST(SessionTest, SessionIdsNameTheirHomeShard) {
   EXPECT_EQ(ShardState::ShardOfSession(id, 3), 2u);
 }
 
+TEST(SessionTest, IdsFromANonceNameTheirHomeShardAndNeverCollide) {
+  Harness h({}, /*shard=*/2, /*shards=*/3);
+  auto open = [&](uint64_t nonce, uint64_t op) {
+    std::optional<Result> r = ReplyTo(h.Apply(OpenSession{10 * kSecond, "n", "", nonce}, op), op);
+    EXPECT_TRUE(r->ok());
+    return (*std::get<Boxed<SessionInfo>>(r->value)).session;
+  };
+  uint64_t a = open(0x9e3779b97f4a7c15, 1);
+  EXPECT_EQ(ShardState::ShardOfSession(a, 3), 2u);
+  EXPECT_EQ(a / 3, 0x9e3779b97f4a7c15 / 3);  // the nonce's bits, not a counter
+  uint64_t b = open(0x9e3779b97f4a7c15, 2);  // the same nonce: the next free id
+  EXPECT_NE(a, b);
+  EXPECT_EQ(ShardState::ShardOfSession(b, 3), 2u);
+  uint64_t c = open(1, 3);  // would be id 2 - 1 + ... never 0
+  EXPECT_NE(c, 0u);
+  EXPECT_EQ(ShardState::ShardOfSession(c, 3), 2u);
+  // Replaying the same commands makes the same ids.
+  Harness replay({}, 2, 3);
+  std::optional<Result> r =
+      ReplyTo(replay.Apply(OpenSession{10 * kSecond, "n", "", 0x9e3779b97f4a7c15}, 1), 1);
+  EXPECT_EQ((*std::get<Boxed<SessionInfo>>(r->value)).session, a);
+}
+
 TEST(SessionTest, UnknownSessionIsNotFound) {
   Harness h;
   EXPECT_EQ(ReplyTo(h.Apply(LockCmd("a", 12345), 1), 1)->status.code(),

@@ -41,11 +41,19 @@ void ShardState::Do(const OpenSession& c, OpRef origin, Time now, Effects& out) 
         Reply{origin, Result::Error(absl::ResourceExhaustedError(absl::StrCat(
                           "too many open sessions (limit ", limits_.max_sessions, ")")))});
   }
-  // Ids are strided so that id % shard_count names the home shard, and
-  // follow cluster time so that they are never reused across restarts.
-  uint64_t seq = std::max(next_session_seq_, now > 0 ? static_cast<uint64_t>(now) : 0);
-  next_session_seq_ = seq + 1;
-  uint64_t id = seq * shard_count_ + shard_;
+  // Ids are strided so that id % shard_count names the home shard. Made of
+  // the command's random nonce (unguessable; a collision with a live session
+  // moves to the next free id), or without one they follow cluster time so
+  // that they are never reused across restarts.
+  uint64_t id = 0;
+  if (c.nonce != 0) {
+    id = c.nonce - c.nonce % shard_count_ + shard_;
+    while (id == 0 || live_sessions_.contains(id) || sessions_.contains(id)) id += shard_count_;
+  } else {
+    uint64_t seq = std::max(next_session_seq_, now > 0 ? static_cast<uint64_t>(now) : 0);
+    next_session_seq_ = seq + 1;
+    id = seq * shard_count_ + shard_;
+  }
   Session s;
   s.label = c.label;
   s.ttl = c.ttl;

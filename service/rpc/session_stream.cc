@@ -190,7 +190,8 @@ runtime::Task<absl::StatusOr<v1::StreamWelcome>> Attach(Env& env, SessionStream&
     if (!ttl.ok()) co_return ttl.status();
     if (auto s = ValidateLength(hello.label(), kMaxLabelBytes, "label"); !s.ok()) co_return s;
     if (auto s = CheckSessionLimit(call.principal, call.shard().state()); !s.ok()) co_return s;
-    apply::OpenSession open{*ttl, hello.label(), call.principal ? call.principal->name : ""};
+    apply::OpenSession open{*ttl, hello.label(), call.principal ? call.principal->name : "",
+                            security::RandomNonce()};
     auto r = co_await call.Submit(env.NextSessionHome(), open);
     if (!r.ok()) co_return r.status();
     id = r->session;

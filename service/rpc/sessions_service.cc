@@ -52,7 +52,7 @@ runtime::Task<void> Open(Env& env, OpenCall& call) {
     co_return co_await call.Fail(s);
   }
   uint32_t home = env.NextSessionHome();
-  apply::OpenSession cmd{*ttl, req.label(), call.owner()};
+  apply::OpenSession cmd{*ttl, req.label(), call.owner(), security::RandomNonce()};
   auto r = co_await call.Submit(home, cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status());
   const auto& info = *r;

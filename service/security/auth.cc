@@ -2,9 +2,11 @@
 // principal, and re-reading the files when they change.
 #include "service/security/auth.h"
 
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -36,6 +38,14 @@ bool Principal::Allows(Access access, absl::string_view name) const {
     if (g.access >= access && absl::StartsWith(name, g.prefix)) return true;
   }
   return false;
+}
+
+uint64_t RandomNonce() {
+  uint64_t n = 0;
+  while (n == 0) {
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&n), sizeof n) != 1) std::abort();
+  }
+  return n;
 }
 
 std::string Sha256Hex(absl::string_view text) {

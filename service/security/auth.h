@@ -100,6 +100,9 @@ class AccessPolicy {
   absl::flat_hash_map<std::string, std::unique_ptr<Principal>> principals_;
 };
 
+// 64 random bits from OpenSSL's generator (never 0): session id nonces.
+uint64_t RandomNonce();
+
 // SHA-256 of `text` in lower-case hex.
 std::string Sha256Hex(absl::string_view text);
 
