@@ -347,6 +347,35 @@ class EncodingWriter {
   grpc::ServerAsyncWriter<grpc::ByteBuffer> raw_;
 };
 
+// A bidirectional stream whose messages Baton decodes and encodes itself
+// (its method is requested raw, see RawRequests): a message that is not a
+// Req is INVALID_ARGUMENT, where gRPC's typed stream would end the call as
+// if the client had stopped sending.
+template <class Req, class Resp>
+class RawBidiStream {
+ public:
+  explicit RawBidiStream(grpc::ServerContext* ctx) : raw_(ctx) {}
+  // Reads the next message's bytes; Decode() then makes it a Req.
+  void Read(void* tag) { raw_.Read(&in_, tag); }
+  absl::Status Decode(Req* out) {
+    out->Clear();
+    return DecodeRequest(in_, *out);
+  }
+  void Write(const Resp& message, void* tag) {
+    grpc::ByteBuffer bytes;
+    bool own = false;
+    // Fails only for a message over 2 GiB; answers are batched far below.
+    (void)grpc::SerializationTraits<Resp>::Serialize(message, &bytes, &own);
+    raw_.Write(bytes, tag);  // takes references to the slices: `bytes` may go
+  }
+  void Finish(const grpc::Status& status, void* tag) { raw_.Finish(status, tag); }
+  grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>* raw() { return &raw_; }
+
+ private:
+  grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer> raw_;
+  grpc::ByteBuffer in_;
+};
+
 // A server-streaming call: one request, taken as bytes and decoded by
 // Decode(), and a stream of Resp.
 template <class Req, class Resp>

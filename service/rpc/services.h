@@ -24,12 +24,12 @@
 
 namespace baton::rpc {
 
-// A generated AsyncService whose methods that take one request (unary and
-// server-streaming) take it as bytes: Baton decodes them itself (Decode() of
-// UnaryCall and ServerStreamCall), so that bytes that do not decode are
-// answered INVALID_ARGUMENT. (The generated code answers them INTERNAL
-// "Unable to parse request" and never shows the call.) Methods with a
-// request stream keep their generated, typed Request functions.
+// A generated AsyncService whose every method takes its requests as bytes:
+// Baton decodes them itself (Decode() of UnaryCall and ServerStreamCall,
+// RawBidiStream), so that bytes that do not decode are answered
+// INVALID_ARGUMENT. (The generated code answers them INTERNAL "Unable to
+// parse request" and never shows the call, or, on a request stream, ends
+// the reads as if the client had stopped sending.)
 template <class AsyncService>
 class RawRequests final : public AsyncService {
  public:
@@ -37,9 +37,7 @@ class RawRequests final : public AsyncService {
       : descriptor_(
             google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(full_name)) {
     if (descriptor_ == nullptr) DieAtStart("no service descriptor named ", full_name);
-    for (int i = 0; i < descriptor_->method_count(); ++i) {
-      if (!descriptor_->method(i)->client_streaming()) this->MarkMethodRaw(i);
-    }
+    for (int i = 0; i < descriptor_->method_count(); ++i) this->MarkMethodRaw(i);
   }
 
   // The index of method `name`, which must take one `request` and answer
@@ -55,6 +53,24 @@ class RawRequests final : public AsyncService {
                  request->full_name());
     }
     return m->index();
+  }
+
+  // The index of bidirectional method `name` taking `request`; aborts at
+  // start otherwise.
+  int BidiMethod(const char* name, const google::protobuf::Descriptor* request) const {
+    const auto* m = descriptor_->FindMethodByName(name);
+    if (m == nullptr || !m->client_streaming() || !m->server_streaming() ||
+        m->input_type() != request) {
+      DieAtStart(descriptor_->full_name(), " has no bidirectional method ", name, " taking ",
+                 request->full_name());
+    }
+    return m->index();
+  }
+
+  void RequestRawBidi(int method, grpc::ServerContext* ctx,
+                      grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>* stream,
+                      grpc::ServerCompletionQueue* cq, void* tag) {
+    this->RequestAsyncBidiStreaming(method, ctx, stream, cq, cq, tag);
   }
 
   void RequestRaw(int method, grpc::ServerContext* ctx, grpc::ByteBuffer* request,
@@ -90,7 +106,7 @@ struct Services {
   RawRequests<v1::Timers::AsyncService> timers{v1::Timers::service_full_name()};
   RawRequests<v1::Tasks::AsyncService> tasks{v1::Tasks::service_full_name()};
   RawRequests<v1::Admin::AsyncService> admin{v1::Admin::service_full_name()};
-  v1::Stream::AsyncService stream;  // one bidirectional method
+  RawRequests<v1::Stream::AsyncService> stream{v1::Stream::service_full_name()};
 };
 
 using Listeners = std::vector<std::unique_ptr<ListenerBase>>;

@@ -247,9 +247,11 @@ runtime::Task<void> Connect(Env& env, SessionStream& call) {
   absl::Status end;
   bool attached = false;
   v1::StreamRequest req;
-  bool ok = co_await runtime::CqOp([&](void* tag) { call.stream.Read(&req, tag); });
+  bool ok = co_await runtime::CqOp([&](void* tag) { call.stream.Read(tag); });
   if (!ok) {
     end = absl::CancelledError("the stream ended before its hello");
+  } else if (absl::Status decoded = call.stream.Decode(&req); !decoded.ok()) {
+    end = decoded;
   } else if (!req.has_hello()) {
     end = absl::InvalidArgumentError(
         "the first message must carry hello: {session_id} to resume, or {ttl} for a new session");
@@ -273,10 +275,10 @@ runtime::Task<void> Connect(Env& env, SessionStream& call) {
       // A client that does not read its answers is not read from either.
       while (call.backlogged() && !call.done()) co_await call.wake;
       if (call.done()) break;
-      req.Clear();
-      ok = co_await runtime::CqOp([&](void* tag) { call.stream.Read(&req, tag); });
+      ok = co_await runtime::CqOp([&](void* tag) { call.stream.Read(tag); });
       if (!ok) break;  // half-closed by the client, or broken
-      end = Dispatch(env, call, req);
+      end = call.stream.Decode(&req);
+      if (end.ok()) end = Dispatch(env, call, req);
     }
     // No more requests. A client that half-closed still gets the answers of
     // what is pending; on an error or a broken stream, cancel it all.
@@ -300,10 +302,11 @@ void ListenSessionStream(Env& env, apply::Shard& shard, Services& svc, Listeners
     }
   }
   auto* s = &svc.stream;
+  const int method = s->BidiMethod("Connect", v1::StreamRequest::descriptor());
   auto listener = std::make_unique<Listener<SessionStream>>(
       &env, &shard,
-      [s](SessionStream& call, grpc::ServerCompletionQueue* cq, void* tag) {
-        s->RequestConnect(&call.ctx, &call.stream, cq, cq, tag);
+      [s, method](SessionStream& call, grpc::ServerCompletionQueue* cq, void* tag) {
+        s->RequestRawBidi(method, &call.ctx, call.stream.raw(), cq, tag);
       },
       &Connect);
   for (int i = 0; i < 4; ++i) listener->Post();

@@ -71,7 +71,7 @@ class SessionStream final : public CallBase {
 
   explicit SessionStream(apply::Shard& shard) : CallBase(shard) {}
 
-  grpc::ServerAsyncReaderWriter<v1::StreamResponse, v1::StreamRequest> stream{&ctx};
+  RawBidiStream<v1::StreamRequest, v1::StreamResponse> stream{&ctx};
 
   // Ends a stream refused before its handler ran (Drive).
   runtime::Task<void> Refuse(absl::Status status) {

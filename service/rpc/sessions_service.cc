@@ -12,7 +12,7 @@ namespace baton::rpc {
 class KeepAliveStreamCall final : public CallBase {
  public:
   using CallBase::CallBase;
-  grpc::ServerAsyncReaderWriter<v1::KeepAliveResponse, v1::KeepAliveRequest> stream{&ctx};
+  RawBidiStream<v1::KeepAliveRequest, v1::KeepAliveResponse> stream{&ctx};
 
   runtime::Task<void> Refuse(absl::Status status) {
     grpc::Status s = ToGrpc(status);
@@ -107,8 +107,12 @@ runtime::Task<void> KeepAliveStream(Env& env, KeepAliveStreamCall& call) {
   grpc::Status end = grpc::Status::OK;
   for (;;) {
     v1::KeepAliveRequest req;
-    bool ok = co_await runtime::CqOp([&](void* tag) { call.stream.Read(&req, tag); });
+    bool ok = co_await runtime::CqOp([&](void* tag) { call.stream.Read(tag); });
     if (!ok) break;
+    if (absl::Status decoded = call.stream.Decode(&req); !decoded.ok()) {
+      end = ToGrpc(decoded);
+      break;
+    }
     uint64_t id = req.session_id();
     // Another principal's session ends the stream, as a unary call is
     // refused (access.h).
@@ -155,10 +159,11 @@ void ListenSessions(Env& env, apply::Shard& shard, Services& svc, Listeners& out
   Listen(env, shard, out, "KeepAlive", s, &KeepAliveOnce);
   Listen(env, shard, out, "Close", s, &Close);
   Listen(env, shard, out, "Describe", s, &Describe, v1::Operation::kDescribeSession);
+  const int keepalive = s->BidiMethod("KeepAliveStream", v1::KeepAliveRequest::descriptor());
   auto stream = std::make_unique<Listener<KeepAliveStreamCall>>(
       &env, &shard,
-      [s](KeepAliveStreamCall& call, grpc::ServerCompletionQueue* cq, void* tag) {
-        s->RequestKeepAliveStream(&call.ctx, &call.stream, cq, cq, tag);
+      [s, keepalive](KeepAliveStreamCall& call, grpc::ServerCompletionQueue* cq, void* tag) {
+        s->RequestRawBidi(keepalive, &call.ctx, call.stream.raw(), cq, tag);
       },
       &KeepAliveStream);
   for (int i = 0; i < 4; ++i) stream->Post();

@@ -69,6 +69,42 @@ TEST(BadInputTest, UndecodableRequestBytesAreInvalidArgumentOnEveryMethodTakingO
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// The two methods with a request stream decode each message themselves too:
+// bytes that are not their request end the call INVALID_ARGUMENT naming the
+// type, whether first or after good messages.
+TEST(BadInputTest, UndecodableMessagesOnRequestStreamsAreInvalidArgument) {
+  TestServer t;
+  const std::string garbage("\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 11);
+  v1::StreamRequest hello;
+  *hello.mutable_hello()->mutable_ttl() = Millis(10'000);
+  v1::KeepAliveRequest keepalive;
+  keepalive.set_session_id(OpenSession(t));
+  struct Case {
+    std::string method;
+    std::vector<std::string> messages;
+    std::string type;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"/baton.v1.Stream/Connect", {garbage}, "baton.v1.StreamRequest"},
+           {"/baton.v1.Stream/Connect",
+            {hello.SerializeAsString(), garbage},
+            "baton.v1.StreamRequest"},
+           {"/baton.v1.Sessions/KeepAliveStream", {garbage}, "baton.v1.KeepAliveRequest"},
+           {"/baton.v1.Sessions/KeepAliveStream",
+            {keepalive.SerializeAsString(), garbage},
+            "baton.v1.KeepAliveRequest"},
+       }) {
+    grpc::Status s = RawStream(t.channel, c.method, c.messages, Context(5'000).get());
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.method << " after " << c.messages.size() - 1 << ": " << s.error_message();
+    EXPECT_NE(s.error_message().find(c.type), std::string::npos) << s.error_message();
+  }
+  // Good messages still work on both.
+  grpc::Status good = RawStream(t.channel, "/baton.v1.Sessions/KeepAliveStream",
+                                {keepalive.SerializeAsString()}, Context(5'000).get());
+  EXPECT_TRUE(good.ok()) << good.error_message();
+}
+
 // Bytes shaped like protobuf: a few fields with random numbers, wire types
 // and contents (short printable strings, so that some are valid names, and
 // nested fields), so that most decode and reach validation and the state

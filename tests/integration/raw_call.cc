@@ -36,9 +36,8 @@ grpc::Status RawUnary(const std::shared_ptr<grpc::Channel>& channel, const std::
   return status;
 }
 
-grpc::Status RawServerStream(const std::shared_ptr<grpc::Channel>& channel,
-                             const std::string& method, const std::string& bytes,
-                             grpc::ClientContext* ctx) {
+grpc::Status RawStream(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                       const std::vector<std::string>& messages, grpc::ClientContext* ctx) {
   grpc::GenericStub stub(channel);
   grpc::CompletionQueue cq;
   auto call = stub.PrepareCall(ctx, method, &cq);
@@ -50,12 +49,18 @@ grpc::Status RawServerStream(const std::shared_ptr<grpc::Channel>& channel,
   };
   call->StartCall(reinterpret_cast<void*>(1));
   next();
-  grpc::Slice slice(bytes);
-  grpc::ByteBuffer request(&slice, 1);
-  call->Write(request, reinterpret_cast<void*>(2));
-  next();
+  for (const std::string& bytes : messages) {
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer request(&slice, 1);
+    call->Write(request, reinterpret_cast<void*>(2));
+    if (!next()) break;  // the server ended the call
+  }
   call->WritesDone(reinterpret_cast<void*>(3));
   next();
+  grpc::ByteBuffer answer;
+  do {
+    call->Read(&answer, reinterpret_cast<void*>(5));
+  } while (next());
   grpc::Status status;
   call->Finish(&status, reinterpret_cast<void*>(4));
   next();

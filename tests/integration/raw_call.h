@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <string>
+#include <vector>
 
 namespace baton::testing {
 
@@ -13,10 +14,18 @@ namespace baton::testing {
 grpc::Status RawUnary(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
                       const std::string& bytes, grpc::ClientContext* ctx);
 
-// Calls server-streaming `method` with `bytes` as the request, in `ctx`; the
-// call's final status (answers, if any, are not read: give `ctx` a deadline).
-grpc::Status RawServerStream(const std::shared_ptr<grpc::Channel>& channel,
-                             const std::string& method, const std::string& bytes,
-                             grpc::ClientContext* ctx);
+// Calls streaming `method` with `messages` as its requests (then closes
+// its side), reads the answers until the server ends the call, and returns
+// the call's final status (a stream the server does not end lasts until
+// `ctx`'s deadline).
+grpc::Status RawStream(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                       const std::vector<std::string>& messages, grpc::ClientContext* ctx);
+
+// RawStream with one request: a server-streaming method.
+inline grpc::Status RawServerStream(const std::shared_ptr<grpc::Channel>& channel,
+                                    const std::string& method, const std::string& bytes,
+                                    grpc::ClientContext* ctx) {
+  return RawStream(channel, method, {bytes}, ctx);
+}
 
 }  // namespace baton::testing
