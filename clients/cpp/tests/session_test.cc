@@ -15,9 +15,9 @@ namespace {
 
 // Closes a session by id from outside the client, as an operator would.
 void CloseSessionElsewhere(const std::string& address, uint64_t session_id) {
-  auto stub =
-      v1::Sessions::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub = v1::Sessions::NewStub(SuiteChannel(address));
   grpc::ClientContext context;
+  AddSuiteToken(context);
   v1::CloseSessionRequest request;
   request.set_session_id(session_id);
   v1::CloseSessionResponse response;
@@ -90,8 +90,8 @@ TEST(SessionTest, ReconnectsWithinTheTtlAfterADroppedConnection) {
   Client observer = MustConnect();
   std::atomic<bool> lost{false};
   Client client = MustConnect(
-      proxy.address(),
-      {.session_ttl = absl::Seconds(3), .on_session_lost = [&](absl::Status) { lost = true; }});
+      proxy.address(), SuiteOptions({.session_ttl = absl::Seconds(3),
+                                     .on_session_lost = [&](absl::Status) { lost = true; }}));
   std::string name = Name();
   auto held = client.Lock(name).Acquire();
   ASSERT_TRUE(held.ok());
@@ -122,8 +122,8 @@ TEST(SessionTest, UnreachableServerForATtlLosesTheSession) {
   Client observer = MustConnect();
   std::atomic<bool> lost{false};
   Client client = MustConnect(
-      proxy.address(),
-      {.session_ttl = absl::Seconds(1), .on_session_lost = [&](absl::Status) { lost = true; }});
+      proxy.address(), SuiteOptions({.session_ttl = absl::Seconds(1),
+                                     .on_session_lost = [&](absl::Status) { lost = true; }}));
   std::string name = Name();
   auto held = client.Lock(name).Acquire();
   ASSERT_TRUE(held.ok());
@@ -169,7 +169,7 @@ TEST(SessionTest, ConnectFailsWithoutAServer) {
   TcpProxy proxy(SharedServer().port());
   proxy.SetBlocked(true);
   absl::StatusOr<Client> client =
-      Client::Connect(proxy.address(), {.connect_timeout = absl::Milliseconds(500)});
+      Client::Connect(proxy.address(), SuiteOptions({.connect_timeout = absl::Milliseconds(500)}));
   ASSERT_FALSE(client.ok());
   EXPECT_EQ(client.status().code(), absl::StatusCode::kDeadlineExceeded) << client.status();
 }

@@ -1,10 +1,20 @@
 #include "tests/test_env.h"
 
+#include <stdlib.h>
+
 #include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <random>
+#include <sstream>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "security/certs.h"
+#include "tests/token_util.h"
 
 namespace baton::testing {
 
@@ -15,15 +25,51 @@ std::unique_ptr<BatondProcess>& Server() {
   return server;
 }
 
+// The secure suite's files: CA, server certificate and key, tokens, policy.
+struct SecureFiles {
+  std::filesystem::path dir;
+  std::string token;
+  std::string operator()(const std::string& name) const { return (dir / name).string(); }
+};
+SecureFiles& Secure() {
+  static SecureFiles files;
+  return files;
+}
+
 // Starts the shared server before the first test and stops it after the last.
 class BatondEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
-    auto started = BatondProcess::Start();
+    std::vector<std::string> args;
+    if (SecureSuite()) {
+      SecureFiles& f = Secure();
+      std::string pattern =
+          (std::filesystem::temp_directory_path() / "baton-cpp-suite-XXXXXX").string();
+      ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+      f.dir = pattern;
+      KeyPair ca = MakeCa("Suite CA");
+      KeyPair server = MakeCert(ca, {.common_name = "batond"});
+      std::ofstream(f("ca.pem")) << ca.cert_pem;
+      std::ofstream(f("server.pem")) << server.cert_pem;
+      std::ofstream(f("server.key")) << server.key_pem;
+      f.token = absl::StrCat("suite-", absl::Hex(std::random_device()()),
+                             absl::Hex(std::random_device()()));
+      std::ofstream(f("tokens")) << "suite " << Sha256Hex(f.token) << "\n";
+      std::ofstream(f("policy")) << "role all admin *\ngrant suite all\n";
+      args = {"--tls_cert=" + f("server.pem"), "--tls_key=" + f("server.key"),
+              "--auth_policy=" + f("policy"), "--auth_tokens=" + f("tokens")};
+    }
+    auto started = BatondProcess::Start(args);
     ASSERT_TRUE(started.ok()) << started.status();
     Server() = std::move(*started);
   }
-  void TearDown() override { Server().reset(); }
+  void TearDown() override {
+    Server().reset();
+    if (!Secure().dir.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(Secure().dir, ec);
+    }
+  }
 };
 
 [[maybe_unused]] ::testing::Environment* const kEnvironment =
@@ -46,6 +92,38 @@ class CountTestRuns : public ::testing::EmptyTestEventListener {
 
 BatondProcess& SharedServer() { return *Server(); }
 
+bool SecureSuite() {
+  const char* secure = getenv("BATON_TEST_SECURE");
+  return secure != nullptr && std::strcmp(secure, "1") == 0;
+}
+
+ClientOptions SuiteOptions(ClientOptions options) {
+  if (!SecureSuite() || options.tls || options.credentials || !options.token.empty()) {
+    return options;
+  }
+  options.tls = ClientTls{.ca_file = Secure()("ca.pem"), .server_name = "localhost"};
+  options.token = Secure().token;
+  return options;
+}
+
+std::shared_ptr<grpc::Channel> SuiteChannel(const std::string& address) {
+  if (!SecureSuite()) return grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  std::ifstream in(Secure()("ca.pem"));
+  std::stringstream ca;
+  ca << in.rdbuf();
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride("localhost");
+  return grpc::CreateCustomChannel(
+      address,
+      grpc::SslCredentials(
+          {.pem_root_certs = ca.str(), .pem_private_key = "", .pem_cert_chain = ""}),
+      args);
+}
+
+void AddSuiteToken(grpc::ClientContext& context) {
+  if (SecureSuite()) context.AddMetadata("authorization", "Bearer " + Secure().token);
+}
+
 std::string Name(const std::string& suffix) {
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string name = absl::StrCat("cpp/", test_runs.load(), "/");
@@ -55,7 +133,8 @@ std::string Name(const std::string& suffix) {
 
 Client MustConnect(const std::string& address, ClientOptions options) {
   absl::StatusOr<Client> client =
-      Client::Connect(address.empty() ? SharedServer().address() : address, std::move(options));
+      address.empty() ? Client::Connect(SharedServer().address(), SuiteOptions(std::move(options)))
+                      : Client::Connect(address, std::move(options));
   if (!client.ok()) {
     ADD_FAILURE() << "connect: " << client.status();
     std::abort();
