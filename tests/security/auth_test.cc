@@ -562,24 +562,51 @@ TEST(AuthTest, TokensFileIsReloadedWhileClientsStayConnected) {
 TEST(AuthTest, PerPrincipalLimitsAreResourceExhausted) {
   AuthServer a("limit alice sessions=2 waits=3\n");
   TestServer& t = *a.server;
-  uint64_t first = OpenAs(t, "alice");
-  uint64_t second = OpenAs(t, "alice");
+  // The shard that takes an Open counts the sessions it knows of; it learns
+  // of one opened on another shard when that shard's log write is applied,
+  // so opens in quick succession may pass the limit by one per other shard
+  // (2 shards here) before every shard has caught up (docs/security.md).
   v1::OpenSessionRequest open;
   *open.mutable_ttl() = Millis(30'000);
-  v1::OpenSessionResponse opened;
-  grpc::Status third = t.sessions->Open(As("alice").get(), open, &opened);
-  EXPECT_EQ(third.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << third.error_message();
-  EXPECT_NE(third.error_message().find("alice"), std::string::npos);
-  {
-    StreamAs stream(t, "alice");  // a stream's new session counts the same
-    EXPECT_EQ(stream.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  std::vector<uint64_t> mine;
+  grpc::Status refused;
+  for (int i = 0; i < 10 && refused.ok(); ++i) {
+    v1::OpenSessionResponse opened;
+    refused = t.sessions->Open(As("alice").get(), open, &opened);
+    if (refused.ok()) mine.push_back(opened.session_id());
   }
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("alice"), std::string::npos);
+  EXPECT_GE(mine.size(), 2u);
+  EXPECT_LE(mine.size(), 3u);
+  // A stream's new session counts the same.
+  grpc::Status stream_refused;
+  for (int i = 0; i < 5 && stream_refused.ok(); ++i) {
+    StreamAs stream(t, "alice");
+    stream_refused = stream.status;
+    if (stream.session != 0) mine.push_back(stream.session);
+  }
+  EXPECT_EQ(stream_refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_LE(mine.size(), 4u);
   EXPECT_NE(OpenAs(t, "carol"), 0u);  // another principal is not held back
-  v1::CloseSessionRequest close;
-  close.set_session_id(first);
-  v1::CloseSessionResponse closed;
-  ASSERT_TRUE(t.sessions->Close(As("alice").get(), close, &closed).ok());
-  EXPECT_NE(OpenAs(t, "alice"), 0u);
+  // Closing hers makes room again (once the shards have heard).
+  for (uint64_t id : mine) {
+    v1::CloseSessionRequest close;
+    close.set_session_id(id);
+    v1::CloseSessionResponse closed;
+    ASSERT_TRUE(t.sessions->Close(As("alice").get(), close, &closed).ok());
+  }
+  uint64_t second = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (second == 0 && std::chrono::steady_clock::now() < deadline) {
+    v1::OpenSessionResponse opened;
+    if (t.sessions->Open(As("alice").get(), open, &opened).ok()) {
+      second = opened.session_id();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  ASSERT_NE(second, 0u);
 
   // Three waits in flight are alice's limit: a fourth call of hers is
   // refused until they end; carol's calls are not.
@@ -595,7 +622,7 @@ TEST(AuthTest, PerPrincipalLimitsAreResourceExhausted) {
   v1::DescribeRequest describe;
   describe.set_name("team-a/gate");
   v1::DescribeResponse state;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (std::chrono::steady_clock::now() < deadline &&
          !(t.admin->Describe(As("root").get(), describe, &state).ok() && state.waiters() == 3)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
