@@ -262,13 +262,23 @@ class CallBase : public OpBase {
 // yet (its SessionStarted still on the way, e.g. behind a log write) is
 // asked of the session's home shard, which answered the open. NOT_FOUND for
 // a session that is not alive.
-inline runtime::Task<absl::Status> CheckSession(Env& env, OpBase& op,
+//
+// The question goes through an op of its own (SessionProbe), not the
+// call's: a call may take its results itself (Consume and Watch override
+// Deliver), and the answer must not land there.
+class SessionProbe final : public OpBase {
+ public:
+  using OpBase::OpBase;
+  bool Abandoned() const override { return false; }  // one quick read
+};
+inline runtime::Task<absl::Status> CheckSession(Env& env, apply::Shard& shard,
                                                 const security::Principal& who, uint64_t session) {
-  if (const std::string* owner = op.shard().state().SessionOwner(session); owner != nullptr) {
+  if (const std::string* owner = shard.state().SessionOwner(session); owner != nullptr) {
     co_return SessionAllowed(who, session, *owner);
   }
+  SessionProbe probe(shard);
   apply::DescribeSession ask{session};
-  auto info = co_await op.Submit(env.cluster->ShardOfSession(session), ask);
+  auto info = co_await probe.Submit(env.cluster->ShardOfSession(session), ask);
   if (!info.ok()) co_return info.status();
   co_return SessionAllowed(who, session, info->owner);
 }
@@ -414,7 +424,7 @@ runtime::Task<void> Drive(Env* env, CallT* call, runtime::Task<void> (*handler)(
       const security::Principal* who = call->CallBase::principal;
       if (admitted.ok()) admitted = AuthorizeNames(*who, call->request, &session);
       if (admitted.ok() && session != 0) {
-        admitted = co_await CheckSession(*env, static_cast<OpBase&>(*call), *who, session);
+        admitted = co_await CheckSession(*env, call->CallBase::shard(), *who, session);
       }
     }
   }

@@ -197,7 +197,8 @@ runtime::Task<absl::StatusOr<v1::StreamWelcome>> Attach(Env& env, SessionStream&
     id = r->session;
   } else {
     if (call.principal != nullptr) {
-      if (auto s = co_await CheckSession(env, call, *call.principal, id); !s.ok()) co_return s;
+      if (auto s = co_await CheckSession(env, call.shard(), *call.principal, id); !s.ok())
+        co_return s;
     }
     welcome.set_resumed(true);
   }

@@ -243,7 +243,8 @@ runtime::Detached DriveStreamOp(Env* env, StreamOp<Req, Resp>* op,
   security::InFlight in_flight;  // counts against the principal's limit until the end
   if (op->StreamOpBase::principal != nullptr) allowed = in_flight.Enter(op->stream().identity());
   if (allowed.ok() && session != 0) {
-    allowed = co_await CheckSession(*env, *op, *op->StreamOpBase::principal, session);
+    allowed =
+        co_await CheckSession(*env, op->stream().shard(), *op->StreamOpBase::principal, session);
   }
   if (allowed.ok()) {
     co_await handler(*env, *op);

@@ -117,7 +117,7 @@ runtime::Task<void> KeepAliveStream(Env& env, KeepAliveStreamCall& call) {
     // Another principal's session ends the stream, as a unary call is
     // refused (access.h).
     if (call.principal != nullptr && id != 0) {
-      absl::Status s = co_await CheckSession(env, call, *call.principal, id);
+      absl::Status s = co_await CheckSession(env, call.shard(), *call.principal, id);
       if (s.code() == absl::StatusCode::kPermissionDenied) {
         end = ToGrpc(s);
         break;

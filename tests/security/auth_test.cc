@@ -658,6 +658,34 @@ TEST(AuthTest, PerPrincipalLimitsAreResourceExhausted) {
   EXPECT_EQ(codes[3], static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
 }
 
+// A Consume stream naming a session opened a moment before: its shard may
+// not have heard of the session yet and asks the session's home shard. The
+// answer must reach the check, not the stream's own inbox of deliveries (it
+// did, and the stream hung before consuming anything).
+TEST(AuthTest, ConsumeRightAfterOpenGetsItsItems) {
+  AuthServer a;
+  TestServer& t = *a.server;
+  for (int i = 0; i < 20; ++i) {
+    uint64_t session = OpenAs(t, "alice");
+    v1::ConsumeRequest consume;
+    consume.set_name(absl::StrCat("team-a/consume-", i));
+    consume.set_session_id(session);
+    auto ctx = As("alice", 10'000);
+    auto reader = t.queues->Consume(ctx.get(), consume);
+    v1::PutRequest put;
+    put.set_name(consume.name());
+    put.add_items()->set_text("job");
+    v1::PutResponse put_resp;
+    ASSERT_TRUE(t.queues->Put(As("alice").get(), put, &put_resp).ok());
+    v1::ConsumeResponse got;
+    ASSERT_TRUE(reader->Read(&got)) << "round " << i << ": " << reader->Finish().error_message();
+    ASSERT_EQ(got.items_size(), 1);
+    EXPECT_EQ(got.items(0).text(), "job");
+    ctx->TryCancel();
+    reader->Finish();
+  }
+}
+
 TEST(AuthTest, OwnersSurviveARestart) {
   AuthServer a;
   TestServer& t = *a.server;
