@@ -66,7 +66,7 @@ ABSL_FLAG(std::string, restore, "",
           "start from this snapshot file (written by `baton snapshot save`); --data_dir must "
           "not hold state yet");
 ABSL_FLAG(std::string, metrics_listen, "",
-          "serve Prometheus metrics over HTTP at HOST:PORT/metrics (empty: off)");
+          "serve Prometheus metrics over HTTP at HOST:PORT/metrics, and /healthz (empty: off)");
 ABSL_FLAG(std::string, log_level, "info",
           "least severe log lines written: debug, info, warn, error");
 ABSL_FLAG(int64_t, slow_apply_ms, 100,

@@ -111,7 +111,8 @@ int main(int argc, char** argv) {
   if (!config.metrics_listen.empty()) {
     baton::rpc::Server* s = server->get();
     auto m = baton::MetricsHttp::Start(
-        config.metrics_listen, [s](baton::metrics::TextWriter& out) { s->WriteMetrics(out); });
+        config.metrics_listen, [s](baton::metrics::TextWriter& out) { s->WriteMetrics(out); },
+        [s] { return s->serving(); });
     if (!m.ok()) {
       logging::Error("cannot start").Str("error", std::string(m.status().message()));
       std::cerr << "batond: " << m.status().message() << "\n";

@@ -9,13 +9,13 @@
 namespace baton {
 
 absl::StatusOr<std::unique_ptr<MetricsHttp>> MetricsHttp::Start(const std::string& listen,
-                                                                Write write) {
+                                                                Write write, Serving serving) {
   static const bool initialised = [] {
     mg_init_library(0);
     return true;
   }();
   (void)initialised;
-  std::unique_ptr<MetricsHttp> m(new MetricsHttp(std::move(write)));
+  std::unique_ptr<MetricsHttp> m(new MetricsHttp(std::move(write), std::move(serving)));
   // civetweb takes "HOST:PORT" for an address to bind; one worker thread:
   // Prometheus scrapes one page at a time.
   const char* options[] = {"listening_ports",    listen.c_str(), "num_threads", "1",
@@ -31,6 +31,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttp>> MetricsHttp::Start(const std::strin
                                                "this machine's"));
   }
   mg_set_request_handler(m->ctx_, "/metrics", &MetricsHttp::Handle, m.get());
+  mg_set_request_handler(m->ctx_, "/healthz", &MetricsHttp::HandleHealth, m.get());
   mg_server_port ports[4];
   int n = mg_get_server_ports(m->ctx_, 4, ports);
   if (n > 0) m->port_ = ports[0].port;
@@ -57,6 +58,24 @@ int MetricsHttp::Handle(mg_connection* conn, void* self) {
             body.size());
   if (std::strcmp(req->request_method, "GET") == 0) mg_write(conn, body.data(), body.size());
   return 200;
+}
+
+int MetricsHttp::HandleHealth(mg_connection* conn, void* self) {
+  const mg_request_info* req = mg_get_request_info(conn);
+  if (std::strcmp(req->request_method, "GET") != 0 &&
+      std::strcmp(req->request_method, "HEAD") != 0) {
+    mg_send_http_error(conn, 405, "%s", "only GET /healthz");
+    return 405;
+  }
+  bool serving = static_cast<MetricsHttp*>(self)->serving_();
+  const char* body = serving ? "serving\n" : "not serving\n";
+  int code = serving ? 200 : 503;
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+            code, serving ? "OK" : "Service Unavailable", std::strlen(body));
+  if (std::strcmp(req->request_method, "GET") == 0) mg_write(conn, body, std::strlen(body));
+  return code;
 }
 
 }  // namespace baton

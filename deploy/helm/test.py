@@ -15,12 +15,21 @@
             -> an empty directory) and the 0.0.0.0 listen addresses to
             127.0.0.1:0; nothing else of the command line is changed. It
             must serve Health/Check SERVING and stop with exit 0 on SIGTERM.
-            Run for the default values and for metrics enabled with a few
-            config entries set.
+            Run for the default values, for metrics enabled with a few
+            config entries set, and for TLS + principals: certificates made
+            with openssl stand in for the tls Secret and a tokens file for
+            the tokens Secret; then Health/Check is called over TLS, /healthz
+            (the probes' target over TLS) answers 200 on the metrics port,
+            and a call without a token is refused while one with it passes.
+  tls       the render with tls.secretName, tls.mutual and auth.*: TLS flags
+            instead of --allow_plaintext, /healthz probes, the Secrets
+            mounted, the policy in the ConfigMap, the test Pod over TLS; and
+            the combinations that cannot work refused with a reason.
 
 Usage: test.py BATOND   (helm and grpcurl on PATH or in $(go env GOPATH)/bin)
 """
 
+import hashlib
 import os
 import re
 import shutil
@@ -28,6 +37,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.request
 
 import yaml
 
@@ -114,7 +124,76 @@ def check_template():
     print("ok: replicaCount 2 and 3 refused (clustering is not available yet); config.listen refused")
 
 
-def run_batond(batond, sets, label):
+POLICY = "role all write *\ngrant ci all\n"
+TOKEN = "chart-test-token"
+TLS_SETS = ["tls.secretName=baton-tls", "auth.tokensSecretName=baton-tokens",
+            "auth.policy=" + POLICY.replace(",", "\\,")]
+
+
+def check_tls_template():
+    objs = render(*TLS_SETS)
+    sts = objs[("StatefulSet", "t-baton")]
+    pod = sts["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    args = c["args"]
+    for a in ("--tls_cert=/etc/baton-tls/tls.crt", "--tls_key=/etc/baton-tls/tls.key",
+              "--auth_policy=/etc/baton/policy", "--auth_tokens=/etc/baton-tokens/tokens",
+              "--metrics_listen=0.0.0.0:9464"):
+        assert a in args, (a, args)
+    assert "--allow_plaintext" not in args, args
+    assert not any(a.startswith("--client_ca") for a in args), args
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": 9464}, (probe, c[probe])
+        assert "grpc" not in c[probe]
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert mounts["tls"] == "/etc/baton-tls" and mounts["tokens"] == "/etc/baton-tokens", mounts
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "baton-tls"
+    assert volumes["tokens"]["secret"]["secretName"] == "baton-tokens"
+    assert objs[("ConfigMap", "t-baton")]["data"]["policy"].strip() == POLICY.strip()
+    test_pod = objs[("Pod", "t-baton-health-test")]["spec"]
+    assert test_pod["containers"][0]["command"][-2:] == ["--ca", "/etc/baton-tls/ca.crt"], \
+        test_pod["containers"][0]["command"]
+    assert test_pod["volumes"][0]["secret"]["secretName"] == "baton-tls"
+
+    mutual = render(*TLS_SETS, "tls.mutual=true", "tls.testClientSecretName=baton-test-client")
+    c = mutual[("StatefulSet", "t-baton")]["spec"]["template"]["spec"]["containers"][0]
+    assert "--client_ca=/etc/baton-tls/ca.crt" in c["args"], c["args"]
+    cmd = mutual[("Pod", "t-baton-health-test")]["spec"]["containers"][0]["command"]
+    assert cmd[-4:] == ["--cert", "/etc/baton-client/tls.crt", "--key",
+                        "/etc/baton-client/tls.key"], cmd
+    for sets, why in (
+            (["tls.mutual=true"], "tls.mutual needs tls.secretName"),
+            (["tls.secretName=x", "tls.mutual=true"], "tls.mutual needs tls.testClientSecretName"),
+            (["auth.tokensSecretName=x"], "auth.tokensSecretName without auth.policy"),
+            (["config.tls_cert=/x"], "set by the chart")):
+        args = ["template", "t", CHART]
+        for one in sets:
+            args += ["--set", one]
+        r = helm(*args, check=False)
+        assert r.returncode != 0 and why in r.stderr, (sets, r.stderr)
+    print("ok: tls + auth render TLS flags, /healthz probes, mounted Secrets, the policy, a TLS "
+          "test Pod; impossible combinations refused")
+
+
+def make_tls_files(directory):
+    """A CA, and a server certificate it signs for localhost: the tls Secret."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+            "-keyout", "ca.key", "-out", "ca.crt")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout",
+            "tls.key", "-out", "tls.csr")
+    with open(os.path.join(directory, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "tls.crt")
+    for junk in ("ca.key", "tls.csr", "ext.cnf", "ca.srl"):
+        if os.path.exists(os.path.join(directory, junk)):
+            os.remove(os.path.join(directory, junk))
+
+
+def run_batond(batond, sets, label, tls=False):
     """Runs batond with the command line and config file the chart renders."""
     objs = render(*sets)
     sts = objs[("StatefulSet", "t-baton")]
@@ -130,11 +209,20 @@ def run_batond(batond, sets, label):
         for name, text in config_map["data"].items():
             with open(os.path.join(mounts["/etc/baton"], name), "w") as f:
                 f.write(text)
+        # What the Secrets would hold.
+        if "/etc/baton-tls" in mounts:
+            make_tls_files(mounts["/etc/baton-tls"])
+        if "/etc/baton-tokens" in mounts:
+            digest = hashlib.sha256(TOKEN.encode()).hexdigest()
+            with open(os.path.join(mounts["/etc/baton-tokens"], "tokens"), "w") as f:
+                f.write("ci %s\n" % digest)
         assert c["command"] == ["/usr/local/bin/batond"], c["command"]
 
         def mapped(arg):
-            for container_path, host_path in mounts.items():
-                arg = arg.replace("=" + container_path, "=" + host_path)
+            # Longest first: /etc/baton is a prefix of /etc/baton-tls.
+            for container_path in sorted(mounts, key=len, reverse=True):
+                arg = re.sub("=" + re.escape(container_path) + r"(?=/|$)",
+                             "=" + mounts[container_path], arg)
             return re.sub(r"=0\.0\.0\.0:\d+$", "=127.0.0.1:0", arg)
 
         argv = [batond] + [mapped(a) for a in c["args"]]
@@ -147,10 +235,29 @@ def run_batond(batond, sets, label):
                 proc.wait(timeout=30)
                 raise AssertionError("batond %s did not start:\n%s" % (" ".join(argv),
                                                                          proc.stderr.read()))
-            r = subprocess.run([tool("grpcurl"), "-plaintext", m.group(1),
-                                "grpc.health.v1.Health/Check"],
-                               capture_output=True, text=True, timeout=30)
+            addr = m.group(1)
+            if tls:
+                conn = ["-cacert", os.path.join(mounts["/etc/baton-tls"], "ca.crt"),
+                        "-servername", "localhost"]
+            else:
+                conn = ["-plaintext"]
+
+            def grpcurl(*args):
+                return subprocess.run([tool("grpcurl"), *conn, *args], capture_output=True,
+                                      text=True, timeout=30)
+            r = grpcurl(addr, "grpc.health.v1.Health/Check")
             assert "SERVING" in r.stdout, r.stdout + r.stderr
+            if tls:
+                metrics = re.match(r"metrics on http://(\S+)/metrics", proc.stdout.readline())
+                assert metrics, "no 'metrics on' line: the probes need the listener"
+                with urllib.request.urlopen("http://%s/healthz" % metrics.group(1),
+                                            timeout=10) as health:
+                    assert health.status == 200 and health.read() == b"serving\n"
+                r = grpcurl(addr, "baton.v1.Admin/ServerInfo")
+                assert r.returncode != 0 and "Unauthenticated" in r.stderr, r.stdout + r.stderr
+                r = grpcurl("-H", "authorization: Bearer " + TOKEN, addr,
+                            "baton.v1.Admin/ServerInfo")
+                assert r.returncode == 0, r.stderr
             assert os.listdir(mounts["/var/lib/baton"]), "nothing written to the data volume"
             proc.send_signal(signal.SIGTERM)
             rc = proc.wait(timeout=60)
@@ -173,6 +280,8 @@ def main():
     run_batond(batond, ["metrics.enabled=true", "config.max_sessions=5000",
                         "config.snapshot_mb=0.5", "config.log_level=debug"],
                "metrics on, config entries set")
+    check_tls_template()
+    run_batond(batond, TLS_SETS, "TLS, policy and tokens", tls=True)
     return 0
 
 

@@ -198,6 +198,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     s->threads_.emplace_back([loop] { loop->Run(); });
   }
   s->server_->GetHealthCheckService()->SetServingStatus(true);
+  s->serving_.store(true, std::memory_order_relaxed);
   s->started_ = true;
   return s;
 }
@@ -472,6 +473,7 @@ absl::Status Server::RestoreSnapshot(uint32_t shards, Time* now) {
 
 void Server::Shutdown() {
   std::call_once(shutdown_once_, [this] {
+    serving_.store(false, std::memory_order_relaxed);
     server_->GetHealthCheckService()->SetServingStatus(false);
     // End every pending wait and watch and refuse new ones (through the log,
     // like every change; Seal did it already), then cancel the streams that

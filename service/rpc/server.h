@@ -121,6 +121,9 @@ class Server final : public ServerOps {
   uint32_t shard_count() const { return cluster_.size(); }
   // Index of the last log entry dispatched to the shards. Any thread.
   uint64_t applied_index() const { return applied_index_.load(std::memory_order_relaxed); }
+  // What grpc.health.v1 says for the server: true from the end of Start to
+  // the beginning of Shutdown. Any thread (the metrics endpoint's /healthz).
+  bool serving() const { return serving_.load(std::memory_order_relaxed); }
 
   // ServerOps (Admin/ServerInfo, Admin/SaveSnapshot). Any thread.
   void Describe(v1::ServerInfoResponse* out) const override;
@@ -178,6 +181,7 @@ class Server final : public ServerOps {
   uint64_t replayed_ = 0;
   uint64_t restored_index_ = 0;
   std::atomic<uint64_t> applied_index_{0};
+  std::atomic<bool> serving_{false};
   Time started_at_ = 0;   // wall clock, for ServerInfo
   bool started_ = false;  // Start succeeded: Shutdown has something to stop
   bool sealed_ = false;   // Seal closed the log

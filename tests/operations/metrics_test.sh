@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The metrics endpoint as an operator uses it: batond serves /metrics on its
-# own listener, `promtool check metrics` accepts the page, the families the
+# The metrics endpoint as an operator uses it: batond serves /metrics (and
+# /healthz) on its own listener, `promtool check metrics` accepts the page, the families the
 # operator's guide lists are there and move with what clients do, and a real
 # Prometheus (Debian's) scrapes batond and answers a PromQL query from it.
 set -euo pipefail
@@ -45,6 +45,9 @@ expect_line '^baton_log_applied_index [1-9]' "applied index"
 expect_line '^baton_snapshot_index ' "snapshot index"
 expect_line '^baton_build_info\{version="[0-9.]+",commit="' "build info"
 expect_line '^process_resident_memory_bytes [1-9]' "process memory"
+health=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$METRICS_PORT/healthz")
+[ "$health" = $'serving\n 200' ] && pass "GET /healthz: 200 serving (for probes that speak no TLS)" \
+  || fail "GET /healthz: $health"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$METRICS_PORT/other")
 [ "$code" = 404 ] && pass "other paths are 404" || fail "GET /other: $code"
 

@@ -32,9 +32,18 @@ servers each granting the same locks.
 {{- if ne (int .Values.replicaCount) 1 -}}
 {{- fail (printf "replicaCount is %v, but clustering is not available yet: batond runs as a single server (replicaCount: 1) until it has --node_id/--peers" .Values.replicaCount) -}}
 {{- end -}}
-{{- range $key := list "listen" "data_dir" "config" "metrics_listen" -}}
+{{- if and .Values.tls.mutual (not .Values.tls.secretName) -}}
+{{- fail "tls.mutual needs tls.secretName: the Secret's ca.crt is the CA that signs client certificates" -}}
+{{- end -}}
+{{- if and .Values.tls.mutual (not .Values.tls.testClientSecretName) -}}
+{{- fail "tls.mutual needs tls.testClientSecretName: the kubernetes.io/tls Secret the helm test Pod presents as its client certificate" -}}
+{{- end -}}
+{{- if and .Values.auth.tokensSecretName (not .Values.auth.policy) -}}
+{{- fail "auth.tokensSecretName without auth.policy: batond needs the policy that grants the tokens' principals their roles" -}}
+{{- end -}}
+{{- range $key := list "listen" "data_dir" "config" "metrics_listen" "tls_cert" "tls_key" "client_ca" "allow_plaintext" "auth_policy" "auth_tokens" -}}
 {{- if hasKey $.Values.config $key -}}
-{{- fail (printf "config.%s is set by the chart (port, persistence.*, metrics.*); remove it from config" $key) -}}
+{{- fail (printf "config.%s is set by the chart (port, persistence.*, metrics.*, tls.*, auth.*); remove it from config" $key) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
@@ -59,4 +68,9 @@ printed as integers (1000000, not 1e+06).
 {{- fail (printf "config.%s must be a string, number or boolean" $key) }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* Whether batond serves the metrics listener: asked for, or needed by the probes (TLS). */}}
+{{- define "baton.metricsListener" -}}
+{{- if or .Values.metrics.enabled .Values.tls.secretName -}}true{{- end -}}
 {{- end -}}
