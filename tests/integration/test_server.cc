@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 
@@ -69,7 +70,17 @@ std::shared_ptr<grpc::Channel> TestServer::NewChannel() const {
   grpc::ChannelArguments args;
   args.SetInt("baton.test.channel", n++);  // distinct args: a connection of its own
   args.SetMaxReceiveMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(address(), grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(address(), grpc::InsecureChannelCredentials(), args);
+  // Connected before the first call: gRPC 1.51's TCP client reads errno
+  // after calls that may overwrite it, so a connect that is merely in
+  // progress is now and then taken for a failure ("connect failed ... No
+  // such file or directory", errno 2, seen in race_cancel), and the
+  // channel sits in TRANSIENT_FAILURE for its 1 s backoff, failing every
+  // call made without wait_for_ready. Fixed upstream by grpc/grpc#35064
+  // (1.61). Waiting here rides out the backoff; the calls under test then
+  // see only what the server does.
+  channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  return channel;
 }
 
 google::protobuf::Duration Millis(int64_t ms) {
