@@ -1102,7 +1102,13 @@ absl::StatusOr<Command> DecodeCommand(const pb::Command& in) {
   // An unknown field here is most likely a command added by a newer build.
   if (absl::Status s = CheckKnown(in); !s.ok()) return s;
   absl::StatusOr<Command> c = DecodeCase(in);
-  if (c.ok() || in.command_case() == pb::Command::COMMAND_NOT_SET) return c;
+  if (c.ok()) {
+    c->principal = in.principal();
+    c->admin = in.admin();
+    c->names_limit = in.names_limit();
+    return c;
+  }
+  if (in.command_case() == pb::Command::COMMAND_NOT_SET) return c;
   const google::protobuf::FieldDescriptor* field =
       in.GetDescriptor()->FindFieldByNumber(in.command_case());
   return Within(field->name(), c.status());
@@ -1114,6 +1120,9 @@ void Encode(const Command& command, internal::v1::Command* out) {
   out->Clear();
   std::visit([out](const auto& c) { ToProto(c, out); },
              static_cast<const CommandVariant&>(command));
+  out->set_principal(command.principal);
+  out->set_admin(command.admin);
+  out->set_names_limit(command.names_limit);
 }
 
 absl::StatusOr<Command> Decode(const internal::v1::Command& in) {

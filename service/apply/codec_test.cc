@@ -714,6 +714,26 @@ TEST(CodecTest, EdgeCasesRoundTrip) {
   for (const Command& c : EdgeSamples()) ExpectRoundTrip(c);
 }
 
+TEST(CodecTest, ThePrincipalRoundTripsAndCostsNothingWithout) {
+  Command c(ReleasePermits{.name = "l", .token = 5});
+  size_t without = Serialized(Encoded(c)).size();
+  c.principal = 0xfedcba9876543210ull;
+  c.admin = true;
+  pb::Command m = Encoded(c);
+  EXPECT_EQ(m.principal(), c.principal);
+  EXPECT_TRUE(m.admin());
+  EXPECT_EQ(Serialized(m).size(), without + 2 + 8 + 3);  // fixed64 field 100, bool field 101
+  absl::StatusOr<Command> back = Decode(m);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->principal, c.principal);
+  EXPECT_TRUE(back->admin);
+  // A timer's action carries the principal of the command it is in.
+  Command timer(ScheduleTimer{.name = "t", .due = 5, .target = "e", .action = Action(c)});
+  absl::StatusOr<Command> timer_back = Decode(Encoded(timer));
+  ASSERT_TRUE(timer_back.ok()) << timer_back.status();
+  EXPECT_EQ(std::get<ScheduleTimer>(*timer_back).action->principal, c.principal);
+}
+
 TEST(CodecTest, EachMemberIsStoredInItsOwnField) {
   for (const std::vector<Command>& samples : {FullSamples(), DefaultSamples(), EdgeSamples()}) {
     for (const Command& c : samples) ExpectCommandStoredInPlace(c, Encoded(c), "Command");

@@ -392,6 +392,18 @@ using CommandVariant =
 struct Command : CommandVariant {
   using CommandVariant::CommandVariant;
   using CommandVariant::operator=;
+
+  // Who asked: security::OwnerTag of the principal's name, 0 when the
+  // server checks no principals (and in commands the server makes itself).
+  // What a command creates that only its creator may use afterwards (a
+  // holding, an item in flight, a running task) records it, and a command
+  // that uses such a thing must carry the same tag, or `admin`.
+  uint64_t principal = 0;
+  bool admin = false;
+  // The principal's limit on live names it created (the policy's `limit
+  // ... names=N`), 0: none. Logged with the command, so that replay refuses
+  // the same creations; each shard enforces its share (ShardState).
+  uint64_t names_limit = 0;
 };
 
 // What the dispatcher (ShardState::Apply) checks before a command's handler

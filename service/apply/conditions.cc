@@ -52,6 +52,9 @@ void ShardState::Do(const ConditionWait& c, OpRef origin, Time now, Effects& out
   PermitPool& pool = lock.pool();
   auto held = pool.FindOwned(c.token, c.session, absl::StrCat("lock '", c.lock, "'"));
   if (!held.ok()) return fail(held.status());
+  if (!MayUse((*held)->owner)) {
+    return fail(NotYours(absl::StrCat("lock '", c.lock, "' token ", c.token)));
+  }
   const Holding& h = **held;
   Duration lease = c.lease;
   if (lease == 0 && h.expires != kForever) lease = std::max(h.expires - h.since, kMillisecond);
@@ -68,6 +71,7 @@ void ShardState::Do(const ConditionWait& c, OpRef origin, Time now, Effects& out
   Waiter w;
   w.op = origin;
   w.session = c.session;
+  w.owner = gone.owner;  // the re-acquired lock is the same principal's
   w.since = now;
   w.deadline = std::min(c.deadline, c.rpc_deadline);
   w.condition_timeout = c.deadline;
@@ -91,6 +95,9 @@ void ShardState::Do(const Notify& c, OpRef origin, Time now, Effects& out) {
   Resource& lock = **r;
   auto held = lock.pool().FindOwned(c.token, c.session, absl::StrCat("lock '", c.lock, "'"));
   if (!held.ok()) return fail(held.status());
+  if (!MayUse((*held)->owner)) {
+    return fail(NotYours(absl::StrCat("lock '", c.lock, "' token ", c.token)));
+  }
   uint32_t woken = 0;
   auto it = lock.conditions.find(c.condition);
   if (it != lock.conditions.end()) {

@@ -75,7 +75,7 @@ void ShardState::ExpireFuture(uint64_t timer_id) {
   auto it = resources_.find(name);
   if (it == resources_.end() || it->second.kind != Kind::kFuture) return;
   const Future& f = it->second.future();
-  if (f.done() && f.timer_id() == timer_id) resources_.erase(it);
+  if (f.done() && f.timer_id() == timer_id) EraseResource(it);
 }
 
 // Describe: the future.

@@ -20,13 +20,14 @@ Duration ExpiresIn(Time expires, Time now) {
 }  // namespace
 
 void ShardState::GrantHolding(const std::string& name, PermitPool& pool, uint64_t session,
-                              int64_t count, Duration lease, const std::string& request_id,
-                              OpRef op, GrantHow how, Time now, Effects& out,
-                              primitives::ConditionOutcome condition_outcome) {
+                              uint64_t owner, int64_t count, Duration lease,
+                              const std::string& request_id, OpRef op, GrantHow how, Time now,
+                              Effects& out, primitives::ConditionOutcome condition_outcome) {
   Holding h;
   last_token_ = OwnIdAtLeast(std::max(last_token_ + 1, now > 0 ? static_cast<uint64_t>(now) : 0));
   h.token = last_token_;
   h.session = session;
+  h.owner = owner;
   h.count = count;
   h.since = now;
   h.expires = lease > 0 ? AddSaturating(now, lease) : kForever;
@@ -52,8 +53,8 @@ int ShardState::GrantWaiters(const std::string& name, PermitPool& pool, Time now
   for (const Waiter& w : ready) {
     Unpark(name, w);
     NoteGrant(name, w);
-    GrantHolding(name, pool, w.session, w.count, w.lease, w.request_id, w.op, GrantHow::kAfterWait,
-                 now, out, w.condition_outcome);
+    GrantHolding(name, pool, w.session, w.owner, w.count, w.lease, w.request_id, w.op,
+                 GrantHow::kAfterWait, now, out, w.condition_outcome);
   }
   return static_cast<int>(ready.size());
 }
@@ -107,7 +108,8 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
                                                 pool.capacity(), " of semaphore '", c.name, "'"));
     return fail(std::move(error));
   }
-  if (Holding* h = pool.FindReplay(c.session, c.request_id)) {
+  // (Another principal's request id is not this caller's retry.)
+  if (Holding* h = pool.FindReplay(c.session, c.request_id); h != nullptr && h->owner == caller_) {
     // This reply now carries the holding: a lost earlier reply must no
     // longer roll it back, but a loss of this one must.
     h->delivery = NextId(next_delivery_);
@@ -120,7 +122,7 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
   // The retry of a wait that a restart orphaned: it keeps its place.
   if (Adopt(c.name, pool.waiters(), c.session, c.request_id, origin, c.deadline, now, out)) return;
   if (pool.CanGrantNow(c.count)) {
-    GrantHolding(c.name, pool, c.session, c.count, c.lease, c.request_id, origin,
+    GrantHolding(c.name, pool, c.session, caller_, c.count, c.lease, c.request_id, origin,
                  GrantHow::kImmediate, now, out);
     return;
   }
@@ -135,6 +137,7 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
   Waiter w;
   w.op = origin;
   w.session = c.session;
+  w.owner = caller_;
   w.since = now;
   w.deadline = c.deadline;
   w.count = c.count;
@@ -156,6 +159,9 @@ void ShardState::Do(const ReleasePermits& c, OpRef origin, Time now, Effects& ou
   PermitPool& pool = (*r)->pool();
   auto held = pool.FindOwned(c.token, c.session, absl::StrCat(What(c.kind), " '", c.name, "'"));
   if (!held.ok()) return fail(held.status());
+  if (!MayUse((*held)->owner)) {
+    return fail(NotYours(absl::StrCat(What(c.kind), " '", c.name, "' token ", c.token)));
+  }
   if (c.count > (*held)->count) {
     return fail(absl::FailedPreconditionError(absl::StrCat("cannot release ", c.count,
                                                            " permits of '", c.name, "': holding ",
@@ -180,6 +186,9 @@ void ShardState::Do(const RefreshPermits& c, OpRef origin, Time now, Effects& ou
   auto held =
       (*r)->pool().FindOwned(c.token, c.session, absl::StrCat(What(c.kind), " '", c.name, "'"));
   if (!held.ok()) return fail(held.status());
+  if (!MayUse((*held)->owner)) {
+    return fail(NotYours(absl::StrCat(What(c.kind), " '", c.name, "' token ", c.token)));
+  }
   Holding& h = **held;
   if (h.expires != kForever) RemoveTimer(h.expires, TimerKind::kLease, h.token);
   h.expires = AddSaturating(now, c.lease);
@@ -220,7 +229,7 @@ void ShardState::Do(const DeleteSemaphore& c, OpRef origin, Time, Effects& out) 
                           " of ", pool.capacity(), " permits held and ", pool.waiters().size(),
                           " waiters: release the permits first")))});
   }
-  resources_.erase(c.name);
+  EraseResource(c.name);
   out.push_back(Answer(c, origin, Deleted{true}));
 }
 

@@ -58,19 +58,11 @@ absl::StatusOr<ShardState::Resource*> ShardState::LookupQueue(
     return *r;
   }
   if (!create) return nullptr;
-  if (static_cast<int64_t>(resources_.size()) >= limits_.max_resources) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("too many live resources (limit ", limits_.max_resources,
-                     " per shard): release or delete some, or raise --max_resources"));
-  }
   QueueOptions o;
   if (options) o = *options;
   if (o.maxsize == 0) o.maxsize = limits_.max_queue_items;
   if (o.max_item_bytes == 0) o.max_item_bytes = limits_.max_item_bytes;
-  Resource res{Kind::kQueue, Queue(o, options.has_value()), {}};
-  touched_.push_back(name);  // reclaimed at the end of the command if left idle
-  created_.push_back(name);  // and erased if the command is refused
-  return &resources_.emplace(name, std::move(res)).first->second;
+  return AddResource(name, Resource{Kind::kQueue, Queue(o, options.has_value()), {}, 0});
 }
 
 std::vector<uint64_t> ShardState::Enqueue(const std::string& name, Queue& q,
@@ -102,7 +94,10 @@ std::vector<DeliveredItem> ShardState::ReplayGet(const Queue& q, uint64_t sessio
                                                  const std::string& request_id, Time now) const {
   std::vector<DeliveredItem> got;
   for (const auto& [receipt, f] : q.in_flight_items()) {
-    if (f.consumer.id != 0 || f.session != session || f.request_id != request_id) continue;
+    if (f.consumer.id != 0 || f.session != session || f.request_id != request_id ||
+        f.owner != caller_) {
+      continue;
+    }
     got.push_back(DeliveredItem{receipt, f.item.id, f.item.data, f.item.priority, f.item.deliveries,
                                 now - f.item.enqueued});
   }
@@ -110,8 +105,8 @@ std::vector<DeliveredItem> ShardState::ReplayGet(const Queue& q, uint64_t sessio
 }
 
 std::vector<DeliveredItem> ShardState::TakeItems(const std::string& name, Queue& q, uint32_t max,
-                                                 bool dead, uint64_t session, Duration lease,
-                                                 Time now, OpRef consumer,
+                                                 bool dead, uint64_t session, uint64_t owner,
+                                                 Duration lease, Time now, OpRef consumer,
                                                  const std::string& request_id) {
   std::vector<DeliveredItem> got;
   while (got.size() < max && (dead ? q.dead() : q.ready()) > 0) {
@@ -126,8 +121,8 @@ std::vector<DeliveredItem> ShardState::TakeItems(const std::string& name, Queue&
     Ref(session, name);
     got.push_back(DeliveredItem{receipt, item.id, item.data, item.priority, item.deliveries,
                                 now - item.enqueued});
-    q.AddInFlight(receipt,
-                  InFlightItem{std::move(item), session, expires, dead, consumer, request_id});
+    q.AddInFlight(receipt, InFlightItem{std::move(item), session, expires, dead, consumer,
+                                        request_id, owner});
   }
   return got;
 }
@@ -181,8 +176,8 @@ void ShardState::Pump(const std::string& name, Queue& q, Time now, Effects& out)
       Unpark(name, w);
       NoteGrant(name, w);
       std::vector<DeliveredItem> got =
-          TakeItems(name, q, static_cast<uint32_t>(w.count), /*dead=*/false, w.session, w.lease,
-                    now, OpRef{}, w.request_id);
+          TakeItems(name, q, static_cast<uint32_t>(w.count), /*dead=*/false, w.session, w.owner,
+                    w.lease, now, OpRef{}, w.request_id);
       out.push_back(Reply{w.op, Result::Ok(GotItems{std::move(got), GrantHow::kAfterWait})});
       progress = true;
     }
@@ -211,7 +206,8 @@ bool ShardState::FeedConsumers(const std::string& name, Queue& q, Time now, Effe
       if (c.outstanding >= c.prefetch) continue;
       OpRef op{it->first.first, it->first.second};
       ++c.outstanding;
-      std::vector<DeliveredItem> got = TakeItems(name, q, 1, false, c.session, c.lease, now, op);
+      std::vector<DeliveredItem> got =
+          TakeItems(name, q, 1, false, c.session, c.owner, c.lease, now, op);
       out.push_back(Reply{op, Result::Ok(GotItems{std::move(got), GrantHow::kAfterWait})});
       q.consumer_cursor = it->first;
       progress = fed = true;
@@ -243,6 +239,7 @@ void ShardState::Do(const ConsumeQueue& c, OpRef origin, Time now, Effects& out)
   }
   primitives::Consumer consumer;
   consumer.session = c.session;
+  consumer.owner = caller_;
   consumer.lease = c.lease;
   consumer.prefetch = std::max<uint32_t>(1, c.prefetch);
   q.consumers[{origin.shard, origin.id}] = consumer;
@@ -391,7 +388,7 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
   bool can_take = c.dead_letters || (q.getters.empty() && q.ready() > 0);
   if (can_take) {
     std::vector<DeliveredItem> got = TakeItems(c.name, q, c.max_items, c.dead_letters, c.session,
-                                               c.lease, now, OpRef{}, c.request_id);
+                                               caller_, c.lease, now, OpRef{}, c.request_id);
     out.push_back(Answer(c, origin, GotItems{std::move(got), GrantHow::kImmediate}));
     Pump(c.name, q, now, out);  // room for putters
     return;
@@ -408,6 +405,7 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
   Waiter w;
   w.op = origin;
   w.session = c.session;
+  w.owner = caller_;
   w.since = now;
   w.deadline = c.deadline;
   w.count = c.max_items;
@@ -427,8 +425,13 @@ void ShardState::Do(const AckItems& c, OpRef origin, Time now, Effects& out) {
   }
   Queue& q = (*r)->queue();
   uint32_t acked = 0;
-  std::vector<uint64_t> stale;
+  std::vector<uint64_t> stale, foreign;
   for (uint64_t receipt : c.receipts) {
+    if (auto it = q.in_flight_items().find(receipt);
+        it != q.in_flight_items().end() && !MayUse(it->second.owner)) {
+      foreign.push_back(receipt);
+      continue;
+    }
     std::optional<InFlightItem> f = q.TakeInFlight(receipt);
     if (!f) {
       stale.push_back(receipt);
@@ -445,6 +448,13 @@ void ShardState::Do(const AckItems& c, OpRef origin, Time now, Effects& out) {
   Pump(c.name, q, now, out);
   uint64_t unfinished = q.unfinished();
   MaybeReclaim(c.name);
+  if (!foreign.empty()) {
+    return out.push_back(Reply{
+        origin, Result::Error(NotYours(absl::StrCat(
+                    "acknowledged ", acked, " of ", c.receipts.size(), "; receipt ", foreign[0],
+                    foreign.size() > 1 ? absl::StrCat(" and ", foreign.size() - 1, " more") : "",
+                    " of queue '", c.name, "'")))});
+  }
   if (!stale.empty()) {
     return out.push_back(
         Reply{origin, Result::Error(absl::FailedPreconditionError(absl::StrCat(
@@ -465,17 +475,27 @@ void ShardState::Do(const NackItems& c, OpRef origin, Time now, Effects& out) {
                     "queue '", c.name, "' has nothing in flight (it is empty or was deleted)")))});
   }
   Queue& q = (*r)->queue();
-  uint32_t returned = 0, dead = 0, stale = 0;
+  uint32_t returned = 0, dead = 0, stale = 0, foreign = 0;
   // Last first, so that the items keep their order at the head.
   for (auto it = c.receipts.rbegin(); it != c.receipts.rend(); ++it) {
-    if (!q.in_flight_items().contains(*it)) {
+    auto f = q.in_flight_items().find(*it);
+    if (f == q.in_flight_items().end()) {
       ++stale;
+      continue;
+    }
+    if (!MayUse(f->second.owner)) {
+      ++foreign;
       continue;
     }
     ++returned;
     if (ReturnItem(c.name, q, *it, /*counted=*/true, c.delay, now)) ++dead;
   }
   Pump(c.name, q, now, out);
+  if (foreign > 0) {
+    return out.push_back(Reply{origin, Result::Error(NotYours(absl::StrCat(
+                                           "returned ", returned, " of ", c.receipts.size(), "; ",
+                                           foreign, " receipts of queue '", c.name, "'")))});
+  }
   if (stale > 0) {
     return out.push_back(Reply{
         origin, Result::Error(absl::FailedPreconditionError(absl::StrCat(
@@ -553,7 +573,7 @@ void ShardState::Do(const DeleteQueue& c, OpRef origin, Time, Effects& out) {
   EndConsumers(q, 0, deleted, out);
   ForgetQueue(c.name, q);
   queue_bytes_ -= q.accounted_bytes;
-  resources_.erase(c.name);
+  EraseResource(c.name);
   out.push_back(Answer(c, origin, Deleted{true}));
 }
 

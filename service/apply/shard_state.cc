@@ -76,6 +76,9 @@ uint32_t ShardState::ShardOfName(std::string_view name, uint32_t shard_count) {
 }
 
 void ShardState::Apply(const Command& command, OpRef origin, Time now, Effects& out) {
+  caller_ = command.principal;
+  caller_admin_ = command.admin;
+  caller_names_limit_ = command.names_limit;
   std::visit(
       [&](const auto& c) {
         using C = std::decay_t<decltype(c)>;
@@ -107,7 +110,7 @@ void ShardState::Apply(const Command& command, OpRef origin, Time now, Effects& 
             }
             for (const std::string& name : created_) {
               auto it = resources_.find(name);
-              if (it != resources_.end() && it->second.unused()) resources_.erase(it);
+              if (it != resources_.end() && it->second.unused()) EraseResource(it);
             }
             break;
           }
@@ -115,7 +118,14 @@ void ShardState::Apply(const Command& command, OpRef origin, Time now, Effects& 
       },
       command);
   created_.clear();
+  caller_ = 0;
+  caller_admin_ = false;
+  caller_names_limit_ = 0;
   ReclaimTouched();
+}
+
+absl::Status ShardState::NotYours(const std::string& what) {
+  return absl::PermissionDeniedError(absl::StrCat(what, " belongs to another principal"));
 }
 
 // --- resources ---
@@ -131,16 +141,51 @@ absl::StatusOr<ShardState::Resource*> ShardState::Lookup(const std::string& name
     return &it->second;
   }
   if (!create) return nullptr;
+  // A queue's options are set by its own lookup (queues.cc).
+  return AddResource(name, Resource{kind, HooksOf(kind).blank(capacity), {}, 0});
+}
+
+absl::StatusOr<ShardState::Resource*> ShardState::AddResource(const std::string& name, Resource r) {
   if (static_cast<int64_t>(resources_.size()) >= limits_.max_resources) {
     return absl::ResourceExhaustedError(
         absl::StrCat("too many live resources (limit ", limits_.max_resources,
                      " per shard): release or delete some, or raise --max_resources"));
   }
-  // A queue's options are set by its own lookup (queues.cc).
-  Resource r{kind, HooksOf(kind).blank(capacity), {}};
+  if (caller_ != 0 && caller_names_limit_ > 0) {
+    uint64_t share = (caller_names_limit_ + shard_count_ - 1) / shard_count_;
+    int64_t mine = NamesCreatedBy(caller_);
+    if (static_cast<uint64_t>(mine) >= share) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "this principal's names limit (", caller_names_limit_, ", so ", share, " on each of the ",
+          shard_count_, " shards) is reached: '", name, "' would be its ", mine + 1,
+          "th live name on shard ", shard_, "; delete or release some"));
+    }
+  }
+  r.creator = caller_;
+  if (caller_ != 0) ++names_by_creator_[caller_];
   touched_.push_back(name);  // reclaimed at the end of the command if left idle
   created_.push_back(name);  // and erased if the command is refused
   return &resources_.emplace(name, std::move(r)).first->second;
+}
+
+void ShardState::EraseResource(absl::btree_map<std::string, Resource>::iterator it) {
+  if (uint64_t creator = it->second.creator; creator != 0) {
+    auto n = names_by_creator_.find(creator);
+    if (n != names_by_creator_.end() && --n->second <= 0) names_by_creator_.erase(n);
+  }
+  resources_.erase(it);
+}
+
+void ShardState::EraseResource(const std::string& name) {
+  auto it = resources_.find(name);
+  if (it != resources_.end()) EraseResource(it);
+}
+
+void ShardState::CountNames() {
+  names_by_creator_.clear();
+  for (const auto& [name, r] : resources_) {
+    if (r.creator != 0) ++names_by_creator_[r.creator];
+  }
 }
 
 void ShardState::ReclaimTouched() {
@@ -150,7 +195,7 @@ void ShardState::ReclaimTouched() {
     // The last change may not be counted yet (kept or not).
     if (auto settle = HooksOf(it->second.kind).settle) (this->*settle)(it->second);
     if (!it->second.idle()) continue;
-    resources_.erase(it);
+    EraseResource(it);
   }
   touched_.clear();
 }

@@ -76,6 +76,12 @@ class ShardState {
   // it runs on.
   const std::string* SessionOwner(uint64_t session) const;
   // How many live sessions `owner` has opened (as far as this shard knows).
+  // How many live resources of this shard principal `tag` created
+  // (Command::principal); what Command::names_limit is checked against.
+  int64_t NamesCreatedBy(uint64_t tag) const {
+    auto it = names_by_creator_.find(tag);
+    return it == names_by_creator_.end() ? 0 : it->second;
+  }
   int64_t SessionsOwnedBy(const std::string& owner) const {
     auto it = owned_sessions_.find(owner);
     return it == owned_sessions_.end() ? 0 : it->second;
@@ -136,6 +142,10 @@ class ShardState {
     PrimitiveState state;
     // Locks only: the waiters of each condition bound to the lock.
     absl::btree_map<std::string, primitives::WaiterQueue> conditions;
+    // The principal whose command created it (Command::principal, 0: none):
+    // it counts against that principal's names limit while it lives.
+    // State format 4 on.
+    uint64_t creator = 0;
 
     primitives::PermitPool& pool() { return std::get<primitives::PermitPool>(state); }
     primitives::Event& event() { return std::get<primitives::Event>(state); }
@@ -420,12 +430,13 @@ class ShardState {
   std::vector<uint64_t> Enqueue(const std::string& name, primitives::Queue& q,
                                 std::vector<primitives::QueueItem> items,
                                 const std::vector<Duration>& delays, Time now);
-  // Items still in flight from the Get with `request_id` by `session`.
+  // Items still in flight from the Get with `request_id` by `session` (and
+  // the caller's principal).
   std::vector<DeliveredItem> ReplayGet(const primitives::Queue& q, uint64_t session,
                                        const std::string& request_id, Time now) const;
   std::vector<DeliveredItem> TakeItems(const std::string& name, primitives::Queue& q, uint32_t max,
-                                       bool dead, uint64_t session, Duration lease, Time now,
-                                       OpRef consumer = OpRef{},
+                                       bool dead, uint64_t session, uint64_t owner, Duration lease,
+                                       Time now, OpRef consumer = OpRef{},
                                        const std::string& request_id = {});
   // Puts an item in line (at the tail, or the head for a return), or parks
   // it until `delay` has passed.
@@ -502,8 +513,9 @@ class ShardState {
 
   // Permits.
   void GrantHolding(
-      const std::string& name, primitives::PermitPool& pool, uint64_t session, int64_t count,
-      Duration lease, const std::string& request_id, OpRef op, GrantHow how, Time now, Effects& out,
+      const std::string& name, primitives::PermitPool& pool, uint64_t session, uint64_t owner,
+      int64_t count, Duration lease, const std::string& request_id, OpRef op, GrantHow how,
+      Time now, Effects& out,
       primitives::ConditionOutcome condition_outcome = primitives::ConditionOutcome::kNone);
   // Grants waiters that now fit, oldest first; returns how many.
   int GrantWaiters(const std::string& name, primitives::PermitPool& pool, Time now, Effects& out);
@@ -520,6 +532,26 @@ class ShardState {
   // Sessions.
   bool SessionAlive(uint64_t session) const { return live_sessions_.contains(session); }
   absl::Status CheckSession(uint64_t session) const;
+  // Whether the command being applied may use something owned by `owner`
+  // (Holding::owner): it has no owner, or the command was made by the
+  // server, by the same principal, or by an admin. If not: NotYours(what),
+  // PERMISSION_DENIED "`what` belongs to another principal".
+  bool MayUse(uint64_t owner) const {
+    return owner == 0 || caller_ == 0 || caller_ == owner || caller_admin_;
+  }
+  static absl::Status NotYours(const std::string& what);
+  // Adds resource `r` as `name`, created by the command being applied:
+  // refused (RESOURCE_EXHAUSTED) past --max_resources or past the caller's
+  // names limit, which each shard enforces as its share,
+  // ceil(names_limit / shard count), of the names that hash to it. The new
+  // resource is reclaimed at the end of the command if left idle, and
+  // erased if the command is refused.
+  absl::StatusOr<Resource*> AddResource(const std::string& name, Resource r);
+  // Erases a resource (by iterator or name), uncounting its creator.
+  void EraseResource(absl::btree_map<std::string, Resource>::iterator it);
+  void EraseResource(const std::string& name);
+  // Recounts names_by_creator_ from resources_.
+  void CountNames();
   void EndSession(uint64_t session, Time now, Effects& out);
   SessionInfo Info(uint64_t id, const Session& s, Time now) const;
   void Ref(uint64_t session, const std::string& name);
@@ -555,6 +587,14 @@ class ShardState {
   // refused first use declares nothing (a queue's options, a semaphore's
   // capacity).
   std::vector<std::string> created_;
+  // The principal of the command being applied (Command::principal, admin),
+  // for CheckOwner; reset between commands, so never part of a snapshot.
+  uint64_t caller_ = 0;
+  bool caller_admin_ = false;
+  uint64_t caller_names_limit_ = 0;
+  // Live resources by creator (Resource::creator, 0 left out): derived from
+  // resources_, rebuilt by Restore and by a reshard, never stored.
+  absl::flat_hash_map<uint64_t, int64_t> names_by_creator_;
   // Pending waiters: where each stands, by waiter id, and its id by op (a
   // pending wait costs both entries; the name is kept once).
   absl::flat_hash_map<OpRef, uint64_t> waiters_by_op_;

@@ -66,7 +66,7 @@ struct StateCodec {
   // A resource: its kind, then the state of that kind (the kind decides the
   // variant's alternative, so the two cannot disagree), then its conditions.
   // (No field-count check: FieldCount cannot count through the variant, whose
-  // first alternative has no default constructor. Resource has 3 fields.)
+  // first alternative has no default constructor. Resource has 4 fields.)
   template <class Ar>
   static void Serialize(Ar& ar, Resource& r) {
     ar(archive::Enum(r.kind, Kind::kLock, Kind::kTasks));
@@ -76,9 +76,10 @@ struct StateCodec {
     }
     std::visit([&](auto& state) { ar(state); }, r.state);
     ar(r.conditions);
+    if (ar.version() >= 4) ar(r.creator);
   }
   static Resource Blank(std::type_identity<Resource>) {
-    return Resource{Kind::kLock, primitives::PermitPool(0), {}};
+    return Resource{Kind::kLock, primitives::PermitPool(0), {}, 0};
   }
   // The state of a new resource of `kind`, to read into (capacity, parties
   // and options are read too).
@@ -141,13 +142,18 @@ struct StateCodec {
     action = std::make_shared<const Command>(*std::move(command));
   }
 
-  static std::string Save(const ShardState& state) {
+  static std::string Save(const ShardState& state, uint64_t version) {
     Writer ar;
-    ar.PutVarint(kStateFormatVersion);
+    ar.set_version(version);
+    ar.PutVarint(version);
     ar(state.shard_, state.shard_count_);
     // Fields needs a mutable state (the Reader shares it); the Writer only
-    // reads through it.
-    std::apply([&](auto&&... fields) { ar(fields...); }, Fields(const_cast<ShardState&>(state)));
+    // reads through it. Version 2 ends before session_owners.
+    auto fields = Fields(const_cast<ShardState&>(state));
+    constexpr size_t kAll = std::tuple_size_v<decltype(fields)>;
+    [&]<size_t... I>(std::index_sequence<I...>) { ar(std::get<I>(fields)...); }
+    (std::make_index_sequence<kAll - 1>());
+    if (version >= 3) ar(std::get<kAll - 1>(fields));
     return std::move(ar).Finish();
   }
 
@@ -155,10 +161,11 @@ struct StateCodec {
     Reader ar(bytes);
     uint64_t version = 0;
     if (!ar.GetVarint(version)) return ar.Finish();
-    if (version != kStateFormatVersion && version != 2) {
+    if (version > kStateFormatVersion || version < 2) {
       return absl::DataLossError(absl::StrCat("unknown snapshot format version ", version,
                                               " (this build reads ", kStateFormatVersion, ")"));
     }
+    ar.set_version(version);
     uint32_t shard = 0, shard_count = 0;
     ar(archive::Named("shard", shard), archive::Named("shard_count", shard_count));
     if (!ar.ok()) return ar.Finish();
@@ -184,11 +191,14 @@ struct StateCodec {
     (std::make_index_sequence<std::tuple_size_v<decltype(to)>>());
     state->owned_sessions_.clear();
     for (const auto& [id, owner] : state->session_owners_) ++state->owned_sessions_[owner];
+    state->CountNames();
     return absl::OkStatus();
   }
 };
 
-std::string SaveState(const ShardState& state) { return StateCodec::Save(state); }
+std::string SaveState(const ShardState& state, uint64_t version) {
+  return StateCodec::Save(state, version);
+}
 
 absl::Status RestoreState(std::string_view bytes, ShardState* state) {
   return StateCodec::Restore(bytes, state);

@@ -13,8 +13,10 @@
 //
 // Changing the format (a field added to the state or a primitive, whose
 // field-count check or StateCodec::Fields forced the change): increase
-// kStateFormatVersion. A build refuses versions it does not know; it reads version 2 too
-// (its sessions get no owner).
+// kStateFormatVersion, and read the field only from versions that have it
+// (`ar.version()`, archive.h). A build refuses versions it does not know; it
+// reads versions 2 (its sessions get no owner) and 3 (its holdings, items in
+// flight and running tasks get no owner principal) too.
 //
 // Thread-safety: pure functions of their arguments; the ShardState must not
 // be used concurrently (it is used only by its shard's loop thread anyway).
@@ -29,12 +31,14 @@
 
 namespace baton::apply {
 
-inline constexpr uint64_t kStateFormatVersion = 3;
+inline constexpr uint64_t kStateFormatVersion = 4;
 
 // The whole state of `state` as bytes. Deterministic: two states that hold the
 // same data give the same bytes (hash containers are written in sorted key
-// order).
-std::string SaveState(const ShardState& state);
+// order). `version`: the layout of an older version (2 or more), which
+// leaves out what that version did not store; for tests of reading old
+// snapshots.
+std::string SaveState(const ShardState& state, uint64_t version = kStateFormatVersion);
 
 // Replaces `*state` with the state saved in `bytes`; on an error `*state` is
 // left as it was.

@@ -419,19 +419,48 @@ TEST(StateCodec, SessionOwnersRoundTrip) {
 
 TEST(StateCodec, VersionTwoIsReadWithoutOwners) {
   // A version 2 snapshot is version 3 without the trailing session_owners
-  // (an empty map: one varint 0).
+  // (here an empty map: one varint 0), and version 3 is version 4 without
+  // the principals of resources and handles (here none: no resource holds
+  // a handle, and the event's creator is a varint 0).
   Harness a(Limits{}, 0, 1);
   uint64_t s = SessionOf(ReplyTo(a.Apply(OpenSession{10 * kSecond, "old"}, 1), 1));
   a.Apply(SetEvent{"e"});
   std::string bytes = SaveState(a.state);
-  ASSERT_EQ(bytes.back(), '\0');
-  std::string v2 = bytes.substr(0, bytes.size() - 1);
-  v2[0] = 2;
+  std::string v2 = SaveState(a.state, 2);
+  ASSERT_EQ(v2.size(), bytes.size() - 2);
+  ASSERT_EQ(v2[0], 2);
   Harness b(Limits{}, 0, 1);
   ASSERT_TRUE(RestoreState(v2, &b.state).ok());
   ASSERT_NE(b.state.SessionOwner(s), nullptr);
   EXPECT_EQ(*b.state.SessionOwner(s), "");
   EXPECT_EQ(SaveState(b.state), bytes);
+}
+
+TEST(StateCodec, HandleOwnersSurviveAndVersionThreeHasNone) {
+  // Format 4 records the principal of each holding, item in flight, running
+  // task and consumer (Command::principal); format 3 did not.
+  Harness a(Limits{}, 0, 1);
+  AcquirePermits lock = LockCmd("l");
+  Command acquire(lock);
+  acquire.principal = 7;
+  uint64_t t = TokenOf(ReplyTo(a.Apply(acquire, 1), 1));
+  Command release(ReleasePermits{Kind::kLock, "l", t, 0, 0});
+  release.principal = 8;
+  Command set(SetEvent{"e"});
+  set.principal = 7;
+  a.Apply(set);
+  Harness b(Limits{}, 0, 1);
+  ASSERT_TRUE(RestoreState(SaveState(a.state), &b.state).ok());
+  EXPECT_EQ(ReplyTo(b.Apply(release, 2), 2)->status.code(), absl::StatusCode::kPermissionDenied);
+  // Who created each name is stored; the counts per principal are rebuilt.
+  EXPECT_EQ(b.state.NamesCreatedBy(7), 2);
+  EXPECT_EQ(SaveState(b.state), SaveState(a.state));
+  Harness c(Limits{}, 0, 1);
+  std::string v3 = SaveState(a.state, 3);
+  ASSERT_EQ(v3[0], 3);
+  ASSERT_TRUE(RestoreState(v3, &c.state).ok());
+  EXPECT_TRUE(ReplyTo(c.Apply(release, 2), 2)->ok());  // unowned: as before format 4
+  EXPECT_EQ(c.state.NamesCreatedBy(7), 0);
 }
 
 TEST(StateCodec, UnknownFormatVersionIsDataLoss) {

@@ -111,6 +111,7 @@ void ShardState::StartTask(const std::string& queue, TaskQueue& tq, uint64_t seq
   t.state = TaskState::kRunning;
   ++t.attempts;
   t.session = worker.session;
+  t.owner = worker.owner;
   t.lease = worker.lease;
   t.take_request_id = worker.request_id;
   Ref(t.session, queue);
@@ -139,7 +140,7 @@ void ShardState::Do(const TakeTask& c, OpRef origin, Time now, Effects& out) {
     // A retry of a Take that started a task still running that attempt.
     for (const auto& [seq, t] : tq.tasks) {
       if (t.state == TaskState::kRunning && t.session == c.session &&
-          t.take_request_id == c.request_id) {
+          t.take_request_id == c.request_id && t.owner == caller_) {
         Claim(c.queue, c.session, c.request_id);
         return out.push_back(
             Answer(c, origin, TakenTask{TaskId(c.queue, seq), t.payload, t.attempts}));
@@ -149,6 +150,7 @@ void ShardState::Do(const TakeTask& c, OpRef origin, Time now, Effects& out) {
   Waiter w;
   w.op = origin;
   w.session = c.session;
+  w.owner = caller_;
   w.since = now;
   w.deadline = c.deadline;
   w.lease = c.lease;
@@ -188,6 +190,7 @@ void ShardState::Unstart(const std::string& queue, TaskQueue& tq, Task& t) {
 void ShardState::StopRunning(const std::string& queue, Task& t) {
   Unref(t.session, queue);
   t.session = 0;
+  t.owner = 0;
   t.lease = 0;
   t.take_request_id.clear();
   t.run_deadline = kForever;
@@ -203,6 +206,9 @@ absl::StatusOr<Task*> ShardState::RunningTask(const std::string& queue, uint64_t
     return absl::FailedPreconditionError(absl::StrCat(
         "task '", TaskId(queue, seq), "' attempt ", attempt, " is not running",
         t->done() ? ": the task is done" : ": it was lost (lease or session) and retried"));
+  }
+  if (!MayUse(t->owner)) {
+    return NotYours(absl::StrCat("task '", TaskId(queue, seq), "' attempt ", attempt));
   }
   return t;
 }

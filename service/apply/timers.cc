@@ -51,7 +51,7 @@ void ShardState::DropTimer(const std::string& name) {
   RemoveTimer(t.due, TimerKind::kUserTimer, t.seq);
   timer_names_.erase(t.seq);
   timer_actions_.erase(name);
-  resources_.erase(it);
+  EraseResource(it);
 }
 
 void ShardState::FireTimer(uint64_t seq, Time now, Effects& out) {

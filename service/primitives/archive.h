@@ -26,6 +26,11 @@
 // std::type_identity<T>{})` to make a value to read into when T has no
 // default constructor.
 //
+// Versions: a Writer or Reader carries the format version it writes or reads
+// (`version()`, kLatest unless set), so that a type which gained a field
+// writes it always and reads it only from versions that have it:
+//   if (ar.version() >= 4) ar(owner);
+//
 // Thread-safety: a Writer or Reader is used by one thread at a time.
 #pragma once
 
@@ -137,10 +142,16 @@ inline int64_t UnZigZag(uint64_t v) {
 
 }  // namespace archive_internal
 
+// The version of an archive that does not say: every field is present.
+inline constexpr uint64_t kLatest = std::numeric_limits<uint64_t>::max();
+
 template <class Hooks = NoHooks>
 class Writer {
  public:
   static constexpr bool kLoading = false;
+
+  uint64_t version() const { return version_; }
+  void set_version(uint64_t v) { version_ = v; }
 
   template <class... Ts>
   void operator()(Ts&&... fields) {
@@ -210,6 +221,7 @@ class Writer {
   }
 
   std::string out_;
+  uint64_t version_ = kLatest;
 };
 
 template <class Hooks = NoHooks>
@@ -218,6 +230,9 @@ class Reader {
   static constexpr bool kLoading = true;
 
   explicit Reader(std::string_view in) : in_(in) {}
+
+  uint64_t version() const { return version_; }
+  void set_version(uint64_t v) { version_ = v; }
 
   // Reads each field in turn; after the first failure reads nothing more.
   template <class... Ts>
@@ -395,6 +410,7 @@ class Reader {
   size_t pos_ = 0;
   std::string error_;
   absl::string_view field_;  // the last Named field entered
+  uint64_t version_ = kLatest;
 };
 
 }  // namespace baton::primitives::archive

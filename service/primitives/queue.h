@@ -67,13 +67,15 @@ struct InFlightItem {
   bool dead = false;        // taken from the dead letters
   OpRef consumer;           // the Consume stream it went to; id 0: a Get
   std::string request_id;   // the Get's replay key, may be empty
+  uint64_t owner = 0;       // the consumer's principal (Holding::owner); format 4 on
 
   template <class Ar>
   void Serialize(Ar& ar) {
     ar(item, session, expires, dead, consumer, request_id);
+    if (ar.version() >= 4) ar(owner);
   }
 };
-static_assert(FieldCount<InFlightItem>() == 6, "store the new field in InFlightItem::Serialize");
+static_assert(FieldCount<InFlightItem>() == 7, "store the new field in InFlightItem::Serialize");
 
 // A Consume stream: items are pushed to it while it has credit.
 struct Consumer {
@@ -81,13 +83,15 @@ struct Consumer {
   Duration lease = 0;
   uint32_t prefetch = 16;
   uint32_t outstanding = 0;  // items sent and not yet acked, nacked or returned
+  uint64_t owner = 0;        // its principal (Holding::owner); format 4 on
 
   template <class Ar>
   void Serialize(Ar& ar) {
     ar(session, lease, prefetch, outstanding);
+    if (ar.version() >= 4) ar(owner);
   }
 };
-static_assert(FieldCount<Consumer>() == 4, "store the new field in Consumer::Serialize");
+static_assert(FieldCount<Consumer>() == 5, "store the new field in Consumer::Serialize");
 
 class Queue {
  public:

@@ -44,6 +44,7 @@ struct Task {
   std::string result;
   int32_t error_code = 0;
   std::string error_message;
+  uint64_t owner = 0;  // the worker's principal while running (Holding::owner); format 4 on
 
   bool done() const { return state >= TaskState::kSucceeded; }
 
@@ -52,9 +53,10 @@ struct Task {
     ar(seq, payload, archive::Enum(state, TaskState::kPending, TaskState::kCancelled), delayed,
        attempts, max_attempts, group, shielded, cancel_requested, session, take_request_id, lease,
        run_timeout, run_deadline, timer_at, submitted, result, error_code, error_message);
+    if (ar.version() >= 4) ar(owner);
   }
 };
-static_assert(FieldCount<Task>() == 19, "store the new field in Task::Serialize");
+static_assert(FieldCount<Task>() == 20, "store the new field in Task::Serialize");
 
 // A Wait call over several tasks (asyncio.wait).
 struct MultiWait {

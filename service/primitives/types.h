@@ -58,6 +58,9 @@ struct Waiter {
   // Its RPC belonged to a previous process (op is {}): a retry with the
   // same session and request_id may take the wait over (apply::Recover).
   bool orphaned = false;
+  // The principal that asked (OwnerTag), handed to what it is granted; 0:
+  // none (the server checked no principals). State format 4 on.
+  uint64_t owner = 0;
 
   template <class Ar>
   void Serialize(Ar& ar) {
@@ -66,10 +69,11 @@ struct Waiter {
     ar(id, op, session, since, deadline, count, lease, request_id,
        archive::Ranged<uint8_t>(line, 0, 3), condition, archive::Ranged<uint8_t>(outcome, 0, 2),
        condition_timeout, rpc_deadline, dead_letters, orphaned);
+    if (ar.version() >= 4) ar(owner);
     if constexpr (Ar::kLoading) condition_outcome = static_cast<ConditionOutcome>(outcome);
   }
 };
-static_assert(FieldCount<Waiter>() == 15, "store the new field in Waiter::Serialize");
+static_assert(FieldCount<Waiter>() == 16, "store the new field in Waiter::Serialize");
 
 // One grant of a lock or of semaphore permits.
 struct Holding {
@@ -82,12 +86,16 @@ struct Holding {
   // Identifies the latest reply that carried this holding to a client (a
   // grant, or a replay of it). A rollback applies only to the latest one.
   uint64_t delivery = 0;
+  // The principal it was granted to (OwnerTag): only it, or an admin, may
+  // release or refresh it. 0: anyone who may write the name. Format 4 on.
+  uint64_t owner = 0;
 
   template <class Ar>
   void Serialize(Ar& ar) {
     ar(token, session, count, since, expires, request_id, delivery);
+    if (ar.version() >= 4) ar(owner);
   }
 };
-static_assert(FieldCount<Holding>() == 7, "store the new field in Holding::Serialize");
+static_assert(FieldCount<Holding>() == 8, "store the new field in Holding::Serialize");
 
 }  // namespace baton::primitives

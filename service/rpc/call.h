@@ -77,6 +77,17 @@ class OpBase : public apply::OpSink {
   const security::Principal* principal = nullptr;
   Time Now() const { return shard_.loop().clock().Now(); }
 
+  // `command` carrying this op's principal (apply::Command::principal): what
+  // it creates is this principal's, and what it uses must be.
+  apply::Command Signed(apply::Command command) const {
+    if (principal != nullptr) {
+      command.principal = principal->tag;
+      command.admin = principal->admin;
+      command.names_limit = static_cast<uint64_t>(principal->max_names);
+    }
+    return command;
+  }
+
   // Whether whoever asked has gone away (the call was cancelled, the stream
   // op was cancelled or its stream ended). Checked when a Submit starts.
   virtual bool Abandoned() const = 0;
@@ -98,7 +109,7 @@ class OpBase : public apply::OpSink {
       op_->submit_waiter_ = h;
       op_->submit_result_ = &result_;
       op_->submit_target_ = target_;
-      op_->shard_.Send(target_, apply::Command(std::move(*command_)), op_->op_);
+      op_->shard_.Send(target_, op_->Signed(apply::Command(std::move(*command_))), op_->op_);
       // The requester may have left before we even asked.
       if (op_->Abandoned()) op_->CancelSubmit();
     }
@@ -168,6 +179,8 @@ class Op {
     return base_.Submit(target, command);
   }
   void Send(uint32_t target, apply::Command command) { base_.Send(target, std::move(command)); }
+  // `command` carrying this op's principal (OpBase::Signed).
+  apply::Command Signed(apply::Command command) const { return base_.Signed(std::move(command)); }
 
   // The requester's own deadline (the gRPC deadline), or max() for none.
   virtual std::chrono::system_clock::time_point RpcDeadline() const = 0;

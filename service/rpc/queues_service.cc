@@ -312,7 +312,7 @@ runtime::Task<void> Consume(Env& env, ConsumeCall& call) {
     c.session = req.session_id();
     c.prefetch = req.prefetch() == 0 ? 16 : req.prefetch();
     // No need to register for shutdown: BeginShutdown ends every consumer.
-    call.shard().Send(target, std::move(c), call.op());
+    call.shard().Send(target, call.Signed(std::move(c)), call.op());
   }
   while (end.ok()) {
     while (call.inbox.empty() && !call.done()) co_await call.wake;

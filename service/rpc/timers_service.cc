@@ -121,7 +121,9 @@ runtime::Task<void> Schedule(Env& env, ScheduleCall& call) {
   c.name = req.name();
   c.replace = req.replace();
   c.target = action->first;
-  c.action = std::make_shared<const apply::Command>(std::move(action->second));
+  // The action acts for whoever scheduled it: what it creates counts
+  // against that principal's names limit.
+  c.action = std::make_shared<const apply::Command>(call.Signed(std::move(action->second)));
   uint32_t target = env.cluster->ShardOfName(c.name);
   auto& cmd = c;
   auto r = co_await call.Submit(target, cmd);

@@ -48,6 +48,14 @@ uint64_t RandomNonce() {
   return n;
 }
 
+uint64_t OwnerTag(absl::string_view principal) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(principal.data()), principal.size(), digest);
+  uint64_t tag = 0;
+  for (int i = 0; i < 8; ++i) tag = (tag << 8) | digest[i];
+  return tag == 0 ? 1 : tag;
+}
+
 std::string Sha256Hex(absl::string_view text) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
@@ -129,6 +137,7 @@ absl::StatusOr<std::shared_ptr<const AccessPolicy>> AccessPolicy::Parse(
     if (!slot) {
       slot = std::make_unique<Principal>();
       slot->name = name;
+      slot->tag = OwnerTag(name);
     }
     return *slot;
   };
@@ -151,7 +160,7 @@ absl::StatusOr<std::shared_ptr<const AccessPolicy>> AccessPolicy::Parse(
   absl::flat_hash_map<std::string, std::vector<Grant>> roles;
   std::vector<std::pair<int, std::vector<std::string>>> grants;
   struct Limits {
-    int64_t sessions = 0, waits = 0;
+    int64_t sessions = 0, waits = 0, names = 0;
   };
   absl::flat_hash_map<std::string, Limits> limits;
   for (auto& [line, words] : Lines(policy)) {
@@ -166,7 +175,8 @@ absl::StatusOr<std::shared_ptr<const AccessPolicy>> AccessPolicy::Parse(
       }
     } else if (words[0] == "limit") {
       if (words.size() < 3) {
-        return error(policy_path, line, "expected `limit PRINCIPAL sessions=N waits=N`");
+        return error(policy_path, line,
+                     "expected `limit PRINCIPAL sessions=N waits=N names=N` (any of the three)");
       }
       Limits& l = limits[words[1]];
       for (size_t i = 2; i < words.size(); ++i) {
@@ -177,10 +187,12 @@ absl::StatusOr<std::shared_ptr<const AccessPolicy>> AccessPolicy::Parse(
           l.sessions = n;
         } else if (kv.first == "waits" && n >= 0) {
           l.waits = n;
+        } else if (kv.first == "names" && n >= 0) {
+          l.names = n;
         } else {
-          return error(
-              policy_path, line,
-              absl::StrCat("bad limit '", words[i], "' (sessions=N or waits=N, N a whole number)"));
+          return error(policy_path, line,
+                       absl::StrCat("bad limit '", words[i],
+                                    "' (sessions=N, waits=N or names=N, N a whole number)"));
         }
       }
     } else if (words[0] == "grant") {
@@ -211,6 +223,7 @@ absl::StatusOr<std::shared_ptr<const AccessPolicy>> AccessPolicy::Parse(
     const Limits& l = own != limits.end() ? own->second : every;
     who->max_sessions = l.sessions;
     who->max_waits = l.waits;
+    who->max_names = l.names;
   }
   return std::shared_ptr<const AccessPolicy>(std::move(policy_out));
 }

@@ -64,9 +64,14 @@ struct Principal {
   std::vector<Grant> grants;
   // Admin on every name: may use other principals' sessions, SaveSnapshot.
   bool admin = false;
-  // The policy's limits (0: none).
+  // OwnerTag(name): what commands carry and state records as the owner of
+  // holdings, items in flight and running tasks (apply::Command::principal).
+  uint64_t tag = 0;
+  // The policy's limits (0: none). max_names is enforced by the shards
+  // (apply::Command::names_limit), the others by the RPC layer.
   int64_t max_sessions = 0;
   int64_t max_waits = 0;
+  int64_t max_names = 0;
 
   // Whether a grant of at least `access` covers `name` (a resource name, or
   // the prefix a List asks for: the grant's prefix must start it).
@@ -105,6 +110,11 @@ uint64_t RandomNonce();
 
 // SHA-256 of `text` in lower-case hex.
 std::string Sha256Hex(absl::string_view text);
+
+// The first 8 bytes of SHA-256(`principal`) (never 0): the principal as the
+// replicated state records it. The same on every node and build; two names
+// collide with probability 2^-64.
+uint64_t OwnerTag(absl::string_view principal);
 
 struct AuthOptions {
   std::string tokens_file = "";  // optional

@@ -68,7 +68,7 @@ TEST(AccessPolicyTest, LimitsApplyPerPrincipalWithADefault) {
   auto p = AccessPolicy::Parse("", "tokens",
                                "role r read x/\ngrant alice r\ngrant bob r\ngrant carol r\n"
                                "limit * sessions=10 waits=100\nlimit alice sessions=2\n"
-                               "limit carol waits=0 sessions=0\n",
+                               "limit carol waits=0 sessions=0\ngrant dan r\nlimit dan names=7\n",
                                "policy");
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ((*p)->ByName("alice")->max_sessions, 2);
@@ -76,8 +76,11 @@ TEST(AccessPolicyTest, LimitsApplyPerPrincipalWithADefault) {
   EXPECT_EQ((*p)->ByName("bob")->max_sessions, 10);
   EXPECT_EQ((*p)->ByName("bob")->max_waits, 100);
   EXPECT_EQ((*p)->ByName("carol")->max_sessions, 0);
+  EXPECT_EQ((*p)->ByName("dan")->max_names, 7);
+  EXPECT_EQ((*p)->ByName("dan")->max_sessions, 0);  // its own line replaces the default
+  EXPECT_EQ((*p)->ByName("alice")->max_names, 0);
   for (const char* bad : {"limit alice\n", "limit alice sessions=-1\n", "limit alice cpu=3\n",
-                          "limit alice waits=many\n"}) {
+                          "limit alice waits=many\n", "limit alice names=-2\n"}) {
     EXPECT_FALSE(AccessPolicy::Parse("", "tokens", bad, "policy").ok()) << bad;
   }
 }
@@ -506,6 +509,109 @@ TEST(AuthTest, AFencingTokenAloneReleasesNothing) {
   EXPECT_TRUE(t.locks->Release(As("alice").get(), release, &resp).ok());
 }
 
+// Handles owned by a lease and no session: the principal that got them is
+// recorded with them, so another principal with write access to the names,
+// knowing the token, receipt or attempt (all predictable), still cannot use
+// them. An admin can.
+TEST(AuthTest, HandlesWithoutASessionAreBoundToTheirPrincipal) {
+  AuthServer a;
+  TestServer& t = *a.server;
+  auto code = [](const grpc::Status& s) { return s.error_code(); };
+  constexpr auto kDenied = grpc::StatusCode::PERMISSION_DENIED;
+  // A leased lock.
+  v1::AcquireLockRequest acquire;
+  acquire.set_name("team-a/leased");
+  *acquire.mutable_ttl() = Millis(60'000);
+  v1::AcquireLockResponse held;
+  ASSERT_TRUE(t.locks->Acquire(As("alice").get(), acquire, &held).ok());
+  v1::ReleaseLockRequest release;
+  release.set_name("team-a/leased");
+  release.set_token(held.token());
+  v1::ReleaseLockResponse released;
+  grpc::Status s = t.locks->Release(As("carol").get(), release, &released);
+  EXPECT_EQ(code(s), kDenied) << s.error_message();
+  EXPECT_NE(s.error_message().find("belongs to another principal"), std::string::npos)
+      << s.error_message();
+  v1::RefreshLockRequest refresh;
+  refresh.set_name("team-a/leased");
+  refresh.set_token(held.token());
+  *refresh.mutable_ttl() = Millis(60'000);
+  v1::RefreshLockResponse refreshed;
+  EXPECT_EQ(code(t.locks->Refresh(As("carol").get(), refresh, &refreshed)), kDenied);
+  EXPECT_TRUE(t.locks->Refresh(As("alice").get(), refresh, &refreshed).ok());
+  EXPECT_TRUE(t.locks->Release(As("root").get(), release, &released).ok());
+
+  // An item in flight under a visibility timeout.
+  v1::PutRequest put;
+  put.set_name("team-a/q");
+  put.add_items()->set_text("job");
+  v1::PutResponse put_resp;
+  ASSERT_TRUE(t.queues->Put(As("alice").get(), put, &put_resp).ok());
+  v1::GetRequest get;
+  get.set_name("team-a/q");
+  *get.mutable_ttl() = Millis(60'000);
+  v1::GetResponse got;
+  ASSERT_TRUE(t.queues->Get(As("alice").get(), get, &got).ok());
+  ASSERT_EQ(got.items_size(), 1);
+  v1::AckRequest ack;
+  ack.set_name("team-a/q");
+  ack.add_receipts(got.items(0).receipt());
+  v1::AckResponse acked;
+  EXPECT_EQ(code(t.queues->Ack(As("carol").get(), ack, &acked)), kDenied);
+  v1::NackRequest nack;
+  nack.set_name("team-a/q");
+  nack.add_receipts(got.items(0).receipt());
+  v1::NackResponse nacked;
+  EXPECT_EQ(code(t.queues->Nack(As("carol").get(), nack, &nacked)), kDenied);
+  ASSERT_TRUE(t.queues->Ack(As("alice").get(), ack, &acked).ok());
+  EXPECT_EQ(acked.acked(), 1u);
+
+  // A running task attempt.
+  v1::SubmitTaskRequest submit;
+  submit.set_queue("team-a/work");
+  submit.set_text("job");
+  v1::SubmitTaskResponse submitted;
+  ASSERT_TRUE(t.tasks->Submit(As("carol").get(), submit, &submitted).ok());
+  v1::TakeTaskRequest take;
+  take.set_queue("team-a/work");
+  *take.mutable_ttl() = Millis(60'000);
+  v1::TakeTaskResponse taken;
+  ASSERT_TRUE(t.tasks->Take(As("alice").get(), take, &taken).ok());
+  v1::TaskHeartbeatRequest beat;
+  beat.set_task_id(taken.task_id());
+  beat.set_attempt(taken.attempt());
+  v1::TaskHeartbeatResponse beaten;
+  EXPECT_EQ(code(t.tasks->Heartbeat(As("carol").get(), beat, &beaten)), kDenied);
+  v1::CompleteTaskRequest complete;
+  complete.set_task_id(taken.task_id());
+  complete.set_attempt(taken.attempt());
+  complete.set_text("forged");
+  v1::CompleteTaskResponse completed;
+  EXPECT_EQ(code(t.tasks->Complete(As("carol").get(), complete, &completed)), kDenied);
+  complete.set_text("done");
+  EXPECT_TRUE(t.tasks->Complete(As("alice").get(), complete, &completed).ok());
+}
+
+// The owner of a leased holding is state: it survives a restart.
+TEST(AuthTest, HandleOwnersSurviveARestart) {
+  AuthServer a;
+  TestServer& t = *a.server;
+  if (t.data_dir().empty()) GTEST_SKIP() << "in memory: nothing survives a restart";
+  v1::AcquireLockRequest acquire;
+  acquire.set_name("team-a/leased");
+  *acquire.mutable_ttl() = Millis(60'000);
+  v1::AcquireLockResponse held;
+  ASSERT_TRUE(t.locks->Acquire(As("alice").get(), acquire, &held).ok());
+  t.Restart();
+  v1::ReleaseLockRequest release;
+  release.set_name("team-a/leased");
+  release.set_token(held.token());
+  v1::ReleaseLockResponse released;
+  EXPECT_EQ(t.locks->Release(As("carol").get(), release, &released).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(t.locks->Release(As("alice").get(), release, &released).ok());
+}
+
 TEST(AuthTest, CredentialsThatDoNotCheckOut) {
   AuthServer a;
   TestServer& t = *a.server;
@@ -662,6 +768,40 @@ TEST(AuthTest, PerPrincipalLimitsAreResourceExhausted) {
 // not have heard of the session yet and asks the session's home shard. The
 // answer must reach the check, not the stream's own inbox of deliveries (it
 // did, and the stream hung before consuming anything).
+TEST(AuthTest, PerPrincipalNamesLimitIsResourceExhausted) {
+  // Each shard lets a principal create its share, ceil(limit / shards), of
+  // the names that hash to it; so a principal is refused at the latest at
+  // its limit, and earlier when its names hash unevenly.
+  AuthServer a("limit alice names=4\n");
+  TestServer& t = *a.server;
+  auto set = [&](const std::string& who, const std::string& name) {
+    v1::SetEventRequest req;
+    req.set_name(name);
+    v1::SetEventResponse resp;
+    return t.events->Set(As(who).get(), req, &resp);
+  };
+  std::vector<std::string> mine;
+  grpc::Status refused;
+  for (int i = 0; i < 20 && refused.ok(); ++i) {
+    std::string name = absl::StrCat("team-a/e", i);
+    refused = set("alice", name);
+    if (refused.ok()) mine.push_back(name);
+  }
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("names limit (4"), std::string::npos)
+      << refused.error_message();
+  EXPECT_GE(mine.size(), 2u);
+  EXPECT_LE(mine.size(), 4u);
+  EXPECT_TRUE(set("carol", "team-a/carols").ok());  // another principal is not held back
+  EXPECT_TRUE(set("alice", mine[0]).ok());          // names she has are not new
+  // Clearing an event reclaims it, which frees its place on its shard.
+  v1::ClearEventRequest clear;
+  clear.set_name(mine[0]);
+  v1::ClearEventResponse cleared;
+  ASSERT_TRUE(t.events->Clear(As("alice").get(), clear, &cleared).ok());
+  EXPECT_TRUE(set("alice", mine[0]).ok());
+}
+
 TEST(AuthTest, ConsumeRightAfterOpenGetsItsItems) {
   AuthServer a;
   TestServer& t = *a.server;
