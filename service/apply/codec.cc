@@ -841,19 +841,21 @@ absl::Status FromProto(const pb::CancelWait&, CancelWait*) { return absl::OkStat
 
 // --- sessions ------------------------------------------------------------------
 
-BATON_CODEC_FIELDS(OpenSession, 4);
+BATON_CODEC_FIELDS(OpenSession, 5);
 void ToProto(const OpenSession& c, pb::Command* out) {
   pb::OpenSession* m = out->mutable_open_session();
   m->set_ttl_us(c.ttl);
   m->set_label(c.label);
   m->set_owner(c.owner);
   m->set_nonce(c.nonce);
+  m->set_max_sessions(c.max_sessions);
 }
 absl::Status FromProto(const pb::OpenSession& m, OpenSession* c) {
   c->ttl = m.ttl_us();
   c->label = m.label();
   c->owner = m.owner();
   c->nonce = m.nonce();
+  c->max_sessions = m.max_sessions();
   return absl::OkStatus();
 }
 

@@ -478,8 +478,11 @@ std::vector<Command> FullSamples() {
       WatchEvent{.name = "w"},
       UnwatchEvent{.name = "uw"},
       CancelWait{},
-      OpenSession{
-          .ttl = 10 * kSecond, .label = kUtf8, .owner = "team-a/worker", .nonce = ~uint64_t{0} - 5},
+      OpenSession{.ttl = 10 * kSecond,
+                  .label = kUtf8,
+                  .owner = "team-a/worker",
+                  .nonce = ~uint64_t{0} - 5,
+                  .max_sessions = 3},
       KeepAlive{.session = 51},
       AttachStream{.session = 52},
       DetachStream{.session = 53},

@@ -307,6 +307,10 @@ struct OpenSession {
   // is logged, so replay makes the same id): session ids are unguessable.
   // 0 (tests, logs written before): ids follow cluster time.
   uint64_t nonce = 0;
+  // The owner's limit on live sessions (the policy's sessions=N), 0: none.
+  // The RPC layer homes every session of a limited owner on one shard
+  // (rpc::Env::SessionHome), whose count of them is then exact.
+  uint64_t max_sessions = 0;
 };
 struct KeepAlive {
   uint64_t session = 0;

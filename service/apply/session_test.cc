@@ -51,6 +51,29 @@ TEST(SessionTest, IdsFromANonceNameTheirHomeShardAndNeverCollide) {
   EXPECT_EQ((*std::get<Boxed<SessionInfo>>(r->value)).session, a);
 }
 
+TEST(SessionTest, AnOwnersSessionsLimitIsCheckedByItsHomeShard) {
+  Harness h;
+  auto open = [&](const std::string& owner, uint64_t op) {
+    return ReplyTo(h.Apply(OpenSession{10 * kSecond, "", owner, 0, 2}, op), op);
+  };
+  uint64_t first = SessionOf(open("alice", 1));
+  SessionOf(open("alice", 2));
+  auto third = open("alice", 3);
+  EXPECT_EQ(third->status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(third->status.message().find("principal 'alice' has 2 open sessions"),
+            std::string::npos)
+      << third->status;
+  EXPECT_EQ(h.state.home_session_count(), 2u);
+  EXPECT_TRUE(open("bob", 4)->ok());
+  // Closing or expiring one makes room at once.
+  h.Apply(CloseSession{first}, 5);
+  EXPECT_TRUE(open("alice", 6)->ok());
+  h.Advance(11 * kSecond);
+  EXPECT_TRUE(open("alice", 7)->ok());
+  EXPECT_TRUE(open("alice", 8)->ok());
+  EXPECT_EQ(open("alice", 9)->status.code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST(SessionTest, UnknownSessionIsNotFound) {
   Harness h;
   EXPECT_EQ(ReplyTo(h.Apply(LockCmd("a", 12345), 1), 1)->status.code(),

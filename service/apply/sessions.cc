@@ -41,6 +41,13 @@ void ShardState::Do(const OpenSession& c, OpRef origin, Time now, Effects& out) 
         Reply{origin, Result::Error(absl::ResourceExhaustedError(absl::StrCat(
                           "too many open sessions (limit ", limits_.max_sessions, ")")))});
   }
+  if (c.max_sessions > 0 && static_cast<uint64_t>(SessionsOwnedBy(c.owner)) >= c.max_sessions) {
+    return out.push_back(Reply{
+        origin, Result::Error(absl::ResourceExhaustedError(absl::StrCat(
+                    "principal '", c.owner, "' has ", SessionsOwnedBy(c.owner),
+                    " open sessions, its limit (sessions= in the policy): close sessions it no "
+                    "longer needs")))});
+  }
   // Ids are strided so that id % shard_count names the home shard. Made of
   // the command's random nonce (unguessable; a collision with a live session
   // moves to the next free id), or without one they follow cluster time so

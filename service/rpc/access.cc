@@ -208,15 +208,6 @@ absl::Status AuthorizeNames(const security::Principal& who, const Message& reque
   return absl::OkStatus();
 }
 
-absl::Status CheckSessionLimit(const security::Principal* who, const apply::ShardState& state) {
-  if (who == nullptr || who->max_sessions <= 0) return absl::OkStatus();
-  int64_t open = state.SessionsOwnedBy(who->name);
-  if (open < who->max_sessions) return absl::OkStatus();
-  return absl::ResourceExhaustedError(absl::StrCat("principal '", who->name, "' has ", open,
-                                                   " open sessions, its limit (sessions= in the ",
-                                                   "policy): close sessions it no longer needs"));
-}
-
 void CheckEveryMethodHasARule() {
   const Rules& rules = AllRules();
   const auto* file = v1::Operation::descriptor()->file()->pool();

@@ -18,7 +18,6 @@
 #include <google/protobuf/message.h>
 
 #include "absl/status/status.h"
-#include "service/apply/shard_state.h"
 #include "service/security/auth.h"
 
 namespace baton::rpc {
@@ -32,10 +31,6 @@ absl::Status AuthorizeNames(const security::Principal& who,
 // Whether `who` may use session `session` whose owner is `owner`.
 absl::Status SessionAllowed(const security::Principal& who, uint64_t session,
                             const std::string& owner);
-
-// RESOURCE_EXHAUSTED if `who` (null: no principals) already has as many
-// live sessions as its policy allows.
-absl::Status CheckSessionLimit(const security::Principal* who, const apply::ShardState& state);
 
 // Aborts if a request type of a baton.v1 method has no rule: a method added
 // without deciding what it needs is a server that does not start.

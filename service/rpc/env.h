@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "service/apply/limits.h"
 #include "service/apply/shard.h"
+#include "service/security/auth.h"
 
 namespace baton::rpc {
 
@@ -44,6 +45,16 @@ struct Env {
   // landing wherever gRPC matched the call. Any thread.
   uint32_t NextSessionHome() {
     return next_home_.fetch_add(1, std::memory_order_relaxed) % cluster->size();
+  }
+  // The home shard of a new session of `who` (null: no principals): one
+  // shard for all sessions of a principal with a sessions limit, so that
+  // the shard's state machine counts them exactly (apply::OpenSession::
+  // max_sessions); round robin for everybody else.
+  uint32_t SessionHome(const security::Principal* who) {
+    if (who != nullptr && who->max_sessions > 0) {
+      return static_cast<uint32_t>(who->tag % cluster->size());
+    }
+    return NextSessionHome();
   }
   std::atomic<uint32_t> next_home_{0};
 };

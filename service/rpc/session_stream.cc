@@ -189,10 +189,11 @@ runtime::Task<absl::StatusOr<v1::StreamWelcome>> Attach(Env& env, SessionStream&
     auto ttl = SessionTtl(env.limits, hello.has_ttl(), hello.ttl());
     if (!ttl.ok()) co_return ttl.status();
     if (auto s = ValidateLength(hello.label(), kMaxLabelBytes, "label"); !s.ok()) co_return s;
-    if (auto s = CheckSessionLimit(call.principal, call.shard().state()); !s.ok()) co_return s;
-    apply::OpenSession open{*ttl, hello.label(), call.principal ? call.principal->name : "",
-                            security::RandomNonce()};
-    auto r = co_await call.Submit(env.NextSessionHome(), open);
+    const security::Principal* who = call.principal;
+    apply::OpenSession open{*ttl, hello.label(), who != nullptr ? who->name : "",
+                            security::RandomNonce(),
+                            who != nullptr ? static_cast<uint64_t>(who->max_sessions) : 0};
+    auto r = co_await call.Submit(env.SessionHome(who), open);
     if (!r.ok()) co_return r.status();
     id = r->session;
   } else {

@@ -48,11 +48,10 @@ runtime::Task<void> Open(Env& env, OpenCall& call) {
   if (auto s = ValidateLength(req.label(), kMaxLabelBytes, "label"); !s.ok()) {
     co_return co_await call.Fail(s);
   }
-  if (auto s = CheckSessionLimit(call.principal(), call.shard().state()); !s.ok()) {
-    co_return co_await call.Fail(s);
-  }
-  uint32_t home = env.NextSessionHome();
-  apply::OpenSession cmd{*ttl, req.label(), call.owner(), security::RandomNonce()};
+  const security::Principal* who = call.principal();
+  uint32_t home = env.SessionHome(who);
+  apply::OpenSession cmd{*ttl, req.label(), call.owner(), security::RandomNonce(),
+                         who != nullptr ? static_cast<uint64_t>(who->max_sessions) : 0};
   auto r = co_await call.Submit(home, cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status());
   const auto& info = *r;
