@@ -198,11 +198,19 @@ async def test_consume_close_returns_unhanded_items(client, admin, name):
     stream = q.consume(prefetch=4)
     first = await stream.__anext__()
     await eventually(lambda: _in_flight(admin, n, 4), what="4 in flight")
+    # In flight on the server is not yet received here: the three must have
+    # reached this client's buffer before close(), or they stay in flight
+    # until the session ends, as documented (seen under TLS on a busy machine).
+    await eventually(lambda: _buffered(stream, 3), what="3 received and not handed out")
     await stream.close()
     # The three received but not handed out went back; the one handed out is ours.
     info = await q.info()
     assert info.in_flight == 1 and info.size == 3
     await first.ack()
+
+
+async def _buffered(stream, k):
+    return stream._buffer.qsize() >= k
 
 
 async def _in_flight(admin, n, k):
