@@ -9,6 +9,7 @@
 // Manual time, no sleeps.
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "service/apply/shard_state_test_util.h"
 
 namespace baton::apply {
@@ -201,7 +202,7 @@ TEST(OwnerTest, NamesPastThePrincipalsLimitAreResourceExhausted) {
   auto set = [&](uint64_t who, const std::string& name, uint64_t op) {
     return ReplyTo(h.Apply(As(who, SetEvent{name}, false, 3), op), op);
   };
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(set(kAlice, "e" + std::to_string(i), 1)->ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(set(kAlice, absl::StrCat("e", i), 1)->ok());
   EXPECT_EQ(h.state.NamesCreatedBy(kAlice), 3);
   auto refused = set(kAlice, "e3", 2);
   EXPECT_EQ(CodeOf(refused), absl::StatusCode::kResourceExhausted);
@@ -222,7 +223,7 @@ TEST(OwnerTest, EachShardAllowsItsShareOfTheNamesLimit) {
   Harness h(Limits{}, 1, 2);
   int created = 0;
   for (int i = 0; created < 4 && i < 100; ++i) {
-    std::string name = "n" + std::to_string(i);
+    std::string name = absl::StrCat("n", i);
     if (ShardState::ShardOfName(name, 2) != 1) continue;
     auto r = ReplyTo(h.Apply(As(kAlice, SetEvent{name}, false, 5), 1), 1);
     if (!r->ok()) {
