@@ -620,7 +620,15 @@ type GetRequest struct {
 	// taking new ones. A client whose Get was cancelled, or whose reply was
 	// lost, retries with the same request_id and timeout "0s" to learn what it
 	// holds, then acks or nacks it: no item is left in flight unseen.
-	RequestId     string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Receipts of this queue to acknowledge first, as Ack does, in the same
+	// step (at most 1000): a consumer's acknowledgements ride on its next Get
+	// instead of costing a call each. They are applied even when the Get then
+	// fails or waits; receipts not in flight any more, or another principal's,
+	// are skipped and listed in GetResponse.ack_failed (on an error reply they
+	// are not reported: Ack them again to learn their fate, which fails
+	// harmlessly for those already acknowledged).
+	Ack           []uint64 `protobuf:"varint,9,rep,packed,name=ack,proto3" json:"ack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -711,10 +719,22 @@ func (x *GetRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *GetRequest) GetAck() []uint64 {
+	if x != nil {
+		return x.Ack
+	}
+	return nil
+}
+
 type GetResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Items         []*Delivery            `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
-	Outcome       GrantOutcome           `protobuf:"varint,2,opt,name=outcome,proto3,enum=baton.v1.GrantOutcome" json:"outcome,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Items   []*Delivery            `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	Outcome GrantOutcome           `protobuf:"varint,2,opt,name=outcome,proto3,enum=baton.v1.GrantOutcome" json:"outcome,omitempty"`
+	// Of GetRequest.ack: how many were acknowledged, and the receipts that
+	// were not (not in flight any more: acknowledged already, or their lease
+	// ran out and the item went back; or another principal's).
+	Acked         uint32   `protobuf:"varint,3,opt,name=acked,proto3" json:"acked,omitempty"`
+	AckFailed     []uint64 `protobuf:"varint,4,rep,packed,name=ack_failed,json=ackFailed,proto3" json:"ack_failed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -761,6 +781,20 @@ func (x *GetResponse) GetOutcome() GrantOutcome {
 		return x.Outcome
 	}
 	return GrantOutcome_GRANT_OUTCOME_UNSPECIFIED
+}
+
+func (x *GetResponse) GetAcked() uint32 {
+	if x != nil {
+		return x.Acked
+	}
+	return 0
+}
+
+func (x *GetResponse) GetAckFailed() []uint64 {
+	if x != nil {
+		return x.AckFailed
+	}
+	return nil
 }
 
 type AckRequest struct {
@@ -1303,7 +1337,7 @@ const file_baton_v1_queue_proto_rawDesc = "" +
 	"\x04text\x18\x04 \x01(\tR\x04text\x12\x1a\n" +
 	"\bpriority\x18\x05 \x01(\x03R\bpriority\x12%\n" +
 	"\x0edelivery_count\x18\x06 \x01(\rR\rdeliveryCount\x12+\n" +
-	"\x03age\x18\a \x01(\v2\x19.google.protobuf.DurationR\x03age\"\xb2\x02\n" +
+	"\x03age\x18\a \x01(\v2\x19.google.protobuf.DurationR\x03age\"\xc4\x02\n" +
 	"\n" +
 	"GetRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
@@ -1315,10 +1349,14 @@ const file_baton_v1_queue_proto_rawDesc = "" +
 	"\aoptions\x18\x06 \x01(\v2\x16.baton.v1.QueueOptionsR\aoptions\x12!\n" +
 	"\fdead_letters\x18\a \x01(\bR\vdeadLetters\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\b \x01(\tR\trequestId\"i\n" +
+	"request_id\x18\b \x01(\tR\trequestId\x12\x10\n" +
+	"\x03ack\x18\t \x03(\x04R\x03ack\"\x9e\x01\n" +
 	"\vGetResponse\x12(\n" +
 	"\x05items\x18\x01 \x03(\v2\x12.baton.v1.DeliveryR\x05items\x120\n" +
-	"\aoutcome\x18\x02 \x01(\x0e2\x16.baton.v1.GrantOutcomeR\aoutcome\"<\n" +
+	"\aoutcome\x18\x02 \x01(\x0e2\x16.baton.v1.GrantOutcomeR\aoutcome\x12\x14\n" +
+	"\x05acked\x18\x03 \x01(\rR\x05acked\x12\x1d\n" +
+	"\n" +
+	"ack_failed\x18\x04 \x03(\x04R\tackFailed\"<\n" +
 	"\n" +
 	"AckRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
