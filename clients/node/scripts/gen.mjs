@@ -27,6 +27,7 @@ const files = [
   "baton/v1/task.proto",
   "baton/v1/timer.proto",
   "baton/v1/admin.proto",
+  "baton/v1/stream.proto",
   "grpc/health/v1/health.proto",
 ];
 

@@ -123,19 +123,14 @@ export class Admin {
 
   /** One page of live resources in name order. */
   async list(options: ListOptions = {}): Promise<{ resources: ResourceSummary[]; nextPageToken: string | undefined }> {
-    const res = await this.core.call<ListResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.admin.List(
-          {
-            kind: toWire(options.kind, "RESOURCE_KIND_") as never,
-            prefix: options.prefix ?? "",
-            pageSize: options.pageSize ?? 0,
-            pageToken: options.pageToken ?? "",
-          },
-          m,
-          o,
-          cb,
-        ),
+    const res = await this.core.op<ListResponse__Output>(
+      "admin.List",
+      {
+        kind: toWire(options.kind, "RESOURCE_KIND_") as never,
+        prefix: options.prefix ?? "",
+        pageSize: options.pageSize ?? 0,
+        pageToken: options.pageToken ?? "",
+      },
       { signal: options.signal, what: "admin: list" },
     );
     return {
@@ -161,8 +156,9 @@ export class Admin {
 
   /** Describes one resource. Errors: NotFoundError (no such resource, or reclaimed). */
   async describe(name: string, options: CallOptions = {}): Promise<ResourceDescription> {
-    const d = await this.core.call<DescribeResponse__Output>(
-      (m, o, cb) => this.core.stubs.admin.Describe({ name }, m, o, cb),
+    const d = await this.core.op<DescribeResponse__Output>(
+      "admin.Describe",
+      { name },
       { signal: options.signal, what: `admin: describe '${name}'` },
     );
     return describeFromWire(d);

@@ -28,19 +28,14 @@ export class Barrier {
    * barrier for the others, as in asyncio), SessionLostError.
    */
   async wait(options: WaitOptions = {}): Promise<{ index: number; cycle: bigint }> {
-    const res = await this.core.call<BarrierWaitResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.barriers.Wait(
-          {
-            name: this.name,
-            parties: this.parties,
-            timeout: toDuration(options.timeoutMs, "timeoutMs"),
-            sessionId: this.core.currentSession().toString(),
-          },
-          m,
-          o,
-          cb,
-        ),
+    const res = await this.core.op<BarrierWaitResponse__Output>(
+      "barriers.Wait",
+      {
+        name: this.name,
+        parties: this.parties,
+        timeout: toDuration(options.timeoutMs, "timeoutMs"),
+        sessionId: this.core.currentSession().toString(),
+      },
       { signal: options.signal, what: `barrier '${this.name}': wait`, waits: true, timeoutMs: options.timeoutMs },
     );
     return { index: res.index, cycle: big(res.cycle) };
@@ -48,8 +43,9 @@ export class Barrier {
 
   /** Breaks the barrier: waiters and later waits get BrokenBarrierError until reset(). */
   async abort(options: CallOptions = {}): Promise<{ aborted: number }> {
-    const res = await this.core.call<BarrierAbortResponse__Output>(
-      (m, o, cb) => this.core.stubs.barriers.Abort({ name: this.name }, m, o, cb),
+    const res = await this.core.op<BarrierAbortResponse__Output>(
+      "barriers.Abort",
+      { name: this.name },
       { signal: options.signal, what: `barrier '${this.name}': abort` },
     );
     return { aborted: res.aborted };
@@ -57,8 +53,9 @@ export class Barrier {
 
   /** Empties the barrier and unbreaks it; current waiters get BrokenBarrierError. */
   async reset(options: CallOptions = {}): Promise<{ aborted: number }> {
-    const res = await this.core.call<BarrierResetResponse__Output>(
-      (m, o, cb) => this.core.stubs.barriers.Reset({ name: this.name }, m, o, cb),
+    const res = await this.core.op<BarrierResetResponse__Output>(
+      "barriers.Reset",
+      { name: this.name },
       { signal: options.signal, what: `barrier '${this.name}': reset` },
     );
     return { aborted: res.aborted };

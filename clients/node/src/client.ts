@@ -9,20 +9,26 @@ import { Admin } from "./admin";
 import { checkPlaintextToken, resolveToken, tokenInterceptor } from "./auth";
 import { Barrier } from "./barrier";
 import { Condition } from "./condition";
-import { Core } from "./core";
+import { Core, type SessionOwner, type Transport } from "./core";
 import { ClientClosedError, Status, type SessionLostError } from "./errors";
 import { BatonEvent } from "./event";
 import { Future } from "./future";
+import type { DescribeSessionResponse__Output } from "./gen/baton/v1/DescribeSessionResponse";
+import type { KeepAliveResponse__Output } from "./gen/baton/v1/KeepAliveResponse";
 import type { HealthCheckResponse__Output } from "./gen/grpc/health/v1/HealthCheckResponse";
 import { createStubs, type Stubs } from "./grpc";
 import { HeldLock, Lock, type AcquireOptions } from "./lock";
 import { Queue, type QueueOptions } from "./queue";
 import { Semaphore } from "./semaphore";
 import { SessionKeeper } from "./session";
+import { StreamSession } from "./stream";
 import { TaskHandle, TaskQueue } from "./tasks";
 import { Timer } from "./timer";
 import { tlsChannel, type TlsOptions } from "./tls";
 import { fromDuration, type CallOptions } from "./util";
+
+/** The default session TTL (ms), the same in every Baton client. */
+export const DEFAULT_SESSION_TTL_MS = 15_000;
 
 export interface BatonClientOptions {
   /** HOST:PORT of the server. Default: $BATON_ADDRESS, else 127.0.0.1:7411. */
@@ -57,16 +63,26 @@ export interface BatonClientOptions {
    */
   insecureToken?: boolean;
   /**
-   * Session TTL in ms (default 10 000): how long the session outlives a
+   * Session TTL in ms (default 15 000): how long the session outlives a
    * broken connection, i.e. the grace period for reconnecting, and how soon
    * the server frees what a crashed client held.
    */
   sessionTtlMs?: number;
+  /**
+   * "stream" (the default): one Stream/Connect session stream carries the
+   * session and every operation it can (clients/README.md). "unary": a unary
+   * call per operation, the session kept by Sessions/KeepAliveStream.
+   */
+  transport?: Transport;
   /** Shown by Sessions/Describe (default "node:HOST:PID"). */
   label?: string;
   /** Deadline of calls that do not wait (release, set, ack, ...): default 30 000 ms. */
   callTimeoutMs?: number;
-  /** Keep-alive probe period on the session stream (default ttl/4, 100..5000 ms). */
+  /**
+   * How often the session is probed, so that a session ended elsewhere is
+   * noticed (default TTL/3, clamped to 100..5000 ms): Sessions/Describe on
+   * the session stream, a keep-alive on the unary transport.
+   */
   keepAliveIntervalMs?: number;
   /** Extra gRPC channel options. */
   channelOptions?: grpc.ChannelOptions;
@@ -88,12 +104,14 @@ export interface SessionInfo {
 export interface BatonClientEvents {
   /** A session was opened (the first, or a new one after a loss). */
   sessionOpened: [sessionId: bigint];
-  /** The keep-alive stream broke and was re-established in time: nothing was lost. */
+  /** The session's stream broke and was re-established in time: nothing was lost. */
   sessionReconnected: [sessionId: bigint];
   /**
-   * The session ended (expired, closed, or unreachable for longer than its
-   * TTL): everything it held is released. HeldLock/HeldPermits of it are
-   * marked lost (their `signal` aborts). The next call opens a new session.
+   * The session-lost notification. The session ended (expired, closed
+   * elsewhere, or nothing heard from the server for its TTL): everything it
+   * held is released. HeldLock/HeldPermits of it fire their lost signal
+   * (`lost` resolves, `signal` aborts); its pending operations reject with
+   * SessionLostError. The next call opens a new session.
    */
   sessionLost: [error: SessionLostError];
 }
@@ -115,7 +133,9 @@ export class BatonClient extends EventEmitter<BatonClientEvents> implements Asyn
   /** The raw gRPC stubs, for anything this API does not cover. */
   readonly raw: Stubs;
   private readonly core: Core;
-  private readonly keeper: SessionKeeper;
+  private readonly keeper: SessionOwner;
+  /** @internal The session stream, on the stream transport. */
+  readonly stream: StreamSession | undefined;
   private closed = false;
 
   constructor(address?: string | BatonClientOptions, options: BatonClientOptions = {}) {
@@ -123,9 +143,13 @@ export class BatonClient extends EventEmitter<BatonClientEvents> implements Asyn
     if (typeof address === "object") options = address;
     else if (address !== undefined) options = { ...options, address };
     this.address = options.address ?? process.env.BATON_ADDRESS ?? "127.0.0.1:7411";
-    const ttlMs = options.sessionTtlMs ?? 10_000;
+    const ttlMs = options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
     const callTimeoutMs = options.callTimeoutMs ?? 30_000;
-    const probeIntervalMs = options.keepAliveIntervalMs ?? Math.min(Math.max(ttlMs / 4, 100), 5000);
+    const probeIntervalMs = options.keepAliveIntervalMs ?? Math.min(Math.max(ttlMs / 3, 100), 5000);
+    const transport = options.transport ?? "stream";
+    if (transport !== "stream" && transport !== "unary") {
+      throw new TypeError(`transport must be "stream" or "unary", not ${String(transport)}`);
+    }
     const wantsTls = options.tls !== undefined && options.tls !== false;
     if (wantsTls && options.credentials !== undefined) {
       throw new TypeError("give tls or credentials, not both (tls builds the credentials)");
@@ -140,10 +164,10 @@ export class BatonClient extends EventEmitter<BatonClientEvents> implements Asyn
       this.address,
       credentials,
       {
-        // Notice a dead connection in seconds (batond permits pings every 5 s),
-        // and retry connecting quickly enough to resume the session within its TTL.
-        "grpc.keepalive_time_ms": 10_000,
-        "grpc.keepalive_timeout_ms": 5_000,
+        // The contract's channel keepalive (batond permits pings every 5 s);
+        // retry connecting quickly enough to resume the session within its TTL.
+        "grpc.keepalive_time_ms": 20_000,
+        "grpc.keepalive_timeout_ms": 10_000,
         "grpc.keepalive_permit_without_calls": 1,
         "grpc.initial_reconnect_backoff_ms": 100,
         "grpc.max_reconnect_backoff_ms": Math.min(Math.max(ttlMs / 4, 100), 2000),
@@ -152,25 +176,24 @@ export class BatonClient extends EventEmitter<BatonClientEvents> implements Asyn
       },
       token === undefined ? [] : [tokenInterceptor(token)],
     );
-    this.keeper = new SessionKeeper(
-      this.raw,
-      {
-        ttlMs,
-        label: options.label ?? `node:${hostname()}:${process.pid}`,
-        probeIntervalMs,
-        probeTimeoutMs: Math.max(probeIntervalMs * 2, Math.min(ttlMs / 2, 5000)),
-        callTimeoutMs,
+    const sessionOptions = {
+      ttlMs,
+      label: options.label ?? `node:${hostname()}:${process.pid}`,
+      probeIntervalMs,
+      probeTimeoutMs: Math.max(probeIntervalMs * 2, Math.min(ttlMs / 2, 5000)),
+      callTimeoutMs,
+    };
+    const events = {
+      opened: (id: bigint) => this.emit("sessionOpened", id),
+      reconnected: (id: bigint) => this.emit("sessionReconnected", id),
+      lost: (err: SessionLostError) => {
+        this.core.sessionLost(err);
+        this.emit("sessionLost", err);
       },
-      {
-        opened: (id) => this.emit("sessionOpened", id),
-        reconnected: (id) => this.emit("sessionReconnected", id),
-        lost: (err) => {
-          this.core.sessionLost(err);
-          this.emit("sessionLost", err);
-        },
-      },
-    );
-    this.core = new Core(this.raw, this.keeper, callTimeoutMs);
+    };
+    this.stream = transport === "stream" ? new StreamSession(this.raw, sessionOptions, events) : undefined;
+    this.keeper = this.stream ?? new SessionKeeper(this.raw, sessionOptions, events);
+    this.core = new Core(this.raw, this.keeper, callTimeoutMs, this.stream);
     this.admin = new Admin(this.core);
   }
 
@@ -184,7 +207,12 @@ export class BatonClient extends EventEmitter<BatonClientEvents> implements Asyn
     return this.keeper.current;
   }
 
-  /** True while the keep-alive stream is down and being re-established. */
+  /** The transport: "stream" (the session stream, default) or "unary". */
+  get transport(): Transport {
+    return this.core.transport;
+  }
+
+  /** True while the session's stream is down and being re-established. */
   get reconnecting(): boolean {
     return this.keeper.reconnecting;
   }
@@ -192,7 +220,11 @@ export class BatonClient extends EventEmitter<BatonClientEvents> implements Asyn
   /** Sessions/Describe of this client's session (opening it if needed). */
   async describeSession(options: CallOptions = {}): Promise<SessionInfo> {
     const id = await this.keeper.ensure(options.signal);
-    const d = await this.keeper.describe(id, options.signal);
+    const d = await this.core.op<DescribeSessionResponse__Output>(
+      "sessions.Describe",
+      { sessionId: id.toString() },
+      { signal: options.signal, what: "Sessions/Describe" },
+    );
     return {
       sessionId: id,
       label: d.label,
@@ -206,7 +238,11 @@ export class BatonClient extends EventEmitter<BatonClientEvents> implements Asyn
   /** One unary Sessions/KeepAlive (the stream already keeps the session alive). */
   async keepAlive(options: CallOptions = {}): Promise<{ expiresInMs: number | undefined }> {
     const id = await this.keeper.ensure(options.signal);
-    return { expiresInMs: await this.keeper.keepAliveOnce(id, options.signal) };
+    const res = await this.core.call<KeepAliveResponse__Output>(
+      (m, o, cb) => this.raw.sessions.KeepAlive({ sessionId: id.toString() }, m, o, cb),
+      { signal: options.signal, what: "Sessions/KeepAlive" },
+    );
+    return { expiresInMs: fromDuration(res.expiresIn) };
   }
 
   /** grpc.health.v1.Health/Check of the server: "SERVING" when up. */

@@ -6,7 +6,7 @@ import { InvalidArgumentError, KindMismatchError, NotHeldError, SessionLostError
 import type { ConditionWaitResponse__Output } from "./gen/baton/v1/ConditionWaitResponse";
 import type { NotifyResponse__Output } from "./gen/baton/v1/NotifyResponse";
 import type { ReleaseLockResponse__Output } from "./gen/baton/v1/ReleaseLockResponse";
-import { HeldLock, mayHaveBeenGranted, type Lock } from "./lock";
+import { HeldLock, type Lock } from "./lock";
 import { big, fromDuration, toDuration, type CallOptions, type WaitOptions } from "./util";
 
 export interface ConditionWaitOptions extends WaitOptions {
@@ -57,10 +57,19 @@ export class Condition {
     waits.set(lockName, (waits.get(lockName) ?? 0) + 1);
     let res: ConditionWaitResponse__Output;
     try {
-      res = await this.core.call<ConditionWaitResponse__Output>(
-        (m, o, cb) => this.core.stubs.conditions.Wait(req, m, o, cb),
-        { signal: options.signal, what: `condition '${lockName}/${this.name}': wait`, waits: true },
-      );
+      res = await this.core.acquire<ConditionWaitResponse__Output>("conditions.Wait", req, {
+        signal: options.signal,
+        what: `condition '${lockName}/${this.name}': wait`,
+        // The re-acquire crossed the cancel: release the lock it gave.
+        rollback: (r) =>
+          this.core.op<ReleaseLockResponse__Output>(
+            "locks.Release",
+            { name: lockName, token: r.token, sessionId: req.sessionId },
+            { what: `lock '${lockName}': release a condition grant that crossed the cancel` },
+          ),
+        // Outcome unknown (no request id on condition waits): look for the grant.
+        recover: () => this.recover(held, original),
+      });
     } catch (e) {
       const left = (waits.get(lockName) ?? 1) - 1;
       if (left > 0) waits.set(lockName, left);
@@ -68,7 +77,6 @@ export class Condition {
       if (e instanceof InvalidArgumentError || e instanceof KindMismatchError) throw e; // never parked
       if (e instanceof SessionLostError) held.markLost(e);
       else held.setConditionResult(undefined);
-      if (mayHaveBeenGranted(e)) await this.recover(held, original);
       throw e;
     }
     const left = (waits.get(lockName) ?? 1) - 1;
@@ -100,20 +108,15 @@ export class Condition {
   /** Wakes up to `n` waiters (default 1), oldest first. Needs the lock. */
   async notify(held: HeldLock, n = 1, options: CallOptions = {}): Promise<{ woken: number }> {
     this.check(held);
-    const res = await this.core.call<NotifyResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.conditions.Notify(
-          {
-            lock: this.lock.name,
-            condition: this.name,
-            token: held.token.toString(),
-            sessionId: held.sessionId.toString(),
-            n,
-          },
-          m,
-          o,
-          cb,
-        ),
+    const res = await this.core.op<NotifyResponse__Output>(
+      "conditions.Notify",
+      {
+        lock: this.lock.name,
+        condition: this.name,
+        token: held.token.toString(),
+        sessionId: held.sessionId.toString(),
+        n,
+      },
       { signal: options.signal, what: `condition '${this.lock.name}/${this.name}': notify`, hint: { notHeld: true } },
     );
     return { woken: res.woken };
@@ -122,19 +125,14 @@ export class Condition {
   /** Wakes every waiter. Needs the lock. */
   async notifyAll(held: HeldLock, options: CallOptions = {}): Promise<{ woken: number }> {
     this.check(held);
-    const res = await this.core.call<NotifyResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.conditions.NotifyAll(
-          {
-            lock: this.lock.name,
-            condition: this.name,
-            token: held.token.toString(),
-            sessionId: held.sessionId.toString(),
-          },
-          m,
-          o,
-          cb,
-        ),
+    const res = await this.core.op<NotifyResponse__Output>(
+      "conditions.NotifyAll",
+      {
+        lock: this.lock.name,
+        condition: this.name,
+        token: held.token.toString(),
+        sessionId: held.sessionId.toString(),
+      },
       {
         signal: options.signal,
         what: `condition '${this.lock.name}/${this.name}': notifyAll`,
@@ -169,7 +167,8 @@ export class Condition {
    */
   private async recover(held: HeldLock, original: bigint): Promise<void> {
     const lockName = this.lock.name;
-    if ((this.core.conditionWaits.get(lockName) ?? 0) > 0) return;
+    // Our own wait is still counted while this runs.
+    if ((this.core.conditionWaits.get(lockName) ?? 0) > 1) return;
     try {
       const d = await this.admin.tryDescribe(lockName);
       const known = new Set(
@@ -180,14 +179,9 @@ export class Condition {
       );
       for (const h of d?.holders ?? []) {
         if (h.sessionId !== held.sessionId || h.requestId !== "" || h.token <= original || known.has(h.token)) continue;
-        await this.core.call<ReleaseLockResponse__Output>(
-          (m, o, cb) =>
-            this.core.stubs.locks.Release(
-              { name: lockName, token: h.token.toString(), sessionId: held.sessionId.toString() },
-              m,
-              o,
-              cb,
-            ),
+        await this.core.op<ReleaseLockResponse__Output>(
+          "locks.Release",
+          { name: lockName, token: h.token.toString(), sessionId: held.sessionId.toString() },
           { what: `lock '${lockName}': release recovered condition grant` },
         );
       }

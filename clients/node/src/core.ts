@@ -1,10 +1,11 @@
-// What every primitive needs from the client: the stubs, the session, and the
-// one place where calls are run (deadline policy, session-loss detection).
+// What every primitive needs from the client: the session, the transport,
+// and the one place where calls are run (deadline policy, session-loss
+// detection, cancellation with rollback and recovery).
 // Internal: not exported from the package.
-import { ClientClosedError, SessionLostError, Status, type ErrorHint } from "./errors";
+import { ClientClosedError, SessionLostError, Status, toBatonError, type BatonError, type ErrorHint } from "./errors";
 import type { Stubs } from "./grpc";
-import type { SessionKeeper } from "./session";
-import { unary, type UnaryStart } from "./util";
+import type { StreamSession } from "./stream";
+import { abortedError, toDuration, unary, type UnaryStart } from "./util";
 
 /** Something the session owns that must learn when the session is lost. */
 export interface Holding {
@@ -15,6 +16,89 @@ export interface Holding {
   markClosed(): void;
 }
 
+/** The owner of the client's session: the session stream, or the unary keeper (session.ts). */
+export interface SessionOwner {
+  /** The current session id, if one is open. */
+  readonly current: bigint | undefined;
+  /** True while the connection is down and being re-established. */
+  readonly reconnecting: boolean;
+  /** The session id, opening a session if there is none. */
+  ensure(signal?: AbortSignal): Promise<bigint>;
+  /** Reports session `id` lost (if it is the current one). */
+  reportLost(id: bigint, message: string, code: number): void;
+  /** Ends the session on the server and stops. */
+  close(): Promise<void>;
+}
+
+/** Which transport carries the operations. */
+export type Transport = "stream" | "unary";
+
+/**
+ * Every method the client calls through Core.op, and the field of
+ * stream.proto's Operation that carries it on the session stream.
+ */
+export const METHODS = {
+  "sessions.Describe": "describeSession",
+  "locks.Acquire": "acquireLock",
+  "locks.Release": "releaseLock",
+  "locks.Refresh": "refreshLock",
+  "semaphores.Acquire": "acquireSemaphore",
+  "semaphores.Release": "releaseSemaphore",
+  "semaphores.Refresh": "refreshSemaphore",
+  "semaphores.Delete": "deleteSemaphore",
+  "events.Set": "setEvent",
+  "events.Clear": "clearEvent",
+  "events.Wait": "waitEvent",
+  "conditions.Wait": "waitCondition",
+  "conditions.Notify": "notify",
+  "conditions.NotifyAll": "notifyAll",
+  "barriers.Wait": "waitBarrier",
+  "barriers.Abort": "abortBarrier",
+  "barriers.Reset": "resetBarrier",
+  "queues.Put": "put",
+  "queues.Get": "get",
+  "queues.Ack": "ack",
+  "queues.Nack": "nack",
+  "queues.Join": "join",
+  "queues.Purge": "purge",
+  "queues.Delete": "deleteQueue",
+  "futures.SetResult": "setResult",
+  "futures.SetException": "setException",
+  "futures.Cancel": "cancelFuture",
+  "futures.Await": "awaitFuture",
+  "tasks.Submit": "submitTask",
+  "tasks.Take": "takeTask",
+  "tasks.Heartbeat": "taskHeartbeat",
+  "tasks.Complete": "completeTask",
+  "tasks.Await": "awaitTask",
+  "tasks.Cancel": "cancelTask",
+  "tasks.Wait": "waitTasks",
+  "timers.Schedule": "scheduleTimer",
+  "timers.Cancel": "cancelTimer",
+  "admin.List": "list",
+  "admin.Describe": "describe",
+} as const;
+
+export type Method = keyof typeof METHODS;
+
+/**
+ * Methods whose `session_id` 0 means "no session" (a lease-only holding):
+ * the stream would read 0 as its own session, so these go unary.
+ */
+const SESSION_SENSITIVE = new Set<Method>([
+  "locks.Acquire",
+  "locks.Release",
+  "locks.Refresh",
+  "semaphores.Acquire",
+  "semaphores.Release",
+  "semaphores.Refresh",
+  "conditions.Wait",
+  "conditions.Notify",
+  "conditions.NotifyAll",
+  "queues.Get",
+  "tasks.Take",
+]);
+
 export interface CallSpec {
   signal?: AbortSignal | undefined;
   /** Names the call in error messages, e.g. "lock 'a': acquire". */
@@ -22,26 +106,56 @@ export interface CallSpec {
   hint?: ErrorHint | undefined;
   /**
    * The call may wait (a blocking acquire, get, wait...): its request
-   * `timeout` bounds it, so it gets no gRPC deadline, or, when it has a
-   * timeout, a backstop deadline of that timeout plus callTimeoutMs. Other
-   * calls get callTimeoutMs as their deadline.
+   * `timeout` bounds it, so it gets no deadline, or, when it has a timeout, a
+   * backstop deadline of that timeout plus callTimeoutMs. Other calls get
+   * callTimeoutMs as their deadline. On the stream, only waits are cancelled
+   * on the server when the signal fires; other operations complete.
    */
   waits?: boolean;
   /** The request's `timeout` in ms, for the backstop deadline. */
   timeoutMs?: number | undefined;
+  /**
+   * Called when the operation's outcome is unknown: its connection broke
+   * after it was sent (or a unary call was cancelled). Runs before the
+   * promise rejects; its errors are ignored.
+   */
+  recover?: (() => Promise<void>) | undefined;
 }
+
+export interface AcquireSpec<Res> extends CallSpec {
+  /**
+   * Undoes a grant the caller will not see (release the lock or permits,
+   * Nack the items, give the task back). Required.
+   */
+  rollback: (res: Res) => Promise<unknown>;
+}
+
+/** How one stream operation ended (see StreamSession.send). */
+export type Outcome<T> =
+  | { ok: true; res: T; /** The answer arrived after the caller cancelled it. */ crossed: boolean }
+  | { ok: false; err: BatonError; /** Sent on a stream that broke: outcome unknown. */ broken: boolean };
+
+function noop(): void {}
 
 export class Core {
   private readonly holdings = new Map<bigint, Set<Holding>>();
   /** Condition waits in progress, by lock name (see Condition.wait). */
   readonly conditionWaits = new Map<string, number>();
   private closed = false;
+  /** Counters of how cancellations ended, for tests and diagnostics. */
+  readonly cancelStats = { rolledBack: 0, recovered: 0 };
 
   constructor(
     readonly stubs: Stubs,
-    readonly keeper: SessionKeeper,
+    readonly keeper: SessionOwner,
     readonly callTimeoutMs: number,
+    /** The session stream, when it is the transport. */
+    readonly stream: StreamSession | undefined,
   ) {}
+
+  get transport(): Transport {
+    return this.stream ? "stream" : "unary";
+  }
 
   /** The session id, opening a session if there is none. */
   session(signal?: AbortSignal): Promise<bigint> {
@@ -53,9 +167,13 @@ export class Core {
     return this.keeper.current ?? 0n;
   }
 
+  private checkOpen(what: string): void {
+    if (this.closed) throw new ClientClosedError(`${what}: the client is closed`, Status.UNAVAILABLE);
+  }
+
   /** Runs a unary call; a "session ended" answer reports the session lost. */
   async call<T>(start: UnaryStart<T>, spec: CallSpec): Promise<T> {
-    if (this.closed) throw new ClientClosedError(`${spec.what}: the client is closed`, Status.UNAVAILABLE);
+    this.checkOpen(spec.what);
     try {
       const backstop = spec.waits === true;
       return await unary(start, {
@@ -72,6 +190,126 @@ export class Core {
     } catch (e) {
       this.noticeError(e);
       throw e;
+    }
+  }
+
+  /** The Operation field that carries `method` on the stream, or undefined: unary. */
+  private streamField(method: Method, req: object): string | undefined {
+    if (!this.stream) return undefined;
+    if (SESSION_SENSITIVE.has(method)) {
+      const sid = (req as { sessionId?: unknown }).sessionId;
+      if (sid === undefined || sid === null || sid === "0" || sid === 0 || sid === 0n) return undefined;
+    }
+    return METHODS[method];
+  }
+
+  private unaryStart<T>(method: Method, req: object): UnaryStart<T> {
+    const [service, rpc] = method.split(".") as [keyof Stubs, string];
+    const stub = this.stubs[service] as unknown as Record<string, (...a: unknown[]) => unknown>;
+    return (m, o, cb) => stub[rpc]!.call(stub, req, m, o, cb) as ReturnType<UnaryStart<T>>;
+  }
+
+  /**
+   * Runs one operation on the client's transport: the session stream (the
+   * default) or a unary call. An answer that crossed a cancel is returned
+   * (use acquire() for grants that must be rolled back instead).
+   */
+  async op<T>(method: Method, req: object, spec: CallSpec): Promise<T> {
+    const out = await this.run<T>(method, req, spec, false);
+    if (out.ok) return out.res;
+    if (out.broken && spec.recover) await spec.recover().catch(noop);
+    this.noticeError(out.err);
+    throw out.err;
+  }
+
+  /**
+   * The one acquire-with-recovery: lock and semaphore acquire, queue get,
+   * task take, condition wait. No grant is left behind by a cancel:
+   *
+   *  - a grant whose answer crossed the cancel is rolled back before the
+   *    promise rejects with CancelledError;
+   *  - when the outcome is unknown (the stream broke after a cancel, a unary
+   *    call was cancelled or lost), spec.recover runs, which by default asks
+   *    again with the same request_id and a zero timeout and rolls back what
+   *    comes back (the request must carry a `requestId`);
+   *  - on the stream, a wait whose stream broke is re-sent on the new stream
+   *    with the same request_id and what is left of its timeout (stream.ts):
+   *    the caller sees only the delay.
+   */
+  async acquire<T>(method: Method, req: object & { requestId?: string }, spec: AcquireSpec<T>): Promise<T> {
+    const recover =
+      spec.recover ??
+      (req.requestId
+        ? async () => {
+            const out = await this.run<T>(
+              method,
+              { ...req, timeout: toDuration(0) },
+              { what: `${spec.what} (recover)` },
+              false,
+            );
+            if (out.ok) {
+              this.cancelStats.recovered++;
+              await spec.rollback(out.res);
+            }
+          }
+        : undefined);
+    const out = await this.run<T>(
+      method,
+      req,
+      { ...spec, waits: true },
+      req.requestId !== undefined && req.requestId !== "",
+    );
+    if (out.ok) {
+      if (!out.crossed) return out.res;
+      this.cancelStats.rolledBack++;
+      await spec.rollback(out.res).catch(noop);
+      throw abortedError(spec.signal!, spec.what);
+    }
+    const err = out.err;
+    const unknown =
+      out.broken ||
+      (!this.stream &&
+        !(err instanceof SessionLostError) &&
+        [Status.CANCELLED, Status.UNAVAILABLE, Status.UNKNOWN, Status.INTERNAL].includes(err.code));
+    if (unknown && recover) await recover().catch(noop);
+    this.noticeError(err);
+    throw err;
+  }
+
+  /** Runs an operation; never rejects. `resend`: a wait safe to re-send (it has a request_id). */
+  private async run<T>(method: Method, req: object, spec: CallSpec, resend: boolean): Promise<Outcome<T>> {
+    try {
+      this.checkOpen(spec.what);
+    } catch (e) {
+      return { ok: false, err: e as BatonError, broken: false };
+    }
+    const field = this.streamField(method, req);
+    if (field !== undefined) {
+      return this.stream!.send<T>(field, req, {
+        signal: spec.signal,
+        waits: spec.waits === true,
+        timeoutMs: spec.timeoutMs,
+        resend,
+        what: spec.what,
+        hint: spec.hint,
+      });
+    }
+    try {
+      const backstop = spec.waits === true;
+      const res = await unary(this.unaryStart<T>(method, req), {
+        signal: spec.signal,
+        deadlineMs: !backstop
+          ? this.callTimeoutMs
+          : spec.timeoutMs !== undefined
+            ? spec.timeoutMs + this.callTimeoutMs
+            : undefined,
+        backstop,
+        what: spec.what,
+        hint: spec.hint,
+      });
+      return { ok: true, res, crossed: false };
+    } catch (e) {
+      return { ok: false, err: toBatonError(e, spec.hint), broken: false };
     }
   }
 

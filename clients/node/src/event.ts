@@ -25,8 +25,9 @@ export class BatonEvent {
 
   /** Sets the flag and wakes every waiter. `wasSet`: the state before. */
   async set(options: CallOptions = {}): Promise<{ wasSet: boolean; woken: number }> {
-    const res = await this.core.call<SetEventResponse__Output>(
-      (m, o, cb) => this.core.stubs.events.Set({ name: this.name }, m, o, cb),
+    const res = await this.core.op<SetEventResponse__Output>(
+      "events.Set",
+      { name: this.name },
       { signal: options.signal, what: `event '${this.name}': set` },
     );
     return { wasSet: res.previous === "EVENT_STATE_SET", woken: res.woken };
@@ -34,8 +35,9 @@ export class BatonEvent {
 
   /** Clears the flag. `wasSet`: the state before. */
   async clear(options: CallOptions = {}): Promise<{ wasSet: boolean }> {
-    const res = await this.core.call<ClearEventResponse__Output>(
-      (m, o, cb) => this.core.stubs.events.Clear({ name: this.name }, m, o, cb),
+    const res = await this.core.op<ClearEventResponse__Output>(
+      "events.Clear",
+      { name: this.name },
       { signal: options.signal, what: `event '${this.name}': clear` },
     );
     return { wasSet: res.previous === "EVENT_STATE_SET" };
@@ -47,18 +49,13 @@ export class BatonEvent {
    * session when one is open).
    */
   async wait(options: WaitOptions = {}): Promise<void> {
-    await this.core.call<WaitEventResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.events.Wait(
-          {
-            name: this.name,
-            timeout: toDuration(options.timeoutMs, "timeoutMs"),
-            sessionId: this.core.currentSession().toString(),
-          },
-          m,
-          o,
-          cb,
-        ),
+    await this.core.op<WaitEventResponse__Output>(
+      "events.Wait",
+      {
+        name: this.name,
+        timeout: toDuration(options.timeoutMs, "timeoutMs"),
+        sessionId: this.core.currentSession().toString(),
+      },
       { signal: options.signal, what: `event '${this.name}': wait`, waits: true, timeoutMs: options.timeoutMs },
     );
   }

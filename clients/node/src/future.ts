@@ -44,14 +44,9 @@ export class Future {
    * (value too large).
    */
   async setResult(value: Payload, options: RetentionOptions = {}): Promise<{ woken: number }> {
-    const res = await this.core.call<SetResultResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.futures.SetResult(
-          { name: this.name, ...futureValue(value), retention: toDuration(options.retentionMs, "retentionMs") },
-          m,
-          o,
-          cb,
-        ),
+    const res = await this.core.op<SetResultResponse__Output>(
+      "futures.SetResult",
+      { name: this.name, ...futureValue(value), retention: toDuration(options.retentionMs, "retentionMs") },
       { signal: options.signal, what: `future '${this.name}': setResult` },
     );
     return { woken: res.woken };
@@ -66,14 +61,9 @@ export class Future {
     options: RetentionOptions = {},
   ): Promise<{ woken: number }> {
     const code = "code" in error && typeof error.code === "number" ? error.code : 0;
-    const res = await this.core.call<SetResultResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.futures.SetException(
-          { name: this.name, code, message: error.message, retention: toDuration(options.retentionMs, "retentionMs") },
-          m,
-          o,
-          cb,
-        ),
+    const res = await this.core.op<SetResultResponse__Output>(
+      "futures.SetException",
+      { name: this.name, code, message: error.message, retention: toDuration(options.retentionMs, "retentionMs") },
       { signal: options.signal, what: `future '${this.name}': setException` },
     );
     return { woken: res.woken };
@@ -81,14 +71,9 @@ export class Future {
 
   /** Cancels a pending future. False if it was already done (as Future.cancel()). */
   async cancel(options: RetentionOptions = {}): Promise<boolean> {
-    const res = await this.core.call<CancelFutureResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.futures.Cancel(
-          { name: this.name, retention: toDuration(options.retentionMs, "retentionMs") },
-          m,
-          o,
-          cb,
-        ),
+    const res = await this.core.op<CancelFutureResponse__Output>(
+      "futures.Cancel",
+      { name: this.name, retention: toDuration(options.retentionMs, "retentionMs") },
       { signal: options.signal, what: `future '${this.name}': cancel` },
     );
     return res.cancelled;
@@ -100,18 +85,13 @@ export class Future {
    * (`timeoutMs: 0`: still pending), CancelledError (the signal fired).
    */
   async await(options: WaitOptions = {}): Promise<FutureOutcome> {
-    const res = await this.core.call<AwaitFutureResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.futures.Await(
-          {
-            name: this.name,
-            timeout: toDuration(options.timeoutMs, "timeoutMs"),
-            sessionId: this.core.currentSession().toString(),
-          },
-          m,
-          o,
-          cb,
-        ),
+    const res = await this.core.op<AwaitFutureResponse__Output>(
+      "futures.Await",
+      {
+        name: this.name,
+        timeout: toDuration(options.timeoutMs, "timeoutMs"),
+        sessionId: this.core.currentSession().toString(),
+      },
       { signal: options.signal, what: `future '${this.name}': await`, waits: true, timeoutMs: options.timeoutMs },
     );
     const state = fromWire<FutureState>(res.state, "FUTURE_STATE_") as FutureOutcome["state"];

@@ -21,6 +21,7 @@ import type { LocksClient } from "./gen/baton/v1/Locks";
 import type { QueuesClient } from "./gen/baton/v1/Queues";
 import type { SemaphoresClient } from "./gen/baton/v1/Semaphores";
 import type { SessionsClient } from "./gen/baton/v1/Sessions";
+import type { StreamClient } from "./gen/baton/v1/Stream";
 import type { TasksClient } from "./gen/baton/v1/Tasks";
 import type { TimersClient } from "./gen/baton/v1/Timers";
 import type { HealthClient } from "./gen/grpc/health/v1/Health";
@@ -39,6 +40,7 @@ export const PROTO_FILES = [
   "baton/v1/task.proto",
   "baton/v1/timer.proto",
   "baton/v1/admin.proto",
+  "baton/v1/stream.proto",
   "grpc/health/v1/health.proto",
 ] as const;
 
@@ -64,6 +66,8 @@ export interface Stubs {
   tasks: TasksClient;
   timers: TimersClient;
   admin: AdminClient;
+  /** The session stream (Stream/Connect). */
+  stream: StreamClient;
   health: HealthClient;
 }
 
@@ -138,6 +142,7 @@ export function createStubs(
     tasks: make("baton.v1.Tasks"),
     timers: make("baton.v1.Timers"),
     admin: make("baton.v1.Admin"),
+    stream: make("baton.v1.Stream"),
     health: make("grpc.health.v1.Health"),
   };
 }

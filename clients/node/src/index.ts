@@ -1,5 +1,13 @@
 // baton-client: the Node.js client of Baton. See README.md for the API map.
-export { BatonClient, type BatonClientEvents, type BatonClientOptions, type SessionInfo } from "./client";
+export {
+  BatonClient,
+  DEFAULT_SESSION_TTL_MS,
+  type BatonClientEvents,
+  type BatonClientOptions,
+  type SessionInfo,
+} from "./client";
+export type { Transport } from "./core";
+export { BACKOFF } from "./stream";
 export {
   Admin,
   type BarrierInfo,
@@ -49,6 +57,9 @@ export { Future, type FutureOutcome, type RetentionOptions } from "./future";
 export type { Stubs } from "./grpc";
 export { HeldLock, Lock, type AcquireOptions } from "./lock";
 export {
+  ACK_FLUSH_MS,
+  Consumer,
+  MAX_BATCH,
   Delivery,
   Queue,
   RETURN_UNREAD_DELAY_MS,

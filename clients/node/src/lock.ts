@@ -25,18 +25,6 @@ export interface AcquireOptions extends WaitOptions {
   requestId?: string;
 }
 
-/**
- * Errors after which an acquire may have been granted on the server with the
- * answer lost on the way: a cancel that crossed the grant, or a broken
- * connection. (A TimeoutError comes from the server's own `timeout`, which is
- * final.)
- */
-export function mayHaveBeenGranted(e: unknown): boolean {
-  if (e instanceof SessionLostError) return false;
-  if (e instanceof CancelledError) return true;
-  return e instanceof BatonError && [Status.UNAVAILABLE, Status.UNKNOWN, Status.INTERNAL].includes(e.code);
-}
-
 /** A named lock. Get one with `client.lock(name)`. */
 export class Lock {
   constructor(
@@ -70,16 +58,18 @@ export class Lock {
       timeout: toDuration(options.timeoutMs, "timeoutMs"),
       requestId: options.requestId ?? randomUUID(),
     };
-    try {
-      const res = await this.core.call<AcquireLockResponse__Output>(
-        (m, o, cb) => this.core.stubs.locks.Acquire(req, m, o, cb),
-        { signal: options.signal, what: `lock '${this.name}': acquire`, waits: true, timeoutMs: options.timeoutMs },
-      );
-      return new HeldLock(this.core, this, sessionId, req.requestId!, res);
-    } catch (e) {
-      if (mayHaveBeenGranted(e)) await this.recover(req);
-      throw e;
-    }
+    const res = await this.core.acquire<AcquireLockResponse__Output>("locks.Acquire", req, {
+      signal: options.signal,
+      what: `lock '${this.name}': acquire`,
+      timeoutMs: options.timeoutMs,
+      rollback: (r) =>
+        this.core.op<ReleaseLockResponse__Output>(
+          "locks.Release",
+          { name: this.name, token: r.token, sessionId: req.sessionId! },
+          { what: `lock '${this.name}': release a grant that crossed the cancel` },
+        ),
+    });
+    return new HeldLock(this.core, this, sessionId, req.requestId!, res);
   }
 
   /** acquire() with `timeoutMs: 0`: the holding, or undefined if the lock is held. */
@@ -118,14 +108,9 @@ export class Lock {
    */
   async release(token: bigint, options: CallOptions & { sessionId?: bigint } = {}): Promise<{ handedOff: boolean }> {
     const sessionId = options.sessionId ?? this.core.currentSession();
-    const res = await this.core.call<ReleaseLockResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.locks.Release(
-          { name: this.name, token: token.toString(), sessionId: sessionId.toString() },
-          m,
-          o,
-          cb,
-        ),
+    const res = await this.core.op<ReleaseLockResponse__Output>(
+      "locks.Release",
+      { name: this.name, token: token.toString(), sessionId: sessionId.toString() },
       { signal: options.signal, what: `lock '${this.name}': release`, hint: { notHeld: true } },
     );
     return { handedOff: res.handedOff };
@@ -141,30 +126,6 @@ export class Lock {
     const d = await this.admin.tryDescribe(this.name, options);
     return d !== undefined && d.holders.length > 0;
   }
-
-  /**
-   * After a failed acquire whose grant may have been made with its answer
-   * lost: retry with the same request id and no wait. REPLAYED means the
-   * grant stood; IMMEDIATE means the lock was free and is ours now; either
-   * way release it. TimeoutError means someone else holds the lock, so our
-   * grant was rolled back. Best effort: if this fails too, the session or
-   * lease still ends the holding.
-   */
-  private async recover(req: AcquireLockRequest): Promise<void> {
-    try {
-      const res = await this.core.call<AcquireLockResponse__Output>(
-        (m, o, cb) => this.core.stubs.locks.Acquire({ ...req, timeout: toDuration(0) }, m, o, cb),
-        { what: `lock '${this.name}': recover` },
-      );
-      await this.core.call<ReleaseLockResponse__Output>(
-        (m, o, cb) =>
-          this.core.stubs.locks.Release({ name: this.name, token: res.token, sessionId: req.sessionId! }, m, o, cb),
-        { what: `lock '${this.name}': release recovered grant` },
-      );
-    } catch {
-      // See above.
-    }
-  }
 }
 
 /** A granted lock. Release it exactly once; release() again does nothing. */
@@ -179,6 +140,16 @@ export class HeldLock implements Holding, AsyncDisposable {
   private lostError: BatonError | undefined;
   private releasing: Promise<{ handedOff: boolean }> | undefined;
   private readonly controller = new AbortController();
+  private resolveLost!: (err: BatonError) => void;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  /**
+   * The lost signal: resolves (never rejects) with the reason once the
+   * holding is known lost (its session was lost, its lease ran out
+   * unrefreshed, the server answered NOT_FOUND / FAILED_PRECONDITION to a
+   * refresh or release, or a condition wait failed). Stays pending while
+   * held and after a release.
+   */
+  readonly lost: Promise<BatonError>;
 
   /** @internal */
   constructor(
@@ -194,7 +165,26 @@ export class HeldLock implements Holding, AsyncDisposable {
     this.token = big(res.token);
     this.outcome = outcomeOf(res.outcome);
     this.expiresInMs = fromDuration(res.expiresIn);
+    this.lost = new Promise<BatonError>((r) => (this.resolveLost = r));
+    this.armLease();
     core.track(this);
+  }
+
+  /** A leased holding is lost when its lease runs out unrefreshed. */
+  private armLease(): void {
+    if (this.leaseTimer) clearTimeout(this.leaseTimer);
+    this.leaseTimer = undefined;
+    if (this.expiresInMs === undefined || this.state !== "held") return;
+    this.leaseTimer = setTimeout(() => {
+      this.leaseTimer = undefined;
+      if (this.state !== "held") return;
+      this.lostError = new NotHeldError(
+        `lock '${this.name}': the lease ran out unrefreshed`,
+        Status.FAILED_PRECONDITION,
+      );
+      this.finish("lost");
+    }, this.expiresInMs);
+    this.leaseTimer.unref();
   }
 
   /** The fencing token: pass it to the storage you protect. Same as `token`. */
@@ -231,14 +221,9 @@ export class HeldLock implements Holding, AsyncDisposable {
     if (this.state === "lost") return Promise.reject(this.lostError);
     if (this.releasing) return this.releasing;
     this.releasing = this.core
-      .call<ReleaseLockResponse__Output>(
-        (m, o, cb) =>
-          this.core.stubs.locks.Release(
-            { name: this.name, token: this.token.toString(), sessionId: this.sessionId.toString() },
-            m,
-            o,
-            cb,
-          ),
+      .op<ReleaseLockResponse__Output>(
+        "locks.Release",
+        { name: this.name, token: this.token.toString(), sessionId: this.sessionId.toString() },
         { signal: options.signal, what: `lock '${this.name}': release`, hint: { notHeld: true } },
       )
       .then(
@@ -261,22 +246,27 @@ export class HeldLock implements Holding, AsyncDisposable {
   /** Extends the lease to `ttlMs` from now. Errors as release(). */
   async refresh(ttlMs: number, options: CallOptions = {}): Promise<{ expiresInMs: number | undefined }> {
     if (this.state === "lost") throw this.lostError;
-    const res = await this.core.call<RefreshLockResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.locks.Refresh(
-          {
-            name: this.name,
-            token: this.token.toString(),
-            sessionId: this.sessionId.toString(),
-            ttl: toDuration(ttlMs, "ttlMs"),
-          },
-          m,
-          o,
-          cb,
-        ),
-      { signal: options.signal, what: `lock '${this.name}': refresh`, hint: { notHeld: true } },
-    );
+    let res: RefreshLockResponse__Output;
+    try {
+      res = await this.core.op<RefreshLockResponse__Output>(
+        "locks.Refresh",
+        {
+          name: this.name,
+          token: this.token.toString(),
+          sessionId: this.sessionId.toString(),
+          ttl: toDuration(ttlMs, "ttlMs"),
+        },
+        { signal: options.signal, what: `lock '${this.name}': refresh`, hint: { notHeld: true } },
+      );
+    } catch (e) {
+      if ((e instanceof NotHeldError || e instanceof SessionLostError) && this.state === "held") {
+        this.lostError = e;
+        this.finish("lost");
+      }
+      throw e;
+    }
     this.expiresInMs = fromDuration(res.expiresIn);
+    this.armLease();
     return { expiresInMs: this.expiresInMs };
   }
 
@@ -304,16 +294,21 @@ export class HeldLock implements Holding, AsyncDisposable {
     } else {
       this.token = token;
       this.expiresInMs = expiresInMs;
+      this.armLease();
     }
   }
 
   private finish(state: "released" | "dropped" | "lost"): void {
     if (this.state !== "held") return;
     this.state = state;
+    if (this.leaseTimer) clearTimeout(this.leaseTimer);
+    this.leaseTimer = undefined;
     this.core.untrack(this);
-    if (state !== "released")
-      this.controller.abort(
-        this.lostError ?? new NotHeldError(`lock '${this.name}' is no longer held`, Status.FAILED_PRECONDITION),
-      );
+    if (state !== "released") {
+      const err =
+        this.lostError ?? new NotHeldError(`lock '${this.name}' is no longer held`, Status.FAILED_PRECONDITION);
+      this.controller.abort(err);
+      this.resolveLost(err);
+    }
   }
 }

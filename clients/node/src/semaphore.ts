@@ -4,14 +4,14 @@ import { randomUUID } from "node:crypto";
 
 import type { Admin, ResourceDescription } from "./admin";
 import type { Core, Holding } from "./core";
-import { NotHeldError, SessionLostError, TimeoutError, type BatonError } from "./errors";
+import { NotHeldError, SessionLostError, Status, TimeoutError, type BatonError } from "./errors";
 import { outcomeOf, type GrantOutcome } from "./enums";
 import type { AcquireSemaphoreRequest } from "./gen/baton/v1/AcquireSemaphoreRequest";
 import type { AcquireSemaphoreResponse__Output } from "./gen/baton/v1/AcquireSemaphoreResponse";
 import type { DeleteSemaphoreResponse__Output } from "./gen/baton/v1/DeleteSemaphoreResponse";
 import type { RefreshSemaphoreResponse__Output } from "./gen/baton/v1/RefreshSemaphoreResponse";
 import type { ReleaseSemaphoreResponse__Output } from "./gen/baton/v1/ReleaseSemaphoreResponse";
-import { mayHaveBeenGranted, type AcquireOptions } from "./lock";
+import type { AcquireOptions } from "./lock";
 import { big, fromDuration, toDuration, type CallOptions } from "./util";
 
 export interface SemaphoreAcquireOptions extends AcquireOptions {
@@ -51,21 +51,18 @@ export class Semaphore {
       requestId: options.requestId ?? randomUUID(),
     };
     if (options.count !== undefined) req.count = options.count;
-    try {
-      const res = await this.core.call<AcquireSemaphoreResponse__Output>(
-        (m, o, cb) => this.core.stubs.semaphores.Acquire(req, m, o, cb),
-        {
-          signal: options.signal,
-          what: `semaphore '${this.name}': acquire`,
-          waits: true,
-          timeoutMs: options.timeoutMs,
-        },
-      );
-      return new HeldPermits(this.core, this, sessionId, req.requestId!, res);
-    } catch (e) {
-      if (mayHaveBeenGranted(e)) await this.recover(req);
-      throw e;
-    }
+    const res = await this.core.acquire<AcquireSemaphoreResponse__Output>("semaphores.Acquire", req, {
+      signal: options.signal,
+      what: `semaphore '${this.name}': acquire`,
+      timeoutMs: options.timeoutMs,
+      rollback: (r) =>
+        this.core.op<ReleaseSemaphoreResponse__Output>(
+          "semaphores.Release",
+          { name: this.name, token: r.token, sessionId: req.sessionId! },
+          { what: `semaphore '${this.name}': release a grant that crossed the cancel` },
+        ),
+    });
+    return new HeldPermits(this.core, this, sessionId, req.requestId!, res);
   }
 
   /** acquire() without waiting: the permits, or undefined if too few are free. */
@@ -104,34 +101,12 @@ export class Semaphore {
    * KindMismatchError if the name is another kind.
    */
   async delete(options: CallOptions = {}): Promise<boolean> {
-    const res = await this.core.call<DeleteSemaphoreResponse__Output>(
-      (m, o, cb) => this.core.stubs.semaphores.Delete({ name: this.name }, m, o, cb),
+    const res = await this.core.op<DeleteSemaphoreResponse__Output>(
+      "semaphores.Delete",
+      { name: this.name },
       { signal: options.signal, what: `semaphore '${this.name}': delete` },
     );
     return res.deleted;
-  }
-
-  /** As Lock's recovery: a grant whose answer was lost is taken back. */
-  private async recover(req: AcquireSemaphoreRequest): Promise<void> {
-    try {
-      const res = await this.core.call<AcquireSemaphoreResponse__Output>(
-        (m, o, cb) => this.core.stubs.semaphores.Acquire({ ...req, timeout: toDuration(0) }, m, o, cb),
-        { what: `semaphore '${this.name}': recover` },
-      );
-      await this.core.call<ReleaseSemaphoreResponse__Output>(
-        (m, o, cb) =>
-          this.core.stubs.semaphores.Release(
-            { name: this.name, token: res.token, sessionId: req.sessionId! },
-            m,
-            o,
-            cb,
-          ),
-        { what: `semaphore '${this.name}': release recovered grant` },
-      );
-    } catch {
-      // Too few permits free (so ours were rolled back), or unreachable: the
-      // session or lease ends the holding.
-    }
   }
 }
 
@@ -147,6 +122,14 @@ export class HeldPermits implements Holding, AsyncDisposable {
   private state: "held" | "released" | "lost" = "held";
   private lostError: BatonError | undefined;
   private readonly controller = new AbortController();
+  private resolveLost!: (err: BatonError) => void;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  /**
+   * The lost signal: resolves (never rejects) with the reason once the
+   * permits are known lost (session lost, lease ran out unrefreshed, the
+   * server answered NOT_FOUND / FAILED_PRECONDITION to a refresh or release).
+   */
+  readonly lost: Promise<BatonError>;
 
   /** @internal */
   constructor(
@@ -161,7 +144,24 @@ export class HeldPermits implements Holding, AsyncDisposable {
     this.available = Number(res.available);
     this.outcome = outcomeOf(res.outcome);
     this.expiresInMs = fromDuration(res.expiresIn);
+    this.lost = new Promise<BatonError>((r) => (this.resolveLost = r));
+    this.armLease();
     core.track(this);
+  }
+
+  /** Leased permits are lost when their lease runs out unrefreshed. */
+  private armLease(): void {
+    if (this.leaseTimer) clearTimeout(this.leaseTimer);
+    this.leaseTimer = undefined;
+    if (this.expiresInMs === undefined || this.state !== "held") return;
+    this.leaseTimer = setTimeout(() => {
+      this.leaseTimer = undefined;
+      this.finish(
+        "lost",
+        new NotHeldError(`semaphore '${this.name}': the lease ran out unrefreshed`, Status.FAILED_PRECONDITION),
+      );
+    }, this.expiresInMs);
+    this.leaseTimer.unref();
   }
 
   get name(): string {
@@ -190,19 +190,14 @@ export class HeldPermits implements Holding, AsyncDisposable {
     if (this.state === "lost") throw this.lostError;
     let res: ReleaseSemaphoreResponse__Output;
     try {
-      res = await this.core.call<ReleaseSemaphoreResponse__Output>(
-        (m, o, cb) =>
-          this.core.stubs.semaphores.Release(
-            {
-              name: this.name,
-              token: this.token.toString(),
-              sessionId: this.sessionId.toString(),
-              ...(count !== undefined ? { count } : {}),
-            },
-            m,
-            o,
-            cb,
-          ),
+      res = await this.core.op<ReleaseSemaphoreResponse__Output>(
+        "semaphores.Release",
+        {
+          name: this.name,
+          token: this.token.toString(),
+          sessionId: this.sessionId.toString(),
+          ...(count !== undefined ? { count } : {}),
+        },
         { signal: options.signal, what: `semaphore '${this.name}': release`, hint: { notHeld: true } },
       );
     } catch (e) {
@@ -218,22 +213,24 @@ export class HeldPermits implements Holding, AsyncDisposable {
   /** Extends the holding's lease to `ttlMs` from now. */
   async refresh(ttlMs: number, options: CallOptions = {}): Promise<{ expiresInMs: number | undefined }> {
     if (this.state === "lost") throw this.lostError;
-    const res = await this.core.call<RefreshSemaphoreResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.semaphores.Refresh(
-          {
-            name: this.name,
-            token: this.token.toString(),
-            sessionId: this.sessionId.toString(),
-            ttl: toDuration(ttlMs, "ttlMs"),
-          },
-          m,
-          o,
-          cb,
-        ),
-      { signal: options.signal, what: `semaphore '${this.name}': refresh`, hint: { notHeld: true } },
-    );
+    let res: RefreshSemaphoreResponse__Output;
+    try {
+      res = await this.core.op<RefreshSemaphoreResponse__Output>(
+        "semaphores.Refresh",
+        {
+          name: this.name,
+          token: this.token.toString(),
+          sessionId: this.sessionId.toString(),
+          ttl: toDuration(ttlMs, "ttlMs"),
+        },
+        { signal: options.signal, what: `semaphore '${this.name}': refresh`, hint: { notHeld: true } },
+      );
+    } catch (e) {
+      if (e instanceof NotHeldError || e instanceof SessionLostError) this.finish("lost", e);
+      throw e;
+    }
     this.expiresInMs = fromDuration(res.expiresIn);
+    this.armLease();
     return { expiresInMs: this.expiresInMs };
   }
 
@@ -255,7 +252,12 @@ export class HeldPermits implements Holding, AsyncDisposable {
     if (this.state !== "held") return;
     this.state = state;
     this.lostError = err;
+    if (this.leaseTimer) clearTimeout(this.leaseTimer);
+    this.leaseTimer = undefined;
     this.core.untrack(this);
-    if (state === "lost") this.controller.abort(err);
+    if (state === "lost") {
+      this.controller.abort(err);
+      this.resolveLost(err!);
+    }
   }
 }

@@ -1,6 +1,8 @@
 // Tasks: asyncio's create_task / Task.cancel / wait / TaskGroup across
 // processes: work submitted to a named work queue, run by workers, awaited by
 // anyone.
+import { randomUUID } from "node:crypto";
+
 import type { Admin, ResourceDescription } from "./admin";
 import type { Core } from "./core";
 import { BatonError, CancelledError, SessionLostError, Status, TaskCancelledError, TaskFailedError } from "./errors";
@@ -61,7 +63,16 @@ export interface TaskWaitOptions extends WaitOptions {
 export interface TakeOptions extends WaitOptions {
   /** Lease: the task is lost unless heartbeat() or complete() comes within it. */
   ttlMs?: number;
+  /**
+   * Idempotency key (at most 128 bytes). Default: a random UUID, with which
+   * the client re-sends the take after a broken stream and recovers a task
+   * whose answer was lost to a cancellation.
+   */
+  requestId?: string;
 }
+
+/** The error a task taken by a cancelled take is given back with (Complete, not final). */
+export const GIVE_BACK_ERROR = { code: Status.CANCELLED, message: "take cancelled; task given back" } as const;
 
 export interface WorkerOptions extends CallOptions {
   /** Lease of each taken task, renewed by heartbeats. Unset: the session alone. */
@@ -93,9 +104,9 @@ export class TaskHandle {
    * poll), NotFoundError (no such task, or reclaimed), CancelledError.
    */
   async await(options: WaitOptions = {}): Promise<TaskOutcome> {
-    const res = await this.core.call<TaskOutcome__Output>(
-      (m, o, cb) =>
-        this.core.stubs.tasks.Await({ taskId: this.id, timeout: toDuration(options.timeoutMs, "timeoutMs") }, m, o, cb),
+    const res = await this.core.op<TaskOutcome__Output>(
+      "tasks.Await",
+      { taskId: this.id, timeout: toDuration(options.timeoutMs, "timeoutMs") },
       { signal: options.signal, what: `task '${this.id}': await`, waits: true, timeoutMs: options.timeoutMs },
     );
     return taskOutcome(res);
@@ -115,8 +126,9 @@ export class TaskHandle {
    * next heartbeat or complete. `cancelled` is false if it was already done.
    */
   async cancel(options: CallOptions = {}): Promise<{ cancelled: boolean; state: TaskState }> {
-    const res = await this.core.call<CancelTaskResponse__Output>(
-      (m, o, cb) => this.core.stubs.tasks.Cancel({ taskId: this.id }, m, o, cb),
+    const res = await this.core.op<CancelTaskResponse__Output>(
+      "tasks.Cancel",
+      { taskId: this.id },
       { signal: options.signal, what: `task '${this.id}': cancel` },
     );
     return { cancelled: res.cancelled, state: fromWire<TaskState>(res.state, "TASK_STATE_")! };
@@ -150,8 +162,9 @@ export class TakenTask {
    * NotHeldError (this attempt was lost and retried, or the task is done).
    */
   async heartbeat(options: CallOptions = {}): Promise<{ cancelled: boolean }> {
-    const res = await this.core.call<TaskHeartbeatResponse__Output>(
-      (m, o, cb) => this.core.stubs.tasks.Heartbeat({ taskId: this.id, attempt: this.attempt }, m, o, cb),
+    const res = await this.core.op<TaskHeartbeatResponse__Output>(
+      "tasks.Heartbeat",
+      { taskId: this.id, attempt: this.attempt },
       { signal: options.signal, what: `task '${this.id}': heartbeat`, hint: { notHeld: true } },
     );
     return { cancelled: res.cancelled };
@@ -179,8 +192,9 @@ export class TakenTask {
   }
 
   private async finish(fields: Partial<CompleteTaskRequest>, options: CallOptions) {
-    const res = await this.core.call<CompleteTaskResponse__Output>(
-      (m, o, cb) => this.core.stubs.tasks.Complete({ taskId: this.id, attempt: this.attempt, ...fields }, m, o, cb),
+    const res = await this.core.op<CompleteTaskResponse__Output>(
+      "tasks.Complete",
+      { taskId: this.id, attempt: this.attempt, ...fields },
       { signal: options.signal, what: `task '${this.id}': complete`, hint: { notHeld: true } },
     );
     return { state: fromWire<TaskState>(res.state, "TASK_STATE_")!, cancelled: res.cancelled };
@@ -237,24 +251,19 @@ export class TaskQueue {
   /** Submits a task (create_task); resolves with a handle to await or cancel it. */
   async submit(payload?: Payload, options: SubmitOptions = {}): Promise<TaskHandle> {
     const p = payloadFields(payload);
-    const res = await this.core.call<SubmitTaskResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.tasks.Submit(
-          {
-            queue: this.name,
-            ...(p.data ? { payload: p.data } : {}),
-            ...(p.text !== undefined ? { text: p.text } : {}),
-            delay: toDuration(options.delayMs, "delayMs"),
-            at: options.at === undefined ? null : toTimestamp(options.at),
-            maxAttempts: options.maxAttempts ?? 0,
-            runTimeout: toDuration(options.runTimeoutMs, "runTimeoutMs"),
-            group: options.group ?? "",
-            shielded: options.shielded ?? false,
-          },
-          m,
-          o,
-          cb,
-        ),
+    const res = await this.core.op<SubmitTaskResponse__Output>(
+      "tasks.Submit",
+      {
+        queue: this.name,
+        ...(p.data ? { payload: p.data } : {}),
+        ...(p.text !== undefined ? { text: p.text } : {}),
+        delay: toDuration(options.delayMs, "delayMs"),
+        at: options.at === undefined ? null : toTimestamp(options.at),
+        maxAttempts: options.maxAttempts ?? 0,
+        runTimeout: toDuration(options.runTimeoutMs, "runTimeoutMs"),
+        group: options.group ?? "",
+        shielded: options.shielded ?? false,
+      },
       { signal: options.signal, what: `tasks '${this.name}': submit` },
     );
     return new TaskHandle(this.core, res.taskId);
@@ -267,21 +276,26 @@ export class TaskQueue {
    */
   async take(options: TakeOptions = {}): Promise<TakenTask> {
     const sessionId = await this.core.session(options.signal);
-    const res = await this.core.call<TakeTaskResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.tasks.Take(
-          {
-            queue: this.name,
-            sessionId: sessionId.toString(),
-            ttl: toDuration(options.ttlMs, "ttlMs"),
-            timeout: toDuration(options.timeoutMs, "timeoutMs"),
-          },
-          m,
-          o,
-          cb,
+    const req = {
+      queue: this.name,
+      sessionId: sessionId.toString(),
+      ttl: toDuration(options.ttlMs, "ttlMs"),
+      timeout: toDuration(options.timeoutMs, "timeoutMs"),
+      requestId: options.requestId ?? randomUUID(),
+    };
+    const res = await this.core.acquire<TakeTaskResponse__Output>("tasks.Take", req, {
+      signal: options.signal,
+      what: `tasks '${this.name}': take`,
+      timeoutMs: options.timeoutMs,
+      // A task whose answer crossed the cancel: fail the attempt (not final),
+      // so that it is retried (it counts as an attempt; see README).
+      rollback: (r) =>
+        this.core.op<CompleteTaskResponse__Output>(
+          "tasks.Complete",
+          { taskId: r.taskId, attempt: r.attempt, error: GIVE_BACK_ERROR, final: false },
+          { what: `task '${r.taskId}': give back a take that crossed the cancel` },
         ),
-      { signal: options.signal, what: `tasks '${this.name}': take`, waits: true, timeoutMs: options.timeoutMs },
-    );
+    });
     return new TakenTask(this.core, res);
   }
 
@@ -308,18 +322,13 @@ export class TaskQueue {
     which: Pick<WaitTasksRequest, "taskIds" | "queue" | "group">,
     options: TaskWaitOptions,
   ): Promise<{ done: TaskOutcome[]; pending: string[] }> {
-    const res = await this.core.call<WaitTasksResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.tasks.Wait(
-          {
-            ...which,
-            mode: toWire(options.mode, "WAIT_MODE_") as never,
-            timeout: toDuration(options.timeoutMs, "timeoutMs"),
-          },
-          m,
-          o,
-          cb,
-        ),
+    const res = await this.core.op<WaitTasksResponse__Output>(
+      "tasks.Wait",
+      {
+        ...which,
+        mode: toWire(options.mode, "WAIT_MODE_") as never,
+        timeout: toDuration(options.timeoutMs, "timeoutMs"),
+      },
       { signal: options.signal, what: `tasks '${this.name}': wait`, waits: true, timeoutMs: options.timeoutMs },
     );
     return { done: res.done.map(taskOutcome), pending: res.pending };

@@ -74,21 +74,16 @@ export class Timer {
    * exists and `replace` is not set), InvalidArgumentError.
    */
   async schedule(action: TimerAction, options: ScheduleOptions): Promise<{ dueInMs: number | undefined }> {
-    const res = await this.core.call<ScheduleTimerResponse__Output>(
-      (m, o, cb) =>
-        this.core.stubs.timers.Schedule(
-          {
-            name: this.name,
-            after: toDuration(options.afterMs, "afterMs"),
-            at: options.at === undefined ? null : toTimestamp(options.at),
-            every: toDuration(options.everyMs, "everyMs"),
-            action: wireAction(action),
-            replace: options.replace ?? false,
-          },
-          m,
-          o,
-          cb,
-        ),
+    const res = await this.core.op<ScheduleTimerResponse__Output>(
+      "timers.Schedule",
+      {
+        name: this.name,
+        after: toDuration(options.afterMs, "afterMs"),
+        at: options.at === undefined ? null : toTimestamp(options.at),
+        every: toDuration(options.everyMs, "everyMs"),
+        action: wireAction(action),
+        replace: options.replace ?? false,
+      },
       { signal: options.signal, what: `timer '${this.name}': schedule` },
     );
     return { dueInMs: fromDuration(res.dueIn) };
@@ -99,8 +94,9 @@ export class Timer {
    * timer had fired already; `fired` counts its firings.
    */
   async cancel(options: CallOptions = {}): Promise<{ cancelled: boolean; fired: number }> {
-    const res = await this.core.call<CancelTimerResponse__Output>(
-      (m, o, cb) => this.core.stubs.timers.Cancel({ name: this.name }, m, o, cb),
+    const res = await this.core.op<CancelTimerResponse__Output>(
+      "timers.Cancel",
+      { name: this.name },
       { signal: options.signal, what: `timer '${this.name}': cancel` },
     );
     return { cancelled: res.cancelled, fired: Number(res.fired) };

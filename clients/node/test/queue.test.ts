@@ -216,7 +216,8 @@ describe("Queue", () => {
     }
     const d = await q.describe();
     assert.equal(d.queue?.inFlight, 0, "given back at once");
-    assert.equal(d.queue?.delayed, 2, "visible again after a short delay");
+    if (b.transport === "unary") assert.equal(d.queue?.delayed, 2, "visible again after a short delay");
+    else assert.equal(d.queue?.size, 2, "visible again at once (no Consume stream to push them to)");
     const back: string[] = [];
     while (back.length < 2) back.push(...(await q.getMany(5, { timeoutMs: 3000 })).map((x) => x.text));
     assert.deepEqual(back, ["2", "3"]);
@@ -225,14 +226,16 @@ describe("Queue", () => {
   test("a consume loop ends with CancelledError when its signal fires", async () => {
     const name = uniq("q");
     const ac = new AbortController();
+    let acked = 0;
     const loop = (async () => {
       for await (const item of b.queue(name).consume({ signal: ac.signal })) {
         await item.ack();
+        acked++;
       }
     })();
     await eventually(async () => (await a.admin.tryDescribe(name)) !== undefined, 5000, "consumer registered");
     await a.queue(name).put("x");
-    await eventually(async () => (await a.admin.tryDescribe(name))?.queue?.totalAcked === 1, 5000, "consumed");
+    await eventually(async () => acked === 1, 5000, "consumed and acked");
     ac.abort();
     await assert.rejects(loop, CancelledError);
   });
