@@ -207,6 +207,19 @@ export class BatonClient extends EventEmitter<BatonClientEvents> implements Asyn
     return this.keeper.current;
   }
 
+  /**
+   * Diagnostics: the session stream's counters (breaks, writes, operations
+   * sent, waits re-sent; undefined on the unary transport) and how
+   * cancellations ended (grants rolled back after crossing a cancel,
+   * grants recovered by request_id after an unknown outcome).
+   */
+  get stats(): {
+    stream: StreamSession["stats"] | undefined;
+    cancels: { rolledBack: number; recovered: number };
+  } {
+    return { stream: this.stream?.stats, cancels: this.core.cancelStats };
+  }
+
   /** The transport: "stream" (the session stream, default) or "unary". */
   get transport(): Transport {
     return this.core.transport;

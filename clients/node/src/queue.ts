@@ -443,8 +443,11 @@ export class Consumer implements AsyncIterable<Delivery>, AsyncDisposable {
   private reader: StreamReader<ConsumeResponse__Output> | undefined;
   private readonly prefetch: number;
   private readonly onAbort: () => void;
-  /** Gets sent, and acks that rode on them (for tests and diagnostics). */
-  readonly stats = { gets: 0, ridingAcks: 0, flushedAcks: 0 };
+  /**
+   * For tests and diagnostics: Gets sent, acks that rode on them, of those
+   * how many the Gets acknowledged, and acks sent as a plain Ack.
+   */
+  readonly stats = { gets: 0, ridingAcks: 0, ackedByGet: 0, flushedAcks: 0 };
 
   /** @internal */
   constructor(
@@ -506,7 +509,7 @@ export class Consumer implements AsyncIterable<Delivery>, AsyncDisposable {
   private async getMore(): Promise<void> {
     const signal = this.controller.signal;
     const sessionId = await this.core.session(signal);
-    const riding = this.takeAcks();
+    let riding = this.takeAcks();
     this.stats.gets++;
     this.stats.ridingAcks += riding.length;
     const req: GetRequest = {
@@ -530,6 +533,16 @@ export class Consumer implements AsyncIterable<Delivery>, AsyncDisposable {
       throw e;
     }
     const failed = new Set(res.ackFailed.map(String));
+    this.stats.ackedByGet += res.acked;
+    if (riding.length > 0 && res.acked + failed.size < riding.length) {
+      // A server that does not read GetRequest.ack (older than the field):
+      // send them as a plain Ack.
+      this.sendAck(
+        riding.filter((a) => !failed.has(a.receipt)),
+        true,
+      );
+      riding = riding.filter((a) => failed.has(a.receipt));
+    }
     for (const a of riding) {
       if (failed.has(a.receipt)) {
         a.reject(

@@ -115,8 +115,12 @@ export class StreamSession implements SessionOwner {
   private openStarted = 0;
   private lastOpenError: BatonError | undefined;
   private ttlMs: number;
-  /** Times the stream broke and was re-opened (for tests and diagnostics). */
-  streamBreaks = 0;
+  /**
+   * For tests and diagnostics: times the stream broke, StreamRequests written
+   * after the hello, operations sent (re-sends included), waits re-sent after
+   * a break.
+   */
+  readonly stats = { breaks: 0, writes: 0, opsSent: 0, resent: 0 };
 
   constructor(
     private readonly stubs: Stubs,
@@ -318,7 +322,7 @@ export class StreamSession implements SessionOwner {
       return this.lost(new SessionLostError(err.message, err.code, this.id, { cause: err }));
     }
     if (this.state === "open") {
-      this.streamBreaks++;
+      this.stats.breaks++;
       this.state = "reconnecting";
     }
     this.scheduleReconnect();
@@ -518,8 +522,9 @@ export class StreamSession implements SessionOwner {
     const ops: Record<string, unknown>[] = [];
     for (const op of this.outbox) {
       if (op.done) continue;
-      if (op.everSent && op.deadline !== undefined) {
-        op.req = { ...op.req, timeout: toDuration(Math.max(0, op.deadline - now)) };
+      if (op.everSent) {
+        this.stats.resent++;
+        if (op.deadline !== undefined) op.req = { ...op.req, timeout: toDuration(Math.max(0, op.deadline - now)) };
       }
       op.sentGen = gen;
       op.everSent = true;
@@ -530,6 +535,8 @@ export class StreamSession implements SessionOwner {
     const cancel = this.cancels.splice(0).map(String);
     if (ops.length === 0 && cancel.length === 0) return;
     this.writing = true;
+    this.stats.writes++;
+    this.stats.opsSent += ops.length;
     const call = this.call;
     call.write({ ops, cancel } as StreamRequest, () => {
       if (this.gen !== gen) return;

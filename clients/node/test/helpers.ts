@@ -15,7 +15,7 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-import { BatonClient, type BatonClientOptions, type TlsOptions } from "baton-client";
+import { BatonClient, type BatonClientOptions, type TlsOptions, type Transport } from "baton-client";
 
 const DEFAULT_BATOND = resolve(__dirname, "..", "..", "..", "build", "service", "batond");
 
@@ -218,7 +218,17 @@ export function uniq(prefix: string): string {
  */
 export function client(address: string, options: BatonClientOptions = {}): BatonClient {
   const secure = SECURE ? secureSetup().clientOptions("suite") : {};
-  return new BatonClient({ address, sessionTtlMs: 5000, ...secure, ...options });
+  return new BatonClient({ address, sessionTtlMs: 5000, transport: currentTransport, ...secure, ...options });
+}
+
+/** The transports the key suites run on: the session stream (the default), then unary calls. */
+export const TRANSPORTS = ["stream", "unary"] as const;
+
+let currentTransport: Transport = "stream";
+
+/** Sets the transport of the clients client() makes from now on. */
+export function useTransport(t: Transport): void {
+  currentTransport = t;
 }
 
 export function sleep(ms: number): Promise<void> {
