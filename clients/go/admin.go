@@ -35,7 +35,9 @@ func (c *Client) List(ctx context.Context, prefix string, kind Kind) ([]Resource
 	var out []ResourceSummary
 	req := &batonv1.ListRequest{Prefix: prefix, Kind: kind, PageSize: 1000}
 	for {
-		resp, err := c.raw.Admin.List(ctx, req)
+		resp, err := call(ctx, c, false, "list", req, func(ctx context.Context) (*batonv1.ListResponse, error) {
+			return c.raw.Admin.List(ctx, req)
+		})
 		if err != nil {
 			return nil, wrapErr(ctx, "Admin.List", prefix, err)
 		}
@@ -56,7 +58,10 @@ type ResourceInfo = batonv1.DescribeResponse
 // Describe describes one resource. Errors: ErrNotFound (never used, or
 // reclaimed because idle).
 func (c *Client) Describe(ctx context.Context, name string) (*ResourceInfo, error) {
-	resp, err := c.raw.Admin.Describe(ctx, &batonv1.DescribeRequest{Name: name})
+	req := &batonv1.DescribeRequest{Name: name}
+	resp, err := call(ctx, c, false, "describe", req, func(ctx context.Context) (*batonv1.DescribeResponse, error) {
+		return c.raw.Admin.Describe(ctx, req)
+	})
 	if err != nil {
 		return nil, wrapErr(ctx, "Admin.Describe", name, err)
 	}

@@ -47,7 +47,9 @@ func (b *Barrier) Wait(ctx context.Context) (BarrierPass, error) {
 	}
 	ctx, cancel := sess.bind(ctx)
 	defer cancel()
-	resp, err := b.c.raw.Barriers.Wait(ctx, req)
+	resp, err := call(ctx, b.c, false, "wait_barrier", req, func(ctx context.Context) (*batonv1.BarrierWaitResponse, error) {
+		return b.c.raw.Barriers.Wait(ctx, req)
+	})
 	if err != nil {
 		return BarrierPass{}, wrapErr(ctx, "Barriers.Wait", b.name, err)
 	}
@@ -57,7 +59,10 @@ func (b *Barrier) Wait(ctx context.Context) (BarrierPass, error) {
 // Abort breaks the barrier: current and later waiters get ErrAborted until
 // Reset. It returns how many waiters it ended. Idempotent.
 func (b *Barrier) Abort(ctx context.Context) (aborted int, err error) {
-	resp, err := b.c.raw.Barriers.Abort(ctx, &batonv1.BarrierAbortRequest{Name: b.name})
+	req := &batonv1.BarrierAbortRequest{Name: b.name}
+	resp, err := call(ctx, b.c, false, "abort_barrier", req, func(ctx context.Context) (*batonv1.BarrierAbortResponse, error) {
+		return b.c.raw.Barriers.Abort(ctx, req)
+	})
 	if err != nil {
 		return 0, wrapErr(ctx, "Barriers.Abort", b.name, err)
 	}
@@ -67,7 +72,10 @@ func (b *Barrier) Abort(ctx context.Context) (aborted int, err error) {
 // Reset empties the barrier and mends it, ending current waiters with
 // ErrAborted; it returns how many it ended.
 func (b *Barrier) Reset(ctx context.Context) (aborted int, err error) {
-	resp, err := b.c.raw.Barriers.Reset(ctx, &batonv1.BarrierResetRequest{Name: b.name})
+	req := &batonv1.BarrierResetRequest{Name: b.name}
+	resp, err := call(ctx, b.c, false, "reset_barrier", req, func(ctx context.Context) (*batonv1.BarrierResetResponse, error) {
+		return b.c.raw.Barriers.Reset(ctx, req)
+	})
 	if err != nil {
 		return 0, wrapErr(ctx, "Barriers.Reset", b.name, err)
 	}

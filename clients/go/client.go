@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	batonv1 "github.com/baton/baton/clients/go/gen/batonv1"
@@ -25,7 +26,7 @@ import (
 // says otherwise: how long the server keeps what the client holds after the
 // client stops keeping the session alive (it crashed, or lost the network for
 // longer than this).
-const DefaultSessionTTL = 10 * time.Second
+const DefaultSessionTTL = 15 * time.Second
 
 // DefaultDialTimeout bounds Dial's wait for the server (as does its ctx).
 const DefaultDialTimeout = 10 * time.Second
@@ -42,6 +43,7 @@ type Client struct {
 	conn     *grpc.ClientConn // nil when the caller owns the connection
 	cfg      config
 	raw      Raw
+	stream   *streamConn // the session stream; nil on the unary transport
 	closedCh chan struct{}
 
 	openMu   sync.Mutex
@@ -65,8 +67,8 @@ type Raw struct {
 	Tasks      batonv1.TasksClient
 	Timers     batonv1.TimersClient
 	Admin      batonv1.AdminClient
-	// Stream is the session stream (stream.proto), which the handles do not
-	// use: they make one unary call per operation.
+	// Stream is the session stream (stream.proto). On the stream transport
+	// (the default) the client keeps one Connect call open on it.
 	Stream batonv1.StreamClient
 	Health healthpb.HealthClient
 }
@@ -85,6 +87,8 @@ type config struct {
 	token         string
 	tokenFile     string
 	insecureToken bool
+	transport     Transport
+	onSessionLost func(*Session, error)
 }
 
 // Option configures Dial, New and NewSession.
@@ -161,6 +165,9 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: 5 * time.Second,
 		}),
+		// The contract's channel keepalive: a ping every 20 s, 10 s to
+		// answer, also without calls.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	}, tokenOpts...), cfg.dialOpts...)
 	conn, err := grpc.NewClient(addr, dopts...)
 	if err != nil {
@@ -184,7 +191,7 @@ func New(cc grpc.ClientConnInterface, opts ...Option) *Client {
 }
 
 func newClient(cc grpc.ClientConnInterface, cfg config) *Client {
-	return &Client{
+	c := &Client{
 		cc:       cc,
 		cfg:      cfg,
 		closedCh: make(chan struct{}),
@@ -204,6 +211,10 @@ func newClient(cc grpc.ClientConnInterface, cfg config) *Client {
 			Health:     healthpb.NewHealthClient(cc),
 		},
 	}
+	if cfg.transport == Stream {
+		c.stream = newStreamConn(c)
+	}
+	return c
 }
 
 func (c *Client) checkConnect(ctx context.Context, addr string) error {
@@ -252,6 +263,11 @@ func (c *Client) Close() error {
 	}
 	c.mu.Unlock()
 	var err error
+	if c.stream != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = c.stream.close(ctx)
+		cancel()
+	}
 	for _, s := range live {
 		if s.lost() {
 			continue
@@ -273,8 +289,13 @@ func (c *Client) Close() error {
 // Session returns the client's session, opening it on first use. If the
 // session was lost (see Session.Done), the next call opens a new one:
 // holdings of the lost session are gone, and handles acquire anew under the
-// new session.
+// new session. On the stream transport the session is the stream's: opened
+// by its hello, and replaced by a new one as soon as it is lost (see
+// OnSessionLost).
 func (c *Client) Session(ctx context.Context) (*Session, error) {
+	if c.stream != nil {
+		return c.stream.session(ctx)
+	}
 	c.openMu.Lock() // one Open at a time for the client's own session
 	defer c.openMu.Unlock()
 	c.mu.Lock()

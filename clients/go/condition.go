@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	batonv1 "github.com/baton/baton/clients/go/gen/batonv1"
 )
@@ -68,15 +69,35 @@ func (cv *Condition) wait(ctx context.Context, held *HeldLock, d time.Duration) 
 	}
 	ctx, cancel := held.owner.sess.bind(ctx)
 	defer cancel()
-	resp, err := cv.c.raw.Conditions.Wait(ctx, &batonv1.ConditionWaitRequest{
+	o := held.owner
+	req := &batonv1.ConditionWaitRequest{
 		Lock: cv.lock, Condition: cv.name, Token: held.token,
-		SessionId: held.owner.sessionID(), Ttl: dur(held.owner.ttl), Timeout: dur(d),
+		SessionId: o.sessionID(), Ttl: dur(o.ttl), Timeout: dur(d),
+	}
+	// The re-acquire is a grant like Lock's: one that crosses a cancel is
+	// released. (ConditionWaitRequest has no request_id: a wait whose
+	// answer was lost on a broken stream cannot be asked again; the server
+	// rolls back what it had not sent, and the session or lease recovers
+	// the rest.)
+	resp, err := acquire(ctx, cv.c, grant[*batonv1.ConditionWaitResponse]{
+		field: "wait_condition", owner: o, req: req,
+		unary: func(ctx context.Context, r proto.Message) (*batonv1.ConditionWaitResponse, error) {
+			return cv.c.raw.Conditions.Wait(ctx, r.(*batonv1.ConditionWaitRequest))
+		},
+		rollback: func(ctx context.Context, resp *batonv1.ConditionWaitResponse) {
+			_, _ = cv.c.releaseLock(ctx, o, &batonv1.ReleaseLockRequest{Name: cv.lock, Token: resp.GetToken(), SessionId: o.sessionID()})
+		},
 	})
 	if err != nil {
 		held.released = true
 		err = notHeld(wrapErr(ctx, op, cv.lock, err))
-		if held.owner.sess != nil && status.Code(err) == codes.Aborted {
+		if o.sess != nil && (status.Code(err) == codes.Aborted || o.sess.lost()) {
 			tag(err, ErrSessionLost)
+		}
+		if isNotHeldAnswer(err) {
+			held.lost.lose(err)
+		} else {
+			held.lost.released()
 		}
 		return false, err
 	}
@@ -103,11 +124,16 @@ func (cv *Condition) notify(ctx context.Context, held *HeldLock, n uint32, all b
 	var resp *batonv1.NotifyResponse
 	var err error
 	op := "Conditions.Notify"
+	leaseOnly := held.owner.sid == 0
 	if all {
 		op = "Conditions.NotifyAll"
-		resp, err = cv.c.raw.Conditions.NotifyAll(ctx, req)
+		resp, err = call(ctx, cv.c, leaseOnly, "notify_all", req, func(ctx context.Context) (*batonv1.NotifyResponse, error) {
+			return cv.c.raw.Conditions.NotifyAll(ctx, req)
+		})
 	} else {
-		resp, err = cv.c.raw.Conditions.Notify(ctx, req)
+		resp, err = call(ctx, cv.c, leaseOnly, "notify", req, func(ctx context.Context) (*batonv1.NotifyResponse, error) {
+			return cv.c.raw.Conditions.Notify(ctx, req)
+		})
 	}
 	if err != nil {
 		return 0, notHeld(wrapErr(ctx, op, cv.lock, err))

@@ -30,7 +30,10 @@ func (e *Event) Name() string { return e.name }
 // Set sets the flag and wakes every waiter; it returns how many it woke.
 // Idempotent.
 func (e *Event) Set(ctx context.Context) (woken int, err error) {
-	resp, err := e.c.raw.Events.Set(ctx, &batonv1.SetEventRequest{Name: e.name})
+	req := &batonv1.SetEventRequest{Name: e.name}
+	resp, err := call(ctx, e.c, false, "set_event", req, func(ctx context.Context) (*batonv1.SetEventResponse, error) {
+		return e.c.raw.Events.Set(ctx, req)
+	})
 	if err != nil {
 		return 0, wrapErr(ctx, "Events.Set", e.name, err)
 	}
@@ -39,7 +42,10 @@ func (e *Event) Set(ctx context.Context) (woken int, err error) {
 
 // Clear clears the flag and tells whether it was set. Idempotent.
 func (e *Event) Clear(ctx context.Context) (wasSet bool, err error) {
-	resp, err := e.c.raw.Events.Clear(ctx, &batonv1.ClearEventRequest{Name: e.name})
+	req := &batonv1.ClearEventRequest{Name: e.name}
+	resp, err := call(ctx, e.c, false, "clear_event", req, func(ctx context.Context) (*batonv1.ClearEventResponse, error) {
+		return e.c.raw.Events.Clear(ctx, req)
+	})
 	if err != nil {
 		return false, wrapErr(ctx, "Events.Clear", e.name, err)
 	}
@@ -76,7 +82,9 @@ func (e *Event) wait(ctx context.Context, try bool) (*batonv1.WaitEventResponse,
 	}
 	ctx, cancel := sess.bind(ctx)
 	defer cancel()
-	resp, err := e.c.raw.Events.Wait(ctx, req)
+	resp, err := call(ctx, e.c, false, "wait_event", req, func(ctx context.Context) (*batonv1.WaitEventResponse, error) {
+		return e.c.raw.Events.Wait(ctx, req)
+	})
 	return resp, wrapErr(ctx, "Events.Wait", e.name, err)
 }
 

@@ -30,7 +30,10 @@ func (f *Future) Name() string { return f.name }
 // Set completes the future with value and wakes every awaiter; it returns
 // how many it woke. Errors: ErrFailedPrecondition (already done).
 func (f *Future) Set(ctx context.Context, value []byte) (woken int, err error) {
-	resp, err := f.c.raw.Futures.SetResult(ctx, &batonv1.SetResultRequest{Name: f.name, Value: value, Retention: dur(f.h.retention)})
+	req := &batonv1.SetResultRequest{Name: f.name, Value: value, Retention: dur(f.h.retention)}
+	resp, err := call(ctx, f.c, false, "set_result", req, func(ctx context.Context) (*batonv1.SetResultResponse, error) {
+		return f.c.raw.Futures.SetResult(ctx, req)
+	})
 	if err != nil {
 		return 0, wrapErr(ctx, "Futures.SetResult", f.name, err)
 	}
@@ -40,7 +43,10 @@ func (f *Future) Set(ctx context.Context, value []byte) (woken int, err error) {
 // SetError completes the future with an error; awaiters get it as a
 // *RemoteError. Errors: ErrFailedPrecondition (already done).
 func (f *Future) SetError(ctx context.Context, code int32, message string) (woken int, err error) {
-	resp, err := f.c.raw.Futures.SetException(ctx, &batonv1.SetExceptionRequest{Name: f.name, Code: code, Message: message, Retention: dur(f.h.retention)})
+	req := &batonv1.SetExceptionRequest{Name: f.name, Code: code, Message: message, Retention: dur(f.h.retention)}
+	resp, err := call(ctx, f.c, false, "set_exception", req, func(ctx context.Context) (*batonv1.SetResultResponse, error) {
+		return f.c.raw.Futures.SetException(ctx, req)
+	})
 	if err != nil {
 		return 0, wrapErr(ctx, "Futures.SetException", f.name, err)
 	}
@@ -50,7 +56,10 @@ func (f *Future) SetError(ctx context.Context, code int32, message string) (woke
 // Cancel cancels a pending future (awaiters get ErrFutureCancelled). It
 // returns false if the future was already done.
 func (f *Future) Cancel(ctx context.Context) (bool, error) {
-	resp, err := f.c.raw.Futures.Cancel(ctx, &batonv1.CancelFutureRequest{Name: f.name, Retention: dur(f.h.retention)})
+	req := &batonv1.CancelFutureRequest{Name: f.name, Retention: dur(f.h.retention)}
+	resp, err := call(ctx, f.c, false, "cancel_future", req, func(ctx context.Context) (*batonv1.CancelFutureResponse, error) {
+		return f.c.raw.Futures.Cancel(ctx, req)
+	})
 	if err != nil {
 		return false, wrapErr(ctx, "Futures.Cancel", f.name, err)
 	}
@@ -77,7 +86,9 @@ func (f *Future) await(ctx context.Context, try bool) ([]byte, error) {
 	}
 	ctx, cancel := sess.bind(ctx)
 	defer cancel()
-	resp, err := f.c.raw.Futures.Await(ctx, req)
+	resp, err := call(ctx, f.c, false, "await_future", req, func(ctx context.Context) (*batonv1.AwaitFutureResponse, error) {
+		return f.c.raw.Futures.Await(ctx, req)
+	})
 	if err != nil {
 		err = wrapErr(ctx, "Futures.Await", f.name, err)
 		if try && status.Code(err) == codes.DeadlineExceeded && ctx.Err() == nil {

@@ -39,6 +39,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// transportOpts come first in every dial: none (the default transport, the
+// stream) or WithTransport(Unary) while TestUnaryTransport runs.
+var transportOpts []baton.Option
+
 var nameSeq atomic.Int64
 
 // name returns a resource name unique to this test run.
@@ -66,7 +70,7 @@ func dialAddr(t testing.TB, a string, opts ...baton.Option) *baton.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := baton.Dial(ctx, a, opts...)
+	c, err := baton.Dial(ctx, a, append(append([]baton.Option(nil), transportOpts...), opts...)...)
 	if err != nil {
 		t.Fatalf("Dial(%s): %v", a, err)
 	}

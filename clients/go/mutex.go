@@ -70,55 +70,49 @@ func (m *Mutex) acquire(ctx context.Context, try bool) (*HeldLock, error) {
 	if try {
 		req.Timeout = zeroDur()
 	}
-	var resp *batonv1.AcquireLockResponse
-	err = retryAcquire(ctx, o, func() error {
-		var e error
-		resp, e = m.c.raw.Locks.Acquire(ctx, req)
-		return e
+	resp, err := acquire(ctx, m.c, grant[*batonv1.AcquireLockResponse]{
+		field: "acquire_lock", owner: o, req: req, resend: true,
+		unary: func(ctx context.Context, r proto.Message) (*batonv1.AcquireLockResponse, error) {
+			return m.c.raw.Locks.Acquire(ctx, r.(*batonv1.AcquireLockRequest))
+		},
+		rollback: func(ctx context.Context, resp *batonv1.AcquireLockResponse) {
+			_, _ = m.c.releaseLock(ctx, o, &batonv1.ReleaseLockRequest{Name: m.name, Token: resp.GetToken(), SessionId: o.sessionID()})
+		},
 	})
 	if err != nil {
-		if ctx.Err() != nil {
-			m.rollBack(ctx, o, req)
-		}
-		err = wrapErr(ctx, op, m.name, err)
-		if o.sess != nil && (status.Code(err) == codes.Aborted || o.sess.lost()) {
-			tag(err, ErrSessionLost)
-		}
-		return nil, err
+		return nil, ownedErr(ctx, op, m.name, o, err)
 	}
-	return &HeldLock{
-		c: m.c, name: m.name, owner: o, token: resp.GetToken(), outcome: resp.GetOutcome(),
-		requestID: req.RequestId, expiresIn: fromDur(resp.GetExpiresIn()),
-	}, nil
+	return newHeldLock(m.c, m.name, o, resp.GetToken(), resp.GetOutcome(), req.RequestId, fromDur(resp.GetExpiresIn())), nil
 }
 
-// rollBack releases a grant whose reply the client gave up on. When ctx ends
-// while Acquire is under way, the server rolls the grant back if it notices
-// before the reply leaves; if the reply was already on the wire, gRPC drops
-// it and the grant stands, owned by us. lock.proto's recovery: retry with the
-// same request_id and a zero timeout; REPLAYED returns that grant. Any grant
-// the retry returns (the replayed one, or a fresh one if the lock was free)
-// is released at once. If the session is gone there is nothing to do.
-func (m *Mutex) rollBack(ctx context.Context, o owner, req *batonv1.AcquireLockRequest) {
-	if o.sess != nil && o.sess.lost() {
-		return
+// ownedErr wraps the error of a wait for an owner: one that ended because
+// the owner's session ended matches ErrSessionLost.
+func ownedErr(ctx context.Context, op, name string, o owner, err error) error {
+	err = wrapErr(ctx, op, name, err)
+	if o.sess != nil && (status.Code(err) == codes.Aborted || o.sess.lost()) {
+		tag(err, ErrSessionLost)
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	retry := proto.Clone(req).(*batonv1.AcquireLockRequest)
-	retry.Timeout = zeroDur()
-	resp, err := m.c.raw.Locks.Acquire(rctx, retry)
-	if err != nil {
-		return
+	return err
+}
+
+func newHeldLock(c *Client, name string, o owner, token uint64, outcome GrantOutcome, requestID string, expiresIn time.Duration) *HeldLock {
+	return &HeldLock{
+		c: c, name: name, owner: o, token: token, outcome: outcome, requestID: requestID, expiresIn: expiresIn,
+		lost: newLostSignal(o, "Locks.Acquire", name, expiresIn),
 	}
-	_, _ = m.c.raw.Locks.Release(rctx, &batonv1.ReleaseLockRequest{Name: m.name, Token: resp.GetToken(), SessionId: o.sessionID()})
+}
+
+func (c *Client) releaseLock(ctx context.Context, o owner, req *batonv1.ReleaseLockRequest) (*batonv1.ReleaseLockResponse, error) {
+	return call(ctx, c, o.sid == 0, "release_lock", req, func(ctx context.Context) (*batonv1.ReleaseLockResponse, error) {
+		return c.raw.Locks.Release(ctx, req)
+	})
 }
 
 // Held returns a handle on an existing grant of this lock, known by its
 // token and owning session id (0 for a lease-only grant): one taken by
 // another process, e.g. `baton lock NAME --ttl 60s`, to Unlock or Refresh it.
 func (m *Mutex) Held(token, sessionID uint64) *HeldLock {
-	return &HeldLock{c: m.c, name: m.name, owner: owner{sid: sessionID}, token: token}
+	return newHeldLock(m.c, m.name, owner{sid: sessionID}, token, 0, "", 0)
 }
 
 // Cond returns the condition cond bound to this lock (see Condition).
@@ -134,11 +128,22 @@ type HeldLock struct {
 	outcome   GrantOutcome
 	requestID string
 	expiresIn time.Duration
+	lost      *lostSignal
 
 	mu       sync.Mutex
 	token    uint64
 	released bool
 }
+
+// Done is closed when the grant is lost: its session ended (lost or
+// closed), its lease ran out unrefreshed (lease-only grants), or the server
+// answered that it is not held to a Refresh or Unlock. Err then says why.
+// It is not closed by Unlock: a released grant is not lost.
+func (l *HeldLock) Done() <-chan struct{} { return l.lost.done() }
+
+// Err is nil until Done is closed, then why the grant was lost (an error
+// matching ErrSessionLost or ErrNotHeld).
+func (l *HeldLock) Err() error { return l.lost.err() }
 
 // Name is the lock's name.
 func (l *HeldLock) Name() string { return l.name }
@@ -178,11 +183,17 @@ func (l *HeldLock) Unlock(ctx context.Context) error {
 	}
 	ctx, cancel := releaseCtx(ctx)
 	defer cancel()
-	_, err := l.c.raw.Locks.Release(ctx, &batonv1.ReleaseLockRequest{Name: l.name, Token: l.token, SessionId: l.owner.sessionID()})
+	_, err := l.c.releaseLock(ctx, l.owner, &batonv1.ReleaseLockRequest{Name: l.name, Token: l.token, SessionId: l.owner.sessionID()})
 	if err == nil || status.Code(err) == codes.FailedPrecondition {
 		l.released = true
 	}
-	return notHeld(wrapErr(ctx, op, l.name, err))
+	err = notHeld(wrapErr(ctx, op, l.name, err))
+	if err == nil {
+		l.lost.released()
+	} else {
+		l.lost.answered(err)
+	}
+	return err
 }
 
 // Refresh extends the grant's lease to ttl from now and returns the time
@@ -191,10 +202,16 @@ func (l *HeldLock) Refresh(ctx context.Context, ttl time.Duration) (time.Duratio
 	l.mu.Lock()
 	token := l.token
 	l.mu.Unlock()
-	resp, err := l.c.raw.Locks.Refresh(ctx, &batonv1.RefreshLockRequest{Name: l.name, Token: token, SessionId: l.owner.sessionID(), Ttl: dur(ttl)})
+	req := &batonv1.RefreshLockRequest{Name: l.name, Token: token, SessionId: l.owner.sessionID(), Ttl: dur(ttl)}
+	resp, err := call(ctx, l.c, l.owner.sid == 0, "refresh_lock", req, func(ctx context.Context) (*batonv1.RefreshLockResponse, error) {
+		return l.c.raw.Locks.Refresh(ctx, req)
+	})
 	if err != nil {
-		return 0, notHeld(wrapErr(ctx, "Locks.Refresh", l.name, err))
+		err = notHeld(wrapErr(ctx, "Locks.Refresh", l.name, err))
+		l.lost.answered(err)
+		return 0, err
 	}
+	l.lost.extended(fromDur(resp.GetExpiresIn()))
 	return fromDur(resp.GetExpiresIn()), nil
 }
 
@@ -206,6 +223,13 @@ func releaseCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+}
+
+// isNotHeldAnswer reports whether the server answered that a holding is not
+// held (NOT_FOUND or FAILED_PRECONDITION).
+func isNotHeldAnswer(err error) bool {
+	c := status.Code(err)
+	return c == codes.NotFound || c == codes.FailedPrecondition
 }
 
 // notHeld tags a FAILED_PRECONDITION of a release-like call as ErrNotHeld.

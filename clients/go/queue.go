@@ -3,11 +3,14 @@ package baton
 import (
 	"context"
 	"iter"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	batonv1 "github.com/baton/baton/clients/go/gen/batonv1"
 )
@@ -97,6 +100,18 @@ func (q *Queue) Put(ctx context.Context, items ...Item) (PutResult, error) {
 	return q.put(ctx, items, false)
 }
 
+// MaxPutItems is the most items one Put (or PutMany) may carry.
+const MaxPutItems = 1000
+
+// PutMany puts up to MaxPutItems items in one Put, all or none, waiting
+// while they do not fit under the queue's MaxSize (Put with a slice).
+func (q *Queue) PutMany(ctx context.Context, items []Item) (PutResult, error) {
+	if len(items) > MaxPutItems {
+		return PutResult{}, localErr("Queues.Put", q.name, ErrInvalidArgument, "more than 1000 items in one Put")
+	}
+	return q.put(ctx, items, false)
+}
+
 // TryPut puts items only if they fit now; otherwise an error matching
 // ErrWouldBlock and ErrResourceExhausted (asyncio.QueueFull).
 func (q *Queue) TryPut(ctx context.Context, items ...Item) (PutResult, error) {
@@ -111,7 +126,9 @@ func (q *Queue) put(ctx context.Context, items []Item, try bool) (PutResult, err
 	if try {
 		req.Timeout = zeroDur()
 	}
-	resp, err := q.c.raw.Queues.Put(ctx, req)
+	resp, err := call(ctx, q.c, false, "put", req, func(ctx context.Context) (*batonv1.PutResponse, error) {
+		return q.c.raw.Queues.Put(ctx, req)
+	})
 	if err != nil {
 		err = wrapErr(ctx, "Queues.Put", q.name, err)
 		if try && status.Code(err) == codes.ResourceExhausted {
@@ -124,7 +141,8 @@ func (q *Queue) put(ctx context.Context, items []Item, try bool) (PutResult, err
 
 // Delivery is an item got from a queue. It stays in flight until Ack or Nack.
 type Delivery struct {
-	q *Queue
+	q    *Queue
+	cons *consumer // the Get-loop consumer that handed it out, if any
 	// Receipt identifies this delivery in Ack and Nack.
 	Receipt uint64
 	ItemID  uint64
@@ -142,7 +160,13 @@ func (d *Delivery) Text() string { return string(d.Data) }
 
 // Ack acknowledges the item (asyncio's task_done). Errors: ErrNotHeld (no
 // longer in flight: acknowledged already, or redelivered after its lease).
+// An item handed out by Consume on the stream transport is acknowledged
+// with the consumer's next Get (or an Ack 10 ms later): Ack queues it and
+// returns nil, and a receipt no longer in flight is skipped by the server.
 func (d *Delivery) Ack(ctx context.Context) error {
+	if d.cons != nil && d.cons.queueAck(d.Receipt) {
+		return nil
+	}
 	_, err := d.q.Ack(ctx, d.Receipt)
 	return err
 }
@@ -213,6 +237,17 @@ func (q *Queue) DeadLetters(ctx context.Context, max int) ([]*Delivery, error) {
 }
 
 func (q *Queue) get(ctx context.Context, max int, try, dead bool) ([]*Delivery, error) {
+	resp, err := q.getAcking(ctx, max, try, dead, nil)
+	if err != nil {
+		return nil, err
+	}
+	return q.deliveries(resp.GetItems()), nil
+}
+
+// getAcking is one Get, acknowledging acks first (GetRequest.ack), with the
+// request_id and recovery of every grant: items that crossed a cancel are
+// Nacked.
+func (q *Queue) getAcking(ctx context.Context, max int, try, dead bool, acks []uint64) (*batonv1.GetResponse, error) {
 	const op = "Queues.Get"
 	o, err := q.c.resolveOwner(ctx, op, q.name, &q.h)
 	if err != nil {
@@ -225,23 +260,38 @@ func (q *Queue) get(ctx context.Context, max int, try, dead bool) ([]*Delivery, 
 	defer cancel()
 	req := &batonv1.GetRequest{
 		Name: q.name, MaxItems: uint32(max), SessionId: o.sessionID(), Ttl: dur(o.ttl),
-		Options: q.h.queue.pb(), DeadLetters: dead,
+		Options: q.h.queue.pb(), DeadLetters: dead, RequestId: newRequestID(), Ack: acks,
 	}
 	if try {
 		req.Timeout = zeroDur()
 	}
-	resp, err := q.c.raw.Queues.Get(ctx, req)
+	resp, err := acquire(ctx, q.c, grant[*batonv1.GetResponse]{
+		field: "get", owner: o, req: req, resend: true,
+		unary: func(ctx context.Context, r proto.Message) (*batonv1.GetResponse, error) {
+			return q.c.raw.Queues.Get(ctx, r.(*batonv1.GetRequest))
+		},
+		rollback: func(ctx context.Context, resp *batonv1.GetResponse) {
+			if receipts := receiptsOf(resp.GetItems()); len(receipts) > 0 {
+				_, _ = q.Nack(ctx, 0, receipts...)
+			}
+		},
+	})
 	if err != nil {
-		err = wrapErr(ctx, op, q.name, err)
+		err = ownedErr(ctx, op, q.name, o, err)
 		if try && status.Code(err) == codes.DeadlineExceeded && ctx.Err() == nil {
 			tag(err, ErrWouldBlock)
 		}
-		if o.sess != nil && o.sess.lost() {
-			tag(err, ErrSessionLost)
-		}
 		return nil, err
 	}
-	return q.deliveries(resp.GetItems()), nil
+	return resp, nil
+}
+
+func receiptsOf(items []*batonv1.Delivery) []uint64 {
+	out := make([]uint64, 0, len(items))
+	for _, it := range items {
+		out = append(out, it.GetReceipt())
+	}
+	return out
 }
 
 // AckResult is what Ack returns.
@@ -255,7 +305,10 @@ type AckResult struct {
 // Ack acknowledges items by receipt. The valid receipts are acknowledged even
 // when some are not, which makes the call fail with ErrNotHeld.
 func (q *Queue) Ack(ctx context.Context, receipts ...uint64) (AckResult, error) {
-	resp, err := q.c.raw.Queues.Ack(ctx, &batonv1.AckRequest{Name: q.name, Receipts: receipts})
+	req := &batonv1.AckRequest{Name: q.name, Receipts: receipts}
+	resp, err := call(ctx, q.c, false, "ack", req, func(ctx context.Context) (*batonv1.AckResponse, error) {
+		return q.c.raw.Queues.Ack(ctx, req)
+	})
 	if err != nil {
 		return AckResult{}, notHeld(wrapErr(ctx, "Queues.Ack", q.name, err))
 	}
@@ -273,7 +326,10 @@ type NackResult struct {
 // Nack returns in-flight items to the head of the queue, visible again after
 // delay (0: at once). It counts as a delivery for MaxDeliveries.
 func (q *Queue) Nack(ctx context.Context, delay time.Duration, receipts ...uint64) (NackResult, error) {
-	resp, err := q.c.raw.Queues.Nack(ctx, &batonv1.NackRequest{Name: q.name, Receipts: receipts, Delay: dur(delay)})
+	req := &batonv1.NackRequest{Name: q.name, Receipts: receipts, Delay: dur(delay)}
+	resp, err := call(ctx, q.c, false, "nack", req, func(ctx context.Context) (*batonv1.NackResponse, error) {
+		return q.c.raw.Queues.Nack(ctx, req)
+	})
 	if err != nil {
 		return NackResult{}, notHeld(wrapErr(ctx, "Queues.Nack", q.name, err))
 	}
@@ -283,7 +339,10 @@ func (q *Queue) Nack(ctx context.Context, delay time.Duration, receipts ...uint6
 // Join waits until every item put has been acknowledged or dead-lettered
 // (asyncio's join). Returns at once for an unknown or empty queue.
 func (q *Queue) Join(ctx context.Context) error {
-	_, err := q.c.raw.Queues.Join(ctx, &batonv1.JoinRequest{Name: q.name})
+	req := &batonv1.JoinRequest{Name: q.name}
+	_, err := call(ctx, q.c, false, "join", req, func(ctx context.Context) (*batonv1.JoinResponse, error) {
+		return q.c.raw.Queues.Join(ctx, req)
+	})
 	return wrapErr(ctx, "Queues.Join", q.name, err)
 }
 
@@ -294,7 +353,10 @@ func (q *Queue) Purge(ctx context.Context) (int, error) { return q.purge(ctx, fa
 func (q *Queue) PurgeDeadLetters(ctx context.Context) (int, error) { return q.purge(ctx, true) }
 
 func (q *Queue) purge(ctx context.Context, dead bool) (int, error) {
-	resp, err := q.c.raw.Queues.Purge(ctx, &batonv1.PurgeRequest{Name: q.name, DeadLetters: dead})
+	req := &batonv1.PurgeRequest{Name: q.name, DeadLetters: dead}
+	resp, err := call(ctx, q.c, false, "purge", req, func(ctx context.Context) (*batonv1.PurgeResponse, error) {
+		return q.c.raw.Queues.Purge(ctx, req)
+	})
 	if err != nil {
 		return 0, wrapErr(ctx, "Queues.Purge", q.name, err)
 	}
@@ -305,18 +367,32 @@ func (q *Queue) purge(ctx context.Context, dead bool) (int, error) {
 // pending Puts, Gets, Joins and Consumes end with ErrAborted. It reports
 // whether the queue existed.
 func (q *Queue) Delete(ctx context.Context) (bool, error) {
-	resp, err := q.c.raw.Queues.Delete(ctx, &batonv1.DeleteQueueRequest{Name: q.name})
+	req := &batonv1.DeleteQueueRequest{Name: q.name}
+	resp, err := call(ctx, q.c, false, "delete_queue", req, func(ctx context.Context) (*batonv1.DeleteQueueResponse, error) {
+		return q.c.raw.Queues.Delete(ctx, req)
+	})
 	if err != nil {
 		return false, wrapErr(ctx, "Queues.Delete", q.name, err)
 	}
 	return resp.GetDeleted(), nil
 }
 
-// Consume streams items (Queues/Consume): the server pushes items while fewer
-// than prefetch (0: 16) of those it sent are unacknowledged, so Ack or Nack
-// each one. The iteration ends when the loop breaks (items already delivered
-// stay in flight, owned as for Get), or with one final error: ctx done,
-// ErrSessionLost, ErrAborted (queue deleted), ErrUnavailable.
+// Consume is the queue's consumer: it hands out items one by one until
+// the loop breaks, or ends with one final error (ctx done, ErrSessionLost,
+// ErrAborted when the queue is deleted, ErrUnavailable). Ack or Nack each
+// item. prefetch (0: 16, at most 1000) bounds the items the consumer holds
+// unacknowledged.
+//
+// On the stream transport the consumer loops Get(max_items=prefetch) and
+// hands out what each Get returned; Delivery.Ack queues the ack, which rides
+// on the consumer's next Get (GetRequest.ack), or goes out with other
+// waiting acks as one Ack if no Get follows within 10 ms. Breaking the loop
+// closes the consumer: it sends the acks still queued and Nacks the items
+// it got but had not handed out. On the unary transport the consumer reads
+// Queues/Consume: the server pushes items while fewer than prefetch of
+// those it sent are unacknowledged; each Ack is a call of its own, and
+// items already pushed when the loop breaks stay in flight, owned as for
+// Get.
 //
 //	for d, err := range q.Consume(ctx, 16) {
 //		if err != nil { return err }
@@ -324,6 +400,14 @@ func (q *Queue) Delete(ctx context.Context) (bool, error) {
 //		d.Ack(ctx)
 //	}
 func (q *Queue) Consume(ctx context.Context, prefetch int) iter.Seq2[*Delivery, error] {
+	if q.c.stream == nil {
+		return q.consumeStream(ctx, prefetch)
+	}
+	return q.consumeGets(ctx, prefetch)
+}
+
+// consumeStream reads Queues/Consume (the unary transport's consumer).
+func (q *Queue) consumeStream(ctx context.Context, prefetch int) iter.Seq2[*Delivery, error] {
 	return func(yield func(*Delivery, error) bool) {
 		const op = "Queues.Consume"
 		o, err := q.c.resolveOwner(ctx, op, q.name, &q.h)
@@ -356,5 +440,173 @@ func (q *Queue) Consume(ctx context.Context, prefetch int) iter.Seq2[*Delivery, 
 				}
 			}
 		}
+	}
+}
+
+// consumeGets is the stream transport's consumer: a loop of Gets that carry
+// the acks of the items handed out before.
+func (q *Queue) consumeGets(ctx context.Context, prefetch int) iter.Seq2[*Delivery, error] {
+	return func(yield func(*Delivery, error) bool) {
+		if prefetch <= 0 {
+			prefetch = 16
+		}
+		prefetch = min(prefetch, 1000)
+		cons := &consumer{q: q}
+		if h := consumerHook; h != nil {
+			h(cons)
+		}
+		var buf []*Delivery
+		defer func() { cons.close(ctx, buf) }()
+		for {
+			if len(buf) == 0 {
+				acks := cons.take()
+				resp, err := q.getAcking(ctx, prefetch, false, false, acks)
+				if err != nil {
+					cons.requeue(acks) // Ack them at close: an unsent Get applied none
+					yield(nil, err)
+					return
+				}
+				cons.applied(ctx, acks, resp)
+				buf = q.deliveries(resp.GetItems())
+				for _, d := range buf {
+					d.cons = cons
+				}
+			}
+			if err := ctx.Err(); err != nil {
+				yield(nil, wrapErr(ctx, "Queues.Get", q.name, err))
+				return
+			}
+			d := buf[0]
+			buf = buf[1:]
+			if !yield(d, nil) {
+				return
+			}
+		}
+	}
+}
+
+// ackDelay is how long a consumer's ack waits for a Get to ride on before
+// it goes out as an Ack.
+const ackDelay = 10 * time.Millisecond
+
+// consumerHook, when set (by tests), is given every consumer made.
+var consumerHook func(*consumer)
+
+// consumer holds the acks of a Get-loop consumer until its next Get.
+type consumer struct {
+	q *Queue
+
+	mu     sync.Mutex
+	acks   []uint64
+	timer  *time.Timer
+	closed bool
+	wg     sync.WaitGroup // armed timers and flushes under way
+
+	// Counters: acks that rode on a Get, acks sent by Ack (after ackDelay,
+	// or at close), and Gets whose acks the server ignored (a batond older
+	// than GetRequest.ack), which were then sent by Ack.
+	rode, flushed, ignored atomic.Int64
+}
+
+// queueAck queues an ack for the next Get; false once the consumer is
+// closed (the caller then acks by itself).
+func (c *consumer) queueAck(receipt uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.acks = append(c.acks, receipt)
+	if c.timer == nil {
+		c.wg.Add(1)
+		var t *time.Timer
+		t = time.AfterFunc(ackDelay, func() {
+			defer c.wg.Done()
+			c.mu.Lock()
+			if c.timer == t {
+				c.timer = nil
+			}
+			c.mu.Unlock()
+			c.flush()
+		})
+		c.timer = t
+	}
+	return true
+}
+
+// take returns the queued acks, for a Get to carry.
+func (c *consumer) take() []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.timer != nil {
+		if c.timer.Stop() {
+			c.wg.Done()
+		}
+		c.timer = nil
+	}
+	acks := c.acks
+	c.acks = nil
+	return acks
+}
+
+func (c *consumer) requeue(acks []uint64) {
+	c.mu.Lock()
+	c.acks = append(acks, c.acks...)
+	c.mu.Unlock()
+}
+
+// flush sends the queued acks as one Ack.
+func (c *consumer) flush() {
+	c.mu.Lock()
+	acks := c.acks
+	c.acks = nil
+	c.mu.Unlock()
+	if len(acks) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c.flushed.Add(int64(len(acks)))
+	_, _ = c.q.Ack(ctx, acks...)
+}
+
+// applied checks the acks a Get carried: a server that ignored them (no
+// acked, no ack_failed) predates GetRequest.ack, and they are sent by Ack.
+func (c *consumer) applied(ctx context.Context, acks []uint64, resp *batonv1.GetResponse) {
+	if len(acks) == 0 {
+		return
+	}
+	if resp.GetAcked() == 0 && len(resp.GetAckFailed()) == 0 {
+		c.ignored.Add(1)
+		c.flushed.Add(int64(len(acks)))
+		actx, cancel := detached(ctx)
+		_, _ = c.q.Ack(actx, acks...)
+		cancel()
+		return
+	}
+	c.rode.Add(int64(resp.GetAcked()))
+}
+
+// close sends the queued acks and Nacks the items not handed out.
+func (c *consumer) close(ctx context.Context, undelivered []*Delivery) {
+	c.mu.Lock()
+	c.closed = true
+	if c.timer != nil {
+		if c.timer.Stop() {
+			c.wg.Done()
+		}
+		c.timer = nil
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+	c.flush()
+	if len(undelivered) > 0 {
+		receipts := make([]uint64, 0, len(undelivered))
+		for _, d := range undelivered {
+			receipts = append(receipts, d.Receipt)
+		}
+		nctx, cancel := detached(ctx)
+		_, _ = c.q.Nack(nctx, 0, receipts...)
+		cancel()
 	}
 }

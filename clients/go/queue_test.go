@@ -221,9 +221,13 @@ func TestQueueConsumeStreamsWithPrefetch(t *testing.T) {
 	must[struct{}](t)(struct{}{}, q.Join(ctx))
 }
 
+// On the unary transport the consumer reads Queues/Consume, which ends when
+// the queue is deleted even between deliveries. (The stream transport's
+// Get-loop consumer cannot see a deletion between two Gets, since a Get
+// creates the queue again: see TestConsumerEndsWhenQueueDeletedWhileWaiting.)
 func TestQueueConsumeEndsWhenQueueDeleted(t *testing.T) {
 	ctx := ctxT(t)
-	c := dial(t)
+	c := dial(t, baton.WithTransport(baton.Unary))
 	q := c.Queue(name(t, "q"))
 	must[baton.PutResult](t)(q.Put(ctx, baton.TextItem("x")))
 	var last error

@@ -67,43 +67,32 @@ func (s *Semaphore) acquire(ctx context.Context, n int64, try bool) (*Permits, e
 	if try {
 		req.Timeout = zeroDur()
 	}
-	var resp *batonv1.AcquireSemaphoreResponse
-	err = retryAcquire(ctx, o, func() error {
-		var e error
-		resp, e = s.c.raw.Semaphores.Acquire(ctx, req)
-		return e
+	resp, err := acquire(ctx, s.c, grant[*batonv1.AcquireSemaphoreResponse]{
+		field: "acquire_semaphore", owner: o, req: req, resend: true,
+		unary: func(ctx context.Context, r proto.Message) (*batonv1.AcquireSemaphoreResponse, error) {
+			return s.c.raw.Semaphores.Acquire(ctx, r.(*batonv1.AcquireSemaphoreRequest))
+		},
+		rollback: func(ctx context.Context, resp *batonv1.AcquireSemaphoreResponse) {
+			_, _ = s.c.releaseSemaphore(ctx, o, &batonv1.ReleaseSemaphoreRequest{Name: s.name, Token: resp.GetToken(), SessionId: o.sessionID()})
+		},
 	})
 	if err != nil {
-		if ctx.Err() != nil {
-			s.rollBack(ctx, o, req)
-		}
-		err = wrapErr(ctx, op, s.name, err)
-		if o.sess != nil && (status.Code(err) == codes.Aborted || o.sess.lost()) {
-			tag(err, ErrSessionLost)
-		}
-		return nil, err
+		return nil, ownedErr(ctx, op, s.name, o, err)
 	}
-	return &Permits{
-		c: s.c, name: s.name, owner: o, token: resp.GetToken(), count: resp.GetCount(),
-		available: resp.GetAvailable(), outcome: resp.GetOutcome(), expiresIn: fromDur(resp.GetExpiresIn()),
-	}, nil
+	return newPermits(s.c, s.name, o, resp.GetToken(), resp.GetCount(), resp.GetAvailable(), resp.GetOutcome(), fromDur(resp.GetExpiresIn())), nil
 }
 
-// rollBack releases a grant whose reply the client gave up on; see
-// Mutex.rollBack.
-func (s *Semaphore) rollBack(ctx context.Context, o owner, req *batonv1.AcquireSemaphoreRequest) {
-	if o.sess != nil && o.sess.lost() {
-		return
+func newPermits(c *Client, name string, o owner, token uint64, count, available int64, outcome GrantOutcome, expiresIn time.Duration) *Permits {
+	return &Permits{
+		c: c, name: name, owner: o, token: token, count: count, available: available, outcome: outcome, expiresIn: expiresIn,
+		lost: newLostSignal(o, "Semaphores.Acquire", name, expiresIn),
 	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	retry := proto.Clone(req).(*batonv1.AcquireSemaphoreRequest)
-	retry.Timeout = zeroDur()
-	resp, err := s.c.raw.Semaphores.Acquire(rctx, retry)
-	if err != nil {
-		return
-	}
-	_, _ = s.c.raw.Semaphores.Release(rctx, &batonv1.ReleaseSemaphoreRequest{Name: s.name, Token: resp.GetToken(), SessionId: o.sessionID()})
+}
+
+func (c *Client) releaseSemaphore(ctx context.Context, o owner, req *batonv1.ReleaseSemaphoreRequest) (*batonv1.ReleaseSemaphoreResponse, error) {
+	return call(ctx, c, o.sid == 0, "release_semaphore", req, func(ctx context.Context) (*batonv1.ReleaseSemaphoreResponse, error) {
+		return c.raw.Semaphores.Release(ctx, req)
+	})
 }
 
 // Delete ends the semaphore's declaration, so that the name may be declared
@@ -112,7 +101,10 @@ func (s *Semaphore) rollBack(ctx context.Context, o owner, req *batonv1.AcquireS
 // ErrFailedPrecondition while permits are held (release them first) or when
 // the name is another kind.
 func (s *Semaphore) Delete(ctx context.Context) (bool, error) {
-	resp, err := s.c.raw.Semaphores.Delete(ctx, &batonv1.DeleteSemaphoreRequest{Name: s.name})
+	req := &batonv1.DeleteSemaphoreRequest{Name: s.name}
+	resp, err := call(ctx, s.c, false, "delete_semaphore", req, func(ctx context.Context) (*batonv1.DeleteSemaphoreResponse, error) {
+		return s.c.raw.Semaphores.Delete(ctx, req)
+	})
 	if err != nil {
 		return false, wrapErr(ctx, "Semaphores.Delete", s.name, err)
 	}
@@ -124,7 +116,7 @@ func (s *Semaphore) Delete(ctx context.Context) (bool, error) {
 // another process, to Release or Refresh it. Its Count is unknown (0) until
 // a ReleaseN reports what remains.
 func (s *Semaphore) Held(token, sessionID uint64) *Permits {
-	return &Permits{c: s.c, name: s.name, owner: owner{sid: sessionID}, token: token}
+	return newPermits(s.c, s.name, owner{sid: sessionID}, token, 0, 0, 0, 0)
 }
 
 // Permits is one holding of a semaphore. Its methods are safe for concurrent
@@ -137,10 +129,18 @@ type Permits struct {
 	available int64
 	outcome   GrantOutcome
 	expiresIn time.Duration
+	lost      *lostSignal
 
 	mu    sync.Mutex
 	count int64
 }
+
+// Done is closed when the holding is lost, as HeldLock.Done; Err then says
+// why. Releasing every permit is not a loss.
+func (p *Permits) Done() <-chan struct{} { return p.lost.done() }
+
+// Err is nil until Done is closed, then why the holding was lost.
+func (p *Permits) Err() error { return p.lost.err() }
 
 // Token identifies the holding (strictly increasing, like a fencing token).
 func (p *Permits) Token() uint64 { return p.token }
@@ -183,9 +183,14 @@ func (p *Permits) release(ctx context.Context, n *int64) (int64, error) {
 	const op = "Semaphores.Release"
 	ctx, cancel := releaseCtx(ctx)
 	defer cancel()
-	resp, err := p.c.raw.Semaphores.Release(ctx, &batonv1.ReleaseSemaphoreRequest{Name: p.name, Token: p.token, SessionId: p.owner.sessionID(), Count: n})
+	resp, err := p.c.releaseSemaphore(ctx, p.owner, &batonv1.ReleaseSemaphoreRequest{Name: p.name, Token: p.token, SessionId: p.owner.sessionID(), Count: n})
 	if err != nil {
-		return 0, notHeld(wrapErr(ctx, op, p.name, err))
+		err = notHeld(wrapErr(ctx, op, p.name, err))
+		p.lost.answered(err)
+		return 0, err
+	}
+	if resp.GetRemaining() == 0 {
+		p.lost.released()
 	}
 	p.mu.Lock()
 	p.count = resp.GetRemaining()
@@ -195,9 +200,15 @@ func (p *Permits) release(ctx context.Context, n *int64) (int64, error) {
 
 // Refresh extends the holding's lease to ttl from now. Errors: ErrNotHeld.
 func (p *Permits) Refresh(ctx context.Context, ttl time.Duration) (time.Duration, error) {
-	resp, err := p.c.raw.Semaphores.Refresh(ctx, &batonv1.RefreshSemaphoreRequest{Name: p.name, Token: p.token, SessionId: p.owner.sessionID(), Ttl: dur(ttl)})
+	req := &batonv1.RefreshSemaphoreRequest{Name: p.name, Token: p.token, SessionId: p.owner.sessionID(), Ttl: dur(ttl)}
+	resp, err := call(ctx, p.c, p.owner.sid == 0, "refresh_semaphore", req, func(ctx context.Context) (*batonv1.RefreshSemaphoreResponse, error) {
+		return p.c.raw.Semaphores.Refresh(ctx, req)
+	})
 	if err != nil {
-		return 0, notHeld(wrapErr(ctx, "Semaphores.Refresh", p.name, err))
+		err = notHeld(wrapErr(ctx, "Semaphores.Refresh", p.name, err))
+		p.lost.answered(err)
+		return 0, err
 	}
+	p.lost.extended(fromDur(resp.GetExpiresIn()))
 	return fromDur(resp.GetExpiresIn()), nil
 }

@@ -37,8 +37,42 @@ type Session struct {
 	loseWith context.CancelCauseFunc
 	loopDone chan struct{}
 
+	// sc is the session stream that carries and keeps alive the client's
+	// own session on the stream transport; nil for a session kept alive by
+	// Sessions/KeepAliveStream.
+	sc *streamConn
+
 	mu    sync.Mutex
 	proof time.Time // send time of the last keep-alive the server answered ALIVE
+}
+
+// newStreamSession makes the Session of a stream's welcome: kept alive by
+// the stream (no goroutine of its own), not tracked in c.sessions.
+func (c *Client) newStreamSession(sc *streamConn, id uint64, ttl time.Duration, label string, proof time.Time) *Session {
+	s := &Session{c: c, id: id, ttl: ttl, label: label, proof: proof, loopDone: make(chan struct{}), sc: sc}
+	close(s.loopDone)
+	s.stopCtx, s.stop = context.WithCancel(context.Background())
+	s.lostCtx, s.loseWith = context.WithCancelCause(context.Background())
+	return s
+}
+
+func (s *Session) idOrZero() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.id
+}
+
+// touch records that the server answered something sent at sent.
+func (s *Session) touch(sent time.Time) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if sent.After(s.proof) {
+		s.proof = sent
+	}
+	s.mu.Unlock()
 }
 
 // ErrSessionClosed is the Err of a session ended by Close. It matches
@@ -171,6 +205,11 @@ func (s *Session) ExpiresAt() time.Time {
 // ending its waits with ABORTED, and stops the keep-alive goroutine. Closing
 // a session that is already lost returns its Err.
 func (s *Session) Close(ctx context.Context) error {
+	if s.sc != nil && !s.lost() {
+		s.sc.endSession(s, ErrSessionClosed)
+		_, err := s.c.raw.Sessions.Close(ctx, &batonv1.CloseSessionRequest{SessionId: s.id})
+		return wrapErr(ctx, "Sessions.Close", "", err)
+	}
 	if s.lost() {
 		s.stop()
 		<-s.loopDone
@@ -190,6 +229,10 @@ func (s *Session) Close(ctx context.Context) error {
 // it TTL later, unless another process resumes it (ResumeSession). Done is
 // closed at once, since this handle no longer vouches for the session.
 func (s *Session) Orphan() {
+	if s.sc != nil {
+		s.sc.endSession(s, ErrSessionOrphaned)
+		return
+	}
 	s.stop()
 	<-s.loopDone
 	s.loseWith(ErrSessionOrphaned)
@@ -214,7 +257,10 @@ func (s *Session) Describe(ctx context.Context) (*SessionInfo, error) {
 
 // DescribeSession asks the server about any session. Errors: ErrNotFound.
 func (c *Client) DescribeSession(ctx context.Context, id uint64) (*SessionInfo, error) {
-	resp, err := c.raw.Sessions.Describe(ctx, &batonv1.DescribeSessionRequest{SessionId: id})
+	req := &batonv1.DescribeSessionRequest{SessionId: id}
+	resp, err := call(ctx, c, false, "describe_session", req, func(ctx context.Context) (*batonv1.DescribeSessionResponse, error) {
+		return c.raw.Sessions.Describe(ctx, req)
+	})
 	if err != nil {
 		return nil, wrapErr(ctx, "Sessions.Describe", "", err)
 	}
@@ -244,9 +290,7 @@ func (c *Client) KeepAliveSession(ctx context.Context, id uint64) (time.Duration
 // pingTimeout how long it waits for an answer before it drops the stream and
 // reconnects. Both are fractions of the TTL so that a reconnect has time to
 // happen within it.
-func (s *Session) pingInterval() time.Duration {
-	return clampDur(s.ttl/4, 50*time.Millisecond, 5*time.Second)
-}
+func (s *Session) pingInterval() time.Duration { return probeInterval(s.ttl) }
 func (s *Session) pingTimeout() time.Duration {
 	return clampDur(s.ttl/4, 100*time.Millisecond, 5*time.Second)
 }

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	batonv1 "github.com/baton/baton/clients/go/gen/batonv1"
 )
@@ -89,7 +90,9 @@ func (tq *TaskQueue) Submit(ctx context.Context, payload []byte, opts ...SubmitO
 	for _, o := range opts {
 		o(req)
 	}
-	resp, err := tq.c.raw.Tasks.Submit(ctx, req)
+	resp, err := call(ctx, tq.c, false, "submit_task", req, func(ctx context.Context) (*batonv1.SubmitTaskResponse, error) {
+		return tq.c.raw.Tasks.Submit(ctx, req)
+	})
 	if err != nil {
 		return nil, wrapErr(ctx, "Tasks.Submit", tq.name, err)
 	}
@@ -128,7 +131,9 @@ func (c *Client) WaitTasks(ctx context.Context, mode WaitMode, timeout time.Dura
 }
 
 func (c *Client) waitTasks(ctx context.Context, req *batonv1.WaitTasksRequest) ([]*TaskOutcome, []*Task, error) {
-	resp, err := c.raw.Tasks.Wait(ctx, req)
+	resp, err := call(ctx, c, false, "wait_tasks", req, func(ctx context.Context) (*batonv1.WaitTasksResponse, error) {
+		return c.raw.Tasks.Wait(ctx, req)
+	})
 	if err != nil {
 		name := req.Group
 		if name == "" {
@@ -233,7 +238,10 @@ func (t *Task) Await(ctx context.Context) ([]byte, error) {
 
 // Outcome waits until the task is done and returns its whole outcome.
 func (t *Task) Outcome(ctx context.Context) (*TaskOutcome, error) {
-	resp, err := t.c.raw.Tasks.Await(ctx, &batonv1.AwaitTaskRequest{TaskId: t.id})
+	req := &batonv1.AwaitTaskRequest{TaskId: t.id}
+	resp, err := call(ctx, t.c, false, "await_task", req, func(ctx context.Context) (*batonv1.TaskOutcome, error) {
+		return t.c.raw.Tasks.Await(ctx, req)
+	})
 	if err != nil {
 		return nil, wrapErr(ctx, "Tasks.Await", t.id, err)
 	}
@@ -244,7 +252,10 @@ func (t *Task) Outcome(ctx context.Context) (*TaskOutcome, error) {
 // worker's next Heartbeat or Complete. It returns false if the task was
 // already done, and the task's state.
 func (t *Task) Cancel(ctx context.Context) (bool, TaskState, error) {
-	resp, err := t.c.raw.Tasks.Cancel(ctx, &batonv1.CancelTaskRequest{TaskId: t.id})
+	req := &batonv1.CancelTaskRequest{TaskId: t.id}
+	resp, err := call(ctx, t.c, false, "cancel_task", req, func(ctx context.Context) (*batonv1.CancelTaskResponse, error) {
+		return t.c.raw.Tasks.Cancel(ctx, req)
+	})
 	if err != nil {
 		return false, 0, wrapErr(ctx, "Tasks.Cancel", t.id, err)
 	}
@@ -284,18 +295,26 @@ func (tq *TaskQueue) take(ctx context.Context, try bool) (*Job, error) {
 	}
 	ctx, cancel := o.sess.bind(ctx)
 	defer cancel()
-	req := &batonv1.TakeTaskRequest{Queue: tq.name, SessionId: o.sessionID(), Ttl: dur(o.ttl)}
+	req := &batonv1.TakeTaskRequest{Queue: tq.name, SessionId: o.sessionID(), Ttl: dur(o.ttl), RequestId: newRequestID()}
 	if try {
 		req.Timeout = zeroDur()
 	}
-	resp, err := tq.c.raw.Tasks.Take(ctx, req)
+	resp, err := acquire(ctx, tq.c, grant[*batonv1.TakeTaskResponse]{
+		field: "take_task", owner: o, req: req, resend: true,
+		unary: func(ctx context.Context, r proto.Message) (*batonv1.TakeTaskResponse, error) {
+			return tq.c.raw.Tasks.Take(ctx, r.(*batonv1.TakeTaskRequest))
+		},
+		// Give the task back: fail the attempt, not for good, so that the
+		// task is pending again (if attempts remain).
+		rollback: func(ctx context.Context, resp *batonv1.TakeTaskResponse) {
+			job := &Job{tq: tq, TaskID: resp.GetTaskId(), Attempt: int(resp.GetAttempt())}
+			_, _ = job.Fail(ctx, int32(codes.Canceled), "take cancelled: the task was given back", false)
+		},
+	})
 	if err != nil {
-		err = wrapErr(ctx, op, tq.name, err)
+		err = ownedErr(ctx, op, tq.name, o, err)
 		if try && status.Code(err) == codes.DeadlineExceeded && ctx.Err() == nil {
 			tag(err, ErrWouldBlock)
-		}
-		if o.sess != nil && o.sess.lost() {
-			tag(err, ErrSessionLost)
 		}
 		return nil, err
 	}
@@ -311,7 +330,10 @@ func (tq *TaskQueue) take(ctx context.Context, try bool) (*Job, error) {
 // cancelled). Errors: ErrNotHeld (the attempt was lost: retried elsewhere,
 // or done).
 func (j *Job) Heartbeat(ctx context.Context) (cancelled bool, err error) {
-	resp, err := j.tq.c.raw.Tasks.Heartbeat(ctx, &batonv1.TaskHeartbeatRequest{TaskId: j.TaskID, Attempt: uint32(j.Attempt)})
+	req := &batonv1.TaskHeartbeatRequest{TaskId: j.TaskID, Attempt: uint32(j.Attempt)}
+	resp, err := call(ctx, j.tq.c, false, "task_heartbeat", req, func(ctx context.Context) (*batonv1.TaskHeartbeatResponse, error) {
+		return j.tq.c.raw.Tasks.Heartbeat(ctx, req)
+	})
 	if err != nil {
 		return false, notHeld(wrapErr(ctx, "Tasks.Heartbeat", j.TaskID, err))
 	}
@@ -337,7 +359,9 @@ func (j *Job) Fail(ctx context.Context, code int32, message string, final bool) 
 func (j *Job) complete(ctx context.Context, req *batonv1.CompleteTaskRequest) (TaskState, error) {
 	ctx, cancel := releaseCtx(ctx)
 	defer cancel()
-	resp, err := j.tq.c.raw.Tasks.Complete(ctx, req)
+	resp, err := call(ctx, j.tq.c, false, "complete_task", req, func(ctx context.Context) (*batonv1.CompleteTaskResponse, error) {
+		return j.tq.c.raw.Tasks.Complete(ctx, req)
+	})
 	if err != nil {
 		return 0, notHeld(wrapErr(ctx, "Tasks.Complete", j.TaskID, err))
 	}

@@ -97,7 +97,9 @@ func (t *Timer) schedule(ctx context.Context, req *batonv1.ScheduleTimerRequest,
 	for _, o := range opts {
 		o(req)
 	}
-	resp, err := t.c.raw.Timers.Schedule(ctx, req)
+	resp, err := call(ctx, t.c, false, "schedule_timer", req, func(ctx context.Context) (*batonv1.ScheduleTimerResponse, error) {
+		return t.c.raw.Timers.Schedule(ctx, req)
+	})
 	if err != nil {
 		return 0, wrapErr(ctx, "Timers.Schedule", t.name, err)
 	}
@@ -107,7 +109,10 @@ func (t *Timer) schedule(ctx context.Context, req *batonv1.ScheduleTimerRequest,
 // Cancel cancels the timer. It returns false if there was no such timer or a
 // one-shot timer had already fired, and how many times it fired.
 func (t *Timer) Cancel(ctx context.Context) (cancelled bool, fired uint64, err error) {
-	resp, err := t.c.raw.Timers.Cancel(ctx, &batonv1.CancelTimerRequest{Name: t.name})
+	req := &batonv1.CancelTimerRequest{Name: t.name}
+	resp, err := call(ctx, t.c, false, "cancel_timer", req, func(ctx context.Context) (*batonv1.CancelTimerResponse, error) {
+		return t.c.raw.Timers.Cancel(ctx, req)
+	})
 	if err != nil {
 		return false, 0, wrapErr(ctx, "Timers.Cancel", t.name, err)
 	}
