@@ -30,6 +30,9 @@ export interface SessionOwner {
   close(): Promise<void>;
 }
 
+/** Backoff of stream re-opens: 100 ms, x1.6 per attempt, +-20 % jitter, at most 2 s. */
+export const BACKOFF = { initialMs: 100, factor: 1.6, jitter: 0.2, maxMs: 2000 } as const;
+
 /** Which transport carries the operations. */
 export type Transport = "stream" | "unary";
 

@@ -6,8 +6,7 @@ export {
   type BatonClientOptions,
   type SessionInfo,
 } from "./client";
-export type { Transport } from "./core";
-export { BACKOFF } from "./stream";
+export { BACKOFF, type Transport } from "./core";
 export {
   Admin,
   type BarrierInfo,

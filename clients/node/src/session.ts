@@ -1,5 +1,6 @@
-// The client's session: opened on first need, kept alive by one
-// Sessions/KeepAliveStream, reconnected within its TTL, reported lost
+// The client's session on the unary transport (transport: "unary"; the
+// default session stream is stream.ts): opened on first need, kept alive by
+// one Sessions/KeepAliveStream, reconnected within its TTL, reported lost
 // otherwise.
 //
 // Timeline of a break: the stream fails (connection reset, server restart,
@@ -14,6 +15,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import { connectivityState } from "@grpc/grpc-js";
 
+import { BACKOFF } from "./core";
 import { BatonError, ClientClosedError, SessionLostError, Status, toBatonError, UnavailableError } from "./errors";
 import type { DescribeSessionResponse__Output } from "./gen/baton/v1/DescribeSessionResponse";
 import type { KeepAliveRequest } from "./gen/baton/v1/KeepAliveRequest";
@@ -244,8 +246,11 @@ export class SessionKeeper {
       );
       return;
     }
-    this.backoffMs = Math.min(Math.max(this.backoffMs * 2, 50), 1000, Math.max(this.options.ttlMs / 8, 50));
-    const wait = Math.min(this.backoffMs, deadline - now);
+    // The contract's backoff (core.ts BACKOFF).
+    this.backoffMs =
+      this.backoffMs === 0 ? BACKOFF.initialMs : Math.min(this.backoffMs * BACKOFF.factor, BACKOFF.maxMs);
+    const jittered = this.backoffMs * (1 - BACKOFF.jitter + 2 * BACKOFF.jitter * Math.random());
+    const wait = Math.min(jittered, deadline - now);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       if (this.state !== "reconnecting" || this.id !== id) return;

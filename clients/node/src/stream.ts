@@ -26,7 +26,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import { Metadata } from "@grpc/grpc-js";
 
-import type { Outcome, SessionOwner } from "./core";
+import { BACKOFF, type Outcome, type SessionOwner } from "./core";
 import {
   BatonError,
   ClientClosedError,
@@ -85,9 +85,6 @@ interface PendingOp {
 }
 
 type State = "none" | "opening" | "open" | "reconnecting" | "closed";
-
-/** Backoff of stream re-opens: 100 ms, x1.6 per attempt, +-20 % jitter, at most 2 s. */
-export const BACKOFF = { initialMs: 100, factor: 1.6, jitter: 0.2, maxMs: 2000 } as const;
 
 type Call = grpc.ClientDuplexStream<StreamRequest, StreamResponse__Output>;
 

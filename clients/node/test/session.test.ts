@@ -114,6 +114,7 @@ for (const transport of TRANSPORTS) {
         assert.equal(err.sessionId, old);
         const [event] = await lost;
         assert.equal(event.sessionId, old);
+        assert.equal(await held.lost, event, "the lost signal carries the reason");
         assert.equal(held.held, false);
         assert.ok(held.signal.aborted);
         await assert.rejects(held.release(), SessionLostError);

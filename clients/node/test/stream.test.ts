@@ -200,6 +200,44 @@ describe("Session stream", () => {
     }
   });
 
+  test("a cancel racing a submit never leaves a task running (100 rounds)", async (t) => {
+    const a = client(server.address);
+    const b = client(server.address);
+    try {
+      const queue = uniq("trace");
+      let taken = 0;
+      for (let i = 0; i < 100; i++) {
+        const ac = new AbortController();
+        const taking = quiet(b.tasks(queue).take({ signal: ac.signal }));
+        if (i % 2 === 1) await sleep(i % 4);
+        const submit = a.tasks(queue).submit(`t${i}`, { maxAttempts: 5 });
+        if (i % 4 === 1) await new Promise((r) => setImmediate(r));
+        if (i % 4 >= 2) await submit;
+        if (i % 4 === 3) await new Promise((r) => setImmediate(r));
+        ac.abort();
+        const handle = await submit;
+        try {
+          const task = await taking;
+          taken++;
+          await task.complete("done");
+        } catch (e) {
+          assert.ok(e instanceof CancelledError, `round ${i}: ${String(e)}`);
+          // Pending again (given back if it crossed the cancel): run it here.
+          const task = await a.tasks(queue).take({ timeoutMs: 5000 });
+          assert.equal(task.id, handle.id, `round ${i}: the same task`);
+          await task.complete("done");
+        }
+        const k = (await observer.admin.tryDescribe(queue))?.tasks;
+        assert.equal(k?.running ?? 0, 0, `round ${i}: nothing running`);
+        assert.equal(k?.pending ?? 0, 0, `round ${i}: nothing pending`);
+      }
+      t.diagnostic(`taken ${taken}, given back ${b.stats.cancels.rolledBack}`);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   test("request_id recovery: a grant whose answer was lost on a broken wire after a cancel is released", async () => {
     const proxy = await TcpProxy.start(server.address);
     const c = client(proxy.address, { sessionTtlMs: 5000 });
