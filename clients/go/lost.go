@@ -25,6 +25,10 @@ type lostSignal struct {
 func newLostSignal(o owner, op, name string, expiresIn time.Duration) *lostSignal {
 	ls := &lostSignal{}
 	ls.ctx, ls.fire = context.WithCancelCause(context.Background())
+	// The callbacks may run at once (a session already lost, a short
+	// lease): they take mu, which is held until both are set.
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
 	if s := o.sess; s != nil {
 		ls.stopSess = context.AfterFunc(s.lostCtx, func() { ls.lose(wrapErr(nil, op, name, s.Err())) })
 	}

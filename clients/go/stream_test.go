@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -415,5 +417,128 @@ func TestPutManyRefusesMoreThanMaxPutItems(t *testing.T) {
 	_, err := c.Queue(name(t, "q")).PutMany(ctx, make([]baton.Item, baton.MaxPutItems+1))
 	if !errors.Is(err, baton.ErrInvalidArgument) {
 		t.Fatalf("PutMany of %d: %v", baton.MaxPutItems+1, err)
+	}
+}
+
+// dropProxy forwards TCP connections to target, and can drop (discard)
+// what the server sends while forwarding what the client sends: an answer
+// lost on the wire.
+type dropProxy struct {
+	ln   net.Listener
+	drop atomic.Bool
+
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newDropProxy(t *testing.T, target string) *dropProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &dropProxy{ln: ln}
+	t.Cleanup(func() { ln.Close(); p.Cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); u.Close() }()
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := u.Read(buf)
+					if n > 0 && !p.drop.Load() {
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+func (p *dropProxy) Addr() string { return p.ln.Addr().String() }
+
+// Cut closes every connection, then forwards again.
+func (p *dropProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.drop.Store(false)
+}
+
+// A grant whose answer is lost on a stream that then breaks is recovered by
+// the re-sent wait with the same request_id: the caller gets the grant
+// (OutcomeReplayed), and nothing is left held by nobody.
+func TestStreamRecoversGrantLostOnTheWire(t *testing.T) {
+	ctx := ctxT(t)
+	p := newDropProxy(t, addr)
+	c := dialAddr(t, p.Addr(), suite.Options()...)
+	other := dial(t)
+	n := name(t, "lock")
+	sess := must[*baton.Session](t)(c.Session(ctx))
+	held := must[*baton.HeldLock](t)(other.Mutex(n).Lock(ctx))
+	type result struct {
+		h   *baton.HeldLock
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		h, err := c.Mutex(n).Lock(ctx)
+		done <- result{h, err}
+	}()
+	eventually(t, 10*time.Second, "the wait pending", func() bool { return waiters(ctx, other, n) == 1 })
+	p.drop.Store(true)
+	must[struct{}](t)(struct{}{}, held.Unlock(ctx))
+	// The server granted the lock to c's session; the answer is dropped.
+	var token uint64
+	eventually(t, 10*time.Second, "the lock granted to the waiting session", func() bool {
+		info, err := other.Describe(ctx, n)
+		if err != nil || len(info.GetHolders()) != 1 || info.GetHolders()[0].GetSessionId() != sess.ID() {
+			return false
+		}
+		token = info.GetLastToken()
+		return true
+	})
+	select {
+	case r := <-done:
+		t.Fatalf("Lock returned although its answer was dropped: %v", r.err)
+	default:
+	}
+	p.Cut()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("Lock not recovered after the break")
+	}
+	if r.err != nil {
+		t.Fatalf("Lock across a lost answer: %v", r.err)
+	}
+	if r.h.Outcome() != baton.OutcomeReplayed || r.h.Fence() != token {
+		t.Fatalf("outcome %v fence %d, want REPLAYED and %d", r.h.Outcome(), r.h.Fence(), token)
+	}
+	must[struct{}](t)(struct{}{}, r.h.Unlock(ctx))
+	if !waitFree(ctx, other, n) {
+		t.Fatal("lock still held after Unlock")
 	}
 }
