@@ -47,7 +47,8 @@ describe("Session stream", () => {
       assert.equal(res.length, 50);
       const stats = c.stats.stream!;
       assert.equal(stats.opsSent - before.opsSent, 50);
-      assert.ok(stats.writes - before.writes <= 2, `50 operations in ${stats.writes - before.writes} writes`);
+      // One message, or two if a write (a probe) was in flight; a probe may add one more.
+      assert.ok(stats.writes - before.writes <= 3, `50 operations in ${stats.writes - before.writes} writes`);
     } finally {
       await c.close();
     }
