@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+
+	batonv1 "github.com/baton/baton/clients/go/gen/batonv1"
 )
 
 // onStream reports whether an operation goes on the session stream: on the
@@ -56,14 +58,20 @@ type grant[Resp proto.Message] struct {
 func acquire[Resp proto.Message](ctx context.Context, c *Client, g grant[Resp]) (Resp, error) {
 	var zero Resp
 	if c.onStream(g.owner.sid == 0) {
-		res, err := c.stream.do(ctx, g.owner.sess, operation(g.field, g.req), opFlags{resend: g.resend, outcome: true})
+		var undo func(*batonv1.OperationResult)
+		if g.rollback != nil {
+			undo = func(res *batonv1.OperationResult) {
+				rctx, cancel := detached(ctx)
+				defer cancel()
+				g.rollback(rctx, resultOf(res, g.field).(Resp))
+			}
+		}
+		res, err := c.stream.do(ctx, g.owner.sess, operation(g.field, g.req), opFlags{resend: g.resend, outcome: true, late: undo})
 		if err == nil {
 			return resultOf(res, g.field).(Resp), nil
 		}
-		if res != nil && g.rollback != nil {
-			rctx, cancel := detached(ctx)
-			g.rollback(rctx, resultOf(res, g.field).(Resp))
-			cancel()
+		if res != nil && undo != nil {
+			undo(res)
 		}
 		return zero, err
 	}

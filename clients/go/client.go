@@ -308,6 +308,13 @@ func (c *Client) Session(ctx context.Context) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f := c.cfg.onSessionLost; f != nil {
+		context.AfterFunc(s.lostCtx, func() {
+			if err := s.Err(); !errors.Is(err, ErrSessionClosed) && !errors.Is(err, ErrSessionOrphaned) {
+				f(s, err)
+			}
+		})
+	}
 	c.mu.Lock()
 	c.sess = s
 	c.mu.Unlock()

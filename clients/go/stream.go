@@ -47,13 +47,14 @@ func (t Transport) String() string {
 func WithTransport(t Transport) Option { return func(c *config) { c.transport = t } }
 
 // OnSessionLost sets a function called (on a goroutine of its own) when the
-// client's own session is lost on the stream transport: the server no longer
+// client's own session is lost: the server no longer
 // knows it (it expired or was closed from elsewhere), or nothing was heard
 // from the server for a whole TTL. Every holding of that session has fired
 // its lost signal (HeldLock.Done, Permits.Done) and every operation pending
 // in it has ended with ErrSessionLost; the client opens a new session for
-// the operations that follow. err matches ErrSessionLost. Not called for a
-// session ended by Close or Orphan.
+// the operations that follow (on the unary transport: at the next use).
+// err matches ErrSessionLost. Not called for a session ended by Close or
+// Orphan, nor for sessions of NewSession or ResumeSession (see Session.Done).
 func OnSessionLost(f func(lost *Session, err error)) Option {
 	return func(c *config) { c.onSessionLost = f }
 }
@@ -96,6 +97,9 @@ type opFlags struct {
 	// outcome: when ctx ends, the caller waits for the operation's final
 	// outcome, so that a grant that crossed the cancel can be rolled back.
 	outcome bool
+	// late receives a grant that came back after do gave up waiting for
+	// the outcome of a cancelled operation (rollbackWait), to roll it back.
+	late func(*batonv1.OperationResult)
 }
 
 type streamOp struct {
@@ -626,15 +630,26 @@ func (sc *streamConn) do(ctx context.Context, sess *Session, op *batonv1.Operati
 	case <-sc.stopCtx.Done():
 	}
 	sc.mu.Lock()
-	res := o.res
-	if !o.finished {
-		sc.finishLocked(o, nil, ctxErr)
-	}
+	finished := o.finished
 	sc.mu.Unlock()
-	if res != nil && res.GetCode() == 0 {
-		return res, ctx.Err()
+	if !finished {
+		// No outcome yet (the stream is down): the caller goes on, the
+		// operation stays pending, and a grant that comes back later is
+		// handed to flags.late.
+		if late := flags.late; late != nil {
+			go func() {
+				<-o.done
+				if o.res != nil && o.res.GetCode() == 0 {
+					late(o.res)
+				}
+			}()
+		}
+		return nil, ctxErr
 	}
-	return nil, ctx.Err()
+	if o.res != nil && o.res.GetCode() == 0 {
+		return o.res, ctxErr
+	}
+	return nil, ctxErr
 }
 
 // applyTimeout sets the request's timeout to the smaller of its own and

@@ -181,6 +181,19 @@ func TestCancelledTakesNeverStrandTasks(t *testing.T) {
 // the client goes on with a new session.
 func TestStreamSessionLossFiresLostSignalAndReopens(t *testing.T) {
 	ctx := ctxT(t)
+	testSessionLoss(t, ctx)
+}
+
+// TestUnarySessionLossFiresLostSignal is the same on the unary transport,
+// where the new session is opened at the next use.
+func TestUnarySessionLossFiresLostSignal(t *testing.T) {
+	ctx := ctxT(t)
+	transportOpts = []baton.Option{baton.WithTransport(baton.Unary)}
+	t.Cleanup(func() { transportOpts = nil })
+	testSessionLoss(t, ctx)
+}
+
+func testSessionLoss(t *testing.T, ctx context.Context) {
 	var lostCalls atomic.Int32
 	lostCh := make(chan uint64, 1)
 	c := dial(t, baton.OnSessionLost(func(s *baton.Session, err error) {

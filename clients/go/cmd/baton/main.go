@@ -364,7 +364,10 @@ func (e *env) dial() (*baton.Client, error) {
 func (e *env) dialWith(opts ...baton.Option) (*baton.Client, error) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.g.dialTimeout)
 	defer cancel()
-	base := []baton.Option{baton.WithDialTimeout(e.g.dialTimeout),
+	// One process, mostly one call: the unary transport, whose replies the
+	// recorder sees (--json prints the reply message of the call) and which
+	// opens a session only for commands that hold something.
+	base := []baton.Option{baton.WithTransport(baton.Unary), baton.WithDialTimeout(e.g.dialTimeout),
 		baton.WithSessionTTL(e.g.sessionTTL), baton.WithSessionLabel(label()),
 		baton.WithDialOptions(grpc.WithChainUnaryInterceptor(e.rec.unary), grpc.WithChainStreamInterceptor(e.rec.stream))}
 	if e.g.tlsOn() {
