@@ -96,6 +96,7 @@ absl::StatusOr<std::vector<ResourceSummary>> Admin::List(ListOptions options) co
           return internal::StartUnary<v1::ListResponse, v1::ListResponse>(
               core_, CallOptions{.retries = 3}, std::move(request),
               [](Core& core, auto... args) { core.admin().async()->List(args...); },
+              BATON_ROUTE(list),
               internal::Converting<v1::ListResponse, v1::ListResponse>(
                   [](const v1::ListResponse& r) { return r; }),
               std::move(done));
@@ -123,6 +124,7 @@ Call Admin::AsyncDescribe(const std::string& name, Callback<ResourceInfo> done) 
   return internal::StartUnary<ResourceInfo, v1::DescribeResponse>(
       core_, CallOptions{.retries = 3}, std::move(request),
       [](Core& core, auto... args) { core.admin().async()->Describe(args...); },
+      BATON_ROUTE(describe),
       internal::Converting<ResourceInfo, v1::DescribeResponse>(
           [](const v1::DescribeResponse& r) { return FromProto(r); }),
       std::move(done));

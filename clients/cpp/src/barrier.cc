@@ -27,6 +27,7 @@ Call Barrier::AsyncWait(WaitOptions options, Callback<BarrierArrival> done) cons
   return internal::StartUnary<BarrierArrival, v1::BarrierWaitResponse>(
       core_, std::move(call), std::move(request),
       [](Core& core, auto... args) { core.barriers().async()->Wait(args...); },
+      BATON_ROUTE(wait_barrier),
       internal::Converting<BarrierArrival, v1::BarrierWaitResponse>(
           [](const v1::BarrierWaitResponse& r) {
             return BarrierArrival{.index = r.index(), .cycle = r.cycle()};
@@ -41,6 +42,7 @@ absl::StatusOr<uint32_t> Barrier::Abort() const {
     return internal::StartUnary<uint32_t, v1::BarrierAbortResponse>(
         core_, CallOptions{}, std::move(request),
         [](Core& core, auto... args) { core.barriers().async()->Abort(args...); },
+        BATON_ROUTE(abort_barrier),
         internal::Converting<uint32_t, v1::BarrierAbortResponse>(
             [](const v1::BarrierAbortResponse& r) { return r.aborted(); }),
         std::move(done));
@@ -54,6 +56,7 @@ absl::StatusOr<uint32_t> Barrier::Reset() const {
     return internal::StartUnary<uint32_t, v1::BarrierResetResponse>(
         core_, CallOptions{}, std::move(request),
         [](Core& core, auto... args) { core.barriers().async()->Reset(args...); },
+        BATON_ROUTE(reset_barrier),
         internal::Converting<uint32_t, v1::BarrierResetResponse>(
             [](const v1::BarrierResetResponse& r) { return r.aborted(); }),
         std::move(done));

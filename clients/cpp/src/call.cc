@@ -37,18 +37,38 @@ std::shared_ptr<CallState> CallState::Create(const CancelToken& token) {
 grpc::ClientContext* CallState::BeginAttempt(absl::Time deadline, bool wait_for_ready) {
   std::lock_guard<std::mutex> lock(mu_);
   if (cancel_requested_) return nullptr;
+  stream_cancel_ = nullptr;
   context_ = std::make_unique<grpc::ClientContext>();
   if (deadline != absl::InfiniteFuture()) context_->set_deadline(ToChrono(deadline));
   context_->set_wait_for_ready(wait_for_ready);
   return context_.get();
 }
 
+void CallState::SetStreamCancel(std::function<void()> cancel) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    context_.reset();
+    if (!cancel_requested_) {
+      stream_cancel_ = std::move(cancel);
+      return;
+    }
+  }
+  cancel();  // requested while the operation was being queued
+}
+
 void CallState::Cancel() {
-  std::lock_guard<std::mutex> lock(mu_);
-  cancel_requested_ = true;
-  // TryCancel is safe at any time, also before the call starts (then the call
-  // is cancelled as soon as it starts) and after it completed (no effect).
-  if (context_) context_->TryCancel();
+  std::function<void()> stream_cancel;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cancel_requested_) return;
+    cancel_requested_ = true;
+    // TryCancel is safe at any time, also before the call starts (then the
+    // call is cancelled as soon as it starts) and after it completed.
+    if (context_) context_->TryCancel();
+    stream_cancel = stream_cancel_;
+  }
+  // Outside mu_: cancelling an unsent operation completes it here.
+  if (stream_cancel) stream_cancel();
 }
 
 bool CallState::cancel_requested() const {
@@ -61,6 +81,7 @@ void CallState::Finish() {
     std::lock_guard<std::mutex> lock(mu_);
     done_ = true;
     registration_ = CancelToken::Registration();
+    stream_cancel_ = nullptr;
   }
   cv_.notify_all();
 }

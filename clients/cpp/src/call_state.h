@@ -9,6 +9,7 @@
 #include <grpcpp/client_context.h>
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -27,7 +28,13 @@ class CallState : public std::enable_shared_from_this<CallState> {
   // REQUIRES: the previous attempt, if any, has completed.
   grpc::ClientContext* BeginAttempt(absl::Time deadline, bool wait_for_ready = false);
 
-  // Requests cancellation and cancels the current attempt's context.
+  // Starts an attempt on the session stream: from now on cancellation runs
+  // `cancel` (which cancels the operation by id), at once if it was requested
+  // already.
+  void SetStreamCancel(std::function<void()> cancel);
+
+  // Requests cancellation and cancels the current attempt (its context, or
+  // its stream operation).
   void Cancel();
   bool cancel_requested() const;
 
@@ -43,6 +50,7 @@ class CallState : public std::enable_shared_from_this<CallState> {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::unique_ptr<grpc::ClientContext> context_;
+  std::function<void()> stream_cancel_;
   bool cancel_requested_ = false;
   bool done_ = false;
   CancelToken::Registration registration_;

@@ -1,5 +1,6 @@
 #include "baton/client.h"
 
+#include "acquire.h"
 #include "baton/status.h"
 #include "core.h"
 #include "proto_time.h"
@@ -73,13 +74,16 @@ void Client::OnSessionLost(std::function<void(absl::Status)> callback) const {
 absl::Status Client::RenewSession() const { return core_->RenewSession(); }
 
 absl::StatusOr<SessionInfo> Client::DescribeSession() const {
-  grpc::ClientContext context;
-  context.set_deadline(internal::ToChrono(core_->RpcDeadline()));
   v1::DescribeSessionRequest request;
   request.set_session_id(core_->session_id());
-  v1::DescribeSessionResponse response;
-  absl::Status status = FromGrpcStatus(core_->sessions().Describe(&context, request, &response));
-  if (!status.ok()) return status;
+  absl::StatusOr<v1::DescribeSessionResponse> described =
+      internal::CallNow<v1::DescribeSessionResponse>(
+          core_, request,
+          [](internal::Core& core, auto... args) { core.sessions().async()->Describe(args...); },
+          BATON_ROUTE(describe_session),
+          [](internal::Core& c, auto... args) { return c.sessions().Describe(args...); });
+  if (!described.ok()) return described.status();
+  const v1::DescribeSessionResponse& response = *described;
   SessionInfo info;
   info.session_id = response.session_id();
   info.label = response.label();

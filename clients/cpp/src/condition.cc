@@ -61,7 +61,7 @@ Call Condition::AsyncWait(LockGuard* held, ConditionWaitOptions options,
   // the whole call and is separate (options.deadline; none by default).
   call.wait_until = internal::DeadlineIn(options.timeout);
   call.grpc_deadline = internal::DeadlineIn(options.deadline);
-  auto finish = [held](absl::StatusOr<v1::ConditionWaitResponse> reply, bool /*cancelled*/,
+  auto finish = [held](absl::StatusOr<v1::ConditionWaitResponse> reply, internal::Ending /*ending*/,
                        Callback<ConditionOutcome> deliver) {
     if (reply.ok()) {
       held->token_ = reply->token();
@@ -84,8 +84,8 @@ Call Condition::AsyncWait(LockGuard* held, ConditionWaitOptions options,
   };
   return internal::StartUnary<ConditionOutcome, v1::ConditionWaitResponse>(
       core_, std::move(call), std::move(request),
-      [](Core& core, auto... args) { core.conditions().async()->Wait(args...); }, std::move(finish),
-      std::move(done));
+      [](Core& core, auto... args) { core.conditions().async()->Wait(args...); },
+      BATON_ROUTE(wait_condition), std::move(finish), std::move(done));
 }
 
 absl::StatusOr<uint32_t> Condition::Notify(const LockGuard& held, uint32_t n) const {
@@ -113,12 +113,12 @@ absl::StatusOr<uint32_t> Condition::DoNotify(const LockGuard& held, uint32_t n, 
       return internal::StartUnary<uint32_t, v1::NotifyResponse>(
           core_, CallOptions{}, std::move(request),
           [](Core& core, auto... args) { core.conditions().async()->NotifyAll(args...); },
-          std::move(convert), std::move(done));
+          BATON_ROUTE(notify_all), std::move(convert), std::move(done));
     }
     return internal::StartUnary<uint32_t, v1::NotifyResponse>(
         core_, CallOptions{}, std::move(request),
         [](Core& core, auto... args) { core.conditions().async()->Notify(args...); },
-        std::move(convert), std::move(done));
+        BATON_ROUTE(notify), std::move(convert), std::move(done));
   });
 }
 

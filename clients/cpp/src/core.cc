@@ -145,9 +145,10 @@ absl::StatusOr<std::shared_ptr<Core>> Core::Connect(const std::string& target,
   // A connection of its own, as a separate process would have: sessions of
   // two clients in one process do not share a connection's fate.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  // Notice a dead connection within seconds (batond accepts pings every 5 s).
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
+  // Notice a dead connection (clients/README.md: every 20 s, timeout 10 s,
+  // also without calls).
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   // Reconnect quickly: the session TTL is the grace period, often seconds,
   // while gRPC's default backoff grows to two minutes.
@@ -175,6 +176,23 @@ absl::StatusOr<std::shared_ptr<Core>> Core::Connect(const std::string& target,
   std::shared_ptr<Core> core(new Core(grpc::experimental::CreateCustomChannelWithInterceptors(
                                           target, credentials, args, std::move(interceptors)),
                                       std::move(options)));
+  if (core->options_.transport == Transport::kStream) {
+    // The first stream's hello opens the session.
+    Core* raw = core.get();
+    core->stream_ = std::make_unique<SessionStream>(
+        core->channel_, SessionStream::Options{.ttl = core->options_.session_ttl,
+                                               .label = core->options_.label,
+                                               .rpc_timeout = core->options_.rpc_timeout,
+                                               .on_lost = [raw](uint64_t id, absl::Status why) {
+                                                 raw->OnLost(id, std::move(why));
+                                               }});
+    absl::Status started = core->stream_->Start(core->options_.connect_timeout);
+    if (!started.ok()) {
+      return absl::Status(started.code(),
+                          absl::StrCat("connecting to ", target, ": ", started.message()));
+    }
+    return core;
+  }
   absl::StatusOr<uint64_t> id = core->OpenSession(core->options_.connect_timeout);
   if (!id.ok()) {
     return absl::Status(id.status().code(),
@@ -220,17 +238,59 @@ void Core::StartKeeper(uint64_t session_id) {
       [this](uint64_t id, absl::Status why) { OnLost(id, std::move(why)); });
 }
 
-void Core::OnLost(uint64_t /*session_id*/, absl::Status why) {
+void Core::OnLost(uint64_t session_id, absl::Status why) {
   std::vector<std::function<void(absl::Status)>> callbacks;
+  std::vector<std::weak_ptr<LostSignal>> signals;
   {
     std::lock_guard<std::mutex> lock(mu_);
     callbacks = lost_callbacks_;
+    auto it = lost_signals_.find(session_id);
+    if (it != lost_signals_.end()) {
+      signals = std::move(it->second);
+      lost_signals_.erase(it);
+    }
+  }
+  // The holdings first: a session-lost callback may look at them.
+  for (auto& weak : signals) {
+    if (auto signal = weak.lock()) signal->Fire(why);
   }
   if (options_.on_session_lost) options_.on_session_lost(why);
   for (auto& callback : callbacks) callback(why);
+  // A new session for the operations that follow (on the stream, the next
+  // stream opens it). If that fails, calls fail ABORTED until RenewSession.
+  if (!stream_) (void)RenewSession();
+}
+
+std::shared_ptr<LostSignal> Core::NewLostSignal(uint64_t session_id) {
+  auto signal = std::make_shared<LostSignal>();
+  if (session_id == 0) return signal;
+  bool over = SessionOver(session_id);
+  if (!over) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& list = lost_signals_[session_id];
+    std::erase_if(list, [](const std::weak_ptr<LostSignal>& w) { return w.expired(); });
+    list.push_back(signal);
+    return signal;
+  }
+  signal->Fire(absl::AbortedError(absl::StrCat("session ", session_id, " is over")));
+  return signal;
 }
 
 absl::StatusOr<uint64_t> Core::SessionForCall() const {
+  if (stream_) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_)
+        return absl::FailedPreconditionError("the client is closed: its session has ended");
+    }
+    uint64_t id = stream_->session_id();
+    if (id != 0) return id;
+    // A new session is being opened after a loss. Waiting for it here would
+    // block the thread that must read its welcome.
+    if (!OnStreamCallbackThread()) id = stream_->WaitForSession(options_.connect_timeout);
+    if (id != 0) return id;
+    return absl::UnavailableError("the session was lost and a new one is not open yet");
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (closed_ || !keeper_) {
     return absl::FailedPreconditionError("the client is closed: its session has ended");
@@ -241,23 +301,32 @@ absl::StatusOr<uint64_t> Core::SessionForCall() const {
 }
 
 uint64_t Core::session_id() const {
+  if (stream_) return stream_->session_id();
   std::lock_guard<std::mutex> lock(mu_);
   return keeper_ ? keeper_->session_id() : 0;
 }
 
 absl::Status Core::session_status() const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (closed_ || !keeper_) return absl::FailedPreconditionError("the client is closed");
+  if (closed_) return absl::FailedPreconditionError("the client is closed");
+  if (stream_) {
+    if (stream_->session_id() != 0) return absl::OkStatus();
+    return absl::AbortedError("the session was lost; a new one is being opened");
+  }
+  if (!keeper_) return absl::FailedPreconditionError("the client is closed");
   return keeper_->status();
 }
 
 bool Core::SessionOver(uint64_t id) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (closed_ || !keeper_) return true;
+  if (closed_) return true;
+  if (stream_) return stream_->session_id() != id;
+  if (!keeper_) return true;
   return keeper_->session_id() != id || keeper_->lost();
 }
 
 int Core::keepalive_streams_opened() const {
+  if (stream_) return stream_->streams_opened();
   std::lock_guard<std::mutex> lock(mu_);
   return keeper_ ? keeper_->streams_opened() : 0;
 }
@@ -269,6 +338,7 @@ void Core::AddLostCallback(std::function<void(absl::Status)> callback) {
     if (keeper_) status = keeper_->status();
     lost_callbacks_.push_back(callback);
   }
+  if (stream_) status = absl::OkStatus();  // a loss is told as it happens
   // Registered after the loss: tell it at once.
   if (!status.ok()) callback(status);
 }
@@ -277,6 +347,7 @@ absl::Status Core::RenewSession() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return absl::FailedPreconditionError("the client is closed");
+    if (stream_) return absl::OkStatus();  // the stream opens a new session itself
     if (keeper_ && !keeper_->lost()) return absl::OkStatus();
   }
   absl::StatusOr<uint64_t> id = OpenSession(options_.rpc_timeout);
@@ -296,6 +367,19 @@ absl::Status Core::Close() {
     if (closed_) return absl::OkStatus();
     closed_ = true;
     keeper = std::move(keeper_);
+  }
+  if (stream_) {
+    uint64_t id = stream_->session_id();
+    stream_->Stop();
+    if (id == 0) return absl::OkStatus();  // lost: nothing left to close
+    grpc::ClientContext context;
+    context.set_deadline(ToChrono(RpcDeadline()));
+    v1::CloseSessionRequest request;
+    request.set_session_id(id);
+    v1::CloseSessionResponse response;
+    absl::Status status = FromGrpcStatus(sessions_->Close(&context, request, &response));
+    // Already gone (closed elsewhere, not yet noticed) is closed.
+    return status.code() == absl::StatusCode::kNotFound ? absl::OkStatus() : status;
   }
   if (!keeper) return absl::OkStatus();
   keeper->Stop();

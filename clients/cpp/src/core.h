@@ -1,6 +1,7 @@
 // Core: what every handle of one Client shares: the channel, a stub per
-// service, the options, and the session (its id, its keeper, whether it was
-// lost). Handles (Lock, Queue, guards...) hold a shared_ptr to it, so a guard
+// service, the options, the transport (the session stream, or unary calls
+// with a keep-alive thread), the session, and the lost signals of the
+// holdings of each session. Handles (Lock, Queue, guards...) hold a shared_ptr to it, so a guard
 // that outlives its Client can still release what it holds.
 //
 // Thread safety: every method may be called from any thread.
@@ -9,6 +10,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,7 +29,9 @@
 #include "baton/v1/session.grpc.pb.h"
 #include "baton/v1/task.grpc.pb.h"
 #include "baton/v1/timer.grpc.pb.h"
+#include "lost_signal.h"
 #include "session_keeper.h"
+#include "session_stream.h"
 
 namespace baton::internal {
 
@@ -58,6 +62,8 @@ class Core {
   v1::Tasks::Stub& tasks() const { return *tasks_; }
   v1::Timers::Stub& timers() const { return *timers_; }
   v1::Admin::Stub& admin() const { return *admin_; }
+  // The session stream; nullptr on the unary transport.
+  SessionStream* stream() const { return stream_.get(); }
 
   // The session to own a new holding or wait: ABORTED once it is lost,
   // FAILED_PRECONDITION once the client is closed.
@@ -69,12 +75,16 @@ class Core {
   // RenewSession): what it held is released already.
   bool SessionOver(uint64_t id) const;
   int keepalive_streams_opened() const;
+  // A lost signal for a holding of session `session_id` (0: lease-only,
+  // fired only by the holding itself).
+  std::shared_ptr<LostSignal> NewLostSignal(uint64_t session_id);
   // A request_id unique to this client process (a random prefix, a counter).
   std::string NewRequestId();
 
   void AddLostCallback(std::function<void(absl::Status)> callback);
   // Opens a new session if the current one was lost. OK and no change if it
-  // is alive. FAILED_PRECONDITION once closed.
+  // is alive. FAILED_PRECONDITION once closed. (Done by the client itself
+  // after a loss; on the stream the next stream opens it.)
   absl::Status RenewSession();
   // Stops the keeper and closes the session on the server. Idempotent.
   absl::Status Close();
@@ -100,6 +110,7 @@ class Core {
   std::unique_ptr<v1::Tasks::Stub> tasks_;
   std::unique_ptr<v1::Timers::Stub> timers_;
   std::unique_ptr<v1::Admin::Stub> admin_;
+  std::unique_ptr<SessionStream> stream_;
 
   mutable std::mutex mu_;
   bool closed_ = false;
@@ -108,6 +119,8 @@ class Core {
   // destruction so that RenewSession may run inside a lost callback.
   std::vector<std::unique_ptr<SessionKeeper>> retired_;
   std::vector<std::function<void(absl::Status)>> lost_callbacks_;
+  // Lost signals of live holdings, by session (pruned as they expire).
+  std::map<uint64_t, std::vector<std::weak_ptr<LostSignal>>> lost_signals_;
 };
 
 }  // namespace baton::internal

@@ -21,7 +21,7 @@ Call Event::AsyncSet(Callback<EventSetResult> done) const {
   request.set_name(name_);
   return internal::StartUnary<EventSetResult, v1::SetEventResponse>(
       core_, CallOptions{}, std::move(request),
-      [](Core& core, auto... args) { core.events().async()->Set(args...); },
+      [](Core& core, auto... args) { core.events().async()->Set(args...); }, BATON_ROUTE(set_event),
       internal::Converting<EventSetResult, v1::SetEventResponse>([](const v1::SetEventResponse& r) {
         return EventSetResult{.was_set = r.previous() == v1::EVENT_STATE_SET, .woken = r.woken()};
       }),
@@ -38,6 +38,7 @@ Call Event::AsyncClear(Callback<bool> done) const {
   return internal::StartUnary<bool, v1::ClearEventResponse>(
       core_, CallOptions{}, std::move(request),
       [](Core& core, auto... args) { core.events().async()->Clear(args...); },
+      BATON_ROUTE(clear_event),
       internal::Converting<bool, v1::ClearEventResponse>(
           [](const v1::ClearEventResponse& r) { return r.previous() == v1::EVENT_STATE_SET; }),
       std::move(done));
@@ -72,6 +73,7 @@ Call Event::AsyncWait(WaitOptions options, Callback<GrantOutcome> done) const {
   return internal::StartUnary<GrantOutcome, v1::WaitEventResponse>(
       core_, std::move(call), std::move(request),
       [](Core& core, auto... args) { core.events().async()->Wait(args...); },
+      BATON_ROUTE(wait_event),
       internal::Converting<GrantOutcome, v1::WaitEventResponse>(
           [](const v1::WaitEventResponse& r) { return internal::FromProto(r.outcome()); }),
       std::move(done));

@@ -42,6 +42,7 @@ Call Future::AsyncSetResult(std::string value, std::optional<absl::Duration> ret
   return internal::StartUnary<uint32_t, v1::SetResultResponse>(
       core_, CallOptions{}, std::move(request),
       [](Core& core, auto... args) { core.futures().async()->SetResult(args...); },
+      BATON_ROUTE(set_result),
       internal::Converting<uint32_t, v1::SetResultResponse>(
           [](const v1::SetResultResponse& r) { return r.woken(); }),
       std::move(done));
@@ -58,6 +59,7 @@ absl::StatusOr<uint32_t> Future::SetException(int32_t code, std::string message,
     return internal::StartUnary<uint32_t, v1::SetResultResponse>(
         core_, CallOptions{}, std::move(request),
         [](Core& core, auto... args) { core.futures().async()->SetException(args...); },
+        BATON_ROUTE(set_exception),
         internal::Converting<uint32_t, v1::SetResultResponse>(
             [](const v1::SetResultResponse& r) { return r.woken(); }),
         std::move(done));
@@ -72,6 +74,7 @@ absl::StatusOr<FutureCancelResult> Future::Cancel(std::optional<absl::Duration> 
     return internal::StartUnary<FutureCancelResult, v1::CancelFutureResponse>(
         core_, CallOptions{}, std::move(request),
         [](Core& core, auto... args) { core.futures().async()->Cancel(args...); },
+        BATON_ROUTE(cancel_future),
         internal::Converting<FutureCancelResult, v1::CancelFutureResponse>(
             [](const v1::CancelFutureResponse& r) {
               return FutureCancelResult{.cancelled = r.cancelled(), .state = FromProto(r.state())};
@@ -103,6 +106,7 @@ Call Future::AsyncAwait(WaitOptions options, Callback<FutureOutcome> done) const
   return internal::StartUnary<FutureOutcome, v1::AwaitFutureResponse>(
       core_, std::move(call), std::move(request),
       [](Core& core, auto... args) { core.futures().async()->Await(args...); },
+      BATON_ROUTE(await_future),
       internal::Converting<FutureOutcome, v1::AwaitFutureResponse>(
           [](const v1::AwaitFutureResponse& r) {
             return FutureOutcome{.state = FromProto(r.state()),

@@ -1,6 +1,7 @@
 #include "baton/lock.h"
 
 #include "absl/strings/str_cat.h"
+#include "acquire.h"
 #include "core.h"
 #include "grant.h"
 #include "proto_time.h"
@@ -11,6 +12,20 @@ namespace baton {
 using internal::CallOptions;
 using internal::Core;
 
+namespace {
+
+auto LaunchRelease() {
+  return [](Core& core, auto... args) { core.locks().async()->Release(args...); };
+}
+
+// Whether the server's answer to a Release or Refresh says the holding is gone.
+bool SaysGone(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kNotFound ||
+         status.code() == absl::StatusCode::kFailedPrecondition;
+}
+
+}  // namespace
+
 LockGuard::LockGuard(std::shared_ptr<Core> core, std::string name, uint64_t token,
                      uint64_t session_id, std::optional<absl::Duration> lease, GrantOutcome outcome,
                      std::optional<absl::Duration> expires_in)
@@ -20,7 +35,10 @@ LockGuard::LockGuard(std::shared_ptr<Core> core, std::string name, uint64_t toke
       session_id_(session_id),
       lease_(lease),
       outcome_(outcome),
-      expires_in_(expires_in) {}
+      expires_in_(expires_in),
+      lost_(core_->NewLostSignal(session_id)) {
+  if (session_id_ == 0 && expires_in_.has_value()) expires_at_ = absl::Now() + *expires_in_;
+}
 
 LockGuard::LockGuard(LockGuard&& other) noexcept
     : core_(std::move(other.core_)),
@@ -29,7 +47,9 @@ LockGuard::LockGuard(LockGuard&& other) noexcept
       session_id_(other.session_id_),
       lease_(other.lease_),
       outcome_(other.outcome_),
-      expires_in_(other.expires_in_) {
+      expires_in_(other.expires_in_),
+      expires_at_(other.expires_at_),
+      lost_(std::move(other.lost_)) {
   other.core_.reset();
 }
 
@@ -44,6 +64,8 @@ LockGuard& LockGuard::operator=(LockGuard&& other) noexcept {
     lease_ = other.lease_;
     outcome_ = other.outcome_;
     expires_in_ = other.expires_in_;
+    expires_at_ = other.expires_at_;
+    lost_ = std::move(other.lost_);
   }
   return *this;
 }
@@ -52,9 +74,22 @@ LockGuard::~LockGuard() { (void)Release(); }
 
 bool LockGuard::holds() const {
   if (!core_) return false;
+  if (lost()) return false;
   // A session-owned holding ends with its session; a lease-only one is
-  // believed held until released (its lease may run out unnoticed).
+  // believed held until released or its lease runs out.
   return session_id_ == 0 || !core_->SessionOver(session_id_);
+}
+
+void LockGuard::OnLost(std::function<void(absl::Status)> callback) const {
+  if (lost_) lost_->OnLost(std::move(callback));
+}
+
+bool LockGuard::lost() const {
+  if (!lost_) return false;
+  if (!lost_->fired() && core_ && absl::Now() >= expires_at_) {
+    lost_->Fire(absl::AbortedError(absl::StrCat("the lease of lock \"", name_, "\" ran out")));
+  }
+  return lost_->fired();
 }
 
 absl::Status LockGuard::Release() {
@@ -64,17 +99,16 @@ absl::Status LockGuard::Release() {
   if (session_id_ != 0 && core->SessionOver(session_id_)) {
     return absl::AbortedError("the session that held the lock is over: the server released it");
   }
-  // The synchronous API: this may run on a gRPC callback thread (a guard
-  // dropped in a completion callback), which must not wait for another
-  // callback.
-  grpc::ClientContext context;
-  context.set_deadline(internal::ToChrono(core->RpcDeadline()));
   v1::ReleaseLockRequest request;
   request.set_name(name_);
   request.set_token(token_);
   request.set_session_id(session_id_);
-  v1::ReleaseLockResponse response;
-  return FromGrpcStatus(core->locks().Release(&context, request, &response));
+  absl::Status status = internal::CallNow<v1::ReleaseLockResponse>(
+                            core, request, LaunchRelease(), BATON_ROUTE(release_lock),
+                            [](Core& c, auto... args) { return c.locks().Release(args...); })
+                            .status();
+  if (SaysGone(status) && lost_) lost_->Fire(status);
+  return status;
 }
 
 void LockGuard::ReleaseAsync(std::function<void(absl::Status)> then) {
@@ -84,35 +118,31 @@ void LockGuard::ReleaseAsync(std::function<void(absl::Status)> then) {
     then(absl::OkStatus());
     return;
   }
-  struct Op {
-    grpc::ClientContext context;
-    v1::ReleaseLockRequest request;
-    v1::ReleaseLockResponse response;
-  };
-  auto op = std::make_shared<Op>();
-  op->context.set_deadline(internal::ToChrono(core->RpcDeadline()));
-  op->request.set_name(name_);
-  op->request.set_token(token_);
-  op->request.set_session_id(session_id_);
-  core->locks().async()->Release(
-      &op->context, &op->request, &op->response,
-      [op, core, then = std::move(then)](grpc::Status status) { then(FromGrpcStatus(status)); });
+  v1::ReleaseLockRequest request;
+  request.set_name(name_);
+  request.set_token(token_);
+  request.set_session_id(session_id_);
+  internal::StartDetached<v1::ReleaseLockResponse>(core, std::move(request), LaunchRelease(),
+                                                   BATON_ROUTE(release_lock), std::move(then));
 }
 
 absl::StatusOr<absl::Duration> LockGuard::Refresh(absl::Duration ttl) {
   if (!core_) return absl::FailedPreconditionError("the guard holds no lock");
-  grpc::ClientContext context;
-  context.set_deadline(internal::ToChrono(core_->RpcDeadline()));
   v1::RefreshLockRequest request;
   request.set_name(name_);
   request.set_token(token_);
   request.set_session_id(session_id_);
   *request.mutable_ttl() = internal::ToProto(ttl);
-  v1::RefreshLockResponse response;
-  absl::Status status = FromGrpcStatus(core_->locks().Refresh(&context, request, &response));
-  if (!status.ok()) return status;
+  absl::StatusOr<v1::RefreshLockResponse> response = internal::CallNow<v1::RefreshLockResponse>(
+      core_, request, [](Core& core, auto... args) { core.locks().async()->Refresh(args...); },
+      BATON_ROUTE(refresh_lock), [](Core& c, auto... args) { return c.locks().Refresh(args...); });
+  if (!response.ok()) {
+    if (SaysGone(response.status()) && lost_) lost_->Fire(response.status());
+    return response.status();
+  }
   lease_ = ttl;
-  expires_in_ = internal::FromProto(response.expires_in());
+  expires_in_ = internal::FromProto(response->expires_in());
+  if (session_id_ == 0) expires_at_ = absl::Now() + *expires_in_;
   return *expires_in_;
 }
 
@@ -138,80 +168,33 @@ Call Lock::AsyncAcquire(AcquireOptions options, Callback<LockGuard> done) const 
   if (options.lease.has_value()) *request.mutable_ttl() = internal::ToProto(*options.lease);
   request.set_request_id(options.request_id.empty() ? core_->NewRequestId() : options.request_id);
 
-  // A cancelled (or disconnected) call may have been granted with its reply
-  // lost: the server thinks the grant was delivered, the client dropped it
-  // (a cancel that reaches the client after the reply was written). As
-  // lock.proto prescribes, retry once with the same request_id and a zero
-  // timeout: a grant that stood comes back REPLAYED, and is released. (If the
-  // lock happens to be free, the retry takes it afresh; it is released too.)
-  auto recover = [core = core_, name = name_, session = *session, lease = options.lease,
-                  retry = request](absl::Status status, Callback<LockGuard> deliver) {
-    struct Op {
-      grpc::ClientContext context;
-      v1::AcquireLockRequest request;
-      v1::AcquireLockResponse response;
-    };
-    auto op = std::make_shared<Op>();
-    op->request = retry;
-    *op->request.mutable_timeout() = internal::ToProto(absl::ZeroDuration());
-    op->context.set_deadline(internal::ToChrono(core->RpcDeadline()));
-    core->locks().async()->Acquire(
-        &op->context, &op->request, &op->response,
-        [op, core, name, session, lease, status, deliver](grpc::Status s) {
-          if (!s.ok()) {
-            deliver(status);  // nothing of ours is held
-            return;
-          }
-          auto guard = std::make_shared<LockGuard>(
-              LockGuard(core, name, op->response.token(), session, lease,
-                        internal::FromProto(op->response.outcome()), std::nullopt));
-          bool replayed = op->response.outcome() == v1::GRANT_OUTCOME_REPLAYED;
-          guard->ReleaseAsync([guard, status, deliver, replayed](absl::Status) {
-            deliver(replayed ? absl::Status(status.code(),
-                                            absl::StrCat(status.message(),
-                                                         "; the lock granted with the lost reply "
-                                                         "was recovered and released"))
-                             : status);
-          });
-        });
-  };
-
   CallOptions call;
   call.cancel = options.cancel;
   call.wait_until = internal::DeadlineIn(options.timeout);
-  call.retries = 3;  // safe: same request_id
-  auto finish = [core = core_, name = name_, session = *session, lease = options.lease,
-                 recover = std::move(recover)](absl::StatusOr<v1::AcquireLockResponse> reply,
-                                               bool cancelled, Callback<LockGuard> deliver) {
-    if (!reply.ok()) {
-      absl::StatusCode code = reply.status().code();
-      if (cancelled || code == absl::StatusCode::kCancelled ||
-          code == absl::StatusCode::kUnavailable) {
-        recover(reply.status(), std::move(deliver));
-        return;
-      }
-      deliver(reply.status());
-      return;
-    }
-    std::optional<absl::Duration> expires_in;
-    if (reply->has_expires_in()) expires_in = internal::FromProto(reply->expires_in());
-    LockGuard guard(core, name, reply->token(), session, lease,
-                    internal::FromProto(reply->outcome()), expires_in);
-    if (cancelled) {
-      // The grant raced with Cancel(): give it back, then report the cancel.
-      auto shared = std::make_shared<LockGuard>(std::move(guard));
-      shared->ReleaseAsync([shared, deliver](absl::Status) {
-        deliver(
-            absl::CancelledError("cancelled; the lock granted at the same moment was released"));
-      });
-      return;
-    }
-    deliver(std::move(guard));
+  internal::Grant<LockGuard, v1::AcquireLockResponse> grant{
+      .accept = [core = core_, name = name_, session = *session, lease = options.lease](
+                    const v1::AcquireLockResponse& reply) -> absl::StatusOr<LockGuard> {
+        std::optional<absl::Duration> expires_in;
+        if (reply.has_expires_in()) expires_in = internal::FromProto(reply.expires_in());
+        return LockGuard(core, name, reply.token(), session, lease,
+                         internal::FromProto(reply.outcome()), expires_in);
+      },
+      .give_back =
+          [core = core_, name = name_, session = *session](const v1::AcquireLockResponse& reply,
+                                                           std::function<void()> then) {
+            v1::ReleaseLockRequest release;
+            release.set_name(name);
+            release.set_token(reply.token());
+            release.set_session_id(session);
+            internal::StartDetached<v1::ReleaseLockResponse>(
+                core, std::move(release), LaunchRelease(), BATON_ROUTE(release_lock),
+                [then = std::move(then)](absl::Status) { then(); });
+          },
   };
-  return internal::StartUnary<LockGuard, v1::AcquireLockResponse>(
+  return internal::StartAcquire<LockGuard, v1::AcquireLockResponse>(
       core_, std::move(call), std::move(request),
-      [](Core& core, auto... args) { core.locks().async()->Acquire(args...); }, std::move(finish),
-      std::move(done));
+      [](Core& core, auto... args) { core.locks().async()->Acquire(args...); },
+      BATON_ROUTE(acquire_lock), std::move(grant), std::move(done));
 }
 
 }  // namespace baton

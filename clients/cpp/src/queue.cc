@@ -1,9 +1,11 @@
 #include "baton/queue.h"
 
+#include "acquire.h"
 #include "baton/consumer.h"
 #include "core.h"
 #include "grant.h"
 #include "proto_time.h"
+#include "queue_get.h"
 #include "read_stream.h"
 #include "unary_op.h"
 
@@ -49,24 +51,62 @@ std::vector<Delivery> FromProto(const google::protobuf::RepeatedPtrField<v1::Del
   return out;
 }
 
-// Returns deliveries without blocking (used from gRPC callbacks); `then`
-// runs when the server has answered.
-void NackAsync(std::shared_ptr<Core> core, const std::string& name,
-               const std::vector<Delivery>& items, std::function<void()> then) {
-  struct Op {
-    grpc::ClientContext context;
-    v1::NackRequest request;
-    v1::NackResponse response;
-  };
-  auto op = std::make_shared<Op>();
-  op->context.set_deadline(internal::ToChrono(core->RpcDeadline()));
-  op->request.set_name(name);
-  for (const Delivery& d : items) op->request.add_receipts(d.receipt);
-  core->queues().async()->Nack(&op->context, &op->request, &op->response,
-                               [op, core, then = std::move(then)](grpc::Status) { then(); });
+}  // namespace
+
+namespace internal {
+
+std::vector<Delivery> Deliveries(const v1::GetResponse& response) {
+  return baton::FromProto(response.items());
 }
 
-}  // namespace
+void NackAsync(std::shared_ptr<Core> core, const std::string& name, std::vector<uint64_t> receipts,
+               std::function<void()> then) {
+  if (receipts.empty()) {
+    then();
+    return;
+  }
+  v1::NackRequest request;
+  request.set_name(name);
+  for (uint64_t r : receipts) request.add_receipts(r);
+  StartDetached<v1::NackResponse>(
+      std::move(core), std::move(request),
+      [](Core& core, auto... args) { core.queues().async()->Nack(args...); }, BATON_ROUTE(nack),
+      [then = std::move(then)](absl::Status) { then(); });
+}
+
+Call StartGet(std::shared_ptr<Core> core, const std::string& name,
+              const std::optional<QueueConfig>& config, GetOptions options,
+              std::vector<uint64_t> ack, Callback<v1::GetResponse> done) {
+  absl::StatusOr<uint64_t> session = SessionIf(*core, options.use_session);
+  if (!session.ok()) return FailNow(session.status(), done);
+  v1::GetRequest request;
+  request.set_name(name);
+  request.set_max_items(options.max_items);
+  request.set_session_id(*session);
+  if (options.lease.has_value()) *request.mutable_ttl() = ToProto(*options.lease);
+  if (config.has_value()) *request.mutable_options() = baton::ToProto(*config);
+  request.set_dead_letters(options.dead_letters);
+  request.set_request_id(options.request_id.empty() ? core->NewRequestId() : options.request_id);
+  for (uint64_t r : ack) request.add_ack(r);
+  CallOptions call;
+  call.cancel = options.cancel;
+  call.wait_until = DeadlineIn(options.timeout);
+  Grant<v1::GetResponse, v1::GetResponse> grant{
+      .accept = [](const v1::GetResponse& r) -> absl::StatusOr<v1::GetResponse> { return r; },
+      .give_back =
+          [core, name](const v1::GetResponse& r, std::function<void()> then) {
+            std::vector<uint64_t> receipts;
+            for (const v1::Delivery& d : r.items()) receipts.push_back(d.receipt());
+            NackAsync(core, name, std::move(receipts), std::move(then));
+          },
+  };
+  return StartAcquire<v1::GetResponse, v1::GetResponse>(
+      std::move(core), std::move(call), std::move(request),
+      [](Core& core, auto... args) { core.queues().async()->Get(args...); }, BATON_ROUTE(get),
+      std::move(grant), std::move(done));
+}
+
+}  // namespace internal
 
 absl::StatusOr<PutResult> Queue::Put(std::vector<Item> items, PutOptions options) const {
   return internal::Block<PutResult>([&](Callback<PutResult> done) {
@@ -95,11 +135,15 @@ Call Queue::AsyncPut(std::vector<Item> items, PutOptions options, Callback<PutRe
   call.wait_until = internal::DeadlineIn(options.timeout);
   return internal::StartUnary<PutResult, v1::PutResponse>(
       core_, std::move(call), std::move(request),
-      [](Core& core, auto... args) { core.queues().async()->Put(args...); },
+      [](Core& core, auto... args) { core.queues().async()->Put(args...); }, BATON_ROUTE(put),
       internal::Converting<PutResult, v1::PutResponse>([](const v1::PutResponse& r) {
         return PutResult{.item_ids = {r.item_ids().begin(), r.item_ids().end()}, .size = r.size()};
       }),
       std::move(done));
+}
+
+absl::StatusOr<PutResult> Queue::PutMany(std::vector<Item> items, PutOptions options) const {
+  return Put(std::move(items), std::move(options));
 }
 
 absl::StatusOr<std::vector<Delivery>> Queue::Get(GetOptions options) const {
@@ -116,39 +160,14 @@ absl::StatusOr<Delivery> Queue::GetOne(absl::Duration timeout) const {
 }
 
 Call Queue::AsyncGet(GetOptions options, Callback<std::vector<Delivery>> done) const {
-  absl::StatusOr<uint64_t> session = internal::SessionIf(*core_, options.use_session);
-  if (!session.ok()) return internal::FailNow(session.status(), done);
-  v1::GetRequest request;
-  request.set_name(name_);
-  request.set_max_items(options.max_items);
-  request.set_session_id(*session);
-  if (options.lease.has_value()) *request.mutable_ttl() = internal::ToProto(*options.lease);
-  if (config_.has_value()) *request.mutable_options() = ToProto(*config_);
-  request.set_dead_letters(options.dead_letters);
-  CallOptions call;
-  call.cancel = options.cancel;
-  call.wait_until = internal::DeadlineIn(options.timeout);
-  auto finish = [core = core_, name = name_](absl::StatusOr<v1::GetResponse> reply, bool cancelled,
-                                             Callback<std::vector<Delivery>> deliver) {
-    if (!reply.ok()) {
-      deliver(reply.status());
-      return;
-    }
-    std::vector<Delivery> items = FromProto(reply->items());
-    if (cancelled) {
-      // The items raced with Cancel(): give them back, then report.
-      NackAsync(core, name, items, [deliver] {
-        deliver(
-            absl::CancelledError("cancelled; the items got at the same moment were given back"));
-      });
-      return;
-    }
-    deliver(std::move(items));
-  };
-  return internal::StartUnary<std::vector<Delivery>, v1::GetResponse>(
-      core_, std::move(call), std::move(request),
-      [](Core& core, auto... args) { core.queues().async()->Get(args...); }, std::move(finish),
-      std::move(done));
+  return internal::StartGet(core_, name_, config_, std::move(options), {},
+                            [done = std::move(done)](absl::StatusOr<v1::GetResponse> got) {
+                              if (!got.ok()) {
+                                done(got.status());
+                                return;
+                              }
+                              done(FromProto(got->items()));
+                            });
 }
 
 absl::StatusOr<AckResult> Queue::Ack(std::vector<uint64_t> receipts) const {
@@ -170,7 +189,7 @@ Call Queue::AsyncAck(std::vector<uint64_t> receipts, Callback<AckResult> done) c
   for (uint64_t r : receipts) request.add_receipts(r);
   return internal::StartUnary<AckResult, v1::AckResponse>(
       core_, CallOptions{}, std::move(request),
-      [](Core& core, auto... args) { core.queues().async()->Ack(args...); },
+      [](Core& core, auto... args) { core.queues().async()->Ack(args...); }, BATON_ROUTE(ack),
       internal::Converting<AckResult, v1::AckResponse>([](const v1::AckResponse& r) {
         return AckResult{.acked = r.acked(), .unfinished = r.unfinished()};
       }),
@@ -200,7 +219,7 @@ Call Queue::AsyncNack(std::vector<uint64_t> receipts, absl::Duration delay,
   if (delay > absl::ZeroDuration()) *request.mutable_delay() = internal::ToProto(delay);
   return internal::StartUnary<NackResult, v1::NackResponse>(
       core_, CallOptions{}, std::move(request),
-      [](Core& core, auto... args) { core.queues().async()->Nack(args...); },
+      [](Core& core, auto... args) { core.queues().async()->Nack(args...); }, BATON_ROUTE(nack),
       internal::Converting<NackResult, v1::NackResponse>([](const v1::NackResponse& r) {
         return NackResult{.returned = r.returned(), .dead_lettered = r.dead_lettered()};
       }),
@@ -220,7 +239,7 @@ Call Queue::AsyncJoin(WaitOptions options, Callback<GrantOutcome> done) const {
   call.wait_until = internal::DeadlineIn(options.timeout);
   return internal::StartUnary<GrantOutcome, v1::JoinResponse>(
       core_, std::move(call), std::move(request),
-      [](Core& core, auto... args) { core.queues().async()->Join(args...); },
+      [](Core& core, auto... args) { core.queues().async()->Join(args...); }, BATON_ROUTE(join),
       internal::Converting<GrantOutcome, v1::JoinResponse>(
           [](const v1::JoinResponse& r) { return internal::FromProto(r.outcome()); }),
       std::move(done));
@@ -233,7 +252,7 @@ absl::StatusOr<uint32_t> Queue::Purge(bool dead_letters) const {
   return internal::Block<uint32_t>([&](Callback<uint32_t> done) {
     return internal::StartUnary<uint32_t, v1::PurgeResponse>(
         core_, CallOptions{}, std::move(request),
-        [](Core& core, auto... args) { core.queues().async()->Purge(args...); },
+        [](Core& core, auto... args) { core.queues().async()->Purge(args...); }, BATON_ROUTE(purge),
         internal::Converting<uint32_t, v1::PurgeResponse>(
             [](const v1::PurgeResponse& r) { return r.purged(); }),
         std::move(done));
@@ -247,6 +266,7 @@ absl::StatusOr<bool> Queue::Delete() const {
     return internal::StartUnary<bool, v1::DeleteQueueResponse>(
         core_, CallOptions{}, std::move(request),
         [](Core& core, auto... args) { core.queues().async()->Delete(args...); },
+        BATON_ROUTE(delete_queue),
         internal::Converting<bool, v1::DeleteQueueResponse>(
             [](const v1::DeleteQueueResponse& r) { return r.deleted(); }),
         std::move(done));

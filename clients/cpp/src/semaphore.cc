@@ -1,6 +1,7 @@
 #include "baton/semaphore.h"
 
 #include "absl/strings/str_cat.h"
+#include "acquire.h"
 #include "core.h"
 #include "grant.h"
 #include "proto_time.h"
@@ -11,6 +12,19 @@ namespace baton {
 using internal::CallOptions;
 using internal::Core;
 
+namespace {
+
+auto LaunchRelease() {
+  return [](Core& core, auto... args) { core.semaphores().async()->Release(args...); };
+}
+
+bool SaysGone(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kNotFound ||
+         status.code() == absl::StatusCode::kFailedPrecondition;
+}
+
+}  // namespace
+
 SemaphoreGuard::SemaphoreGuard(std::shared_ptr<Core> core, std::string name, uint64_t token,
                                int64_t count, int64_t available, uint64_t session_id,
                                GrantOutcome outcome)
@@ -20,7 +34,8 @@ SemaphoreGuard::SemaphoreGuard(std::shared_ptr<Core> core, std::string name, uin
       count_(count),
       available_at_grant_(available),
       session_id_(session_id),
-      outcome_(outcome) {}
+      outcome_(outcome),
+      lost_(core_->NewLostSignal(session_id)) {}
 
 SemaphoreGuard::SemaphoreGuard(SemaphoreGuard&& other) noexcept
     : core_(std::move(other.core_)),
@@ -29,7 +44,8 @@ SemaphoreGuard::SemaphoreGuard(SemaphoreGuard&& other) noexcept
       count_(other.count_),
       available_at_grant_(other.available_at_grant_),
       session_id_(other.session_id_),
-      outcome_(other.outcome_) {
+      outcome_(other.outcome_),
+      lost_(std::move(other.lost_)) {
   other.core_.reset();
 }
 
@@ -44,14 +60,21 @@ SemaphoreGuard& SemaphoreGuard::operator=(SemaphoreGuard&& other) noexcept {
     available_at_grant_ = other.available_at_grant_;
     session_id_ = other.session_id_;
     outcome_ = other.outcome_;
+    lost_ = std::move(other.lost_);
   }
   return *this;
 }
 
 SemaphoreGuard::~SemaphoreGuard() { (void)Release(); }
 
+void SemaphoreGuard::OnLost(std::function<void(absl::Status)> callback) const {
+  if (lost_) lost_->OnLost(std::move(callback));
+}
+
+bool SemaphoreGuard::lost() const { return lost_ && lost_->fired(); }
+
 bool SemaphoreGuard::holds() const {
-  if (!core_) return false;
+  if (!core_ || lost()) return false;
   return session_id_ == 0 || !core_->SessionOver(session_id_);
 }
 
@@ -72,27 +95,27 @@ absl::StatusOr<int64_t> SemaphoreGuard::Release(int64_t count) {
     return absl::AbortedError(
         "the session that held the permits is over: the server released them");
   }
-  // Synchronous API: safe on a gRPC callback thread (see LockGuard::Release).
-  grpc::ClientContext context;
-  context.set_deadline(internal::ToChrono(core->RpcDeadline()));
   v1::ReleaseSemaphoreRequest request;
   request.set_name(name_);
   request.set_token(token_);
   request.set_session_id(session_id_);
   request.set_count(count);
-  v1::ReleaseSemaphoreResponse response;
-  absl::Status status = FromGrpcStatus(core->semaphores().Release(&context, request, &response));
-  if (!status.ok()) {
+  absl::StatusOr<v1::ReleaseSemaphoreResponse> response =
+      internal::CallNow<v1::ReleaseSemaphoreResponse>(
+          core, request, LaunchRelease(), BATON_ROUTE(release_semaphore),
+          [](Core& c, auto... args) { return c.semaphores().Release(args...); });
+  if (!response.ok()) {
     // Not held (lease ran out, wrong token): nothing is left to release.
-    if (status.code() == absl::StatusCode::kFailedPrecondition) {
+    if (SaysGone(response.status())) {
       core_.reset();
       count_ = 0;
+      if (lost_) lost_->Fire(response.status());
     }
-    return status;
+    return response.status();
   }
-  count_ = response.remaining();
+  count_ = response->remaining();
   if (count_ == 0) core_.reset();
-  return response.available();
+  return response->available();
 }
 
 void SemaphoreGuard::ReleaseAsync(std::function<void(absl::Status)> then) {
@@ -102,34 +125,32 @@ void SemaphoreGuard::ReleaseAsync(std::function<void(absl::Status)> then) {
     then(absl::OkStatus());
     return;
   }
-  struct Op {
-    grpc::ClientContext context;
-    v1::ReleaseSemaphoreRequest request;
-    v1::ReleaseSemaphoreResponse response;
-  };
-  auto op = std::make_shared<Op>();
-  op->context.set_deadline(internal::ToChrono(core->RpcDeadline()));
-  op->request.set_name(name_);
-  op->request.set_token(token_);
-  op->request.set_session_id(session_id_);
-  core->semaphores().async()->Release(
-      &op->context, &op->request, &op->response,
-      [op, core, then = std::move(then)](grpc::Status status) { then(FromGrpcStatus(status)); });
+  v1::ReleaseSemaphoreRequest request;
+  request.set_name(name_);
+  request.set_token(token_);
+  request.set_session_id(session_id_);
+  internal::StartDetached<v1::ReleaseSemaphoreResponse>(
+      core, std::move(request), LaunchRelease(), BATON_ROUTE(release_semaphore), std::move(then));
 }
 
 absl::StatusOr<absl::Duration> SemaphoreGuard::Refresh(absl::Duration ttl) {
   if (!core_) return absl::FailedPreconditionError("the guard holds no permits");
-  grpc::ClientContext context;
-  context.set_deadline(internal::ToChrono(core_->RpcDeadline()));
   v1::RefreshSemaphoreRequest request;
   request.set_name(name_);
   request.set_token(token_);
   request.set_session_id(session_id_);
   *request.mutable_ttl() = internal::ToProto(ttl);
-  v1::RefreshSemaphoreResponse response;
-  absl::Status status = FromGrpcStatus(core_->semaphores().Refresh(&context, request, &response));
-  if (!status.ok()) return status;
-  return internal::FromProto(response.expires_in());
+  absl::StatusOr<v1::RefreshSemaphoreResponse> response =
+      internal::CallNow<v1::RefreshSemaphoreResponse>(
+          core_, request,
+          [](Core& core, auto... args) { core.semaphores().async()->Refresh(args...); },
+          BATON_ROUTE(refresh_semaphore),
+          [](Core& c, auto... args) { return c.semaphores().Refresh(args...); });
+  if (!response.ok()) {
+    if (SaysGone(response.status()) && lost_) lost_->Fire(response.status());
+    return response.status();
+  }
+  return internal::FromProto(response->expires_in());
 }
 
 absl::StatusOr<SemaphoreGuard> Semaphore::Acquire(int64_t count, AcquireOptions options) const {
@@ -154,76 +175,31 @@ Call Semaphore::AsyncAcquire(int64_t count, AcquireOptions options,
   if (options.lease.has_value()) *request.mutable_ttl() = internal::ToProto(*options.lease);
   request.set_request_id(options.request_id.empty() ? core_->NewRequestId() : options.request_id);
 
-  // A cancelled (or disconnected) call may have been granted with its reply
-  // lost; recover as Lock::AsyncAcquire does (retry with the same request_id
-  // and a zero timeout, and return what comes back).
-  auto recover = [core = core_, name = name_, session = *session, retry = request](
-                     absl::Status status, Callback<SemaphoreGuard> deliver) {
-    struct Op {
-      grpc::ClientContext context;
-      v1::AcquireSemaphoreRequest request;
-      v1::AcquireSemaphoreResponse response;
-    };
-    auto op = std::make_shared<Op>();
-    op->request = retry;
-    *op->request.mutable_timeout() = internal::ToProto(absl::ZeroDuration());
-    op->context.set_deadline(internal::ToChrono(core->RpcDeadline()));
-    core->semaphores().async()->Acquire(
-        &op->context, &op->request, &op->response,
-        [op, core, name, session, status, deliver](grpc::Status s) {
-          if (!s.ok()) {
-            deliver(status);
-            return;
-          }
-          auto guard = std::make_shared<SemaphoreGuard>(SemaphoreGuard(
-              core, name, op->response.token(), op->response.count(), op->response.available(),
-              session, internal::FromProto(op->response.outcome())));
-          bool replayed = op->response.outcome() == v1::GRANT_OUTCOME_REPLAYED;
-          guard->ReleaseAsync([guard, status, deliver, replayed](absl::Status) {
-            deliver(replayed
-                        ? absl::Status(status.code(),
-                                       absl::StrCat(status.message(),
-                                                    "; the permits granted with the lost reply "
-                                                    "were recovered and released"))
-                        : status);
-          });
-        });
-  };
-
   CallOptions call;
   call.cancel = options.cancel;
   call.wait_until = internal::DeadlineIn(options.timeout);
-  call.retries = 3;  // safe: same request_id
-  auto finish = [core = core_, name = name_, session = *session, recover = std::move(recover)](
-                    absl::StatusOr<v1::AcquireSemaphoreResponse> reply, bool cancelled,
-                    Callback<SemaphoreGuard> deliver) {
-    if (!reply.ok()) {
-      absl::StatusCode code = reply.status().code();
-      if (cancelled || code == absl::StatusCode::kCancelled ||
-          code == absl::StatusCode::kUnavailable) {
-        recover(reply.status(), std::move(deliver));
-        return;
-      }
-      deliver(reply.status());
-      return;
-    }
-    SemaphoreGuard guard(core, name, reply->token(), reply->count(), reply->available(), session,
-                         internal::FromProto(reply->outcome()));
-    if (cancelled) {
-      // The grant raced with Cancel(): give the permits back, then report.
-      auto shared = std::make_shared<SemaphoreGuard>(std::move(guard));
-      shared->ReleaseAsync([shared, deliver](absl::Status) {
-        deliver(absl::CancelledError(
-            "cancelled; the permits granted at the same moment were returned"));
-      });
-      return;
-    }
-    deliver(std::move(guard));
+  internal::Grant<SemaphoreGuard, v1::AcquireSemaphoreResponse> grant{
+      .accept = [core = core_, name = name_, session = *session](
+                    const v1::AcquireSemaphoreResponse& reply) -> absl::StatusOr<SemaphoreGuard> {
+        return SemaphoreGuard(core, name, reply.token(), reply.count(), reply.available(), session,
+                              internal::FromProto(reply.outcome()));
+      },
+      .give_back =
+          [core = core_, name = name_, session = *session](
+              const v1::AcquireSemaphoreResponse& reply, std::function<void()> then) {
+            v1::ReleaseSemaphoreRequest release;
+            release.set_name(name);
+            release.set_token(reply.token());
+            release.set_session_id(session);
+            internal::StartDetached<v1::ReleaseSemaphoreResponse>(
+                core, std::move(release), LaunchRelease(), BATON_ROUTE(release_semaphore),
+                [then = std::move(then)](absl::Status) { then(); });
+          },
   };
-  return internal::StartUnary<SemaphoreGuard, v1::AcquireSemaphoreResponse>(
+  return internal::StartAcquire<SemaphoreGuard, v1::AcquireSemaphoreResponse>(
       core_, std::move(call), std::move(request),
       [](Core& core, auto... args) { core.semaphores().async()->Acquire(args...); },
-      std::move(finish), std::move(done));
+      BATON_ROUTE(acquire_semaphore), std::move(grant), std::move(done));
 }
 
 absl::StatusOr<bool> Semaphore::Delete() const {
@@ -233,6 +209,7 @@ absl::StatusOr<bool> Semaphore::Delete() const {
     return internal::StartUnary<bool, v1::DeleteSemaphoreResponse>(
         core_, CallOptions{}, std::move(request),
         [](Core& core, auto... args) { core.semaphores().async()->Delete(args...); },
+        BATON_ROUTE(delete_semaphore),
         internal::Converting<bool, v1::DeleteSemaphoreResponse>(
             [](const v1::DeleteSemaphoreResponse& r) { return r.deleted(); }),
         std::move(done));

@@ -90,7 +90,7 @@ class SessionKeeper::Stream final
 namespace {
 
 absl::Duration PingInterval(absl::Duration ttl) {
-  return std::clamp(ttl / 4, absl::Milliseconds(50), absl::Seconds(5));
+  return std::clamp(ttl / 3, absl::Milliseconds(100), absl::Seconds(5));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "baton/taken_task.h"
 
+#include "acquire.h"
 #include "core.h"
 #include "proto_time.h"
 #include "task_convert.h"
@@ -37,15 +38,15 @@ TakenTask::~TakenTask() {
 
 absl::StatusOr<bool> TakenTask::Heartbeat() const {
   if (!core_) return absl::FailedPreconditionError("the task is finished");
-  grpc::ClientContext context;
-  context.set_deadline(internal::ToChrono(core_->RpcDeadline()));
   v1::TaskHeartbeatRequest request;
   request.set_task_id(id_);
   request.set_attempt(attempt_);
-  v1::TaskHeartbeatResponse response;
-  absl::Status status = FromGrpcStatus(core_->tasks().Heartbeat(&context, request, &response));
-  if (!status.ok()) return status;
-  return response.cancelled();
+  absl::StatusOr<v1::TaskHeartbeatResponse> response = internal::CallNow<v1::TaskHeartbeatResponse>(
+      core_, request, [](Core& core, auto... args) { core.tasks().async()->Heartbeat(args...); },
+      BATON_ROUTE(task_heartbeat),
+      [](Core& c, auto... args) { return c.tasks().Heartbeat(args...); });
+  if (!response.ok()) return response.status();
+  return response->cancelled();
 }
 
 Call TakenTask::AsyncHeartbeat(Callback<bool> done) const {
@@ -57,6 +58,7 @@ Call TakenTask::AsyncHeartbeat(Callback<bool> done) const {
   return internal::StartUnary<bool, v1::TaskHeartbeatResponse>(
       core_, CallOptions{}, std::move(request),
       [](Core& core, auto... args) { core.tasks().async()->Heartbeat(args...); },
+      BATON_ROUTE(task_heartbeat),
       internal::Converting<bool, v1::TaskHeartbeatResponse>(
           [](const v1::TaskHeartbeatResponse& r) { return r.cancelled(); }),
       std::move(done));
@@ -73,10 +75,8 @@ absl::StatusOr<TaskCompletion> TakenTask::Fail(int32_t code, std::string message
 absl::StatusOr<TaskCompletion> TakenTask::Finish(std::optional<std::string> result, int32_t code,
                                                  std::string message, bool final) {
   if (!core_) return absl::FailedPreconditionError("the task is finished");
-  // The synchronous API: Finish also runs from the destructor, which may be
-  // on a gRPC callback thread.
-  grpc::ClientContext context;
-  context.set_deadline(internal::ToChrono(core_->RpcDeadline()));
+  // Finish also runs from the destructor, which may be on a callback thread:
+  // CallNow then uses the synchronous unary API.
   v1::CompleteTaskRequest request;
   request.set_task_id(id_);
   request.set_attempt(attempt_);
@@ -87,14 +87,17 @@ absl::StatusOr<TaskCompletion> TakenTask::Finish(std::optional<std::string> resu
     request.mutable_error()->set_message(std::move(message));
     request.set_final(final);
   }
-  v1::CompleteTaskResponse response;
-  absl::Status status = FromGrpcStatus(core_->tasks().Complete(&context, request, &response));
+  absl::StatusOr<v1::CompleteTaskResponse> response = internal::CallNow<v1::CompleteTaskResponse>(
+      core_, request, [](Core& core, auto... args) { core.tasks().async()->Complete(args...); },
+      BATON_ROUTE(complete_task),
+      [](Core& c, auto... args) { return c.tasks().Complete(args...); });
+  absl::Status status = response.status();
   // Failed with FAILED_PRECONDITION: the attempt is no longer ours (lost,
   // done); nothing more to report either way.
   if (status.ok() || status.code() == absl::StatusCode::kFailedPrecondition) core_.reset();
   if (!status.ok()) return status;
-  return TaskCompletion{.state = internal::FromProto(response.state()),
-                        .cancelled = response.cancelled()};
+  return TaskCompletion{.state = internal::FromProto(response->state()),
+                        .cancelled = response->cancelled()};
 }
 
 }  // namespace baton

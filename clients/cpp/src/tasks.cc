@@ -1,5 +1,6 @@
 #include "baton/tasks.h"
 
+#include "acquire.h"
 #include "core.h"
 #include "proto_time.h"
 #include "task_convert.h"
@@ -33,6 +34,7 @@ Call Tasks::AsyncSubmit(std::string payload, SubmitOptions options,
   return internal::StartUnary<std::string, v1::SubmitTaskResponse>(
       core_, CallOptions{}, std::move(request),
       [](Core& core, auto... args) { core.tasks().async()->Submit(args...); },
+      BATON_ROUTE(submit_task),
       internal::Converting<std::string, v1::SubmitTaskResponse>(
           [](const v1::SubmitTaskResponse& r) { return r.task_id(); }),
       std::move(done));
@@ -55,6 +57,7 @@ Call Tasks::AsyncAwait(const std::string& task_id, WaitOptions options,
   return internal::StartUnary<TaskOutcome, v1::TaskOutcome>(
       core_, std::move(call), std::move(request),
       [](Core& core, auto... args) { core.tasks().async()->Await(args...); },
+      BATON_ROUTE(await_task),
       internal::Converting<TaskOutcome, v1::TaskOutcome>(
           [](const v1::TaskOutcome& r) { return internal::FromProto(r); }),
       std::move(done));
@@ -67,6 +70,7 @@ absl::StatusOr<bool> Tasks::Cancel(const std::string& task_id) const {
     return internal::StartUnary<bool, v1::CancelTaskResponse>(
         core_, CallOptions{}, std::move(request),
         [](Core& core, auto... args) { core.tasks().async()->Cancel(args...); },
+        BATON_ROUTE(cancel_task),
         internal::Converting<bool, v1::CancelTaskResponse>(
             [](const v1::CancelTaskResponse& r) { return r.cancelled(); }),
         std::move(done));
@@ -113,6 +117,7 @@ Call Tasks::AsyncWait(std::vector<std::string> task_ids, std::string group, Wait
   return internal::StartUnary<TasksWaitResult, v1::WaitTasksResponse>(
       core_, std::move(call), std::move(request),
       [](Core& core, auto... args) { core.tasks().async()->Wait(args...); },
+      BATON_ROUTE(wait_tasks),
       internal::Converting<TasksWaitResult, v1::WaitTasksResponse>(
           [](const v1::WaitTasksResponse& r) {
             TasksWaitResult out;
@@ -135,21 +140,32 @@ Call Tasks::AsyncTake(TakeOptions options, Callback<TakenTask> done) const {
   request.set_queue(queue_);
   request.set_session_id(*session);
   if (options.lease.has_value()) *request.mutable_ttl() = internal::ToProto(*options.lease);
+  request.set_request_id(options.request_id.empty() ? core_->NewRequestId() : options.request_id);
   CallOptions call;
   call.cancel = options.cancel;
   call.wait_until = internal::DeadlineIn(options.timeout);
-  auto finish = [core = core_](absl::StatusOr<v1::TakeTaskResponse> reply, bool /*cancelled*/,
-                               Callback<TakenTask> deliver) {
-    if (!reply.ok()) {
-      deliver(reply.status());
-      return;
-    }
-    deliver(TakenTask(core, reply->task_id(), reply->payload(), reply->attempt()));
+  internal::Grant<TakenTask, v1::TakeTaskResponse> grant{
+      .accept = [core = core_](const v1::TakeTaskResponse& r) -> absl::StatusOr<TakenTask> {
+        return TakenTask(core, r.task_id(), r.payload(), r.attempt());
+      },
+      // Fails the attempt (ABORTED, not final): the task is retried at once.
+      .give_back =
+          [core = core_](const v1::TakeTaskResponse& r, std::function<void()> then) {
+            v1::CompleteTaskRequest complete;
+            complete.set_task_id(r.task_id());
+            complete.set_attempt(r.attempt());
+            complete.mutable_error()->set_code(10);
+            complete.mutable_error()->set_message("the take was cancelled; the task is given back");
+            internal::StartDetached<v1::CompleteTaskResponse>(
+                core, std::move(complete),
+                [](Core& core, auto... args) { core.tasks().async()->Complete(args...); },
+                BATON_ROUTE(complete_task), [then = std::move(then)](absl::Status) { then(); });
+          },
   };
-  return internal::StartUnary<TakenTask, v1::TakeTaskResponse>(
+  return internal::StartAcquire<TakenTask, v1::TakeTaskResponse>(
       core_, std::move(call), std::move(request),
-      [](Core& core, auto... args) { core.tasks().async()->Take(args...); }, std::move(finish),
-      std::move(done));
+      [](Core& core, auto... args) { core.tasks().async()->Take(args...); }, BATON_ROUTE(take_task),
+      std::move(grant), std::move(done));
 }
 
 }  // namespace baton

@@ -67,6 +67,7 @@ Call Timer::AsyncSchedule(const TimerSchedule& schedule, Callback<absl::Duration
   return internal::StartUnary<absl::Duration, v1::ScheduleTimerResponse>(
       core_, CallOptions{}, std::move(request),
       [](Core& core, auto... args) { core.timers().async()->Schedule(args...); },
+      BATON_ROUTE(schedule_timer),
       internal::Converting<absl::Duration, v1::ScheduleTimerResponse>(
           [](const v1::ScheduleTimerResponse& r) { return internal::FromProto(r.due_in()); }),
       std::move(done));
@@ -79,6 +80,7 @@ absl::StatusOr<TimerCancelResult> Timer::Cancel() const {
     return internal::StartUnary<TimerCancelResult, v1::CancelTimerResponse>(
         core_, CallOptions{}, std::move(request),
         [](Core& core, auto... args) { core.timers().async()->Cancel(args...); },
+        BATON_ROUTE(cancel_timer),
         internal::Converting<TimerCancelResult, v1::CancelTimerResponse>(
             [](const v1::CancelTimerResponse& r) {
               return TimerCancelResult{.cancelled = r.cancelled(), .fired = r.fired()};

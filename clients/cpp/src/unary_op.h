@@ -1,7 +1,15 @@
-// UnaryOp: one unary RPC made through gRPC's callback API, with cancellation
-// (CancelToken, Call::Cancel), deadlines, and optional retries of requests
-// that are safe to repeat. Every Async* call of the client is one UnaryOp;
-// every blocking call is an Async* call followed by Call::Wait (Block below).
+// UnaryOp: one operation of the client, sent on the session stream (the
+// default transport; see session_stream.h) or as a unary RPC through gRPC's
+// callback API, with cancellation (CancelToken, Call::Cancel), deadlines, and
+// optional retries of requests that are safe to repeat. Every Async* call of
+// the client is one UnaryOp; every blocking call is an Async* call followed by
+// Call::Wait (Block below).
+//
+// Routing: an operation goes on the stream when the client's transport is
+// kStream and its request does not name session 0 (a lease-only holding:
+// the stream would act for its own session instead). A wait whose request
+// carries a request_id is re-sent by the stream after a break with what is
+// left of its timeout.
 //
 // Lifecycle: StartUnary creates the op and launches the first attempt. gRPC
 // calls OnDone on one of its threads; a retry re-launches after a backoff
@@ -26,8 +34,61 @@
 #include "call_state.h"
 #include "core.h"
 #include "proto_time.h"
+#include "session_stream.h"
 
 namespace baton::internal {
+
+// Where a request travels on the session stream: its field in Operation and
+// the response's field in OperationResult. Make one with BATON_ROUTE(field).
+template <typename Req, typename Resp>
+struct Route {
+  Req* (v1::Operation::*request)() = nullptr;
+  const Resp& (v1::OperationResult::*response)() const = nullptr;
+};
+
+template <typename Req, typename Resp>
+Route<Req, Resp> MakeRoute(Req* (v1::Operation::*request)(),
+                           const Resp& (v1::OperationResult::*response)() const) {
+  return Route<Req, Resp>{.request = request, .response = response};
+}
+
+#define BATON_ROUTE(field)                                               \
+  ::baton::internal::MakeRoute(&::baton::v1::Operation::mutable_##field, \
+                               &::baton::v1::OperationResult::field)
+
+// How an operation ended, besides its reply, for `finish` steps that must
+// undo a grant.
+struct Ending {
+  // Cancellation was requested (Cancel, CancelToken, or a deadline).
+  bool cancelled = false;
+  // The reply may have been lost: a grant may stand on the server unseen
+  // (a unary call that ended CANCELLED or UNAVAILABLE, or a stream operation
+  // sent on a stream that broke).
+  bool outcome_unknown = false;
+};
+
+// The request's session, or nullopt if it names none.
+template <typename Req>
+std::optional<uint64_t> RequestSession(const Req& request) {
+  if constexpr (requires { request.session_id(); }) {
+    return request.session_id();
+  } else {
+    return std::nullopt;
+  }
+}
+
+// Whether `request` may go on the session stream of `core`.
+template <typename Req>
+SessionStream* StreamFor(const Core& core, const Req& request) {
+  SessionStream* stream = core.stream();
+  if (stream == nullptr) return nullptr;
+  std::optional<uint64_t> session = RequestSession(request);
+  if (session.has_value() && *session == 0) return nullptr;  // lease-only: unary
+  return stream;
+}
+
+// The status of a stream operation that did not answer OK.
+absl::Status StreamStatus(const StreamOutcome& outcome);
 
 struct CallOptions {
   CancelToken cancel{};
@@ -47,11 +108,12 @@ template <typename T, typename Req, typename Resp, typename LaunchFn, typename F
 class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, LaunchFn, FinishFn>> {
  public:
   UnaryOp(std::shared_ptr<Core> core, CallOptions options, Req request, LaunchFn launch,
-          FinishFn finish, Callback<T> done)
+          Route<Req, Resp> route, FinishFn finish, Callback<T> done)
       : core_(std::move(core)),
         options_(std::move(options)),
         request_(std::move(request)),
         launch_(std::move(launch)),
+        route_(route),
         finish_(std::move(finish)),
         done_(std::move(done)),
         state_(CallState::Create(options_.cancel)) {}
@@ -61,18 +123,18 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
   void Attempt() {
     absl::Time deadline;
     if (options_.wait_until.has_value()) {
-      absl::Time until = *options_.wait_until;
-      if constexpr (requires(Req r) { r.mutable_timeout(); }) {
-        if (until != absl::InfiniteFuture()) {
-          *request_.mutable_timeout() =
-              ToProto(std::max(until - absl::Now(), absl::ZeroDuration()));
-        }
-      }
-      deadline = core_->WaitDeadline(until);
+      SetTimeout(&request_, *options_.wait_until);
+      deadline = core_->WaitDeadline(*options_.wait_until);
     } else {
       deadline = core_->RpcDeadline();
     }
     if (options_.grpc_deadline.has_value()) deadline = *options_.grpc_deadline;
+    if (route_.request != nullptr) {
+      if (SessionStream* stream = StreamFor(*core_, request_)) {
+        AttemptOnStream(stream, deadline);
+        return;
+      }
+    }
     grpc::ClientContext* context = state_->BeginAttempt(deadline);
     if (context == nullptr) {
       Deliver(absl::CancelledError("cancelled before the call was sent"));
@@ -81,13 +143,66 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
     response_.Clear();
     auto self = this->shared_from_this();
     launch_(*core_, context, &request_, &response_,
-            std::function<void(grpc::Status)>(
-                [self](grpc::Status status) { self->OnDone(std::move(status)); }));
+            std::function<void(grpc::Status)>([self](grpc::Status status) {
+              absl::Status s = FromGrpcStatus(status);
+              absl::StatusCode code = s.code();
+              self->OnDone(std::move(s), code == absl::StatusCode::kCancelled ||
+                                             code == absl::StatusCode::kUnavailable);
+            }));
   }
 
  private:
-  void OnDone(grpc::Status grpc_status) {
-    absl::Status status = FromGrpcStatus(grpc_status);
+  // Sets the request's `timeout` to what is left until `until` (none for an
+  // infinite wait).
+  static void SetTimeout(Req* request, absl::Time until) {
+    if constexpr (requires(Req r) { r.mutable_timeout(); }) {
+      if (until != absl::InfiniteFuture()) {
+        *request->mutable_timeout() = ToProto(std::max(until - absl::Now(), absl::ZeroDuration()));
+      }
+    }
+  }
+
+  void AttemptOnStream(SessionStream* stream, absl::Time deadline) {
+    if (state_->cancel_requested()) {
+      Deliver(absl::CancelledError("cancelled before the call was sent"));
+      return;
+    }
+    v1::Operation op;
+    *(op.*route_.request)() = request_;
+    SessionStream::Resend resend;
+    if constexpr (requires(Req r) { r.request_id(); }) {
+      // A wait with a request_id goes again on the next stream with what is
+      // left of its timeout: a grant whose answer was lost comes back
+      // REPLAYED.
+      if (!request_.request_id().empty() && options_.wait_until.has_value()) {
+        resend = [route = route_, until = *options_.wait_until](v1::Operation* again) {
+          SetTimeout((again->*route.request)(), until);
+          return true;
+        };
+      }
+    }
+    auto self = this->shared_from_this();
+    // Waits are bounded by the server (their timeout); only an explicit
+    // gRPC deadline (Condition's) or a call that does not wait has one here.
+    absl::Time stream_deadline =
+        options_.wait_until.has_value() && !options_.grpc_deadline.has_value()
+            ? absl::InfiniteFuture()
+            : deadline;
+    uint64_t id = stream->Submit(std::move(op), stream_deadline, std::move(resend),
+                                 [self](StreamOutcome outcome) { self->OnStreamDone(outcome); });
+    if (id != 0) state_->SetStreamCancel([stream, id] { stream->Cancel(id); });
+  }
+
+  void OnStreamDone(const StreamOutcome& outcome) {
+    if (outcome.kind == StreamOutcome::Kind::kAnswered && outcome.result.code() == 0) {
+      response_ = (outcome.result.*route_.response)();
+      OnDone(absl::OkStatus(), false);
+      return;
+    }
+    OnDone(StreamStatus(outcome), outcome.kind == StreamOutcome::Kind::kBroken);
+  }
+
+  void OnDone(absl::Status status, bool outcome_unknown) {
     if (status.code() == absl::StatusCode::kUnavailable && retries_done_ < options_.retries &&
         !state_->cancel_requested() &&
         (!options_.wait_until.has_value() || *options_.wait_until == absl::InfiniteFuture() ||
@@ -105,13 +220,14 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
       backoff_ *= 3;
       return;
     }
-    bool cancelled = state_->cancel_requested();
+    Ending ending{.cancelled = state_->cancel_requested(),
+                  .outcome_unknown = !status.ok() && outcome_unknown};
     auto self = this->shared_from_this();
     Callback<T> deliver = [self](absl::StatusOr<T> result) { self->Deliver(std::move(result)); };
     if (status.ok()) {
-      finish_(absl::StatusOr<Resp>(std::move(response_)), cancelled, std::move(deliver));
+      finish_(absl::StatusOr<Resp>(std::move(response_)), ending, std::move(deliver));
     } else {
-      finish_(absl::StatusOr<Resp>(std::move(status)), cancelled, std::move(deliver));
+      finish_(absl::StatusOr<Resp>(std::move(status)), ending, std::move(deliver));
     }
   }
 
@@ -127,6 +243,7 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
   Req request_;
   Resp response_;
   LaunchFn launch_;
+  Route<Req, Resp> route_;
   FinishFn finish_;
   Callback<T> done_;
   std::shared_ptr<CallState> state_;
@@ -137,14 +254,14 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
 };
 
 // Starts an operation. `launch(core, context, request*, response*, on_done)`
-// makes the RPC; `finish(StatusOr<Resp>, bool cancel_requested, deliver)`
-// produces the result.
+// makes the unary RPC; `route` says where it goes on the stream;
+// `finish(StatusOr<Resp>, Ending, deliver)` produces the result.
 template <typename T, typename Resp, typename Req, typename LaunchFn, typename FinishFn>
 Call StartUnary(std::shared_ptr<Core> core, CallOptions options, Req request, LaunchFn launch,
-                FinishFn finish, Callback<T> done) {
+                Route<Req, Resp> route, FinishFn finish, Callback<T> done) {
   auto op = std::make_shared<UnaryOp<T, Req, Resp, LaunchFn, FinishFn>>(
-      std::move(core), std::move(options), std::move(request), std::move(launch), std::move(finish),
-      std::move(done));
+      std::move(core), std::move(options), std::move(request), std::move(launch), route,
+      std::move(finish), std::move(done));
   Call call(op->state());
   op->Attempt();
   return call;
@@ -155,7 +272,7 @@ Call StartUnary(std::shared_ptr<Core> core, CallOptions options, Req request, La
 // back: a reply that raced with a cancel is delivered as it is.
 template <typename T, typename Resp, typename ConvertFn>
 auto Converting(ConvertFn convert) {
-  return [convert = std::move(convert)](absl::StatusOr<Resp> reply, bool /*cancelled*/,
+  return [convert = std::move(convert)](absl::StatusOr<Resp> reply, Ending /*ending*/,
                                         Callback<T> deliver) {
     if (!reply.ok()) {
       deliver(reply.status());

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -98,12 +99,19 @@ bool SecureSuite() {
 }
 
 ClientOptions SuiteOptions(ClientOptions options) {
+  if (SuiteTransport() == Transport::kUnary) options.transport = Transport::kUnary;
   if (!SecureSuite() || options.tls || options.credentials || !options.token.empty()) {
     return options;
   }
   options.tls = ClientTls{.ca_file = Secure()("ca.pem"), .server_name = "localhost"};
   options.token = Secure().token;
   return options;
+}
+
+Transport SuiteTransport() {
+  const char* transport = std::getenv("BATON_TEST_TRANSPORT");
+  return transport != nullptr && std::string(transport) == "unary" ? Transport::kUnary
+                                                                   : Transport::kStream;
 }
 
 std::shared_ptr<grpc::Channel> SuiteChannel(const std::string& address) {

@@ -20,8 +20,12 @@ namespace baton::testing {
 // so that the suite runs once more as a deployment with security would.
 BatondProcess& SharedServer();
 bool SecureSuite();
+// The transport of the run: kStream, or kUnary under env
+// BATON_TEST_TRANSPORT=unary (ctest's cpp_client_unary).
+Transport SuiteTransport();
 // `options` plus what the shared server needs (TLS and the suite's token
-// under SecureSuite), unless they bring their own tls, credentials or token.
+// under SecureSuite), unless they bring their own tls, credentials or token;
+// and the run's transport where `options` leave the default (kStream).
 ClientOptions SuiteOptions(ClientOptions options = {});
 // A raw channel to the shared server (or a proxy of it), and the token for
 // a raw call's context (nothing without SecureSuite).

@@ -22,11 +22,24 @@ struct ClientTls {
   std::string server_name{};  // the name to check in the server's certificate; empty: the host
 };
 
+// How operations reach the server (clients/README.md, "Transport").
+enum class Transport {
+  // One Stream/Connect call per client carries the session and every
+  // operation it can (the default).
+  kStream,
+  // A unary RPC per operation; the session is kept by a KeepAliveStream.
+  kUnary,
+};
+
 struct ClientOptions {
+  // The transport; calls the stream cannot carry (Sessions/Open, Close,
+  // lease-only holdings, Queues/Consume, Events/Watch) are unary on both.
+  Transport transport = Transport::kStream;
   // TTL of the client's session: how long the server keeps it (and what it
   // holds) once the client stops answering. Also the grace period for
   // reconnecting after a dropped connection. 1 s to the server's maximum.
-  absl::Duration session_ttl = absl::Seconds(30);
+  // The session is probed every TTL/3 (clamped to 100 ms .. 5 s).
+  absl::Duration session_ttl = absl::Seconds(15);
   // Shown by Sessions/Describe, e.g. "billing-worker-7" (at most 256 bytes).
   std::string label{};
   // How long Connect waits for the server to answer (it waits for the
@@ -35,8 +48,11 @@ struct ClientOptions {
   // gRPC deadline of calls that do not wait (Release, Set, Ack, Describe...),
   // and the slack added to a waiting call's timeout for its gRPC deadline.
   absl::Duration rpc_timeout = absl::Seconds(10);
-  // Called once when the session is lost (see Client::session_lost), on the
-  // session's keep-alive thread. Must not block, nor destroy the Client.
+  // Called once per lost session (see Client::session_lost), on the thread
+  // that keeps the session (the stream's, or the keep-alive thread), after
+  // the holdings' lost signals fired and before the client opens a new
+  // session for the operations that follow. Must not block, nor destroy the
+  // Client.
   std::function<void(absl::Status why)> on_session_lost{};
   // Connect over TLS (see ClientTls). Unset, and without credentials:
   // plaintext, which batond serves on loopback addresses only by default.

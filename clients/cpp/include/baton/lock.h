@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,7 @@ namespace baton {
 
 namespace internal {
 class Core;
+class LostSignal;
 }  // namespace internal
 
 class Condition;
@@ -74,6 +76,17 @@ class LockGuard {
   // Extends the lease to `ttl` from now; returns the time left.
   absl::StatusOr<absl::Duration> Refresh(absl::Duration ttl);
 
+  // The lost signal: `callback` runs once when the holding is known to be
+  // gone without a Release (its session was lost, or the server answered a
+  // Refresh or Release NOT_FOUND / FAILED_PRECONDITION), with the reason; on
+  // the client thread that noticed (or at once on this thread if lost
+  // already). It must not block. Survives moves of the guard; a guard that
+  // holds nothing never fires. Any thread.
+  void OnLost(std::function<void(absl::Status why)> callback) const;
+  // True once the lost signal fired (a lease-only holding: also once its
+  // lease, as last known, has run out).
+  bool lost() const;
+
  private:
   friend class Lock;
   friend class Condition;
@@ -90,6 +103,8 @@ class LockGuard {
   std::optional<absl::Duration> lease_;  // the lease TTL asked for
   GrantOutcome outcome_ = GrantOutcome::kUnspecified;
   std::optional<absl::Duration> expires_in_;
+  absl::Time expires_at_ = absl::InfiniteFuture();  // lease-only holdings
+  std::shared_ptr<internal::LostSignal> lost_;
 };
 
 class Lock {

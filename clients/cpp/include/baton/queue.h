@@ -100,6 +100,10 @@ struct GetOptions {
   bool use_session = true;
   // Read the dead letters instead (never waits).
   bool dead_letters = false;
+  // Makes the Get safe to retry (queue.proto): empty, a fresh one per call.
+  // The client re-sends it with the same id after a broken stream, and after
+  // a cancel asks again with it to give back (Nack) what it may have got.
+  std::string request_id{};
 };
 
 struct AckResult {
@@ -132,6 +136,9 @@ class Queue {
   // kFailedPrecondition (config differs), kAborted (queue deleted).
   absl::StatusOr<PutResult> Put(std::vector<Item> items, PutOptions options = {}) const;
   absl::StatusOr<PutResult> Put(std::string data) const;
+  // The batched put: up to 1000 items in one Put, all or none (Put of a
+  // vector, named as in the other clients).
+  absl::StatusOr<PutResult> PutMany(std::vector<Item> items, PutOptions options = {}) const;
   // Cancellation: the server drops the wait; a Put whose reply is lost takes
   // back its items. A reply that raced with the cancel is delivered as is.
   Call AsyncPut(std::vector<Item> items, PutOptions options, Callback<PutResult> done) const;
@@ -180,7 +187,9 @@ class Queue {
   // Items already delivered stay in flight when the stream ends.
   Stream Consume(ConsumeOptions options, std::function<void(Delivery)> on_delivery,
                  std::function<void(absl::Status)> on_end) const;
-  // A blocking consumer over Consume (see consumer.h).
+  // The consumer (see consumer.h): on the stream transport a loop of Gets of
+  // up to `prefetch` items whose acknowledgements ride on the next Get; on
+  // the unary transport a reader of Consume.
   Consumer OpenConsumer(ConsumeOptions options = {}) const;
 
  private:

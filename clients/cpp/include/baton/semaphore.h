@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +32,7 @@ namespace baton {
 
 namespace internal {
 class Core;
+class LostSignal;
 }  // namespace internal
 
 class SemaphoreGuard {
@@ -66,6 +68,10 @@ class SemaphoreGuard {
   // Extends the holding's lease to `ttl` from now; returns the time left.
   absl::StatusOr<absl::Duration> Refresh(absl::Duration ttl);
 
+  // The lost signal, as LockGuard::OnLost / lost().
+  void OnLost(std::function<void(absl::Status why)> callback) const;
+  bool lost() const;
+
  private:
   friend class Semaphore;
   SemaphoreGuard(std::shared_ptr<internal::Core> core, std::string name, uint64_t token,
@@ -79,6 +85,7 @@ class SemaphoreGuard {
   int64_t available_at_grant_ = 0;
   uint64_t session_id_ = 0;
   GrantOutcome outcome_ = GrantOutcome::kUnspecified;
+  std::shared_ptr<internal::LostSignal> lost_;
 };
 
 class Semaphore {

@@ -75,6 +75,10 @@ struct TakeOptions {
   // within it. Without one (and with use_session) the session alone keeps it.
   std::optional<absl::Duration> lease{};
   bool use_session = true;
+  // Makes the Take safe to retry (task.proto): empty, a fresh one per call;
+  // re-sent after a broken stream, asked again after a cancel to give back
+  // the task it may have got.
+  std::string request_id{};
 };
 
 class Tasks {
