@@ -14,20 +14,29 @@
 //	defer held.Unlock(ctx)
 //	migrate(held.Fence())
 //
+// Transport. By default the client carries its session and every operation
+// on one session stream (baton.v1.Stream/Connect), many operations per
+// message; WithTransport(Unary) makes one unary call per operation instead.
+// A broken stream is re-opened with the same session; waits that carry a
+// request_id (Lock, Acquire, Get, Take) are sent again with what is left of
+// their deadline, other operations in flight end with ErrUnavailable.
+//
 // Ownership. What a handle acquires (a lock, permits, queue items in flight,
 // a running task) belongs to the client's Session unless the handle is made
 // with WithSession, WithLease or WithoutSession. The session is opened on
-// first use and kept alive by a goroutine; if the client dies, or loses the
-// server for longer than the session's TTL, everything it held is released,
-// and Session.Done is closed.
+// first use (DefaultSessionTTL) and kept alive by the stream (or, on the
+// unary transport, by a goroutine); if the client dies, or loses the server
+// for longer than the session's TTL, everything it held is released.
+// Holdings say so: HeldLock.Done and Permits.Done are closed (Err says why),
+// as is Session.Done; OnSessionLost is told, and the client opens a new
+// session for what follows.
 //
 // Cancellation. Every call takes a context. Cancelling it (or its deadline
-// passing) while a call waits cancels the wait on the server, which rolls
-// back a grant that raced with the cancel. When the grant's reply had already
-// left (gRPC then drops it on the client), Lock and Acquire recover it with
-// their request_id and release it: a cancelled Lock never leaves the lock
-// held. A cancelled Get never loses an item: it goes back to the queue, at
-// the latest when the lease or session that owns it ends.
+// passing) while a call waits cancels the wait on the server. A grant that
+// crossed the cancel is rolled back by the client (the lock or permits
+// released, the items Nacked, the task given back), recovered with the
+// call's request_id when its answer was lost: no lock, permit, item or task
+// is ever left stuck by a cancel.
 //
 // Errors. Failed calls return an *Error that matches the sentinel of its
 // gRPC code with errors.Is (ErrTimeout, ErrNotFound, ErrFailedPrecondition,

@@ -555,3 +555,39 @@ func TestStreamRecoversGrantLostOnTheWire(t *testing.T) {
 		t.Fatal("lock still held after Unlock")
 	}
 }
+
+// An ack that no Get carries within 10 ms goes out as an Ack: a consumer
+// that holds on to its next item does not keep the previous one in flight.
+func TestConsumerFlushesAcksWithoutAGet(t *testing.T) {
+	ctx := ctxT(t)
+	c := dial(t)
+	n := name(t, "q")
+	q := c.Queue(n)
+	must[baton.PutResult](t)(q.PutMany(ctx, []baton.Item{baton.TextItem("a"), baton.TextItem("b")}))
+	var stats func() baton.ConsumerStats
+	stop := baton.WatchConsumers(func(s func() baton.ConsumerStats) { stats = s })
+	defer stop()
+	got := 0
+	for d, err := range q.Consume(ctx, 2) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got++
+		must[struct{}](t)(struct{}{}, d.Ack(ctx))
+		if got == 1 {
+			// Both items arrived with the first Get; b is still in the
+			// consumer's hands, so no Get follows: a's ack must go alone.
+			eventually(t, 5*time.Second, "a's ack flushed, b in flight", func() bool {
+				info, err := c.Describe(ctx, n)
+				return err == nil && info.GetQueue().GetInFlight() == 1
+			})
+			if st := stats(); st.Flushed != 1 || st.Rode != 0 {
+				t.Fatalf("consumer %+v, want one ack flushed", st)
+			}
+		}
+		if got == 2 {
+			break
+		}
+	}
+	eventually(t, 5*time.Second, "queue drained", func() bool { return queueDrained(ctx, c, n) })
+}
