@@ -28,3 +28,12 @@ func WatchConsumers(f func(stats func() ConsumerStats)) (stop func()) {
 	}
 	return func() { consumerHook = nil }
 }
+
+// StreamWrites is how many messages c wrote on its session streams after
+// the hellos, and how many operations they carried.
+func StreamWrites(c *Client) (messages, ops int64) {
+	if c.stream == nil {
+		return 0, 0
+	}
+	return c.stream.msgs.Load(), c.stream.opsSent.Load()
+}

@@ -144,7 +144,9 @@ type streamConn struct {
 	closing  bool
 	breakCur context.CancelFunc // breaks the current stream
 
-	breaks atomic.Int64 // welcomed streams that broke
+	breaks  atomic.Int64 // welcomed streams that broke
+	msgs    atomic.Int64 // messages written after the hello
+	opsSent atomic.Int64 // operations written
 
 	wake    chan struct{}
 	stopCtx context.Context
@@ -402,6 +404,8 @@ func (sc *streamConn) write(ctx context.Context, breakStream context.CancelFunc,
 		sc.mu.Unlock()
 		// The requests do not change while sent: only queued operations
 		// (sentOn 0) are modified, and these are in flight.
+		sc.msgs.Add(1)
+		sc.opsSent.Add(int64(len(req.Ops)))
 		if err := stream.Send(req); err != nil {
 			breakStream() // the reader sees the break
 			return

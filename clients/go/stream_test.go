@@ -591,3 +591,38 @@ func TestConsumerFlushesAcksWithoutAGet(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "queue drained", func() bool { return queueDrained(ctx, c, n) })
 }
+
+// Operations issued while a write is in flight go out together in the next
+// message.
+func TestStreamBatchesOperations(t *testing.T) {
+	ctx := ctxT(t)
+	c := dial(t)
+	n := name(t, "q")
+	must[*baton.Session](t)(c.Session(ctx))
+	m0, o0 := baton.StreamWrites(c)
+	const puts = 200
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < puts; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, err := c.Queue(n).Put(ctx, baton.TextItem("x")); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	m1, o1 := baton.StreamWrites(c)
+	msgs, ops := m1-m0, o1-o0
+	t.Logf("%d operations in %d messages", ops, msgs)
+	if ops < puts || msgs >= ops {
+		t.Fatalf("%d operations in %d messages: not batched", ops, msgs)
+	}
+	info := must[*baton.ResourceInfo](t)(c.Describe(ctx, n))
+	if info.GetQueue().GetSize() != puts {
+		t.Fatalf("queue size %d, want %d", info.GetQueue().GetSize(), puts)
+	}
+}
