@@ -26,6 +26,15 @@ CancelledError propagates unchanged. Nothing is leaked on the way:
   * The cleanup runs in its own task: cancelling the caller again does not
     interrupt it (Client.close() waits for it).
 
+Rpc.acquire is the one acquire-with-recovery of the client, used by every
+wait that grants something the caller must give back (lock and semaphore
+acquire, queue Get, task Take): it gives the request a request_id, rolls a
+grant that crossed a cancel back with `undo`, and recovers a grant whose
+answer was lost (a unary call that ended CANCELLED, a stream that broke under
+a cancelled wait) by asking again with the same request_id and a zero
+timeout, then undoing what comes back. On the session stream such waits are
+also re-sent with the same request_id when their stream breaks (stream.py).
+
 Calls that do not wait on the server (Release, Ack, Set...) are not cancelled:
 the caller gets its CancelledError at once and the call completes in the
 background, so a Release that was sent is never left half-known.
@@ -36,12 +45,25 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, TypeVar
 
 import grpc
 from google.protobuf import duration_pb2
 
-from .errors import BatonError, ClientClosedError, RpcCancelledError, SessionLostError, from_code, from_rpc_error
+from .errors import (
+    BatonError,
+    ClientClosedError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    NotFoundError,
+    RpcCancelledError,
+    UnavailableError,
+    SessionLostError,
+    from_code,
+    from_rpc_error,
+    session_in_error,
+)
 
 if TYPE_CHECKING:
     from .client import Stubs
@@ -97,6 +119,12 @@ METHODS: dict[str, Optional[str]] = {
     "admin.Describe": "describe",
 }
 
+# How many times a give-back (Release, Nack) is tried across broken connections.
+_UNDO_ATTEMPTS = 8
+
+# Calls that need no live session of the client (they name one themselves).
+_SESSIONLESS = frozenset({"sessions.Open", "sessions.KeepAlive", "sessions.Close", "sessions.Describe"})
+
 log = logging.getLogger("baton")
 
 T = TypeVar("T")
@@ -104,6 +132,14 @@ T = TypeVar("T")
 # The outcome of a call that was cancelled on our side.
 _LOCALLY_CANCELLED = object()
 _CANCEL_DETAILS = "cancelled by the awaiting asyncio task"
+
+
+_OUTCOME_NAMES = {1: "immediate", 2: "after_wait", 3: "replayed"}
+
+
+def _outcome_name(outcome: int) -> str:
+    """GrantOutcome as lock.outcome_name names it."""
+    return _OUTCOME_NAMES.get(outcome, "unspecified")
 
 
 def duration(seconds: float) -> duration_pb2.Duration:
@@ -165,9 +201,14 @@ class Rpc:
         session_id: Callable[[], int],
         on_session_lost: Callable[[SessionLostError], None],
         rpc_timeout: Optional[float],
+        *,
+        is_lost_session: Callable[[int], bool] = lambda _sid: False,
     ) -> None:
         self._session_id = session_id
         self._on_session_lost = on_session_lost
+        self._is_lost_session = is_lost_session
+        #: Waits for the client's live session (a new one after a loss).
+        self.ready: Optional[Callable[[], Awaitable[Any]]] = None
         self.rpc_timeout = rpc_timeout
         self.closed = False
         self.stubs: Optional["Stubs"] = None
@@ -190,6 +231,13 @@ class Rpc:
     def _noticed(self, mapped: BatonError) -> BatonError:
         if isinstance(mapped, SessionLostError):
             self._on_session_lost(mapped)
+            return mapped
+        if mapped.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ABORTED):
+            sid = session_in_error(mapped.details)
+            if sid is not None and self._is_lost_session(sid):
+                # An earlier session of this client, lost already (and
+                # replaced): its pending operations end with SessionLostError.
+                return SessionLostError(mapped.details, mapped.code)
         return mapped
 
     async def call(
@@ -222,6 +270,10 @@ class Rpc:
         if self.closed:
             raise ClientClosedError("the client is closed")
         field = METHODS[method]
+        if self.ready is not None and method not in _SESSIONLESS:
+            stream = self.stream
+            if stream is None or stream.lost_error is not None:
+                await self.ready()  # the session was lost: a new one first
         if self.stream is not None and field is not None and not unary:
             return await self.stream.call(
                 field, request, blocking=blocking, rollback=rollback, recover=recover, unsent=unsent
@@ -231,6 +283,59 @@ class Rpc:
         return await self.unary(
             getattr(getattr(self.stubs, service), name), request, blocking=blocking, rollback=rollback, recover=recover
         )
+
+    async def acquire(
+        self,
+        method: str,
+        request: Any,
+        *,
+        undo: Rollback,
+        unary: bool = False,
+        recover_cancelled_unary: bool = True,
+    ) -> Any:
+        """Calls `method`, a wait that grants something (Locks/Acquire,
+        Semaphores/Acquire, Queues/Get, Tasks/Take), with recovery: see the
+        module doc. `request.request_id` is set to a fresh one when empty.
+        `undo(response)` gives a grant back (release, Nack, keep the task for
+        the next take). Raises as call()."""
+        if not request.request_id:
+            request.request_id = uuid.uuid4().hex
+        given_undo = undo
+
+        async def undo(resp: Any) -> None:
+            # Giving back must not be lost to a broken connection: a Release
+            # or Nack that ended UNAVAILABLE is sent again (one that had
+            # taken effect then fails FAILED_PRECONDITION: done).
+            delay = 0.05
+            for attempt in range(_UNDO_ATTEMPTS):
+                try:
+                    await given_undo(resp)
+                    return
+                except (FailedPreconditionError, NotFoundError):
+                    return
+                except UnavailableError:
+                    if attempt == _UNDO_ATTEMPTS - 1 or self.closed:
+                        raise
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+
+        async def recover() -> None:
+            retry = type(request)()
+            retry.CopyFrom(request)
+            set_duration(retry, "timeout", 0.0)
+            if hasattr(retry, "ack"):
+                del retry.ack[:]  # acks ride once; the retry only asks what it holds
+            try:
+                resp = await self.call(method, retry, blocking=True, unary=unary)
+            except (DeadlineExceededError, SessionLostError, ClientClosedError):
+                return  # nothing of ours is held
+            self.cancel_stats["recovered_" + _outcome_name(getattr(resp, "outcome", 0))] += 1
+            await undo(resp)
+
+        on_unary = unary or self.stream is None or METHODS[method] is None
+        if on_unary and not recover_cancelled_unary:
+            return await self.call(method, request, blocking=True, rollback=undo, unary=unary)
+        return await self.call(method, request, blocking=True, rollback=undo, recover=recover, unary=unary)
 
     def track(self, fut: "asyncio.Future[Any]") -> None:
         """Keeps a background task referenced until it ends; logs its failure."""

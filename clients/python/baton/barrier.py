@@ -57,7 +57,7 @@ class Barrier:
         caller's arrival index. Raises BrokenBarrierError if the barrier is or
         becomes broken, DeadlineExceededError after `timeout` (which breaks
         the barrier, as in asyncio)."""
-        req = barrier_pb2.BarrierWaitRequest(name=self.name, parties=self.parties, session_id=self._client._sid())
+        req = barrier_pb2.BarrierWaitRequest(name=self.name, parties=self.parties, session_id=await self._client._session_for_request())
         set_duration(req, "timeout", timeout)
         try:
             resp = await self._client._rpc.call("barriers.Wait", req, blocking=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import logging
 import os
 import socket
 from types import TracebackType
@@ -39,13 +40,14 @@ from .auth import TokenChannel, check_plaintext_token, resolve_token
 from .barrier import Barrier
 from .codec import RAW, Codec
 from .condition import Condition
-from .errors import ClientClosedError, SessionLostError
+from .errors import ClientClosedError, SessionLostError, UnavailableError
 from .event import Event
 from .future import Future
 from .lock import Lock
 from .queue import Queue
 from .semaphore import Semaphore
-from .session import KeepAliveSession, LostCallback, Session
+from .holding import Holdings
+from .session import DEFAULT_SESSION_TTL, Backoff, KeepAliveSession, LostCallback, Session
 from .stream import StreamSession
 from .tasks import ALL_COMPLETED, Task, TaskGroup
 from .timers import TimerHandle
@@ -69,6 +71,13 @@ from .v1 import (
 from .worker import Worker
 
 DEFAULT_TARGET = "127.0.0.1:7411"
+
+log = logging.getLogger("baton")
+
+
+def _retrieve_quietly(task: "asyncio.Task[Any]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.info("baton: opening a new session failed: %s", task.exception())
 
 # gRPC keepalive pings detect a dead connection under a long wait; the server
 # accepts a ping every 5 s (batond's --keepalive flags). A short reconnect
@@ -119,11 +128,15 @@ class Client:
     session_ttl: how long (s) the server keeps the session, and so what it
       holds, once this process stops keeping it alive (dies, or loses the
       connection for longer than that). 1 s to the server's maximum (1 h).
+      Default 15 s (the same in every Baton client).
     label: shown by Sessions/Describe; default "python:<host>:<pid>".
     codec: how payloads of queues, futures and tasks are encoded (codec.py).
     rpc_timeout: gRPC deadline (s) of calls that do not wait (Release, Set...).
     probe_interval: how often (s) the keep-alive stream asks whether the
-      session still exists; default ttl/3, at most 5 s.
+      session still exists; default ttl/3, clamped to 100 ms .. 5 s.
+    on_session_lost: called (sync or async) with the SessionLostError each
+      time the client's session is lost; the client then opens a new session
+      for the operations that follow (see "the session" below).
     transport: "stream" (default): every operation travels on one session
       stream (baton.v1.Stream/Connect), whose answers are exactly-once even
       under cancellation; "unary": one gRPC call per operation, with the
@@ -153,7 +166,7 @@ class Client:
         self,
         target: str = DEFAULT_TARGET,
         *,
-        session_ttl: float = 30.0,
+        session_ttl: float = DEFAULT_SESSION_TTL,
         label: Optional[str] = None,
         codec: Codec = RAW,
         rpc_timeout: Optional[float] = 30.0,
@@ -165,6 +178,7 @@ class Client:
         token: Optional[str] = None,
         token_file: Union[str, "os.PathLike[str]", None] = None,
         insecure_token: bool = False,
+        on_session_lost: Optional[LostCallback] = None,
     ) -> None:
         if transport not in ("stream", "unary"):
             raise ValueError('transport must be "stream" or "unary"')
@@ -189,9 +203,22 @@ class Client:
         self._rpc_timeout = rpc_timeout
         self._channel: Optional[grpc.aio.Channel] = None
         self._stubs: Stubs
-        self._rpc = Rpc(self._session_id_for_errors, self._lost, rpc_timeout)
+        self._rpc = Rpc(self._session_id_for_errors, self._lost, rpc_timeout, is_lost_session=self._is_lost_session)
+        self._rpc.ready = self._ready_session
         self._session: Optional[Session] = None
         self._closed = False
+        # Session loss (see the "the session" section below).
+        self._lost_callbacks: list[LostCallback] = [on_session_lost] if on_session_lost is not None else []
+        self._lost_sids: set[int] = set()
+        self._replacing: Optional[asyncio.Task[Session]] = None
+        self._loss_waiters: list[asyncio.Future[SessionLostError]] = []
+        self._session_lost = asyncio.Event()
+        #: How many sessions this client lost (each replaced by a new one).
+        self.sessions_lost = 0
+        #: The error of the last session loss, None if none was lost.
+        self.last_session_loss: Optional[SessionLostError] = None
+        # The live lock and semaphore holdings, for their lost signal.
+        self._holdings = Holdings()
         # Lock tokens this client holds, by lock name (see Condition).
         self._lock_tokens: dict[str, set[int]] = {}
         # Condition waits in progress, by lock name (see Condition).
@@ -216,26 +243,35 @@ class Client:
         channel = self._channel if self._token is None else TokenChannel(self._channel, self._token)
         self._stubs = Stubs(channel)
         self._rpc.stubs = self._stubs
-        session: Session
-        if self.transport == "stream":
-            session = StreamSession(
-                self._stubs.stream, self._rpc, ttl=self._session_ttl, label=self._label, probe_interval=self._probe_interval
-            )
-        else:
-            session = KeepAliveSession(
-                self._stubs.sessions, self._rpc, ttl=self._session_ttl, label=self._label, probe_interval=self._probe_interval
-            )
-        self._session = session
         try:
-            await session.open()
+            await self._open_session()
         except BaseException:
-            self._session = None
             await self._channel.close()
             self._channel = None
             raise
-        if isinstance(session, StreamSession):
-            self._rpc.stream = session
         return self
+
+    def _new_session(self) -> Session:
+        if self.transport == "stream":
+            return StreamSession(
+                self._stubs.stream, self._rpc, ttl=self._session_ttl, label=self._label, probe_interval=self._probe_interval
+            )
+        return KeepAliveSession(
+            self._stubs.sessions, self._rpc, ttl=self._session_ttl, label=self._label, probe_interval=self._probe_interval
+        )
+
+    async def _open_session(self) -> Session:
+        """Opens a session and makes it the client's; raises what opening
+        failed with."""
+        session = self._new_session()
+        await session.open()
+        if self._closed:
+            await session.close()
+            raise ClientClosedError("the client was closed while its session was opened")
+        session.add_lost_callback(lambda err, s=session: self._session_lost_cb(s, err))
+        self._session = session
+        self._rpc.stream = session if isinstance(session, StreamSession) else None
+        return session
 
     async def close(self) -> None:
         """Waits briefly for background cleanups (rolled-back grants), ends
@@ -245,6 +281,14 @@ class Client:
             return
         self._closed = True
         await self._rpc.drain(timeout=5.0)
+        if self._replacing is not None and not self._replacing.done():
+            self._replacing.cancel()
+            await asyncio.gather(self._replacing, return_exceptions=True)
+        for w in self._loss_waiters:
+            if not w.done():
+                w.set_exception(ClientClosedError("the client was closed"))
+        self._loss_waiters.clear()
+        self._holdings.clear()
         if self._session is not None:
             await self._session.close()
         self._rpc.closed = True
@@ -285,13 +329,101 @@ class Client:
 
     @property
     def session_lost(self) -> asyncio.Event:
-        """Set when the session is gone for good (see session.py)."""
-        return self.session.lost
+        """Set once a session of this client was lost (and stays set; the
+        client carries on with a new session: see sessions_lost,
+        last_session_loss, wait_session_lost())."""
+        return self._session_lost
 
     def on_session_lost(self, callback: LostCallback) -> None:
-        """Calls `callback(SessionLostError)` (sync or async) when the
-        session is lost."""
-        self.session.add_lost_callback(callback)
+        """Calls `callback(SessionLostError)` (sync or async) each time the
+        client's session is lost from now on (also: Client(on_session_lost=))."""
+        self._lost_callbacks.append(callback)
+
+    async def wait_session_lost(self) -> SessionLostError:
+        """Waits for the next session loss and returns its error."""
+        fut: asyncio.Future[SessionLostError] = asyncio.get_running_loop().create_future()
+        self._loss_waiters.append(fut)
+        try:
+            return await fut
+        finally:
+            if fut in self._loss_waiters:
+                self._loss_waiters.remove(fut)
+
+    def _session_lost_cb(self, session: Session, err: SessionLostError) -> None:
+        """A session of ours is lost: fire the lost signals of its holdings,
+        report the loss, and open the next session (at once, in the
+        background; operations wait for it)."""
+        if self._closed:
+            return
+        self._lost_sids.add(session.id)
+        self._holdings.lose_session(session.id, err)
+        self.sessions_lost += 1
+        self.last_session_loss = err
+        self._session_lost.set()
+        for w in self._loss_waiters:
+            if not w.done():
+                w.set_result(err)
+        self._loss_waiters.clear()
+        for cb in list(self._lost_callbacks):
+            session._run_callback(cb, err)
+        if self._replacing is None or self._replacing.done():
+            self._replacing = asyncio.get_running_loop().create_task(self._replace(), name="baton-new-session")
+            self._replacing.add_done_callback(_retrieve_quietly)
+        # The old session may still exist on the server (lost by silence):
+        # end it, so that what it held is released as its lost signals say.
+        self._rpc.track(asyncio.ensure_future(self._close_lost(session)))
+
+    async def _close_lost(self, session: Session) -> None:
+        try:
+            await session._stop()
+            if session.id:
+                req = session_pb2.CloseSessionRequest(session_id=session.id)
+                await self._rpc.unary(self._stubs.sessions.Close, req)
+        except Exception:
+            pass  # NOT_FOUND: it is gone already; unreachable: it expires
+
+    async def _replace(self) -> Session:
+        """Opens the session that follows a lost one, retrying (Backoff)
+        while the server cannot be reached."""
+        backoff = Backoff()
+        while True:
+            try:
+                session = await self._open_session()
+            except UnavailableError as e:
+                log.info("baton: opening a new session failed (%s); retrying", e)
+                await asyncio.sleep(backoff.next())
+                continue
+            log.info("baton: session %d opened after the loss of the previous one", session.id)
+            return session
+
+    async def _ready_session(self) -> Session:
+        """The client's live session, opening a new one first if it was lost
+        (raises what opening failed with; the next call tries again)."""
+        while True:
+            if self._closed:
+                raise ClientClosedError("the client is closed")
+            s = self._session
+            if s is None:
+                raise ClientClosedError("the client is not connected: await client.connect() first")
+            if s.lost_error is None:
+                return s
+            if self._replacing is None or self._replacing.done():
+                self._replacing = asyncio.get_running_loop().create_task(self._replace(), name="baton-new-session")
+                self._replacing.add_done_callback(_retrieve_quietly)
+            # Bounded as a call is: the new session may take a while when the
+            # server cannot be reached.
+            done, _ = await asyncio.wait((self._replacing,), timeout=self._rpc_timeout)
+            if not done:
+                raise UnavailableError(
+                    f"the session was lost and no new one could be opened within {self._rpc_timeout}s",
+                    grpc.StatusCode.UNAVAILABLE,
+                )
+            self._replacing.result()
+
+    async def _session_for_request(self) -> int:
+        """The session id to put in a request (after opening a new session
+        if the last one was lost)."""
+        return (await self._ready_session()).id
 
     def _sid(self) -> int:
         """The session id for a request; raises SessionLostError /
@@ -302,6 +434,9 @@ class Client:
 
     def _session_id_for_errors(self) -> int:
         return self._session.id if self._session is not None else 0
+
+    def _is_lost_session(self, session_id: int) -> bool:
+        return session_id in self._lost_sids
 
     def _lost(self, err: SessionLostError) -> None:
         if self._session is not None:

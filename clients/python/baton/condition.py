@@ -98,6 +98,7 @@ class Condition:
         # object does not hold it until a reply says otherwise.
         self.lock._adopt(None)
         client._note_lock_token(self.lock.name, h.token, held=False)
+        client._holdings.released("lock", self.lock.name, h.token)
         client._cond_waits[self.lock.name] = client._cond_waits.get(self.lock.name, 0) + 1
         counted = [True]
 
@@ -144,6 +145,7 @@ class Condition:
         )
         self.lock._adopt(holding)
         client._note_lock_token(self.lock.name, resp.token, held=True)
+        client._holdings.add("lock", holding)
         return resp.outcome == condition_pb2.CONDITION_OUTCOME_NOTIFIED
 
     async def _release_stranded(self, old: LockHolding) -> None:

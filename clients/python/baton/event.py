@@ -41,7 +41,7 @@ class Event:
     async def wait(self, timeout: Optional[float] = None) -> bool:
         """Events/Wait: returns True once the event is set. Raises
         DeadlineExceededError if `timeout` seconds pass first."""
-        req = event_pb2.WaitEventRequest(name=self.name, session_id=self._client._sid())
+        req = event_pb2.WaitEventRequest(name=self.name, session_id=await self._client._session_for_request())
         set_duration(req, "timeout", timeout)
         await self._client._rpc.call("events.Wait", req, blocking=True)
         return True

@@ -76,7 +76,7 @@ class Future:
     async def outcome(self, timeout: Optional[float] = None) -> FutureOutcome:
         """Futures/Await: waits until the future is done (at most `timeout`
         seconds: DeadlineExceededError) and returns how it ended."""
-        req = future_pb2.AwaitFutureRequest(name=self.name, session_id=self._client._sid())
+        req = future_pb2.AwaitFutureRequest(name=self.name, session_id=await self._client._session_for_request())
         set_duration(req, "timeout", timeout)
         resp = await self._client._rpc.call("futures.Await", req, blocking=True)
         data = payload_bytes(resp.value, resp.text)

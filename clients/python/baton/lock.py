@@ -15,22 +15,29 @@ refresh -> Locks/Refresh.
 Cancellation: cancelling the task that awaits acquire() (task.cancel(),
 asyncio.wait_for, asyncio.timeout) cancels the wait on the server. A grant
 that crossed the cancellation is released again: if its reply arrived it is
-released at once; if the call ended CANCELLED, the acquire is retried once
-with the same request_id and a zero timeout, which returns a grant the server
-believed delivered (GRANT_OUTCOME_REPLAYED), and that is released too. No
-lock is leaked.
+released at once; if the call ended CANCELLED (unary), or the session stream
+broke under it, the acquire is asked again with the same request_id and a
+zero timeout, which returns a grant the server believed delivered
+(GRANT_OUTCOME_REPLAYED), and that is released too (Rpc.acquire in _rpc.py,
+shared by every acquiring call). No lock is leaked.
+
+Losing it: `holding.lost` (an asyncio.Event) is set, with `holding.lost_reason`,
+when the holding is gone without a release through this client: its session
+was lost, its lease ran out unrefreshed, or the server refused a refresh or
+release of it (see holding.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Optional
 
 from ._rpc import opt_seconds, set_duration
-from .errors import DeadlineExceededError, FailedPreconditionError, NotHeldError, SessionLostError
+from .errors import FailedPreconditionError, NotHeldError, SessionLostError
+from .holding import LostSignal, is_loss
 from .v1 import common_pb2, lock_pb2
 
 if TYPE_CHECKING:
@@ -61,10 +68,22 @@ class LockHolding:
     expires_in: Optional[float]
     request_id: str
     session_id: int
+    _signal: LostSignal = field(default_factory=LostSignal, compare=False, repr=False)
 
     @property
     def fence(self) -> int:
         return self.token
+
+    @property
+    def lost(self) -> asyncio.Event:
+        """Set once the holding is gone without a release through this
+        client (session lost, lease ran out, refused refresh or release)."""
+        return self._signal.event
+
+    @property
+    def lost_reason(self) -> Optional[BaseException]:
+        """Why `lost` was set (None while it is not)."""
+        return self._signal.reason
 
 
 class Lock:
@@ -98,8 +117,8 @@ class Lock:
         `await client.describe(name)`.)"""
         return self._holding is not None
 
-    def _owner(self) -> int:
-        return self._client._sid() if self.use_session else 0
+    async def _owner(self) -> int:
+        return await self._client._session_for_request() if self.use_session else 0
 
     async def acquire(self, timeout: Optional[float] = None, *, request_id: Optional[str] = None) -> LockHolding:
         """Locks/Acquire: waits in line until the lock is granted.
@@ -109,47 +128,39 @@ class Lock:
           when it runs out: nothing is held then.
         request_id: idempotency key; by default a fresh one per call.
         """
-        sid = self._owner()
-        rid = request_id or uuid.uuid4().hex
-        req = lock_pb2.AcquireLockRequest(name=self.name, session_id=sid, request_id=rid)
+        sid = await self._owner()
+        req = lock_pb2.AcquireLockRequest(name=self.name, session_id=sid, request_id=request_id or "")
         set_duration(req, "ttl", self.ttl)
         set_duration(req, "timeout", timeout)
 
-        async def rollback(resp: lock_pb2.AcquireLockResponse) -> None:
+        async def undo(resp: lock_pb2.AcquireLockResponse) -> None:
             await self._release_token(resp.token, sid)
 
-        async def recover() -> None:
-            retry = lock_pb2.AcquireLockRequest()
-            retry.CopyFrom(req)
-            set_duration(retry, "timeout", 0.0)
-            try:
-                resp = await self._client._rpc.call("locks.Acquire", retry, blocking=True, unary=not self.use_session)
-            except (DeadlineExceededError, SessionLostError):
-                return  # nothing of ours is held
-            self._client._rpc.cancel_stats["recovered_" + outcome_name(resp.outcome)] += 1
-            await self._release_token(resp.token, sid)
-
-        resp = await self._client._rpc.call(
-            "locks.Acquire", req, blocking=True, rollback=rollback, recover=recover, unary=not self.use_session
-        )
+        resp = await self._client._rpc.acquire("locks.Acquire", req, undo=undo, unary=not self.use_session)
         holding = LockHolding(
             name=self.name,
             token=resp.token,
             outcome=outcome_name(resp.outcome),
             expires_in=opt_seconds(resp, "expires_in"),
-            request_id=rid,
+            request_id=req.request_id,
             session_id=sid,
         )
         self._holding = holding
         self._client._note_lock_token(self.name, holding.token, held=True)
+        self._client._holdings.add("lock", holding)
         return holding
 
     async def _release_token(self, token: int, sid: int) -> bool:
         req = lock_pb2.ReleaseLockRequest(name=self.name, token=token, session_id=sid)
         try:
             resp = await self._client._rpc.call("locks.Release", req, unary=sid == 0)
+        except Exception as e:
+            if is_loss(e):
+                self._client._holdings.lose("lock", self.name, token, e)
+            raise
         finally:
             self._client._note_lock_token(self.name, token, held=False)
+            self._client._holdings.released("lock", self.name, token)
         return resp.handed_off
 
     async def release(self) -> bool:
@@ -174,8 +185,15 @@ class Lock:
             raise ValueError("refresh needs a ttl")
         req = lock_pb2.RefreshLockRequest(name=self.name, token=h.token, session_id=h.session_id)
         set_duration(req, "ttl", ttl)
-        resp = await self._client._rpc.call("locks.Refresh", req, unary=h.session_id == 0)
-        return opt_seconds(resp, "expires_in") or 0.0
+        try:
+            resp = await self._client._rpc.call("locks.Refresh", req, unary=h.session_id == 0)
+        except Exception as e:
+            if is_loss(e):
+                self._client._holdings.lose("lock", self.name, h.token, e)
+            raise
+        left = opt_seconds(resp, "expires_in")
+        self._client._holdings.refreshed("lock", self.name, h.token, left)
+        return left or 0.0
 
     # Used by Condition, whose Wait releases and re-acquires the lock.
     def _adopt(self, holding: Optional[LockHolding]) -> None:

@@ -37,12 +37,14 @@ RPCs: put / put_many / put_nowait -> Queues/Put; get / get_many /
 get_nowait / dead_letters -> Queues/Get; task_done / ack / Item.ack ->
 Queues/Ack; nack / Item.nack -> Queues/Nack; join -> Queues/Join; purge /
 purge_dead_letters -> Queues/Purge; delete -> Queues/Delete; consume ->
-Queues/Consume; qsize / empty / full / info -> Admin/Describe.
+Queues/Get with acks riding on it (session stream) or Queues/Consume
+(unary); qsize / empty / full / info -> Admin/Describe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -52,7 +54,14 @@ import grpc
 
 from ._rpc import cancel_in_core, seconds, set_duration
 from .codec import Codec, payload_bytes
-from .errors import DeadlineExceededError, QueueEmpty, QueueFull, ResourceExhaustedError
+from .errors import (
+    BatonError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    QueueEmpty,
+    QueueFull,
+    ResourceExhaustedError,
+)
 from .v1 import queue_pb2
 
 if TYPE_CHECKING:
@@ -80,6 +89,8 @@ class Item:
     priority: int
     delivery_count: int
     age: float
+    # The consumer that handed it out (its acks ride on the consumer's Gets).
+    _consumer: Optional["Consumer"] = field(default=None, repr=False, compare=False)
 
     @property
     def text(self) -> str:
@@ -87,7 +98,13 @@ class Item:
         return self.data.decode("utf-8")
 
     async def ack(self) -> None:
-        """Queues/Ack of this delivery (asyncio's task_done)."""
+        """Acknowledges this delivery (asyncio's task_done): Queues/Ack, or,
+        for an item from a consumer on the session stream, queued to ride on
+        the consumer's next Get (see Consumer)."""
+        c = self._consumer
+        if c is not None and c._on_stream and not c._closed:
+            c._queue_ack(self.receipt)
+            return
         await self.queue.ack(self)
 
     async def nack(self, delay: Optional[float] = None) -> bool:
@@ -206,9 +223,10 @@ class Queue:
 
     # ---- getting -------------------------------------------------------
 
-    def _delivery(self, d: queue_pb2.Delivery) -> Item:
+    def _delivery(self, d: queue_pb2.Delivery, consumer: Optional["Consumer"] = None) -> Item:
         data = payload_bytes(d.data, d.text)
         return Item(
+            _consumer=consumer,
             queue=self,
             receipt=d.receipt,
             id=d.item_id,
@@ -223,19 +241,33 @@ class Queue:
         """Queues/Get: takes up to `max_items` items (at least one), waiting
         while the queue is empty (at most `timeout` seconds:
         DeadlineExceededError)."""
-        req = queue_pb2.GetRequest(name=self.name, max_items=max_items, session_id=self._client._sid())
-        if self._options is not None:
+        resp = await self._get(max_items, timeout)
+        return [self._delivery(d) for d in resp.items]
+
+    async def _get(
+        self, max_items: int, timeout: Optional[float], *, ack: Iterable[int] = (), dead_letters: bool = False
+    ) -> queue_pb2.GetResponse:
+        """One Queues/Get through Rpc.acquire (a request_id; items that
+        crossed a cancel, or whose answer was lost, are returned with Nack).
+        `ack`: receipts acknowledged first, in the same step (GetRequest.ack)."""
+        req = queue_pb2.GetRequest(
+            name=self.name,
+            max_items=max_items,
+            session_id=await self._client._session_for_request(),
+            dead_letters=dead_letters,
+        )
+        req.ack.extend(ack)
+        if self._options is not None and not dead_letters:
             req.options.CopyFrom(self._options)
         set_duration(req, "ttl", self.visibility_timeout)
         set_duration(req, "timeout", timeout)
 
-        async def rollback(resp: queue_pb2.GetResponse) -> None:
+        async def undo(resp: queue_pb2.GetResponse) -> None:
             receipts = [d.receipt for d in resp.items]
             if receipts:
                 await self._nack_receipts(receipts, None)
 
-        resp = await self._client._rpc.call("queues.Get", req, blocking=True, rollback=rollback)
-        return [self._delivery(d) for d in resp.items]
+        return await self._client._rpc.acquire("queues.Get", req, undo=undo)
 
     async def get(self, timeout: Optional[float] = None) -> Item:
         """Queues/Get of one item, waiting while the queue is empty."""
@@ -253,12 +285,8 @@ class Queue:
         `max_items` items, in flight as usual: ack them to drop them; nack
         (or losing the session) returns them to the dead letters. To retry
         one, put its payload again and ack it. Empty list if there are none."""
-        req = queue_pb2.GetRequest(
-            name=self.name, max_items=max_items, session_id=self._client._sid(), dead_letters=True
-        )
-        set_duration(req, "ttl", self.visibility_timeout)
         try:
-            resp = await self._client._rpc.call("queues.Get", req, blocking=True)
+            resp = await self._get(max_items, None, dead_letters=True)
         except DeadlineExceededError:
             return []
         return [self._delivery(d) for d in resp.items]
@@ -284,7 +312,10 @@ class Queue:
         its error. join() waits for the Acks this queue object started."""
 
         async def ack() -> None:
-            await self.ack(item)
+            if isinstance(item, Item):
+                await item.ack()  # a consumer's item: rides on its next Get
+            else:
+                await self.ack(item)
 
         task = asyncio.get_running_loop().create_task(ack())
         self._pending_acks.add(task)
@@ -376,43 +407,220 @@ class Queue:
     # ---- streaming -----------------------------------------------------
 
     def consume(self, prefetch: int = 16) -> "Consumer":
-        """Queues/Consume: a stream the server pushes items on while fewer than
-        `prefetch` of them are unacknowledged. Use as `async with
-        q.consume(...) as stream: async for item in stream` (or iterate it
-        directly and `await stream.close()` when done)."""
+        """The consumer: items handed out one by one, fetched `prefetch` at a
+        time. On the session stream (the default transport) it loops
+        Queues/Get(max_items=prefetch, ack=<receipts acknowledged since the
+        last Get>): acknowledgements ride on the next Get. On the unary
+        transport it reads Queues/Consume, a stream the server pushes items
+        on while fewer than `prefetch` are unacknowledged. Use as `async
+        with q.consume(...) as stream: async for item in stream` (or iterate
+        it directly and `await stream.close()` when done)."""
         return Consumer(self, prefetch)
 
 
 _END = object()
 
+#: How long a consumer's acknowledgement waits for the next Get to carry it
+#: before it goes out as a plain Ack (batched with the others waiting).
+ACK_FLUSH_DELAY = 0.010
+DEFAULT_PREFETCH = 16
+
 
 class Consumer:
-    """An open Queues/Consume stream. Items are in flight as with get():
-    acknowledge each one. Iteration ends when the stream is closed; it raises
+    """A queue consumer (Queue.consume). Items are in flight as with get():
+    acknowledge each one (`await item.ack()` / `queue.task_done(item)`) or
+    nack it. Iteration ends when the consumer is closed; it raises
     SessionLostError / AbortedError (queue deleted) / UnavailableError when
     the server ends it.
 
-    close() cancels the stream and returns the items received but not yet
-    handed out (Nack). Items the server had sent that had not reached this
-    client stay in flight, owned by the session, until it ends (or until the
-    queue's visibility_timeout)."""
+    On the session stream an item's ack() only queues its receipt and
+    returns: the receipt rides on the consumer's next Get
+    (GetRequest.ack), or goes out with the others in one Queues/Ack if no
+    Get follows within ACK_FLUSH_DELAY (10 ms). `acked` counts the
+    acknowledgements the server confirmed, `ack_failed` lists the receipts
+    it refused (not in flight any more: their lease ran out), `acks_on_get`
+    and `acks_flushed` how they travelled.
+
+    close() sends the acknowledgements still queued, and returns (Nack) the
+    items received but not handed out. On the unary transport, items the
+    server had pushed that had not reached this client stay in flight,
+    owned by the session, until it ends (or until the queue's
+    visibility_timeout)."""
 
     def __init__(self, queue: Queue, prefetch: int) -> None:
         if not 0 <= prefetch <= 1000:
             raise ValueError("prefetch must be 0..1000 (0: the server's default, 16)")
         self.queue = queue
         self.prefetch = prefetch
+        self._closed = False
+        self._error: Optional[BaseException] = None
+        # On the session stream: Get-based.
+        self._on_stream = queue._client.transport == "stream"
+        self._items: collections.deque[Item] = collections.deque()
+        self._acks: list[int] = []
+        self._flush_timer: Optional[asyncio.TimerHandle] = None
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._getting: Optional[asyncio.Task[queue_pb2.GetResponse]] = None
+        self._ride = True  # False once the server showed it ignores GetRequest.ack
+        self.acked = 0
+        self.ack_failed: list[int] = []
+        self.acks_on_get = 0
+        self.acks_flushed = 0
+        # On the unary transport: Queues/Consume.
         self._buffer: asyncio.Queue[Any] = asyncio.Queue()
         self._call: Any = None
         self._reader: Optional[asyncio.Task[None]] = None
-        self._error: Optional[BaseException] = None
-        self._closed = False
 
-    def _start(self) -> None:
-        if self._call is not None or self._closed:
+    @property
+    def buffered(self) -> int:
+        """Items received and not handed out yet."""
+        if self._on_stream:
+            return len(self._items)
+        return sum(1 for it in list(self._buffer._queue) if it is not _END)  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> "Consumer":
+        await self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.close()
+
+    def __aiter__(self) -> "Consumer":
+        return self
+
+    async def __anext__(self) -> Item:
+        if self._on_stream:
+            return await self._next_from_gets()
+        await self._start()
+        item = await self._buffer.get()
+        if item is _END:
+            self._buffer.put_nowait(_END)  # later calls end too
+            if self._error is not None and not self._closed:
+                raise self._error
+            raise StopAsyncIteration
+        return item
+
+    # ---- the session stream: Get with acks riding on it ----------------
+
+    def _queue_ack(self, receipt: int) -> None:
+        """An item handed out by this consumer was acknowledged: its receipt
+        rides on the next Get, or is flushed after ACK_FLUSH_DELAY."""
+        self._acks.append(receipt)
+        if self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(ACK_FLUSH_DELAY, self._flush_soon)
+
+    def _take_acks(self) -> list[int]:
+        acks, self._acks = self._acks, []
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        return acks
+
+    def _flush_soon(self) -> None:
+        self._flush_timer = None
+        acks = self._take_acks()
+        if acks:
+            self._send_ack(acks)
+
+    def _send_ack(self, acks: list[int]) -> "asyncio.Task[None]":
+        task = asyncio.get_running_loop().create_task(self._plain_ack(acks))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+        self.queue._client._rpc.track(task)
+        return task
+
+    async def _plain_ack(self, acks: list[int]) -> None:
+        """One Queues/Ack of `acks`. A receipt not in flight any more fails
+        the call (FAILED_PRECONDITION) while the others are acknowledged: the
+        failed ones are then found by acking each alone."""
+        q = self.queue
+        try:
+            await q._client._rpc.call("queues.Ack", queue_pb2.AckRequest(name=q.name, receipts=acks))
+            self.acked += len(acks)
+            self.acks_flushed += len(acks)
+        except FailedPreconditionError:
+            for r in acks:
+                try:
+                    await q._client._rpc.call("queues.Ack", queue_pb2.AckRequest(name=q.name, receipts=[r]))
+                except FailedPreconditionError:
+                    self.ack_failed.append(r)
+                    log.warning("baton: consumer of %r: receipt %d was not in flight any more", q.name, r)
+                else:
+                    self.acked += 1
+                    self.acks_flushed += 1
+
+    def _note_acks(self, sent: list[int], resp: queue_pb2.GetResponse) -> None:
+        if not sent:
+            return
+        if resp.acked + len(resp.ack_failed) < len(sent):
+            # A server that predates GetRequest.ack ignored them: ack them
+            # the old way, from now on always.
+            self._ride = False
+            self._send_ack(sent)
+            return
+        self.acked += resp.acked
+        self.acks_on_get += resp.acked
+        for r in resp.ack_failed:
+            self.ack_failed.append(r)
+            log.warning("baton: consumer of %r: receipt %d was not in flight any more", self.queue.name, r)
+
+    async def _next_from_gets(self) -> Item:
+        while True:
+            if self._items:
+                return self._items.popleft()
+            if self._closed:
+                raise StopAsyncIteration
+            if self._error is not None:
+                raise self._error
+            acks = self._take_acks() if self._ride else []
+            if not self._ride and self._acks:
+                self._flush_soon()
+            max_items = self.prefetch or DEFAULT_PREFETCH
+            self._getting = asyncio.ensure_future(self.queue._get(max_items, None, ack=acks))
+            try:
+                resp = await asyncio.shield(self._getting)
+            except asyncio.CancelledError:
+                # The caller gave up (or close() did): the Get is cancelled
+                # and what crossed the cancel is nacked (Rpc.acquire). The
+                # acks may not have gone out: send them again (an ack of an
+                # acknowledged receipt fails harmlessly).
+                self._getting.cancel()
+                if acks:
+                    self._send_ack(acks)
+                raise
+            except BatonError as e:
+                if acks:
+                    self._send_ack(acks)  # a failed Get applied them; harmless again
+                if self._closed:
+                    raise StopAsyncIteration from None
+                self._error = e
+                raise
+            finally:
+                self._getting = None
+            self._note_acks(acks, resp)
+            items = [self.queue._delivery(d, self) for d in resp.items]
+            if self._closed:
+                if items:
+                    await self.queue._nack_receipts([i.receipt for i in items], None)
+                raise StopAsyncIteration
+            self._items.extend(items)
+
+    # ---- the unary transport: Queues/Consume -----------------------------
+
+    async def _start(self) -> None:
+        if self._on_stream or self._call is not None or self._closed:
             return
         q = self.queue
-        req = queue_pb2.ConsumeRequest(name=q.name, session_id=q._client._sid(), prefetch=self.prefetch)
+        req = queue_pb2.ConsumeRequest(
+            name=q.name, session_id=await q._client._session_for_request(), prefetch=self.prefetch
+        )
+        if self._call is not None or self._closed:
+            return
         if q._options is not None:
             req.options.CopyFrom(q._options)
         set_duration(req, "ttl", q.visibility_timeout)
@@ -436,42 +644,32 @@ class Consumer:
                 self._error = self.queue._client._rpc.error(e)
         self._buffer.put_nowait(_END)
 
-    async def __aenter__(self) -> "Consumer":
-        self._start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        await self.close()
-
-    def __aiter__(self) -> "Consumer":
-        return self
-
-    async def __anext__(self) -> Item:
-        self._start()
-        item = await self._buffer.get()
-        if item is _END:
-            self._buffer.put_nowait(_END)  # later calls end too
-            if self._error is not None and not self._closed:
-                raise self._error
-            raise StopAsyncIteration
-        return item
-
     async def close(self) -> None:
-        """Cancels the stream, then returns (Nack) the items received but not
-        handed out."""
+        """Ends the consumer: sends the acknowledgements still queued, and
+        returns (Nack) the items received but not handed out."""
         if self._closed:
             return
         self._closed = True
+        if self._on_stream:
+            getting = self._getting
+            if getting is not None and not getting.done():
+                getting.cancel()  # rolled back by Rpc.acquire (Nack)
+                await asyncio.gather(getting, return_exceptions=True)
+            acks = self._take_acks()
+            if acks:
+                self._send_ack(acks)
+            if self._flushes:
+                await asyncio.gather(*list(self._flushes), return_exceptions=True)
+            left = [it.receipt for it in self._items]
+            self._items.clear()
+            if left:
+                await self.queue._nack_receipts(left, None)
+            return
         if self._call is not None:
             cancel_in_core(self._call)
         if self._reader is not None:
             await asyncio.shield(self._reader)
-        left: list[int] = []
+        left = []
         while not self._buffer.empty():
             item = self._buffer.get_nowait()
             if item is not _END:

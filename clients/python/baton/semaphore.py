@@ -20,20 +20,21 @@ refresh -> Semaphores/Refresh, delete -> Semaphores/Delete, available ->
 Admin/Describe.
 
 Cancellation is safe as for Lock: a grant that crossed the cancellation is
-released (see lock.py).
+released (Rpc.acquire, see lock.py). Each holding has the lost signal
+(`holding.lost`, `holding.lost_reason`; see holding.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Optional
 
 from ._rpc import opt_seconds, set_duration
-from .errors import DeadlineExceededError, FailedPreconditionError, NotHeldError, SessionLostError
+from .errors import FailedPreconditionError, NotHeldError, SessionLostError
+from .holding import LostSignal, is_loss
 from .lock import outcome_name
 from .v1 import semaphore_pb2
 
@@ -55,6 +56,18 @@ class SemaphoreHolding:
     expires_in: Optional[float]
     request_id: str
     session_id: int
+    _signal: LostSignal = field(default_factory=LostSignal, compare=False, repr=False)
+
+    @property
+    def lost(self) -> asyncio.Event:
+        """Set once the holding is gone without a release through this
+        client (session lost, lease ran out, refused refresh or release)."""
+        return self._signal.event
+
+    @property
+    def lost_reason(self) -> Optional[BaseException]:
+        """Why `lost` was set (None while it is not)."""
+        return self._signal.reason
 
 
 class Semaphore:
@@ -89,39 +102,25 @@ class Semaphore:
         """The holdings taken through this object and not yet released."""
         return list(self._holdings)
 
-    def _owner(self) -> int:
-        return self._client._sid() if self.use_session else 0
+    async def _owner(self) -> int:
+        return await self._client._session_for_request() if self.use_session else 0
 
     async def acquire(
         self, count: int = 1, timeout: Optional[float] = None, *, request_id: Optional[str] = None
     ) -> SemaphoreHolding:
         """Semaphores/Acquire: takes `count` permits, waiting in FIFO line
         while too few are free. timeout as for Lock.acquire."""
-        sid = self._owner()
-        rid = request_id or uuid.uuid4().hex
+        sid = await self._owner()
         req = semaphore_pb2.AcquireSemaphoreRequest(
-            name=self.name, capacity=self.capacity or 0, count=count, session_id=sid, request_id=rid
+            name=self.name, capacity=self.capacity or 0, count=count, session_id=sid, request_id=request_id or ""
         )
         set_duration(req, "ttl", self.ttl)
         set_duration(req, "timeout", timeout)
 
-        async def rollback(resp: semaphore_pb2.AcquireSemaphoreResponse) -> None:
+        async def undo(resp: semaphore_pb2.AcquireSemaphoreResponse) -> None:
             await self._release_token(resp.token, sid, None)
 
-        async def recover() -> None:
-            retry = semaphore_pb2.AcquireSemaphoreRequest()
-            retry.CopyFrom(req)
-            set_duration(retry, "timeout", 0.0)
-            try:
-                resp = await self._client._rpc.call("semaphores.Acquire", retry, blocking=True, unary=not self.use_session)
-            except (DeadlineExceededError, SessionLostError):
-                return
-            self._client._rpc.cancel_stats["recovered_" + outcome_name(resp.outcome)] += 1
-            await self._release_token(resp.token, sid, None)
-
-        resp = await self._client._rpc.call(
-            "semaphores.Acquire", req, blocking=True, rollback=rollback, recover=recover, unary=not self.use_session
-        )
+        resp = await self._client._rpc.acquire("semaphores.Acquire", req, undo=undo, unary=not self.use_session)
         h = SemaphoreHolding(
             name=self.name,
             token=resp.token,
@@ -129,18 +128,27 @@ class Semaphore:
             available=resp.available,
             outcome=outcome_name(resp.outcome),
             expires_in=opt_seconds(resp, "expires_in"),
-            request_id=rid,
+            request_id=req.request_id,
             session_id=sid,
         )
         self._holdings.append(h)
         self._by_task.setdefault(asyncio.current_task(), []).append(h.token)
+        self._client._holdings.add("semaphore", h)
         return h
 
     async def _release_token(self, token: int, sid: int, count: Optional[int]) -> semaphore_pb2.ReleaseSemaphoreResponse:
         req = semaphore_pb2.ReleaseSemaphoreRequest(name=self.name, token=token, session_id=sid)
         if count is not None:
             req.count = count
-        return await self._client._rpc.call("semaphores.Release", req, unary=sid == 0)
+        try:
+            resp = await self._client._rpc.call("semaphores.Release", req, unary=sid == 0)
+        except Exception as e:
+            if is_loss(e):
+                self._client._holdings.lose("semaphore", self.name, token, e)
+            raise
+        if resp.remaining == 0:
+            self._client._holdings.released("semaphore", self.name, token)
+        return resp
 
     def _pick(self) -> SemaphoreHolding:
         mine = self._by_task.get(asyncio.current_task()) or []
@@ -181,8 +189,15 @@ class Semaphore:
             raise ValueError("refresh needs a ttl")
         req = semaphore_pb2.RefreshSemaphoreRequest(name=self.name, token=h.token, session_id=h.session_id)
         set_duration(req, "ttl", ttl)
-        resp = await self._client._rpc.call("semaphores.Refresh", req, unary=h.session_id == 0)
-        return opt_seconds(resp, "expires_in") or 0.0
+        try:
+            resp = await self._client._rpc.call("semaphores.Refresh", req, unary=h.session_id == 0)
+        except Exception as e:
+            if is_loss(e):
+                self._client._holdings.lose("semaphore", self.name, h.token, e)
+            raise
+        left = opt_seconds(resp, "expires_in")
+        self._client._holdings.refreshed("semaphore", self.name, h.token, left)
+        return left or 0.0
 
     async def delete(self) -> bool:
         """Semaphores/Delete: ends the semaphore's declaration, so that the name

@@ -16,11 +16,16 @@ Either way the task also asks, every `probe_interval` seconds, whether the
 session still exists, so that it learns promptly when it was ended from
 elsewhere (Sessions/Close by an operator). If the stream breaks (network
 blip, proxy restart), the session's TTL starts counting on the server and the
-task re-opens the stream with the same session id, retrying with a short
-backoff while gRPC re-establishes the connection. Back within the TTL, nothing
-was lost. If the server no longer knows the session (it expired meanwhile, or
-was closed), the session is *lost*: `lost` is set, the `on_lost` callbacks run,
-and every later call that needs the session raises SessionLostError.
+task re-opens the stream with the same session id, retrying with the shared
+backoff (Backoff: 100 ms, x1.6 per attempt, +-20 % jitter, at most 2 s) while
+gRPC re-establishes the connection. Back within the TTL, nothing was lost.
+
+If the server no longer knows the session (it expired meanwhile, or was
+closed), or nothing was heard from the server for a whole TTL, this session is
+*lost*: `lost` is set, the lost callbacks run (the Client's fires the lost
+signal of every holding of the session and opens a new session for the
+operations that follow, see client.py), and every pending operation of this
+session ends with SessionLostError.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import random
 from typing import Any, Awaitable, Callable, Optional, TypeVar, Union
 
 import grpc
@@ -41,6 +47,34 @@ log = logging.getLogger("baton")
 LostCallback = Callable[[SessionLostError], Union[None, Awaitable[None]]]
 
 T = TypeVar("T")
+
+# The defaults every Baton client shares (clients/README.md).
+DEFAULT_SESSION_TTL = 15.0
+PROBE_MIN, PROBE_MAX = 0.1, 5.0
+
+
+def default_probe_interval(ttl: float) -> float:
+    """TTL/3, clamped to 100 ms .. 5 s."""
+    return max(PROBE_MIN, min(ttl / 3.0, PROBE_MAX))
+
+
+class Backoff:
+    """The stream re-open backoff: 100 ms, x1.6 per attempt, +-20 % jitter,
+    at most 2 s; reset() after a success."""
+
+    INITIAL, FACTOR, JITTER, MAX = 0.1, 1.6, 0.2, 2.0
+
+    def __init__(self) -> None:
+        self._next = self.INITIAL
+
+    def reset(self) -> None:
+        self._next = self.INITIAL
+
+    def next(self) -> float:
+        """The delay before the next attempt (and moves on)."""
+        base = self._next
+        self._next = min(self._next * self.FACTOR, self.MAX)
+        return min(base * random.uniform(1 - self.JITTER, 1 + self.JITTER), self.MAX)
 
 
 def task_is_cancelled() -> bool:
@@ -120,8 +154,11 @@ class Session:
         self._rpc = rpc
         self.ttl = ttl
         self.label = label
-        self.probe_interval = probe_interval if probe_interval is not None else max(0.2, min(ttl / 3.0, 5.0))
+        self.probe_interval = probe_interval if probe_interval is not None else default_probe_interval(ttl)
+        self._explicit_probe = probe_interval is not None
         self.id = 0
+        #: loop.time() of the last message from the server (see silent_too_long).
+        self.last_heard = asyncio.get_running_loop().time()
         #: Set once the session is gone for good (see module doc).
         self.lost = asyncio.Event()
         self.lost_error: Optional[SessionLostError] = None
@@ -136,6 +173,32 @@ class Session:
 
     async def open(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def heard(self) -> None:
+        """Notes that the server answered just now."""
+        self.last_heard = asyncio.get_running_loop().time()
+
+    def _set_ttl(self, ttl: float) -> None:
+        """The TTL the server granted; the default probe interval follows it."""
+        self.ttl = ttl
+        if not self._explicit_probe:
+            self.probe_interval = default_probe_interval(ttl)
+
+    def silent_too_long(self) -> bool:
+        """True when nothing was heard from the server for a whole TTL: the
+        session may have expired there, and is taken as lost."""
+        return bool(self.id) and asyncio.get_running_loop().time() - self.last_heard > self.ttl
+
+    def _silence_left(self) -> float:
+        """Seconds until nothing will have been heard for a whole TTL."""
+        return max(0.0, self.ttl - (asyncio.get_running_loop().time() - self.last_heard)) + 0.01
+
+    def mark_silent_lost(self) -> None:
+        self.mark_lost(
+            SessionLostError(
+                f"nothing was heard from the server for a whole TTL ({self.ttl:g} s)", grpc.StatusCode.UNAVAILABLE
+            )
+        )
 
     def check(self) -> int:
         """The session id; raises SessionLostError if the session is gone."""
@@ -238,20 +301,32 @@ class KeepAliveSession(Session):
         req = session_pb2.OpenSessionRequest(ttl=duration(self.ttl), label=self.label)
         resp = await self._rpc.call("sessions.Open", req, unary=True)
         self.id = resp.session_id
-        self.ttl = seconds(resp.ttl)
+        self._set_ttl(seconds(resp.ttl))
+        self.heard()
         self._task = asyncio.get_running_loop().create_task(self._keep_alive(), name=f"baton-session-{self.id}")
 
     async def _keep_alive(self) -> None:
-        backoff = 0.05
+        backoff = Backoff()
         req = session_pb2.KeepAliveRequest(session_id=self.id)
         while not self._closing and self.lost_error is None:
+            if self.silent_too_long():
+                self.mark_silent_lost()
+                return
             call = self._stub.KeepAliveStream()
             self._stream = call
             watch = StreamWatch(call)
             try:
                 while True:
                     await watch.step(call.write(req))
-                    resp = await watch.step(call.read())
+                    try:
+                        # Bounded: a server that says nothing for a whole TTL
+                        # may have let the session expire.
+                        resp = await asyncio.wait_for(watch.step(call.read()), self._silence_left())
+                    except asyncio.TimeoutError:
+                        if self.silent_too_long():
+                            self.mark_silent_lost()
+                            return
+                        raise ConnectionError("no answer to the keep-alive") from None
                     if resp is grpc.aio.EOF:
                         raise ConnectionError("keep-alive stream ended")
                     if resp.state == session_pb2.SESSION_STATE_NOT_FOUND:
@@ -263,7 +338,8 @@ class KeepAliveSession(Session):
                             )
                         )
                         return
-                    backoff = 0.05
+                    self.heard()
+                    backoff.reset()
                     self.attached.set()
                     # Until the next probe; re-open at once if the stream breaks.
                     if await watch.until_ended(self.probe_interval):
@@ -277,5 +353,4 @@ class KeepAliveSession(Session):
             finally:
                 call.cancel()
                 self._stream = None
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 1.0)
+            await asyncio.sleep(backoff.next())

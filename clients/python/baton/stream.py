@@ -16,10 +16,18 @@ write; one reader resolves the answers; a probe asks Sessions/Describe every
 probe_interval so that a session closed from elsewhere is noticed.
 
 When the stream breaks, operations not yet sent stay queued for the next
-stream; operations already sent end with UnavailableError (their waits were
-cancelled by the server; an answer lost on the broken wire is undone by the
-call's `recover`, as for a unary call). The stream is re-opened with the same
-session id; if the server no longer knows it, the session is lost.
+stream. Waits that carry a request_id (lock and semaphore acquire, queue Get,
+task Take: RESENDABLE) and were sent on the broken stream are sent again on
+the next one, with the same request_id and what is left of their deadline: a
+grant whose answer was lost on the broken wire comes back as
+GRANT_OUTCOME_REPLAYED, otherwise the wait goes on; the caller sees only the
+delay. One of them cancelled meanwhile is sent again with a zero timeout, and
+what comes back is rolled back (the call's `rollback`). Any other operation
+sent on the broken stream ends with UnavailableError (its outcome is unknown;
+`recover`, if given, runs). The stream is re-opened with the same session id
+(Backoff in session.py); if the server no longer knows it, or nothing was
+heard from the server for a whole TTL, the session is lost: every pending
+operation ends with SessionLostError.
 """
 
 from __future__ import annotations
@@ -31,9 +39,9 @@ from typing import Any, Optional
 
 import grpc
 
-from ._rpc import Recover, Rollback, Rpc, duration, seconds
+from ._rpc import Recover, Rollback, Rpc, duration, seconds, set_duration
 from .errors import BatonError, ClientClosedError, DeadlineExceededError, SessionLostError, UnavailableError
-from .session import Session, StreamWatch, task_is_cancelled
+from .session import Backoff, Session, StreamWatch, task_is_cancelled
 from .v1 import session_pb2, stream_pb2, stream_pb2_grpc
 
 log = logging.getLogger("baton")
@@ -56,13 +64,36 @@ class _Unsent:
 _BROKEN = _Broken()
 _UNSENT = _Unsent()
 
+#: The operations re-sent on the next stream when theirs broke (when they
+#: carry a request_id): the waits whose grant a retry with the same
+#: request_id returns (GRANT_OUTCOME_REPLAYED) instead of granting again.
+RESENDABLE = frozenset({"acquire_lock", "acquire_semaphore", "get", "take_task"})
+
 
 @dataclass
 class _Op:
     fut: "asyncio.Future[Any]"
-    # The stream generation it was sent on; None while queued.
+    field: str
+    operation: Any = field(repr=False)
+    # The stream generation it was last sent on; None while queued.
     sent_on: Optional[int] = None
-    request: Any = field(default=None, repr=False)
+    # Sent at least once (a queued re-send is not "unsent").
+    was_sent: bool = False
+    # Re-sent on the next stream if its own breaks (RESENDABLE, request_id).
+    resend: bool = False
+    # loop.time() by which the wait ends (its timeout), None: no timeout.
+    deadline: Optional[float] = None
+    # The caller gave up: a re-send asks with a zero timeout (recovery).
+    cancelled: bool = False
+    resent: int = 0
+
+
+def _retrieve_probe(fut: "asyncio.Future[Any]") -> None:
+    if fut.cancelled():
+        return
+    e = fut.exception()
+    if isinstance(e, BatonError) and not isinstance(e, (SessionLostError, ClientClosedError)):
+        log.info("baton: session probe failed: %s", e)
 
 
 class StreamSession(Session):
@@ -86,6 +117,8 @@ class StreamSession(Session):
         self._next_id = 1
         self._generation = 0
         self._welcome: Optional[asyncio.Future[None]] = None
+        #: Operations re-sent after a break (RESENDABLE waits), for tests.
+        self.resent = 0
 
     # ---- lifecycle -----------------------------------------------------
 
@@ -103,9 +136,12 @@ class StreamSession(Session):
             raise
 
     async def _run(self) -> None:
-        backoff = 0.05
+        backoff = Backoff()
         core_write_failures = 0
         while not self._closing and self.lost_error is None:
+            if self.id and self.silent_too_long():
+                self.mark_silent_lost()
+                return
             self._generation += 1
             call = self._stub.Connect()
             self._stream = call
@@ -124,27 +160,30 @@ class StreamSession(Session):
                 if first is grpc.aio.EOF:
                     raise ConnectionError("the session stream ended before its welcome")
                 self.id = first.welcome.session_id
-                self.ttl = seconds(first.welcome.ttl)
+                self._set_ttl(seconds(first.welcome.ttl))
+                self.heard()
                 welcomed = True
                 self.attached.set()
-                backoff = 0.05
+                backoff.reset()
+                core_write_failures = 0
                 if self._welcome is not None and not self._welcome.done():
                     self._welcome.set_result(None)
                 self._answer(first)
                 writer = asyncio.ensure_future(self._write(call, self._generation))
-                prober = asyncio.ensure_future(self._probe())
+                prober = asyncio.ensure_future(self._probe(call))
                 self._wake.set()
                 while True:
                     resp = await call.read()
                     if resp is grpc.aio.EOF:
                         raise ConnectionError("the server ended the session stream")
+                    self.heard()
                     self._answer(resp)
             except asyncio.CancelledError:
                 if self._closing or self.lost_error is not None or task_is_cancelled():
                     raise
                 self.stream_breaks += 1  # break_stream(): the call was cancelled
             except Exception as e:  # RpcError, or InvalidStateError on a finished call...
-                if self._closing:
+                if self._closing or self.lost_error is not None:
                     return
                 if not welcomed:
                     if isinstance(e, grpc.RpcError):
@@ -176,9 +215,9 @@ class StreamSession(Session):
                         t.cancel()
                 call.cancel()
                 self._stream = None
-                self._fail_sent(self._generation)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 1.0)
+                if self.lost_error is None and not self._closing:
+                    self._fail_sent(self._generation)
+            await asyncio.sleep(backoff.next())
 
     async def _write(self, call: Any, generation: int) -> None:
         """Sends the queued operations and cancellations, one message per write."""
@@ -190,30 +229,39 @@ class StreamSession(Session):
                     continue
                 req = stream_pb2.StreamRequest(ops=list(self._outbox.values()), cancel=self._cancels)
                 for op_id in self._outbox:
-                    self._ops[op_id].sent_on = generation
+                    op = self._ops[op_id]
+                    op.sent_on = generation
+                    op.was_sent = True
                 self._outbox.clear()
                 self._cancels = []
                 await call.write(req)
         except Exception:  # RpcError, or InvalidStateError on a finished call
             call.cancel()  # the reader sees the break and reconnects
 
-    async def _probe(self) -> None:
+    async def _probe(self, call: Any) -> None:
         """Asks for the session every probe_interval: a session closed from
-        elsewhere answers NOT_FOUND, which marks it lost (see Rpc.error)."""
+        elsewhere answers NOT_FOUND, which marks it lost (see Rpc.error).
+        A server that answers nothing for a whole TTL loses the session too."""
         while True:
             await asyncio.sleep(self.probe_interval)
-            try:
-                await self.call(
+            if self.silent_too_long():
+                self.mark_silent_lost()
+                return
+            probe = asyncio.ensure_future(
+                self.call(
                     "describe_session",
                     session_pb2.DescribeSessionRequest(session_id=self.id),
                     blocking=False,
                     rollback=None,
                     recover=None,
                 )
-            except SessionLostError:
+            )
+            probe.add_done_callback(_retrieve_probe)
+            # Not waited on for longer than a probe interval: the silence
+            # check above must keep running while the server says nothing.
+            await asyncio.wait((probe,), timeout=max(self.probe_interval, 0.05))
+            if probe.done() and not probe.cancelled() and isinstance(probe.exception(), SessionLostError):
                 return
-            except BatonError as e:
-                log.info("baton: session probe failed: %s", e)
 
     def _answer(self, resp: stream_pb2.StreamResponse) -> None:
         for r in resp.results:
@@ -222,12 +270,29 @@ class StreamSession(Session):
                 op.fut.set_result(r)
 
     def _fail_sent(self, generation: int) -> None:
-        """Ends the operations sent on a stream that broke."""
+        """After the stream of `generation` broke: re-queues the RESENDABLE
+        waits sent on it (same request_id, the rest of their deadline; a
+        zero timeout for one its caller gave up on), ends the others with
+        _BROKEN. Cancellations not yet written are dropped: they named
+        operations of the broken stream."""
+        self._cancels = []
+        now = asyncio.get_running_loop().time()
         for op_id, op in list(self._ops.items()):
-            if op.sent_on is not None and op.sent_on <= generation:
-                del self._ops[op_id]
-                if not op.fut.done():
-                    op.fut.set_result(_BROKEN)
+            if op.sent_on is None or op.sent_on > generation:
+                continue
+            if op.resend and not op.fut.done():
+                request = getattr(op.operation, op.field)
+                if op.cancelled or op.deadline is not None:
+                    left = 0.0 if op.cancelled or op.deadline is None else max(0.0, op.deadline - now)
+                    set_duration(request, "timeout", left)
+                op.sent_on = None
+                op.resent += 1
+                self.resent += 1
+                self._outbox[op_id] = op.operation
+                continue
+            del self._ops[op_id]
+            if not op.fut.done():
+                op.fut.set_result(_BROKEN)
 
     def _fail_all(self, error: BatonError) -> None:
         self._outbox.clear()
@@ -270,9 +335,14 @@ class StreamSession(Session):
         op_id = self._next_id
         self._next_id += 1
         fut: asyncio.Future[Any] = loop.create_future()
-        self._ops[op_id] = _Op(fut)
         operation = stream_pb2.Operation(id=op_id)
         getattr(operation, field_name).CopyFrom(request)
+        op = _Op(fut, field_name, operation)
+        if field_name in RESENDABLE and request.request_id:
+            op.resend = True
+            if request.HasField("timeout"):
+                op.deadline = loop.time() + seconds(request.timeout)
+        self._ops[op_id] = op
         self._outbox[op_id] = operation
         self._wake.set()
         try:
@@ -291,7 +361,7 @@ class StreamSession(Session):
                 # still does what was asked (see _rpc.py).
                 raise
             self._cancel(op_id)
-            cleanup = asyncio.ensure_future(self._after_cancel(fut, field_name, rollback, recover, unsent))
+            cleanup = asyncio.ensure_future(self._after_cancel(op, rollback, recover, unsent))
             self._rpc.track(cleanup)
             try:
                 await asyncio.shield(cleanup)
@@ -306,28 +376,37 @@ class StreamSession(Session):
         op = self._ops.get(op_id)
         if op is None:
             return  # answered already
+        op.cancelled = True
         if op.sent_on is None:
+            if op.was_sent:
+                # A re-send waiting for the next stream: its grant may have
+                # happened on the broken one. Ask with a zero timeout; what
+                # comes back is rolled back (_after_cancel).
+                set_duration(getattr(op.operation, op.field), "timeout", 0.0)
+                return
             self._outbox.pop(op_id, None)
             del self._ops[op_id]
             if not op.fut.done():
                 op.fut.set_result(_UNSENT)
-        elif op.sent_on == self._generation:
+        elif op.sent_on == self._generation and self._stream is not None:
             self._cancels.append(op_id)
             self._wake.set()
+        # Otherwise sent on a stream that broke and not re-queued yet:
+        # _fail_sent re-sends it with a zero timeout (or ends it _BROKEN).
 
     async def _after_cancel(
         self,
-        fut: "asyncio.Future[Any]",
-        field_name: str,
+        op: _Op,
         rollback: Optional[Rollback],
         recover: Optional[Recover],
         unsent: Optional[Recover],
     ) -> None:
-        outcome = await fut
+        field_name = op.field
+        outcome = await op.fut
         stats = self._rpc.cancel_stats
         if isinstance(outcome, stream_pb2.OperationResult):
             if outcome.code == 0:
-                stats["response_won"] += 1
+                stats["response_won" if not op.resent else "recovered_on_resend"] += 1
                 if rollback is not None:
                     await rollback(getattr(outcome, field_name))
             elif outcome.code == _CANCELLED:
@@ -355,6 +434,10 @@ class StreamSession(Session):
                 "the connection to the server broke during the call; it may or may not have taken effect",
                 grpc.StatusCode.UNAVAILABLE,
             )
+        if isinstance(outcome, BatonError):
+            # A copy: the same error ends every pending operation, and
+            # raising one instance from many tasks chains their tracebacks.
+            raise type(outcome)(outcome.details, outcome.code)
         if isinstance(outcome, BaseException):
             raise outcome
         raise ClientClosedError(f"unexpected outcome {outcome!r}")  # pragma: no cover

@@ -30,9 +30,11 @@ task is cancelled; the worker then completes the job, which the server records
 as cancelled. If run() itself is cancelled, the jobs in progress are failed
 (not finally) so that they are retried elsewhere.
 
-If a take() is cancelled just as a task was handed over, the job is kept
-(heartbeating) and returned by the next take() of this worker; close() fails
-(not finally) the jobs kept that way.
+Every take carries a request_id (Rpc.acquire): if a take() is cancelled just
+as a task was handed over, or its answer was lost (a unary call that ended
+CANCELLED, a broken stream), the job is recovered, kept (heartbeating) and
+returned by the next take() of this worker; close() fails (not finally) the
+jobs kept that way.
 
 RPCs: take -> Tasks/Take, heartbeat -> Tasks/Heartbeat, complete / fail ->
 Tasks/Complete.
@@ -73,6 +75,9 @@ class Job:
         #: Set when the server says the task was cancelled (see module doc).
         self.cancelled = asyncio.Event()
         self.finished = False
+        #: The server no longer counts this attempt as running (a heartbeat
+        #: was refused): its lease or session ran out, or it was retried.
+        self.lost = False
         self._heartbeats: Optional[asyncio.Task[None]] = None
         self._on_cancel: Optional[Callable[[], Any]] = None
 
@@ -99,6 +104,7 @@ class Job:
                 await self.heartbeat()
             except FailedPreconditionError as e:
                 # Not running with this attempt any more (lease lost, retried).
+                self.lost = True
                 log.warning("baton: job %s lost: %s", self.id, e)
                 return
             except BatonError as e:
@@ -216,19 +222,44 @@ class Worker:
         """Tasks/Take: the oldest pending task, waiting while there is none
         (at most `timeout` seconds: DeadlineExceededError). Heartbeats start
         at once."""
-        if self._kept:
-            return self._kept.pop(0)
+        while self._kept:
+            job = self._kept.pop(0)
+            # A kept job may have been given back by the server meanwhile (a
+            # unary Take's cancellation is processed there after our retry
+            # with its request_id took the task): hand out only a live one.
+            if job.finished or job.lost:
+                continue
+            try:
+                await job.heartbeat()
+            except asyncio.CancelledError:
+                self._kept.insert(0, job)  # still ours: the next take gets it
+                raise
+            except FailedPreconditionError as e:
+                job.lost = True
+                job._stop_heartbeats()
+                log.info("baton: kept job %s was given back by the server: %s", job.id, e)
+                continue
+            return job
         client = self._client
-        req = task_pb2.TakeTaskRequest(queue=self.queue, session_id=client._sid())
+        req = task_pb2.TakeTaskRequest(queue=self.queue, session_id=await client._session_for_request())
         set_duration(req, "ttl", self.ttl)
         set_duration(req, "timeout", timeout)
 
-        async def rollback(resp: task_pb2.TakeTaskResponse) -> None:
+        async def undo(resp: task_pb2.TakeTaskResponse) -> None:
+            # Taken although the caller gave up (or its answer was lost and
+            # recovered): kept, heartbeating, for this worker's next take.
+            if any(j.id == resp.task_id and j.attempt == resp.attempt for j in self._kept):
+                return  # recovered twice (a replay of the same attempt)
             job = Job(self, resp)
             job._start_heartbeats()
             self._kept.append(job)
 
-        resp = await client._rpc.call("tasks.Take", req, blocking=True, rollback=rollback)
+        # On the unary transport a cancelled Take is not retried with its
+        # request_id: batond processes the cancellation of the first call
+        # after the retry and gives back (Unstart) the task the retry took, by
+        # request_id. Such a Take leaves the task running unseen until its
+        # lease runs out (then it is retried), as before request_ids.
+        resp = await client._rpc.acquire("tasks.Take", req, undo=undo, recover_cancelled_unary=False)
         job = Job(self, resp)
         job._start_heartbeats()
         return job

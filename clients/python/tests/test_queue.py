@@ -210,7 +210,7 @@ async def test_consume_close_returns_unhanded_items(client, admin, name):
 
 
 async def _buffered(stream, k):
-    return stream._buffer.qsize() >= k
+    return stream.buffered >= k
 
 
 async def _in_flight(admin, n, k):

@@ -128,25 +128,46 @@ async def test_wait_pending_when_the_connection_drops_fails_unavailable(connect,
     assert not await c.event(name("ev")).is_set()
 
 
-async def test_session_closed_elsewhere_is_lost(connect, admin, name):
+async def test_session_closed_elsewhere_is_lost_and_replaced(connect, admin, name):
     n = name("lock")
-    c = await connect(session_ttl=30, probe_interval=0.2)
+    reported: list[baton.SessionLostError] = []
+    c = await connect(session_ttl=30, probe_interval=0.2, on_session_lost=reported.append)
     seen: list[baton.SessionLostError] = []
     c.on_session_lost(seen.append)
-    await c.lock(n).acquire()
-    parked = asyncio.create_task(c.event(name("ev")).wait())
-    await asyncio.sleep(0.1)
-    await admin.stubs.sessions.Close(session_pb2.CloseSessionRequest(session_id=c.session_id))
-    await asyncio.wait_for(c.session_lost.wait(), 5)
-    assert len(seen) == 1 and isinstance(seen[0], baton.SessionLostError)
+    old_sid = c.session_id
+    held = await c.lock(n).acquire()
+    sem = await c.semaphore(name("sem"), 2).acquire()
+    assert not held.lost.is_set() and held.lost_reason is None
+    ev = name("ev")
+    parked = asyncio.create_task(c.event(ev).wait())
+    next_loss = asyncio.create_task(c.wait_session_lost())
+    await eventually(lambda: _has_waiter(admin, ev), what="the parked wait")
+    await admin.stubs.sessions.Close(session_pb2.CloseSessionRequest(session_id=old_sid))
+    # The holdings fire their lost signal, with the reason.
+    await asyncio.wait_for(held.lost.wait(), 5)
+    await asyncio.wait_for(sem.lost.wait(), 5)
+    assert isinstance(held.lost_reason, baton.SessionLostError)
+    assert isinstance(await asyncio.wait_for(next_loss, 5), baton.SessionLostError)
+    assert c.session_lost.is_set() and c.sessions_lost == 1
+    assert len(seen) == 1 and len(reported) == 1 and isinstance(seen[0], baton.SessionLostError)
+    # The pending operation ends with the session-lost error.
     with pytest.raises(baton.SessionLostError):
         await asyncio.wait_for(parked, 5)
-    with pytest.raises(baton.SessionLostError):
-        await c.lock(n).acquire()
-    assert await idle(admin, n)
+    # A new session serves the operations that follow.
+    again = await asyncio.wait_for(c.lock(n).acquire(timeout=5), 10)
+    assert c.session_id != old_sid and again.session_id == c.session_id
+    assert await _holder_session(admin, n) == c.session_id
+    assert (await admin.describe_session(c.session_id)).open_streams == 1
+    with pytest.raises(baton.NotFoundError):
+        await admin.describe_session(old_sid)
     late: list[baton.SessionLostError] = []
-    c.on_session_lost(late.append)  # registered after the fact: called at once
-    assert len(late) == 1
+    c.on_session_lost(late.append)  # registered after the fact: only for later losses
+    assert late == [] and len(seen) == 1
+
+
+async def _has_waiter(admin, n):
+    d = await admin.describe(n, missing_ok=True)
+    return d is not None and d.waiters >= 1
 
 
 async def test_async_session_lost_callback_runs(connect, admin):
@@ -164,13 +185,19 @@ async def test_async_session_lost_callback_runs(connect, admin):
 async def test_blackout_longer_than_ttl_loses_the_session(connect, admin, name, proxy):
     n = name("lock")
     c = await connect(proxy.addr, session_ttl=1.0, probe_interval=0.2)
-    await c.lock(n).acquire()
+    held = await c.lock(n).acquire()
+    old_sid = c.session_id
     proxy.blackout(True)
     await eventually(lambda: idle(admin, n), timeout=5, what="the session to expire")
+    await asyncio.wait_for(held.lost.wait(), 10)
+    assert isinstance(held.lost_reason, baton.SessionLostError)
     proxy.blackout(False)
     await asyncio.wait_for(c.session_lost.wait(), 10)
-    with pytest.raises(baton.SessionLostError):
-        await c.event(name("ev")).wait(timeout=0)
+    # Back in contact: a new session for what follows.
+    assert not await c.event(name("ev")).is_set()
+    assert c.session_id != old_sid
+    again = await c.lock(n).acquire(timeout=5)
+    assert again.session_id == c.session_id and not again.lost.is_set()
 
 
 async def test_close_ends_the_session_and_is_idempotent(connect, admin, name):
