@@ -131,6 +131,13 @@ export interface AcquireSpec<Res> extends CallSpec {
    * Nack the items, give the task back). Required.
    */
   rollback: (res: Res) => Promise<unknown>;
+  /**
+   * On the unary transport, recover after a cancelled or broken call
+   * (default true). Tasks/Take sets false: batond gives back, by request_id,
+   * the task a unary Take whose cancellation it processes had taken, and
+   * may process it after the retry, so a retry would only burn an attempt.
+   */
+  recoverOnUnary?: boolean;
 }
 
 /** How one stream operation ended (see StreamSession.send). */
@@ -269,9 +276,11 @@ export class Core {
       throw abortedError(spec.signal!, spec.what);
     }
     const err = out.err;
+    const onUnary = this.streamField(method, req) === undefined;
     const unknown =
       out.broken ||
-      (!this.stream &&
+      (onUnary &&
+        spec.recoverOnUnary !== false &&
         !(err instanceof SessionLostError) &&
         [Status.CANCELLED, Status.UNAVAILABLE, Status.UNKNOWN, Status.INTERNAL].includes(err.code));
     if (unknown && recover) await recover().catch(noop);

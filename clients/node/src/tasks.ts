@@ -287,6 +287,7 @@ export class TaskQueue {
       signal: options.signal,
       what: `tasks '${this.name}': take`,
       timeoutMs: options.timeoutMs,
+      recoverOnUnary: false,
       // A task whose answer crossed the cancel: fail the attempt (not final),
       // so that it is retried (it counts as an attempt; see README).
       rollback: (r) =>

@@ -161,8 +161,8 @@ for (const transport of TRANSPORTS) {
       ac.abort();
       await assert.rejects(take, CancelledError);
       // The server removes the waiter when it sees the cancel. (A Submit that
-      // reached the server before that could be granted to the cancelled taker;
-      // Take has no request id to recover such a grant: see README, known gaps.)
+      // reached the server before that could be granted to the cancelled taker:
+      // stream.test.ts races that and checks the task is given back.)
       await eventually(async () => ((await a.admin.tryDescribe(queue))?.waiters ?? 0) === 0, 5000, "taker gone");
       const h = await a.tasks(queue).submit("later");
       const t = await worker.tasks(queue).take({ timeoutMs: 3000 });
