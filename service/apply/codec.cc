@@ -407,7 +407,7 @@ absl::Status FromProto(const pb::PutItems& m, PutItems* c) {
   return absl::OkStatus();
 }
 
-BATON_CODEC_FIELDS(GetItems, 8);
+BATON_CODEC_FIELDS(GetItems, 9);
 void ToProto(const GetItems& c, pb::Command* out) {
   pb::GetItems* m = out->mutable_get_items();
   m->set_name(c.name);
@@ -418,6 +418,7 @@ void ToProto(const GetItems& c, pb::Command* out) {
   m->set_deadline_us(c.deadline);
   m->set_dead_letters(c.dead_letters);
   m->set_request_id(c.request_id);
+  m->mutable_ack()->Add(c.ack.begin(), c.ack.end());
 }
 absl::Status FromProto(const pb::GetItems& m, GetItems* c) {
   c->name = m.name();
@@ -427,6 +428,7 @@ absl::Status FromProto(const pb::GetItems& m, GetItems* c) {
   c->deadline = m.deadline_us();
   c->dead_letters = m.dead_letters();
   c->request_id = m.request_id();
+  c->ack.assign(m.ack().begin(), m.ack().end());
   return FromProto(m.has_options(), m.options(), &c->options);
 }
 

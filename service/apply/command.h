@@ -121,6 +121,9 @@ struct GetItems {
   Time deadline = kForever;
   bool dead_letters = false;
   std::string request_id;  // replay key, may be empty
+  // Receipts to acknowledge first, as AckItems does (acks riding on the
+  // consumer's next Get).
+  std::vector<uint64_t> ack;
 };
 struct AckItems {
   std::string name;

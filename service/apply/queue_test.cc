@@ -389,5 +389,65 @@ TEST(QueueTest, AParkedGetKeepsItsRequestIdForReplay) {
   EXPECT_EQ(std::get<GotItems>(again->value).how, GrantHow::kReplayed);
 }
 
+const GotItems& Got(const std::optional<Result>& r) {
+  EXPECT_TRUE(r.has_value() && r->ok());
+  return std::get<GotItems>(r->value);
+}
+
+TEST(QueueTest, AcksRideOnTheNextGetAndAreReported) {
+  Harness h;
+  h.Apply(Put("q", {"a", "b", "c"}), 1);
+  auto first = ReplyTo(h.Apply(Get("q", 2), 2), 2);
+  GetItems next = Get("q", 2);
+  next.ack = {Receipt(first, 0), Receipt(first, 1)};
+  auto second = ReplyTo(h.Apply(next, 3), 3);
+  EXPECT_EQ(Payloads(second), std::vector<std::string>{"c"});
+  EXPECT_EQ(Got(second).acked, 2u);
+  EXPECT_TRUE(Got(second).ack_failed.empty());
+  // Join waits only for "c" now; acking it on a Get that finds the queue
+  // empty still applies (the Get fails, the ack stands) and releases Join.
+  EXPECT_TRUE(h.Apply(JoinQueue{"q", kForever}, 4).empty());
+  GetItems last = Get("q", 1, /*deadline=*/0);
+  last.ack = {Receipt(second, 0), Receipt(second, 0) + 1000};
+  auto out = h.Apply(last, 5);
+  EXPECT_EQ(ReplyTo(out, 5)->status.code(), absl::StatusCode::kDeadlineExceeded);
+  ASSERT_TRUE(ReplyTo(out, 4).has_value());
+  EXPECT_TRUE(ReplyTo(out, 4)->ok());
+  EXPECT_EQ(h.state.queue_bytes(), 0u);
+}
+
+TEST(QueueTest, AParkedGetReportsItsAcksWhenGranted) {
+  Harness h;
+  h.Apply(Put("q", {"a"}), 1);
+  auto got = ReplyTo(h.Apply(Get("q"), 2), 2);
+  GetItems wait = Get("q");
+  wait.ack = {Receipt(got), 999999};
+  auto parked = h.Apply(wait, 3);
+  EXPECT_FALSE(ReplyTo(parked, 3).has_value());
+  // The ack was applied on arrival, not on grant: Join passes at once.
+  EXPECT_TRUE(ReplyTo(h.Apply(JoinQueue{"q", kForever}, 4), 4)->ok());
+  auto granted = ReplyTo(h.Apply(Put("q", {"b"}), 5), 3);
+  EXPECT_EQ(Payloads(granted), std::vector<std::string>{"b"});
+  EXPECT_EQ(Got(granted).acked, 1u);
+  EXPECT_EQ(Got(granted).ack_failed, std::vector<uint64_t>{999999});
+}
+
+TEST(QueueTest, AcksOfACancelledParkedGetStandAndLeaveNothingBehind) {
+  Harness h;
+  h.Apply(Put("q", {"a"}, kForever, std::nullopt), 1);  // undeclared: reclaimable
+  auto got = ReplyTo(h.Apply(Get("q"), 2), 2);
+  GetItems wait = Get("q", 1, /*deadline=*/h.now + 10 * kSecond);
+  wait.ack = {Receipt(got)};
+  EXPECT_TRUE(h.Apply(wait, 3).empty());
+  auto out = h.Advance(11 * kSecond);
+  EXPECT_EQ(ReplyTo(out, 3)->status.code(), absl::StatusCode::kDeadlineExceeded);
+  // Nothing queued, in flight or waiting: the undeclared queue is reclaimed.
+  EXPECT_EQ(h.state.resource_count(), 0u);
+  // A later grant of another waiter finds no stale ack outcome.
+  h.Apply(Get("q"), 4);
+  auto granted = ReplyTo(h.Apply(Put("q", {"b"}, kForever, std::nullopt), 5), 4);
+  EXPECT_EQ(Got(granted).acked, 0u);
+}
+
 }  // namespace
 }  // namespace baton::apply

@@ -173,12 +173,17 @@ void ShardState::Pump(const std::string& name, Queue& q, Time now, Effects& out)
     }
     while (!q.getters.empty() && q.ready() > 0) {
       Waiter w = q.getters.PopFront();
+      GotItems answer{{}, GrantHow::kAfterWait};
+      if (auto acks = get_acks_.find(w.id); acks != get_acks_.end()) {
+        answer.acked = acks->second.first;
+        answer.ack_failed = std::move(acks->second.second);
+        get_acks_.erase(acks);
+      }
       Unpark(name, w);
       NoteGrant(name, w);
-      std::vector<DeliveredItem> got =
-          TakeItems(name, q, static_cast<uint32_t>(w.count), /*dead=*/false, w.session, w.owner,
-                    w.lease, now, OpRef{}, w.request_id);
-      out.push_back(Reply{w.op, Result::Ok(GotItems{std::move(got), GrantHow::kAfterWait})});
+      answer.items = TakeItems(name, q, static_cast<uint32_t>(w.count), /*dead=*/false, w.session,
+                               w.owner, w.lease, now, OpRef{}, w.request_id);
+      out.push_back(Reply{w.op, Result::Ok(std::move(answer))});
       progress = true;
     }
     if (FeedConsumers(name, q, now, out)) progress = true;
@@ -373,11 +378,27 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
         absl::DeadlineExceededError(absl::StrCat("queue '", c.name, "' has no dead letters")));
   }
   Queue& q = (*r)->queue();
+  // Acks riding on this Get go first: they may make room for putters, and
+  // the items they free are never the ones this Get takes.
+  uint32_t acked = 0;
+  std::vector<uint64_t> ack_failed;
+  if (!c.ack.empty()) {
+    std::vector<uint64_t> foreign;
+    acked = AckReceipts(c.name, q, c.ack, ack_failed, foreign);
+    ack_failed.insert(ack_failed.end(), foreign.begin(), foreign.end());
+    Pump(c.name, q, now, out);
+  }
+  auto got_items = [&](std::vector<DeliveredItem> items, GrantHow how) {
+    GotItems g{std::move(items), how};
+    g.acked = acked;
+    g.ack_failed = std::move(ack_failed);
+    return g;
+  };
   if (!c.request_id.empty()) {
     std::vector<DeliveredItem> again = ReplayGet(q, c.session, c.request_id, now);
     if (!again.empty()) {
       Claim(c.name, c.session, c.request_id);
-      return out.push_back(Answer(c, origin, GotItems{std::move(again), GrantHow::kReplayed}));
+      return out.push_back(Answer(c, origin, got_items(std::move(again), GrantHow::kReplayed)));
     }
   }
   // The retry of a Get that a restart orphaned: it keeps its place.
@@ -389,7 +410,7 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
   if (can_take) {
     std::vector<DeliveredItem> got = TakeItems(c.name, q, c.max_items, c.dead_letters, c.session,
                                                caller_, c.lease, now, OpRef{}, c.request_id);
-    out.push_back(Answer(c, origin, GotItems{std::move(got), GrantHow::kImmediate}));
+    out.push_back(Answer(c, origin, got_items(std::move(got), GrantHow::kImmediate)));
     Pump(c.name, q, now, out);  // room for putters
     return;
   }
@@ -397,7 +418,9 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
     absl::Status s = absl::DeadlineExceededError(
         absl::StrCat("queue '", c.name, "' is empty",
                      q.delayed() > 0 ? absl::StrCat(" (", q.delayed(), " delayed)") : ""));
-    return fail(s);
+    fail(s);
+    if (acked > 0) MaybeReclaim(c.name);  // the acks may have emptied it
+    return;
   }
   if (absl::Status s = CheckCanPark(q.getters, c.name); !s.ok()) {
     return fail(s);
@@ -412,21 +435,15 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
   w.lease = c.lease;
   w.request_id = c.request_id;
   w.line = kMain;
-  Park(q.getters, c.name, std::move(w));
+  uint64_t id = Park(q.getters, c.name, std::move(w));
+  if (!c.ack.empty()) get_acks_[id] = {acked, std::move(ack_failed)};
 }
 
-void ShardState::Do(const AckItems& c, OpRef origin, Time now, Effects& out) {
-  auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
-  if (!r.ok()) return out.push_back(Reply{origin, Result::Error(r.status())});
-  if (*r == nullptr) {
-    return out.push_back(Reply{
-        origin, Result::Error(absl::FailedPreconditionError(absl::StrCat(
-                    "queue '", c.name, "' has nothing in flight (it is empty or was deleted)")))});
-  }
-  Queue& q = (*r)->queue();
+uint32_t ShardState::AckReceipts(const std::string& name, Queue& q,
+                                 const std::vector<uint64_t>& receipts,
+                                 std::vector<uint64_t>& stale, std::vector<uint64_t>& foreign) {
   uint32_t acked = 0;
-  std::vector<uint64_t> stale, foreign;
-  for (uint64_t receipt : c.receipts) {
+  for (uint64_t receipt : receipts) {
     if (auto it = q.in_flight_items().find(receipt);
         it != q.in_flight_items().end() && !MayUse(it->second.owner)) {
       foreign.push_back(receipt);
@@ -441,10 +458,24 @@ void ShardState::Do(const AckItems& c, OpRef origin, Time now, Effects& out) {
       RemoveTimer(f->expires, TimerKind::kInFlight, receipt);
       receipt_names_.erase(receipt);
     }
-    Unref(f->session, c.name);
+    Unref(f->session, name);
     if (!f->dead) ++q.total_acked;
     ++acked;
   }
+  return acked;
+}
+
+void ShardState::Do(const AckItems& c, OpRef origin, Time now, Effects& out) {
+  auto r = Lookup(c.name, Kind::kQueue, /*create=*/false, 0);
+  if (!r.ok()) return out.push_back(Reply{origin, Result::Error(r.status())});
+  if (*r == nullptr) {
+    return out.push_back(Reply{
+        origin, Result::Error(absl::FailedPreconditionError(absl::StrCat(
+                    "queue '", c.name, "' has nothing in flight (it is empty or was deleted)")))});
+  }
+  Queue& q = (*r)->queue();
+  std::vector<uint64_t> stale, foreign;
+  uint32_t acked = AckReceipts(c.name, q, c.receipts, stale, foreign);
   Pump(c.name, q, now, out);
   uint64_t unfinished = q.unfinished();
   MaybeReclaim(c.name);

@@ -149,6 +149,9 @@ struct DeliveredItem {
 struct GotItems {
   std::vector<DeliveredItem> items;
   GrantHow how = GrantHow::kImmediate;
+  // GetItems::ack: how many were acknowledged, and the receipts that were not.
+  uint32_t acked = 0;
+  std::vector<uint64_t> ack_failed = {};
 };
 struct Acked {
   uint32_t acked = 0;

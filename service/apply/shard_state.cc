@@ -232,6 +232,7 @@ void ShardState::Unpark(const std::string& name, const Waiter& w) {
   if (w.op.id != 0) waiters_by_op_.erase(w.op);
   if (w.orphaned) --orphans_;
   waiters_by_id_.erase(w.id);
+  if (!get_acks_.empty()) get_acks_.erase(w.id);
   Unref(w.session, name);
 }
 

@@ -333,6 +333,12 @@ class ShardState {
   void Do(const PutItems& c, OpRef origin, Time now, Effects& out);
   void Do(const GetItems& c, OpRef origin, Time now, Effects& out);
   void Do(const AckItems& c, OpRef origin, Time now, Effects& out);
+  // Acknowledges `receipts` of queue `name` (AckItems, GetItems::ack): returns
+  // how many; those not in flight go to `stale`, another principal's to
+  // `foreign`. Does not pump the queue.
+  uint32_t AckReceipts(const std::string& name, primitives::Queue& q,
+                       const std::vector<uint64_t>& receipts, std::vector<uint64_t>& stale,
+                       std::vector<uint64_t>& foreign);
   void Do(const NackItems& c, OpRef origin, Time now, Effects& out);
   void Do(const JoinQueue& c, OpRef origin, Time now, Effects& out);
   void Do(const PurgeQueue& c, OpRef origin, Time now, Effects& out);
@@ -605,6 +611,10 @@ class ShardState {
   absl::flat_hash_map<uint64_t, std::string> future_names_;   // retention timer -> future
   absl::flat_hash_map<uint64_t, std::string> timer_names_;    // timer seq -> timer name
   absl::flat_hash_map<uint64_t, std::string> task_names_;     // task seq -> work queue
+  // How the acks of a parked Get went (GetItems::ack), by waiter id, for its
+  // answer when it is granted; erased when the waiter leaves its line. Only
+  // for answers: not in a snapshot (a restored waiter's op is gone).
+  absl::flat_hash_map<uint64_t, std::pair<uint32_t, std::vector<uint64_t>>> get_acks_;
   // Each timer's action: the resource it acts on and the command.
   absl::flat_hash_map<std::string, std::pair<std::string, std::shared_ptr<const Command>>>
       timer_actions_;

@@ -158,6 +158,11 @@ runtime::Task<void> Get(Env& env, GetCall& call) {
     co_return co_await call.Fail(s);
   }
   c.request_id = req.request_id();
+  if (req.ack_size() > static_cast<int>(kMaxBatch)) {
+    co_return co_await call.Fail(absl::InvalidArgumentError(
+        absl::StrCat(req.ack_size(), " receipts in ack; at most ", kMaxBatch, " per call")));
+  }
+  c.ack.assign(req.ack().begin(), req.ack().end());
   if (req.has_ttl()) {
     auto ttl = ToMicros(req.ttl(), "ttl", env.limits.max_lease, /*allow_zero=*/false);
     if (!ttl.ok()) co_return co_await call.Fail(ttl.status());
@@ -192,6 +197,8 @@ runtime::Task<void> Get(Env& env, GetCall& call) {
     d->set_data(std::move(item.data));
   }
   resp.set_outcome(ToProto(got.how));
+  resp.set_acked(got.acked);
+  resp.mutable_ack_failed()->Add(got.ack_failed.begin(), got.ack_failed.end());
   bool delivered = co_await call.Reply(std::move(resp));
   if (!delivered) call.Send(target, apply::UndeliverItems{name, std::move(receipts)});
 }

@@ -132,6 +132,53 @@ TEST(QueueIntegrationTest, BadInputIsInvalidArgument) {
   v1::AckResponse ar;
   EXPECT_EQ(t.queues->Ack(Context().get(), ack, &ar).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  v1::GetRequest many_acks;
+  many_acks.set_name("q");
+  *many_acks.mutable_ttl() = Millis(1000);
+  for (uint64_t i = 1; i <= 1001; ++i) many_acks.add_ack(i);
+  EXPECT_EQ(t.queues->Get(Context().get(), many_acks, &r).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST(QueueIntegrationTest, AcksRideOnTheNextGet) {
+  TestServer t;
+  uint64_t session = OpenSession(t);
+  v1::PutResponse put;
+  ASSERT_TRUE(t.queues->Put(Context().get(), PutText("ride", {"a", "b", "c", "d"}), &put).ok());
+  v1::GetRequest g;
+  g.set_name("ride");
+  g.set_session_id(session);
+  g.set_max_items(2);
+  v1::GetResponse first;
+  ASSERT_TRUE(t.queues->Get(Context().get(), g, &first).ok());
+  ASSERT_EQ(first.items_size(), 2);
+  for (const auto& d : first.items()) g.add_ack(d.receipt());
+  g.add_ack(first.items(0).receipt());  // twice: the second is not in flight any more
+  v1::GetResponse second;
+  ASSERT_TRUE(t.queues->Get(Context().get(), g, &second).ok());
+  ASSERT_EQ(second.items_size(), 2);
+  EXPECT_EQ(second.items(0).text(), "c");
+  EXPECT_EQ(second.acked(), 2u);
+  ASSERT_EQ(second.ack_failed_size(), 1);
+  EXPECT_EQ(second.ack_failed(0), first.items(0).receipt());
+  // The last acks ride on a Get that finds the queue empty: it fails, they stand.
+  g.clear_ack();
+  for (const auto& d : second.items()) g.add_ack(d.receipt());
+  *g.mutable_timeout() = Millis(0);
+  v1::GetResponse empty;
+  EXPECT_EQ(t.queues->Get(Context().get(), g, &empty).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  v1::AckRequest again;
+  again.set_name("ride");
+  again.add_receipts(second.items(0).receipt());
+  v1::AckResponse ar;
+  EXPECT_EQ(t.queues->Ack(Context().get(), again, &ar).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);  // acknowledged already
+  v1::JoinRequest j;
+  j.set_name("ride");
+  *j.mutable_timeout() = Millis(0);
+  v1::JoinResponse jr;
+  EXPECT_TRUE(t.queues->Join(Context().get(), j, &jr).ok());  // nothing unfinished
 }
 
 TEST(FutureIntegrationTest, ManyAwaitersGetOneResult) {

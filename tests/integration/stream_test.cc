@@ -350,5 +350,51 @@ TEST(StreamIntegrationTest, EveryKindWorksOnTheStream) {
   EXPECT_EQ(s.Await(110)->describe_session().session_id(), s.Welcome()->session_id());
 }
 
+// A consumer on the stream acknowledges on its next Get: one operation per
+// batch of items, nothing left in flight.
+TEST(StreamIntegrationTest, AcksRideOnTheNextGet) {
+  TestServer t;
+  StreamClient s(t.channel, NewSession());
+  ASSERT_TRUE(s.Welcome().has_value());
+  v1::Operation put;
+  put.set_id(1);
+  put.mutable_put()->set_name("st/ride");
+  // Declared, so that it outlives being empty and Describe can show it.
+  put.mutable_put()->mutable_options()->set_order(v1::QUEUE_ORDER_FIFO);
+  for (int i = 0; i < 6; ++i) put.mutable_put()->add_items()->set_text(absl::StrCat("job ", i));
+  ASSERT_TRUE(s.Send(put));
+  ASSERT_EQ(s.Await(1)->code(), 0);
+  std::vector<uint64_t> done;
+  int got = 0;
+  for (uint64_t id = 2; got < 6; ++id) {
+    v1::Operation get;
+    get.set_id(id);
+    get.mutable_get()->set_name("st/ride");
+    get.mutable_get()->set_max_items(4);
+    for (uint64_t r : done) get.mutable_get()->add_ack(r);
+    ASSERT_TRUE(s.Send(get));
+    auto r = s.Await(id);
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(r->code(), 0) << r->message();
+    EXPECT_EQ(r->get().acked(), done.size());
+    EXPECT_EQ(r->get().ack_failed_size(), 0);
+    done.clear();
+    for (const auto& d : r->get().items()) done.push_back(d.receipt());
+    got += r->get().items_size();
+  }
+  v1::Operation ack;
+  ack.set_id(100);
+  ack.mutable_ack()->set_name("st/ride");
+  for (uint64_t r : done) ack.mutable_ack()->add_receipts(r);
+  ASSERT_TRUE(s.Send(ack));
+  ASSERT_EQ(s.Await(100)->code(), 0);
+  grpc::Status st;
+  auto d = Describe(t, "st/ride", &st);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_TRUE(d.has_queue());
+  EXPECT_EQ(d.queue().in_flight(), 0u);
+  EXPECT_EQ(d.queue().size(), 0u);
+}
+
 }  // namespace
 }  // namespace baton::testing
