@@ -387,4 +387,26 @@ describe("Session stream", () => {
       await c.close();
     }
   });
+
+  test("consumer: an ack the Get could not apply (the lease ran out) rejects with NotHeldError", async () => {
+    const c = client(server.address);
+    try {
+      const name = uniq("consume");
+      await observer.queue(name).put("only");
+      const consumer = c.queue(name).consume({ prefetch: 1, ttlMs: 200 });
+      const first = (await consumer.next())!;
+      await eventually(async () => (await observer.admin.describe(name)).queue?.inFlight === 0, 5000, "lease out");
+      const ack = first.ack();
+      const again = (await consumer.next())!; // the Get the ack rides on takes the item again
+      await assert.rejects(ack, NotHeldError);
+      assert.equal(again.text, "only");
+      assert.equal(again.deliveryCount, 2);
+      assert.equal(consumer.stats.ridingAcks, 1);
+      await again.ack();
+      await consumer.close();
+      assert.equal((await observer.admin.tryDescribe(name))?.queue?.unfinished ?? 0, 0);
+    } finally {
+      await c.close();
+    }
+  });
 });
