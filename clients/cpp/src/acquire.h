@@ -131,7 +131,12 @@ Call StartAcquire(std::shared_ptr<Core> core, CallOptions call, Req request, Lau
       deliver(reply.status());
       return;
     }
-    RecoverGrant<T, Resp>(core, retry, launch, route, grant, reply.status(), std::move(deliver));
+    // A cancelled call reports the cancel, whatever ended its attempt.
+    absl::Status status =
+        ending.cancelled && reply.status().code() != absl::StatusCode::kCancelled
+            ? absl::CancelledError(absl::StrCat("cancelled (", reply.status().message(), ")"))
+            : reply.status();
+    RecoverGrant<T, Resp>(core, retry, launch, route, grant, std::move(status), std::move(deliver));
   };
   return StartUnary<T, Resp>(std::move(core), std::move(call), std::move(request),
                              std::move(launch), route, std::move(finish), std::move(done));

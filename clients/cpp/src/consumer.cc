@@ -5,6 +5,8 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "consumer_get_loop.h"
+#include "core.h"
 
 namespace baton {
 
@@ -19,6 +21,10 @@ struct Consumer::Buffer {
 };
 
 Consumer Queue::OpenConsumer(ConsumeOptions options) const {
+  if (core_->stream() != nullptr) {
+    return Consumer(*this, std::make_shared<Consumer::GetLoop>(core_, name_, config_,
+                                                               std::move(options), *this));
+  }
   auto buffer = std::make_shared<Consumer::Buffer>();
   Stream stream = Consume(
       std::move(options),
@@ -40,19 +46,34 @@ Consumer Queue::OpenConsumer(ConsumeOptions options) const {
   return Consumer(*this, std::move(buffer), std::move(stream));
 }
 
+Consumer::Consumer(Queue queue, std::shared_ptr<GetLoop> loop)
+    : queue_(std::move(queue)), loop_(std::move(loop)) {}
+
 Consumer& Consumer::operator=(Consumer&& other) noexcept {
   if (this != &other) {
     Close();
     queue_ = std::move(other.queue_);
     buffer_ = std::move(other.buffer_);
     stream_ = std::move(other.stream_);
+    loop_ = std::move(other.loop_);
   }
   return *this;
 }
 
 Consumer::~Consumer() { Close(); }
 
+absl::Status Consumer::Ack(const Delivery& delivery) {
+  if (loop_) {
+    loop_->Ack(delivery.receipt);
+    return absl::OkStatus();
+  }
+  return queue_.Ack(delivery).status();
+}
+
+ConsumerStats Consumer::stats() const { return loop_ ? loop_->stats() : ConsumerStats{}; }
+
 absl::StatusOr<Delivery> Consumer::Next(absl::Duration timeout) {
+  if (loop_) return loop_->Next(timeout);
   if (!buffer_) return absl::FailedPreconditionError("the consumer was moved from");
   std::unique_lock<std::mutex> lock(buffer_->mu);
   auto ready = [this] { return !buffer_->items.empty() || buffer_->ended; };
@@ -72,6 +93,10 @@ absl::StatusOr<Delivery> Consumer::Next(absl::Duration timeout) {
 }
 
 void Consumer::Close() {
+  if (loop_) {
+    loop_->Close();
+    return;
+  }
   if (!buffer_) return;
   stream_.Cancel();
   (void)stream_.Wait();  // no delivery can arrive after this

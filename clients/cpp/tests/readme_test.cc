@@ -87,5 +87,30 @@ TEST(ReadmeTest, HandWrittenAwaiter) {
   EXPECT_TRUE(Eventually([&] { return Free(client, name); }));
 }
 
+// ---- README: the consumer --------------------------------------------------------
+int ConsumeAll(baton::Queue jobs, std::vector<std::string>& done) {
+  baton::Consumer consumer = jobs.OpenConsumer({.prefetch = 32});
+  for (auto d = consumer.Next(absl::Seconds(5)); d.ok(); d = consumer.Next(absl::Seconds(5))) {
+    done.push_back(d->data);  // Work(d->data);
+    (void)consumer.Ack(*d);   // rides on the next Get
+    if (done.size() == 3) break;
+  }
+  return static_cast<int>(done.size());
+}
+// --------------------------------------------------------------------------------
+
+TEST(ReadmeTest, Consumer) {
+  Client client = MustConnect();
+  baton::Queue jobs = client.Queue(Name());
+  ASSERT_TRUE(jobs.PutMany({Item{.data = "a"}, Item{.data = "b"}, Item{.data = "c"}}).ok());
+  std::vector<std::string> done;
+  EXPECT_EQ(ConsumeAll(jobs, done), 3);
+  EXPECT_EQ(done, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_TRUE(Eventually([&] {
+    auto info = client.Admin().Describe(jobs.name());
+    return !info.ok() || info->proto.queue().in_flight() == 0;
+  }));
+}
+
 }  // namespace
 }  // namespace baton::testing

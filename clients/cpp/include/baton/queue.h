@@ -194,6 +194,7 @@ class Queue {
 
  private:
   friend class Client;
+  friend class Consumer;
   Queue(std::shared_ptr<internal::Core> core, std::string name, std::optional<QueueConfig> config)
       : core_(std::move(core)), name_(std::move(name)), config_(config) {}
 
