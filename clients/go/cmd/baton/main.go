@@ -99,7 +99,7 @@ func (g *globals) tlsOn() bool {
 }
 
 func defaultGlobals() globals {
-	g := globals{addr: os.Getenv("BATON_ADDR"), sessionTTL: 10 * time.Second, dialTimeout: 2 * time.Second,
+	g := globals{addr: os.Getenv("BATON_ADDR"), sessionTTL: baton.DefaultSessionTTL, dialTimeout: 2 * time.Second,
 		tls: baton.TLSConfig{CAFile: os.Getenv("BATON_CA"), CertFile: os.Getenv("BATON_CERT"),
 			KeyFile: os.Getenv("BATON_KEY"), ServerName: os.Getenv("BATON_SERVER_NAME")}}
 	g.useTLS, _ = strconv.ParseBool(os.Getenv("BATON_TLS"))
