@@ -1,8 +1,11 @@
-// QueueClient for Baton's baton.v1.Queues. Producers Put one item per call.
-// Consumers open a session (Sessions/Open), then Get one item owned by that
-// session, waiting at most kGetTimeout, and Ack its receipt: an item whose
-// consumer goes away before the Ack goes back to the head of the queue.
-// Every call declares the same options: FIFO, maxsize 0 (the server's limit).
+// QueueClient for Baton's baton.v1.Queues. Producers Put one item per call
+// (--batch N: N items per Put). Consumers open a session (Sessions/Open),
+// then Get up to --batch items owned by that session, waiting at most
+// kGetTimeout; the receipts of the items acknowledged meanwhile ride on the
+// next Get (GetRequest.ack), so a consumer makes one call per batch: an item
+// whose consumer goes away before its ack went out goes back to the head of
+// the queue. Every call declares the same options: FIFO, maxsize 0 (the
+// server's limit).
 // In stream mode a consumer instead reads a Queues/Consume stream (prefetch
 // kPrefetch) and acknowledges every kAckBatch items in one Ack.
 #include <chrono>
@@ -33,7 +36,7 @@ void SetOptions(baton::v1::QueueOptions* options) {
 class BatonQueueClient : public QueueClient {
  public:
   BatonQueueClient(QueueRole role, int index, std::string addr,
-                   std::chrono::milliseconds call_timeout, bool stream)
+                   std::chrono::milliseconds call_timeout, bool stream, int batch)
       : role_(role),
         index_(index),
         addr_(std::move(addr)),
@@ -43,11 +46,9 @@ class BatonQueueClient : public QueueClient {
     SetOptions(put_.mutable_options());
     put_.add_items();
     get_.set_name(std::string(kQueueName));
-    get_.set_max_items(1);
+    get_.set_max_items(batch);
     get_.mutable_timeout()->set_seconds(kGetTimeout.count());
     SetOptions(get_.mutable_options());
-    ack_.set_name(std::string(kQueueName));
-    ack_.add_receipts(0);
   }
 
   absl::Status Open(std::chrono::milliseconds connect_timeout) override {
@@ -100,6 +101,10 @@ class BatonQueueClient : public QueueClient {
       }
       for (auto& d : *msg.mutable_items()) buffered_.push_back(std::move(d));
     }
+    return TakeBuffered(data);
+  }
+
+  bool TakeBuffered(std::string* data) {
     baton::v1::Delivery d = std::move(buffered_.front());
     buffered_.pop_front();
     last_receipt_ = d.receipt();
@@ -136,8 +141,27 @@ class BatonQueueClient : public QueueClient {
     return FromGrpc(queues_->Put(&context, put_, &response), "Queues/Put");
   }
 
+  absl::Status PutMany(const std::vector<std::string>& items) override {
+    baton::v1::PutRequest request;
+    request.set_name(std::string(kQueueName));
+    SetOptions(request.mutable_options());
+    for (const std::string& item : items) request.add_items()->set_data(item);
+    baton::v1::PutResponse response;
+    grpc::ClientContext context;
+    SetDeadline(context, call_timeout_);
+    return FromGrpc(queues_->Put(&context, request, &response), "Queues/Put");
+  }
+
+  // Hands out the items of the last Get one by one; when none is left, gets
+  // up to --batch more with the acknowledgements of the previous ones riding
+  // on the request (GetRequest.ack).
   absl::StatusOr<bool> Get(std::string* data) override {
     if (stream_) return StreamGet(data);
+    if (!buffered_.empty()) return TakeBuffered(data);
+    get_.clear_ack();
+    for (uint64_t r : pending_acks_) get_.add_ack(r);
+    const size_t acks = pending_acks_.size();
+    pending_acks_.clear();
     baton::v1::GetResponse response;
     grpc::ClientContext context;
     // The server waits kGetTimeout at most; the deadline leaves it
@@ -147,39 +171,30 @@ class BatonQueueClient : public QueueClient {
     const grpc::Status status = queues_->Get(&context, get_, &response);
     if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
         std::chrono::system_clock::now() < deadline) {
-      return false;  // The server's wait ran out: the queue stayed empty.
+      return false;  // The server's wait ran out (the acks were applied).
     }
     if (absl::Status s = FromGrpc(status, "Queues/Get"); !s.ok()) return s;
-    if (response.items_size() != 1) {
-      return absl::DataLossError(
-          absl::StrCat("Queues/Get: want 1 item, got ", response.items_size()));
+    if (response.acked() != acks) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("Queues/Get: acked ", response.acked(), " of ", acks));
     }
-    baton::v1::Delivery& delivery = *response.mutable_items(0);
-    ack_.set_receipts(0, delivery.receipt());
-    *data = std::move(*delivery.mutable_data());
-    return true;
+    if (response.items_size() < 1 || response.items_size() > static_cast<int>(get_.max_items())) {
+      return absl::DataLossError(absl::StrCat("Queues/Get: want 1 to ", get_.max_items(),
+                                              " items, got ", response.items_size()));
+    }
+    for (auto& d : *response.mutable_items()) buffered_.push_back(std::move(d));
+    return TakeBuffered(data);
   }
 
   absl::Status Ack() override {
-    if (stream_) {
-      pending_acks_.push_back(last_receipt_);
-      if (pending_acks_.size() >= static_cast<size_t>(kAckBatch)) return FlushAcks();
-      return absl::OkStatus();
-    }
-    baton::v1::AckResponse response;
-    grpc::ClientContext context;
-    SetDeadline(context, call_timeout_);
-    absl::Status status = FromGrpc(queues_->Ack(&context, ack_, &response), "Queues/Ack");
-    if (status.ok() && response.acked() != 1) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("Queues/Ack: acked ", response.acked(), " of 1"));
-    }
-    return status;
+    pending_acks_.push_back(last_receipt_);
+    if (stream_ && pending_acks_.size() >= static_cast<size_t>(kAckBatch)) return FlushAcks();
+    return absl::OkStatus();  // Rides on the next Get, or goes with Close.
   }
 
   void Close() override {
+    (void)FlushAcks();
     if (stream_) {
-      (void)FlushAcks();
       if (reader_ != nullptr) {
         stream_context_->TryCancel();
         (void)reader_->Finish();
@@ -214,15 +229,14 @@ class BatonQueueClient : public QueueClient {
   // Reused across calls to keep allocation out of the loop.
   baton::v1::PutRequest put_;
   baton::v1::GetRequest get_;
-  baton::v1::AckRequest ack_;
 };
 
 }  // namespace
 
 std::unique_ptr<QueueClient> NewBatonQueueClient(QueueRole role, int index, const std::string& addr,
                                                  std::chrono::milliseconds call_timeout,
-                                                 bool stream) {
-  return std::make_unique<BatonQueueClient>(role, index, addr, call_timeout, stream);
+                                                 bool stream, int batch) {
+  return std::make_unique<BatonQueueClient>(role, index, addr, call_timeout, stream, batch);
 }
 
 }  // namespace baton::bench

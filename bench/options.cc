@@ -115,6 +115,11 @@ absl::Status CheckTargetRunsWorkload(const Options& options) {
   if (options.session_stream != SessionStreamMode::kOff && options.target != Target::kBaton) {
     return absl::InvalidArgumentError("--session-stream: only --target baton has session streams");
   }
+  if (options.backlog != 0 && options.backlog < options.batch) {
+    return absl::InvalidArgumentError(absl::StrCat("--backlog ", options.backlog,
+                                                   " is below --batch ", options.batch,
+                                                   ": a producer could never put a batch"));
+  }
   if (options.session_stream != SessionStreamMode::kOff && options.queue_stream) {
     return absl::InvalidArgumentError("--queue-stream and --session-stream exclude each other");
   }
@@ -178,6 +183,7 @@ absl::StatusOr<Options> ParseOptions(const std::vector<absl::string_view>& args)
          }
          return absl::OkStatus();
        }},
+      {"batch", [&](absl::string_view v) { return ParseInt("batch", v, 1, 1000, &options.batch); }},
       {"session_stream",
        [&](absl::string_view v) { return ParseSessionStream(v, &options.session_stream); }},
       {"waits",
@@ -254,6 +260,10 @@ producers putting and N consumers getting+acknowledging items (queue).
   --call-timeout S      deadline of each call (default 30)
   --backlog N           queue: most items a producer has put and no consumer
                         has got yet; 0: no limit (default 1)
+  --batch N             queue: items per put and most items per get (baton:
+                        one Put of N items, Gets of up to N that carry the
+                        acks of the previous ones; beanstalkd: N commands
+                        per write; redis: LPUSH of N values) (default 1)
   --queue-stream        queue, baton: consumers read a Queues/Consume stream
                         and acknowledge in batches of 8
   --session-stream M    baton: off (unary calls, default); per-client: each

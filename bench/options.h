@@ -67,6 +67,12 @@ struct Options {
   // many. 0: no limit (the queue may grow for as long as producers outrun
   // consumers, and put-to-get latency with it).
   int backlog = 1;
+  // Queue workload: items a producer puts at once, and most items a
+  // consumer takes at once. Baton: one Put of N items, and a Get of up to N
+  // that carries the acknowledgements of the previous ones
+  // (GetRequest.ack); beanstalkd: N puts, and a consumer's deletes, sent in
+  // one write (pipelined); Redis: one LPUSH of N values. 1: one at a time.
+  int batch = 1;
   // Queue workload, Baton: consumers read a Queues/Consume stream (prefetch
   // window) and acknowledge in batches, instead of Get + Ack per item.
   bool queue_stream = false;

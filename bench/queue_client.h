@@ -13,6 +13,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -47,6 +48,16 @@ class QueueClient {
   // Puts one item. REQUIRES: Open() succeeded; role is kProducer.
   [[nodiscard]] virtual absl::Status Put(absl::string_view data) = 0;
 
+  // Puts `items` together, as the server allows (--batch): one request
+  // where the protocol has one, else pipelined. This default puts them one
+  // by one. REQUIRES: as Put.
+  [[nodiscard]] virtual absl::Status PutMany(const std::vector<std::string>& items) {
+    for (const std::string& item : items) {
+      if (absl::Status s = Put(item); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
   // Waits at most kGetTimeout for one item. Returns true with the item's
   // payload in `*data`, or false when the queue stayed empty.
   // REQUIRES: Open() succeeded; role is kConsumer; the last item got was
@@ -66,17 +77,19 @@ class QueueClient {
 // connection of its own, `index` telling the gRPC channels apart. Every call
 // it makes is bounded by `call_timeout`, a Get by kGetTimeout + `call_timeout`.
 // Returns null for a target that has no queue (echo, etcd).
+// `batch` (--batch): most items a consumer takes per request (Baton; the
+// others take one per request and pipeline their acknowledgements).
 std::unique_ptr<QueueClient> NewQueueClient(Target target, QueueRole role, int index,
                                             const std::string& addr,
                                             std::chrono::milliseconds call_timeout,
-                                            bool stream = false);
+                                            bool stream = false, int batch = 1);
 
 // The per-target constructors behind NewQueueClient.
 // `stream`: a consumer reads a Queues/Consume stream and acknowledges in
 // batches (the fast path), rather than one Get and one Ack per item.
 std::unique_ptr<QueueClient> NewBatonQueueClient(QueueRole role, int index, const std::string& addr,
                                                  std::chrono::milliseconds call_timeout,
-                                                 bool stream);
+                                                 bool stream, int batch);
 // Over session streams: `shared` is the stream every client of the process
 // uses (--session-stream shared), or null for one stream of its own per
 // client (a channel told apart by `index`, the stream open until
@@ -84,12 +97,13 @@ std::unique_ptr<QueueClient> NewBatonQueueClient(QueueRole role, int index, cons
 // sent with the next Get, in the same message (or by Close).
 std::unique_ptr<QueueClient> NewStreamQueueClient(
     QueueRole role, int index, const std::string& addr,
-    std::chrono::system_clock::time_point stream_deadline, OpChannel* shared);
+    std::chrono::system_clock::time_point stream_deadline, OpChannel* shared, int batch = 1);
 // Redis needs no role: the same connection could LPUSH and BRPOP.
 std::unique_ptr<QueueClient> NewRedisQueueClient(const std::string& addr,
                                                  std::chrono::milliseconds call_timeout);
 std::unique_ptr<QueueClient> NewBeanstalkQueueClient(QueueRole role, const std::string& addr,
-                                                     std::chrono::milliseconds call_timeout);
+                                                     std::chrono::milliseconds call_timeout,
+                                                     int batch = 1);
 
 }  // namespace baton::bench
 

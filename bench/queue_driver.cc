@@ -78,9 +78,9 @@ std::unique_ptr<QueueClient> Open(const Shared& shared, QueueRole role, int inde
   std::unique_ptr<QueueClient> client =
       options.session_stream == SessionStreamMode::kOff
           ? NewQueueClient(options.target, role, channel_index, options.addr, CallTimeout(options),
-                           options.queue_stream)
+                           options.queue_stream, options.batch)
           : NewStreamQueueClient(role, channel_index, options.addr, StreamDeadline(options),
-                                 shared.stream.get());
+                                 shared.stream.get(), options.batch);
   if (client == nullptr) {
     *status = absl::InvalidArgumentError(
         absl::StrCat("--target ", TargetName(options.target), " has no queue client"));
@@ -90,33 +90,35 @@ std::unique_ptr<QueueClient> Open(const Shared& shared, QueueRole role, int inde
   return client;
 }
 
-// Puts items until the window ends, at most options.backlog of them not got
-// yet at any time.
+// Puts items, options.batch at a time, until the window ends, at most
+// options.backlog of them not got yet at any time.
 absl::Status Produce(Shared& shared, int index, QueueClient& client) {
   const int64_t limit = shared.options.backlog;
+  const int batch = shared.options.batch;
   const Clock::time_point until = shared.timeline.until;
   Backlog& backlog = shared.backlogs[index];
-  std::string item;
+  std::vector<std::string> items(batch);
   for (;;) {
     if (limit > 0) {
       std::unique_lock lock(backlog.mu);
-      if (!backlog.below_limit.wait_until(lock, until, [&] { return backlog.items < limit; })) {
+      if (!backlog.below_limit.wait_until(lock, until,
+                                          [&] { return backlog.items + batch <= limit; })) {
         break;  // The window ended while consumers were behind.
       }
     }
     const Clock::time_point put_at = Clock::now();
     if (put_at >= until) break;
     if (limit > 0) {
-      // Counted before the Put: a consumer may get the item before Put
+      // Counted before the Put: a consumer may get an item before Put
       // returns. Only this thread adds, so the limit still holds.
       std::lock_guard lock(backlog.mu);
-      ++backlog.items;
+      backlog.items += batch;
     }
-    EncodeItem(
-        shared.run, index,
-        std::chrono::duration_cast<std::chrono::nanoseconds>(put_at.time_since_epoch()).count(),
-        &item);
-    if (absl::Status status = client.Put(item); !status.ok()) return status;
+    const int64_t put_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(put_at.time_since_epoch()).count();
+    for (std::string& item : items) EncodeItem(shared.run, index, put_ns, &item);
+    absl::Status status = batch == 1 ? client.Put(items[0]) : client.PutMany(items);
+    if (!status.ok()) return status;
   }
   return absl::OkStatus();
 }
@@ -126,12 +128,13 @@ void ReleaseBacklog(Shared& shared, int producer) {
   const int64_t limit = shared.options.backlog;
   if (limit == 0) return;
   Backlog& backlog = shared.backlogs[producer];
-  bool was_full;
+  bool room;
   {
     std::lock_guard lock(backlog.mu);
-    was_full = backlog.items-- == limit;
+    // The producer waits for room for a whole batch.
+    room = --backlog.items + shared.options.batch <= limit;
   }
-  if (was_full) backlog.below_limit.notify_one();
+  if (room) backlog.below_limit.notify_one();
 }
 
 // Gets and acknowledges items until a stop marker of this run comes; counts

@@ -57,6 +57,17 @@ class RedisQueueClient : public QueueClient {
     return Expect(reply, ':', "LPUSH");
   }
 
+  // One LPUSH of every item (LPUSH takes many values).
+  absl::Status PutMany(const std::vector<std::string>& items) override {
+    request_ = absl::StrCat("*", items.size() + 2, "\r\n");
+    AppendBulk(&request_, "LPUSH");
+    AppendBulk(&request_, kQueueName);
+    for (const std::string& item : items) AppendBulk(&request_, item);
+    RespReply reply;
+    if (absl::Status status = Call(request_, "LPUSH", &reply); !status.ok()) return status;
+    return Expect(reply, ':', "LPUSH");
+  }
+
   absl::StatusOr<bool> Get(std::string* data) override {
     RespReply reply;
     if (absl::Status status = Call(get_request_, "BRPOP", &reply); !status.ok()) return status;

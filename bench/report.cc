@@ -59,8 +59,8 @@ std::string JsonString(absl::string_view s) {
 std::string FormatText(const Options& options, const Result& result) {
   const std::string clients =
       options.workload == Workload::kQueue
-          ? absl::StrFormat("%d producers + %d consumers (backlog %d)", options.clients,
-                            options.clients, options.backlog)
+          ? absl::StrFormat("%d producers + %d consumers (backlog %d, batch %d)", options.clients,
+                            options.clients, options.backlog, options.batch)
           : absl::StrFormat("%d clients", options.clients);
   const std::string target =
       options.session_stream == SessionStreamMode::kOff
@@ -93,7 +93,7 @@ std::string FormatText(const Options& options, const Result& result) {
 std::string FormatJson(const Options& options, const Result& result) {
   return absl::StrFormat(
       "{\"target\":\"%s\",\"session_stream\":\"%s\",\"workload\":\"%s\",\"clients\":%d,"
-      "\"backlog\":%d,\"seconds\":%g,"
+      "\"backlog\":%d,\"batch\":%d,\"seconds\":%g,"
       "\"count\":%d,\"rate\":%.1f,\"unit\":\"%s\",\"latency_of\":\"%s\","
       "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
       "\"min_per_client\":%d,\"max_per_client\":%d,\"fairness\":%s,"
@@ -101,7 +101,8 @@ std::string FormatJson(const Options& options, const Result& result) {
       "\"failed_clients\":%d,\"error\":%s}\n",
       TargetName(options.target), SessionStreamName(options.session_stream),
       WorkloadName(options.workload), options.clients,
-      options.workload == Workload::kQueue ? options.backlog : 0, options.seconds, result.count,
+      options.workload == Workload::kQueue ? options.backlog : 0,
+      options.workload == Workload::kQueue ? options.batch : 0, options.seconds, result.count,
       result.rate, Unit(options), LatencyOf(options), result.latency.p50_us, result.latency.p99_us,
       result.latency.p999_us, result.latency.max_us, result.min_per_client, result.max_per_client,
       std::isfinite(result.fairness) ? absl::StrFormat("%.3f", result.fairness) : "null",

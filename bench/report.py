@@ -50,7 +50,10 @@ QUEUE_RATIOS = [("baton", "baton-mem", "durable/in-memory"),
                 ("baton-consume", "beanstalkd-mem", "baton Consume/beanstalkd in-memory"),
                 ("baton-consume", "beanstalkd-fsync", "baton Consume/beanstalkd fsync"),
                 ("baton-stream", "beanstalkd-mem", "baton stream per client/beanstalkd in-memory"),
-                ("baton-shared", "beanstalkd-mem", "baton shared stream/beanstalkd in-memory")]
+                ("baton-shared", "beanstalkd-mem", "baton shared stream/beanstalkd in-memory"),
+                ("baton-mem", "beanstalkd-mem", "baton in-memory/beanstalkd in-memory"),
+                ("baton-stream-mem", "beanstalkd-mem",
+                 "baton stream per client in-memory/beanstalkd in-memory")]
 
 
 def load(path):
@@ -61,7 +64,9 @@ def load(path):
             if not line:
                 continue
             r = json.loads(line)
-            cells.setdefault((r["workload"], r["clients"]), {}).setdefault(r["label"], []).append(r)
+            # run.sh names the cell (queue-batch runs the queue workload).
+            key = (r.get("cell", r["workload"]), r["clients"])
+            cells.setdefault(key, {}).setdefault(r["label"], []).append(r)
     return cells
 
 
@@ -123,7 +128,8 @@ def main():
     cells = load(args.results)
     order = {"uncontended": 0, "contended": 1}
     lock_keys = sorted((k for k in cells if k[0] in order), key=lambda k: (order[k[0]], k[1]))
-    queue_keys = sorted((k for k in cells if k[0] == "queue"), key=lambda k: k[1])
+    queue_keys = sorted((k for k in cells if k[0] in ("queue", "queue-batch")),
+                        key=lambda k: (k[0], k[1]))
 
     if lock_keys:
         print(f"Rates: medians of {args.runs} runs of {args.seconds} s. Uncontended: cycles/s "
@@ -135,14 +141,20 @@ def main():
         print_latencies(cells, lock_keys)
 
     if queue_keys:
-        backlogs = sorted({r.get("backlog") for k in queue_keys for rs in cells[k].values()
-                           for r in rs if r.get("backlog") is not None})
-        backlog = ", ".join(str(b) for b in backlogs) or "?"
+        def values_of(key, cell):
+            return sorted({r.get(key) for k in queue_keys if k[0] == cell for rs in cells[k].values()
+                           for r in rs if r.get(key) is not None})
+        backlog = ", ".join(str(b) for b in values_of("backlog", "queue")) or "?"
+        batch_backlog = ", ".join(str(b) for b in values_of("backlog", "queue-batch")) or "?"
+        batch = ", ".join(str(b) for b in values_of("batch", "queue-batch")) or "?"
         if lock_keys:
             print()
         print(f"Queue: items/s got by consumers, medians of {args.runs} runs of {args.seconds} s "
               f"(fairness max/min items per consumer); clients = P producers + P consumers, "
-              f"backlog {backlog} item(s) per producer.\n")
+              f"backlog {backlog} item(s) per producer; queue-batch: items put {batch} at a "
+              f"time and got up to {batch} at a time with the acks riding on the next get "
+              f"(beanstalkd: {batch} commands pipelined per write; redis: one LPUSH of {batch}), "
+              f"backlog {batch_backlog}.\n")
         print_rates(cells, queue_keys, QUEUE_RATIOS, lambda k: True)
         print("\nQueue latency, microseconds, p50 / p99 / p99.9 (medians over runs): from just "
               "before the put to the return of the get.\n")

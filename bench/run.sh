@@ -29,11 +29,14 @@
 #                   Queues/Consume; baton-stream: a session stream per client;
 #                   baton-shared: all clients on one session stream; -mem:
 #                   the same against batond --durability=none
-#   BENCH_MATRIX    workload:clients cells (queue:P is P producers + P consumers)
+#   BENCH_MATRIX    workload:clients cells (queue:P is P producers + P consumers;
+#                   queue-batch:P the same with --batch BENCH_QUEUE_BATCH)
 #                   [uncontended:1 uncontended:16 uncontended:64 contended:16 contended:64
-#                    queue:1 queue:16]
+#                    queue:1 queue:16 queue-batch:16]
 #   BENCH_QUEUE_BACKLOG  queue: most items a producer has put that no
 #                   consumer has got yet (baton-bench --backlog; 0: none) [1]
+#   BENCH_QUEUE_BATCH  queue-batch: items per put and most per get
+#                   (baton-bench --batch; the backlog is twice that)   [16]
 #   BENCH_OUT       file to keep the raw JSON lines in        [a temporary file]
 #   BATOND_FLAGS    extra flags for batond, e.g. "--shards 2"  []
 #                   (batond keeps its state in a fresh temporary --data_dir
@@ -52,8 +55,9 @@ readonly seconds=${BENCH_SECONDS:-3}
 readonly warmup=${BENCH_WARMUP:-0.5}
 readonly runs=${BENCH_RUNS:-3}
 readonly backlog=${BENCH_QUEUE_BACKLOG:-1}
+readonly batch=${BENCH_QUEUE_BATCH:-16}
 read -r -a targets <<<"${BENCH_TARGETS:-baton baton-consume baton-stream baton-shared baton-mem baton-consume-mem baton-stream-mem baton-shared-mem echo etcd-fsync etcd-nofsync redis-mem redis-aof beanstalkd-mem beanstalkd-fsync}"
-read -r -a matrix <<<"${BENCH_MATRIX:-uncontended:1 uncontended:16 uncontended:64 contended:16 contended:64 queue:1 queue:16}"
+read -r -a matrix <<<"${BENCH_MATRIX:-uncontended:1 uncontended:16 uncontended:64 contended:16 contended:64 queue:1 queue:16 queue-batch:16}"
 read -r -a batond_flags <<<"${BATOND_FLAGS:-}"
 readonly build_dir=${BUILD_DIR:-${root}/build-release}
 
@@ -219,8 +223,14 @@ fi
 # that drift on a shared machine affects every target alike.
 for ((run = 1; run <= runs; run++)); do
   for cell in "${matrix[@]}"; do
-    workload=${cell%%:*}
+    cell_name=${cell%%:*}
     clients=${cell##*:}
+    workload=${cell_name}
+    queue_flags=(--backlog "${backlog}")
+    if [[ ${cell_name} == queue-batch ]]; then
+      workload=queue
+      queue_flags=(--batch "${batch}" --backlog $((2 * batch)))
+    fi
     for target in "${targets[@]}"; do
       runs "${target}" "${workload}" || continue
       kind=${target%%-*}
@@ -231,11 +241,11 @@ for ((run = 1; run <= runs; run++)); do
         baton-shared | baton-shared-mem) extra=(--session-stream shared) ;;
       esac
       echo "bench: run ${run}/${runs}: ${target} ${workload} ${clients} clients" >&2
-      tag="{\"label\":\"${target}\",\"run\":${run},"
+      tag="{\"label\":\"${target}\",\"run\":${run},\"cell\":\"${cell_name}\","
       # In the background with `wait`, so that a signal is handled at once.
       timeout $((${seconds%.*} + 90)) "${bench}" --json --target "${kind}" \
         --addr "${addr[${target}]}" --workload "${workload}" --clients "${clients}" \
-        --seconds "${seconds}" --warmup "${warmup}" --backlog "${backlog}" "${extra[@]}" \
+        --seconds "${seconds}" --warmup "${warmup}" "${queue_flags[@]}" "${extra[@]}" \
         >"${BENCH_TMP}/line" &
       client_pid=$!
       if wait "${client_pid}"; then

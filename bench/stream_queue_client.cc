@@ -1,13 +1,14 @@
 // QueueClient over the session stream (baton.v1.Stream/Connect): a put and a
 // get are one operation each, exactly the unary Queues/Put and Queues/Get
 // requests, answered one at a time, so that put-to-get latency stays per
-// item. An Ack waits for the next Get and travels in the same message
-// (`ops: [ack, get]`): one round trip per item for a consumer instead of
-// two. Every request declares the unary client's options (FIFO, maxsize 0);
-// gets and acks act for the stream's session.
+// item (--batch N: N items per put, up to N per get). The acknowledgements
+// of the items got ride on the next get (GetRequest.ack): one operation per
+// batch for a consumer. Every request declares the unary client's options
+// (FIFO, maxsize 0); gets and acks act for the stream's session.
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "bench/lock_client.h"
@@ -28,7 +29,8 @@ void SetOptions(baton::v1::QueueOptions* options) {
 class StreamQueueClient : public QueueClient {
  public:
   StreamQueueClient(QueueRole role, int index, std::string addr,
-                    std::chrono::system_clock::time_point stream_deadline, OpChannel* shared)
+                    std::chrono::system_clock::time_point stream_deadline, OpChannel* shared,
+                    int batch)
       : role_(role),
         index_(index),
         addr_(std::move(addr)),
@@ -38,12 +40,9 @@ class StreamQueueClient : public QueueClient {
     put->set_name(std::string(kQueueName));
     SetOptions(put->mutable_options());
     put->add_items();
-    baton::v1::AckRequest* ack = ack_get_[0].mutable_ack();
-    ack->set_name(std::string(kQueueName));
-    ack->add_receipts(0);
-    baton::v1::GetRequest* get = ack_get_[1].mutable_get();
+    baton::v1::GetRequest* get = get_.mutable_get();
     get->set_name(std::string(kQueueName));
-    get->set_max_items(1);
+    get->set_max_items(batch);
     get->mutable_timeout()->set_seconds(kGetTimeout.count());
     SetOptions(get->mutable_options());
   }
@@ -79,43 +78,73 @@ class StreamQueueClient : public QueueClient {
     return ResultStatus(results_[0], "put");
   }
 
+  absl::Status PutMany(const std::vector<std::string>& items) override {
+    baton::v1::Operation op;
+    baton::v1::PutRequest* put = op.mutable_put();
+    put->set_name(std::string(kQueueName));
+    SetOptions(put->mutable_options());
+    for (const std::string& item : items) put->add_items()->set_data(item);
+    if (absl::Status s = channel_->Exchange(&op, 1, &results_[0]); !s.ok()) return s;
+    return ResultStatus(results_[0], "put");
+  }
+
+  // Hands out the items of the last get one by one; when none is left, gets
+  // up to --batch more, the acknowledgements of the previous ones riding on
+  // the same operation.
   absl::StatusOr<bool> Get(std::string* data) override {
-    // With an ack pending: [ack, get]; otherwise [get].
-    const int first = ack_pending_ ? 0 : 1;
-    if (absl::Status s = channel_->Exchange(&ack_get_[first], 2 - first, &results_[first]);
-        !s.ok()) {
-      return s;
-    }
-    if (ack_pending_) {
-      ack_pending_ = false;
-      if (absl::Status s = CheckAck(results_[0]); !s.ok()) return s;
-    }
+    if (next_ < items_.size()) return TakeNext(data);
+    baton::v1::GetRequest* get = get_.mutable_get();
+    get->clear_ack();
+    for (uint64_t r : pending_acks_) get->add_ack(r);
+    const size_t acks = pending_acks_.size();
+    pending_acks_.clear();
+    if (absl::Status s = channel_->Exchange(&get_, 1, &results_[1]); !s.ok()) return s;
     baton::v1::OperationResult& got = results_[1];
     if (got.code() == static_cast<int>(absl::StatusCode::kDeadlineExceeded)) {
-      return false;  // The server's wait ran out: the queue stayed empty.
+      return false;  // The server's wait ran out (the acks were applied).
     }
     if (absl::Status s = ResultStatus(got, "get"); !s.ok()) return s;
-    if (!got.has_get() || got.get().items_size() != 1) {
-      return absl::DataLossError(
-          absl::StrCat("get: want 1 item, got ", got.has_get() ? got.get().items_size() : 0));
+    if (!got.has_get() || got.get().acked() != acks) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "get: acked ", got.has_get() ? got.get().acked() : 0, " of ", acks, " riding on it"));
     }
-    baton::v1::Delivery& delivery = *got.mutable_get()->mutable_items(0);
-    ack_get_[0].mutable_ack()->set_receipts(0, delivery.receipt());
-    *data = std::move(*delivery.mutable_data());
-    return true;
+    if (got.get().items_size() < 1 || got.get().items_size() > static_cast<int>(get->max_items())) {
+      return absl::DataLossError(absl::StrCat("get: want 1 to ", get->max_items(), " items, got ",
+                                              got.get().items_size()));
+    }
+    items_.clear();
+    next_ = 0;
+    for (auto& d : *got.mutable_get()->mutable_items()) items_.push_back(std::move(d));
+    return TakeNext(data);
   }
 
   absl::Status Ack() override {
-    ack_pending_ = true;  // Sent with the next Get, or by Close.
+    pending_acks_.push_back(last_receipt_);  // Sent with the next Get, or by Close.
     return absl::OkStatus();
   }
 
   void Close() override {
-    if (ack_pending_ && channel_ != nullptr) {
-      ack_pending_ = false;
+    if (!pending_acks_.empty() && channel_ != nullptr) {
+      baton::v1::Operation op;
+      op.mutable_ack()->set_name(std::string(kQueueName));
+      for (uint64_t r : pending_acks_) op.mutable_ack()->add_receipts(r);
+      const size_t acks = pending_acks_.size();
+      pending_acks_.clear();
       // Best effort, as the unary client's Close: the session's end would
-      // put the item back.
-      if (channel_->Exchange(&ack_get_[0], 1, &results_[0]).ok()) (void)CheckAck(results_[0]);
+      // put the items back.
+      if (channel_->Exchange(&op, 1, &results_[0]).ok()) (void)CheckAck(results_[0], acks);
+    }
+    if (next_ < items_.size() && channel_ != nullptr) {
+      // Got but never handed out (the stop marker came first): back to the
+      // head of the queue for another consumer, at once rather than when the
+      // session ends.
+      baton::v1::Operation op;
+      op.mutable_nack()->set_name(std::string(kQueueName));
+      for (size_t i = next_; i < items_.size(); ++i) {
+        op.mutable_nack()->add_receipts(items_[i].receipt());
+      }
+      next_ = items_.size();
+      (void)channel_->Exchange(&op, 1, &results_[0]);
     }
     if (own_ != nullptr) (void)own_->Close();
     own_.reset();
@@ -123,13 +152,20 @@ class StreamQueueClient : public QueueClient {
   }
 
  private:
-  static absl::Status CheckAck(const baton::v1::OperationResult& result) {
+  static absl::Status CheckAck(const baton::v1::OperationResult& result, size_t acks) {
     if (absl::Status s = ResultStatus(result, "ack"); !s.ok()) return s;
-    if (!result.has_ack() || result.ack().acked() != 1) {
+    if (!result.has_ack() || result.ack().acked() != acks) {
       return absl::FailedPreconditionError(
-          absl::StrCat("ack: acked ", result.has_ack() ? result.ack().acked() : 0, " of 1"));
+          absl::StrCat("ack: acked ", result.has_ack() ? result.ack().acked() : 0, " of ", acks));
     }
     return absl::OkStatus();
+  }
+
+  bool TakeNext(std::string* data) {
+    baton::v1::Delivery& d = items_[next_++];
+    last_receipt_ = d.receipt();
+    *data = std::move(*d.mutable_data());
+    return true;
   }
 
   const QueueRole role_;
@@ -139,10 +175,14 @@ class StreamQueueClient : public QueueClient {
   // The stream in use: shared, or own_.
   OpChannel* channel_;
   std::unique_ptr<SingleUserStream> own_;
-  bool ack_pending_ = false;
+  // Items of the last get not handed out yet (from next_ on).
+  std::vector<baton::v1::Delivery> items_;
+  size_t next_ = 0;
+  uint64_t last_receipt_ = 0;
+  std::vector<uint64_t> pending_acks_;
   // Reused across calls to keep allocation out of the loop.
   baton::v1::Operation put_;
-  baton::v1::Operation ack_get_[2];
+  baton::v1::Operation get_;
   baton::v1::OperationResult results_[2];
 };
 
@@ -150,8 +190,8 @@ class StreamQueueClient : public QueueClient {
 
 std::unique_ptr<QueueClient> NewStreamQueueClient(
     QueueRole role, int index, const std::string& addr,
-    std::chrono::system_clock::time_point stream_deadline, OpChannel* shared) {
-  return std::make_unique<StreamQueueClient>(role, index, addr, stream_deadline, shared);
+    std::chrono::system_clock::time_point stream_deadline, OpChannel* shared, int batch) {
+  return std::make_unique<StreamQueueClient>(role, index, addr, stream_deadline, shared, batch);
 }
 
 }  // namespace baton::bench
