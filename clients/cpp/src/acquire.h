@@ -34,6 +34,11 @@ struct Grant {
   // Gives back what `answer` granted; runs `then` once that is done (or
   // failed: nothing more can be done about it).
   std::function<void(const Resp& answer, std::function<void()> then)> give_back;
+  // Whether a unary attempt whose outcome is unknown is asked again. False
+  // for Tasks/Take: batond itself gives back, by request_id, the task that a
+  // cancelled unary Take had taken, possibly after such a retry, which would
+  // only burn an attempt (as the Python and Node clients do).
+  bool recover_on_unary = true;
 };
 
 // Runs `request` on the client's transport without a caller waiting; `then`
@@ -127,6 +132,7 @@ Call StartAcquire(std::shared_ptr<Core> core, CallOptions call, Req request, Lau
     }
     bool unknown = ending.outcome_unknown ||
                    (ending.cancelled && reply.status().code() == absl::StatusCode::kUnavailable);
+    if (!ending.on_stream && !grant->recover_on_unary) unknown = false;
     if (!unknown) {
       deliver(reply.status());
       return;

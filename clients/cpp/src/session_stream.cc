@@ -177,6 +177,11 @@ int SessionStream::sessions_lost() const {
   return sessions_lost_;
 }
 
+bool SessionStream::stopped() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
+}
+
 void SessionStream::BreakStream() {
   std::lock_guard<std::mutex> lock(mu_);
   if (reactor_ != nullptr && !stream_ending_) reactor_->Cancel();

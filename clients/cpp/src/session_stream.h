@@ -100,6 +100,9 @@ class SessionStream {
   int streams_opened() const;
   // Sessions lost so far.
   int sessions_lost() const;
+  // True once Stop was called: operations then go unary (a handle may
+  // outlive its Client).
+  bool stopped() const;
   // Breaks the current stream as a network failure would (for tests).
   void BreakStream();
   // Ends the stream; pending operations end kFailed FAILED_PRECONDITION.

@@ -161,6 +161,7 @@ Call Tasks::AsyncTake(TakeOptions options, Callback<TakenTask> done) const {
                 [](Core& core, auto... args) { core.tasks().async()->Complete(args...); },
                 BATON_ROUTE(complete_task), [then = std::move(then)](absl::Status) { then(); });
           },
+      .recover_on_unary = false,
   };
   return internal::StartAcquire<TakenTask, v1::TakeTaskResponse>(
       core_, std::move(call), std::move(request),

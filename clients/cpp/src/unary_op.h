@@ -65,6 +65,8 @@ struct Ending {
   // (a unary call that ended CANCELLED or UNAVAILABLE, or a stream operation
   // sent on a stream that broke).
   bool outcome_unknown = false;
+  // The last attempt went on the session stream (else unary).
+  bool on_stream = false;
 };
 
 // The request's session, or nullopt if it names none.
@@ -81,7 +83,8 @@ std::optional<uint64_t> RequestSession(const Req& request) {
 template <typename Req>
 SessionStream* StreamFor(const Core& core, const Req& request) {
   SessionStream* stream = core.stream();
-  if (stream == nullptr) return nullptr;
+  // After Client::Close, calls of handles that outlive it go unary.
+  if (stream == nullptr || stream->stopped()) return nullptr;
   std::optional<uint64_t> session = RequestSession(request);
   if (session.has_value() && *session == 0) return nullptr;  // lease-only: unary
   return stream;
@@ -146,8 +149,11 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
             std::function<void(grpc::Status)>([self](grpc::Status status) {
               absl::Status s = FromGrpcStatus(status);
               absl::StatusCode code = s.code();
-              self->OnDone(std::move(s), code == absl::StatusCode::kCancelled ||
-                                             code == absl::StatusCode::kUnavailable);
+              self->OnDone(
+                  std::move(s),
+                  code == absl::StatusCode::kCancelled || code == absl::StatusCode::kUnavailable ||
+                      code == absl::StatusCode::kUnknown || code == absl::StatusCode::kInternal,
+                  /*on_stream=*/false);
             }));
   }
 
@@ -196,13 +202,14 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
   void OnStreamDone(const StreamOutcome& outcome) {
     if (outcome.kind == StreamOutcome::Kind::kAnswered && outcome.result.code() == 0) {
       response_ = (outcome.result.*route_.response)();
-      OnDone(absl::OkStatus(), false);
+      OnDone(absl::OkStatus(), false, /*on_stream=*/true);
       return;
     }
-    OnDone(StreamStatus(outcome), outcome.kind == StreamOutcome::Kind::kBroken);
+    OnDone(StreamStatus(outcome), outcome.kind == StreamOutcome::Kind::kBroken,
+           /*on_stream=*/true);
   }
 
-  void OnDone(absl::Status status, bool outcome_unknown) {
+  void OnDone(absl::Status status, bool outcome_unknown, bool on_stream) {
     if (status.code() == absl::StatusCode::kUnavailable && retries_done_ < options_.retries &&
         !state_->cancel_requested() &&
         (!options_.wait_until.has_value() || *options_.wait_until == absl::InfiniteFuture() ||
@@ -221,7 +228,8 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
       return;
     }
     Ending ending{.cancelled = state_->cancel_requested(),
-                  .outcome_unknown = !status.ok() && outcome_unknown};
+                  .outcome_unknown = !status.ok() && outcome_unknown,
+                  .on_stream = on_stream};
     auto self = this->shared_from_this();
     Callback<T> deliver = [self](absl::StatusOr<T> result) { self->Deliver(std::move(result)); };
     if (status.ok()) {

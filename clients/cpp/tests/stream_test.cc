@@ -222,5 +222,22 @@ TEST(StreamTest, ClosingAConsumerGivesBackWhatItDidNotHandOut) {
   EXPECT_TRUE(queue.Delete().ok());
 }
 
+TEST(StreamTest, HandlesThatOutliveTheClientStillWork) {
+  Client observer = MustConnect();
+  std::string name = Name();
+  std::optional<Queue> queue;
+  {
+    Client client = MustConnect();
+    queue.emplace(client.Queue(name, QueueConfig{}));
+    ASSERT_TRUE(queue->Put("before").ok());
+  }  // closed: its stream is stopped
+  auto put = queue->Put("after");
+  EXPECT_TRUE(put.ok()) << put.status() << ": calls that need no session go unary";
+  auto info = observer.Admin().Describe(name);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->proto.queue().size(), 2u);
+  EXPECT_TRUE(observer.Queue(name).Delete().ok());
+}
+
 }  // namespace
 }  // namespace baton::testing
