@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 
 import type { Admin, ResourceDescription } from "./admin";
 import type { Core, Holding } from "./core";
-import { BatonError, CancelledError, NotHeldError, SessionLostError, Status, TimeoutError } from "./errors";
+import { BatonError, NotHeldError, SessionLostError, Status, TimeoutError } from "./errors";
 import { outcomeOf, type GrantOutcome } from "./enums";
 import type { AcquireLockRequest } from "./gen/baton/v1/AcquireLockRequest";
 import type { AcquireLockResponse__Output } from "./gen/baton/v1/AcquireLockResponse";

@@ -17,12 +17,11 @@ import { connectivityState } from "@grpc/grpc-js";
 
 import { BACKOFF } from "./core";
 import { BatonError, ClientClosedError, SessionLostError, Status, toBatonError, UnavailableError } from "./errors";
-import type { DescribeSessionResponse__Output } from "./gen/baton/v1/DescribeSessionResponse";
 import type { KeepAliveRequest } from "./gen/baton/v1/KeepAliveRequest";
 import type { KeepAliveResponse__Output } from "./gen/baton/v1/KeepAliveResponse";
 import type { OpenSessionResponse__Output } from "./gen/baton/v1/OpenSessionResponse";
 import type { Stubs } from "./grpc";
-import { abortedError, big, fromDuration, toDuration, unary, waitingMetadata } from "./util";
+import { abortedError, big, toDuration, unary, waitingMetadata } from "./util";
 
 export interface SessionKeeperOptions {
   ttlMs: number;
@@ -307,22 +306,5 @@ export class SessionKeeper {
     } catch {
       // Unreachable or already ended: the session expires by its TTL anyway.
     }
-  }
-
-  /** Describes a session: label, TTL, time left, age, open streams. */
-  async describe(id: bigint, signal?: AbortSignal): Promise<DescribeSessionResponse__Output> {
-    return unary<DescribeSessionResponse__Output>(
-      (m, o, cb) => this.stubs.sessions.Describe({ sessionId: id.toString() }, m, o, cb),
-      { signal, deadlineMs: this.options.callTimeoutMs, what: "Sessions/Describe" },
-    );
-  }
-
-  /** Sends one unary keep-alive (the stream does this continuously). */
-  async keepAliveOnce(id: bigint, signal?: AbortSignal): Promise<number | undefined> {
-    const res = await unary<KeepAliveResponse__Output>(
-      (m, o, cb) => this.stubs.sessions.KeepAlive({ sessionId: id.toString() }, m, o, cb),
-      { signal, deadlineMs: this.options.callTimeoutMs, what: "Sessions/KeepAlive" },
-    );
-    return fromDuration(res.expiresIn);
   }
 }

@@ -109,7 +109,6 @@ export class StreamSession implements SessionOwner {
   private backoffMs: number = BACKOFF.initialMs;
   private opening: Promise<bigint> | undefined;
   private openWaiter: { resolve: (id: bigint) => void; reject: (e: unknown) => void } | undefined;
-  private openStarted = 0;
   private lastOpenError: BatonError | undefined;
   private ttlMs: number;
   /**
@@ -133,11 +132,6 @@ export class StreamSession implements SessionOwner {
 
   get reconnecting(): boolean {
     return this.state === "reconnecting";
-  }
-
-  /** Operations sent or queued and not yet answered (for tests). */
-  get pendingOps(): number {
-    return this.ops.size;
   }
 
   /** Breaks the current stream as a network failure would (for tests). */
@@ -168,7 +162,6 @@ export class StreamSession implements SessionOwner {
   private open(): Promise<bigint> {
     this.state = "opening";
     this.id = undefined;
-    this.openStarted = Date.now();
     this.lastOpenError = undefined;
     this.backoffMs = BACKOFF.initialMs;
     return new Promise<bigint>((resolve, reject) => {
