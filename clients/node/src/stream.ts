@@ -347,7 +347,7 @@ export class StreamSession implements SessionOwner {
     this.lost(
       new SessionLostError(
         `session ${id} lost: nothing heard from the server within its TTL of ${this.ttlMs} ms`,
-        Status.UNAVAILABLE,
+        Status.ABORTED,
         id,
       ),
     );
