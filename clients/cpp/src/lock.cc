@@ -37,7 +37,15 @@ LockGuard::LockGuard(std::shared_ptr<Core> core, std::string name, uint64_t toke
       outcome_(outcome),
       expires_in_(expires_in),
       lost_(core_->NewLostSignal(session_id)) {
-  if (session_id_ == 0 && expires_in_.has_value()) expires_at_ = absl::Now() + *expires_in_;
+  WatchLease();
+}
+
+void LockGuard::WatchLease() {
+  lease_watch_.reset();
+  if (session_id_ != 0 || !expires_in_.has_value()) return;
+  expires_at_ = absl::Now() + *expires_in_;
+  lease_watch_ = std::make_shared<internal::LeaseWatch>(
+      lost_, expires_at_, absl::StrCat("the lease of lock \"", name_, "\" ran out"));
 }
 
 LockGuard::LockGuard(LockGuard&& other) noexcept
@@ -49,7 +57,8 @@ LockGuard::LockGuard(LockGuard&& other) noexcept
       outcome_(other.outcome_),
       expires_in_(other.expires_in_),
       expires_at_(other.expires_at_),
-      lost_(std::move(other.lost_)) {
+      lost_(std::move(other.lost_)),
+      lease_watch_(std::move(other.lease_watch_)) {
   other.core_.reset();
 }
 
@@ -66,6 +75,7 @@ LockGuard& LockGuard::operator=(LockGuard&& other) noexcept {
     expires_in_ = other.expires_in_;
     expires_at_ = other.expires_at_;
     lost_ = std::move(other.lost_);
+    lease_watch_ = std::move(other.lease_watch_);
   }
   return *this;
 }
@@ -108,12 +118,16 @@ absl::Status LockGuard::Release() {
                             [](Core& c, auto... args) { return c.locks().Release(args...); })
                             .status();
   if (SaysGone(status) && lost_) lost_->Fire(status);
+  if (status.ok() && lost_) lost_->Disarm();
+  lease_watch_.reset();
   return status;
 }
 
 void LockGuard::ReleaseAsync(std::function<void(absl::Status)> then) {
   std::shared_ptr<Core> core = std::move(core_);
   core_.reset();
+  if (lost_) lost_->Disarm();
+  lease_watch_.reset();
   if (!core) {
     then(absl::OkStatus());
     return;
@@ -142,7 +156,7 @@ absl::StatusOr<absl::Duration> LockGuard::Refresh(absl::Duration ttl) {
   }
   lease_ = ttl;
   expires_in_ = internal::FromProto(response->expires_in());
-  if (session_id_ == 0) expires_at_ = absl::Now() + *expires_in_;
+  WatchLease();
   return *expires_in_;
 }
 

@@ -7,12 +7,18 @@
 // Thread safety: every method may be called from any thread.
 #pragma once
 
+#include <grpcpp/alarm.h>
+
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "proto_time.h"
 
 namespace baton::internal {
 
@@ -22,7 +28,7 @@ class LostSignal {
     std::vector<std::function<void(absl::Status)>> callbacks;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (fired_) return;
+      if (fired_ || disarmed_) return;
       fired_ = true;
       why_ = why;
       callbacks.swap(callbacks_);
@@ -43,6 +49,13 @@ class LostSignal {
     callback(why);
   }
 
+  // The holding was released: the signal never fires from now on.
+  void Disarm() {
+    std::lock_guard<std::mutex> lock(mu_);
+    disarmed_ = true;
+    callbacks_.clear();
+  }
+
   bool fired() const {
     std::lock_guard<std::mutex> lock(mu_);
     return fired_;
@@ -56,8 +69,25 @@ class LostSignal {
  private:
   mutable std::mutex mu_;
   bool fired_ = false;
+  bool disarmed_ = false;
   absl::Status why_;
   std::vector<std::function<void(absl::Status)>> callbacks_;
+};
+
+// LeaseWatch fires a lease-only holding's lost signal when its lease, as last
+// known, runs out. Destroying it (release, refresh) cancels it.
+class LeaseWatch {
+ public:
+  LeaseWatch(std::weak_ptr<LostSignal> signal, absl::Time expires_at, std::string what) {
+    alarm_.Set(ToChrono(expires_at),
+               [signal = std::move(signal), what = std::move(what)](bool fired) {
+                 if (!fired) return;  // cancelled
+                 if (auto s = signal.lock()) s->Fire(absl::AbortedError(what));
+               });
+  }
+
+ private:
+  grpc::Alarm alarm_;
 };
 
 }  // namespace baton::internal

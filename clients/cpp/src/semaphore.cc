@@ -37,6 +37,14 @@ SemaphoreGuard::SemaphoreGuard(std::shared_ptr<Core> core, std::string name, uin
       outcome_(outcome),
       lost_(core_->NewLostSignal(session_id)) {}
 
+void SemaphoreGuard::WatchLease(std::optional<absl::Duration> expires_in) {
+  lease_watch_.reset();
+  if (session_id_ != 0 || !expires_in.has_value() || !core_) return;
+  lease_watch_ = std::make_shared<internal::LeaseWatch>(
+      lost_, absl::Now() + *expires_in,
+      absl::StrCat("the lease of semaphore \"", name_, "\" ran out"));
+}
+
 SemaphoreGuard::SemaphoreGuard(SemaphoreGuard&& other) noexcept
     : core_(std::move(other.core_)),
       name_(std::move(other.name_)),
@@ -45,7 +53,8 @@ SemaphoreGuard::SemaphoreGuard(SemaphoreGuard&& other) noexcept
       available_at_grant_(other.available_at_grant_),
       session_id_(other.session_id_),
       outcome_(other.outcome_),
-      lost_(std::move(other.lost_)) {
+      lost_(std::move(other.lost_)),
+      lease_watch_(std::move(other.lease_watch_)) {
   other.core_.reset();
 }
 
@@ -61,6 +70,7 @@ SemaphoreGuard& SemaphoreGuard::operator=(SemaphoreGuard&& other) noexcept {
     session_id_ = other.session_id_;
     outcome_ = other.outcome_;
     lost_ = std::move(other.lost_);
+    lease_watch_ = std::move(other.lease_watch_);
   }
   return *this;
 }
@@ -114,13 +124,19 @@ absl::StatusOr<int64_t> SemaphoreGuard::Release(int64_t count) {
     return response.status();
   }
   count_ = response->remaining();
-  if (count_ == 0) core_.reset();
+  if (count_ == 0) {
+    core_.reset();
+    if (lost_) lost_->Disarm();
+    lease_watch_.reset();
+  }
   return response->available();
 }
 
 void SemaphoreGuard::ReleaseAsync(std::function<void(absl::Status)> then) {
   std::shared_ptr<Core> core = std::move(core_);
   core_.reset();
+  if (lost_) lost_->Disarm();
+  lease_watch_.reset();
   if (!core) {
     then(absl::OkStatus());
     return;
@@ -150,6 +166,7 @@ absl::StatusOr<absl::Duration> SemaphoreGuard::Refresh(absl::Duration ttl) {
     if (SaysGone(response.status()) && lost_) lost_->Fire(response.status());
     return response.status();
   }
+  WatchLease(internal::FromProto(response->expires_in()));
   return internal::FromProto(response->expires_in());
 }
 
@@ -181,8 +198,10 @@ Call Semaphore::AsyncAcquire(int64_t count, AcquireOptions options,
   internal::Grant<SemaphoreGuard, v1::AcquireSemaphoreResponse> grant{
       .accept = [core = core_, name = name_, session = *session](
                     const v1::AcquireSemaphoreResponse& reply) -> absl::StatusOr<SemaphoreGuard> {
-        return SemaphoreGuard(core, name, reply.token(), reply.count(), reply.available(), session,
-                              internal::FromProto(reply.outcome()));
+        SemaphoreGuard guard(core, name, reply.token(), reply.count(), reply.available(), session,
+                             internal::FromProto(reply.outcome()));
+        if (reply.has_expires_in()) guard.WatchLease(internal::FromProto(reply.expires_in()));
+        return guard;
       },
       .give_back =
           [core = core_, name = name_, session = *session](

@@ -528,7 +528,14 @@ void SessionStream::Run() {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, absl::ToChronoNanoseconds(pause), [this] { return stopping_; });
   }
+  // Stopped between streams (or gave up): nothing may stay pending.
+  std::vector<Completion> done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    FailAllLocked(absl::FailedPreconditionError("the client was closed during the call"), &done);
+  }
   cv_.notify_all();
+  RunCompletions(std::move(done));
 }
 
 }  // namespace baton::internal

@@ -3,6 +3,7 @@
 // TcpProxy), other operations of a broken stream failing UNAVAILABLE,
 // request_id recovery, cancels racing grants on both transports, and the
 // queue consumer whose acknowledgements ride on its Gets.
+#include <atomic>
 #include <cstdio>
 #include <optional>
 #include <random>
@@ -237,6 +238,29 @@ TEST(StreamTest, HandlesThatOutliveTheClientStillWork) {
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->proto.queue().size(), 2u);
   EXPECT_TRUE(observer.Queue(name).Delete().ok());
+}
+
+TEST(StreamTest, ALeaseOnlyHoldingIsLostWhenItsLeaseRunsOut) {
+  Client client = MustConnect();
+  auto held = client.Lock(Name()).Acquire({.lease = absl::Milliseconds(300), .use_session = false});
+  ASSERT_TRUE(held.ok()) << held.status();
+  std::atomic<int> fired{0};
+  held->OnLost([&](absl::Status why) {
+    EXPECT_EQ(why.code(), absl::StatusCode::kAborted);
+    ++fired;
+  });
+  auto kept = client.Semaphore(Name("s"), 1)
+                  .Acquire(1, {.lease = absl::Milliseconds(300), .use_session = false});
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  std::atomic<int> kept_fired{0};
+  kept->OnLost([&](absl::Status) { ++kept_fired; });
+  EXPECT_TRUE(kept->Release().ok());  // released in time: never lost
+  ASSERT_TRUE(Eventually([&] { return fired.load() == 1; }, absl::Seconds(3)));
+  EXPECT_TRUE(held->lost());
+  EXPECT_FALSE(held->holds());
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(kept_fired.load(), 0);
+  EXPECT_EQ(fired.load(), 1);
 }
 
 }  // namespace

@@ -34,6 +34,7 @@ namespace baton {
 namespace internal {
 class Core;
 class LostSignal;
+class LeaseWatch;
 }  // namespace internal
 
 class Condition;
@@ -95,6 +96,8 @@ class LockGuard {
             std::optional<absl::Duration> expires_in);
   // Gives the lock back without blocking; `then` runs once it is released.
   void ReleaseAsync(std::function<void(absl::Status)> then);
+  // Lease-only: fires the lost signal when the lease runs out.
+  void WatchLease();
 
   std::shared_ptr<internal::Core> core_;  // null: holds nothing
   std::string name_;
@@ -105,6 +108,7 @@ class LockGuard {
   std::optional<absl::Duration> expires_in_;
   absl::Time expires_at_ = absl::InfiniteFuture();  // lease-only holdings
   std::shared_ptr<internal::LostSignal> lost_;
+  std::shared_ptr<internal::LeaseWatch> lease_watch_;  // lease-only holdings
 };
 
 class Lock {

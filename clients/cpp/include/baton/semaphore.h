@@ -33,6 +33,7 @@ namespace baton {
 namespace internal {
 class Core;
 class LostSignal;
+class LeaseWatch;
 }  // namespace internal
 
 class SemaphoreGuard {
@@ -77,6 +78,9 @@ class SemaphoreGuard {
   SemaphoreGuard(std::shared_ptr<internal::Core> core, std::string name, uint64_t token,
                  int64_t count, int64_t available, uint64_t session_id, GrantOutcome outcome);
   void ReleaseAsync(std::function<void(absl::Status)> then);
+  // Lease-only: fires the lost signal when the lease, `expires_in` from
+  // now, runs out.
+  void WatchLease(std::optional<absl::Duration> expires_in);
 
   std::shared_ptr<internal::Core> core_;  // null: holds nothing
   std::string name_;
@@ -86,6 +90,7 @@ class SemaphoreGuard {
   uint64_t session_id_ = 0;
   GrantOutcome outcome_ = GrantOutcome::kUnspecified;
   std::shared_ptr<internal::LostSignal> lost_;
+  std::shared_ptr<internal::LeaseWatch> lease_watch_;  // lease-only holdings
 };
 
 class Semaphore {
