@@ -215,6 +215,10 @@ class Rpc:
         #: The session stream, when it is the transport.
         self.stream: Optional["StreamSession"] = None
         self._background: set[asyncio.Future[Any]] = set()
+        # Blocking unary calls in progress, by the session they name; those
+        # of a lost session, ended by fail_pending().
+        self._pending_unary: dict[Any, int] = {}
+        self._lost_calls: dict[Any, SessionLostError] = {}
         #: What cancellations ran into, for tests and diagnostics:
         #: "response_won" (a reply arrived after the cancel; rolled back),
         #: "cancelled" (ended CANCELLED; recover() ran if given).
@@ -311,8 +315,8 @@ class Rpc:
                 try:
                     await given_undo(resp)
                     return
-                except (FailedPreconditionError, NotFoundError):
-                    return
+                except (FailedPreconditionError, NotFoundError, SessionLostError):
+                    return  # given back already, or gone with its session
                 except UnavailableError:
                     if attempt == _UNDO_ATTEMPTS - 1 or self.closed:
                         raise
@@ -336,6 +340,14 @@ class Rpc:
         if on_unary and not recover_cancelled_unary:
             return await self.call(method, request, blocking=True, rollback=undo, unary=unary)
         return await self.call(method, request, blocking=True, rollback=undo, recover=recover, unary=unary)
+
+    def fail_pending(self, session_id: int, error: SessionLostError) -> None:
+        """Ends the pending unary waits of session `session_id` (lost) with
+        `error`. (On the session stream, StreamSession does this itself.)"""
+        for call, sid in list(self._pending_unary.items()):
+            if sid == session_id:
+                self._lost_calls[call] = error
+                cancel_in_core(call)
 
     def track(self, fut: "asyncio.Future[Any]") -> None:
         """Keeps a background task referenced until it ends; logs its failure."""
@@ -368,6 +380,9 @@ class Rpc:
         rpc_timeout."""
         call = method(request, timeout=None if blocking else self.rpc_timeout)
         outcome: asyncio.Future[tuple[Any, Any]] = asyncio.ensure_future(_outcome(call))
+        sid = getattr(request, "session_id", 0) if blocking else 0
+        if sid:
+            self._pending_unary[call] = sid
         try:
             response, err = await asyncio.shield(outcome)
         except asyncio.CancelledError:
@@ -387,8 +402,13 @@ class Rpc:
             except Exception:
                 pass  # logged by track()
             raise
+        finally:
+            self._pending_unary.pop(call, None)
+        lost = self._lost_calls.pop(call, None)
         if err is None:
             return response
+        if lost is not None:
+            raise SessionLostError(lost.details, lost.code)
         if err is _LOCALLY_CANCELLED:
             if self.closed:
                 raise ClientClosedError("the client was closed during the call")

@@ -357,6 +357,7 @@ class Client:
             return
         self._lost_sids.add(session.id)
         self._holdings.lose_session(session.id, err)
+        self._rpc.fail_pending(session.id, err)
         self.sessions_lost += 1
         self.last_session_loss = err
         self._session_lost.set()

@@ -113,9 +113,9 @@ class Lock:
         return self._holding.token if self._holding else None
 
     def locked(self) -> bool:
-        """True while this object holds the lock. (Whether *anyone* holds it:
-        `await client.describe(name)`.)"""
-        return self._holding is not None
+        """True while this object holds the lock (and its holding was not
+        lost). (Whether *anyone* holds it: `await client.describe(name)`.)"""
+        return self._holding is not None and not self._holding.lost.is_set()
 
     async def _owner(self) -> int:
         return await self._client._session_for_request() if self.use_session else 0

@@ -39,7 +39,7 @@ from typing import Any, Awaitable, Callable, Optional, TypeVar, Union
 import grpc
 
 from ._rpc import Rpc, duration, seconds
-from .errors import SessionLostError
+from .errors import SessionLostError, UnavailableError
 from .v1 import session_pb2, session_pb2_grpc
 
 log = logging.getLogger("baton")
@@ -259,12 +259,12 @@ class Session:
     async def _stop(self) -> None:
         """Stops the background task (transports add their own teardown)."""
         self._closing = True
-        if self._task is not None:
+        if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+            # Bounded: closing never hangs on the background task.
+            await asyncio.wait((self._task,), timeout=5.0)
+            if not self._task.done():
+                log.warning("baton: the session task of session %d did not stop", self.id)
 
     async def close(self) -> None:
         """Stops the background task and ends the session (Sessions/Close),
@@ -304,6 +304,30 @@ class KeepAliveSession(Session):
         self._set_ttl(seconds(resp.ttl))
         self.heard()
         self._task = asyncio.get_running_loop().create_task(self._keep_alive(), name=f"baton-session-{self.id}")
+        # Open only once the keep-alive stream holds the session, as the
+        # stream transport's welcome does: until then the session lives on
+        # its bare TTL, and whatever the caller does first (on a loaded
+        # machine, the attach itself) eats into it. A short TTL could run out
+        # right there (a break in that window lost the session).
+        attached = asyncio.ensure_future(self.attached.wait())
+        lost = asyncio.ensure_future(self.lost.wait())
+        try:
+            await asyncio.wait(
+                (attached, lost, self._task), timeout=self._rpc.rpc_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            attached.cancel()
+            lost.cancel()
+        if self.attached.is_set() and self.lost_error is None:
+            return
+        error: BaseException = self.lost_error or UnavailableError(
+            f"the keep-alive stream of session {self.id} did not attach within {self._rpc.rpc_timeout}s",
+            grpc.StatusCode.UNAVAILABLE,
+        )
+        if self._task.done() and not self._task.cancelled() and self._task.exception() is not None:
+            error = self._task.exception()  # type: ignore[assignment]
+        await self.close()
+        raise error
 
     async def _keep_alive(self) -> None:
         backoff = Backoff()
@@ -316,17 +340,25 @@ class KeepAliveSession(Session):
             self._stream = call
             watch = StreamWatch(call)
             try:
-                while True:
+                while not self._closing:
                     await watch.step(call.write(req))
+                    # Bounded: a server that says nothing for a whole TTL may
+                    # have let the session expire. (asyncio.wait, not
+                    # wait_for, which can swallow this task's cancellation
+                    # when the read ends at the same moment.)
+                    read = asyncio.ensure_future(watch.step(call.read()))
+                    read.add_done_callback(_retrieve)
                     try:
-                        # Bounded: a server that says nothing for a whole TTL
-                        # may have let the session expire.
-                        resp = await asyncio.wait_for(watch.step(call.read()), self._silence_left())
-                    except asyncio.TimeoutError:
+                        await asyncio.wait((read,), timeout=self._silence_left())
+                    finally:
+                        if not read.done():
+                            read.cancel()
+                    if not read.done() or read.cancelled():
                         if self.silent_too_long():
                             self.mark_silent_lost()
                             return
-                        raise ConnectionError("no answer to the keep-alive") from None
+                        raise ConnectionError("no answer to the keep-alive")
+                    resp = read.result()
                     if resp is grpc.aio.EOF:
                         raise ConnectionError("keep-alive stream ended")
                     if resp.state == session_pb2.SESSION_STATE_NOT_FOUND:

@@ -170,7 +170,7 @@ class StreamSession(Session):
                     self._welcome.set_result(None)
                 self._answer(first)
                 writer = asyncio.ensure_future(self._write(call, self._generation))
-                prober = asyncio.ensure_future(self._probe(call))
+                prober = asyncio.ensure_future(self._probe())
                 self._wake.set()
                 while True:
                     resp = await call.read()
@@ -238,7 +238,7 @@ class StreamSession(Session):
         except Exception:  # RpcError, or InvalidStateError on a finished call
             call.cancel()  # the reader sees the break and reconnects
 
-    async def _probe(self, call: Any) -> None:
+    async def _probe(self) -> None:
         """Asks for the session every probe_interval: a session closed from
         elsewhere answers NOT_FOUND, which marks it lost (see Rpc.error).
         A server that answers nothing for a whole TTL loses the session too."""

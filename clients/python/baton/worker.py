@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Union
 
 from ._rpc import set_duration
 from .codec import Codec, payload_bytes
-from .errors import BatonError, FailedPreconditionError, RemoteError, UnavailableError
+from .errors import BatonError, FailedPreconditionError, RemoteError, SessionLostError, UnavailableError
 from .tasks import state_name
 from .v1 import task_pb2
 
@@ -268,8 +268,9 @@ class Worker:
         """Runs `handler(job)` (or the @handler function) for each task, with
         `concurrency` jobs at once, until cancelled or `max_tasks` jobs are
         done. The handler's return value completes the job; an exception
-        fails the attempt. A take that fails because the connection broke is
-        retried (the client reconnects); SessionLostError ends the run.
+        fails the attempt. A take that fails because the connection broke or
+        the session was lost is retried (the client reconnects, with a new
+        session after a loss).
         Returns the number of jobs processed."""
         fn = handler or self._handler
         if fn is None:
@@ -282,8 +283,9 @@ class Worker:
                 reserved[0] += 1
                 try:
                     job = await self.take()
-                except UnavailableError as e:
-                    # The connection broke; the client reconnects. Keep serving.
+                except (UnavailableError, SessionLostError) as e:
+                    # The connection broke, or the session was lost: the
+                    # client reconnects (with a new session). Keep serving.
                     reserved[0] -= 1
                     log.info("baton: worker %r: take failed (%s); retrying", self.queue, e)
                     await asyncio.sleep(backoff)

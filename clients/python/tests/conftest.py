@@ -43,6 +43,21 @@ def _die_with_parent() -> None:
         pass
 
 
+# setpriv (util-linux) sets the same parent-death signal and execs batond
+# under the same pid. Preferred to preexec_fn: Python code run in a child
+# forked from this multithreaded process (gRPC's threads) is unsafe, and now
+# and then the child died before exec with gRPC's "epoll_wait error: Bad
+# file descriptor" (batond "did not start"); without preexec_fn, subprocess
+# can vfork, where no fork handler runs.
+_SETPRIV = shutil.which("setpriv")
+
+
+def _spawn_prefix() -> tuple[list[str], dict[str, object]]:
+    if _SETPRIV is not None:
+        return [_SETPRIV, "--pdeathsig", "TERM"], {}
+    return [], {"preexec_fn": _die_with_parent}
+
+
 def _names_own_data_dir(args: list[str]) -> bool:
     """True if batond flags `args` choose their own --data_dir or say
     --durability=none: then no data directory is added."""
@@ -77,13 +92,14 @@ class Batond:
         if not _names_own_data_dir(self.args):
             self.data_dir = tempfile.mkdtemp(prefix="baton-client-test-data-")
             data_args = ["--data_dir", self.data_dir]
+        prefix, spawn_kwargs = _spawn_prefix()
         try:
             self.proc = subprocess.Popen(
-                [str(self.path), "--listen", "127.0.0.1:0", *data_args, *self.args],
+                [*prefix, str(self.path), "--listen", "127.0.0.1:0", *data_args, *self.args],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
-                preexec_fn=_die_with_parent,
+                **spawn_kwargs,  # type: ignore[arg-type]
             )
         except BaseException:
             self.stop()

@@ -152,14 +152,16 @@ async def test_wait_deadline_is_kept_across_a_break(connect, admin, name, transp
     await other.lock(n).acquire()
     loop = asyncio.get_running_loop()
     start = loop.time()
-    waiter = asyncio.create_task(c.lock(n).acquire(timeout=1.0))
+    waiter = asyncio.create_task(c.lock(n).acquire(timeout=2.0))
     await eventually(lambda: _waiters(admin, n, 1), what="the waiter in line")
+    await asyncio.sleep(max(0.0, start + 1.0 - loop.time()))
     assert c.session.break_stream()
     with pytest.raises(baton.DeadlineExceededError):
         await asyncio.wait_for(waiter, 10)
     took = loop.time() - start
-    # What was left of the deadline, not a fresh second after the re-send.
-    assert 0.9 <= took < 1.9, took
+    # What was left of the deadline (about 1 s), not a fresh 2 s from the
+    # re-send (which would end after 3 s).
+    assert 1.9 <= took < 2.8, took
     assert c.session.resent >= 1
     await eventually(lambda: _waiters_none(admin, n), what="no waiter left")
 
@@ -251,7 +253,10 @@ async def test_cancels_crossing_grants_never_leak(connect, admin, name, transpor
                 await it.ack()
     await c._rpc.drain(10)
     print(f"{dict(outcomes)} {dict(c._rpc.cancel_stats)}")
-    assert outcomes["cancelled"] > 50
+    # The race was run: cancels took, and cleanups (a grant's answer that
+    # won, a recovery by request_id, a wait cancelled on the server) ran.
+    assert outcomes["cancelled"] >= 10, outcomes
+    assert sum(c._rpc.cancel_stats.values()) >= 10, c._rpc.cancel_stats
     await eventually(lambda: idle(admin, n_lock), timeout=10, what="lock free")
     await eventually(lambda: idle(admin, n_sem), timeout=10, what="semaphore free")
     assert (await admin.lock(n_lock).acquire(timeout=0)).outcome == "immediate"
@@ -289,8 +294,10 @@ async def test_consumer_acks_ride_on_its_gets(connect, admin, name, transport):
     assert info is None or (info.in_flight == 0 and info.size == 0 and info.unfinished == 0)
     if transport == "stream":
         assert consumer.acked == total and consumer.ack_failed == []
-        # Most acks rode on a Get; the rest went out in batched Acks.
-        assert consumer.acks_on_get > 0, (consumer.acks_on_get, consumer.acks_flushed)
+        # The acks of all but the last batch rode on the next Get (handing
+        # out a buffered item does not yield, so no 10 ms flush came first);
+        # the rest went out as one Ack at close.
+        assert consumer.acks_on_get >= total - 8, (consumer.acks_on_get, consumer.acks_flushed)
         assert consumer.acks_on_get + consumer.acks_flushed == total
     await producer.queue(n).join(timeout=5)
 
@@ -315,3 +322,28 @@ async def test_consumer_close_flushes_acks_and_nacks_the_rest(connect, admin, na
 
 async def _buffered(stream, k):
     return stream.buffered >= k
+
+
+async def test_consumer_ack_with_no_get_following_is_flushed_after_10_ms(connect, admin, name, transport):
+    if transport != "stream":
+        pytest.skip("acks ride on Gets on the session stream; the unary consumer acks each item")
+    n = name("q")
+    c = await connect()
+    q = c.queue(n)
+    await q.put_many(["a", "b", "c"])
+    async with q.consume(prefetch=3) as stream:
+        first = await stream.__anext__()
+        await first.ack()  # no Get follows: two items are still buffered
+        assert stream.acks_flushed == 0
+        await eventually(lambda: _acked(stream, 1), timeout=5, what="the lone ack flushed")
+        assert stream.acks_flushed == 1 and stream.acks_on_get == 0
+        info = await admin.queue(n).info()
+        assert info.total_acked == 1 and info.in_flight == 2
+        for _ in range(2):
+            await (await stream.__anext__()).ack()
+    await eventually(lambda: _nothing_in_flight(admin, n), what="nothing in flight")
+    assert stream.acked == 3
+
+
+async def _acked(stream, k):
+    return stream.acked >= k

@@ -229,3 +229,17 @@ async def test_keep_alive_once_reports_time_left(client):
     left = await client.session.keep_alive_once()
     # While a stream holds the session, the server reports no expiry.
     assert left >= 0
+
+
+async def test_connect_returns_once_a_stream_holds_the_session(connect, admin):
+    # On the unary transport connect() used to return right after
+    # Sessions/Open, before the keep-alive stream was attached: the session
+    # then lived on its bare TTL, which the caller's first calls (and, on a
+    # loaded machine, the attach itself) ate into; a break in that window let
+    # a short-TTL session expire (test_broken_stream_is_reopened_with_the_same_session[unary]).
+    for _ in range(5):
+        c = await connect(session_ttl=1.0)
+        assert c.session.attached.is_set()
+        d = await admin.describe_session(c.session_id)
+        assert d.open_streams == 1 and not d.HasField("expires_in"), d
+        await c.close()
