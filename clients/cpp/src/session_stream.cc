@@ -172,6 +172,11 @@ int SessionStream::streams_opened() const {
   return streams_opened_;
 }
 
+int SessionStream::messages_sent() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return messages_sent_;
+}
+
 int SessionStream::sessions_lost() const {
   std::lock_guard<std::mutex> lock(mu_);
   return sessions_lost_;
@@ -183,8 +188,11 @@ bool SessionStream::stopped() const {
 }
 
 void SessionStream::BreakStream() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (reactor_ != nullptr && !stream_ending_) reactor_->Cancel();
+  std::unique_lock<std::mutex> lock(mu_);
+  if (reactor_ == nullptr || stream_ending_) return;
+  reactor_->Cancel();
+  uint64_t generation = generation_;
+  cv_.wait(lock, [&] { return reactor_ == nullptr || generation_ != generation || stopping_; });
 }
 
 void SessionStream::Stop() {
@@ -208,7 +216,9 @@ bool SessionStream::TakeBatch(v1::StreamRequest* out) {
   for (uint64_t id : cancels_) out->add_cancel(id);
   outbox_.clear();
   cancels_.clear();
-  return out->ops_size() > 0 || out->cancel_size() > 0;
+  bool any = out->ops_size() > 0 || out->cancel_size() > 0;
+  if (any) ++messages_sent_;
+  return any;
 }
 
 void SessionStream::Flush() {
@@ -518,7 +528,14 @@ void SessionStream::Run() {
     }
     cv_.notify_all();
     RunCompletions(std::move(done));
-    if (lost_session != 0 && options_.on_lost) options_.on_lost(lost_session, lost);
+    if (lost_session != 0 && options_.on_lost) {
+      // As for completions: a call that would wait for the stream must not
+      // wait on this thread, which runs it.
+      bool was = t_in_stream_callback;
+      t_in_stream_callback = true;
+      options_.on_lost(lost_session, lost);
+      t_in_stream_callback = was;
+    }
     if (give_up) break;
     if (welcomed) backoff = absl::Milliseconds(100);
     if (lost_session != 0) continue;  // a new session at once

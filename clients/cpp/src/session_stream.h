@@ -100,10 +100,13 @@ class SessionStream {
   int streams_opened() const;
   // Sessions lost so far.
   int sessions_lost() const;
+  // Messages with operations or cancellations written so far (not hellos).
+  int messages_sent() const;
   // True once Stop was called: operations then go unary (a handle may
   // outlive its Client).
   bool stopped() const;
-  // Breaks the current stream as a network failure would (for tests).
+  // Breaks the current stream as a network failure would, and returns once
+  // the stream's thread has seen it (for tests).
   void BreakStream();
   // Ends the stream; pending operations end kFailed FAILED_PRECONDITION.
   // Does not close the session. Idempotent. Not from a completion callback.
@@ -166,6 +169,7 @@ class SessionStream {
   std::vector<uint64_t> outbox_;
   std::vector<uint64_t> cancels_;
   int streams_opened_ = 0;
+  int messages_sent_ = 0;
   int sessions_lost_ = 0;
 
   std::thread thread_;

@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "src/session_stream.h"
 #include "tests/tcp_proxy.h"
 #include "tests/test_env.h"
 
@@ -261,6 +262,42 @@ TEST(StreamTest, ALeaseOnlyHoldingIsLostWhenItsLeaseRunsOut) {
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
   EXPECT_EQ(kept_fired.load(), 0);
   EXPECT_EQ(fired.load(), 1);
+}
+
+// The transport itself: operations queued while no write can go out (here:
+// while the stream is re-opened) leave together in one message.
+TEST(StreamTest, OperationsQueuedTogetherGoOutInOneMessage) {
+  if (SecureSuite()) GTEST_SKIP() << "a bare SessionStream sends no token";
+  internal::SessionStream stream(
+      SuiteChannel(SharedServer().address()),
+      {.ttl = absl::Seconds(5), .label = "", .rpc_timeout = absl::Seconds(10), .on_lost = nullptr});
+  ASSERT_TRUE(stream.Start(absl::Seconds(10)).ok());
+  stream.BreakStream();  // re-opened after at least 80 ms
+  int before = stream.messages_sent();
+  const int kOps = 100;
+  std::atomic<int> ok{0}, answered{0};
+  std::string name = Name();
+  for (int i = 0; i < kOps; ++i) {
+    v1::Operation op;
+    op.mutable_put()->set_name(name);
+    op.mutable_put()->add_items()->set_data(absl::StrCat(i));
+    stream.Submit(std::move(op), absl::InfiniteFuture(), nullptr,
+                  [&](internal::StreamOutcome outcome) {
+                    if (outcome.kind == internal::StreamOutcome::Kind::kAnswered &&
+                        outcome.result.code() == 0) {
+                      ++ok;
+                    }
+                    ++answered;
+                  });
+  }
+  ASSERT_TRUE(Eventually([&] { return answered.load() == kOps; }, absl::Seconds(10)));
+  EXPECT_EQ(ok.load(), kOps);
+  EXPECT_GE(stream.streams_opened(), 2);
+  // One message for the hundred (a probe may add one).
+  EXPECT_LE(stream.messages_sent() - before, 2) << stream.messages_sent() - before;
+  stream.Stop();
+  Client client = MustConnect();
+  EXPECT_TRUE(client.Queue(name).Delete().ok());
 }
 
 }  // namespace

@@ -5,17 +5,20 @@
 //   if (!client.ok()) return client.status();
 //   auto held = client->Lock("billing/nightly-migration").Acquire();  // released at scope exit
 //
-// The session. Connect opens one session (Sessions/Open, ClientOptions::
-// session_ttl) and a background thread keeps it alive with a
-// Sessions/KeepAliveStream. A dropped connection is re-established within the
-// TTL without losing anything. The session is *lost* when the server no
+// The session and the transport (clients/README.md). By default Connect
+// opens one session stream (Stream/Connect, ClientOptions::transport) whose
+// hello opens the session (ClientOptions::session_ttl, 15 s), and every
+// operation travels on it; Transport::kUnary makes a unary call per operation
+// and keeps the session with a Sessions/KeepAliveStream thread. A dropped
+// connection is re-established within the TTL without losing anything (waits
+// with a request_id are re-sent). The session is *lost* when the server no
 // longer has it (it expired, or was closed elsewhere) or when it could not be
 // confirmed for a whole TTL; then everything it held has been (or must be
-// assumed) released by the server: session_lost() turns true, the
-// on_session_lost callbacks run once, waits owned by the session end with
-// kAborted, and new calls that need the session fail with kAborted until
-// RenewSession() opens a new one. Destroying the Client (or Close) closes the
-// session, releasing what it still holds.
+// assumed) released by the server: the guards' lost signals fire, pending
+// operations end with kAborted, the on_session_lost callbacks run once, and
+// the client opens a new session for the calls that follow (session_id()
+// changes). Destroying the Client (or Close) closes the session, releasing
+// what it still holds.
 //
 // Thread safety: every method may be called from any thread. A Client is
 // move-only; handles it returned stay valid after it is destroyed (calls that
@@ -88,23 +91,27 @@ class Client {
   baton::Timer Timer(std::string name) const;
   baton::Admin Admin() const;
 
-  // The session.
+  // The session: its id (0 on the stream while a new one is being opened
+  // after a loss), and whether it is lost and not yet replaced.
   uint64_t session_id() const;
   bool session_lost() const;
   // OK while the session is alive; why it was lost (or that the client is
   // closed) otherwise.
   absl::Status session_status() const;
-  // Runs `callback` when the session is lost (at once if it is lost now; and
-  // again for a session opened by RenewSession that is lost later), on the
-  // keep-alive thread: it must not block nor destroy the Client.
+  // Runs `callback` each time a session of this client is lost (on the
+  // unary transport, at once if it is lost now), on the thread that keeps
+  // the session: it must not block nor destroy the Client.
   void OnSessionLost(std::function<void(absl::Status why)> callback) const;
-  // After a loss, opens a new session (new id) and keeps it alive; guards of
-  // the old session hold nothing. OK without a change while the session is
-  // alive. May be called from an OnSessionLost callback.
+  // The unary transport: after a loss whose automatic renewal failed (the
+  // server was unreachable), opens a new session (new id); guards of the old
+  // session hold nothing. OK without a change while the session is alive,
+  // and always on the stream (which opens the new session itself). May be
+  // called from an OnSessionLost callback.
   absl::Status RenewSession() const;
   // Sessions/Describe of the client's session.
   absl::StatusOr<SessionInfo> DescribeSession() const;
-  // KeepAliveStreams opened so far: 1, plus one per reconnection.
+  // Session streams (or, unary, KeepAliveStreams) opened so far: 1, plus one
+  // per reconnection.
   int keepalive_streams_opened() const;
 
   // Closes the session now: everything it holds is released and its waits
