@@ -129,6 +129,45 @@ class OpBase : public apply::OpSink {
     return SubmitAwaiter<Cmd>(this, target, &command);
   }
 
+  // As Submit, but the command is made by `build()` (absl::StatusOr<Cmd>)
+  // only when the awaiter suspends, so it never takes room in the awaiting
+  // coroutine's frame, which lives as long as the wait: what a pending
+  // wait costs. A command that cannot be built is the result, as an error.
+  template <class Cmd, class Build>
+  class BuildAwaiter {
+   public:
+    BuildAwaiter(OpBase* op, uint32_t target, Build build)
+        : op_(op), target_(target), build_(std::move(build)) {}
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h) {
+      absl::StatusOr<Cmd> command = build_();
+      if (!command.ok()) {
+        result_ = apply::Result::Error(command.status());
+        return false;  // resume at once, with the error
+      }
+      op_->submit_waiter_ = h;
+      op_->submit_result_ = &result_;
+      op_->submit_target_ = target_;
+      op_->shard_.Send(target_, op_->Signed(apply::Command(*std::move(command))), op_->op_);
+      if (op_->Abandoned()) op_->CancelSubmit();
+      return true;
+    }
+    absl::StatusOr<apply::ResultOf<Cmd>> await_resume() {
+      return apply::TakeResult<Cmd>(std::move(result_));
+    }
+
+   private:
+    OpBase* op_;
+    uint32_t target_;
+    Build build_;
+    apply::Result result_;
+  };
+  template <class Cmd, class Build>
+  requires requires { typename apply::ResultOf<Cmd>; }
+  BuildAwaiter<Cmd, Build> SubmitBuilt(uint32_t target, Build build) {
+    return BuildAwaiter<Cmd, Build>(this, target, std::move(build));
+  }
+
   // Sends `command` to shard `target`; no result is expected.
   void Send(uint32_t target, apply::Command command) {
     shard_.Send(target, std::move(command), apply::OpRef{});
@@ -177,6 +216,11 @@ class Op {
   requires requires { typename apply::ResultOf<Cmd>; }
   OpBase::SubmitAwaiter<Cmd> Submit(uint32_t target, Cmd& command) {
     return base_.Submit(target, command);
+  }
+  template <class Cmd, class Build>
+  requires requires { typename apply::ResultOf<Cmd>; }
+  OpBase::BuildAwaiter<Cmd, Build> SubmitBuilt(uint32_t target, Build build) {
+    return base_.SubmitBuilt<Cmd>(target, std::move(build));
   }
   void Send(uint32_t target, apply::Command command) { base_.Send(target, std::move(command)); }
   // `command` carrying this op's principal (OpBase::Signed).

@@ -63,19 +63,30 @@ runtime::Task<void> Clear(Env& env, ClearCall& call) {
   co_await call.Reply(std::move(resp));
 }
 
-runtime::Task<void> Wait(Env& env, WaitCall& call) {
+// The command of a Wait, or why there is none.
+absl::StatusOr<apply::WaitEvent> WaitCommand(WaitCall& call) {
   const auto& req = call.request;
-  if (auto s = ValidateName(req.name()); !s.ok()) co_return co_await call.Fail(s);
+  if (auto s = ValidateName(req.name()); !s.ok()) return s;
   auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
-  if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
-  apply::WaitEvent cmd{req.name(), req.session_id(), *deadline};
-  auto r = co_await call.Submit(env.cluster->ShardOfName(req.name()), cmd);
-  if (!r.ok()) co_return co_await call.Fail(r.status());
-  // Nothing to roll back if the reply is lost: waiting took nothing.
+  if (!deadline.ok()) return deadline.status();
+  return apply::WaitEvent{req.name(), req.session_id(), *deadline};
+}
+
+v1::WaitEventResponse WaitResponse(const apply::EventOutcome& passed) {
   v1::WaitEventResponse resp;
   resp.set_state(v1::EVENT_STATE_SET);
-  resp.set_outcome(ToProto(r->how));
-  co_await call.Reply(std::move(resp));
+  resp.set_outcome(ToProto(passed.how));
+  return resp;
+}
+
+// Written so that the frame, alive for as long as the wait, stays small: the
+// command is built by SubmitBuilt, one Fail.
+runtime::Task<void> Wait(Env& env, WaitCall& call) {
+  auto r = co_await call.SubmitBuilt<apply::WaitEvent>(
+      env.cluster->ShardOfName(call.request.name()), [&call] { return WaitCommand(call); });
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  // Nothing to roll back if the reply is lost: waiting took nothing.
+  co_await call.Reply(WaitResponse(*r));
 }
 
 runtime::Task<void> Watch(Env& env, WatchCall& call) {

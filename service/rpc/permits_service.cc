@@ -54,21 +54,26 @@ using LockAcquireCall = Op<v1::AcquireLockRequest, v1::AcquireLockResponse>;
 using LockReleaseCall = Op<v1::ReleaseLockRequest, v1::ReleaseLockResponse>;
 using LockRefreshCall = Op<v1::RefreshLockRequest, v1::RefreshLockResponse>;
 
-runtime::Task<void> LockAcquire(Env& env, LockAcquireCall& call) {
-  auto cmd = BuildAcquire(env, call.RpcDeadline(), call.request, Kind::kLock, call.Now());
-  if (!cmd.ok()) co_return co_await call.Fail(cmd.status());
-  uint32_t target = env.cluster->ShardOfName(cmd->name);
-  std::string name = cmd->name;
-  auto& command = *cmd;
-  auto r = co_await call.Submit(target, command);
-  if (!r.ok()) co_return co_await call.Fail(r.status());
-  const auto& g = *r;
+v1::AcquireLockResponse LockResponse(const apply::Granted& g) {
   v1::AcquireLockResponse resp;
   resp.set_token(g.token);
   resp.set_outcome(ToProto(g.how));
   if (g.expires_in != kForever) ToProto(g.expires_in, resp.mutable_expires_in());
-  bool delivered = co_await call.Reply(std::move(resp));
-  if (!delivered) call.Send(target, apply::Undeliver{Kind::kLock, name, g.token, g.delivery});
+  return resp;
+}
+
+// Written so that the frame, alive for as long as the wait in line, stays
+// small: the command is built by SubmitBuilt, one Fail, the name read from
+// the request rather than copied.
+runtime::Task<void> LockAcquire(Env& env, LockAcquireCall& call) {
+  uint32_t target = env.cluster->ShardOfName(call.request.name());
+  auto r = co_await call.SubmitBuilt<apply::AcquirePermits>(target, [&env, &call] {
+    return BuildAcquire(env, call.RpcDeadline(), call.request, Kind::kLock, call.Now());
+  });
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  if (!co_await call.Reply(LockResponse(*r))) {
+    call.Send(target, apply::Undeliver{Kind::kLock, call.request.name(), r->token, r->delivery});
+  }
 }
 
 runtime::Task<void> LockRelease(Env& env, LockReleaseCall& call) {

@@ -49,6 +49,11 @@ void SessionStream::Enqueue(Outgoing out) {
   });
 }
 
+void StreamOpBase::Done() noexcept {
+  stream().Untrack(this);
+  delete this;
+}
+
 void SessionStream::Untrack(StreamOpBase* op) {
   ops_.erase(op->id());
   wake.Notify();

@@ -34,10 +34,15 @@ namespace baton::rpc {
 
 class SessionStream;
 
-// One operation on a session stream.
-class StreamOpBase : public OpBase {
+// One operation on a session stream. When its handler ends (Done: started
+// by runtime::StartDetached, or at the end of DriveStreamOp) the stream
+// forgets it and it is freed.
+class StreamOpBase : public OpBase, public runtime::Completion {
  public:
   StreamOpBase(SessionStream& stream, uint64_t id);
+
+  // The handler has ended: untracks and deletes this op.
+  void Done() noexcept override;
 
   SessionStream& stream() { return stream_; }
   uint64_t id() const { return id_; }
@@ -251,8 +256,7 @@ runtime::Detached DriveStreamOp(Env* env, StreamOp<Req, Resp>* op,
   } else {
     co_await op->Fail(std::move(allowed));
   }
-  op->stream().Untrack(op);
-  delete op;
+  op->Done();
 }
 
 template <class Req, class Resp>
@@ -286,7 +290,13 @@ void StreamOps::Register(int field, Handler<Req, Resp> handler) {
       }
     }
     stream.Track(op);
-    DriveStreamOp<Req, Resp>(&env, op, handler, session);
+    if (stream.principal == nullptr) {
+      // Nothing to count or check first: the handler's frame is the only
+      // one (DriveStreamOp's would cost 136 bytes per pending wait).
+      runtime::StartDetached(handler(env, *op), op);
+    } else {
+      DriveStreamOp<Req, Resp>(&env, op, handler, session);
+    }
   };
 }
 
