@@ -304,11 +304,11 @@ func (tq *TaskQueue) take(ctx context.Context, try bool) (*Job, error) {
 		unary: func(ctx context.Context, r proto.Message) (*batonv1.TakeTaskResponse, error) {
 			return tq.c.raw.Tasks.Take(ctx, r.(*batonv1.TakeTaskRequest))
 		},
-		// Give the task back: fail the attempt, not for good, so that the
-		// task is pending again (if attempts remain).
+		// Give the task back untried (CompleteTaskRequest.give_back): the
+		// attempt does not count.
 		rollback: func(ctx context.Context, resp *batonv1.TakeTaskResponse) {
 			job := &Job{tq: tq, TaskID: resp.GetTaskId(), Attempt: int(resp.GetAttempt())}
-			_, _ = job.Fail(ctx, int32(codes.Canceled), "take cancelled: the task was given back", false)
+			_, _ = job.GiveBack(ctx)
 		},
 	})
 	if err != nil {
@@ -353,6 +353,15 @@ func (j *Job) Complete(ctx context.Context, result []byte) (TaskState, error) {
 func (j *Job) Fail(ctx context.Context, code int32, message string, final bool) (TaskState, error) {
 	return j.complete(ctx, &batonv1.CompleteTaskRequest{
 		TaskId: j.TaskID, Attempt: uint32(j.Attempt), Error: &batonv1.TaskError{Code: code, Message: message}, Final: final,
+	})
+}
+
+// GiveBack returns the task untried: the attempt does not count, and the task
+// goes back to the head of the pending tasks (for a worker that cannot run it
+// now). A task whose cancel was asked for ends cancelled instead.
+func (j *Job) GiveBack(ctx context.Context) (TaskState, error) {
+	return j.complete(ctx, &batonv1.CompleteTaskRequest{
+		TaskId: j.TaskID, Attempt: uint32(j.Attempt), GiveBack: true,
 	})
 }
 

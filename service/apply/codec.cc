@@ -730,7 +730,7 @@ absl::Status FromProto(const pb::HeartbeatTask& m, HeartbeatTask* c) {
   return absl::OkStatus();
 }
 
-BATON_CODEC_FIELDS(CompleteTask, 8);
+BATON_CODEC_FIELDS(CompleteTask, 9);
 void ToProto(const CompleteTask& c, pb::Command* out) {
   pb::CompleteTask* m = out->mutable_complete_task();
   m->set_queue(c.queue);
@@ -741,6 +741,7 @@ void ToProto(const CompleteTask& c, pb::Command* out) {
   m->set_error_code(c.error_code);
   m->set_error_message(c.error_message);
   m->set_final(c.final);
+  m->set_give_back(c.give_back);
 }
 absl::Status FromProto(const pb::CompleteTask& m, CompleteTask* c) {
   c->queue = m.queue();
@@ -751,6 +752,7 @@ absl::Status FromProto(const pb::CompleteTask& m, CompleteTask* c) {
   c->error_code = m.error_code();
   c->error_message = m.error_message();
   c->final = m.final();
+  c->give_back = m.give_back();
   return absl::OkStatus();
 }
 

@@ -557,7 +557,8 @@ std::vector<Command> FullSamples() {
                    .result = kNul,
                    .error_code = 163,
                    .error_message = kUtf8,
-                   .final = true},
+                   .final = true,
+                   .give_back = true},
       AwaitTask{.queue = "w", .seq = 171, .deadline = kNow + 172},
       CancelTask{.queue = "w", .seq = 173},
       WaitTasks{

@@ -257,6 +257,9 @@ struct CompleteTask {
   int32_t error_code = 0;
   std::string error_message;
   bool final = false;  // a failure that must not be retried
+  // Back to the head of the pending tasks, the attempt uncounted (as
+  // UndeliverTask): a worker giving it back, a client rolling back a Take.
+  bool give_back = false;
 };
 struct AwaitTask {
   std::string queue;

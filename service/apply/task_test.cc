@@ -192,6 +192,53 @@ TEST(TaskTest, UndeliveredTakeGoesBackWithoutCountingAnAttempt) {
   EXPECT_EQ(Taken(ReplyTo(h.Apply(Take(), 2), 2)).attempt, 1u);
 }
 
+TEST(TaskTest, AGivenBackTaskIsTakenAgainWithoutCountingAnAttempt) {
+  Harness h;
+  uint64_t seq = Submit(h, "", /*max_attempts=*/1);
+  Submit(h);  // a second task: the given-back one goes first again
+  Taken(ReplyTo(h.Apply(Take(), 1), 1));
+  CompleteTask back;
+  back.queue = "work";
+  back.seq = seq;
+  back.attempt = 1;
+  back.give_back = true;
+  auto r = ReplyTo(h.Apply(back, 2), 2);
+  ASSERT_TRUE(r && r->ok());
+  EXPECT_EQ(std::get<TaskCompleted>(r->value).state, TaskState::kPending);
+  // With max_attempts 1 a failed attempt would have ended the task; a
+  // given-back one is run again, first in line, as attempt 2 (numbers are
+  // never reused) which is not over the limit.
+  TakenTask again = Taken(ReplyTo(h.Apply(Take(), 3), 3));
+  EXPECT_EQ(again.attempt, 2u);
+  EXPECT_EQ(again.id, absl::StrCat("work#", seq));
+  // A late or repeated give-back of attempt 1 cannot touch attempt 2.
+  EXPECT_FALSE(ReplyTo(h.Apply(back, 4), 4)->ok());
+  // And attempt 2 failing is the end of it: the budget grew by one only.
+  CompleteTask fail;
+  fail.queue = "work";
+  fail.seq = seq;
+  fail.attempt = 2;
+  fail.failed = true;
+  auto failed = ReplyTo(h.Apply(fail, 5), 5);
+  ASSERT_TRUE(failed && failed->ok());
+  EXPECT_EQ(std::get<TaskCompleted>(failed->value).state, TaskState::kFailed);
+}
+
+TEST(TaskTest, GivingBackACancelledTaskEndsItCancelled) {
+  Harness h;
+  uint64_t seq = Submit(h);
+  Taken(ReplyTo(h.Apply(Take(), 1), 1));
+  h.Apply(CancelTask{"work", seq}, 2);
+  CompleteTask back;
+  back.queue = "work";
+  back.seq = seq;
+  back.attempt = 1;
+  back.give_back = true;
+  auto r = ReplyTo(h.Apply(back, 3), 3);
+  ASSERT_TRUE(r && r->ok());
+  EXPECT_EQ(std::get<TaskCompleted>(r->value).state, TaskState::kCancelled);
+}
+
 }  // namespace
 }  // namespace baton::apply
 

@@ -259,6 +259,18 @@ void ShardState::Do(const CompleteTask& c, OpRef origin, Time now, Effects& out)
   if (!t.ok()) return out.push_back(Reply{origin, Result::Error(t.status())});
   Resource& res = resources_.find(c.queue)->second;
   Task& task = **t;
+  if (c.give_back && !task.cancel_requested) {
+    // Unlike Unstart (a lost Take reply, server-side), the attempt keeps its
+    // number, so that a late or repeated give-back can never end the next
+    // attempt; it just does not count against the limit.
+    StopRunning(c.queue, task);
+    ++task.max_attempts;
+    task.state = TaskState::kPending;
+    res.tasks().Ready(task.seq, /*at_head=*/true);
+    out.push_back(Answer(c, origin, TaskCompleted{TaskState::kPending, false}));
+    PumpTasks(c.queue, res.tasks(), now, out);
+    return;
+  }
   StopRunning(c.queue, task);
   bool was_cancelled = task.cancel_requested;
   TaskState state = TaskState::kSucceeded;

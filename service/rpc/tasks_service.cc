@@ -191,6 +191,11 @@ runtime::Task<void> Complete(Env& env, CompleteCall& call) {
   c.error_code = req.error().code();
   c.error_message = req.error().message();
   c.final = req.final();
+  c.give_back = req.give_back();
+  if (c.give_back && (c.failed || !c.result.empty())) {
+    co_return co_await call.Fail(absl::InvalidArgumentError(
+        "give_back returns the task untried: give no result and no error with it"));
+  }
   auto& cmd = c;
   auto r = co_await call.Submit(env.cluster->ShardOfName(ref->queue), cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status());

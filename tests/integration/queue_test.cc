@@ -388,6 +388,39 @@ TEST(TaskIntegrationTest, AWorkerRunsATaskAndAnAwaiterGetsItsResult) {
   EXPECT_EQ(outcome.text(), "thumb-42.png");
 }
 
+TEST(TaskIntegrationTest, AGivenBackTaskRunsAgainWithoutSpendingItsOnlyAttempt) {
+  TestServer t;
+  v1::SubmitTaskRequest s;
+  s.set_queue("giveback");
+  s.set_text("job");
+  s.set_max_attempts(1);
+  v1::SubmitTaskResponse sr;
+  ASSERT_TRUE(t.tasks->Submit(Context().get(), s, &sr).ok());
+  uint64_t worker = OpenSession(t);
+  v1::TakeTaskRequest take;
+  take.set_queue("giveback");
+  take.set_session_id(worker);
+  v1::TakeTaskResponse first;
+  ASSERT_TRUE(t.tasks->Take(Context().get(), take, &first).ok());
+  v1::CompleteTaskRequest back;
+  back.set_task_id(first.task_id());
+  back.set_attempt(first.attempt());
+  back.set_give_back(true);
+  back.set_text("a result");
+  v1::CompleteTaskResponse br;
+  EXPECT_EQ(t.tasks->Complete(Context().get(), back, &br).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);  // give_back takes no result
+  back.clear_text();
+  ASSERT_TRUE(t.tasks->Complete(Context().get(), back, &br).ok());
+  EXPECT_EQ(br.state(), v1::TASK_STATE_PENDING);
+  v1::TakeTaskResponse second;
+  ASSERT_TRUE(t.tasks->Take(Context().get(), take, &second).ok());
+  EXPECT_EQ(second.task_id(), first.task_id());
+  EXPECT_EQ(second.attempt(), first.attempt() + 1);
+  EXPECT_EQ(t.tasks->Complete(Context().get(), back, &br).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);  // the old attempt is over
+}
+
 TEST(TaskIntegrationTest, AWorkerWhoseSessionEndsLosesTheTaskToTheNextAttempt) {
   TestServer t;
   v1::SubmitTaskRequest s;

@@ -288,12 +288,12 @@ export class TaskQueue {
       what: `tasks '${this.name}': take`,
       timeoutMs: options.timeoutMs,
       recoverOnUnary: false,
-      // A task whose answer crossed the cancel: fail the attempt (not final),
-      // so that it is retried (it counts as an attempt; see README).
+      // A task whose answer crossed the cancel goes back untried
+      // (CompleteTaskRequest.giveBack): the attempt does not count.
       rollback: (r) =>
         this.core.op<CompleteTaskResponse__Output>(
           "tasks.Complete",
-          { taskId: r.taskId, attempt: r.attempt, error: GIVE_BACK_ERROR, final: false },
+          { taskId: r.taskId, attempt: r.attempt, giveBack: true },
           { what: `task '${r.taskId}': give back a take that crossed the cancel` },
         ),
     });

@@ -577,7 +577,14 @@ type CompleteTaskRequest struct {
 	// Set to fail the attempt instead.
 	Error *TaskError `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
 	// With `error`: fail the task for good, no retry.
-	Final         bool `protobuf:"varint,6,opt,name=final,proto3" json:"final,omitempty"`
+	Final bool `protobuf:"varint,6,opt,name=final,proto3" json:"final,omitempty"`
+	// Give the task back untried instead (no result, no error): the attempt
+	// does not count against max_attempts (which grows by one, so that attempt
+	// numbers are never reused), and the task goes back to the head of the
+	// pending tasks. For a worker that cannot run it now, and for a client
+	// rolling back a Take whose answer crossed its cancel. A task whose cancel
+	// was asked for ends cancelled instead.
+	GiveBack      bool `protobuf:"varint,7,opt,name=give_back,json=giveBack,proto3" json:"give_back,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -650,6 +657,13 @@ func (x *CompleteTaskRequest) GetError() *TaskError {
 func (x *CompleteTaskRequest) GetFinal() bool {
 	if x != nil {
 		return x.Final
+	}
+	return false
+}
+
+func (x *CompleteTaskRequest) GetGiveBack() bool {
+	if x != nil {
+		return x.GiveBack
 	}
 	return false
 }
@@ -1155,14 +1169,15 @@ const file_baton_v1_task_proto_rawDesc = "" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\"5\n" +
 	"\x15TaskHeartbeatResponse\x12\x1c\n" +
-	"\tcancelled\x18\x01 \x01(\bR\tcancelled\"\xb5\x01\n" +
+	"\tcancelled\x18\x01 \x01(\bR\tcancelled\"\xd2\x01\n" +
 	"\x13CompleteTaskRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\rR\aattempt\x12\x16\n" +
 	"\x06result\x18\x03 \x01(\fR\x06result\x12\x12\n" +
 	"\x04text\x18\x04 \x01(\tR\x04text\x12)\n" +
 	"\x05error\x18\x05 \x01(\v2\x13.baton.v1.TaskErrorR\x05error\x12\x14\n" +
-	"\x05final\x18\x06 \x01(\bR\x05final\"9\n" +
+	"\x05final\x18\x06 \x01(\bR\x05final\x12\x1b\n" +
+	"\tgive_back\x18\a \x01(\bR\bgiveBack\"9\n" +
 	"\tTaskError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"_\n" +
