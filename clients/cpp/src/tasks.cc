@@ -148,14 +148,14 @@ Call Tasks::AsyncTake(TakeOptions options, Callback<TakenTask> done) const {
       .accept = [core = core_](const v1::TakeTaskResponse& r) -> absl::StatusOr<TakenTask> {
         return TakenTask(core, r.task_id(), r.payload(), r.attempt());
       },
-      // Fails the attempt (ABORTED, not final): the task is retried at once.
+      // Gives the task back untried (CompleteTaskRequest.give_back): it is
+      // taken again at once, the attempt not counted against max_attempts.
       .give_back =
           [core = core_](const v1::TakeTaskResponse& r, std::function<void()> then) {
             v1::CompleteTaskRequest complete;
             complete.set_task_id(r.task_id());
             complete.set_attempt(r.attempt());
-            complete.mutable_error()->set_code(10);
-            complete.mutable_error()->set_message("the take was cancelled; the task is given back");
+            complete.set_give_back(true);
             internal::StartDetached<v1::CompleteTaskResponse>(
                 core, std::move(complete),
                 [](Core& core, auto... args) { core.tasks().async()->Complete(args...); },
