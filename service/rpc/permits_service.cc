@@ -13,10 +13,11 @@ namespace {
 
 using apply::Kind;
 
-// Validation shared by both Acquire methods.
+// Validation shared by both Acquire methods. Moves the request_id out of
+// `req` (a pending wait then keeps one copy of it, in its waiter, not two).
 template <class Req>
 absl::StatusOr<apply::AcquirePermits> BuildAcquire(
-    const Env& env, std::chrono::system_clock::time_point rpc_deadline, const Req& req, Kind kind,
+    const Env& env, std::chrono::system_clock::time_point rpc_deadline, Req& req, Kind kind,
     Time now) {
   apply::AcquirePermits c;
   c.kind = kind;
@@ -35,10 +36,10 @@ absl::StatusOr<apply::AcquirePermits> BuildAcquire(
   if (auto s = ValidateLength(req.request_id(), kMaxRequestIdBytes, "request_id"); !s.ok()) {
     return s;
   }
-  c.request_id = req.request_id();
   auto deadline = WaitDeadline(rpc_deadline, req.has_timeout(), req.timeout(), now);
   if (!deadline.ok()) return deadline.status();
   c.deadline = *deadline;
+  c.request_id = std::move(*req.mutable_request_id());
   return c;
 }
 
@@ -108,7 +109,7 @@ using SemRefreshCall = Op<v1::RefreshSemaphoreRequest, v1::RefreshSemaphoreRespo
 
 runtime::Task<void> SemAcquire(Env& env, SemAcquireCall& call) {
   const auto& req = call.request;
-  auto cmd = BuildAcquire(env, call.RpcDeadline(), req, Kind::kSemaphore, call.Now());
+  auto cmd = BuildAcquire(env, call.RpcDeadline(), call.request, Kind::kSemaphore, call.Now());
   if (cmd.ok() && (req.capacity() < 0 || req.capacity() > env.limits.max_capacity)) {
     cmd = absl::InvalidArgumentError(
         absl::StrCat("capacity ", req.capacity(), " is out of range 1..", env.limits.max_capacity));
