@@ -623,11 +623,13 @@ type GetRequest struct {
 	RequestId string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Receipts of this queue to acknowledge first, as Ack does, in the same
 	// step (at most 1000): a consumer's acknowledgements ride on its next Get
-	// instead of costing a call each. They are applied even when the Get then
-	// fails or waits; receipts not in flight any more, or another principal's,
-	// are skipped and listed in GetResponse.ack_failed (on an error reply they
-	// are not reported: Ack them again to learn their fate, which fails
-	// harmlessly for those already acknowledged).
+	// instead of costing a call each. Once the queue is found they are applied
+	// first, also when the Get then waits, times out or is cancelled; a Get
+	// refused before that (INVALID_ARGUMENT, FAILED_PRECONDITION for options
+	// or kind, no dead letters to read) applies none. Receipts not in flight
+	// any more, or another principal's, are skipped and listed in
+	// GetResponse.ack_failed. An error reply reports no acks: Ack them again
+	// to learn their fate (harmless for those already acknowledged).
 	Ack           []uint64 `protobuf:"varint,9,rep,packed,name=ack,proto3" json:"ack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
