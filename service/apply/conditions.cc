@@ -20,7 +20,7 @@ using primitives::Waiter;
 // then ends with OK and outcome "timed out".
 bool ShardState::PoolWaiterLeaving(const std::string& name, Resource& r, Waiter& w, EndReason why,
                                    Time now, Effects& out) {
-  if (w.line != kCondition || why != EndReason::kTimedOut || w.condition_timeout > now) {
+  if (w.line != kCondition || why != EndReason::kTimedOut || w.condition_timeout() > now) {
     return false;
   }
   Unpark(name, w);
@@ -30,11 +30,11 @@ bool ShardState::PoolWaiterLeaving(const std::string& name, Resource& r, Waiter&
 
 void ShardState::Reacquire(Resource& lock, const std::string& name, Waiter w,
                            primitives::ConditionOutcome outcome, Time now, Effects& out) {
-  w.line = kMain;  // w.condition stays, for Describe
+  w.line = kMain;  // the condition stays, for Describe
   w.condition_outcome = outcome;
   // The re-acquire is bounded by the RPC's deadline only: past it the client
   // has given up, so the server ends the wait itself, a little before.
-  w.deadline = w.rpc_deadline;
+  w.deadline = w.rpc_deadline();
   w.since = now;
   Park(lock.pool().waiters(), name, std::move(w));
   GrantWaiters(name, lock.pool(), now, out);
@@ -74,12 +74,10 @@ void ShardState::Do(const ConditionWait& c, OpRef origin, Time now, Effects& out
   w.owner = gone.owner;  // the re-acquired lock is the same principal's
   w.since = now;
   w.deadline = std::min(c.deadline, c.rpc_deadline);
-  w.condition_timeout = c.deadline;
-  w.rpc_deadline = c.rpc_deadline;
   w.count = 1;
   w.lease = lease;
   w.line = kCondition;
-  w.condition = c.condition;
+  w.in_condition.Mutable() = {c.condition, c.deadline, c.rpc_deadline};
   Park(it->second, c.lock, std::move(w));
   GrantWaiters(c.lock, pool, now, out);
 }

@@ -272,8 +272,8 @@ void ShardState::DescribePool(const std::string&, Resource& r, Time now, Resourc
   }
   for (const auto& [seq, w] : pool.waiters()) {
     if (w.condition_outcome == primitives::ConditionOutcome::kNone) continue;
-    ConditionSummary& cs = conds[w.condition];
-    cs.condition = w.condition;
+    ConditionSummary& cs = conds[w.condition()];
+    cs.condition = w.condition();
     ++cs.reacquiring;
   }
   for (auto& [cond, cs] : conds) info.conditions.push_back(std::move(cs));

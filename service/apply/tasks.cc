@@ -332,7 +332,7 @@ void ShardState::Do(const AwaitTask& c, OpRef origin, Time now, Effects& out) {
   w.since = now;
   w.deadline = c.deadline;
   w.line = kCondition;
-  w.condition = SubLine(c.seq);
+  w.in_condition.Mutable().condition = SubLine(c.seq);
   Park(line, c.queue, std::move(w));
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "runtime/clock.h"
@@ -32,48 +33,102 @@ static_assert(FieldCount<OpRef>() == 2, "store the new field in OpRef::Serialize
 // Why a condition waiter re-acquires its lock (kNone: any other waiter).
 enum class ConditionOutcome : uint8_t { kNone = 0, kNotified = 1, kTimedOut = 2 };
 
+// What only a condition's waiter has (and a task's result waiter, which
+// stands in a sub-line named like a condition).
+struct ConditionPart {
+  std::string condition;  // the condition's (or sub-line's) name
+  // When the waiter's own `timeout` ends the wait for a notify (it then
+  // re-acquires the lock), and when its RPC's deadline does (it then just
+  // ends: the client is giving up). Waiter::deadline is the earlier.
+  Time condition_timeout = kForever;
+  Time rpc_deadline = kForever;
+};
+
+// A ConditionPart kept on the heap, or none: every other waiter, which a
+// lock's line may hold by the hundred thousand, is 40 bytes smaller for it.
+// Copies are deep.
+class ConditionBox {
+ public:
+  ConditionBox() = default;
+  ConditionBox(const ConditionBox& o)
+      : p_(o.p_ ? std::make_unique<ConditionPart>(*o.p_) : nullptr) {}
+  ConditionBox(ConditionBox&&) noexcept = default;
+  ConditionBox& operator=(const ConditionBox& o) {
+    if (this != &o) p_ = o.p_ ? std::make_unique<ConditionPart>(*o.p_) : nullptr;
+    return *this;
+  }
+  ConditionBox& operator=(ConditionBox&&) noexcept = default;
+
+  // The part, or defaults (no condition, no deadlines) if there is none.
+  const ConditionPart& get() const { return p_ ? *p_ : Empty(); }
+  // The part, made if there was none.
+  ConditionPart& Mutable() {
+    if (!p_) p_ = std::make_unique<ConditionPart>();
+    return *p_;
+  }
+
+ private:
+  static const ConditionPart& Empty() {
+    static const ConditionPart empty;
+    return empty;
+  }
+  std::unique_ptr<ConditionPart> p_;
+};
+
 // A pending blocking operation, parked until granted, timed out, cancelled
 // or aborted.
 struct Waiter {
-  uint64_t id = 0;           // unique on the server (ShardState::NextId)
-  OpRef op;                  // where the outcome goes
-  uint64_t session = 0;      // owning session, 0 for none
-  Time since = 0;            // when it started waiting
-  Time deadline = kForever;  // when it times out
-  int64_t count = 1;         // permits wanted (locks: 1)
-  Duration lease = 0;        // lease TTL for the holding once granted, 0: none
-  std::string request_id;    // idempotency key, may be empty
-  // Which line of its resource the waiter stands in (apply::Line), and for a
-  // condition wait the condition's name.
+  // Members are in an order that packs them (the small ones last); what only
+  // condition waiters need is in `in_condition`, on the heap: 120 bytes, not
+  // 176, and a lock's line keeps one per pending wait. Serialize gives the
+  // order they are stored in.
+  uint64_t id = 0;            // unique on the server (ShardState::NextId)
+  OpRef op;                   // where the outcome goes
+  uint64_t session = 0;       // owning session, 0 for none
+  Time since = 0;             // when it started waiting
+  Time deadline = kForever;   // when it times out
+  int64_t count = 1;          // permits wanted (locks: 1)
+  Duration lease = 0;         // lease TTL for the holding once granted, 0: none
+  std::string request_id;     // idempotency key, may be empty
+  ConditionBox in_condition;  // a condition waiter's condition and deadlines
+  // The principal that asked (OwnerTag), handed to what it is granted; 0:
+  // none (the server checked no principals). State format 4 on.
+  uint64_t owner = 0;
+  // Which line of its resource the waiter stands in (apply::Line).
   uint8_t line = 0;
-  std::string condition;
   // A condition waiter re-acquiring its lock: why it woke.
   ConditionOutcome condition_outcome = ConditionOutcome::kNone;
-  // A condition waiter: when its own `timeout` ends the wait for a notify
-  // (it then re-acquires the lock), and when its RPC's deadline does (it
-  // then just ends: the client is giving up). `deadline` is the earlier.
-  Time condition_timeout = kForever;
-  Time rpc_deadline = kForever;
   bool dead_letters = false;  // queue getters: read the dead letters
   // Its RPC belonged to a previous process (op is {}): a retry with the
   // same session and request_id may take the wait over (apply::Recover).
   bool orphaned = false;
-  // The principal that asked (OwnerTag), handed to what it is granted; 0:
-  // none (the server checked no principals). State format 4 on.
-  uint64_t owner = 0;
+
+  const std::string& condition() const { return in_condition.get().condition; }
+  Time condition_timeout() const { return in_condition.get().condition_timeout; }
+  Time rpc_deadline() const { return in_condition.get().rpc_deadline; }
 
   template <class Ar>
   void Serialize(Ar& ar) {
-    // The outcome is stored as its plain number (format 2 did so).
+    // The outcome is stored as its plain number (format 2 did so); the
+    // condition part as three plain fields (defaults for other waiters).
     auto outcome = static_cast<uint8_t>(condition_outcome);
+    ConditionPart part = in_condition.get();
     ar(id, op, session, since, deadline, count, lease, request_id,
-       archive::Ranged<uint8_t>(line, 0, 3), condition, archive::Ranged<uint8_t>(outcome, 0, 2),
-       condition_timeout, rpc_deadline, dead_letters, orphaned);
+       archive::Ranged<uint8_t>(line, 0, 3), part.condition,
+       archive::Ranged<uint8_t>(outcome, 0, 2), part.condition_timeout, part.rpc_deadline,
+       dead_letters, orphaned);
     if (ar.version() >= 4) ar(owner);
-    if constexpr (Ar::kLoading) condition_outcome = static_cast<ConditionOutcome>(outcome);
+    if constexpr (Ar::kLoading) {
+      condition_outcome = static_cast<ConditionOutcome>(outcome);
+      if (!part.condition.empty() || part.condition_timeout != kForever ||
+          part.rpc_deadline != kForever) {
+        in_condition.Mutable() = std::move(part);
+      }
+    }
   }
 };
-static_assert(FieldCount<Waiter>() == 16, "store the new field in Waiter::Serialize");
+static_assert(FieldCount<Waiter>() == 14, "store the new field in Waiter::Serialize");
+static_assert(sizeof(Waiter) <= 120, "Waiter grew: a lock's line keeps one per pending wait");
 
 // One grant of a lock or of semaphore permits.
 struct Holding {

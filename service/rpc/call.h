@@ -156,16 +156,37 @@ class OpBase : public apply::OpSink {
       return apply::TakeResult<Cmd>(std::move(result_));
     }
 
+   protected:
+    apply::Result result_;
+
    private:
     OpBase* op_;
     uint32_t target_;
     Build build_;
-    apply::Result result_;
   };
   template <class Cmd, class Build>
   requires requires { typename apply::ResultOf<Cmd>; }
   BuildAwaiter<Cmd, Build> SubmitBuilt(uint32_t target, Build build) {
     return BuildAwaiter<Cmd, Build>(this, target, std::move(build));
+  }
+
+  // As SubmitBuilt, but resumes with an rvalue reference to the awaiter's own
+  // apply::Result, for a handler that hands it straight to the coroutine
+  // that answers, taking it as `apply::Result&&`:
+  //   co_await Answer(call, co_await call.SubmitBuiltRaw<Cmd>(target, build));
+  // The awaiter lives until that full expression ends, so the reference
+  // stays good while Answer runs; nothing else takes room in the waiting
+  // frame (what a pending wait costs). Unpack it with apply::TakeResult<Cmd>.
+  template <class Cmd, class Build>
+  class RawBuildAwaiter : public BuildAwaiter<Cmd, Build> {
+   public:
+    using BuildAwaiter<Cmd, Build>::BuildAwaiter;
+    apply::Result&& await_resume() { return std::move(this->result_); }
+  };
+  template <class Cmd, class Build>
+  requires requires { typename apply::ResultOf<Cmd>; }
+  RawBuildAwaiter<Cmd, Build> SubmitBuiltRaw(uint32_t target, Build build) {
+    return RawBuildAwaiter<Cmd, Build>(this, target, std::move(build));
   }
 
   // Sends `command` to shard `target`; no result is expected.
@@ -221,6 +242,11 @@ class Op {
   requires requires { typename apply::ResultOf<Cmd>; }
   OpBase::BuildAwaiter<Cmd, Build> SubmitBuilt(uint32_t target, Build build) {
     return base_.SubmitBuilt<Cmd>(target, std::move(build));
+  }
+  template <class Cmd, class Build>
+  requires requires { typename apply::ResultOf<Cmd>; }
+  OpBase::RawBuildAwaiter<Cmd, Build> SubmitBuiltRaw(uint32_t target, Build build) {
+    return base_.SubmitBuiltRaw<Cmd>(target, std::move(build));
   }
   void Send(uint32_t target, apply::Command command) { base_.Send(target, std::move(command)); }
   // `command` carrying this op's principal (OpBase::Signed).

@@ -79,14 +79,22 @@ v1::WaitEventResponse WaitResponse(const apply::EventOutcome& passed) {
   return resp;
 }
 
-// Written so that the frame, alive for as long as the wait, stays small: the
-// command is built by SubmitBuilt, one Fail.
-runtime::Task<void> Wait(Env& env, WaitCall& call) {
-  auto r = co_await call.SubmitBuilt<apply::WaitEvent>(
-      env.cluster->ShardOfName(call.request.name()), [&call] { return WaitCommand(call); });
+// What a wait answers once it is over: a coroutine of its own, so that
+// nothing it needs takes room in Wait's frame, which lives as long as the
+// wait. Nothing to roll back if the reply is lost: waiting took nothing.
+runtime::Task<void> AnswerWait(WaitCall& call, apply::Result&& result) {
+  auto r = apply::TakeResult<apply::WaitEvent>(std::move(result));
   if (!r.ok()) co_return co_await call.Fail(r.status());
-  // Nothing to roll back if the reply is lost: waiting took nothing.
-  co_await call.Reply(WaitResponse(*r));
+  v1::WaitEventResponse resp = WaitResponse(*r);
+  co_await call.Reply(std::move(resp));
+}
+
+// Written so that the frame, alive for as long as the wait, stays small: the
+// command is built by SubmitBuilt, the answer made by AnswerWait.
+runtime::Task<void> Wait(Env& env, WaitCall& call) {
+  co_await AnswerWait(call, co_await call.SubmitBuiltRaw<apply::WaitEvent>(
+                                env.cluster->ShardOfName(call.request.name()),
+                                [&call] { return WaitCommand(call); }));
 }
 
 runtime::Task<void> Watch(Env& env, WatchCall& call) {

@@ -39,7 +39,12 @@ absl::StatusOr<apply::AcquirePermits> BuildAcquire(
   auto deadline = WaitDeadline(rpc_deadline, req.has_timeout(), req.timeout(), now);
   if (!deadline.ok()) return deadline.status();
   c.deadline = *deadline;
-  c.request_id = std::move(*req.mutable_request_id());
+  // Released, not moved out: the request (alive as long as the wait) then
+  // keeps no string of its own for it, and one never sent costs nothing.
+  if (!req.request_id().empty()) {
+    std::unique_ptr<std::string> id(req.release_request_id());
+    c.request_id = std::move(*id);
+  }
   return c;
 }
 
@@ -63,18 +68,29 @@ v1::AcquireLockResponse LockResponse(const apply::Granted& g) {
   return resp;
 }
 
+// What a lock acquire answers, once the wait is over: a coroutine of its
+// own, so that nothing it needs (the response, the reply's awaiters) takes
+// room in LockAcquire's frame, which lives as long as the wait in line.
+runtime::Task<void> AnswerLockAcquire(LockAcquireCall& call, uint32_t target,
+                                      apply::Result&& result) {
+  auto r = apply::TakeResult<apply::AcquirePermits>(std::move(result));
+  if (!r.ok()) co_return co_await call.Fail(r.status());
+  v1::AcquireLockResponse resp = LockResponse(*r);
+  if (!co_await call.Reply(std::move(resp))) {
+    apply::Undeliver undo{Kind::kLock, call.request.name(), r->token, r->delivery};
+    co_await call.Submit(target, undo);  // RollBack: answered once applied
+  }
+}
+
 // Written so that the frame, alive for as long as the wait in line, stays
-// small: the command is built by SubmitBuilt, one Fail, the name read from
-// the request rather than copied.
+// small: the command is built by SubmitBuilt, the answer is made by another
+// coroutine, the name read from the request rather than copied.
 runtime::Task<void> LockAcquire(Env& env, LockAcquireCall& call) {
   uint32_t target = env.cluster->ShardOfName(call.request.name());
-  auto r = co_await call.SubmitBuilt<apply::AcquirePermits>(target, [&env, &call] {
-    return BuildAcquire(env, call.RpcDeadline(), call.request, Kind::kLock, call.Now());
-  });
-  if (!r.ok()) co_return co_await call.Fail(r.status());
-  if (!co_await call.Reply(LockResponse(*r))) {
-    call.Send(target, apply::Undeliver{Kind::kLock, call.request.name(), r->token, r->delivery});
-  }
+  co_await AnswerLockAcquire(
+      call, target, co_await call.SubmitBuiltRaw<apply::AcquirePermits>(target, [&env, &call] {
+        return BuildAcquire(env, call.RpcDeadline(), call.request, Kind::kLock, call.Now());
+      }));
 }
 
 runtime::Task<void> LockRelease(Env& env, LockReleaseCall& call) {
@@ -107,24 +123,27 @@ using SemAcquireCall = Op<v1::AcquireSemaphoreRequest, v1::AcquireSemaphoreRespo
 using SemReleaseCall = Op<v1::ReleaseSemaphoreRequest, v1::ReleaseSemaphoreResponse>;
 using SemRefreshCall = Op<v1::RefreshSemaphoreRequest, v1::RefreshSemaphoreResponse>;
 
-runtime::Task<void> SemAcquire(Env& env, SemAcquireCall& call) {
-  const auto& req = call.request;
-  auto cmd = BuildAcquire(env, call.RpcDeadline(), call.request, Kind::kSemaphore, call.Now());
-  if (cmd.ok() && (req.capacity() < 0 || req.capacity() > env.limits.max_capacity)) {
-    cmd = absl::InvalidArgumentError(
+absl::StatusOr<apply::AcquirePermits> BuildSemAcquire(const Env& env, SemAcquireCall& call) {
+  auto& req = call.request;
+  auto cmd = BuildAcquire(env, call.RpcDeadline(), req, Kind::kSemaphore, call.Now());
+  if (!cmd.ok()) return cmd;
+  if (req.capacity() < 0 || req.capacity() > env.limits.max_capacity) {
+    return absl::InvalidArgumentError(
         absl::StrCat("capacity ", req.capacity(), " is out of range 1..", env.limits.max_capacity));
   }
-  if (cmd.ok() && req.has_count() && req.count() <= 0) {
-    cmd = absl::InvalidArgumentError(
+  if (req.has_count() && req.count() <= 0) {
+    return absl::InvalidArgumentError(
         absl::StrCat("count ", req.count(), " must be at least 1 (unset means 1)"));
   }
-  if (!cmd.ok()) co_return co_await call.Fail(cmd.status());
   cmd->capacity = req.capacity();
   cmd->count = req.has_count() ? req.count() : 1;
-  uint32_t target = env.cluster->ShardOfName(cmd->name);
-  std::string name = cmd->name;
-  auto& command = *cmd;
-  auto r = co_await call.Submit(target, command);
+  return cmd;
+}
+
+// As AnswerLockAcquire, for semaphores.
+runtime::Task<void> AnswerSemAcquire(SemAcquireCall& call, uint32_t target,
+                                     apply::Result&& result) {
+  auto r = apply::TakeResult<apply::AcquirePermits>(std::move(result));
   if (!r.ok()) co_return co_await call.Fail(r.status());
   const auto& g = *r;
   v1::AcquireSemaphoreResponse resp;
@@ -133,10 +152,18 @@ runtime::Task<void> SemAcquire(Env& env, SemAcquireCall& call) {
   resp.set_available(g.available);
   resp.set_outcome(ToProto(g.how));
   if (g.expires_in != kForever) ToProto(g.expires_in, resp.mutable_expires_in());
-  bool delivered = co_await call.Reply(std::move(resp));
-  if (!delivered) {
-    call.Send(target, apply::Undeliver{Kind::kSemaphore, name, g.token, g.delivery});
+  if (!co_await call.Reply(std::move(resp))) {
+    apply::Undeliver undo{Kind::kSemaphore, call.request.name(), g.token, g.delivery};
+    co_await call.Submit(target, undo);  // RollBack: answered once applied
   }
+}
+
+// As LockAcquire.
+runtime::Task<void> SemAcquire(Env& env, SemAcquireCall& call) {
+  uint32_t target = env.cluster->ShardOfName(call.request.name());
+  co_await AnswerSemAcquire(call, target,
+                            co_await call.SubmitBuiltRaw<apply::AcquirePermits>(
+                                target, [&env, &call] { return BuildSemAcquire(env, call); }));
 }
 
 runtime::Task<void> SemRelease(Env& env, SemReleaseCall& call) {

@@ -80,7 +80,8 @@ runtime::Task<void> Close(Env& env, CloseCall& call) {
   apply::CloseSession cmd{id};
   auto r = co_await call.Submit(env.cluster->ShardOfSession(id), cmd);
   if (!r.ok()) co_return co_await call.Fail(r.status());
-  co_await call.Reply(v1::CloseSessionResponse());
+  v1::CloseSessionResponse resp;
+  co_await call.Reply(std::move(resp));
 }
 
 runtime::Task<void> Describe(Env& env, DescribeCall& call) {
