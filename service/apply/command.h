@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -446,6 +447,20 @@ BATON_GATES(AwaitTask, kRefusedAtShutdown);
 BATON_GATES(WaitTasks, kRefusedAtShutdown);
 BATON_GATES(OpenSession, kRefusedAtShutdown);
 #undef BATON_GATES
+
+// Rollbacks: what an op sends when its reply did not reach its requester, to
+// undo what the reply handed out. One that carries its op (origin) is
+// answered Done once applied (ShardState::Apply), so a stream op answers
+// CANCELLED only after it; like every command without a waiter, a rollback
+// the log rejects is proposed again later (Shard::OnRejected).
+template <class C>
+inline constexpr bool kIsRollback =
+    std::is_same_v<C, Undeliver> || std::is_same_v<C, UndeliverItems> ||
+    std::is_same_v<C, UndeliverPut> || std::is_same_v<C, UndeliverTask>;
+inline bool IsRollback(const Command& c) {
+  return std::holds_alternative<Undeliver>(c) || std::holds_alternative<UndeliverItems>(c) ||
+         std::holds_alternative<UndeliverPut>(c) || std::holds_alternative<UndeliverTask>(c);
+}
 
 // Queries read state and change nothing: they are applied where the resource
 // lives without passing through the log. Every other command is a change,

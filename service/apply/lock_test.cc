@@ -114,6 +114,26 @@ TEST(LockTest, UndeliverOfAReleasedTokenIsANoop) {
   EXPECT_NE(t3, 0u);
 }
 
+// A rollback sent by an op is answered Done once applied (the op then
+// answers CANCELLED), after the grant it hands on; one with no op (a replay,
+// a timer) gets no answer.
+TEST(LockTest, ARollbackWithAnOpIsAnsweredOnceApplied) {
+  Harness h;
+  auto g1 = ReplyTo(h.Apply(LockCmd("a"), 1), 1);
+  h.Apply(LockCmd("a"), 2);
+  auto out = h.Apply(Undeliver{Kind::kLock, "a", TokenOf(g1), DeliveryOf(g1)}, 7);
+  std::optional<Result> done = ReplyTo(out, 7);
+  ASSERT_TRUE(done.has_value());
+  ASSERT_TRUE(done->ok());
+  EXPECT_TRUE(std::holds_alternative<Done>(done->value));
+  EXPECT_TRUE(ReplyTo(out, 2).has_value());  // the lock went on to the next waiter
+  // Also when there was nothing left to roll back.
+  done = ReplyTo(h.Apply(Undeliver{Kind::kLock, "a", TokenOf(g1), DeliveryOf(g1)}, 8), 8);
+  ASSERT_TRUE(done.has_value());
+  EXPECT_TRUE(done->ok());
+  EXPECT_EQ(CountReplies(h.Apply(Undeliver{Kind::kLock, "a", TokenOf(g1), DeliveryOf(g1)})), 0);
+}
+
 TEST(LockTest, LeaseExpiryReleasesAndGrantsTheNextWaiter) {
   Harness h;
   h.Apply(LockCmd("a", 0, 2 * kSecond), 1);

@@ -132,8 +132,10 @@ void Shard::OnRejected(log::Entry entry, absl::Status why) {
   if (std::holds_alternative<Tick>(entry.command)) tick_pending_ = false;
   // A command someone waits for fails with the log's reason. Everything
   // else (time passing, a cancellation, a rollback, a derived command) must
-  // happen eventually: propose it again later.
-  bool must_happen = entry.origin.id == 0 || std::holds_alternative<CancelWait>(entry.command);
+  // happen eventually: propose it again later. (A rollback's op, if it
+  // still waits, hears Done once it is applied.)
+  bool must_happen = entry.origin.id == 0 || std::holds_alternative<CancelWait>(entry.command) ||
+                     IsRollback(entry.command);
   if (!must_happen) {
     DeliverHere(entry.origin.id, Result::Error(std::move(why)));
     return;

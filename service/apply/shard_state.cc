@@ -98,6 +98,12 @@ void ShardState::Apply(const Command& command, OpRef origin, Time now, Effects& 
         }
         size_t first = out.size();
         Do(c, origin, now, out);
+        // A rollback asked by an op (not a replay of the log with no op)
+        // is answered once applied: a stream op answers CANCELLED only then,
+        // so whoever hears of the cancel can no longer see what it undid.
+        if constexpr (kIsRollback<C>) {
+          if (origin.id != 0) out.push_back(Reply{origin, Result::Ok(Done{})});
+        }
         // A refused command creates nothing, not even a declaration. (A wait
         // that ran out of time was not refused: a Get with options that
         // finds the new queue empty has still declared it.)
@@ -251,8 +257,8 @@ void ShardState::RemoveWaiter(const std::string& name, uint64_t id, EndReason wh
   if (line == nullptr) return;
   std::optional<Waiter> w = line->Remove(id);
   uint8_t which = w->line;
-  if (which == kCondition && r.conditions[w->condition].empty()) {
-    r.conditions.erase(w->condition);
+  if (which == kCondition && r.conditions[w->condition()].empty()) {
+    r.conditions.erase(w->condition());
   }
   if (auto leaving = HooksOf(r.kind).waiter_leaving;
       leaving != nullptr && (this->*leaving)(name, r, *w, why, now, out)) {

@@ -57,8 +57,10 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
   if (g.expires_in != kForever) ToProto(g.expires_in, resp.mutable_expires_in());
   bool delivered = co_await call.Reply(std::move(resp));
   // Nobody got the re-acquired lock: hand it on, as a lost Acquire would.
-  if (!delivered)
-    call.Send(target, apply::Undeliver{apply::Kind::kLock, lock, g.token, g.delivery});
+  if (!delivered) {
+    apply::Undeliver undo{apply::Kind::kLock, lock, g.token, g.delivery};
+    co_await call.Submit(target, undo);  // RollBack: answered once applied
+  }
 }
 
 runtime::Task<void> DoNotify(Env& env, NotifyCall& call, bool all) {

@@ -136,7 +136,10 @@ runtime::Task<void> Put(Env& env, PutCall& call) {
   resp.set_size(done.size);
   resp.set_outcome(ToProto(done.how));
   bool delivered = co_await call.Reply(std::move(resp));
-  if (!delivered) call.Send(target, apply::UndeliverPut{name, std::move(done.item_ids)});
+  if (!delivered) {
+    apply::UndeliverPut undo{name, std::move(done.item_ids)};
+    co_await call.Submit(target, undo);  // RollBack: answered once applied
+  }
 }
 
 runtime::Task<void> Get(Env& env, GetCall& call) {
@@ -200,7 +203,10 @@ runtime::Task<void> Get(Env& env, GetCall& call) {
   resp.set_acked(got.acked);
   resp.mutable_ack_failed()->Add(got.ack_failed.begin(), got.ack_failed.end());
   bool delivered = co_await call.Reply(std::move(resp));
-  if (!delivered) call.Send(target, apply::UndeliverItems{name, std::move(receipts)});
+  if (!delivered) {
+    apply::UndeliverItems undo{name, std::move(receipts)};
+    co_await call.Submit(target, undo);  // RollBack: answered once applied
+  }
 }
 
 runtime::Task<void> Ack(Env& env, AckCall& call) {

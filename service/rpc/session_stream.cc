@@ -50,6 +50,7 @@ void SessionStream::Enqueue(Outgoing out) {
 }
 
 void StreamOpBase::Done() noexcept {
+  if (owe_cancelled_) stream().AnswerError(id_, absl::CancelledError("cancelled by the client"));
   stream().Untrack(this);
   delete this;
 }
@@ -123,19 +124,23 @@ void SessionStream::MaybeWrite() {
     unsent_bytes_ -= std::min(unsent_bytes_, size);
     bytes += size;
     if (out.op != nullptr && out.op->cancelled()) {
-      // Cancelled before its answer left: roll back, answer CANCELLED.
-      v1::OperationResult* r = message_.add_results();
-      r->set_id(out.result.id());
-      r->set_code(static_cast<int32_t>(absl::StatusCode::kCancelled));
-      r->set_message("cancelled by the client");
+      // Cancelled before its answer left: the handler rolls back what the
+      // answer handed out, and the op answers CANCELLED when its handler
+      // has ended (StreamOpBase::Done), so after the rollback is applied.
+      out.op->owe_cancelled_ = true;
       rolled_back.push_back(std::move(out));
       continue;
     }
     *message_.add_results() = std::move(out.result);
     if (out.awaiter != nullptr) in_flight_.push_back(std::move(out));
   }
-  stream.Write(message_, runtime::AsTag(&write_tag_));
+  if (message_.results_size() > 0) {
+    stream.Write(message_, runtime::AsTag(&write_tag_));
+  } else {
+    writing_ = false;  // every answer taken was a cancelled op's: nothing to write
+  }
   for (Outgoing& out : rolled_back) Settle(out, false);
+  if (!writing_ && !outbox_.empty()) MaybeWrite();
 }
 
 void SessionStream::OnWritten(bool ok) {

@@ -50,17 +50,22 @@ class StreamOpBase : public OpBase, public runtime::Completion {
   bool Abandoned() const override { return cancelled_; }
 
   // Ends the operation early: a pending Submit ends (CANCELLED, or the grant
-  // if it came first), and an OK answer not yet written is rolled back and
-  // replaced by CANCELLED.
+  // if it came first), and an OK answer not yet written is dropped: the
+  // handler rolls back what it handed out and, once the rollback is applied
+  // and the handler has ended, the op answers CANCELLED.
   void Cancel() {
     cancelled_ = true;
     CancelSubmit();
   }
 
  private:
+  friend class SessionStream;
   SessionStream& stream_;
   const uint64_t id_;
   bool cancelled_ = false;
+  // Its answer was dropped because it was cancelled first: it answers
+  // CANCELLED when its handler ends, after the handler's rollback.
+  bool owe_cancelled_ = false;
 };
 
 // The gRPC call of a session stream. Its handler (session_stream.cc) owns the

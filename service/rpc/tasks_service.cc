@@ -159,7 +159,10 @@ runtime::Task<void> Take(Env& env, TakeCall& call) {
   resp.set_attempt(taken.attempt);
   uint32_t attempt = taken.attempt;
   bool delivered = co_await call.Reply(std::move(resp));
-  if (!delivered && ref.ok()) call.Send(target, apply::UndeliverTask{queue, ref->seq, attempt});
+  if (!delivered && ref.ok()) {
+    apply::UndeliverTask undo{queue, ref->seq, attempt};
+    co_await call.Submit(target, undo);  // RollBack: answered once applied
+  }
 }
 
 runtime::Task<void> Heartbeat(Env& env, HeartbeatCall& call) {

@@ -226,5 +226,103 @@ TEST(StreamRaceTest, CancelledGetsNeverLoseOrDuplicateItems) {
   }
 }
 
+// A grant that crosses its cancel is rolled back, and the CANCELLED answer
+// comes only once the rollback is applied: whoever hears of the cancel can
+// no longer see the grant. Made deterministic with one message that carries
+// both the release that grants the waiting acquire and the acquire's cancel:
+// the op is marked cancelled before its grant is answered, so the grant is
+// always dropped and rolled back (on a durable server the rollback goes
+// through the log, which is where an early CANCELLED used to get ahead).
+TEST(StreamRaceTest, ACrossedGrantIsRolledBackBeforeTheCancelIsAnswered) {
+  TestServer t;
+  StreamClient stream(t.NewChannel(), Hello(0));
+  ASSERT_TRUE(stream.Welcome().has_value());
+  const std::string name = "race/stream/crossed";
+  v1::DescribeRequest d;
+  d.set_name(name);
+  uint64_t next_id = 1;
+  for (int round = 0; round < 100; ++round) {
+    uint64_t first = next_id++;
+    ASSERT_TRUE(stream.Send(AcquireOp(first, name)));
+    auto held = stream.Await(first);
+    ASSERT_TRUE(held.has_value());
+    ASSERT_EQ(held->code(), 0) << held->message();
+    // The same session asks again: a lock is not re-entrant, so it waits.
+    uint64_t second = next_id++;
+    v1::Operation again = AcquireOp(second, name);
+    again.mutable_acquire_lock()->set_request_id(absl::StrCat("crossed-", round));
+    ASSERT_TRUE(stream.Send(again));
+    v1::DescribeResponse dr;
+    for (int i = 0; i < 500 && dr.waiters() != 1; ++i) {
+      dr.Clear();
+      ASSERT_TRUE(t.admin->Describe(Context().get(), d, &dr).ok());
+      if (dr.waiters() != 1) std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_EQ(dr.waiters(), 1u) << "round " << round;
+    uint64_t release = next_id++;
+    ASSERT_TRUE(stream.Send({ReleaseOp(release, name, held->acquire_lock().token())}, {second}));
+    auto r = stream.Await(second);
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(r->code(), static_cast<int>(grpc::StatusCode::CANCELLED)) << "round " << round;
+    // Straight after the CANCELLED: nothing is held (the resource may be
+    // gone altogether).
+    dr.Clear();
+    grpc::Status st = t.admin->Describe(Context().get(), d, &dr);
+    if (st.ok()) {
+      EXPECT_EQ(dr.holders_size(), 0) << "round " << round << ": the cancelled grant is held";
+    } else {
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND) << st.error_message();
+    }
+    auto rr = stream.Await(release);
+    ASSERT_TRUE(rr.has_value());
+    ASSERT_EQ(rr->code(), 0) << rr->message();
+  }
+}
+
+// The same for a queue: an item handed to a Get that crosses its cancel goes
+// back to the queue before the Get is answered CANCELLED.
+TEST(StreamRaceTest, ACrossedGetIsRolledBackBeforeTheCancelIsAnswered) {
+  TestServer t;
+  StreamClient stream(t.NewChannel(), Hello(0));
+  ASSERT_TRUE(stream.Welcome().has_value());
+  uint64_t next_id = 1;
+  for (int round = 0; round < 100; ++round) {
+    // A queue per round: the item of the round before is back in its queue.
+    const std::string name = absl::StrCat("race/stream/crossed-q", round);
+    v1::DescribeRequest d;
+    d.set_name(name);
+    uint64_t get = next_id++;
+    v1::Operation g;
+    g.set_id(get);
+    g.mutable_get()->set_name(name);
+    g.mutable_get()->set_request_id(absl::StrCat("get-", round));
+    ASSERT_TRUE(stream.Send(g));
+    v1::DescribeResponse dr;
+    for (int i = 0; i < 500 && dr.waiters() != 1; ++i) {
+      dr.Clear();
+      grpc::Status st = t.admin->Describe(Context().get(), d, &dr);
+      ASSERT_TRUE(st.ok() || st.error_code() == grpc::StatusCode::NOT_FOUND);
+      if (dr.waiters() != 1) std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_EQ(dr.waiters(), 1u) << "round " << round;
+    uint64_t put = next_id++;
+    v1::Operation p;
+    p.set_id(put);
+    p.mutable_put()->set_name(name);
+    p.mutable_put()->add_items()->set_data(absl::StrCat("item-", round));
+    ASSERT_TRUE(stream.Send({p}, {get}));
+    auto r = stream.Await(get);
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(r->code(), static_cast<int>(grpc::StatusCode::CANCELLED)) << "round " << round;
+    dr.Clear();
+    ASSERT_TRUE(t.admin->Describe(Context().get(), d, &dr).ok());
+    EXPECT_EQ(dr.queue().in_flight(), 0u) << "round " << round << ": the cancelled Get's item";
+    EXPECT_EQ(dr.queue().size(), 1u) << "round " << round << ": the item is back in the queue";
+    auto pr = stream.Await(put);
+    ASSERT_TRUE(pr.has_value());
+    ASSERT_EQ(pr->code(), 0) << pr->message();
+  }
+}
+
 }  // namespace
 }  // namespace baton::testing
