@@ -299,7 +299,8 @@ var errNotFoundOnStream = status.Error(codes.NotFound, "the server does not know
 
 func (s *Session) keepAlive() {
 	defer close(s.loopDone)
-	retry := 20 * time.Millisecond
+	// The contract's re-open backoff (clients/README.md), as the stream's.
+	retry := streamBackoffBase
 	for {
 		if s.stopCtx.Err() != nil {
 			return
@@ -316,14 +317,14 @@ func (s *Session) keepAlive() {
 			return
 		}
 		if answered {
-			retry = 20 * time.Millisecond
+			retry = streamBackoffBase
 		}
 		select {
 		case <-s.stopCtx.Done():
 			return
-		case <-time.After(minDur(retry, time.Until(s.ExpiresAt()))):
+		case <-time.After(minDur(jitter(retry), time.Until(s.ExpiresAt()))):
 		}
-		retry = minDur(retry*2, 500*time.Millisecond)
+		retry = minDur(time.Duration(float64(retry)*streamBackoffMul), streamBackoffMax)
 	}
 }
 

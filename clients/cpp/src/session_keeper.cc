@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "proto_time.h"
@@ -137,7 +138,10 @@ bool SessionKeeper::WaitUntil(absl::Time deadline) {
 void SessionKeeper::Run() {
   // The session was opened (or last confirmed) just before the keeper started.
   absl::Time confirmed = absl::Now();
-  absl::Duration backoff = absl::Milliseconds(50);
+  // The contract's re-open backoff (clients/README.md): 100 ms, x1.6 per
+  // failed attempt, +-20 % jitter, at most 2 s; reset once the server answers.
+  absl::Duration backoff = absl::Milliseconds(100);
+  std::mt19937_64 random(std::random_device{}());
   for (;;) {
     auto stream = std::make_unique<Stream>(this);
     {
@@ -177,7 +181,7 @@ void SessionKeeper::Run() {
       }
       if (alive > 0) {
         confirmed = now;
-        backoff = absl::Milliseconds(50);
+        backoff = absl::Milliseconds(100);
       }
       if (done) break;  // reconnect below
       if (now - confirmed >= ttl_) {
@@ -219,7 +223,8 @@ void SessionKeeper::Run() {
       DeclareLost(std::move(lost));
       return;
     }
-    if (!WaitUntil(std::min(absl::Now() + backoff, confirmed + ttl_))) return;
+    std::uniform_real_distribution<double> jitter(0.8, 1.2);
+    if (!WaitUntil(std::min(absl::Now() + backoff * jitter(random), confirmed + ttl_))) return;
     if (absl::Now() - confirmed >= ttl_) {
       DeclareLost(absl::AbortedError(
           absl::StrCat("session ", session_id_,
@@ -228,7 +233,7 @@ void SessionKeeper::Run() {
                        absl::FormatDuration(ttl_), ")")));
       return;
     }
-    backoff = std::min(backoff * 2, absl::Seconds(1));
+    backoff = std::min(backoff * 1.6, absl::Seconds(2));
   }
 }
 
