@@ -149,9 +149,14 @@ func TestSemaphoreCancelledAcquiresNeverLeak(t *testing.T) {
 	}
 	wg.Wait()
 	// The semaphore stays declared (its capacity lasts until deleted), with
-	// every permit back and nobody waiting.
+	// every permit back and nobody waiting; or it was never declared: on a
+	// loaded machine (stress-ng, a sanitized batond) every acquire can run
+	// out of its 0-4 ms before the server builds it, and then nothing holds.
 	eventually(t, 3*time.Second, "every permit back", func() bool {
 		d, err := clients[0].Describe(ctx, n)
+		if errors.Is(err, baton.ErrNotFound) {
+			return true
+		}
 		return err == nil && len(d.GetHolders()) == 0 && d.GetWaiters() == 0 &&
 			d.GetAvailable() == d.GetCapacity()
 	})
