@@ -84,6 +84,19 @@ class Loop {
   // completion queue down; Run() returns after draining it.
   void ShutdownQueue();
 
+  // Loop thread: runs `start` (which starts a gRPC operation whose tag goes to
+  // this loop's queue) unless the queue is shut down, and says whether it
+  // ran. gRPC aborts the process if an operation starts on a queue that is
+  // shut down; work still draining after ShutdownQueue (a rollback's answer,
+  // say) may want to write to a call whose end it has not heard of yet.
+  template <class Start>
+  bool StartIfQueueOpen(Start&& start) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!queue_open_) return false;
+    start();
+    return true;
+  }
+
   // Counts coroutines in flight on this loop, so Run() does not return while
   // one could still be resumed. Loop thread only.
   void AddInFlight() { ++in_flight_; }

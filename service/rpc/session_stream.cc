@@ -134,10 +134,17 @@ void SessionStream::MaybeWrite() {
     *message_.add_results() = std::move(out.result);
     if (out.awaiter != nullptr) in_flight_.push_back(std::move(out));
   }
-  if (message_.results_size() > 0) {
-    stream.Write(message_, runtime::AsTag(&write_tag_));
-  } else {
+  if (message_.results_size() == 0) {
     writing_ = false;  // every answer taken was a cancelled op's: nothing to write
+  } else if (!shard().loop().StartIfQueueOpen(
+                 [&] { stream.Write(message_, runtime::AsTag(&write_tag_)); })) {
+    // The server is draining its queues (shutdown): nothing can be written.
+    writing_ = false;
+    broken_ = true;
+    std::vector<Outgoing> unsent = std::move(in_flight_);
+    in_flight_.clear();
+    for (Outgoing& out : unsent) Settle(out, false);
+    DropOutbox();
   }
   for (Outgoing& out : rolled_back) Settle(out, false);
   if (!writing_ && !outbox_.empty()) MaybeWrite();
