@@ -53,8 +53,10 @@ class Awaitable {
   // Starts the call inside await_suspend, never before the coroutine is
   // suspended: the completion may come on another thread at any moment. The
   // state handshake decides who resumes: if the callback runs before
-  // await_suspend is done with `this`, the coroutine continues without
-  // suspending (returns false); otherwise the callback resumes it.
+  // await_suspend is done with `this`, await_suspend resumes it through
+  // `resume` if one was given (still on the executor asked for: a loaded
+  // machine made this path real), else continues without suspending
+  // (returns false); otherwise the callback resumes it.
   bool await_suspend(std::coroutine_handle<> handle) {
     handle_ = handle;
     start_([this](absl::StatusOr<T> result) {
@@ -69,7 +71,11 @@ class Awaitable {
     });
     // After this exchange, `this` may be destroyed at any moment (the
     // callback may resume and finish the coroutine): touch nothing.
-    return state_.exchange(kSuspended, std::memory_order_acq_rel) != kCompleted;
+    if (!resume_) return state_.exchange(kSuspended, std::memory_order_acq_rel) != kCompleted;
+    Resume resume = resume_;  // a copy: resuming may destroy `this`
+    if (state_.exchange(kSuspended, std::memory_order_acq_rel) != kCompleted) return true;
+    resume(handle);  // completed first: still resume where asked
+    return true;
   }
 
   absl::StatusOr<T> await_resume() { return std::move(*result_); }
