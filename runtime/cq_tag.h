@@ -8,13 +8,24 @@
 // coroutine with the operation's `ok` when its tag comes back.
 //
 // Shutdown: gRPC delivers every tag it accepted, with ok=false when the
-// operation could not complete, so an awaiting coroutine always resumes.
+// operation could not complete, so an awaiting coroutine always resumes. gRPC
+// aborts the process when an operation starts on a completion queue that is
+// already shut down, and work still draining after Loop::ShutdownQueue (a
+// rollback's answer, a handler's final Finish) may start one on a call whose
+// end it has not heard of yet: CqOp starts through StartUnlessQueueShutDown,
+// and an operation that could not start resumes at once with ok=false.
 #pragma once
 
 #include <coroutine>
 #include <utility>
 
 namespace baton::runtime {
+
+// Defined in loop.cc. Runs start(arg) unless the completion queue of the
+// loop running on the calling thread is shut down, and says whether it ran;
+// off a loop thread it always runs it. The check and the start happen under
+// the loop's mutex, which ShutdownQueue also takes.
+bool StartUnlessQueueShutDown(void (*start)(void*), void* arg);
 
 class CqTag {
  public:
@@ -32,9 +43,11 @@ class [[nodiscard]] CqOp final : public CqTag {
   explicit CqOp(Start start) : start_(std::move(start)) {}
 
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) {
+  // Suspends unless the operation could not start (the queue is shut down):
+  // then the coroutine goes on at once with ok=false.
+  bool await_suspend(std::coroutine_handle<> h) {
     handle_ = h;
-    start_(static_cast<void*>(static_cast<CqTag*>(this)));
+    return StartUnlessQueueShutDown(&CqOp::StartOn, this);
   }
   bool await_resume() const noexcept { return ok_; }
 
@@ -44,6 +57,11 @@ class [[nodiscard]] CqOp final : public CqTag {
   }
 
  private:
+  static void StartOn(void* self) {
+    auto* op = static_cast<CqOp*>(self);
+    op->start_(static_cast<void*>(static_cast<CqTag*>(op)));
+  }
+
   Start start_;
   std::coroutine_handle<> handle_;
   bool ok_ = false;

@@ -16,7 +16,18 @@ gpr_timespec DeadlineAfter(Duration d) {
   return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_micros(d, GPR_TIMESPAN));
 }
 
+// The loop whose Run() is executing on this thread, if any.
+thread_local Loop* current_loop = nullptr;
+
 }  // namespace
+
+bool StartUnlessQueueShutDown(void (*start)(void*), void* arg) {
+  if (current_loop == nullptr) {
+    start(arg);
+    return true;
+  }
+  return current_loop->StartIfQueueOpen([&] { start(arg); });
+}
 
 Loop::Loop(int index, std::unique_ptr<grpc::ServerCompletionQueue> cq, const Clock* clock)
     : index_(index), cq_(std::move(cq)), clock_(clock) {}
@@ -80,6 +91,12 @@ void Loop::CheckTimers() {
 
 void Loop::Run() {
   thread_id_ = std::this_thread::get_id();
+  current_loop = this;
+  RunUntilDrained();
+  current_loop = nullptr;
+}
+
+void Loop::RunUntilDrained() {
   for (;;) {
     RunLocal();
     RunPosted();

@@ -112,6 +112,7 @@ class Loop {
     Loop* loop_;
   };
 
+  void RunUntilDrained();  // Run()'s body
   void RunLocal();
   bool HasPosted();
   bool RunPosted();  // returns true if it ran anything

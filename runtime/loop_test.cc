@@ -63,9 +63,13 @@ class LoopTest : public ::testing::Test {
     thread_ = std::thread([this] { loop_->Run(); });
   }
   void TearDown() override {
+    if (!shut_down_) ShutDown();
+    thread_.join();
+  }
+  void ShutDown() {
+    shut_down_ = true;
     server_->Shutdown();
     loop_->ShutdownQueue();
-    thread_.join();
   }
 
   // Runs `f` on the loop thread and waits for it.
@@ -84,6 +88,7 @@ class LoopTest : public ::testing::Test {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<Loop> loop_;
   std::thread thread_;
+  bool shut_down_ = false;
 };
 
 // Work that posted work defers runs before the event the loop takes with it:
@@ -127,6 +132,26 @@ TEST_F(LoopTest, DeferredWorkMayDeferMoreAndAllOfItRunsInOrder) {
     });
   });
   EXPECT_EQ(out.get_future().get(), (std::vector<int>{1, 2, 3}));
+}
+
+// gRPC aborts the process when an operation starts on a shut-down queue; work
+// that drains after ShutdownQueue (a coroutine in flight) must be told no.
+TEST_F(LoopTest, NoOperationStartsOnTheLoopsQueueOnceItIsShutDown) {
+  std::promise<bool> before;
+  OnLoop([&] {
+    loop_->AddInFlight();  // keeps the loop serving posted work after the queue drains
+    bool ran = false;
+    before.set_value(
+        StartUnlessQueueShutDown([](void* r) { *static_cast<bool*>(r) = true; }, &ran) && ran);
+  });
+  EXPECT_TRUE(before.get_future().get());
+  ShutDown();
+  std::promise<bool> after;
+  loop_->Post([&] {
+    after.set_value(StartUnlessQueueShutDown([](void*) { ADD_FAILURE() << "started"; }, nullptr));
+    loop_->RemoveInFlight();
+  });
+  EXPECT_FALSE(after.get_future().get());
 }
 
 }  // namespace
