@@ -52,6 +52,7 @@ const (
 	TStatusReply     Type = 0x89
 	TMembership      Type = 0x8A
 	TFatal           Type = 0x8B
+	TSnapshotRequest Type = 0x8C
 )
 
 // Code is a status code; the numbers are gRPC's (and absl::StatusCode's).
@@ -263,6 +264,11 @@ type Membership struct {
 // Fatal is the last message before baton-raftd exits on an unrecoverable error.
 type Fatal struct{ Message string }
 
+// SnapshotRequest asks batond for a COMPACT covering at least MinIndex: the
+// leader must send a snapshot to a member and the raft snapshot it has is
+// older than a membership change that member needs to see.
+type SnapshotRequest struct{ MinIndex uint64 }
+
 func (Hello) Type() Type              { return THello }
 func (Propose) Type() Type            { return TPropose }
 func (Compact) Type() Type            { return TCompact }
@@ -283,6 +289,7 @@ func (Reply) Type() Type              { return TReply }
 func (StatusReply) Type() Type        { return TStatusReply }
 func (Membership) Type() Type         { return TMembership }
 func (Fatal) Type() Type              { return TFatal }
+func (SnapshotRequest) Type() Type    { return TSnapshotRequest }
 
 func (m *Hello) encode(e *Encoder) { e.U64(m.AppliedIndex) }
 func (m *Hello) decode(d *Decoder) { m.AppliedIndex = d.U64() }
@@ -453,9 +460,11 @@ func (m *Membership) encode(e *Encoder) {
 	e.U64(m.Index)
 	e.Members(m.Members)
 }
-func (m *Membership) decode(d *Decoder) { m.Index = d.U64(); m.Members = d.Members() }
-func (m *Fatal) encode(e *Encoder)      { e.String(m.Message) }
-func (m *Fatal) decode(d *Decoder)      { m.Message = d.String() }
+func (m *Membership) decode(d *Decoder)      { m.Index = d.U64(); m.Members = d.Members() }
+func (m *Fatal) encode(e *Encoder)           { e.String(m.Message) }
+func (m *Fatal) decode(d *Decoder)           { m.Message = d.String() }
+func (m *SnapshotRequest) encode(e *Encoder) { e.U64(m.MinIndex) }
+func (m *SnapshotRequest) decode(d *Decoder) { m.MinIndex = d.U64() }
 
 // newMessage returns an empty message of type t, or nil for an unknown type.
 func newMessage(t Type) Message {
@@ -500,6 +509,8 @@ func newMessage(t Type) Message {
 		return &Membership{}
 	case TFatal:
 		return &Fatal{}
+	case TSnapshotRequest:
+		return &SnapshotRequest{}
 	}
 	return nil
 }

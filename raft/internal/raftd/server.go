@@ -87,6 +87,7 @@ type server struct {
 	batondApplied uint64 // batond's state covers entries <= this: not delivered again
 	applied       uint64 // every committed entry <= applied was handled
 	appliedTerm   uint64
+	lastCommand   uint64 // index of the last applied entry batond sees (COMMITTED or a snapshot)
 	snapIndex     uint64
 	confAppended  uint64 // highest index of a conf-change entry in the log
 	removed       bool   // this node was removed from the cluster
@@ -98,6 +99,53 @@ type server struct {
 	reads        map[uint64]*pendingRead
 	admin        *pendingAdmin
 	transfer     *pendingTransfer
+	snapAsked    time.Time // when SNAPSHOT_REQUEST was last sent
+}
+
+// raftStorage is the log raft reads: the in-memory log, except that a
+// snapshot older than the last membership change is not handed out. Raft
+// asks for a snapshot only to send it to a member whose entries were
+// compacted away; a member added after the snapshot would refuse it (it is
+// not in the snapshot's ConfState), so baton-raftd asks batond for a fresh
+// one and raft retries later (as it does for ErrSnapshotTemporarilyUnavailable).
+// Called on the loop goroutine only (raft runs there).
+type raftStorage struct {
+	*raft.MemoryStorage
+	s *server
+}
+
+func (r *raftStorage) Snapshot() (*raftpb.Snapshot, error) {
+	sn, err := r.MemoryStorage.Snapshot()
+	if err != nil {
+		return sn, err
+	}
+	if !sameConf(sn.GetMetadata().GetConfState(), r.s.confState) {
+		r.s.requestSnapshot()
+		return nil, raft.ErrSnapshotTemporarilyUnavailable
+	}
+	return sn, nil
+}
+
+func sameConf(a, b *raftpb.ConfState) bool {
+	set := func(cs *raftpb.ConfState) string {
+		v := append([]uint64(nil), cs.GetVoters()...)
+		sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
+		l := append([]uint64(nil), cs.GetLearners()...)
+		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+		return fmt.Sprint(v, l)
+	}
+	return set(a) == set(b)
+}
+
+// requestSnapshot asks batond for a COMPACT at its applied index, at most
+// once per election timeout.
+func (s *server) requestSnapshot() {
+	if time.Since(s.snapAsked) < s.electionTimeout() {
+		return
+	}
+	s.snapAsked = time.Now()
+	s.log.Infof("the raft snapshot (index %d) predates a membership change; asking batond for a new one", s.snapIndex)
+	s.out.push(&wire.SnapshotRequest{MinIndex: s.applied})
 }
 
 func (s *server) electionTimeout() time.Duration {
@@ -217,6 +265,7 @@ func (s *server) recoverMembership(rec *recovered) error {
 		s.confState = rec.snapshot.GetMetadata().GetConfState()
 		s.snapIndex = rec.snapshot.GetMetadata().GetIndex()
 		s.applied = s.snapIndex
+		s.lastCommand = s.snapIndex
 		s.appliedTerm = rec.snapshot.GetMetadata().GetTerm()
 		s.epochs = []epoch{{index: s.snapIndex, cs: s.confState, members: sortedMembers(s.members)}}
 	}
@@ -317,7 +366,7 @@ func (s *server) startRaft(rec *recovered, helloApplied uint64) error {
 		ID:                        s.cfg.ID,
 		ElectionTick:              s.cfg.ElectionTicks,
 		HeartbeatTick:             s.cfg.HeartbeatTicks,
-		Storage:                   s.mem,
+		Storage:                   &raftStorage{MemoryStorage: s.mem, s: s},
 		MaxSizePerMsg:             1 << 20,
 		MaxCommittedSizePerReady:  8 << 20,
 		MaxInflightMsgs:           256,
@@ -512,7 +561,7 @@ func (s *server) installSnapshot(sn *raftpb.Snapshot) error {
 	}
 	s.confState = sn.GetMetadata().GetConfState()
 	s.epochs = []epoch{{index: idx, cs: s.confState, members: ms}}
-	s.snapIndex, s.applied, s.appliedTerm = idx, idx, term
+	s.snapIndex, s.applied, s.appliedTerm, s.lastCommand = idx, idx, term, idx
 	s.log.Infof("installing raft snapshot at index %d term %d (%d bytes)", idx, term, len(data))
 	if idx > s.batondApplied {
 		s.out.push(&wire.InstallSnapshot{Index: idx, Term: term, Data: data})
@@ -540,6 +589,7 @@ func (s *server) applyEntries(ents []*raftpb.Entry) error {
 			if len(e.GetData()) == 0 {
 				break // raft's no-op at the start of a term
 			}
+			s.lastCommand = idx
 			o, data, err := decodeEntry(e.GetData())
 			if err != nil {
 				return fmt.Errorf("committed entry %d: %w", idx, err)
@@ -758,40 +808,55 @@ func (s *server) propose(m *wire.Propose) {
 // compact stores batond's snapshot as the raft snapshot at m.Index and
 // discards the raft log before m.Index - SnapshotCatchupEntries.
 func (s *server) compact(m *wire.Compact) error {
+	if m.Index > s.applied && m.Index <= s.batondApplied {
+		// batond's state came from before a restart, and this node has not
+		// yet relearned that the entries up to m.Index are committed.
+		s.log.Infof("COMPACT at %d ignored: raft has applied only up to %d so far", m.Index, s.applied)
+		return nil
+	}
 	if m.Index > s.applied {
 		return fmt.Errorf("%w: COMPACT at index %d, beyond the last index handed to batond (%d)", wire.ErrProtocol, m.Index, s.applied)
 	}
-	if m.Index <= s.snapIndex {
-		s.log.Infof("COMPACT at %d ignored: the raft snapshot is already at %d", m.Index, s.snapIndex)
+	index := m.Index
+	if index >= s.lastCommand {
+		// Only entries batond never sees (no-ops, membership changes) lie
+		// between its state and the applied index: the state covers them
+		// too. Snapshot at the applied index, so that a membership change
+		// there is in the snapshot's ConfState (a member added by it will
+		// accept only such a snapshot).
+		index = s.applied
+	}
+	if index <= s.snapIndex {
+		s.log.Infof("COMPACT at %d ignored: the raft snapshot is already at %d", index, s.snapIndex)
 		return nil
 	}
-	ep := s.epochAt(m.Index)
-	sn, err := s.mem.CreateSnapshot(m.Index, ep.cs, encodeSnapshot(ep.members, m.Data))
+	ep := s.epochAt(index)
+	sn, err := s.mem.CreateSnapshot(index, ep.cs, encodeSnapshot(ep.members, m.Data))
 	if err != nil {
 		if errors.Is(err, raft.ErrSnapOutOfDate) {
 			return nil
 		}
-		return fmt.Errorf("create raft snapshot at %d: %w", m.Index, err)
+		return fmt.Errorf("create raft snapshot at %d: %w", index, err)
 	}
 	if err := s.disk.saveSnap(sn); err != nil {
-		return fmt.Errorf("save raft snapshot at %d: %w", m.Index, err)
+		return fmt.Errorf("save raft snapshot at %d: %w", index, err)
 	}
-	s.snapIndex = m.Index
-	if m.Index > s.cfg.SnapshotCatchupEntries {
-		if err := s.mem.Compact(m.Index - s.cfg.SnapshotCatchupEntries); err != nil && !errors.Is(err, raft.ErrCompacted) {
+	s.snapIndex = index
+	if index > s.cfg.SnapshotCatchupEntries {
+		if err := s.mem.Compact(index - s.cfg.SnapshotCatchupEntries); err != nil && !errors.Is(err, raft.ErrCompacted) {
 			return fmt.Errorf("compact raft log: %w", err)
 		}
 	}
-	if err := s.disk.release(m.Index); err != nil {
+	if err := s.disk.release(index); err != nil {
 		return fmt.Errorf("release WAL files: %w", err)
 	}
 	// Keep the epoch in force at the snapshot and every later one.
 	i := 0
-	for i+1 < len(s.epochs) && s.epochs[i+1].index <= m.Index {
+	for i+1 < len(s.epochs) && s.epochs[i+1].index <= index {
 		i++
 	}
 	s.epochs = s.epochs[i:]
-	s.log.Infof("raft snapshot at index %d (%d bytes); log compacted", m.Index, len(m.Data))
+	s.log.Infof("raft snapshot at index %d (%d bytes); log compacted", index, len(m.Data))
 	return nil
 }
 

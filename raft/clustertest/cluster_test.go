@@ -1,0 +1,403 @@
+package clustertest
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/baton/baton/raft/wire"
+)
+
+func TestThreeNodesElectALeaderAndCommitInOrder(t *testing.T) {
+	c := newCluster(t, 3)
+	l := c.leader()
+	for _, f := range c.followers(l) {
+		waitFor(t, 5*time.Second, "followers to learn the leader", func() bool {
+			var lead wire.Leadership
+			f.b.with(func() { lead = f.b.leadership })
+			return lead.LeaderID == l.id && !lead.IsLeader && lead.LeaderClientAddr == l.clientAddr
+		})
+	}
+	proposeMany(t, l, datas("a", 200), 16, 20*time.Second)
+	state := c.waitConverged(10 * time.Second)
+	var got []string
+	for _, e := range state {
+		got = append(got, e.Data)
+	}
+	want := datas("a", 200)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("committed order differs from proposal order:\n got %v\nwant %v", got, want)
+	}
+	// Cookies come back only to the proposer.
+	for _, f := range c.followers(l) {
+		f.b.with(func() {
+			if len(f.b.cookieIndex) != 0 {
+				t.Errorf("follower %d saw %d cookies", f.id, len(f.b.cookieIndex))
+			}
+		})
+	}
+	l.b.with(func() {
+		if len(l.b.cookieIndex) != 200 {
+			t.Errorf("leader saw %d cookies, want 200", len(l.b.cookieIndex))
+		}
+	})
+}
+
+func TestFollowerRejectsProposalsAndReadsNamingTheLeader(t *testing.T) {
+	c := newCluster(t, 3)
+	l := c.leader()
+	proposeWait(t, l, "x", 5*time.Second)
+	f := c.followers(l)[0]
+	waitFor(t, 5*time.Second, "follower to learn the leader", func() bool {
+		var lead wire.Leadership
+		f.b.with(func() { lead = f.b.leadership })
+		return lead.LeaderID == l.id
+	})
+	o := proposeWait(t, f, "on-follower", 5*time.Second)
+	if o.committed || o.rejected.Code != wire.CodeUnavailable || o.rejected.LeaderID != l.id ||
+		o.rejected.LeaderClientAddr != l.clientAddr || o.rejected.MaybeCommitted {
+		t.Fatalf("proposal on a follower: %+v %+v", o, o.rejected)
+	}
+	if r, ok := f.b.read(t, 7, 5*time.Second).(*wire.ReadRejected); !ok || r.Code != wire.CodeUnavailable || r.LeaderID != l.id {
+		t.Fatalf("READ_INDEX on a follower: %#v", r)
+	}
+	o = proposeWait(t, l, "y", 5*time.Second)
+	rs, ok := l.b.read(t, 8, 5*time.Second).(*wire.ReadState)
+	if !ok || rs.Index < o.index {
+		t.Fatalf("READ_INDEX on the leader: %#v (last commit %d)", rs, o.index)
+	}
+	if l.b.appliedIndex() < o.index {
+		t.Fatalf("READ_STATE arrived before the entries it covers")
+	}
+	if st, ok := f.b.request(t, &wire.Status{ReqID: 1}, 1, 5*time.Second).(*wire.StatusReply); !ok || st.LeaderID != l.id || st.State != wire.StateFollower || len(st.Members) != 3 {
+		t.Fatalf("STATUS on a follower: %#v", st)
+	}
+}
+
+func TestClosingTheBatondSocketStopsRaftd(t *testing.T) {
+	c := newCluster(t, 3)
+	nd := c.followers(c.leader())[0]
+	nd.b.close()
+	select {
+	case <-nd.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("baton-raftd still runs 5 s after its batond closed the socket")
+	}
+	if code := nd.exit.ExitCode(); code != 3 {
+		t.Fatalf("exit code %d, want 3", code)
+	}
+}
+
+// A killed node restarted with an empty batond gets every committed entry
+// from its own WAL before READY, then the entries it missed.
+func TestRestartReplaysTheWALThenCatchesUp(t *testing.T) {
+	c := newCluster(t, 3)
+	l := c.leader()
+	proposeMany(t, l, datas("before", 50), 8, 10*time.Second)
+	f := c.followers(l)[0]
+	c.waitConverged(5 * time.Second)
+	lastBefore := f.b.appliedIndex()
+	c.kill(f)
+	proposeMany(t, l, datas("while-down", 50), 8, 10*time.Second)
+
+	c.start(f, nil, 0)
+	var ready *wire.Ready
+	var before []wire.Message
+	f.b.with(func() { ready, before = f.b.ready, f.b.beforeReady })
+	if ready.NodeID != f.id || len(ready.Members) != 3 {
+		t.Fatalf("READY %+v", ready)
+	}
+	// The replay delivers every entry the WAL's HardState says is
+	// committed. That commit index may trail what the node had delivered:
+	// etcd's WAL writes a commit-only HardState change without syncing (the
+	// leader tells the node again), so a kill -9 may lose the last few.
+	n := 0
+	for _, m := range before {
+		if cm, ok := m.(*wire.Committed); ok && cm.Index <= ready.LastCommitted {
+			n++
+		}
+	}
+	if n < 40 || ready.LastCommitted > lastBefore {
+		t.Fatalf("replay before READY delivered %d of the 50 entries in the WAL (READY says %d, the node had %d)", n, ready.LastCommitted, lastBefore)
+	}
+	t.Logf("replayed %d entries from the WAL before READY (last committed %d, the node had delivered %d)", n, ready.LastCommitted, lastBefore)
+	state := c.waitConverged(10 * time.Second)
+	if len(state) != 100 {
+		t.Fatalf("%d entries after catching up, want 100", len(state))
+	}
+
+	// Restart again with a batond that already covers part of the log: only
+	// later entries are delivered.
+	half := state[24].Index
+	c.kill(f)
+	c.start(f, state[:25], half)
+	f.b.with(func() {
+		for _, m := range f.b.beforeReady {
+			if cm, ok := m.(*wire.Committed); ok && cm.Index <= half {
+				t.Errorf("entry %d delivered although HELLO said %d", cm.Index, half)
+			}
+		}
+	})
+	c.waitConverged(10 * time.Second)
+}
+
+// COMPACT makes the raft snapshot; a node too far behind receives it as
+// INSTALL_SNAPSHOT, then the later entries; a restarted node that compacted
+// starts from its own snapshot.
+func TestCompactedLogSendsSnapshotToALaggingNode(t *testing.T) {
+	c := newCluster(t, 3, "--snapshot-catchup-entries", "10")
+	l := c.leader()
+	lag := c.followers(l)[0]
+	proposeMany(t, l, datas("early", 20), 8, 10*time.Second)
+	c.waitConverged(5 * time.Second)
+	c.kill(lag)
+	proposeMany(t, l, datas("mid", 200), 16, 20*time.Second)
+	c.waitConverged(5 * time.Second)
+	for _, nd := range c.followers(nil) {
+		nd.b.compact()
+	}
+	proposeMany(t, l, datas("late", 20), 8, 10*time.Second)
+
+	c.start(lag, nil, 0)
+	state := c.waitConverged(15 * time.Second)
+	if len(state) != 240 {
+		t.Fatalf("lagging node converged on %d entries, want 240", len(state))
+	}
+	lag.b.with(func() {
+		if len(lag.b.snapshots) != 1 {
+			t.Fatalf("lagging node got %d INSTALL_SNAPSHOTs, want 1", len(lag.b.snapshots))
+		}
+	})
+
+	// The leader restarts from its own snapshot with an empty batond.
+	var snapIdx uint64
+	l.b.with(func() { snapIdx = 0 })
+	c.kill(l)
+	c.start(l, nil, 0)
+	l.b.with(func() {
+		if len(l.b.beforeReady) == 0 {
+			t.Fatal("nothing delivered before READY")
+		}
+		is, ok := l.b.beforeReady[0].(*wire.InstallSnapshot)
+		if !ok {
+			t.Fatalf("first message after HELLO is %T, want INSTALL_SNAPSHOT", l.b.beforeReady[0])
+		}
+		snapIdx = is.Index
+	})
+	if snapIdx == 0 {
+		t.Fatal("no snapshot index")
+	}
+	c.waitConverged(10 * time.Second)
+}
+
+func TestAddListAndRemoveMembers(t *testing.T) {
+	c := newCluster(t, 3, "--snapshot-catchup-entries", "5")
+	l := c.leader()
+	proposeMany(t, l, datas("m", 50), 8, 10*time.Second)
+	c.waitConverged(5 * time.Second)
+	for _, nd := range c.followers(nil) {
+		nd.b.compact()
+	}
+	proposeMany(t, l, datas("n", 20), 8, 10*time.Second)
+
+	nd4 := c.addNode(4)
+	nd4.joined = true
+	r := l.b.request(t, &wire.AddMember{ReqID: 11, Member: wire.Member{ID: 4, PeerAddr: nd4.peerAddr, ClientAddr: nd4.clientAddr}}, 11, 10*time.Second).(*wire.Reply)
+	if r.Code != wire.CodeOK || len(r.Members) != 4 {
+		t.Fatalf("ADD_MEMBER: %+v", r)
+	}
+	// A second change of an existing member is refused.
+	if r := l.b.request(t, &wire.AddMember{ReqID: 12, Member: wire.Member{ID: 4, PeerAddr: nd4.peerAddr, ClientAddr: nd4.clientAddr}}, 12, 5*time.Second).(*wire.Reply); r.Code != wire.CodeAlreadyExists {
+		t.Fatalf("second ADD_MEMBER of 4: %+v", r)
+	}
+	c.start(nd4, nil, 0)
+	state := c.waitConverged(15 * time.Second)
+	if len(state) != 70 {
+		t.Fatalf("joined node converged on %d entries, want 70", len(state))
+	}
+	nd4.b.with(func() {
+		if len(nd4.b.snapshots) != 1 {
+			t.Errorf("joined node got %d INSTALL_SNAPSHOTs, want 1 (the log was compacted)", len(nd4.b.snapshots))
+		}
+	})
+	for _, nd := range c.sorted() {
+		r := nd.b.request(t, &wire.ListMembers{ReqID: 13}, 13, 5*time.Second).(*wire.Reply)
+		if r.Code != wire.CodeOK || len(r.Members) != 4 || r.Members[3].ClientAddr != nd4.clientAddr {
+			t.Fatalf("LIST_MEMBERS on %d: %+v", nd.id, r)
+		}
+	}
+	// Every node learns of the change through MEMBERSHIP (the joined one
+	// through the snapshot or the entry).
+	for _, nd := range c.followers(l) {
+		if nd == nd4 {
+			continue
+		}
+		nd.b.with(func() {
+			if len(nd.b.memberships) == 0 || len(nd.b.memberships[len(nd.b.memberships)-1].Members) != 4 {
+				t.Errorf("node %d memberships: %+v", nd.id, nd.b.memberships)
+			}
+		})
+	}
+	proposeMany(t, l, datas("four", 10), 4, 10*time.Second)
+	c.waitConverged(10 * time.Second)
+
+	// Remove a follower that is not 4; the rest keep committing.
+	var victim *node
+	for _, nd := range c.followers(l) {
+		if nd != nd4 {
+			victim = nd
+			break
+		}
+	}
+	r = l.b.request(t, &wire.RemoveMember{ReqID: 14, ID: victim.id}, 14, 10*time.Second).(*wire.Reply)
+	if r.Code != wire.CodeOK || len(r.Members) != 3 {
+		t.Fatalf("REMOVE_MEMBER: %+v", r)
+	}
+	if r := l.b.request(t, &wire.RemoveMember{ReqID: 15, ID: 99}, 15, 5*time.Second).(*wire.Reply); r.Code != wire.CodeNotFound {
+		t.Fatalf("REMOVE_MEMBER of a stranger: %+v", r)
+	}
+	if r := victim.b.request(t, &wire.RemoveMember{ReqID: 16, ID: 1}, 16, 5*time.Second).(*wire.Reply); r.Code != wire.CodeUnavailable {
+		t.Fatalf("REMOVE_MEMBER on a follower: %+v", r)
+	}
+	c.kill(victim)
+	proposeMany(t, l, datas("after-remove", 10), 4, 10*time.Second)
+	c.waitConverged(10 * time.Second)
+}
+
+func TestTransferLeadership(t *testing.T) {
+	c := newCluster(t, 3)
+	l := c.leader()
+	proposeWait(t, l, "x", 5*time.Second)
+	to := c.followers(l)[1]
+	r := l.b.request(t, &wire.TransferLeadership{ReqID: 21, To: to.id}, 21, 10*time.Second).(*wire.Reply)
+	if r.Code != wire.CodeOK || r.LeaderID != to.id {
+		t.Fatalf("TRANSFER_LEADERSHIP to %d: %+v", to.id, r)
+	}
+	nl := c.waitLeader(5*time.Second, l.id)
+	if nl != to {
+		t.Fatalf("node %d leads, want %d", nl.id, to.id)
+	}
+	waitFor(t, 5*time.Second, "old leader to be told it no longer leads", func() bool { return !l.b.isLeader() })
+	proposeWait(t, nl, "after-transfer", 5*time.Second)
+
+	// To 0: the most up-to-date follower.
+	r = nl.b.request(t, &wire.TransferLeadership{ReqID: 22}, 22, 10*time.Second).(*wire.Reply)
+	if r.Code != wire.CodeOK || r.LeaderID == nl.id || r.LeaderID == 0 {
+		t.Fatalf("TRANSFER_LEADERSHIP to 0: %+v", r)
+	}
+	nl2 := c.waitLeader(5*time.Second, nl.id)
+	proposeWait(t, nl2, "after-second-transfer", 5*time.Second)
+	// On a follower it fails.
+	if r := l.b.request(t, &wire.TransferLeadership{ReqID: 23, To: 1}, 23, 5*time.Second).(*wire.Reply); l != nl2 && r.Code != wire.CodeUnavailable {
+		t.Fatalf("TRANSFER_LEADERSHIP on a follower: %+v", r)
+	}
+	c.waitConverged(5 * time.Second)
+}
+
+// A leader paused longer than the election timeout must not commit anything
+// as leader when it wakes: the others elect a new leader, the old one is
+// told it no longer leads, and what it accepted while it believed it led is
+// rejected and never committed.
+func TestPausedLeaderNeverCommitsAfterWaking(t *testing.T) {
+	c := newCluster(t, 3)
+	old := c.leader()
+	proposeMany(t, old, datas("pre", 20), 8, 10*time.Second)
+	if err := syscall.Kill(old.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			syscall.Kill(old.cmd.Process.Pid, syscall.SIGCONT)
+		}
+	}()
+	nl := c.waitLeader(10*time.Second, old.id)
+	// The old leader's batond still believes it leads and proposes; the
+	// requests wait in the socket until the process runs again.
+	var cookies []uint64
+	for i := 0; i < 5; i++ {
+		cookieSeq++
+		cookies = append(cookies, cookieSeq)
+		old.b.send(&wire.Propose{Cookie: cookieSeq, Data: []byte(fmt.Sprintf("stale-%d", i))})
+	}
+	old.b.send(&wire.ReadIndex{Ctx: 99})
+	proposeMany(t, nl, datas("new", 20), 8, 10*time.Second)
+	time.Sleep(1500 * time.Millisecond) // paused for well over the election timeout
+	syscall.Kill(old.cmd.Process.Pid, syscall.SIGCONT)
+	stopped = false
+
+	waitFor(t, 10*time.Second, "old leader's batond to be told it no longer leads", func() bool {
+		var lead wire.Leadership
+		old.b.with(func() { lead = old.b.leadership })
+		return !lead.IsLeader && lead.LeaderID != old.id
+	})
+	waitFor(t, 10*time.Second, "outcomes of the stale proposals", func() bool {
+		n := 0
+		old.b.with(func() {
+			for _, c := range cookies {
+				if _, ok := old.b.rejected[c]; ok {
+					n++
+				}
+				if _, ok := old.b.cookieIndex[c]; ok {
+					t.Errorf("stale proposal %d committed", c)
+				}
+			}
+		})
+		return n == len(cookies)
+	})
+	if r, ok := old.b.read(t, 99, 10*time.Second).(*wire.ReadRejected); !ok {
+		t.Fatalf("READ_INDEX on the paused leader: %#v", r)
+	}
+	proposeMany(t, nl, datas("after", 10), 4, 10*time.Second)
+	state := c.waitConverged(10 * time.Second)
+	if containsData(state, "stale-") {
+		t.Fatal("an entry proposed by the paused leader was committed")
+	}
+	var leaderships []wire.Leadership
+	old.b.with(func() { leaderships = old.b.leaderships })
+	t.Logf("old leader's LEADERSHIP messages: %+v", leaderships)
+}
+
+// Kill -9 of the leader, repeatedly: a new leader must commit within a few
+// seconds. Failover = from SIGKILL to the first COMMITTED of a proposal made
+// on the new leader (as soon as its batond is told it leads).
+func TestFailoverAfterKillingTheLeader(t *testing.T) {
+	trials := 10
+	if s := os.Getenv("RAFTD_FAILOVER_TRIALS"); s != "" {
+		trials, _ = strconv.Atoi(s)
+	}
+	if testing.Short() {
+		trials = 3
+	}
+	c := newCluster(t, 3)
+	var times []time.Duration
+	for i := 0; i < trials; i++ {
+		l := c.waitLeader(10*time.Second, 0)
+		proposeMany(t, l, datas(fmt.Sprintf("t%d", i), 10), 4, 10*time.Second)
+		c.waitConverged(10 * time.Second)
+		killed := time.Now()
+		c.kill(l)
+		nl := c.waitLeader(10*time.Second, l.id)
+		o := proposeWait(t, nl, fmt.Sprintf("first-after-%d", i), 10*time.Second)
+		if !o.committed {
+			t.Fatalf("first proposal on the new leader rejected: %+v", o.rejected)
+		}
+		d := o.at.Sub(killed)
+		times = append(times, d)
+		t.Logf("trial %d: leader %d killed, node %d committed after %v", i, l.id, nl.id, d.Round(time.Millisecond))
+		if d > 5*time.Second {
+			t.Errorf("failover took %v", d)
+		}
+		// Bring the old leader back with its data and an empty batond.
+		c.start(l, nil, 0)
+		c.waitConverged(10 * time.Second)
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	p := func(q float64) time.Duration { return times[min(len(times)-1, int(q*float64(len(times))))] }
+	t.Logf("failover over %d trials: p50 %v, p99 %v, max %v", len(times), p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond))
+	fmt.Printf("FAILOVER trials=%d p50=%v p99=%v max=%v\n", len(times), p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond))
+}
