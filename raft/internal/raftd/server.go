@@ -268,6 +268,9 @@ func (s *server) recoverMembership(rec *recovered) error {
 		s.lastCommand = s.snapIndex
 		s.appliedTerm = rec.snapshot.GetMetadata().GetTerm()
 		s.epochs = []epoch{{index: s.snapIndex, cs: s.confState, members: sortedMembers(s.members)}}
+		if _, ok := s.members[s.cfg.ID]; !ok && len(s.members) > 0 {
+			s.removed = true
+		}
 	}
 	for _, e := range rec.entries {
 		if e.GetType() == raftpb.EntryConfChange {
@@ -497,6 +500,14 @@ func (s *server) report(r report) {
 // any committed entry is handed to batond.
 func (s *server) handleReady() error {
 	rd := s.rn.Ready()
+	// A leader may send before its own write completes (raft thesis
+	// 10.2.1, as etcd does): its own copy counts towards the commit quorum
+	// only after Advance, i.e. after the fsync below. Followers and
+	// candidates must persist first (votes, acknowledged entries).
+	leader := s.rn.BasicStatus().RaftState == raft.StateLeader
+	if leader {
+		s.tr.send(rd.Messages)
+	}
 	hasSnap := !raft.IsEmptySnap(rd.Snapshot)
 	if hasSnap {
 		// The snapshot file and its WAL marker first, so that a restart
@@ -532,7 +543,9 @@ func (s *server) handleReady() error {
 			s.confAppended = max(s.confAppended, e.GetIndex())
 		}
 	}
-	s.tr.send(rd.Messages)
+	if !leader {
+		s.tr.send(rd.Messages)
+	}
 	if err := s.applyEntries(rd.CommittedEntries); err != nil {
 		return err
 	}
