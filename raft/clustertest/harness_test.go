@@ -32,7 +32,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	raftdBin = filepath.Join(dir, "baton-raftd")
-	build := exec.Command("go", "build", "-o", raftdBin, "github.com/baton/baton/raft/cmd/baton-raftd")
+	args := []string{"build", "-o", raftdBin}
+	if os.Getenv("RAFTD_RACE") != "" { // build baton-raftd with the race detector
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "github.com/baton/baton/raft/cmd/baton-raftd")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building baton-raftd:", err)
@@ -525,6 +529,11 @@ func (c *cluster) shutdown() {
 	if len(errs) > 0 {
 		c.t.Errorf("protocol violations seen by the fake batonds:\n%s", strings.Join(errs, "\n"))
 	}
+	for _, nd := range c.sorted() {
+		if b, err := os.ReadFile(nd.logPath); err == nil && bytes.Contains(b, []byte("DATA RACE")) {
+			c.t.Errorf("node %d: the race detector reported a data race (see its log below)", nd.id)
+		}
+	}
 	if c.t.Failed() || os.Getenv("RAFTD_KEEP_LOGS") != "" {
 		for _, nd := range c.sorted() {
 			if b, err := os.ReadFile(nd.logPath); err == nil {
@@ -703,4 +712,3 @@ func containsData(es []entry, prefix string) bool {
 	return false
 }
 
-var _ = bytes.Equal
