@@ -711,4 +711,3 @@ func containsData(es []entry, prefix string) bool {
 	}
 	return false
 }
-

@@ -7,10 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/baton/baton/raft/internal/raftd"
 )
+
+// termGrace is how long baton-raftd outlives a SIGTERM or SIGINT.
+const termGrace = 15 * time.Second
 
 const usage = `baton-raftd: replicates batond's log with etcd's raft library.
 
@@ -26,6 +31,9 @@ Start a new 3-node cluster (same --initial-cluster on every node):
 Add a 4th node: ADD_MEMBER on the leader, then start it with --join and the
 current members (itself included) as --initial-cluster.
 A restarted node ignores --initial-cluster and --join: its WAL knows the members.
+
+SIGTERM and SIGINT start a 15 s grace period (batond may still transfer
+leadership); baton-raftd exits when batond closes the socket or the grace ends.
 
 Exit codes: 0 never (it runs until batond goes away), 1 fatal error (FATAL was
 sent to batond when it was connected), 2 bad flags, 3 batond's socket closed.
@@ -77,6 +85,19 @@ func main() {
 		fmt.Fprintf(os.Stderr, "baton-raftd: %v\n", err)
 		os.Exit(raftd.ExitUsage)
 	}
+	// batond owns this process: it stops it by closing the socket. A SIGTERM
+	// or SIGINT sent to the whole process group (systemd, Ctrl-C) must not
+	// kill baton-raftd before batond has had time to hand leadership over,
+	// so it only starts a grace period.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		sig := <-sigs
+		fmt.Fprintf(os.Stderr, "baton-raftd: %v: exiting when batond closes the socket, or in %v\n", sig, termGrace)
+		time.Sleep(termGrace)
+		fmt.Fprintf(os.Stderr, "baton-raftd: batond did not close the socket within %v of %v; exiting\n", termGrace, sig)
+		os.Exit(raftd.ExitFatal)
+	}()
 	if err := raftd.Run(cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "baton-raftd: %v\n", err)
 		os.Exit(raftd.ExitFatal)

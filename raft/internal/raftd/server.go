@@ -100,6 +100,7 @@ type server struct {
 	admin        *pendingAdmin
 	transfer     *pendingTransfer
 	snapAsked    time.Time // when SNAPSHOT_REQUEST was last sent
+	sendReports  []report  // transport reports for the Ready being handled
 }
 
 // raftStorage is the log raft reads: the in-memory log, except that a
@@ -484,6 +485,12 @@ func (s *server) step(m *raftpb.Message) {
 	}
 }
 
+// send hands messages to the transport; raft hears about the ones it
+// dropped after this Ready is advanced.
+func (s *server) send(msgs []*raftpb.Message) {
+	s.sendReports = append(s.sendReports, s.tr.send(msgs)...)
+}
+
 func (s *server) report(r report) {
 	switch r.kind {
 	case reportUnreachable:
@@ -506,7 +513,7 @@ func (s *server) handleReady() error {
 	// candidates must persist first (votes, acknowledged entries).
 	leader := s.rn.BasicStatus().RaftState == raft.StateLeader
 	if leader {
-		s.tr.send(rd.Messages)
+		s.send(rd.Messages)
 	}
 	hasSnap := !raft.IsEmptySnap(rd.Snapshot)
 	if hasSnap {
@@ -544,7 +551,7 @@ func (s *server) handleReady() error {
 		}
 	}
 	if !leader {
-		s.tr.send(rd.Messages)
+		s.send(rd.Messages)
 	}
 	if err := s.applyEntries(rd.CommittedEntries); err != nil {
 		return err
@@ -558,6 +565,10 @@ func (s *server) handleReady() error {
 		}
 	}
 	s.rn.Advance(rd)
+	for _, r := range s.sendReports {
+		s.report(r)
+	}
+	s.sendReports = s.sendReports[:0]
 	return nil
 }
 

@@ -28,8 +28,9 @@ import (
 // a MsgSnap), as etcd's rafthttp and raftexample do. Raft retransmits.
 //
 // Threading: send, setPeers run on the raft loop; everything else on the
-// transport's own goroutines. Received messages and reports come back through
-// the recvc and reportc channels, read by the raft loop.
+// transport's own goroutines. Received messages and the peer goroutines'
+// reports come back through the recvc and reportc channels, read by the raft
+// loop; send returns its own reports to the loop directly.
 type transport struct {
 	id     uint64
 	logger raft.Logger
@@ -105,24 +106,30 @@ func (t *transport) setPeers(addrs map[uint64]string) {
 }
 
 // send queues messages; see the type comment for what happens on overflow.
-func (t *transport) send(msgs []*raftpb.Message) {
+// The reports for messages dropped here are returned to the caller (the raft
+// loop) rather than queued: the loop must never wait on its own channel.
+func (t *transport) send(msgs []*raftpb.Message) []report {
+	var reports []report
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, m := range msgs {
 		p := t.peers[m.GetTo()]
-		if p == nil {
-			t.dropped(m)
-			continue
+		if p != nil {
+			select {
+			case p.q <- m:
+				continue
+			default:
+			}
 		}
-		select {
-		case p.q <- m:
-		default:
-			t.dropped(m)
+		if m.GetType() == raftpb.MsgSnap {
+			reports = append(reports, report{reportSnapshotFailed, m.GetTo()})
 		}
+		reports = append(reports, report{reportUnreachable, m.GetTo()})
 	}
+	return reports
 }
 
-// dropped tells raft a message did not go out.
+// dropped tells raft, from a peer goroutine, that a message did not go out.
 func (t *transport) dropped(m *raftpb.Message) {
 	if m.GetType() == raftpb.MsgSnap {
 		t.report(report{reportSnapshotFailed, m.GetTo()})
@@ -175,7 +182,15 @@ func (t *transport) acceptLoop() {
 // serveConn reads one inbound connection until it breaks.
 func (t *transport) serveConn(c net.Conn) {
 	defer c.Close()
-	go func() { <-t.stopc; c.Close() }()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-t.stopc:
+			c.Close()
+		case <-done:
+		}
+	}()
 	r := bufio.NewReaderSize(c, 64<<10)
 	var hello [16]byte
 	if _, err := io.ReadFull(r, hello[:]); err != nil {
