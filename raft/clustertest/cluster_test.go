@@ -5,6 +5,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -373,7 +374,7 @@ func TestFailoverAfterKillingTheLeader(t *testing.T) {
 	if testing.Short() {
 		trials = 3
 	}
-	c := newCluster(t, 3)
+	c := newCluster(t, 3, strings.Fields(os.Getenv("RAFTD_FAILOVER_FLAGS"))...)
 	var times []time.Duration
 	for i := 0; i < trials; i++ {
 		l := c.waitLeader(10*time.Second, 0)
