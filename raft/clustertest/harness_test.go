@@ -545,6 +545,10 @@ func (c *cluster) shutdown() {
 			}
 		}
 	}
+	if os.Getenv("RAFTD_KEEP_LOGS") == "dir" {
+		c.t.Logf("kept %s", c.dir)
+		return
+	}
 	os.RemoveAll(c.dir)
 }
 

@@ -61,6 +61,7 @@ func main() {
 	fs.IntVar(&cfg.ElectionTicks, "election-ticks", cfg.ElectionTicks, "ticks without hearing from a leader before a follower campaigns (randomised up to 2x)")
 	fs.IntVar(&cfg.HeartbeatTicks, "heartbeat-ticks", cfg.HeartbeatTicks, "ticks between leader heartbeats")
 	fs.Uint64Var(&cfg.SnapshotCatchupEntries, "snapshot-catchup-entries", cfg.SnapshotCatchupEntries, "entries kept in the raft log below a COMPACT index, for followers slightly behind")
+	fs.BoolVar(&cfg.FastFailover, "fast-failover", cfg.FastFailover, "when the leader's process is gone (its connection closed and its peer port refuses connections), forget it and elect a new leader at once instead of after the election timeout")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (log goes to stderr)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if err == flag.ErrHelp {

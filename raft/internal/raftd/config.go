@@ -27,6 +27,10 @@ type Config struct {
 	// a follower slightly behind catches up from the log rather than a snapshot.
 	SnapshotCatchupEntries uint64 // default 5000
 	LogLevel               string // debug, info, warn, error (default info)
+	// When the leader's connection to this follower closes and its peer
+	// port refuses connections (its process is gone), forget it and elect a
+	// new leader at once instead of waiting for the election timeout.
+	FastFailover bool // default true
 }
 
 // DefaultConfig returns the defaults documented in --help.
@@ -38,6 +42,7 @@ func DefaultConfig() Config {
 		HeartbeatTicks:         1,
 		SnapshotCatchupEntries: 5000,
 		LogLevel:               "info",
+		FastFailover:           true,
 	}
 }
 

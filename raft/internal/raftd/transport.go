@@ -40,6 +40,7 @@ type transport struct {
 
 	recvc   chan *raftpb.Message
 	reportc chan report
+	downc   chan uint64 // a peer's inbound connection ended
 	stopc   chan struct{}
 	ln      net.Listener
 }
@@ -75,6 +76,7 @@ func newTransport(id uint64, ln net.Listener, logger raft.Logger) *transport {
 		peers:   map[uint64]*peer{},
 		recvc:   make(chan *raftpb.Message, 4096),
 		reportc: make(chan report, 1024),
+		downc:   make(chan uint64, 64),
 		stopc:   make(chan struct{}),
 		ln:      ln,
 	}
@@ -98,7 +100,7 @@ func (t *transport) setPeers(addrs map[uint64]string) {
 			continue
 		}
 		if _, ok := t.peers[id]; !ok {
-			p := &peer{t: t, id: id, addr: a, q: make(chan *raftpb.Message, peerQueueLen), stopc: make(chan struct{})}
+			p := &peer{t: t, id: id, addr: a, q: make(chan *raftpb.Message, peerQueueLen), kickc: make(chan struct{}, 1), stopc: make(chan struct{})}
 			t.peers[id] = p
 			go p.run()
 		}
@@ -201,6 +203,13 @@ func (t *transport) serveConn(c net.Conn) {
 		return
 	}
 	from := binary.LittleEndian.Uint64(hello[8:])
+	t.kick(from)
+	defer func() {
+		select {
+		case t.downc <- from:
+		default:
+		}
+	}()
 	var hdr [4]byte
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -231,12 +240,28 @@ func (t *transport) serveConn(c net.Conn) {
 	}
 }
 
+// kick makes the outbound side towards id redial now if it is waiting out a
+// backoff: id just connected to us, so it is up again (a restarted node
+// would otherwise miss our messages, votes included, for up to maxBackoff).
+func (t *transport) kick(id uint64) {
+	t.mu.Lock()
+	p := t.peers[id]
+	t.mu.Unlock()
+	if p != nil {
+		select {
+		case p.kickc <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // peer is the outbound side towards one member.
 type peer struct {
 	t     *transport
 	id    uint64
 	addr  string
 	q     chan *raftpb.Message
+	kickc chan struct{}
 	stopc chan struct{}
 }
 
@@ -255,10 +280,12 @@ func (p *peer) run() {
 			p.drain()
 			select {
 			case <-time.After(backoff):
+				backoff = min(backoff*2, maxBackoff)
+			case <-p.kickc:
+				backoff = minBackoff
 			case <-p.stopc:
 				return
 			}
-			backoff = min(backoff*2, maxBackoff)
 			continue
 		}
 		backoff = minBackoff
@@ -298,11 +325,22 @@ func (p *peer) write(c net.Conn) error {
 	if err := w.Flush(); err != nil {
 		return err
 	}
+	// The connection is write-only, so a peer that went away is noticed
+	// only by reading: otherwise the first message after its death would
+	// vanish into a dead socket (a vote, say), and only the second would fail.
+	broken := make(chan struct{})
+	go func() {
+		var b [1]byte
+		c.Read(b[:])
+		close(broken)
+	}()
 	var lenbuf [4]byte
 	for {
 		var m *raftpb.Message
 		select {
 		case m = <-p.q:
+		case <-broken:
+			return errors.New("connection closed by the peer")
 		case <-p.stopc:
 			return nil
 		}
