@@ -365,8 +365,20 @@ func TestPausedLeaderNeverCommitsAfterWaking(t *testing.T) {
 
 // Kill -9 of the leader, repeatedly: a new leader must commit within a few
 // seconds. Failover = from SIGKILL to the first COMMITTED of a proposal made
-// on the new leader (as soon as its batond is told it leads).
+// on the new leader (as soon as its batond is told it leads). With fast
+// failover (the default) the followers see the leader's process go away.
 func TestFailoverAfterKillingTheLeader(t *testing.T) {
+	runFailover(t, "kill -9, fast failover", strings.Fields(os.Getenv("RAFTD_FAILOVER_FLAGS")))
+}
+
+// The same with fast failover off: the followers notice only by the
+// election timeout, as they would for a leader whose host died or was cut
+// off (its connections do not close).
+func TestFailoverByElectionTimeout(t *testing.T) {
+	runFailover(t, "kill -9, election timeout", append([]string{"--fast-failover=false"}, strings.Fields(os.Getenv("RAFTD_FAILOVER_FLAGS"))...))
+}
+
+func runFailover(t *testing.T, name string, flags []string) {
 	trials := 10
 	if s := os.Getenv("RAFTD_FAILOVER_TRIALS"); s != "" {
 		trials, _ = strconv.Atoi(s)
@@ -374,7 +386,7 @@ func TestFailoverAfterKillingTheLeader(t *testing.T) {
 	if testing.Short() {
 		trials = 3
 	}
-	c := newCluster(t, 3, strings.Fields(os.Getenv("RAFTD_FAILOVER_FLAGS"))...)
+	c := newCluster(t, 3, flags...)
 	var times []time.Duration
 	for i := 0; i < trials; i++ {
 		l := c.waitLeader(10*time.Second, 0)
@@ -399,6 +411,31 @@ func TestFailoverAfterKillingTheLeader(t *testing.T) {
 	}
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	p := func(q float64) time.Duration { return times[min(len(times)-1, int(q*float64(len(times))))] }
-	t.Logf("failover over %d trials: p50 %v, p99 %v, max %v", len(times), p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond))
-	fmt.Printf("FAILOVER trials=%d p50=%v p99=%v max=%v\n", len(times), p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond))
+	summary := fmt.Sprintf("FAILOVER (%s, flags %q) trials=%d p50=%v p99=%v max=%v", name, flags, len(times),
+		p(0.5).Round(time.Millisecond), p(0.99).Round(time.Millisecond), times[len(times)-1].Round(time.Millisecond))
+	t.Log(summary)
+	fmt.Println(summary)
+}
+
+// A frame baton-raftd cannot parse is fatal: FATAL, then exit status 1.
+func TestProtocolErrorIsFatal(t *testing.T) {
+	c := newCluster(t, 3)
+	nd := c.followers(c.leader())[0]
+	nd.b.wmu.Lock()
+	nd.b.conn.Write([]byte{1, 0, 0, 0, 0x7F}) // unknown type 0x7F
+	nd.b.wmu.Unlock()
+	select {
+	case <-nd.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("baton-raftd still runs after a protocol error")
+	}
+	if code := nd.exit.ExitCode(); code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+	nd.b.with(func() {
+		if nd.b.fatal == nil || !strings.Contains(nd.b.fatal.Message, "unknown message type") {
+			t.Fatalf("FATAL: %+v", nd.b.fatal)
+		}
+	})
+	nd.b.close()
 }

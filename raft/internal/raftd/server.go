@@ -516,10 +516,15 @@ func (s *server) peerDown(id uint64) {
 		return
 	}
 	go func() {
-		if peerProcessGone(addr) {
-			select {
-			case s.deadc <- id:
-			default:
+		// A dying process may linger a moment: look a few times.
+		for _, wait := range []time.Duration{0, 50 * time.Millisecond, 150 * time.Millisecond} {
+			time.Sleep(wait)
+			if peerProcessGone(addr) {
+				select {
+				case s.deadc <- id:
+				default:
+				}
+				return
 			}
 		}
 	}()

@@ -40,7 +40,7 @@ type transport struct {
 
 	recvc   chan *raftpb.Message
 	reportc chan report
-	downc   chan uint64 // a peer's inbound connection ended
+	downc   chan uint64 // a connection from or to this peer ended
 	stopc   chan struct{}
 	ln      net.Listener
 }
@@ -294,6 +294,10 @@ func (p *peer) run() {
 		if err != nil {
 			p.t.logger.Debugf("peer %d at %s: %v", p.id, p.addr, err)
 			p.t.report(report{reportUnreachable, p.id})
+			select { // as when its connection to us ends
+			case p.t.downc <- p.id:
+			default:
+			}
 		}
 	}
 }
