@@ -2,7 +2,9 @@ package clustertest
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -438,4 +440,63 @@ func TestProtocolErrorIsFatal(t *testing.T) {
 		}
 	})
 	nd.b.close()
+}
+
+// A single-node cluster, with batond's socket passed as an inherited
+// descriptor (one end of a socketpair) instead of a path.
+func TestSingleNodeOverAnInheritedSocket(t *testing.T) {
+	dir := t.TempDir()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := os.NewFile(uintptr(fds[1]), "raftd-end")
+	mine := os.NewFile(uintptr(fds[0]), "batond-end")
+	peer := freePort(t)
+	logf, _ := os.Create(dir + "/node.log")
+	cmd := exec.Command(raftdBin, "--id", "7", "--data-dir", dir+"/data", "--socket-fd", "3",
+		"--peer-listen", peer, "--initial-cluster", "7="+peer+"@127.0.0.1:17007")
+	cmd.ExtraFiles = []*os.File{child}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	child.Close()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	defer func() {
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			b, _ := os.ReadFile(dir + "/node.log")
+			t.Logf("log:\n%s", b)
+		}
+	}()
+	conn, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeBatond{t: t, id: 7, conn: conn, rejected: map[uint64]wire.Rejected{}, cookieIndex: map[uint64]uint64{},
+		reads: map[uint64]wire.Message{}, replies: map[uint64]wire.Message{}, outcomes: make(chan outcome, 1024)}
+	f.send(&wire.Hello{})
+	go f.readLoop()
+	nd := &node{id: 7, b: f}
+	waitFor(t, 10*time.Second, "the single node to lead", f.isLeader)
+	proposeMany(t, nd, datas("solo", 50), 8, 10*time.Second)
+	if rs, ok := f.read(t, 1, 5*time.Second).(*wire.ReadState); !ok || rs.Index < 50 {
+		t.Fatalf("READ_INDEX: %#v", rs)
+	}
+	if len(f.snapshotState()) != 50 {
+		t.Fatalf("%d entries", len(f.snapshotState()))
+	}
+	f.close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("baton-raftd did not exit when the socketpair closed")
+	}
+	if errs := f.errors(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
 }

@@ -831,10 +831,11 @@ func (s *server) updateLeadership() {
 // A proposal may still commit (a new leader may have it): it is rejected as
 // "maybe committed" and, if it commits, delivered with cookie 0.
 func (s *server) loseLeadership() {
+	lead := s.rn.BasicStatus().Lead
 	for _, c := range s.pendingOrder {
 		if _, ok := s.pending[c]; ok {
 			s.out.push(&wire.Rejected{Cookie: c, Code: wire.CodeUnavailable, MaybeCommitted: true,
-				LeaderID: s.rn.BasicStatus().Lead, LeaderClientAddr: s.clientAddr(s.rn.BasicStatus().Lead),
+				LeaderID: lead, LeaderClientAddr: s.clientAddr(lead),
 				Message: "leadership lost; outcome unknown: the entry may still commit (then it is delivered with cookie 0)"})
 		}
 	}
