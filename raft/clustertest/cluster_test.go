@@ -355,7 +355,7 @@ func TestPausedLeaderNeverCommitsAfterWaking(t *testing.T) {
 	if r, ok := old.b.read(t, 99, 10*time.Second).(*wire.ReadRejected); !ok {
 		t.Fatalf("READ_INDEX on the paused leader: %#v", r)
 	}
-	proposeMany(t, nl, datas("after", 10), 4, 10*time.Second)
+	c.proposeOnLeader("after", 15*time.Second)
 	state := c.waitConverged(10 * time.Second)
 	if containsData(state, "stale-") {
 		t.Fatal("an entry proposed by the paused leader was committed")
@@ -499,4 +499,84 @@ func TestSingleNodeOverAnInheritedSocket(t *testing.T) {
 	if errs := f.errors(); len(errs) > 0 {
 		t.Fatal(errs)
 	}
+}
+
+// A leader cut off from its followers keeps accepting proposals until
+// check-quorum makes it step down; those proposals are then rejected as
+// "maybe committed". Whether they commit depends on who wins the next
+// election; if one does, it is delivered once, with cookie 0.
+func TestLeaderWithoutQuorumRejectsAsMaybeCommitted(t *testing.T) {
+	c := newCluster(t, 3)
+	l := c.leader()
+	proposeMany(t, l, datas("pre", 10), 4, 10*time.Second)
+	fs := c.followers(l)
+	for _, f := range fs {
+		syscall.Kill(f.cmd.Process.Pid, syscall.SIGSTOP)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			for _, f := range fs {
+				syscall.Kill(f.cmd.Process.Pid, syscall.SIGCONT)
+			}
+			resumed = true
+		}
+	}
+	defer resume()
+	var cookies []uint64
+	for i := 0; i < 5; i++ {
+		cookieSeq++
+		cookies = append(cookies, cookieSeq)
+		l.b.send(&wire.Propose{Cookie: cookieSeq, Data: []byte(fmt.Sprintf("orphan-%d", i))})
+	}
+	waitFor(t, 10*time.Second, "check-quorum to depose the cut-off leader and reject its proposals", func() bool {
+		n := 0
+		l.b.with(func() {
+			for _, c := range cookies {
+				if r, ok := l.b.rejected[c]; ok {
+					if !r.MaybeCommitted || r.Code != wire.CodeUnavailable {
+						t.Errorf("rejection %+v: want UNAVAILABLE, maybe committed", r)
+					}
+					n++
+				}
+			}
+		})
+		return n == len(cookies) && !l.b.isLeader()
+	})
+	resume()
+	// Leadership may move more than once right after the resume.
+	c.proposeOnLeader("after", 15*time.Second)
+	nl := c.waitLeader(10*time.Second, 0)
+	state := c.waitConverged(10 * time.Second)
+	committed := 0
+	for i := 0; i < 5; i++ {
+		n := 0
+		for _, e := range state {
+			if e.Data == fmt.Sprintf("orphan-%d", i) {
+				n++
+			}
+		}
+		if n > 1 {
+			t.Fatalf("orphan-%d committed %d times", i, n)
+		}
+		committed += n
+	}
+	t.Logf("new leader %d (old %d); %d of 5 maybe-committed proposals committed (with cookie 0)", nl.id, l.id, committed)
+}
+
+// A leader may remove itself: the change applies, it steps down, and the
+// other two elect a leader between them.
+func TestLeaderRemovesItself(t *testing.T) {
+	c := newCluster(t, 3)
+	l := c.leader()
+	proposeWait(t, l, "x", 5*time.Second)
+	r := l.b.request(t, &wire.RemoveMember{ReqID: 31, ID: l.id}, 31, 10*time.Second).(*wire.Reply)
+	if r.Code != wire.CodeOK || len(r.Members) != 2 {
+		t.Fatalf("REMOVE_MEMBER of the leader itself: %+v", r)
+	}
+	nl := c.waitLeader(10*time.Second, l.id)
+	waitFor(t, 5*time.Second, "the removed leader to stop leading", func() bool { return !l.b.isLeader() })
+	proposeMany(t, nl, datas("two", 5), 4, 10*time.Second)
+	c.kill(l)
+	c.waitConverged(10 * time.Second)
 }

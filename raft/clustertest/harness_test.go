@@ -715,3 +715,22 @@ func containsData(es []entry, prefix string) bool {
 	}
 	return false
 }
+
+// proposeOnLeader proposes data on whichever node leads, retrying after a
+// rejection (leadership may still move right after a fault), until it
+// commits; an entry rejected as maybe committed may commit too, so the
+// caller must tolerate duplicates of data.
+func (c *cluster) proposeOnLeader(data string, timeout time.Duration) outcome {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		l := c.waitLeader(time.Until(deadline), 0)
+		o := proposeWait(c.t, l, data, time.Until(deadline))
+		if o.committed {
+			return o
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("%q not committed within %v", data, timeout)
+	return outcome{}
+}
