@@ -2,6 +2,8 @@ package clustertest
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +20,10 @@ func BenchmarkCommits16InFlight(b *testing.B) {
 	c := newCluster(b, 3)
 	l := c.leader()
 	payload := strings.Repeat("x", 128)
-	const window = 16
+	window := 16
+	if s := os.Getenv("RAFTD_BENCH_WINDOW"); s != "" { // e.g. 64, to see how batching scales
+		window, _ = strconv.Atoi(s)
+	}
 	b.ResetTimer()
 	start := time.Now()
 	inflight, sent, done := 0, 0, 0
@@ -46,6 +51,6 @@ func BenchmarkCommits16InFlight(b *testing.B) {
 	rate := float64(b.N) / el.Seconds()
 	b.ReportMetric(rate, "commits/s")
 	if b.N >= 1000 {
-		fmt.Printf("BENCH commits=%d window=%d elapsed=%v rate=%.0f commits/s\n", b.N, window, el.Round(time.Millisecond), rate)
+		fmt.Printf("\nBENCH commits=%d window=%d elapsed=%v rate=%.0f commits/s\n", b.N, window, el.Round(time.Millisecond), rate)
 	}
 }
