@@ -242,6 +242,8 @@ type Reply struct {
 // StatusReply answers Status.
 type StatusReply struct {
 	ReqID         uint64
+	Code          Code // always OK today
+	Message       string
 	NodeID        uint64
 	Term          uint64
 	LeaderID      uint64
@@ -422,6 +424,8 @@ func (m *Reply) decode(d *Decoder) {
 }
 func (m *StatusReply) encode(e *Encoder) {
 	e.U64(m.ReqID)
+	e.U8(uint8(m.Code))
+	e.String(m.Message)
 	e.U64(m.NodeID)
 	e.U64(m.Term)
 	e.U64(m.LeaderID)
@@ -440,6 +444,8 @@ func (m *StatusReply) encode(e *Encoder) {
 }
 func (m *StatusReply) decode(d *Decoder) {
 	m.ReqID = d.U64()
+	m.Code = Code(d.U8())
+	m.Message = d.String()
 	m.NodeID = d.U64()
 	m.Term = d.U64()
 	m.LeaderID = d.U64()

@@ -29,7 +29,7 @@ var every = []Message{
 	&ReadState{Ctx: 3, Index: 12},
 	&ReadRejected{Ctx: 3, Code: CodeUnavailable, LeaderID: 2, LeaderClientAddr: "h2:2", Message: "not the leader"},
 	&Reply{ReqID: 4, Code: CodeOK, LeaderID: 1, LeaderClientAddr: "a", Members: members},
-	&StatusReply{ReqID: 5, NodeID: 1, Term: 3, LeaderID: 1, State: StateLeader, IsLeader: true, CommitIndex: 12, AppliedIndex: 12, SnapshotIndex: 9, LastIndex: 13, Members: members, Progress: []Progress{{1, 13}, {2, 12}}},
+	&StatusReply{ReqID: 5, Code: CodeOK, Message: "m", NodeID: 1, Term: 3, LeaderID: 1, State: StateLeader, IsLeader: true, CommitIndex: 12, AppliedIndex: 12, SnapshotIndex: 9, LastIndex: 13, Members: members, Progress: []Progress{{1, 13}, {2, 12}}},
 	&Membership{Index: 13, Members: members},
 	&Fatal{Message: "fsync failed"},
 	&SnapshotRequest{MinIndex: 13},
