@@ -64,6 +64,11 @@ void Snapshotter::AfterDispatch(uint64_t index, Time now) {
   // The log's thread calls this for every entry: no lock unless a snapshot
   // may be due.
   uint64_t bytes = every_bytes_ != 0 ? log_bytes_() : 0;
+  struct Seen {  // set on every way out, after the decision
+    std::atomic<uint64_t>& seen;
+    uint64_t index;
+    ~Seen() { seen.store(index, std::memory_order_release); }
+  } seen{seen_index_, index};
   if (index < next_due_.load(std::memory_order_acquire) &&
       bytes < next_due_bytes_.load(std::memory_order_acquire) &&
       !wanted_.load(std::memory_order_acquire)) {
@@ -211,8 +216,13 @@ void Snapshotter::Close() {
 }
 
 Snapshotter::Stats Snapshotter::stats() const {
+  // Read first: a cut that AfterDispatch started for this index shows below.
+  uint64_t seen = seen_index_.load(std::memory_order_acquire);
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  Stats s = stats_;
+  s.seen_index = seen;
+  s.cutting = cutting_;
+  return s;
 }
 
 }  // namespace baton::log

@@ -49,6 +49,8 @@ class Snapshotter {
     uint64_t last_bytes = 0;   // its size
     double last_cut_ms = 0;    // from marker to the last part serialised
     double last_write_ms = 0;  // writing and syncing the file
+    uint64_t seen_index = 0;   // the last index AfterDispatch has handled
+    bool cutting = false;      // a snapshot is being cut or written
   };
 
   // `last_index`: the index of the snapshot the server started from (0:
@@ -114,6 +116,7 @@ class Snapshotter {
   std::atomic<uint64_t> next_due_;
   // The same by size: log_bytes_() at which one is due (UINT64_MAX: never).
   std::atomic<uint64_t> next_due_bytes_;
+  std::atomic<uint64_t> seen_index_{0};  // stats().seen_index
   std::atomic<bool> wanted_{false};
   std::function<void()> kick_;
   Stats stats_;
