@@ -12,6 +12,8 @@
 # stopped by its PID when the script ends, however it ends. Each run's output
 # goes to $LOG_DIR/run-N.log (default: a new folder under /tmp); a summary
 # line per run (status and wall time) is printed and kept in summary.txt.
+# Core dumps are on (ulimit -c unlimited, with the kernel's core_pattern): a
+# test that crashes leaves a core file, which a failed run lists for gdb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +25,10 @@ mkdir -p "$log_dir"
 if ! command -v stress-ng >/dev/null; then
   apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q stress-ng >/dev/null
 fi
+
+ulimit -c unlimited 2>/dev/null || echo "core dumps stay off (ulimit -c refused)"
+marker="$log_dir/started"
+touch "$marker"
 
 stress-ng --cpu "$workers" --timeout "$((runs * 90))m" --quiet &
 stress_pid=$!
@@ -36,6 +42,8 @@ for ((i = 1; i <= runs; i++)); do
   echo "$line" | tee -a "$log_dir/summary.txt"
   if [ "$status" = FAILED ]; then
     grep -E "\*\*\*Failed|Failed  |tests failed" "$log_dir/run-$i.log" | tail -20 >&2 || true
+    find build build-asan clients -name 'core*' -type f -newer "$marker" 2>/dev/null |
+      sed 's/^/core file: /' | tee -a "$log_dir/summary.txt" >&2 || true
     exit 1
   fi
 done
