@@ -176,9 +176,22 @@ func TestCompactedLogSendsSnapshotToALaggingNode(t *testing.T) {
 		}
 	})
 
+	// The lagging node restarts from the snapshot it received (saved in its
+	// own data dir), with an empty batond.
+	c.kill(lag)
+	c.start(lag, nil, 0)
+	lag.b.with(func() {
+		if len(lag.b.beforeReady) == 0 {
+			t.Fatal("nothing delivered before READY")
+		}
+		if _, ok := lag.b.beforeReady[0].(*wire.InstallSnapshot); !ok {
+			t.Fatalf("first message after HELLO is %T, want INSTALL_SNAPSHOT", lag.b.beforeReady[0])
+		}
+	})
+	c.waitConverged(10 * time.Second)
+
 	// The leader restarts from its own snapshot with an empty batond.
 	var snapIdx uint64
-	l.b.with(func() { snapIdx = 0 })
 	c.kill(l)
 	c.start(l, nil, 0)
 	l.b.with(func() {
