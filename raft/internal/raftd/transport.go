@@ -195,9 +195,11 @@ func (t *transport) serveConn(c net.Conn) {
 	}()
 	r := bufio.NewReaderSize(c, 64<<10)
 	var hello [16]byte
+	c.SetReadDeadline(time.Now().Add(writeTimeout)) // a silent stranger is dropped
 	if _, err := io.ReadFull(r, hello[:]); err != nil {
 		return
 	}
+	c.SetReadDeadline(time.Time{})
 	if string(hello[:8]) != peerMagic {
 		t.logger.Warningf("peer connection from %s: bad hello", c.RemoteAddr())
 		return
