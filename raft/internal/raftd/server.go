@@ -150,6 +150,9 @@ func (s *server) run(lg *zap.Logger) error {
 	}
 	s.disk = disk
 	defer disk.close()
+	for _, n := range rec.notes {
+		s.log.Warningf("%s", n)
+	}
 	if rec.fresh {
 		if len(s.cfg.InitialCluster) == 0 {
 			return errors.New("a new node needs --initial-cluster")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"time"
 
@@ -39,7 +40,8 @@ type walMetadata struct {
 
 // recovered is what openStorage found.
 type recovered struct {
-	fresh    bool // no WAL existed: a new node
+	notes    []string // what recovery repaired, for the log
+	fresh    bool     // no WAL existed: a new node
 	snapshot *raftpb.Snapshot
 	hard     *raftpb.HardState
 	entries  []*raftpb.Entry
@@ -100,14 +102,30 @@ func openStorage(lg *zap.Logger, dataDir string, id uint64) (*diskStorage, *reco
 		walsnap.ConfState = sn.GetMetadata().GetConfState()
 		rec.snapshot = sn
 	}
-	w, err := wal.Open(lg, s.walDir, walsnap)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open WAL in %s: %w", s.walDir, err)
-	}
-	metaBytes, hs, ents, err := w.ReadAll()
-	if err != nil {
+	// A record torn by a crash in the middle of a write (its tail never
+	// synced, so never acknowledged) is cut off by etcd's wal.Repair, once,
+	// as etcd's own bootstrap does; any other damage stops the start.
+	var w *wal.WAL
+	var metaBytes []byte
+	var hs *raftpb.HardState
+	var ents []*raftpb.Entry
+	for repaired := false; ; repaired = true {
+		w, err = wal.Open(lg, s.walDir, walsnap)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open WAL in %s: %w", s.walDir, err)
+		}
+		metaBytes, hs, ents, err = w.ReadAll()
+		if err == nil {
+			break
+		}
 		w.Close()
-		return nil, nil, fmt.Errorf("read WAL in %s: %w", s.walDir, err)
+		if repaired || !errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, nil, fmt.Errorf("read WAL in %s (not repairable): %w", s.walDir, err)
+		}
+		if !wal.Repair(lg, s.walDir) {
+			return nil, nil, fmt.Errorf("read WAL in %s: %w; repairing its torn tail failed", s.walDir, err)
+		}
+		rec.notes = append(rec.notes, fmt.Sprintf("repaired a torn record at the end of the WAL in %s (%v)", s.walDir, err))
 	}
 	var meta walMetadata
 	if err := json.Unmarshal(metaBytes, &meta); err != nil {
