@@ -666,3 +666,35 @@ func TestRandomFaultsUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d rounds: %d of %d burst proposals committed, %d entries in all", rounds, bursts, sent, len(state))
 }
+
+// A failed WAL write is fatal and never retried: the node sends FATAL and
+// exits 1; the others go on; restarted (with a working disk) it catches up.
+func TestWALWriteFailureIsFatal(t *testing.T) {
+	c := newCluster(t, 3)
+	l := c.leader()
+	f := c.followers(l)[0]
+	c.kill(f)
+	f.env = []string{"BATON_RAFTD_FAULT_WAL_AFTER=3"}
+	c.start(f, nil, 0)
+	f.env = nil
+	for i := 0; i < 20 && f.running(); i++ {
+		proposeMany(t, l, datas(fmt.Sprintf("w%d", i), 4), 4, 10*time.Second)
+	}
+	select {
+	case <-f.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("baton-raftd still runs after its WAL write failed")
+	}
+	if code := f.exit.ExitCode(); code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+	f.b.with(func() {
+		if f.b.fatal == nil || !strings.Contains(f.b.fatal.Message, "injected WAL write failure") {
+			t.Fatalf("FATAL: %+v", f.b.fatal)
+		}
+	})
+	f.b.close()
+	proposeMany(t, l, datas("two-left", 10), 4, 10*time.Second)
+	c.start(f, nil, 0)
+	c.waitConverged(10 * time.Second)
+}

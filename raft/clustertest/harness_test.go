@@ -362,7 +362,8 @@ type node struct {
 	done   chan struct{}
 	exit   *os.ProcessState
 	b      *fakeBatond
-	extra  []string
+	extra  []string // extra flags
+	env    []string // extra environment (test hooks)
 	joined bool
 }
 
@@ -458,6 +459,7 @@ func (c *cluster) start(nd *node, state []entry, applied uint64) {
 	}
 	fmt.Fprintf(logf, "==== start %s %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
 	cmd := exec.Command(raftdBin, args...)
+	cmd.Env = append(os.Environ(), nd.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
@@ -31,6 +33,8 @@ type diskStorage struct {
 	wal         *wal.WAL
 	snapshotter *snap.Snapshotter
 	stopPurge   chan struct{}
+	failAfter   int // test hook, see faultEnv
+	saves       int
 }
 
 // walMetadata is recorded at the head of every WAL file.
@@ -62,6 +66,9 @@ func openStorage(lg *zap.Logger, dataDir string, id uint64) (*diskStorage, *reco
 		walDir:    filepath.Join(dataDir, "wal"),
 		snapDir:   filepath.Join(dataDir, "snap"),
 		stopPurge: make(chan struct{}),
+	}
+	if v := os.Getenv(faultEnv); v != "" {
+		s.failAfter, _ = strconv.Atoi(v)
 	}
 	if err := fileutil.TouchDirAll(lg, dataDir); err != nil {
 		return nil, nil, fmt.Errorf("data dir %s: %w", dataDir, err)
@@ -154,8 +161,19 @@ func (s *diskStorage) startPurge() {
 // (new entries, or a new term or vote). A commit-index-only change is written
 // but not synced, as in etcd.
 func (s *diskStorage) save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
+	if s.failAfter > 0 && len(ents) > 0 {
+		if s.saves++; s.saves > s.failAfter {
+			return errors.New("injected WAL write failure (" + faultEnv + ")")
+		}
+	}
 	return s.wal.Save(hs, ents)
 }
+
+// faultEnv names a test hook: with BATON_RAFTD_FAULT_WAL_AFTER=N in its
+// environment, baton-raftd fails the WAL write of its (N+1)-th batch of
+// entries, as a failed write or fsync would (the cluster tests check that
+// this is fatal: FATAL, exit 1, never retried).
+const faultEnv = "BATON_RAFTD_FAULT_WAL_AFTER"
 
 // saveSnap writes the snapshot file, then its WAL marker (fsynced).
 func (s *diskStorage) saveSnap(sn *raftpb.Snapshot) error {
