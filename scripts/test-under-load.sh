@@ -42,7 +42,7 @@ for ((i = 1; i <= runs; i++)); do
   echo "$line" | tee -a "$log_dir/summary.txt"
   if [ "$status" = FAILED ]; then
     grep -E "\*\*\*Failed|Failed  |tests failed" "$log_dir/run-$i.log" | tail -20 >&2 || true
-    find build build-asan clients -name 'core*' -type f -newer "$marker" 2>/dev/null |
+    find build build-asan clients -type f \( -name core -o -name 'core.[0-9]*' \) -newer "$marker" 2>/dev/null |
       sed 's/^/core file: /' | tee -a "$log_dir/summary.txt" >&2 || true
     exit 1
   fi
