@@ -10,8 +10,9 @@
 #      python}) and the examples (clients/examples, incl. Rust), each against
 #      the batond just built
 #   3. rebuilds with AddressSanitizer + UndefinedBehaviorSanitizer and runs
-#      the suite again, all but the examples and the Go, Python and Node
-#      clients' second (TLS + token) runs (skip with BATON_SKIP_SANITIZE=1
+#      the suite again, all but the examples, baton-raftd's Go tests (no C++
+#      in them to sanitize) and the Go, Python and Node clients' second
+#      (TLS + token) runs (skip with BATON_SKIP_SANITIZE=1
 #      for a quick local run)
 # (Stage 2 used to be RelWithDebInfo, with a separate Release build after the
 # sanitizers for GCC's -O3-only warnings: one optimised build now does both,
@@ -51,6 +52,6 @@ if [ "${BATON_SKIP_SANITIZE:-0}" != 1 ]; then
   # sanitizers in `security` and `cpp_client_secure`, which keeps the stage
   # about 4 minutes shorter.
   BATON_GO_SECURE=0 BATON_PY_SECURE=0 BATON_NODE_SECURE=0 \
-    run_suite build-asan "^client_examples$" -DCMAKE_BUILD_TYPE=Debug -DBATON_SANITIZE=ON
+    run_suite build-asan "^(client_examples|raft_companion)$" -DCMAKE_BUILD_TYPE=Debug -DBATON_SANITIZE=ON
 fi
 echo "== all tests passed"

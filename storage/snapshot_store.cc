@@ -182,8 +182,13 @@ absl::StatusOr<SnapshotStore::Loaded> SnapshotStore::Read(const std::string& pat
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
+  return Parse(data, path);
+}
+
+absl::StatusOr<SnapshotStore::Loaded> SnapshotStore::Parse(std::string_view data,
+                                                           const std::string& what) {
   auto bad = [&](const std::string& why) {
-    return absl::DataLossError(absl::StrCat("snapshot ", path, " is damaged: ", why));
+    return absl::DataLossError(absl::StrCat("snapshot ", what, " is damaged: ", why));
   };
   if (data.size() < kHeaderBytes + 4) return bad("shorter than its header");
   if (std::memcmp(data.data(), kMagic, sizeof(kMagic)) != 0) return bad("not a snapshot file");

@@ -72,6 +72,8 @@ class SnapshotStore {
   // Reads one snapshot file. Errors: DATA_LOSS naming the file and what is
   // wrong with it; NOT_FOUND if it does not exist.
   static absl::StatusOr<Loaded> Read(const std::string& path);
+  // The same for a snapshot file's bytes; `what` names them in errors.
+  static absl::StatusOr<Loaded> Parse(std::string_view data, const std::string& what);
 
   std::string PathOf(uint64_t index) const;
 
