@@ -58,6 +58,17 @@ ABSL_FLAG(int64_t, orphan_grace_ms, 10'000,
           "place in line for the client's retry, and a grant made to it waits to be claimed, ms "
           "(0: every wait ends at the restart)");
 ABSL_FLAG(int, requests_per_method, 32, "calls pre-posted per method per shard");
+ABSL_FLAG(uint64_t, node_id, 0, "cluster: this node's raft id (non-zero, unique, never reused)");
+ABSL_FLAG(std::string, peers, "",
+          "cluster: every member as id=peerhost:port@clienthost:port,... (empty: a single node)");
+ABSL_FLAG(std::string, peer_listen, "",
+          "cluster: this node's raft peer address (default: its entry in --peers)");
+ABSL_FLAG(std::string, raftd, "",
+          "cluster: the baton-raftd binary (default: beside batond, else PATH)");
+ABSL_FLAG(bool, join, false, "cluster: a member added to a running cluster (Admin/AddMember)");
+ABSL_FLAG(int, raft_tick_ms, 100, "cluster: raft tick, ms");
+ABSL_FLAG(int, raft_election_ticks, 10,
+          "cluster: ticks without a leader before a follower stands for election");
 
 ABSL_FLAG(std::string, config, "",
           "a TOML file of flags (key = flag name, e.g. max_sessions = 5); the command line and "
@@ -284,6 +295,19 @@ std::variant<Config, int> Load(int argc, char** argv) {
   o.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace_ms) * kMillisecond;
   o.orphan_grace = absl::GetFlag(FLAGS_orphan_grace_ms) * kMillisecond;
   o.requests_per_method = absl::GetFlag(FLAGS_requests_per_method);
+  o.node_id = absl::GetFlag(FLAGS_node_id);
+  o.peers = absl::GetFlag(FLAGS_peers);
+  o.peer_listen = absl::GetFlag(FLAGS_peer_listen);
+  o.raftd = absl::GetFlag(FLAGS_raftd);
+  o.join = absl::GetFlag(FLAGS_join);
+  o.raft_tick_ms = absl::GetFlag(FLAGS_raft_tick_ms);
+  o.raft_election_ticks = absl::GetFlag(FLAGS_raft_election_ticks);
+  if (!o.peers.empty()) {
+    require(o.node_id != 0, "node_id", "given (non-zero) with --peers");
+    require(o.durability == rpc::Durability::kLocal, "durability", "local in a cluster");
+    require(o.raft_tick_ms >= 1, "raft_tick_ms", "at least 1");
+    require(o.raft_election_ticks >= 2, "raft_election_ticks", "at least 2");
+  }
   require(o.shards >= 0, "shards", "0 (one per core) or more");
   require(o.max_resources >= 1, "max_resources", "at least 1");
   require(o.max_sessions >= 1, "max_sessions", "at least 1");

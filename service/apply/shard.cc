@@ -65,7 +65,7 @@ void Shard::ApplyCommitted(uint64_t index, Time now, log::Entry entry) {
     if (took >= slow_apply_) observer_->SlowApply(index, entry.command, took);
   }
   UpdateGauges();
-  Perform(effects, index, /*replaying=*/false);
+  Perform(effects, index, /*replaying=*/false, /*deliver=*/!entry.foreign);
 }
 
 void Shard::UpdateGauges() {
@@ -86,6 +86,15 @@ void Shard::ApplyReplayed(uint64_t index, Time now, const log::Entry& entry) {
 
 void Shard::ResubmitOutbox() {
   for (const auto& [key, e] : outbox_) cluster_->sequencer().Submit(e);
+}
+
+void Shard::OnLeadershipGained() {
+  tick_pending_ = false;
+  retry_at_ = kForever;
+  std::vector<log::Entry> again;
+  again.swap(retry_);
+  for (log::Entry& e : again) cluster_->sequencer().Submit(std::move(e));
+  ResubmitOutbox();
 }
 
 std::string Shard::SavePart() const {
@@ -164,7 +173,7 @@ void Shard::OnTimer(Time now) {
   cluster_->sequencer().Submit(log::Entry{index_, Tick{}, OpRef{}});
 }
 
-void Shard::Perform(Effects& effects, uint64_t source_index, bool replaying) {
+void Shard::Perform(Effects& effects, uint64_t source_index, bool replaying, bool deliver) {
   uint32_t ordinal = 0;
   auto derive = [&](uint32_t target, Command command) {
     log::Entry e{target, std::move(command), OpRef{}, source_index, ++ordinal, index_};
@@ -177,7 +186,7 @@ void Shard::Perform(Effects& effects, uint64_t source_index, bool replaying) {
   std::vector<std::pair<uint32_t, std::vector<std::pair<uint64_t, Result>>>> away;
   for (Effect& e : effects) {
     if (auto* reply = std::get_if<Reply>(&e)) {
-      if (reply->op.id == 0 || replaying) continue;
+      if (reply->op.id == 0 || replaying || !deliver) continue;
       if (reply->op.shard == index_) {
         DeliverHere(reply->op.id, std::move(reply->result));
       } else {

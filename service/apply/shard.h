@@ -102,6 +102,12 @@ class Shard final : public runtime::TimerSource {
   }
   // REQUIRES: the loop is not running yet.
   void ResubmitOutbox();
+
+  // Replicated log, loop thread: this node leads now. A follower proposes
+  // nothing (its ticks and derived commands were dropped, its rollbacks
+  // refused): tick again when due, and propose what the outbox and the retry
+  // list still hold.
+  void OnLeadershipGained();
   size_t outbox_size() const { return outbox_.size(); }
 
   // This shard's part of a snapshot (baton.internal.v1.SnapshotPart): its
@@ -134,7 +140,9 @@ class Shard final : public runtime::TimerSource {
  private:
   // Replies, and derived commands with (source_index, ordinal): proposed,
   // and kept in the outbox if tracked; during replay only kept.
-  void Perform(Effects& effects, uint64_t source_index, bool replaying);
+  // `deliver` false: the entry's replies are for ops of another process (a
+  // foreign entry, log::Entry::foreign).
+  void Perform(Effects& effects, uint64_t source_index, bool replaying, bool deliver = true);
   void DeliverHere(uint64_t op_id, Result result);
   void UpdateGauges();
 

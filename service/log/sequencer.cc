@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "baton/internal/v1/log.pb.h"
 #include "service/apply/codec.h"
@@ -70,7 +71,11 @@ absl::Status Sequencer::Open(const Replay& replay, Dispatch dispatch, Dispatch d
     return replay(index, entry->first, std::move(entry->second));
   };
   storage::LogCallbacks callbacks;
-  callbacks.committed = [this](uint64_t index, std::string_view, uint64_t cookie) {
+  callbacks.committed = [this](uint64_t index, std::string_view data, uint64_t cookie) {
+    if (cookie == 0) {
+      OnForeign(index, data);
+      return;
+    }
     OnCommitted(index, reinterpret_cast<Pending*>(cookie));
   };
   callbacks.rejected = [this](uint64_t cookie, absl::Status why) {
@@ -78,6 +83,7 @@ absl::Status Sequencer::Open(const Replay& replay, Dispatch dispatch, Dispatch d
     reject_(std::move(p->entry), std::move(why));
     Finished(p.get());
   };
+  fatal_ = fatal;
   callbacks.fatal = std::move(fatal);
   auto opened = log_->Open(after_index, read, std::move(callbacks));
   if (!opened.ok()) return opened.status();
@@ -88,9 +94,28 @@ absl::Status Sequencer::Open(const Replay& replay, Dispatch dispatch, Dispatch d
 void Sequencer::Submit(Entry entry) {
   std::unique_lock<std::mutex> lock(mu_);
   if (closed_) return;
+  if (!leader_.load(std::memory_order_acquire)) return Refuse(std::move(entry));
+  SubmitLocked(std::move(entry));
+}
+
+void Sequencer::BecomeLeader(std::vector<Entry> first) {
+  std::unique_lock<std::mutex> lock(mu_);
+  leader_address_.clear();
+  leader_.store(true, std::memory_order_release);
+  if (closed_) return;
+  for (Entry& e : first) SubmitLocked(std::move(e));
+}
+
+void Sequencer::SeeTime(Time now) {
+  Time seen = foreign_now_.load(std::memory_order_relaxed);
+  while (now > seen && !foreign_now_.compare_exchange_weak(seen, now)) {
+  }
+}
+
+void Sequencer::SubmitLocked(Entry entry) {
   // Stamped under the lock that also orders the proposals, so cluster time
-  // never decreases along the log.
-  Time now = std::max(last_now_, clock_->Now());
+  // never decreases along the log (nor below what other leaders stamped).
+  Time now = std::max({last_now_, foreign_now_.load(std::memory_order_acquire), clock_->Now()});
   last_now_ = now;
   ++submitted_;
   uint64_t seq = ++proposed_;
@@ -111,13 +136,59 @@ void Sequencer::Submit(Entry entry) {
 void Sequencer::SubmitQuery(Entry entry) {
   std::lock_guard<std::mutex> lock(mu_);
   if (closed_) return;
-  Time now = std::max(last_now_, clock_->Now());
+  // A follower's state may be behind the leader's: not a linearizable read.
+  if (!leader_.load(std::memory_order_acquire)) return Refuse(std::move(entry));
+  Time now = std::max({last_now_, foreign_now_.load(std::memory_order_acquire), clock_->Now()});
   std::lock_guard<std::mutex> qlock(queries_mu_);
   if (done_ >= proposed_) {
     dispatch_query_(0, now, std::move(entry));
   } else {
     queries_.emplace_back(proposed_, std::move(entry));
   }
+}
+
+void Sequencer::Refuse(Entry entry) {
+  // A derived command stays in its shard's outbox; ticks and the like are the
+  // leader's to make. Only a client waits for an answer.
+  if (entry.origin.id == 0) return;
+  std::string why =
+      leader_address_.empty()
+          ? std::string(
+                "this node is not the leader, and no leader is known now "
+                "(an election is under way): retry shortly")
+          : absl::StrCat("this node is not the leader; the leader is ", leader_address_);
+  absl::Status status = absl::UnavailableError(why);
+  if (!leader_address_.empty()) status.SetPayload(kLeaderPayload, absl::Cord(leader_address_));
+  reject_(std::move(entry), std::move(status));
+}
+
+void Sequencer::StartAsFollower() { leader_.store(false, std::memory_order_release); }
+
+void Sequencer::SetLeadership(bool leader, std::string leader_address) {
+  std::lock_guard<std::mutex> lock(mu_);
+  leader_address_ = std::move(leader_address);
+  leader_.store(leader, std::memory_order_release);
+}
+
+std::string Sequencer::leader_address() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return leader_address_;
+}
+
+void Sequencer::OnForeign(uint64_t index, std::string_view data) {
+  auto decoded = DecodeEntry(index, data);
+  if (!decoded.ok()) {
+    // Every replica applies every entry: one this build cannot read stops it.
+    if (fatal_) fatal_(decoded.status());
+    return;
+  }
+  auto& [now, entry] = *decoded;
+  // Its op, if any, lives in the process that proposed it (or was answered
+  // when its proposal was given up): nobody here waits for it.
+  entry.foreign = true;
+  SeeTime(now);
+  foreign_.fetch_add(1, std::memory_order_relaxed);
+  dispatch_(index, now, std::move(entry));
 }
 
 void Sequencer::OnCommitted(uint64_t index, Pending* raw) {

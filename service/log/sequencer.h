@@ -14,6 +14,18 @@
 // it at once on the calling thread: the same order and the same code path,
 // minus the disk.
 //
+// Replicated (a RaftLog, issue 9): only the leader proposes, because only
+// the leader decides time (DESIGN.md §4.6). The sequencer starts as a
+// follower (StartAsFollower) and SetLeadership says when that changes. A
+// follower proposes nothing: a client's command is rejected at once with
+// UNAVAILABLE naming the leader, a derived command (source_index != 0) stays
+// in its shard's outbox until the leader's copy commits (a new leader
+// resubmits what is left), and anything else (a tick, a timer's proposal) is
+// dropped: the leader makes its own. Entries proposed elsewhere arrive with
+// cookie 0 and are decoded and dispatched as `foreign` (their ops live in
+// another process: no reply is delivered here); their time keeps this node's
+// cluster time from going back when it leads next.
+//
 // Threading: Submit and Flush from any thread; Open and Close from the thread
 // that owns the server. Dispatch and Reject run on the log's thread (or, in
 // memory, on the submitter's thread), one at a time, in log order.
@@ -39,6 +51,11 @@
 
 namespace baton::log {
 
+// The payload (absl::Status::SetPayload) of a follower's UNAVAILABLE: the
+// leader's API address, which the RPC layer turns into a
+// google.rpc.ErrorInfo naming it.
+inline constexpr char kLeaderPayload[] = "type.baton.dev/leader-address";
+
 // One command on its way through the log.
 struct Entry {
   uint32_t shard = 0;  // the shard that applies it
@@ -51,6 +68,11 @@ struct Entry {
   // ... and the shard that applied that entry (and keeps this command in
   // its outbox until the log holds it: Shard::DerivedCommitted).
   uint32_t source_shard = 0;
+  // Not in the log: proposed by another node (or given up here as outcome
+  // unknown). Its origin names an op of the process that proposed it, so
+  // this node applies it with that origin (every replica's state must be
+  // the same) but delivers none of its replies.
+  bool foreign = false;
 };
 
 // The log's stored form of an entry (baton.internal.v1.LogEntry), stamped
@@ -104,6 +126,23 @@ class Sequencer {
   // Commits what was submitted, then stops. Later submits are dropped.
   void Close();
 
+  // Replicated log: call before Open. Until SetLeadership(true, ...) the
+  // sequencer proposes nothing.
+  void StartAsFollower();
+  // Replicated log: whether this node leads now and, if not, the address of
+  // the leader's API ("" when none is known), which refusals name. Any
+  // thread.
+  void SetLeadership(bool leader, std::string leader_address);
+  // Replicated log: this node leads now. `first` is proposed before anything
+  // submitted after the call. Any thread.
+  void BecomeLeader(std::vector<Entry> first);
+  // Cluster time is at least `now` from here on (an installed snapshot's).
+  void SeeTime(Time now);
+  bool leader() const { return leader_.load(std::memory_order_acquire); }
+  std::string leader_address() const;
+  // Entries proposed by other nodes and applied here.
+  uint64_t foreign() const { return foreign_.load(std::memory_order_relaxed); }
+
   bool durable() const { return log_ != nullptr; }
   // Entries submitted so far (changes, not queries). Any thread.
   uint64_t submitted() const { return submitted_.load(); }
@@ -113,6 +152,12 @@ class Sequencer {
  private:
   struct Pending;
   void OnCommitted(uint64_t index, Pending* p);
+  // An entry proposed by another node (or given up as outcome unknown).
+  void OnForeign(uint64_t index, std::string_view data);
+  // A follower's answer to Submit. REQUIRES: mu_ held.
+  void Refuse(Entry entry);
+  // Submit's work. REQUIRES: mu_ held (`lock`), this node leads.
+  void SubmitLocked(Entry entry);
   // Counts `p` as dispatched or rejected and releases the queries that
   // waited for it.
   void Finished(const Pending* p);
@@ -125,12 +170,20 @@ class Sequencer {
   std::vector<std::string> notes_;
 
   // Orders submissions: stamping, encoding and proposing happen under it.
-  std::mutex mu_;
+  mutable std::mutex mu_;
   Time last_now_ = 0;        // guarded by mu_
   uint64_t next_index_ = 1;  // in memory only; guarded by mu_
   bool closed_ = false;      // guarded by mu_
   uint64_t proposed_ = 0;    // proposals so far; guarded by mu_
   std::atomic<uint64_t> submitted_{0};
+  // Replicated log: whether this node leads (always true otherwise), and the
+  // leader's address for refusals (guarded by mu_).
+  std::atomic<bool> leader_{true};
+  std::string leader_address_;
+  // The latest cluster time of an entry proposed elsewhere.
+  std::atomic<Time> foreign_now_{0};
+  std::atomic<uint64_t> foreign_{0};
+  Fatal fatal_;
 
   // Queries waiting for the proposal with that sequence number to finish.
   // Lock order: mu_, then queries_mu_ (the log's thread takes only the

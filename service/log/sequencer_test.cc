@@ -146,5 +146,110 @@ TEST(SequencerTest, AReopenedLogReplaysWhatWasCommittedWithItsTime) {
   EXPECT_EQ(seen.changes[0].second, 7'000'000);
 }
 
+// A replicated log as the sequencer sees it, scripted by the test: it keeps
+// what is proposed, and the test commits it, or commits what "another node"
+// proposed (cookie 0). Everything on the test's thread.
+class ScriptedLog final : public storage::ConsensusLog {
+ public:
+  absl::StatusOr<storage::OpenResult> Open(uint64_t, const storage::ReplayFn&,
+                                           storage::LogCallbacks callbacks) override {
+    callbacks_ = std::move(callbacks);
+    return storage::OpenResult{};
+  }
+  void Propose(storage::Proposal p) override { proposed.push_back(std::move(p)); }
+  void Compact(uint64_t) override {}
+  void Close() override {}
+
+  // Commits every proposal so far, in order.
+  void CommitProposed() {
+    std::vector<storage::Proposal> batch;
+    batch.swap(proposed);
+    for (auto& p : batch) callbacks_.committed(++index_, p.data, p.cookie);
+  }
+  // Commits an entry another node proposed.
+  void CommitForeign(Time now, const Entry& e) {
+    callbacks_.committed(++index_, EncodeEntry(now, e), 0);
+  }
+
+  std::vector<storage::Proposal> proposed;
+
+ private:
+  storage::LogCallbacks callbacks_;
+  uint64_t index_ = 0;
+};
+
+struct Outcomes {
+  std::vector<std::pair<Time, Entry>> dispatched;
+  std::vector<std::pair<Entry, absl::Status>> rejected;
+};
+
+absl::Status OpenRecording(Sequencer& s, Outcomes& out) {
+  return s.Open(
+      [](uint64_t, Time, Entry) { return absl::OkStatus(); },
+      [&](uint64_t, Time now, Entry e) { out.dispatched.emplace_back(now, std::move(e)); },
+      [](uint64_t, Time, Entry) {},
+      [&](Entry e, absl::Status why) { out.rejected.emplace_back(std::move(e), why); },
+      [](absl::Status why) { ADD_FAILURE() << "fatal: " << why; });
+}
+
+TEST(SequencerTest, AFollowerProposesNothingAndRefusesClientsNamingTheLeader) {
+  ManualClock clock(1'000'000);
+  auto log = std::make_unique<ScriptedLog>();
+  ScriptedLog* raw = log.get();
+  Sequencer s(std::move(log), &clock);
+  s.StartAsFollower();
+  Outcomes out;
+  ASSERT_TRUE(OpenRecording(s, out).ok());
+  s.SetLeadership(false, "10.0.0.2:7411");
+  Entry client{0, apply::SetEvent{"e"}, apply::OpRef{0, 5}};
+  s.Submit(client);
+  s.SubmitQuery(Entry{0, apply::DescribeResource{"e"}, apply::OpRef{0, 6}});
+  s.Submit(Entry{0, apply::Tick{}, {}});                             // time is the leader's
+  s.Submit(Entry{1, apply::SessionEnded{42}, {}, /*source=*/3, 1});  // stays in the outbox
+  EXPECT_TRUE(raw->proposed.empty());
+  ASSERT_EQ(out.rejected.size(), 2u);
+  for (auto& [e, why] : out.rejected) {
+    EXPECT_EQ(why.code(), absl::StatusCode::kUnavailable);
+    EXPECT_NE(why.message().find("the leader is 10.0.0.2:7411"), std::string::npos) << why;
+    auto leader = why.GetPayload(kLeaderPayload);
+    ASSERT_TRUE(leader.has_value());
+    EXPECT_EQ(std::string(*leader), "10.0.0.2:7411");
+  }
+  s.Flush();  // nothing submitted counts: returns at once
+}
+
+TEST(SequencerTest, ForeignEntriesApplyWithTheirOriginAndLiftClusterTime) {
+  ManualClock clock(1'000'000);
+  auto log = std::make_unique<ScriptedLog>();
+  ScriptedLog* raw = log.get();
+  Sequencer s(std::move(log), &clock);
+  s.StartAsFollower();
+  Outcomes out;
+  ASSERT_TRUE(OpenRecording(s, out).ok());
+  // The old leader's clock was ahead of this node's.
+  raw->CommitForeign(9'000'000, Entry{0, apply::SetEvent{"a"}, apply::OpRef{1, 77}});
+  ASSERT_EQ(out.dispatched.size(), 1u);
+  EXPECT_EQ(out.dispatched[0].first, 9'000'000);
+  EXPECT_TRUE(out.dispatched[0].second.foreign);
+  EXPECT_EQ(out.dispatched[0].second.origin.id, 77u);  // the same state on every node
+  EXPECT_EQ(s.foreign(), 1u);
+  // Leading now: Recover first, then what comes after, and never earlier
+  // in cluster time than what the old leader stamped.
+  s.BecomeLeader({Entry{0, apply::Recover{}, {}}});
+  s.Submit(Set("b"));
+  raw->CommitProposed();
+  ASSERT_EQ(out.dispatched.size(), 3u);
+  EXPECT_TRUE(std::holds_alternative<apply::Recover>(out.dispatched[1].second.command));
+  EXPECT_EQ(NameOf(out.dispatched[2].second), "b");
+  EXPECT_FALSE(out.dispatched[2].second.foreign);
+  EXPECT_GE(out.dispatched[1].first, 9'000'000);
+  EXPECT_GE(out.dispatched[2].first, out.dispatched[1].first);
+  // Deposed: refuses again, naming nobody while no leader is known.
+  s.SetLeadership(false, "");
+  s.Submit(Entry{0, apply::SetEvent{"c"}, apply::OpRef{0, 9}});
+  ASSERT_EQ(out.rejected.size(), 1u);
+  EXPECT_NE(out.rejected[0].second.message().find("no leader is known"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace baton::log

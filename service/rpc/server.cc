@@ -24,6 +24,7 @@
 #include "service/rpc/validate.h"
 #include "service/version.h"
 #include "storage/local_log.h"
+#include "storage/raft_log.h"
 
 namespace baton::rpc {
 namespace {
@@ -200,6 +201,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   s->server_->GetHealthCheckService()->SetServingStatus(true);
   s->serving_.store(true, std::memory_order_relaxed);
   s->started_ = true;
+  s->UpdateHealth();
   return s;
 }
 
@@ -226,11 +228,19 @@ absl::Status Server::OpenLog(uint32_t shards) {
     o.segment_bytes = options_.wal_segment_bytes;
     o.sync = options_.fsync;
     o.lock_directory = false;  // the server holds the data directory's lock
-    auto local = std::make_unique<storage::LocalLog>(o);
-    local_log_ = local.get();
-    wal = std::move(local);
+    if (options_.peers.empty()) {
+      auto local = std::make_unique<storage::LocalLog>(o);
+      local_log_ = local.get();
+      wal = std::move(local);
+    } else {
+      auto raft = MakeRaftLog();
+      if (!raft.ok()) return raft.status();
+      wal = std::move(*raft);
+    }
   }
   sequencer_ = std::make_unique<log::Sequencer>(std::move(wal), clock_);
+  // Replicated: nothing is proposed until raft says this node leads.
+  if (raft_log_ != nullptr) sequencer_->StartAsFollower();
   cluster_.SetSequencer(sequencer_.get());
 
   Time after_now = 0;
@@ -265,6 +275,21 @@ absl::Status Server::OpenLog(uint32_t shards) {
     // Before the shard can apply it and reply: a client that saw the reply
     // then sees at least this index in ServerInfo.
     applied_index_.store(index, std::memory_order_relaxed);
+    if (e.foreign && (e.shard >= cluster_.size() || e.origin.shard >= cluster_.size() ||
+                      e.source_shard >= cluster_.size())) {
+      logging::Error("fatal: a replicated entry names a shard this node does not have; every "
+                     "node of a cluster needs the same --shards")
+          .Uint("index", index)
+          .Uint("shards", cluster_.size());
+      std::_Exit(1);
+    }
+    // Another node's op ids: this node's own must stay clear of them (a
+    // waiter keeps its op's id in the replicated state until a new leader's
+    // Recover ends it).
+    if (e.foreign && e.origin.id != 0) {
+      apply::Shard* origin = &cluster_.shard(e.origin.shard);
+      origin->loop().Post([origin, id = e.origin.id] { origin->SeeOpId(id); });
+    }
     if (durable && e.source_index != 0) {
       apply::Shard* source = &cluster_.shard(e.source_shard);
       source->loop().Post(
@@ -298,22 +323,29 @@ absl::Status Server::OpenLog(uint32_t shards) {
     // Built before the log opens: the log's thread calls AfterDispatch.
     // The WAL is owned by the sequencer and outlives the snapshotter (~Server
     // closes the snapshotter first).
-    snapshotter_ = std::make_unique<log::Snapshotter>(
-        &cluster_, snapshots_.get(), options_.snapshot_entries, options_.snapshot_bytes,
-        [wal = local_log_] { return wal->bytes_committed(); }, restored_index_);
+    std::function<uint64_t()> log_bytes;
+    if (local_log_ != nullptr) {
+      log_bytes = [wal = local_log_] { return wal->bytes_committed(); };
+    } else {
+      log_bytes = [wal = raft_log_] { return wal->bytes_committed(); };
+    }
+    snapshotter_ =
+        std::make_unique<log::Snapshotter>(&cluster_, snapshots_.get(), options_.snapshot_entries,
+                                           options_.snapshot_bytes, log_bytes, restored_index_);
     snapshotter_->SetKick([this] {
       sequencer_->Submit(log::Entry{0, apply::Tick{}, apply::OpRef{}});
     });
   }
-  if (auto st = sequencer_->Open(replay, dispatch, dispatch_query, reject, fatal, restored_index_,
-                                 after_now);
-      !st.ok()) {
-    return st;
-  }
+  opening_ = true;
+  absl::Status opened =
+      sequencer_->Open(replay, dispatch, dispatch_query, reject, fatal, restored_index_, after_now);
+  opening_ = false;
+  if (!opened.ok()) return opened;
   for (const std::string& note : sequencer_->notes()) {
     logging::Warn("write-ahead log").Str("note", note);
   }
-  if (replayed_ > 0 || restored_index_ > 0) {
+  // A replicated node recovers when it becomes the leader (OnLeadership).
+  if (raft_log_ == nullptr && (replayed_ > 0 || restored_index_ > 0)) {
     for (uint32_t i = 0; i < shards; ++i) cluster_.shard(i).ResubmitOutbox();
     for (uint32_t i = 0; i < shards; ++i) {
       sequencer_->Submit(
@@ -442,17 +474,22 @@ absl::Status Server::RestoreSnapshot(uint32_t shards, Time* now) {
     logging::Warn("snapshot skipped").Str("note", note);
   }
   if (!loaded->found) return absl::OkStatus();
-  std::string path = snapshots_->PathOf(loaded->index);
+  return LoadSnapshotRecords(shards, snapshots_->PathOf(loaded->index), loaded->index,
+                             loaded->records, now);
+}
+
+absl::Status Server::LoadSnapshotRecords(uint32_t shards, const std::string& path, uint64_t index,
+                                         const std::vector<std::string>& records, Time* now) {
   internal::v1::SnapshotHeader header;
-  if (loaded->records.empty() || !header.ParseFromString(loaded->records[0])) {
+  if (records.empty() || !header.ParseFromString(records[0])) {
     return absl::DataLossError(absl::StrCat("snapshot ", path, ": its header does not decode"));
   }
-  if (header.format() != 1 || header.index() != loaded->index) {
+  if (header.format() != 1 || header.index() != index) {
     return absl::DataLossError(absl::StrCat("snapshot ", path, ": format ", header.format(),
                                             " at index ", header.index(),
                                             " is not one this build reads"));
   }
-  if (header.shard_count() != shards || loaded->records.size() != shards + 1u) {
+  if (header.shard_count() != shards || records.size() != shards + 1u) {
     // The `shards` file and the newest snapshot disagree, which re-sharding
     // (reshard.h) never leaves behind: something else changed the directory.
     return absl::FailedPreconditionError(
@@ -461,12 +498,12 @@ absl::Status Server::RestoreSnapshot(uint32_t shards, Time* now) {
                      ": write the snapshot's count there to start from it"));
   }
   for (uint32_t i = 0; i < shards; ++i) {
-    if (absl::Status st = cluster_.shard(i).RestorePart(loaded->records[i + 1]); !st.ok()) {
+    if (absl::Status st = cluster_.shard(i).RestorePart(records[i + 1]); !st.ok()) {
       return absl::Status(st.code(), absl::StrCat("snapshot ", path, ": ", st.message()));
     }
   }
-  restored_index_ = loaded->index;
-  applied_index_.store(loaded->index, std::memory_order_relaxed);
+  restored_index_ = index;
+  applied_index_.store(index, std::memory_order_relaxed);
   *now = header.now_us();
   return absl::OkStatus();
 }
@@ -478,7 +515,16 @@ void Server::Shutdown() {
     // End every pending wait and watch and refuse new ones (through the log,
     // like every change; Seal did it already), then cancel the streams that
     // would otherwise hold Shutdown for its whole grace period.
-    if (!sealed_) {
+    if (raft_log_ != nullptr) {
+      // A cluster outlives this node: its waits stay (the next leader's
+      // Recover makes them orphans for their clients' retries). Hand the
+      // lead over first, so that the others need not wait for an election.
+      if (leading_.load(std::memory_order_acquire)) {
+        auto moved = raft_log_->TransferLeadership(0, absl::Seconds(3));
+        logging::Info("handing over the lead before stopping")
+            .Str("result", moved.ok() ? std::string("done") : std::string(moved.status().message()));
+      }
+    } else if (!sealed_) {
       for (uint32_t i = 0; i < cluster_.size(); ++i) {
         sequencer_->Submit(log::Entry{i, apply::BeginShutdown{}, apply::OpRef{}});
       }

@@ -40,7 +40,11 @@
 
 namespace baton::storage {
 class LocalLog;
+class RaftLog;
+namespace raftwire {
+struct Leadership;
 }
+}  // namespace baton::storage
 
 namespace baton::rpc {
 
@@ -99,6 +103,18 @@ struct ServerOptions {
   security::AuthOptions auth;
   // Every flag in effect, by name: reported by Admin/ServerInfo.
   std::map<std::string, std::string> config;
+
+  // A cluster (kLocal only): this node's raft id and every member as
+  // id=peerhost:port@clienthost:port,... (raft/PROTOCOL.md). Empty peers: a
+  // single node. The log is then a RaftLog: baton-raftd, started by this
+  // server, keeps its state in data_dir/raft.
+  uint64_t node_id = 0;
+  std::string peers;
+  std::string peer_listen;  // default: this node's peer address in `peers`
+  std::string raftd;        // the baton-raftd binary; default: beside batond, else PATH
+  bool join = false;        // a member added to a running cluster (Admin/AddMember)
+  int raft_tick_ms = 100;
+  int raft_election_ticks = 10;
 };
 
 class Server final : public ServerOps {
@@ -158,6 +174,16 @@ class Server final : public ServerOps {
   absl::Status RestoreSnapshot(uint32_t shards, Time* now);
   // Undoes a Start that failed after the gRPC server was built.
   void AbandonStart();
+  // Replicated log: the raft log's reader thread reports a change of leader.
+  void OnLeadership(const storage::raftwire::Leadership& l);
+  // Replicated log: the leader sent a snapshot newer than this node's state.
+  absl::Status InstallSnapshot(uint64_t index, std::string_view data);
+  absl::StatusOr<std::unique_ptr<storage::ConsensusLog>> MakeRaftLog();
+  // grpc.health.v1 for "baton.v1": serving, and (in a cluster) leading.
+  void UpdateHealth();
+  // Loads the records of a snapshot into the shards.
+  absl::Status LoadSnapshotRecords(uint32_t shards, const std::string& path, uint64_t index,
+                                   const std::vector<std::string>& records, Time* now);
 
   ServerOptions options_;
   WallClock wall_;
@@ -176,15 +202,20 @@ class Server final : public ServerOps {
   std::optional<storage::FileLock> data_lock_;
   std::unique_ptr<log::Sequencer> sequencer_;
   storage::LocalLog* local_log_ = nullptr;  // the sequencer's log, when durable
+  storage::RaftLog* raft_log_ = nullptr;    // ... when replicated
+  // Whether Open is still replaying (an installed snapshot may then be loaded
+  // in place; later it needs a restart).
+  bool opening_ = false;
   std::unique_ptr<storage::SnapshotStore> snapshots_;
   std::unique_ptr<log::Snapshotter> snapshotter_;
   uint64_t replayed_ = 0;
   uint64_t restored_index_ = 0;
   std::atomic<uint64_t> applied_index_{0};
   std::atomic<bool> serving_{false};
-  Time started_at_ = 0;   // wall clock, for ServerInfo
-  bool started_ = false;  // Start succeeded: Shutdown has something to stop
-  bool sealed_ = false;   // Seal closed the log
+  std::atomic<bool> leading_{false};  // replicated: raft says this node leads
+  Time started_at_ = 0;               // wall clock, for ServerInfo
+  bool started_ = false;              // Start succeeded: Shutdown has something to stop
+  bool sealed_ = false;               // Seal closed the log
   int port_ = 0;
   std::once_flag shutdown_once_;
 };
