@@ -74,6 +74,18 @@ class EventLog {
   std::vector<std::pair<uint64_t, std::string>> installed_ ABSL_GUARDED_BY(mu_);
 };
 
+// One RaftLog and what its callbacks and events said.
+struct Node {
+  explicit Node(RaftLog::Options o) : log(std::move(o), ev.Events()) {}
+  absl::StatusOr<OpenResult> Open(uint64_t after = 0) {
+    return log.Open(after, replayed.Fn(), rec.Callbacks());
+  }
+  Recorder rec;
+  EventLog ev;
+  Replayed replayed;
+  RaftLog log;  // last: closed first
+};
+
 class RaftLogTest : public ::testing::Test {
  protected:
   // Options for node `id` of a cluster of `size` nodes on fresh ports.
@@ -111,18 +123,15 @@ class RaftLogTest : public ::testing::Test {
 TEST_F(RaftLogTest, ASingleNodeCommitsInOrderAndReplaysAfterARestart) {
   std::vector<uint64_t> indexes;
   {
-    Recorder rec;
-    EventLog ev;
-    RaftLog log(NodeOptions(1, 1), ev.Events());
-    Replayed replayed;
-    auto opened = log.Open(0, replayed.Fn(), rec.Callbacks());
+    Node n(NodeOptions(1, 1));
+    auto opened = n.Open(0);
     ASSERT_TRUE(opened.ok()) << opened.status();
-    EXPECT_TRUE(replayed.entries.empty());
-    ASSERT_TRUE(ev.WaitUntilLeader());
-    ProposeAll(log, 0, 200);
-    rec.WaitForOutcomes(200);
-    auto committed = rec.committed();
-    ASSERT_EQ(committed.size(), 200u) << rec.rejected().front().second;
+    EXPECT_TRUE(n.replayed.entries.empty());
+    ASSERT_TRUE(n.ev.WaitUntilLeader());
+    ProposeAll(n.log, 0, 200);
+    n.rec.WaitForOutcomes(200);
+    auto committed = n.rec.committed();
+    ASSERT_EQ(committed.size(), 200u) << n.rec.rejected().front().second;
     for (int i = 0; i < 200; ++i) {
       EXPECT_EQ(committed[i].cookie, static_cast<uint64_t>(i + 1));
       EXPECT_EQ(committed[i].data, absl::StrCat("entry ", i));
@@ -131,25 +140,22 @@ TEST_F(RaftLogTest, ASingleNodeCommitsInOrderAndReplaysAfterARestart) {
       }
       indexes.push_back(committed[i].index);
     }
-    log.Close();
-    EXPECT_TRUE(rec.fatal().empty());
+    n.log.Close();
+    EXPECT_TRUE(n.rec.fatal().empty());
   }
   // Everything comes back, in order, with the same indexes; and only what
   // lies after the caller's snapshot. What the WAL knows to be committed is
   // replayed by Open; the rest (etcd's WAL may record the commit index late)
   // commits again once the node has been re-elected, with cookie 0.
   for (uint64_t after : {uint64_t{0}, indexes[99]}) {
-    Recorder rec;
-    EventLog ev;
-    RaftLog log(NodeOptions(1, 1), ev.Events());
-    Replayed replayed;
-    auto opened = log.Open(after, replayed.Fn(), rec.Callbacks());
+    Node n(NodeOptions(1, 1));
+    auto opened = n.Open(after);
     ASSERT_TRUE(opened.ok()) << opened.status();
     size_t first = after == 0 ? 0 : 100;
-    ASSERT_LE(replayed.entries.size(), 200 - first);
-    rec.WaitForOutcomes(200 - first - replayed.entries.size());
-    auto all = replayed.entries;
-    for (auto& c : rec.committed()) {
+    ASSERT_LE(n.replayed.entries.size(), 200 - first);
+    n.rec.WaitForOutcomes(200 - first - n.replayed.entries.size());
+    auto all = n.replayed.entries;
+    for (auto& c : n.rec.committed()) {
       EXPECT_EQ(c.cookie, 0u);
       all.emplace_back(c.index, c.data);
     }
@@ -164,63 +170,54 @@ TEST_F(RaftLogTest, ASingleNodeCommitsInOrderAndReplaysAfterARestart) {
 
 TEST_F(RaftLogTest, ANodeThatCannotLeadRefusesProposalsAsUnavailable) {
   // Node 1 of 3, alone: it can never win an election.
-  Recorder rec;
-  EventLog ev;
-  RaftLog log(NodeOptions(1, 3), ev.Events());
-  Replayed replayed;
-  ASSERT_TRUE(log.Open(0, replayed.Fn(), rec.Callbacks()).ok());
-  ProposeAll(log, 0, 3);
-  rec.WaitForOutcomes(3);
-  auto rejected = rec.rejected();
+  Node n(NodeOptions(1, 3));
+  ASSERT_TRUE(n.Open(0).ok());
+  ProposeAll(n.log, 0, 3);
+  n.rec.WaitForOutcomes(3);
+  auto rejected = n.rec.rejected();
   ASSERT_EQ(rejected.size(), 3u);
   for (auto& [cookie, why] : rejected) {
     EXPECT_EQ(why.code(), absl::StatusCode::kUnavailable) << why;
     EXPECT_THAT(why.message(), ::testing::Not(HasSubstr("outcome unknown"))) << why;
   }
-  auto status = log.Status(kWait);
+  auto status = n.log.Status(kWait);
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(status->node_id, 1u);
   EXPECT_FALSE(status->is_leader);
   EXPECT_EQ(status->members.size(), 3u);
-  auto moved = log.TransferLeadership(2, kWait);
+  auto moved = n.log.TransferLeadership(2, kWait);
   EXPECT_EQ(moved.status().code(), absl::StatusCode::kUnavailable) << moved.status();
 }
 
 TEST_F(RaftLogTest, AfterACompactionARestartInstallsTheSnapshotThenReplaysTheRest) {
   std::vector<uint64_t> indexes;
   {
-    Recorder rec;
-    EventLog ev;
-    RaftLog log(NodeOptions(1, 1), ev.Events());
-    Replayed replayed;
-    ASSERT_TRUE(log.Open(0, replayed.Fn(), rec.Callbacks()).ok());
-    ASSERT_TRUE(ev.WaitUntilLeader());
-    ProposeAll(log, 0, 50);
-    rec.WaitForOutcomes(50);
-    for (auto& c : rec.committed()) indexes.push_back(c.index);
+    Node n(NodeOptions(1, 1));
+    ASSERT_TRUE(n.Open(0).ok());
+    ASSERT_TRUE(n.ev.WaitUntilLeader());
+    ProposeAll(n.log, 0, 50);
+    n.rec.WaitForOutcomes(50);
+    for (auto& c : n.rec.committed()) indexes.push_back(c.index);
     ASSERT_EQ(indexes.size(), 50u);
-    log.Compact(indexes[29]);
+    n.log.Compact(indexes[29]);
     // Status is answered after the Compact before it was handled.
-    auto status = log.Status(kWait);
+    auto status = n.log.Status(kWait);
     ASSERT_TRUE(status.ok()) << status.status();
     EXPECT_EQ(status->snapshot_index, indexes[29]);
-    log.Close();
+    n.log.Close();
   }
-  Recorder rec;
-  EventLog ev;
-  RaftLog log(NodeOptions(1, 1), ev.Events());
-  Replayed replayed;
-  auto opened = log.Open(0, replayed.Fn(), rec.Callbacks());
+  Node n(NodeOptions(1, 1));
+  auto opened = n.Open(0);
   ASSERT_TRUE(opened.ok()) << opened.status();
-  auto installed = ev.installed();
+  auto installed = n.ev.installed();
   ASSERT_EQ(installed.size(), 1u);
   EXPECT_EQ(installed[0].first, indexes[29]);
   EXPECT_EQ(installed[0].second, absl::StrCat("state through ", indexes[29]));
   // The entries after it: replayed, or committed again after the election.
-  ASSERT_LE(replayed.entries.size(), 20u);
-  rec.WaitForOutcomes(20 - replayed.entries.size());
-  auto all = replayed.entries;
-  for (auto& c : rec.committed()) all.emplace_back(c.index, c.data);
+  ASSERT_LE(n.replayed.entries.size(), 20u);
+  n.rec.WaitForOutcomes(20 - n.replayed.entries.size());
+  auto all = n.replayed.entries;
+  for (auto& c : n.rec.committed()) all.emplace_back(c.index, c.data);
   ASSERT_EQ(all.size(), 20u);
   EXPECT_EQ(all.front().first, indexes[30]);
   EXPECT_EQ(all.front().second, "entry 30");
@@ -228,34 +225,28 @@ TEST_F(RaftLogTest, AfterACompactionARestartInstallsTheSnapshotThenReplaysTheRes
 }
 
 TEST_F(RaftLogTest, WhenBatonRaftdDiesTheLogIsFatalAndRefusesEverything) {
-  Recorder rec;
-  EventLog ev;
-  RaftLog log(NodeOptions(1, 1), ev.Events());
-  Replayed replayed;
-  ASSERT_TRUE(log.Open(0, replayed.Fn(), rec.Callbacks()).ok());
-  ASSERT_TRUE(ev.WaitUntilLeader());
-  ASSERT_NE(log.raftd_pid(), 0);
-  ASSERT_EQ(kill(log.raftd_pid(), SIGKILL), 0);
-  for (absl::Time give_up = absl::Now() + kWait; rec.fatal().empty() && absl::Now() < give_up;) {
+  Node n(NodeOptions(1, 1));
+  ASSERT_TRUE(n.Open(0).ok());
+  ASSERT_TRUE(n.ev.WaitUntilLeader());
+  ASSERT_NE(n.log.raftd_pid(), 0);
+  ASSERT_EQ(kill(n.log.raftd_pid(), SIGKILL), 0);
+  for (absl::Time give_up = absl::Now() + kWait; n.rec.fatal().empty() && absl::Now() < give_up;) {
     absl::SleepFor(absl::Milliseconds(5));
   }
-  ASSERT_EQ(rec.fatal().size(), 1u);
-  EXPECT_THAT(rec.fatal()[0].message(), HasSubstr("killed by signal 9"));
-  ProposeAll(log, 0, 1);
-  rec.WaitForOutcomes(1);
-  ASSERT_EQ(rec.rejected().size(), 1u);
-  EXPECT_EQ(rec.rejected()[0].second.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(log.Status(kWait).status().code(), absl::StatusCode::kUnavailable);
+  ASSERT_EQ(n.rec.fatal().size(), 1u);
+  EXPECT_THAT(n.rec.fatal()[0].message(), HasSubstr("killed by signal 9"));
+  ProposeAll(n.log, 0, 1);
+  n.rec.WaitForOutcomes(1);
+  ASSERT_EQ(n.rec.rejected().size(), 1u);
+  EXPECT_EQ(n.rec.rejected()[0].second.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(n.log.Status(kWait).status().code(), absl::StatusCode::kUnavailable);
 }
 
 TEST_F(RaftLogTest, OpenFailsClearlyWhenBatonRaftdCannotStart) {
-  Recorder rec;
-  EventLog ev;
   RaftLog::Options o = NodeOptions(1, 1);
   o.peer_listen = "not an address";
-  RaftLog log(o, ev.Events());
-  Replayed replayed;
-  auto opened = log.Open(0, replayed.Fn(), rec.Callbacks());
+  Node n(o);
+  auto opened = n.Open(0);
   ASSERT_FALSE(opened.ok());
   EXPECT_THAT(opened.status().message(), HasSubstr("baton-raftd"));
 }
