@@ -277,8 +277,9 @@ absl::Status Server::OpenLog(uint32_t shards) {
     applied_index_.store(index, std::memory_order_relaxed);
     if (e.foreign && (e.shard >= cluster_.size() || e.origin.shard >= cluster_.size() ||
                       e.source_shard >= cluster_.size())) {
-      logging::Error("fatal: a replicated entry names a shard this node does not have; every "
-                     "node of a cluster needs the same --shards")
+      logging::Error(
+          "fatal: a replicated entry names a shard this node does not have; every "
+          "node of a cluster needs the same --shards")
           .Uint("index", index)
           .Uint("shards", cluster_.size());
       std::_Exit(1);
@@ -522,7 +523,8 @@ void Server::Shutdown() {
       if (leading_.load(std::memory_order_acquire)) {
         auto moved = raft_log_->TransferLeadership(0, absl::Seconds(3));
         logging::Info("handing over the lead before stopping")
-            .Str("result", moved.ok() ? std::string("done") : std::string(moved.status().message()));
+            .Str("result",
+                 moved.ok() ? std::string("done") : std::string(moved.status().message()));
       }
     } else if (!sealed_) {
       for (uint32_t i = 0; i < cluster_.size(); ++i) {
