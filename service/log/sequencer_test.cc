@@ -183,23 +183,30 @@ struct Outcomes {
   std::vector<std::pair<Entry, absl::Status>> rejected;
 };
 
-absl::Status OpenRecording(Sequencer& s, Outcomes& out) {
-  return s.Open(
-      [](uint64_t, Time, Entry) { return absl::OkStatus(); },
-      [&](uint64_t, Time now, Entry e) { out.dispatched.emplace_back(now, std::move(e)); },
-      [](uint64_t, Time, Entry) {},
-      [&](Entry e, absl::Status why) { out.rejected.emplace_back(std::move(e), why); },
-      [](absl::Status why) { ADD_FAILURE() << "fatal: " << why; });
-}
+// A sequencer on a ScriptedLog, opened as a follower, recording what it
+// dispatches and rejects.
+class ReplicatedSequencerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    s.StartAsFollower();
+    ASSERT_TRUE(
+        s.Open([](uint64_t, Time, Entry) { return absl::OkStatus(); },
+               [this](uint64_t, Time now, Entry e) {
+                 out.dispatched.emplace_back(now, std::move(e));
+               },
+               [](uint64_t, Time, Entry) {},
+               [this](Entry e, absl::Status why) { out.rejected.emplace_back(std::move(e), why); },
+               [](absl::Status why) { ADD_FAILURE() << "fatal: " << why; })
+            .ok());
+  }
 
-TEST(SequencerTest, AFollowerProposesNothingAndRefusesClientsNamingTheLeader) {
-  ManualClock clock(1'000'000);
-  auto log = std::make_unique<ScriptedLog>();
-  ScriptedLog* raw = log.get();
-  Sequencer s(std::move(log), &clock);
-  s.StartAsFollower();
+  ManualClock clock{1'000'000};
+  ScriptedLog* raw = new ScriptedLog;  // owned by s
+  Sequencer s{std::unique_ptr<storage::ConsensusLog>(raw), &clock};
   Outcomes out;
-  ASSERT_TRUE(OpenRecording(s, out).ok());
+};
+
+TEST_F(ReplicatedSequencerTest, AFollowerProposesNothingAndRefusesClientsNamingTheLeader) {
   s.SetLeadership(false, "10.0.0.2:7411");
   Entry client{0, apply::SetEvent{"e"}, apply::OpRef{0, 5}};
   s.Submit(client);
@@ -218,14 +225,7 @@ TEST(SequencerTest, AFollowerProposesNothingAndRefusesClientsNamingTheLeader) {
   s.Flush();  // nothing submitted counts: returns at once
 }
 
-TEST(SequencerTest, ForeignEntriesApplyWithTheirOriginAndLiftClusterTime) {
-  ManualClock clock(1'000'000);
-  auto log = std::make_unique<ScriptedLog>();
-  ScriptedLog* raw = log.get();
-  Sequencer s(std::move(log), &clock);
-  s.StartAsFollower();
-  Outcomes out;
-  ASSERT_TRUE(OpenRecording(s, out).ok());
+TEST_F(ReplicatedSequencerTest, ForeignEntriesApplyWithTheirOriginAndLiftClusterTime) {
   // The old leader's clock was ahead of this node's.
   raw->CommitForeign(9'000'000, Entry{0, apply::SetEvent{"a"}, apply::OpRef{1, 77}});
   ASSERT_EQ(out.dispatched.size(), 1u);
