@@ -12,9 +12,12 @@
 //      CancelWait to B: the wait ends with CANCELLED, or, if B granted
 //      first, the grant is already on its way and arrives as the result.
 //   4. The handler finishes the call. Reply() waits for both the Finish tag
-//      and the done tag and reports whether the client got the response
-//      (finish ok and not cancelled); if not, the handler rolls the grant
-//      back (Undeliver). Exactly one outcome, as the client observes it.
+//      and the done tag and reports what became of the response (Delivery):
+//      lost (the call was dead before the Finish reached the wire: the
+//      handler rolls the grant back, Undeliver), uncertain (it went to the
+//      wire but the call ended cancelled: gRPC cannot say whether the client
+//      read it) or delivered. Only "lost" is certain: a reply the client may
+//      have read is kept unless the handler's client cannot recover it.
 //   5. After the handler returns the driver waits for the done tag (never
 //      free a call with a tag outstanding), then frees the call.
 //
@@ -216,6 +219,20 @@ class OpBase : public apply::OpSink {
   uint32_t submit_target_ = 0;
 };
 
+// What became of an OK reply (Op::Reply).
+enum class Delivery {
+  // It never reached the wire: the call had ended first (deadline, cancel,
+  // broken connection). Nobody has it: roll back what it handed out.
+  kLost,
+  // It went to the wire, but the call ended cancelled (a cancel or deadline
+  // crossed it, or the connection broke after it): the requester may or may
+  // not have read it. Clients that ask again with the same request_id (lock,
+  // semaphore, queue Get and Put) find it and give it back; rolling it back
+  // here could take from a client what it holds, so those handlers keep it.
+  kUncertain,
+  kDelivered,
+};
+
 // What a handler of a unary method sees: the request, the shard, Submit, and
 // one way to answer. Implemented by UnaryCall (a gRPC call) and by StreamOp
 // (one operation on a session stream), so each method has one handler.
@@ -254,9 +271,9 @@ class Op {
 
   // The requester's own deadline (the gRPC deadline), or max() for none.
   virtual std::chrono::system_clock::time_point RpcDeadline() const = 0;
-  // Answers with OK and `response`. Returns whether the requester got it; if
-  // not, the handler rolls back what the response handed out.
-  virtual runtime::Task<bool> Reply(Resp response) = 0;
+  // Answers with OK and `response`. Returns what became of it (Delivery);
+  // on kLost the handler rolls back what the response handed out.
+  virtual runtime::Task<Delivery> Reply(Resp response) = 0;
   // Answers with an error.
   virtual runtime::Task<void> Fail(absl::Status status) = 0;
 
@@ -385,10 +402,11 @@ class UnaryCall final : public CallBase, public Op<Req, Resp> {
 
   std::chrono::system_clock::time_point RpcDeadline() const override { return ctx.deadline(); }
 
-  // Finishes with OK and `response`. Returns whether the client received it:
-  // the Finish went to the wire and the call was not cancelled, decided once
-  // both the Finish tag and the done tag are back (their order varies).
-  runtime::Task<bool> Reply(Resp response) override {
+  // Finishes with OK and `response`. Returns what became of it, decided once
+  // both the Finish tag and the done tag are back (their order varies): lost
+  // if the Finish did not go to the wire (the call was dead first), else
+  // uncertain if the call ended cancelled, else delivered.
+  runtime::Task<Delivery> Reply(Resp response) override {
     grpc::ByteBuffer bytes;
     bool own = false;
     grpc::Status encoded = grpc::SerializationTraits<Resp>::Serialize(response, &bytes, &own);
@@ -396,14 +414,18 @@ class UnaryCall final : public CallBase, public Op<Req, Resp> {
       co_await Fail(absl::InternalError(
           absl::StrCat("cannot encode the response: ", encoded.error_message())));
       co_await AwaitDone();
-      co_return false;
+      co_return Delivery::kLost;
     }
     bool ok =
         co_await runtime::CqOp([&](void* tag) { writer.Finish(bytes, grpc::Status::OK, tag); });
     co_await AwaitDone();
-    bool delivered = ok && !ctx.IsCancelled();
-    Stats()->Finished(delivered ? absl::StatusCode::kOk : absl::StatusCode::kCancelled, Elapsed());
-    co_return delivered;
+    Delivery delivery = !ok                 ? Delivery::kLost
+                        : ctx.IsCancelled() ? Delivery::kUncertain
+                                            : Delivery::kDelivered;
+    Stats()->Finished(
+        delivery == Delivery::kDelivered ? absl::StatusCode::kOk : absl::StatusCode::kCancelled,
+        Elapsed());
+    co_return delivery;
   }
 
   // Finishes with an error status.

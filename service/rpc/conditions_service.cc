@@ -55,9 +55,10 @@ runtime::Task<void> Wait(Env& env, WaitCall& call) {
                        : v1::CONDITION_OUTCOME_NOTIFIED);
   resp.set_token(g.token);
   if (g.expires_in != kForever) ToProto(g.expires_in, resp.mutable_expires_in());
-  bool delivered = co_await call.Reply(std::move(resp));
-  // Nobody got the re-acquired lock: hand it on, as a lost Acquire would.
-  if (!delivered) {
+  // Nobody may have got the re-acquired lock: hand it on (a wait has no
+  // request_id to recover it by; a holder that did read it is fenced by the
+  // token and told on its Release).
+  if (co_await call.Reply(std::move(resp)) != Delivery::kDelivered) {
     apply::Undeliver undo{apply::Kind::kLock, lock, g.token, g.delivery};
     co_await call.Submit(target, undo);  // RollBack: answered once applied
   }

@@ -76,7 +76,8 @@ runtime::Task<void> AnswerLockAcquire(LockAcquireCall& call, uint32_t target,
   auto r = apply::TakeResult<apply::AcquirePermits>(std::move(result));
   if (!r.ok()) co_return co_await call.Fail(r.status());
   v1::AcquireLockResponse resp = LockResponse(*r);
-  if (!co_await call.Reply(std::move(resp))) {
+  // Kept unless lost: the client recovers an uncertain grant by request_id.
+  if (co_await call.Reply(std::move(resp)) == Delivery::kLost) {
     apply::Undeliver undo{Kind::kLock, call.request.name(), r->token, r->delivery};
     co_await call.Submit(target, undo);  // RollBack: answered once applied
   }
@@ -152,7 +153,8 @@ runtime::Task<void> AnswerSemAcquire(SemAcquireCall& call, uint32_t target,
   resp.set_available(g.available);
   resp.set_outcome(ToProto(g.how));
   if (g.expires_in != kForever) ToProto(g.expires_in, resp.mutable_expires_in());
-  if (!co_await call.Reply(std::move(resp))) {
+  // Kept unless lost: the client recovers an uncertain grant by request_id.
+  if (co_await call.Reply(std::move(resp)) == Delivery::kLost) {
     apply::Undeliver undo{Kind::kSemaphore, call.request.name(), g.token, g.delivery};
     co_await call.Submit(target, undo);  // RollBack: answered once applied
   }

@@ -135,8 +135,10 @@ runtime::Task<void> Put(Env& env, PutCall& call) {
   for (uint64_t id : done.item_ids) resp.add_item_ids(id);
   resp.set_size(done.size);
   resp.set_outcome(ToProto(done.how));
-  bool delivered = co_await call.Reply(std::move(resp));
-  if (!delivered) {
+  // Kept unless lost: an uncertain Put may have been acknowledged to the
+  // client (rolling it back would lose an item it was told is stored); the
+  // client asks again with the request_id if it did not read the answer.
+  if (co_await call.Reply(std::move(resp)) == Delivery::kLost) {
     apply::UndeliverPut undo{name, std::move(done.item_ids)};
     co_await call.Submit(target, undo);  // RollBack: answered once applied
   }
@@ -202,8 +204,8 @@ runtime::Task<void> Get(Env& env, GetCall& call) {
   resp.set_outcome(ToProto(got.how));
   resp.set_acked(got.acked);
   resp.mutable_ack_failed()->Add(got.ack_failed.begin(), got.ack_failed.end());
-  bool delivered = co_await call.Reply(std::move(resp));
-  if (!delivered) {
+  // Kept unless lost: the client recovers an uncertain Get by request_id.
+  if (co_await call.Reply(std::move(resp)) == Delivery::kLost) {
     apply::UndeliverItems undo{name, std::move(receipts)};
     co_await call.Submit(target, undo);  // RollBack: answered once applied
   }

@@ -187,7 +187,11 @@ class StreamOp final : public StreamOpBase, public Op<Req, Resp> {
     return std::chrono::system_clock::time_point::max();
   }
 
-  runtime::Task<bool> Reply(Resp response) override {
+  // A written answer is delivered; one that was not written (the op was
+  // cancelled by id first, or the stream broke) is lost. An answer written
+  // just before the stream broke is counted delivered: the client re-sends
+  // the operation with its request_id on the next stream and finds it.
+  runtime::Task<Delivery> Reply(Resp response) override {
     v1::OperationResult result;
     result.set_id(id());
     auto* slot = static_cast<Resp*>(result.GetReflection()->MutableMessage(&result, field_));
@@ -196,7 +200,7 @@ class StreamOp final : public StreamOpBase, public Op<Req, Resp> {
     stream().Answer(this, std::move(result), &delivered);
     bool ok = co_await delivered;
     Stats()->Finished(ok ? absl::StatusCode::kOk : absl::StatusCode::kCancelled, -1);
-    co_return ok;
+    co_return ok ? Delivery::kDelivered : Delivery::kLost;
   }
 
   runtime::Task<void> Fail(absl::Status status) override {

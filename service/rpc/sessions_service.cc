@@ -58,9 +58,11 @@ runtime::Task<void> Open(Env& env, OpenCall& call) {
   v1::OpenSessionResponse resp;
   resp.set_session_id(info.session);
   ToProto(info.ttl, resp.mutable_ttl());
-  bool delivered = co_await call.Reply(std::move(resp));
-  // Nobody learned the id: end the session now rather than at its TTL.
-  if (!delivered) call.Send(home, apply::CloseSession{info.session});
+  // Nobody learned the id: end the session now rather than at its TTL. An
+  // uncertain answer is kept (the client may use the session); if nobody
+  // did, it expires at its TTL.
+  if (co_await call.Reply(std::move(resp)) == Delivery::kLost)
+    call.Send(home, apply::CloseSession{info.session});
 }
 
 runtime::Task<void> KeepAliveOnce(Env& env, KeepAliveCall& call) {

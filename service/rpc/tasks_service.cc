@@ -158,8 +158,11 @@ runtime::Task<void> Take(Env& env, TakeCall& call) {
   resp.set_payload(std::move(taken.payload));
   resp.set_attempt(taken.attempt);
   uint32_t attempt = taken.attempt;
-  bool delivered = co_await call.Reply(std::move(resp));
-  if (!delivered && ref.ok()) {
+  // Clients do not ask again for a cancelled unary Take (a retry could take,
+  // and then burn an attempt of, another task): batond gives back a task
+  // unless the answer was surely delivered. A worker that did read it is
+  // fenced by the attempt number.
+  if (co_await call.Reply(std::move(resp)) != Delivery::kDelivered && ref.ok()) {
     apply::UndeliverTask undo{queue, ref->seq, attempt};
     co_await call.Submit(target, undo);  // RollBack: answered once applied
   }
