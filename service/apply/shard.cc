@@ -97,6 +97,14 @@ void Shard::OnLeadershipGained() {
   ResubmitOutbox();
 }
 
+void Shard::OnLeadershipLost(const absl::Status& why) {
+  std::vector<uint64_t> ids;
+  ids.reserve(sinks_.size());
+  for (const auto& [id, sink] : sinks_) ids.push_back(id);
+  // An op may end (unregister) while told, or end another: look each up.
+  for (uint64_t id : ids) DeliverHere(id, Result::Error(why));
+}
+
 std::string Shard::SavePart() const {
   internal::v1::SnapshotPart part;
   part.set_shard(index_);

@@ -108,6 +108,14 @@ class Shard final : public runtime::TimerSource {
   // refused): tick again when due, and propose what the outbox and the retry
   // list still hold.
   void OnLeadershipGained();
+  // Replicated log, loop thread: this node no longer leads. Every op of this
+  // shard waiting for a result (a blocked Acquire, Get, Wait, a Watch) gets
+  // `why` at once, rather than at its deadline: nothing here will answer it
+  // now. Its wait stays in the replicated state until the new leader's
+  // Recover makes it an orphan, which the client's retry (same request_id,
+  // sent to the leader) claims; a grant already committed for it is found
+  // the same way (REPLAYED).
+  void OnLeadershipLost(const absl::Status& why);
   size_t outbox_size() const { return outbox_.size(); }
 
   // This shard's part of a snapshot (baton.internal.v1.SnapshotPart): its

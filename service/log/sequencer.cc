@@ -134,17 +134,78 @@ void Sequencer::SubmitLocked(Entry entry) {
 }
 
 void Sequencer::SubmitQuery(Entry entry) {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (closed_) return;
   // A follower's state may be behind the leader's: not a linearizable read.
   if (!leader_.load(std::memory_order_acquire)) return Refuse(std::move(entry));
   Time now = std::max({last_now_, foreign_now_.load(std::memory_order_acquire), clock_->Now()});
-  std::lock_guard<std::mutex> qlock(queries_mu_);
-  if (done_ >= proposed_) {
-    dispatch_query_(0, now, std::move(entry));
-  } else {
-    queries_.emplace_back(proposed_, std::move(entry));
+  std::unique_lock<std::mutex> qlock(queries_mu_);
+  if (!ask_read_index_) {
+    ReleaseReadLocked(proposed_, std::move(entry), now);
+    return;
   }
+  // A leader may have been deposed without knowing it yet (cut off from the
+  // others): confirm with a read index before answering.
+  unconfirmed_.emplace_back(proposed_, std::move(entry));
+  if (reading_) return;  // the answer to the question in flight asks again
+  reading_ = true;
+  confirming_.swap(unconfirmed_);
+  uint64_t ctx = ++read_ctx_;
+  read_rounds_.fetch_add(1, std::memory_order_relaxed);
+  qlock.unlock();
+  lock.unlock();
+  ask_read_index_(ctx);  // may answer inline: no lock held
+}
+
+void Sequencer::ReleaseReadLocked(uint64_t seq, Entry read, Time now) {
+  if (done_ >= seq) {
+    dispatch_query_(0, now, std::move(read));
+    return;
+  }
+  // queries_ stays ordered by the proposal each waits for.
+  auto at = std::upper_bound(queries_.begin(), queries_.end(), seq,
+                             [](uint64_t s, const auto& q) { return s < q.first; });
+  queries_.emplace(at, seq, std::move(read));
+}
+
+void Sequencer::OnReadIndex(uint64_t ctx, absl::Status status) {
+  std::vector<std::pair<uint64_t, Entry>> refused;
+  uint64_t next = 0;
+  {
+    std::lock_guard<std::mutex> qlock(queries_mu_);
+    if (!reading_ || ctx != read_ctx_) return;  // not ours, or answered already
+    std::vector<std::pair<uint64_t, Entry>> batch;
+    batch.swap(confirming_);
+    reading_ = false;
+    if (status.ok()) {
+      // Every entry through the read index reached the dispatcher before
+      // this answer (the log's promise), so reads dispatched now follow it.
+      Time now = std::max(foreign_now_.load(std::memory_order_acquire), clock_->Now());
+      for (auto& [seq, read] : batch) ReleaseReadLocked(seq, std::move(read), now);
+    } else {
+      refused.swap(batch);
+    }
+    if (!unconfirmed_.empty()) {
+      reading_ = true;
+      confirming_.swap(unconfirmed_);
+      next = ++read_ctx_;
+      read_rounds_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (!refused.empty()) {
+    std::string leader = leader_address();
+    absl::Status why = absl::UnavailableError(absl::StrCat(
+        "this node could not confirm that it still leads the cluster, so it does not answer "
+        "reads (",
+        status.message(), ")",
+        leader.empty() ? std::string("; retry shortly")
+                       : absl::StrCat("; the leader is ", leader)));
+    if (!leader.empty()) why.SetPayload(kLeaderPayload, absl::Cord(leader));
+    for (auto& [seq, read] : refused) {
+      if (read.origin.id != 0) reject_(std::move(read), why);
+    }
+  }
+  if (next != 0) ask_read_index_(next);
 }
 
 void Sequencer::Refuse(Entry entry) {

@@ -115,9 +115,22 @@ class Sequencer {
 
   // A query (apply::IsQuery): not logged, but handed to `dispatch_query`
   // only once every entry submitted before it was dispatched, so a client
-  // reads its own writes (and everything committed before it asked). Any
-  // thread.
+  // reads its own writes (and everything committed before it asked). With
+  // UseReadIndex, also only once the log confirmed that this node still
+  // led after the query arrived (linearizable; refused UNAVAILABLE if not).
+  // Any thread.
   void SubmitQuery(Entry entry);
+
+  // Replicated log, before Open: reads wait for a read index (raft's
+  // ReadIndex, ReadOnlySafe: a heartbeat round to a majority). `ask(ctx)`
+  // asks for one; the log answers OnReadIndex(ctx, ...) once every entry up
+  // to that index was committed to the dispatcher. One question serves every
+  // read that arrived before it was asked; reads arriving meanwhile wait for
+  // the next. `ask` may answer inline (on failure).
+  void UseReadIndex(std::function<void(uint64_t ctx)> ask) { ask_read_index_ = std::move(ask); }
+  // The log's answer to ask(ctx): OK (the reads it covers may be served), or
+  // why not (this node does not lead, or could not confirm it). Any thread.
+  void OnReadIndex(uint64_t ctx, absl::Status status);
 
   // Blocks until every entry submitted before the call was dispatched or
   // rejected. Any thread but the log's.
@@ -142,6 +155,8 @@ class Sequencer {
   std::string leader_address() const;
   // Entries proposed by other nodes and applied here.
   uint64_t foreign() const { return foreign_.load(std::memory_order_relaxed); }
+  // Read-index rounds asked so far (UseReadIndex). Any thread.
+  uint64_t read_rounds() const { return read_rounds_.load(std::memory_order_relaxed); }
 
   bool durable() const { return log_ != nullptr; }
   // Entries submitted so far (changes, not queries). Any thread.
@@ -191,6 +206,19 @@ class Sequencer {
   std::mutex queries_mu_;
   uint64_t done_ = 0;  // proposals finished, in order; guarded by queries_mu_
   std::vector<std::pair<uint64_t, Entry>> queries_;  // guarded by queries_mu_
+  // Replicated reads (UseReadIndex), each with the proposal it must follow:
+  // waiting for a read index to be asked, and covered by the one asked
+  // (read_ctx_, while reading_). Guarded by queries_mu_.
+  std::function<void(uint64_t ctx)> ask_read_index_;
+  std::vector<std::pair<uint64_t, Entry>> unconfirmed_;
+  std::vector<std::pair<uint64_t, Entry>> confirming_;
+  uint64_t read_ctx_ = 0;
+  bool reading_ = false;
+  std::atomic<uint64_t> read_rounds_{0};
+
+  // Hands `read` (after proposal `seq`) on once that proposal finished.
+  // REQUIRES: queries_mu_ held.
+  void ReleaseReadLocked(uint64_t seq, Entry read, Time now);
 
   // Flush waits here for entries to be dispatched or rejected.
   std::mutex flush_mu_;

@@ -180,6 +180,7 @@ class ScriptedLog final : public storage::ConsensusLog {
 
 struct Outcomes {
   std::vector<std::pair<Time, Entry>> dispatched;
+  std::vector<Entry> queries;
   std::vector<std::pair<Entry, absl::Status>> rejected;
 };
 
@@ -194,7 +195,7 @@ class ReplicatedSequencerTest : public ::testing::Test {
                [this](uint64_t, Time now, Entry e) {
                  out.dispatched.emplace_back(now, std::move(e));
                },
-               [](uint64_t, Time, Entry) {},
+               [this](uint64_t, Time, Entry e) { out.queries.push_back(std::move(e)); },
                [this](Entry e, absl::Status why) { out.rejected.emplace_back(std::move(e), why); },
                [](absl::Status why) { ADD_FAILURE() << "fatal: " << why; })
             .ok());
@@ -249,6 +250,52 @@ TEST_F(ReplicatedSequencerTest, ForeignEntriesApplyWithTheirOriginAndLiftCluster
   s.Submit(Entry{0, apply::SetEvent{"c"}, apply::OpRef{0, 9}});
   ASSERT_EQ(out.rejected.size(), 1u);
   EXPECT_NE(out.rejected[0].second.message().find("no leader is known"), std::string::npos);
+}
+
+TEST_F(ReplicatedSequencerTest, ReadsWaitForAReadIndexAndOneQuestionServesABatch) {
+  std::vector<uint64_t> asked;
+  s.UseReadIndex([&](uint64_t ctx) { asked.push_back(ctx); });
+  s.BecomeLeader({});
+  auto read = [](const std::string& name, uint64_t op) {
+    return Entry{0, apply::DescribeResource{name}, apply::OpRef{0, op}};
+  };
+  s.SubmitQuery(read("a", 1));
+  s.SubmitQuery(read("b", 2));  // arrives while the question is out
+  ASSERT_EQ(asked.size(), 1u);
+  EXPECT_TRUE(out.queries.empty());  // not before this node knows it leads
+  s.OnReadIndex(asked[0], absl::OkStatus());
+  ASSERT_EQ(out.queries.size(), 1u);
+  EXPECT_EQ(NameOf(out.queries[0]), "?a");
+  ASSERT_EQ(asked.size(), 2u);  // b's question, asked as soon as a's came back
+  // A read after this node's own write also waits for the write.
+  s.Submit(Set("w"));
+  s.SubmitQuery(read("c", 3));
+  s.OnReadIndex(asked[1], absl::OkStatus());
+  ASSERT_EQ(out.queries.size(), 2u);
+  EXPECT_EQ(NameOf(out.queries[1]), "?b");
+  ASSERT_EQ(asked.size(), 3u);
+  s.OnReadIndex(asked[2], absl::OkStatus());
+  EXPECT_EQ(out.queries.size(), 2u);  // c waits for w
+  raw->CommitProposed();
+  ASSERT_EQ(out.queries.size(), 3u);
+  EXPECT_EQ(NameOf(out.queries[2]), "?c");
+  // An answer to a question already answered changes nothing.
+  s.OnReadIndex(asked[0], absl::OkStatus());
+  EXPECT_EQ(out.queries.size(), 3u);
+  EXPECT_EQ(s.read_rounds(), 3u);
+  // Deposed before its question came back: the read is refused, naming the
+  // leader, and never served from this node's (possibly stale) state.
+  s.SubmitQuery(read("d", 4));
+  ASSERT_EQ(asked.size(), 4u);
+  s.SetLeadership(false, "10.0.0.2:7411");
+  s.OnReadIndex(asked[3], absl::UnavailableError("not the leader"));
+  EXPECT_EQ(out.queries.size(), 3u);
+  ASSERT_EQ(out.rejected.size(), 1u);
+  EXPECT_EQ(out.rejected[0].first.origin.id, 4u);
+  EXPECT_EQ(out.rejected[0].second.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(out.rejected[0].second.message().find("the leader is 10.0.0.2:7411"), std::string::npos)
+      << out.rejected[0].second;
+  EXPECT_TRUE(out.rejected[0].second.GetPayload(kLeaderPayload).has_value());
 }
 
 }  // namespace

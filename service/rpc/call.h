@@ -39,6 +39,7 @@
 #include "service/rpc/access.h"
 #include "service/rpc/call_stats.h"
 #include "service/rpc/env.h"
+#include "service/rpc/forward.h"
 #include "service/rpc/status.h"
 #include "service/security/auth.h"
 
@@ -301,6 +302,8 @@ class CallBase : public OpBase {
   const security::Identity& identity() const { return identity_; }
   // Counts the call against its principal's waits limit while it lives.
   security::InFlight in_flight;
+  // A call relayed to the leader (forward.h): cancelled with this one.
+  ForwardSlot forward;
 
   // True once the done notification has arrived.
   bool done() const { return done_; }
@@ -338,7 +341,10 @@ class CallBase : public OpBase {
     CallBase* call;
     void OnComplete(bool) override {
       call->done_ = true;
-      if (call->ctx.IsCancelled()) call->CancelSubmit();
+      if (call->ctx.IsCancelled()) {
+        call->CancelSubmit();
+        call->forward.Cancel();
+      }
       call->OnDone();
       if (call->done_waiter_) std::exchange(call->done_waiter_, {}).resume();
     }
@@ -394,6 +400,8 @@ class UnaryCall final : public CallBase, public Op<Req, Resp> {
   // The request as received; Decode() turns it into `request`.
   grpc::ByteBuffer raw_request;
   grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> writer{&ctx};
+  // The method's path (/baton.v1.Locks/Acquire), held by its listener.
+  const std::string* method_path = nullptr;
 
   // Decodes raw_request into request (and frees the bytes).
   absl::Status Decode() { return DecodeRequest(raw_request, request); }
@@ -511,7 +519,8 @@ class ServerStreamCall : public CallBase {
 };
 
 // Runs a handler for a matched call, then frees the call once no tag is
-// outstanding. Before the handler: decodes the request (calls that take one
+// outstanding. A cluster follower relays a unary call to the leader instead
+// (forward.h). Before the handler: decodes the request (calls that take one
 // as bytes), and, when the server checks principals, identifies the call's
 // principal and checks the request against its permissions (access.h). A
 // call refused there is answered by its Refuse() and never reaches its
@@ -519,6 +528,20 @@ class ServerStreamCall : public CallBase {
 // `Arg` is what the handler takes: the call itself, or its Op interface.
 template <class CallT, class Arg>
 runtime::Task<void> Drive(Env* env, CallT* call, runtime::Task<void> (*handler)(Env&, Arg&)) {
+  if constexpr (requires { call->method_path; }) {
+    if (env->forwarder != nullptr && call->method_path != nullptr) {
+      if (auto leader = env->forwarder->Target(*call->method_path, call->ctx)) {
+        co_await ForwardUnary(call->ctx, call->forward, *call->method_path, call->raw_request,
+                              call->writer, call->CallBase::shard().loop().cq(), std::move(leader),
+                              env->forwarder->node_tag());
+        co_await call->AwaitDone();
+        apply::Shard& shard = call->CallBase::shard();
+        delete call;
+        shard.loop().RemoveInFlight();
+        co_return;
+      }
+    }
+  }
   absl::Status admitted;
   if constexpr (requires { call->Decode(); }) admitted = call->Decode();
   if (admitted.ok() && env->auth != nullptr) {

@@ -17,6 +17,7 @@ namespace baton::rpc {
 
 class StreamOps;
 class ServerOps;
+class LeaderForwarder;
 }  // namespace baton::rpc
 namespace baton::security {
 class Authenticator;
@@ -34,6 +35,9 @@ struct Env {
   // Identifies each call's principal; null: the server checks none, and
   // every call may do everything (no --auth_policy).
   const security::Authenticator* auth = nullptr;
+  // A cluster node's relay of unary calls to the leader (forward.h); null
+  // on a single node.
+  LeaderForwarder* forwarder = nullptr;
   // Size of a SaveSnapshot chunk: well under the largest message.
   size_t snapshot_chunk_bytes = 1 << 20;
   // Open KeepAliveStreams per shard: they wait in Read, so shutdown cancels

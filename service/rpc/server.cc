@@ -178,6 +178,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   s->env_.stream_ops = &s->stream_ops_;
   s->env_.ops = s.get();
   s->env_.auth = s->auth_.get();
+  if (!options.peers.empty() && !options.tls.enabled()) {
+    s->forwarder_ = std::make_unique<LeaderForwarder>(options.node_id);
+    s->env_.forwarder = s->forwarder_.get();
+  }
   s->env_.snapshot_chunk_bytes =
       static_cast<size_t>(std::min(1 << 20, std::max(512, options.max_message_bytes / 2)));
   for (uint32_t i = 0; i < shards; ++i) {
@@ -240,7 +244,11 @@ absl::Status Server::OpenLog(uint32_t shards) {
   }
   sequencer_ = std::make_unique<log::Sequencer>(std::move(wal), clock_);
   // Replicated: nothing is proposed until raft says this node leads.
-  if (raft_log_ != nullptr) sequencer_->StartAsFollower();
+  // Reads are linearizable: each batch waits for a read index.
+  if (raft_log_ != nullptr) {
+    sequencer_->StartAsFollower();
+    sequencer_->UseReadIndex([raft = raft_log_](uint64_t ctx) { raft->ReadIndex(ctx); });
+  }
   cluster_.SetSequencer(sequencer_.get());
 
   Time after_now = 0;
@@ -386,7 +394,9 @@ void Server::Describe(v1::ServerInfoResponse* out) const {
   out->mutable_started_at()->set_seconds(started_at_ / kSecond);
   out->mutable_started_at()->set_nanos(static_cast<int32_t>(started_at_ % kSecond * 1000));
   ToProto(now - started_at_, out->mutable_uptime());
-  out->set_role("standalone");
+  out->set_role(raft_log_ == nullptr                       ? "standalone"
+                : leading_.load(std::memory_order_acquire) ? "leader"
+                                                           : "follower");
   out->set_shards(cluster_.size());
   bool durable = options_.durability == Durability::kLocal;
   out->set_durability(durable ? "local" : "none");

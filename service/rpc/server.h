@@ -192,6 +192,7 @@ class Server final : public ServerOps {
   StreamOps stream_ops_;
   // Declared before the server and the loops: outlives every call.
   std::unique_ptr<security::Authenticator> auth_;
+  std::unique_ptr<LeaderForwarder> forwarder_;  // a cluster node without TLS
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::unique_ptr<runtime::Loop>> loops_;
   apply::Cluster cluster_;

@@ -82,6 +82,9 @@ absl::StatusOr<std::unique_ptr<storage::ConsensusLog>> Server::MakeRaftLog() {
   events.install_snapshot = [this](uint64_t index, std::string_view data) {
     return InstallSnapshot(index, data);
   };
+  events.read_index = [this](uint64_t ctx, absl::StatusOr<uint64_t> index) {
+    sequencer_->OnReadIndex(ctx, index.status());
+  };
   events.snapshot_wanted = [this](uint64_t) {
     if (snapshotter_ != nullptr) snapshotter_->Request(nullptr);
   };
@@ -91,6 +94,7 @@ absl::StatusOr<std::unique_ptr<storage::ConsensusLog>> Server::MakeRaftLog() {
 }
 
 void Server::OnLeadership(const storage::raftwire::Leadership& l) {
+  if (forwarder_ != nullptr) forwarder_->SetLeader(l.is_leader, l.leader_client_addr);
   if (l.is_leader) {
     // Every entry of earlier terms is applied here by now (baton-raftd says
     // so only then). First, as in a restart: the waits of ops that lived in
@@ -110,6 +114,22 @@ void Server::OnLeadership(const storage::raftwire::Leadership& l) {
     logging::Info("leading the cluster").Uint("term", l.term).Uint("node", options_.node_id);
   } else {
     sequencer_->SetLeadership(false, l.leader_client_addr);
+    if (leading_.load(std::memory_order_acquire)) {
+      // Deposed: fail this node's pending waits now (Shard::OnLeadershipLost).
+      absl::Status why = absl::UnavailableError(
+          l.leader_client_addr.empty()
+              ? std::string("this node lost the lead of the cluster; retry (with the same "
+                            "request_id) once a leader is elected")
+              : absl::StrCat("this node lost the lead of the cluster; the leader is ",
+                             l.leader_client_addr, ": retry there with the same request_id"));
+      if (!l.leader_client_addr.empty()) {
+        why.SetPayload(log::kLeaderPayload, absl::Cord(l.leader_client_addr));
+      }
+      for (uint32_t i = 0; i < cluster_.size(); ++i) {
+        apply::Shard* shard = &cluster_.shard(i);
+        shard->loop().Post([shard, why] { shard->OnLeadershipLost(why); });
+      }
+    }
     logging::Info("following")
         .Uint("term", l.term)
         .Uint("leader", l.leader_id)

@@ -55,6 +55,11 @@ class RawRequests final : public AsyncService {
     return m->index();
   }
 
+  // The path of method `name` on the wire: /baton.v1.Locks/Acquire.
+  std::string Path(const char* name) const {
+    return absl::StrCat("/", descriptor_->full_name(), "/", name);
+  }
+
   // The index of bidirectional method `name` taking `request`; aborts at
   // start otherwise.
   int BidiMethod(const char* name, const google::protobuf::Descriptor* request) const {
@@ -122,9 +127,11 @@ void Listen(Env& env, apply::Shard& shard, Listeners& out, const char* method_na
             int stream_field = 0) {
   using CallT = UnaryCall<Req, Resp>;
   const int method = service->Method(method_name, Req::descriptor(), /*streaming=*/false);
+  auto path = std::make_shared<const std::string>(service->Path(method_name));
   auto listener = std::make_unique<Listener<CallT, Op<Req, Resp>>>(
       &env, &shard,
-      [service, method](CallT& call, grpc::ServerCompletionQueue* cq, void* tag) {
+      [service, method, path](CallT& call, grpc::ServerCompletionQueue* cq, void* tag) {
+        call.method_path = path.get();
         service->RequestRaw(method, &call.ctx, &call.raw_request, &call.writer, cq, tag);
       },
       handler);

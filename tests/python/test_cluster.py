@@ -1,7 +1,8 @@
 """A 3-node Baton cluster on 127.0.0.1 (issue 9, first step): each batond
 starts its baton-raftd, they elect one leader, only the leader serves
-baton.v1 (health), a follower refuses with UNAVAILABLE naming the leader,
-and what the leader acknowledged survives kill -9 of the leader: the next
+baton.v1 (health), a follower relays unary calls to the leader (and what it
+cannot relay it refuses with UNAVAILABLE and a google.rpc.ErrorInfo naming
+the leader), and what the leader acknowledged survives kill -9 of the leader: the next
 leader has it, and the killed node rejoins as a follower and catches up.
 
 Network namespaces, partitions, the porcupine check and the clients'
@@ -12,12 +13,17 @@ the replicated log under the real server, bounded in time.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
+import pathlib
 import shutil
+import signal
 import socket
 import statistics
 import time
 
 import grpc
+import grpc_tools
 import pytest
 
 from baton_helpers import (
@@ -27,6 +33,7 @@ from baton_helpers import (
     admin_pb2,
     batond_path,
     health_pb2,
+    lock_release,
     lock_req,
     q_get,
     q_item,
@@ -35,6 +42,7 @@ from baton_helpers import (
     unique,
 )
 
+PROTO_DIR = pathlib.Path(__file__).resolve().parents[2] / "proto"
 ELECTION_TIMEOUT = 20.0  # generous: a loaded CI machine, a sanitized batond
 
 
@@ -142,29 +150,194 @@ def cluster(tmp_path):
     c.stop_all()
 
 
-async def test_one_leader_serves_and_a_follower_names_it(cluster):
+def error_info(err: grpc.aio.AioRpcError, tmp_path):
+    """The google.rpc.ErrorInfo in err's status details (None without one),
+    decoded with messages compiled from the repository's proto/google/rpc."""
+    from grpc_tools import protoc
+
+    out = tmp_path / "rpcgen"
+    if not out.exists():
+        out.mkdir()
+        include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
+        args = [
+            "protoc", f"-I{PROTO_DIR}", f"-I{include}", f"--python_out={out}",
+            "google/rpc/status.proto", "google/rpc/error_details.proto",
+        ]
+        assert protoc.main(args) == 0
+    status_pb2 = load_module(out / "google/rpc/status_pb2.py", "rpcgen_status_pb2")
+    details_pb2 = load_module(out / "google/rpc/error_details_pb2.py", "rpcgen_error_details_pb2")
+    raw = dict(err.trailing_metadata() or ()).get("grpc-status-details-bin")
+    if raw is None:
+        return None
+    status = status_pb2.Status.FromString(raw)
+    assert status.code == err.code().value[0]
+    for any_ in status.details:
+        info = details_pb2.ErrorInfo()
+        if any_.Unpack(info):
+            return info
+    return None
+
+
+def load_module(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_every_node_serves_unary_calls_and_a_refusal_names_the_leader(cluster, tmp_path):
     cluster.start_all()
     leader = await cluster.leader()
-    name = unique("cluster/lock")
-    client = Client(cluster.address(leader))
-    try:
-        held = await client.locks.Acquire(lock_req(name, ttl=120, timeout=5))
-        assert held.token > 0
-    finally:
-        await client.close()
     follower = (leader + 1) % cluster.size
-    client = Client(cluster.address(follower))
+    name = unique("cluster/lock")
+    via_leader = Client(cluster.address(leader))
+    via_follower = Client(cluster.address(follower))
     try:
+        held = await via_leader.locks.Acquire(lock_req(name, ttl=120, timeout=5))
+        assert held.token > 0
+        # A follower relays unary calls to the leader: reads see the leader's
+        # state, writes are the leader's.
+        seen = await via_follower.admin.Describe(admin_pb2.DescribeRequest(name=name))
+        assert seen.last_token == held.token and len(seen.holders) == 1
+        other = await via_follower.locks.Acquire(lock_req(name + "/2", ttl=120, timeout=5))
+        assert other.token > 0
+        # A wait relayed through a follower ends with its caller's deadline,
+        # and leaves nothing waiting on the leader.
+        with pytest.raises(grpc.aio.AioRpcError) as late:
+            await via_follower.locks.Acquire(lock_req(name, ttl=10, timeout=30), timeout=0.5)
+        assert late.value.code() == SC.DEADLINE_EXCEEDED
+        deadline = time.monotonic() + 10
+        while (await via_leader.admin.Describe(admin_pb2.DescribeRequest(name=name))).waiters:
+            assert time.monotonic() < deadline, "the relayed wait stayed in line"
+            await asyncio.sleep(0.02)
+        # ServerInfo describes the node asked: a follower answers it itself.
+        info = await via_follower.admin.ServerInfo(admin_pb2.ServerInfoRequest())
+        assert (info.role, info.config["node_id"]) == ("follower", str(follower + 1))
+        # A call that was relayed once is not relayed again (the sender
+        # thought this node led): refused UNAVAILABLE, with a
+        # google.rpc.ErrorInfo naming the leader for clients to follow.
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await client.locks.Acquire(lock_req(name + "/2", ttl=10, timeout=1))
+            await via_follower.locks.Acquire(
+                lock_req(name + "/3", ttl=10, timeout=1), metadata=(("baton-forwarded-by", "9"),)
+            )
         assert refused.value.code() == SC.UNAVAILABLE
         assert cluster.address(leader) in refused.value.details()
-        # Reads too: a follower's state may lag, so it does not answer them.
-        with pytest.raises(grpc.aio.AioRpcError) as read:
-            await client.admin.Describe(admin_pb2.DescribeRequest(name=name))
-        assert read.value.code() == SC.UNAVAILABLE
+        why = error_info(refused.value, tmp_path)
+        assert why is not None, refused.value.trailing_metadata()
+        assert (why.reason, why.domain) == ("NOT_LEADER", "baton.dev")
+        assert why.metadata["leader"] == cluster.address(leader)
     finally:
-        await client.close()
+        await via_leader.close()
+        await via_follower.close()
+
+
+async def test_sigterm_on_the_leader_hands_the_lead_over_before_it_stops(cluster):
+    cluster.start_all()
+    leader = await cluster.leader()
+    name = unique("cluster/handover")
+    c = Client(cluster.address(leader))
+    try:
+        held = await c.locks.Acquire(lock_req(name, ttl=300, timeout=5))
+    finally:
+        await c.close()
+    node = cluster.nodes[leader]
+    assert node is not None
+    asked_at = time.monotonic()
+    node.proc.send_signal(signal.SIGTERM)
+    # Another node serves: raft's leadership transfer (MsgTimeoutNow), not an
+    # election after a timeout.
+    deadline = asked_at + ELECTION_TIMEOUT
+    successor = None
+    while successor is None:
+        assert time.monotonic() < deadline, cluster.stderr_tails()
+        for i in range(cluster.size):
+            if i != leader and cluster.nodes[i] is not None and await cluster.serving(i):
+                successor = i
+                break
+        else:
+            await asyncio.sleep(0.01)
+    handover = time.monotonic() - asked_at
+    assert node.proc.wait(30) == 0
+    stopped = sigkill(node)
+    cluster.nodes[leader] = None
+    assert "handing over the lead before stopping" in stopped and "result=done" in stopped, stopped
+    c = Client(cluster.address(successor))
+    try:
+        desc = await c.describe(name)
+        assert desc is not None and [h.token for h in desc.holders] == [held.token], desc
+    finally:
+        await c.close()
+    print(f"handover on SIGTERM: a new leader serving {handover:.3f}s after the signal")
+
+
+def raftd_pid(node: BatondProcess) -> int:
+    """The pid of the baton-raftd that batond `node` started (its child)."""
+    pid = node.proc.pid
+    children = pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+async def test_a_deposed_leader_fails_its_pending_waits_and_a_retry_keeps_their_place(cluster):
+    cluster.start_all()
+    leader = await cluster.leader()
+    name = unique("cluster/deposed")
+    c = Client(cluster.address(leader))
+    waiter = Client(cluster.address(leader))
+    raftd = None
+    try:
+        held = await c.locks.Acquire(lock_req(name, ttl=300, timeout=5))
+        rid = unique("rid")
+        blocked = asyncio.ensure_future(
+            waiter.locks.Acquire(lock_req(name, ttl=300, timeout=60, request_id=rid), timeout=90)
+        )
+        deadline = time.monotonic() + 10
+        while (await c.describe(name)).waiters != 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        # Pause the leader's raft node: the others elect a new leader; when it
+        # runs again it learns it was deposed.
+        node = cluster.nodes[leader]
+        raftd = raftd_pid(node)
+        os.kill(raftd, signal.SIGSTOP)
+        deadline = time.monotonic() + ELECTION_TIMEOUT
+        successor = None
+        while successor is None:
+            assert time.monotonic() < deadline, cluster.stderr_tails()
+            for i in range(cluster.size):
+                if i != leader and await cluster.serving(i):
+                    successor = i
+            await asyncio.sleep(0.02)
+        os.kill(raftd, signal.SIGCONT)
+        resumed_at = time.monotonic()
+        raftd = None
+        # The old leader's pending wait ends at once, naming the new leader.
+        with pytest.raises(grpc.aio.AioRpcError) as lost:
+            await asyncio.wait_for(blocked, ELECTION_TIMEOUT)
+        ended_after = time.monotonic() - resumed_at
+        assert lost.value.code() == SC.UNAVAILABLE, lost.value
+        assert cluster.address(successor) in lost.value.details()
+        assert not await cluster.serving(leader)
+        # Its retry (same request_id) on the new leader takes its place back:
+        # the wait was kept as an orphan, and is granted once the lock is free.
+        s = Client(cluster.address(successor))
+        try:
+            retry = asyncio.ensure_future(
+                s.locks.Acquire(lock_req(name, ttl=300, timeout=30, request_id=rid))
+            )
+            await asyncio.sleep(0.2)
+            assert not retry.done()
+            await s.locks.Release(lock_release(name, held.token))
+            granted = await asyncio.wait_for(retry, 20)
+            assert granted.token > held.token
+        finally:
+            await s.close()
+        print(f"a deposed leader's pending wait ended {ended_after:.3f}s after its raft node resumed")
+    finally:
+        if raftd is not None:
+            os.kill(raftd, signal.SIGCONT)
+        await c.close()
+        await waiter.close()
 
 
 async def test_what_the_leader_acknowledged_survives_its_kill_9(cluster):

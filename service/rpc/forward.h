@@ -1,0 +1,85 @@
+// A cluster follower's unary calls, relayed to the leader (issue 9: every
+// node serves the whole API). The follower sends the request's bytes, as
+// received, to the leader's client address with the caller's credentials
+// (the `authorization` header) and its deadline, and answers with whatever
+// the leader answered, status details included. The leader decides
+// everything: it authenticates, authorizes and runs the call; a follower
+// neither decodes nor checks it.
+//
+// Not forwarded: node-local methods (Admin/ServerInfo describes the node
+// asked), streams (the session stream and the server-streaming calls: a
+// follower refuses their operations with UNAVAILABLE and a
+// google.rpc.ErrorInfo naming the leader, status.h), calls that were
+// forwarded once already (a node that thought another led, while that one
+// lost the lead: the second hop refuses, naming the leader it knows), and
+// every call when the client listener uses TLS (the follower would need the
+// leader's CA and would speak for a client certificate it does not hold).
+//
+// Threading: LeaderForwarder is safe from any thread (raft's reader thread
+// sets the leader; shard loops ask). ForwardUnary runs on the call's shard
+// loop thread, on that loop's completion queue.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "runtime/task.h"
+
+namespace baton::rpc {
+
+// Set on a forwarded call; its value is the forwarding node's id.
+inline constexpr char kForwardedByHeader[] = "baton-forwarded-by";
+
+class LeaderForwarder {
+ public:
+  explicit LeaderForwarder(uint64_t node_id) : node_tag_(std::to_string(node_id)) {}
+
+  // Raft named a leader: this node, or the node at `client_address` ("":
+  // none known, an election is under way).
+  void SetLeader(bool leads, const std::string& client_address);
+
+  // Where call `ctx` of method `path` (/baton.v1.Locks/Acquire) goes: the
+  // leader's channel, or null if this node answers it itself (it leads, no
+  // leader is known, the method is node-local, or the call was forwarded to
+  // it already).
+  std::shared_ptr<grpc::Channel> Target(const std::string& path,
+                                        const grpc::ServerContext& ctx) const;
+
+  const std::string& node_tag() const { return node_tag_; }
+
+ private:
+  const std::string node_tag_;
+  mutable std::mutex mu_;
+  bool leads_ = false;
+  std::shared_ptr<grpc::Channel> leader_;  // null: this node leads, or none is known
+  // One channel per address ever led from: a leader that comes back is
+  // reached on the channel (and connection) it had.
+  absl::flat_hash_map<std::string, std::shared_ptr<grpc::Channel>> channels_;
+};
+
+// Cancels a forwarded call when its caller goes away. Owned by the call;
+// loop thread only.
+struct ForwardSlot {
+  grpc::ClientContext* context = nullptr;  // the forwarded call, while it runs
+  bool cancelled = false;
+  void Cancel() {
+    cancelled = true;
+    if (context != nullptr) context->TryCancel();
+  }
+};
+
+// Relays unary call (`server_ctx`, `request`, `writer`) of method `path` to
+// `leader` on completion queue `cq` (the call's loop's), and finishes the
+// call with the leader's answer. `slot` lets the call's done notification
+// cancel the relayed call.
+runtime::Task<void> ForwardUnary(grpc::ServerContext& server_ctx, ForwardSlot& slot,
+                                 const std::string& path, const grpc::ByteBuffer& request,
+                                 grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>& writer,
+                                 grpc::CompletionQueue* cq, std::shared_ptr<grpc::Channel> leader,
+                                 const std::string& node_tag);
+
+}  // namespace baton::rpc
