@@ -528,6 +528,32 @@ class ServerStreamCall : public CallBase {
 // `Arg` is what the handler takes: the call itself, or its Op interface.
 template <class CallT, class Arg>
 runtime::Task<void> Drive(Env* env, CallT* call, runtime::Task<void> (*handler)(Env&, Arg&)) {
+  if constexpr (requires { call->relay_path; }) {
+    if (env->forwarder != nullptr && call->relay_path != nullptr) {
+      if (auto leader = env->forwarder->Target(*call->relay_path, call->ctx)) {
+        apply::Shard& shard = call->CallBase::shard();
+        // Cancelled at shutdown with the server's other long streams.
+        env->streams[shard.index()].insert(&call->ctx);
+        co_await RelayStream(call->ctx, call->forward, *call->relay_path, *call->stream.raw(),
+                             shard.loop().cq(), std::move(leader), env->forwarder->node_tag());
+        env->streams[shard.index()].erase(&call->ctx);
+        co_await call->AwaitDone();
+        delete call;
+        shard.loop().RemoveInFlight();
+        co_return;
+      }
+      if (env->forwarder->Electing()) {
+        co_await call->Refuse(absl::UnavailableError(
+            "this node is not the leader, and no leader is known now (an election is under "
+            "way): retry shortly"));
+        co_await call->AwaitDone();
+        apply::Shard& shard = call->CallBase::shard();
+        delete call;
+        shard.loop().RemoveInFlight();
+        co_return;
+      }
+    }
+  }
   if constexpr (requires { call->method_path; }) {
     if (env->forwarder != nullptr && call->method_path != nullptr) {
       if (auto leader = env->forwarder->Target(*call->method_path, call->ctx)) {

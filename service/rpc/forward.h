@@ -6,8 +6,11 @@
 // everything: it authenticates, authorizes and runs the call; a follower
 // neither decodes nor checks it.
 //
-// Not forwarded: node-local methods (Admin/ServerInfo describes the node
-// asked), streams (the session stream and the server-streaming calls: a
+// The bidirectional streams (Stream/Connect, the session stream, and
+// Sessions/KeepAliveStream) are relayed the same way, message by message in
+// both directions (RelayStream), so a client opens its session stream on any
+// node. Not relayed: node-local methods (Admin/ServerInfo describes the node
+// asked), the server-streaming calls (Watch, Consume, SaveSnapshot: a
 // follower refuses their operations with UNAVAILABLE and a
 // google.rpc.ErrorInfo naming the leader, status.h), calls that were
 // forwarded once already (a node that thought another led, while that one
@@ -49,6 +52,11 @@ class LeaderForwarder {
   std::shared_ptr<grpc::Channel> Target(const std::string& path,
                                         const grpc::ServerContext& ctx) const;
 
+  // Whether no node is known to lead (before the first election's outcome,
+  // or during one): a stream is then refused UNAVAILABLE rather than served
+  // by a node that cannot serve it.
+  bool Electing() const;
+
   const std::string& node_tag() const { return node_tag_; }
 
  private:
@@ -81,5 +89,16 @@ runtime::Task<void> ForwardUnary(grpc::ServerContext& server_ctx, ForwardSlot& s
                                  grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>& writer,
                                  grpc::CompletionQueue* cq, std::shared_ptr<grpc::Channel> leader,
                                  const std::string& node_tag);
+
+// Relays bidirectional stream (`server_ctx`, `down`) of method `path` to
+// `leader`: every message the client sends goes up as it is, every message
+// the leader sends comes down, the client's half-close is passed up, and the
+// leader's status ends the client's stream. `slot` lets the stream's done
+// notification cancel the relayed stream. Returns once both directions are
+// over.
+runtime::Task<void> RelayStream(
+    grpc::ServerContext& server_ctx, ForwardSlot& slot, const std::string& path,
+    grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>& down,
+    grpc::CompletionQueue* cq, std::shared_ptr<grpc::Channel> leader, const std::string& node_tag);
 
 }  // namespace baton::rpc

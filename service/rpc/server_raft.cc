@@ -127,7 +127,12 @@ void Server::OnLeadership(const storage::raftwire::Leadership& l) {
       }
       for (uint32_t i = 0; i < cluster_.size(); ++i) {
         apply::Shard* shard = &cluster_.shard(i);
-        shard->loop().Post([shard, why] { shard->OnLeadershipLost(why); });
+        // And end its session and keepalive streams: their clients re-open
+        // them (same session), and this node now relays them to the leader.
+        shard->loop().Post([this, shard, why] {
+          shard->OnLeadershipLost(why);
+          for (grpc::ServerContext* ctx : env_.streams[shard->index()]) ctx->TryCancel();
+        });
       }
     }
     logging::Info("following")

@@ -322,9 +322,11 @@ void ListenSessionStream(Env& env, apply::Shard& shard, Services& svc, Listeners
   }
   auto* s = &svc.stream;
   const int method = s->BidiMethod("Connect", v1::StreamRequest::descriptor());
+  auto path = std::make_shared<const std::string>(s->Path("Connect"));
   auto listener = std::make_unique<Listener<SessionStream>>(
       &env, &shard,
-      [s, method](SessionStream& call, grpc::ServerCompletionQueue* cq, void* tag) {
+      [s, method, path](SessionStream& call, grpc::ServerCompletionQueue* cq, void* tag) {
+        call.relay_path = path.get();
         s->RequestRawBidi(method, &call.ctx, call.stream.raw(), cq, tag);
       },
       &Connect);

@@ -82,6 +82,8 @@ class SessionStream final : public CallBase {
   explicit SessionStream(apply::Shard& shard) : CallBase(shard) {}
 
   RawBidiStream<v1::StreamRequest, v1::StreamResponse> stream{&ctx};
+  // The method's path, for a follower's relay to the leader (forward.h).
+  const std::string* relay_path = nullptr;
 
   // Ends a stream refused before its handler ran (Drive).
   runtime::Task<void> Refuse(absl::Status status) {

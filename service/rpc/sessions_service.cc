@@ -13,6 +13,8 @@ class KeepAliveStreamCall final : public CallBase {
  public:
   using CallBase::CallBase;
   RawBidiStream<v1::KeepAliveRequest, v1::KeepAliveResponse> stream{&ctx};
+  // The method's path, for a follower's relay to the leader (forward.h).
+  const std::string* relay_path = nullptr;
 
   runtime::Task<void> Refuse(absl::Status status) {
     grpc::Status s = ToGrpc(status);
@@ -162,9 +164,11 @@ void ListenSessions(Env& env, apply::Shard& shard, Services& svc, Listeners& out
   Listen(env, shard, out, "Close", s, &Close);
   Listen(env, shard, out, "Describe", s, &Describe, v1::Operation::kDescribeSession);
   const int keepalive = s->BidiMethod("KeepAliveStream", v1::KeepAliveRequest::descriptor());
+  auto path = std::make_shared<const std::string>(s->Path("KeepAliveStream"));
   auto stream = std::make_unique<Listener<KeepAliveStreamCall>>(
       &env, &shard,
-      [s, keepalive](KeepAliveStreamCall& call, grpc::ServerCompletionQueue* cq, void* tag) {
+      [s, keepalive, path](KeepAliveStreamCall& call, grpc::ServerCompletionQueue* cq, void* tag) {
+        call.relay_path = path.get();
         s->RequestRawBidi(keepalive, &call.ctx, call.stream.raw(), cq, tag);
       },
       &KeepAliveStream);

@@ -18,6 +18,7 @@ import os
 import pathlib
 import shutil
 import signal
+import sys
 import socket
 import statistics
 import time
@@ -338,6 +339,105 @@ async def test_a_deposed_leader_fails_its_pending_waits_and_a_retry_keeps_their_
             os.kill(raftd, signal.SIGCONT)
         await c.close()
         await waiter.close()
+
+
+# A real client (the Python package, in its own process) on a follower: its
+# session stream is relayed to the leader. Prints what it got, line by line.
+STREAM_CLIENT = r"""
+import asyncio, sys
+import baton
+
+async def main(addr, name):
+    async with baton.Client(addr) as client:
+        x = client.lock(name + "/x")
+        held = await x.acquire(timeout=10)
+        print("held", held.token, client.session_id, flush=True)
+        print("waiting", flush=True)
+        y = client.lock(name + "/y")
+        got = await y.acquire(timeout=60)
+        print("granted", got.token, client.session_id, flush=True)
+        await x.release()  # raises if the lock was not held any more
+        await y.release()
+        print("released", flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("target", ["follower", "every-node"])
+async def test_a_client_keeps_its_session_and_wait_through_a_failover(cluster, target):
+    """`follower`: the client's one address is a follower, which relays its
+    stream; the leader is killed. `every-node`: the client is given every
+    node (a gRPC ipv4: target, the leader first, so it connects there); the
+    node it is connected to is killed, and it moves to the next, which
+    relays it to the new leader."""
+    cluster.start_all()
+    leader = await cluster.leader()
+    follower = (leader + 1) % cluster.size
+    if target == "follower":
+        address = cluster.address(follower)
+    else:
+        order = [leader] + [i for i in range(cluster.size) if i != leader]
+        address = "ipv4:" + ",".join(cluster.address(i) for i in order)
+    name = unique("cluster/stream")
+    c = Client(cluster.address(leader))
+    try:
+        y = await c.locks.Acquire(lock_req(name + "/y", ttl=300, timeout=5))
+    finally:
+        await c.close()
+    env = dict(os.environ, PYTHONPATH=str(PROTO_DIR.parent / "clients" / "python"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", STREAM_CLIENT, address, name,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )
+
+    async def line() -> list[str]:
+        text = await asyncio.wait_for(proc.stdout.readline(), 60)
+        if not text:
+            err = await proc.stderr.read()
+            raise AssertionError(f"the client ended early:\n{err.decode()}\n{cluster.stderr_tails()}")
+        return text.decode().split()
+
+    try:
+        held = await line()
+        assert held[0] == "held", held
+        assert await line() == ["waiting"]
+
+        async def waiters_on(i: int) -> int:
+            c = Client(cluster.address(i))
+            try:
+                d = await c.describe(name + "/y")
+                return d.waiters if d is not None else 0
+            finally:
+                await c.close()
+
+        deadline = time.monotonic() + 20
+        while await waiters_on(leader) != 1:
+            assert time.monotonic() < deadline, "the relayed wait never reached the leader"
+            await asyncio.sleep(0.02)
+        cluster.kill(leader)
+        new_leader = await cluster.leader()
+        # The client re-opens its stream on the follower (relayed to the new
+        # leader) with the same session and sends its wait again with its
+        # request_id: it is in line again (its orphan claimed, or queued anew).
+        deadline = time.monotonic() + 20
+        while await waiters_on(new_leader) != 1:
+            assert time.monotonic() < deadline, "the wait was not re-sent after the failover"
+            await asyncio.sleep(0.02)
+        c = Client(cluster.address(new_leader))
+        try:
+            await c.locks.Release(lock_release(name + "/y", y.token))
+        finally:
+            await c.close()
+        granted = await line()
+        assert granted[0] == "granted" and int(granted[1]) > y.token, granted
+        assert granted[2] == held[2], "the session changed: " + " ".join(granted)
+        assert await line() == ["released"]
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def test_what_the_leader_acknowledged_survives_its_kill_9(cluster):
