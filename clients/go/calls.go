@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	batonv1 "github.com/baton/baton/clients/go/gen/batonv1"
@@ -91,16 +93,43 @@ func acquire[Resp proto.Message](ctx context.Context, c *Client, g grant[Resp]) 
 		return resp, nil
 	}
 	if ctx.Err() != nil && g.resend && g.rollback != nil && !(g.owner.sess != nil && g.owner.sess.lost()) {
-		rctx, cancel := detached(ctx)
-		retry := proto.Clone(g.req)
-		setTimeout(retry.ProtoReflect(), zeroDur())
-		if r, e := g.unary(rctx, retry); e == nil {
-			g.rollback(rctx, r)
-		}
-		cancel()
+		recoverGrant(ctx, g)
 	}
 	return zero, err
 }
+
+// recoverGrant asks again with g's request_id and a zero timeout, and gives
+// back what comes back. batond keeps a grant whose answer may have been read
+// (the reply crossed the cancel, or the connection broke), so this is what
+// gives it back: a broken connection (UNAVAILABLE) is waited out, for as long
+// as the session could still hold the grant (recoverFor).
+func recoverGrant[Resp proto.Message](ctx context.Context, g grant[Resp]) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recoverFor)
+	defer cancel()
+	retry := proto.Clone(g.req)
+	setTimeout(retry.ProtoReflect(), zeroDur())
+	delay := 50 * time.Millisecond
+	for {
+		r, e := g.unary(rctx, retry)
+		if e == nil {
+			g.rollback(rctx, r)
+			return
+		}
+		if status.Code(e) != codes.Unavailable {
+			return
+		}
+		select {
+		case <-rctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = minDur(2*delay, time.Second)
+	}
+}
+
+// recoverFor bounds recoverGrant: past a session TTL (15 s by default) and an
+// RPC timeout, the session, and with it the grant, is gone anyway.
+const recoverFor = 40 * time.Second
 
 // detached is a context for cleanup after ctx ended: ctx's values, not its
 // end, and at most 5 s.

@@ -84,7 +84,11 @@ void RecoverGrant(std::shared_ptr<Core> core, Req retry, LaunchFn launch, Route<
                   std::shared_ptr<Grant<T, Resp>> grant, absl::Status status, Callback<T> deliver) {
   CallOptions call;
   call.wait_until = absl::Now();  // timeout 0
-  call.retries = 3;               // safe: same request_id
+  // Safe (same request_id), and needed: batond keeps a grant whose answer
+  // may have been read (Delivery::kUncertain), so this is what gives it
+  // back. Tried for as long as the session could still hold it.
+  call.retries = 1000;
+  call.retry_until = absl::Now() + core->options().session_ttl + core->options().rpc_timeout;
   auto finish = [grant, status, deliver](absl::StatusOr<Resp> reply, Ending /*ending*/,
                                          Callback<bool> done) {
     if (!reply.ok()) {

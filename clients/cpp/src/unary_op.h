@@ -105,6 +105,9 @@ struct CallOptions {
   // Retries after UNAVAILABLE (connection lost): only for requests that are
   // safe to repeat (an Acquire with a request_id, a read).
   int retries = 0;
+  // Retries go on until then (default: until the wait ends, wait_until, or
+  // without a wait, as long as `retries` allows).
+  std::optional<absl::Time> retry_until{};
 };
 
 template <typename T, typename Req, typename Resp, typename LaunchFn, typename FinishFn>
@@ -140,7 +143,7 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
     }
     grpc::ClientContext* context = state_->BeginAttempt(deadline);
     if (context == nullptr) {
-      Deliver(absl::CancelledError("cancelled before the call was sent"));
+      CancelledBeforeSent();
       return;
     }
     response_.Clear();
@@ -158,6 +161,18 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
   }
 
  private:
+  // The call was cancelled before this attempt went out. If an earlier
+  // attempt ended UNAVAILABLE (a retry was due), its outcome is unknown: the
+  // finish step decides (an acquire recovers what it may have been granted).
+  void CancelledBeforeSent() {
+    if (retries_done_ > 0) {
+      OnDone(absl::CancelledError("cancelled while retrying after the connection was lost"),
+             /*outcome_unknown=*/true, /*on_stream=*/false);
+      return;
+    }
+    Deliver(absl::CancelledError("cancelled before the call was sent"));
+  }
+
   // Sets the request's `timeout` to what is left until `until` (none for an
   // infinite wait).
   static void SetTimeout(Req* request, absl::Time until) {
@@ -170,7 +185,7 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
 
   void AttemptOnStream(SessionStream* stream, absl::Time deadline) {
     if (state_->cancel_requested()) {
-      Deliver(absl::CancelledError("cancelled before the call was sent"));
+      CancelledBeforeSent();
       return;
     }
     v1::Operation op;
@@ -210,10 +225,12 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
   }
 
   void OnDone(absl::Status status, bool outcome_unknown, bool on_stream) {
+    std::optional<absl::Time> retry_until =
+        options_.retry_until.has_value() ? options_.retry_until : options_.wait_until;
     if (status.code() == absl::StatusCode::kUnavailable && retries_done_ < options_.retries &&
         !state_->cancel_requested() &&
-        (!options_.wait_until.has_value() || *options_.wait_until == absl::InfiniteFuture() ||
-         absl::Now() < *options_.wait_until + backoff_)) {
+        (!retry_until.has_value() || *retry_until == absl::InfiniteFuture() ||
+         absl::Now() < *retry_until + backoff_)) {
       ++retries_done_;
       auto self = this->shared_from_this();
       alarms_.push_back(std::make_unique<grpc::Alarm>());
@@ -224,7 +241,7 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
         auto op = std::move(self);
         op->Attempt();
       });
-      backoff_ *= 3;
+      backoff_ = std::min(backoff_ * 3, absl::Seconds(2));
       return;
     }
     Ending ending{.cancelled = state_->cancel_requested(),

@@ -32,6 +32,12 @@ export interface SessionOwner {
 
 /** Backoff of stream re-opens: 100 ms, x1.6 per attempt, +-20 % jitter, at most 2 s. */
 export const BACKOFF = { initialMs: 100, factor: 1.6, jitter: 0.2, maxMs: 2000 } as const;
+/**
+ * How long a recovery (asking again with the same request_id) keeps trying
+ * through a broken connection: past a session TTL (15 s by default) and an
+ * RPC timeout, the session, and with it the grant, is gone anyway.
+ */
+const RECOVER_MS = 40_000;
 
 /** Which transport carries the operations. */
 export type Transport = "stream" | "unary";
@@ -251,15 +257,27 @@ export class Core {
       spec.recover ??
       (req.requestId
         ? async () => {
-            const out = await this.run<T>(
-              method,
-              { ...req, timeout: toDuration(0) },
-              { what: `${spec.what} (recover)` },
-              false,
-            );
-            if (out.ok) {
-              this.cancelStats.recovered++;
-              await spec.rollback(out.res);
+            // Asked until it answers: batond keeps a grant whose answer may
+            // have been read (the reply crossed the cancel or the connection
+            // broke), so this is what gives it back. A broken connection is
+            // waited out while the session could still hold the grant.
+            const giveUpAt = Date.now() + RECOVER_MS;
+            let delay = 50;
+            for (;;) {
+              const out = await this.run<T>(
+                method,
+                { ...req, timeout: toDuration(0) },
+                { what: `${spec.what} (recover)` },
+                false,
+              );
+              if (out.ok) {
+                this.cancelStats.recovered++;
+                await spec.rollback(out.res);
+                return;
+              }
+              if (out.err.code !== Status.UNAVAILABLE || this.closed || Date.now() + delay > giveUpAt) return;
+              await new Promise((resolve) => setTimeout(resolve, delay));
+              delay = Math.min(delay * 2, 1000);
             }
           }
         : undefined);

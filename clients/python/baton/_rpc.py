@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, TypeVar
 
@@ -121,6 +122,10 @@ METHODS: dict[str, Optional[str]] = {
 
 # How many times a give-back (Release, Nack) is tried across broken connections.
 _UNDO_ATTEMPTS = 8
+# How long recover() keeps asking through a broken connection: past a session
+# TTL (15 s by default) and an RPC timeout, the session, and with it the
+# grant, is gone anyway.
+_RECOVER_SECONDS = 40.0
 
 # Calls that need no live session of the client (they name one themselves).
 _SESSIONLESS = frozenset({"sessions.Open", "sessions.KeepAlive", "sessions.Close", "sessions.Describe"})
@@ -329,10 +334,23 @@ class Rpc:
             set_duration(retry, "timeout", 0.0)
             if hasattr(retry, "ack"):
                 del retry.ack[:]  # acks ride once; the retry only asks what it holds
-            try:
-                resp = await self.call(method, retry, blocking=True, unary=unary)
-            except (DeadlineExceededError, SessionLostError, ClientClosedError):
-                return  # nothing of ours is held
+            # Asked until it answers: batond keeps a grant whose answer may
+            # have been read (the reply crossed the cancel or the connection
+            # broke), so this is what gives it back. A broken connection is
+            # waited out, as long as the session could still hold the grant.
+            delay = 0.05
+            deadline = time.monotonic() + _RECOVER_SECONDS
+            while True:
+                try:
+                    resp = await self.call(method, retry, blocking=True, unary=unary)
+                    break
+                except (DeadlineExceededError, SessionLostError, ClientClosedError):
+                    return  # nothing of ours is held
+                except UnavailableError:
+                    if self.closed or time.monotonic() + delay > deadline:
+                        raise
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
             self.cancel_stats["recovered_" + _outcome_name(getattr(resp, "outcome", 0))] += 1
             await undo(resp)
 
