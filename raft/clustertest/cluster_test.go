@@ -323,9 +323,7 @@ func TestPausedLeaderNeverCommitsAfterWaking(t *testing.T) {
 	c := newCluster(t, 3)
 	old := c.leader()
 	proposeMany(t, old, datas("pre", 20), 8, 10*time.Second)
-	if err := syscall.Kill(old.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	pause(t, old.cmd.Process.Pid)
 	stopped := true
 	defer func() {
 		if stopped {
@@ -524,9 +522,6 @@ func TestLeaderWithoutQuorumRejectsAsMaybeCommitted(t *testing.T) {
 	l := c.leader()
 	proposeMany(t, l, datas("pre", 10), 4, 10*time.Second)
 	fs := c.followers(l)
-	for _, f := range fs {
-		syscall.Kill(f.cmd.Process.Pid, syscall.SIGSTOP)
-	}
 	resumed := false
 	resume := func() {
 		if !resumed {
@@ -537,6 +532,9 @@ func TestLeaderWithoutQuorumRejectsAsMaybeCommitted(t *testing.T) {
 		}
 	}
 	defer resume()
+	for _, f := range fs {
+		pause(t, f.cmd.Process.Pid)
+	}
 	var cookies []uint64
 	for i := 0; i < 5; i++ {
 		cookieSeq++
@@ -553,10 +551,17 @@ func TestLeaderWithoutQuorumRejectsAsMaybeCommitted(t *testing.T) {
 					}
 					n++
 				}
+				if _, ok := l.b.cookieIndex[c]; ok {
+					t.Errorf("cookie %d committed with both followers stopped", c)
+					n = len(cookies) + 1 // ends the wait
+				}
 			}
 		})
-		return n == len(cookies) && !l.b.isLeader()
+		return n > len(cookies) || (n == len(cookies) && !l.b.isLeader())
 	})
+	if t.Failed() {
+		return
+	}
 	resume()
 	// Leadership may move more than once right after the resume.
 	c.proposeOnLeader("after", 15*time.Second)

@@ -350,6 +350,34 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 
 // ---- processes and clusters ----
 
+// pause sends SIGSTOP to pid and waits until every thread of it is stopped:
+// kill(2) only queues the signal, and on a loaded machine a follower may
+// still run (and acknowledge an append) for a while after it returns.
+func pause(t testing.TB, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, fmt.Sprintf("every thread of pid %d to stop", pid), func() bool {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		if err != nil || len(tasks) == 0 {
+			return false
+		}
+		for _, p := range tasks {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return false
+			}
+			// The state follows the command name, which is in parentheses.
+			i := bytes.LastIndexByte(b, ')')
+			if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 type node struct {
 	id         uint64
 	peerAddr   string
