@@ -347,6 +347,8 @@ void SessionStream::Run() {
   const absl::Duration probe_interval = ProbeInterval(options_.ttl);
   absl::Duration backoff = absl::Milliseconds(100);
   std::mt19937_64 random(std::random_device{}());
+  // First streams that gRPC ended CANCELLED although nobody cancelled them.
+  int unexplained_cancels = 0;
   for (;;) {
     auto reactor = std::make_unique<Reactor>(this);
     v1::StreamRequest hello;
@@ -472,8 +474,13 @@ void SessionStream::Run() {
         give_up = true;
       } else if (!started_) {
         // The first stream: a refusal (bad TTL, unauthenticated...) is
-        // Start's answer; a connection not made yet is tried again.
-        if (status.error_code() != grpc::StatusCode::UNAVAILABLE) {
+        // Start's answer; a connection not made yet is tried again. When
+        // the server refuses at the headers, the hello's write can lose the
+        // race with its status and gRPC then reports CANCELLED (the failed
+        // write) instead of the refusal: ask again to learn the real one.
+        bool write_lost_the_race =
+            status.error_code() == grpc::StatusCode::CANCELLED && ++unexplained_cancels <= 3;
+        if (status.error_code() != grpc::StatusCode::UNAVAILABLE && !write_lost_the_race) {
           start_status_ = FromGrpcStatus(status);
           if (start_status_.ok()) start_status_ = absl::UnavailableError("the stream ended");
           give_up = true;
