@@ -142,9 +142,18 @@ void SessionStream::Cancel(uint64_t id) {
     pending.cancel_requested = true;
     if (pending.sent_on == 0) {
       outbox_.erase(std::remove(outbox_.begin(), outbox_.end(), id), outbox_.end());
+      // Waiting to be sent again after a break: the stream that broke may
+      // have carried its answer (a grant the server counts as given), so
+      // its outcome is unknown, not "nothing happened".
       done.emplace_back(
           std::move(pending.done),
-          StreamOutcome{.kind = StreamOutcome::Kind::kUnsent, .result = {}, .status = {}});
+          pending.sent_before
+              ? StreamOutcome{.kind = StreamOutcome::Kind::kBroken,
+                              .result = {},
+                              .status = absl::CancelledError(
+                                  "cancelled while waiting to be sent again after the session "
+                                  "stream broke; it may have taken effect before the break")}
+              : StreamOutcome{.kind = StreamOutcome::Kind::kUnsent, .result = {}, .status = {}});
       ops_.erase(it);
     } else if (pending.sent_on == generation_) {
       cancels_.push_back(id);
@@ -212,6 +221,7 @@ bool SessionStream::TakeBatch(v1::StreamRequest* out) {
     if (it == ops_.end()) continue;
     *out->add_ops() = it->second.op;
     it->second.sent_on = generation_;
+    it->second.sent_before = true;
   }
   for (uint64_t id : cancels_) out->add_cancel(id);
   outbox_.clear();
@@ -423,10 +433,17 @@ void SessionStream::Run() {
             outbox_.erase(std::remove(outbox_.begin(), outbox_.end(), it->first), outbox_.end());
             expired.emplace_back(
                 std::move(pending.done),
-                StreamOutcome{.kind = StreamOutcome::Kind::kFailed,
-                              .result = {},
-                              .status = absl::DeadlineExceededError(
-                                  "not sent in time: the session stream is not connected")});
+                StreamOutcome{
+                    // As in Cancel: sent before the break, it may have
+                    // taken effect.
+                    .kind = pending.sent_before ? StreamOutcome::Kind::kBroken
+                                                : StreamOutcome::Kind::kFailed,
+                    .result = {},
+                    .status = absl::DeadlineExceededError(
+                        pending.sent_before
+                            ? "not sent again in time after the session stream broke; it may "
+                              "have taken effect before the break"
+                            : "not sent in time: the session stream is not connected")});
             it = ops_.erase(it);
             continue;
           }

@@ -13,6 +13,8 @@
 //  - operations not yet sent wait for the next stream;
 //  - sent operations that may be re-sent (waits with a request_id: `resend`
 //    given) are re-sent on the next stream with what is left of their wait;
+//    one cancelled or timed out before it is re-sent ends kBroken (the
+//    broken stream may have carried its answer);
 //  - other sent operations end kBroken (their outcome is unknown).
 // The session is lost when resuming it is NOT_FOUND, a probe says it is gone,
 // or the server was not heard for a whole TTL: every pending operation ends
@@ -120,6 +122,9 @@ class SessionStream {
     Resend resend;
     absl::Time deadline = absl::InfiniteFuture();
     uint64_t sent_on = 0;  // stream generation; 0 while queued
+    // Sent on some stream before: while queued again after a break, its
+    // outcome there is unknown (an answer may have been lost with it).
+    bool sent_before = false;
     bool cancel_requested = false;
     bool timed_out = false;
   };

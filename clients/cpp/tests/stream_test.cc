@@ -59,6 +59,50 @@ TEST(StreamTest, AWaitIsResentOnTheNextStreamAfterTheConnectionIsCut) {
   EXPECT_TRUE((*got)->Release().ok());
 }
 
+// A grant whose answer was lost with a broken stream (the server counts it
+// given: its write succeeded), and whose wait is cancelled while it waits to
+// be sent again, has an unknown outcome: it is recovered by its request_id
+// and given back, never left with the session.
+TEST(StreamTest, AGrantLostWithTheStreamIsGivenBackWhenCancelledBeforeItIsResent) {
+  TcpProxy proxy(SharedServer().port());
+  Client holder = MustConnect();
+  Client client = MustConnect(proxy.address(), SuiteOptions({.transport = Transport::kStream,
+                                                             .session_ttl = absl::Seconds(10)}));
+  std::string name = Name();
+  auto held = holder.Lock(name).Acquire();
+  ASSERT_TRUE(held.ok());
+  std::optional<absl::StatusOr<LockGuard>> got;
+  Call acquire = client.Lock(name).AsyncAcquire(
+      {.timeout = absl::Seconds(30)},
+      [&](absl::StatusOr<LockGuard> r) { got.emplace(std::move(r)); });
+  // Without a request_id: ends UNAVAILABLE when the client sees the break.
+  std::optional<absl::StatusOr<GrantOutcome>> waited;
+  Call wait = client.Event(Name("e")).AsyncWait(
+      {}, [&](absl::StatusOr<GrantOutcome> r) { waited.emplace(std::move(r)); });
+  ASSERT_TRUE(Eventually([&] { return Waiters(holder, name) == 1; }));
+  ASSERT_TRUE(Eventually([&] { return Waiters(holder, Name("e")) == 1; }));
+
+  proxy.SetFrozen(true);
+  ASSERT_TRUE(held->Release().ok());
+  uint64_t session = client.session_id();
+  ASSERT_TRUE(Eventually([&] {
+    auto info = holder.Admin().Describe(name);
+    return info.ok() && info->holders.size() == 1 && info->holders[0].session_id == session;
+  })) << "the grant went out (into the frozen proxy)";
+  proxy.SetBlocked(true);  // lost with the connection, which stays down
+  ASSERT_TRUE(wait.WaitFor(absl::Seconds(10)));
+  EXPECT_EQ(waited->status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(acquire.done()) << "queued to be sent again";
+  acquire.Cancel();
+  proxy.SetFrozen(false);
+  proxy.SetBlocked(false);
+  ASSERT_TRUE(acquire.WaitFor(absl::Seconds(20)));
+  ASSERT_FALSE(got->ok());
+  EXPECT_EQ(got->status().code(), absl::StatusCode::kCancelled) << got->status();
+  EXPECT_TRUE(absl::StrContains(got->status().message(), "given back")) << got->status();
+  EXPECT_TRUE(Eventually([&] { return Free(holder, name); })) << "the lost grant stayed held";
+}
+
 TEST(StreamTest, ARequestIdGetsTheSameGrantBackReplayed) {
   Client client = MustConnect();
   std::string id = absl::StrCat("cpp-test-", Name());

@@ -76,6 +76,11 @@ void TcpProxy::SetBlocked(bool blocked) {
   Wake();
 }
 
+void TcpProxy::SetFrozen(bool frozen) {
+  frozen_ = frozen;
+  Wake();
+}
+
 void TcpProxy::CloseAll() {
   for (const Pair& p : pairs_) {
     // RST rather than FIN: a connection cut as by a network failure.
@@ -94,9 +99,12 @@ void TcpProxy::Run() {
     std::vector<pollfd> fds;
     fds.push_back({wake_[0], POLLIN, 0});
     fds.push_back({listen_fd_, POLLIN, 0});
-    for (const Pair& p : pairs_) {
-      fds.push_back({p.client, POLLIN, 0});
-      fds.push_back({p.server, POLLIN, 0});
+    bool frozen = frozen_;
+    if (!frozen) {
+      for (const Pair& p : pairs_) {
+        fds.push_back({p.client, POLLIN, 0});
+        fds.push_back({p.server, POLLIN, 0});
+      }
     }
     if (poll(fds.data(), fds.size(), 200) <= 0) continue;
     if (fds[0].revents != 0) {
@@ -128,6 +136,7 @@ void TcpProxy::Run() {
       }
       continue;  // the pair list changed: poll again
     }
+    if (frozen) continue;
     std::vector<size_t> dead;
     for (size_t i = 0; i < pairs_.size(); ++i) {
       const pollfd& c = fds[2 + 2 * i];

@@ -29,6 +29,10 @@ class TcpProxy {
   // While blocked, open connections are closed and new ones are closed as
   // soon as they are accepted.
   void SetBlocked(bool blocked);
+  // While frozen, nothing is forwarded either way: what each side sends
+  // stays in the kernel's buffers (sent, as far as the sender knows, and
+  // not received). Dropping the connections then loses it.
+  void SetFrozen(bool frozen);
   int connections_accepted() const { return accepted_.load(); }
 
  private:
@@ -47,6 +51,7 @@ class TcpProxy {
   std::atomic<bool> stop_{false};
   std::atomic<bool> blocked_{false};
   std::atomic<bool> drop_{false};
+  std::atomic<bool> frozen_{false};
   std::atomic<int> accepted_{0};
   std::vector<Pair> pairs_;  // only the proxy thread touches it
   std::thread thread_;
