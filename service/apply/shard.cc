@@ -37,7 +37,12 @@ void Shard::Send(uint32_t target, Command command, OpRef origin) {
     }
   }
   if (IsQuery(command)) {
-    cluster_->sequencer().SubmitQuery(log::Entry{target, std::move(command), origin});
+    log::Entry query{target, std::move(command), origin};
+    if (origin.id != 0) {
+      auto sink = sinks_.find(origin.id);
+      query.serializable = sink != sinks_.end() && sink->second->SerializableReads();
+    }
+    cluster_->sequencer().SubmitQuery(std::move(query));
   } else {
     cluster_->sequencer().Submit(log::Entry{target, std::move(command), origin});
   }

@@ -44,6 +44,9 @@ namespace baton::apply {
 class OpSink {
  public:
   virtual void Deliver(Result result) = 0;
+  // Whether this op's queries may be answered from this node's state as it
+  // is, without confirming that it leads (`baton-read: serializable`).
+  virtual bool SerializableReads() const { return false; }
 
  protected:
   ~OpSink() = default;

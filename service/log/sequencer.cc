@@ -136,9 +136,14 @@ void Sequencer::SubmitLocked(Entry entry) {
 void Sequencer::SubmitQuery(Entry entry) {
   std::unique_lock<std::mutex> lock(mu_);
   if (closed_) return;
+  Time now = std::max({last_now_, foreign_now_.load(std::memory_order_acquire), clock_->Now()});
+  if (entry.serializable) {
+    std::lock_guard<std::mutex> qlock(queries_mu_);
+    ReleaseReadLocked(proposed_, std::move(entry), now);
+    return;
+  }
   // A follower's state may be behind the leader's: not a linearizable read.
   if (!leader_.load(std::memory_order_acquire)) return Refuse(std::move(entry));
-  Time now = std::max({last_now_, foreign_now_.load(std::memory_order_acquire), clock_->Now()});
   std::unique_lock<std::mutex> qlock(queries_mu_);
   if (!ask_read_index_) {
     ReleaseReadLocked(proposed_, std::move(entry), now);

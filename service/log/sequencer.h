@@ -73,6 +73,10 @@ struct Entry {
   // this node applies it with that origin (every replica's state must be
   // the same) but delivers none of its replies.
   bool foreign = false;
+  // A query that may be answered from this node's state as it is (the
+  // caller asked for a serializable read): no read index, and on a
+  // follower too. Never logged.
+  bool serializable = false;
 };
 
 // The log's stored form of an entry (baton.internal.v1.LogEntry), stamped
@@ -118,7 +122,9 @@ class Sequencer {
   // reads its own writes (and everything committed before it asked). With
   // UseReadIndex, also only once the log confirmed that this node still
   // led after the query arrived (linearizable; refused UNAVAILABLE if not).
-  // Any thread.
+  // A serializable query (Entry::serializable) skips both: it follows this
+  // node's own earlier proposals and is answered from its state, leader or
+  // not. Any thread.
   void SubmitQuery(Entry entry);
 
   // Replicated log, before Open: reads wait for a read index (raft's

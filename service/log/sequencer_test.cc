@@ -298,5 +298,36 @@ TEST_F(ReplicatedSequencerTest, ReadsWaitForAReadIndexAndOneQuestionServesABatch
   EXPECT_TRUE(out.rejected[0].second.GetPayload(kLeaderPayload).has_value());
 }
 
+// A serializable read is answered from this node's state at once: no read
+// index, and on a follower too (where a linearizable one is refused).
+TEST_F(ReplicatedSequencerTest, SerializableReadsNeedNoReadIndexNorLeadership) {
+  std::vector<uint64_t> asked;
+  s.UseReadIndex([&](uint64_t ctx) { asked.push_back(ctx); });
+  auto read = [](const std::string& name, uint64_t op, bool serializable) {
+    Entry e{0, apply::DescribeResource{name}, apply::OpRef{0, op}};
+    e.serializable = serializable;
+    return e;
+  };
+  s.SetLeadership(false, "10.0.0.2:7411");
+  s.SubmitQuery(read("a", 1, /*serializable=*/true));
+  ASSERT_EQ(out.queries.size(), 1u);
+  EXPECT_EQ(NameOf(out.queries[0]), "?a");
+  s.SubmitQuery(read("b", 2, /*serializable=*/false));
+  EXPECT_EQ(out.queries.size(), 1u);
+  ASSERT_EQ(out.rejected.size(), 1u);
+  EXPECT_EQ(out.rejected[0].second.code(), absl::StatusCode::kUnavailable);
+  // On the leader: still no question asked, but it follows this node's own
+  // earlier proposals (a client reads its own writes).
+  s.BecomeLeader({});
+  s.Submit(Set("w"));
+  s.SubmitQuery(read("c", 3, /*serializable=*/true));
+  EXPECT_EQ(out.queries.size(), 1u);
+  raw->CommitProposed();
+  ASSERT_EQ(out.queries.size(), 2u);
+  EXPECT_EQ(NameOf(out.queries[1]), "?c");
+  EXPECT_TRUE(asked.empty());
+  EXPECT_EQ(s.read_rounds(), 0u);
+}
+
 }  // namespace
 }  // namespace baton::log

@@ -79,6 +79,9 @@ class OpBase : public apply::OpSink {
   apply::OpRef op() const { return op_; }
   // Who asked (security/auth.h); null when the server checks no principals.
   const security::Principal* principal = nullptr;
+  // The caller asked for serializable reads (forward.h, kReadHeader).
+  bool serializable_reads = false;
+  bool SerializableReads() const override { return serializable_reads; }
   Time Now() const { return shard_.loop().clock().Now(); }
 
   // `command` carrying this op's principal (apply::Command::principal): what
@@ -561,8 +564,12 @@ runtime::Task<void> Drive(Env* env, CallT* call, runtime::Task<void> (*handler)(
       }
     }
   }
+  // A serializable read is this node's to answer, leader or not.
+  absl::StatusOr<bool> serializable = false;
   if constexpr (requires { call->method_path; }) {
-    if (env->forwarder != nullptr && call->method_path != nullptr) {
+    serializable = SerializableReads(call->ctx);
+    if (serializable.ok() && !*serializable && env->forwarder != nullptr &&
+        call->method_path != nullptr) {
       if (auto leader = env->forwarder->Target(*call->method_path, call->ctx)) {
         co_await ForwardUnary(call->ctx, call->forward, *call->method_path, call->raw_request,
                               call->writer, call->CallBase::shard().loop().cq(), std::move(leader),
@@ -575,8 +582,11 @@ runtime::Task<void> Drive(Env* env, CallT* call, runtime::Task<void> (*handler)(
       }
     }
   }
-  absl::Status admitted;
-  if constexpr (requires { call->Decode(); }) admitted = call->Decode();
+  absl::Status admitted = serializable.status();
+  call->serializable_reads = serializable.value_or(false);
+  if constexpr (requires { call->Decode(); }) {
+    if (admitted.ok()) admitted = call->Decode();
+  }
   if (admitted.ok() && env->auth != nullptr) {
     admitted = call->Authenticate(*env->auth);
     if (admitted.ok()) admitted = call->in_flight.Enter(call->identity());

@@ -95,6 +95,22 @@ std::shared_ptr<grpc::Channel> LeaderForwarder::Target(const std::string& path,
   return leads_ ? nullptr : leader_;
 }
 
+absl::StatusOr<bool> SerializableReads(const grpc::ServerContext& ctx) {
+  auto [first, last] = ctx.client_metadata().equal_range(kReadHeader);
+  bool serializable = false;
+  for (auto it = first; it != last; ++it) {
+    absl::string_view v(it->second.data(), it->second.size());
+    if (v == "serializable") {
+      serializable = true;
+    } else if (v != "linearizable") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("header ", kReadHeader, ": \"", v.substr(0, 64),
+                       "\" is neither \"linearizable\" nor \"serializable\""));
+    }
+  }
+  return serializable;
+}
+
 bool LeaderForwarder::Electing() const {
   std::lock_guard<std::mutex> lock(mu_);
   return !leads_ && leader_ == nullptr;

@@ -30,12 +30,24 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "runtime/task.h"
 
 namespace baton::rpc {
 
 // Set on a forwarded call; its value is the forwarding node's id.
 inline constexpr char kForwardedByHeader[] = "baton-forwarded-by";
+
+// A caller's choice of reads: "linearizable" (the default: relayed to the
+// leader, which confirms it still leads) or "serializable" (answered by the
+// node asked, from its state as it is: cheaper, available without a leader,
+// possibly behind the leader; a change sent so on a follower is refused
+// NOT_LEADER). Unary calls only.
+inline constexpr char kReadHeader[] = "baton-read";
+
+// Whether call `ctx` asked for serializable reads. INVALID_ARGUMENT for a
+// kReadHeader value that is neither choice.
+absl::StatusOr<bool> SerializableReads(const grpc::ServerContext& ctx);
 
 class LeaderForwarder {
  public:
