@@ -135,7 +135,9 @@ func newConfig(opts []Option) config {
 	return cfg
 }
 
-// Dial connects to the Baton server at addr ("host:port") and, unless
+// Dial connects to the Baton server at addr ("host:port", or a cluster's
+// nodes as "h1:7411,h2:7411,h3:7411": the client uses one and moves to
+// another when it goes away; any gRPC target works too) and, unless
 // WithoutConnectCheck, waits until it answers a health check, bounded by ctx
 // and WithDialTimeout (default DefaultDialTimeout). An unreachable server is
 // an error matching ErrUnavailable. The connection is plaintext unless WithTLS
@@ -169,7 +171,13 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 		// answer, also without calls.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	}, tokenOpts...), cfg.dialOpts...)
-	conn, err := grpc.NewClient(addr, dopts...)
+	target := addr
+	if addrs := splitAddrs(addr); addrs != nil {
+		var opt grpc.DialOption
+		target, opt = multiTarget(addrs)
+		dopts = append(dopts, opt)
+	}
+	conn, err := grpc.NewClient(target, dopts...)
 	if err != nil {
 		return nil, wrapErr(ctx, "Dial", addr, status.Error(codes.InvalidArgument, err.Error()))
 	}

@@ -118,6 +118,14 @@ func checkToken(token string) error {
 // unix socket, or a host that is localhost or a loopback IP (127.0.0.0/8,
 // ::1), alone or after passthrough:/// or dns:/// (without a DNS server).
 func isLoopback(target string) bool {
+	if addrs := splitAddrs(target); addrs != nil {
+		for _, a := range addrs {
+			if !isLoopback(a) {
+				return false
+			}
+		}
+		return true
+	}
 	if strings.HasPrefix(target, "unix:") || strings.HasPrefix(target, "unix-abstract:") {
 		return true
 	}

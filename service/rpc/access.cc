@@ -112,6 +112,11 @@ const Rules& AllRules() {
     Add<v1::DescribeSessionRequest>(*r, kKnown, nullptr);
     Add<v1::ServerInfoRequest>(*r, kKnown, nullptr);
     Add<v1::SaveSnapshotRequest>(*r, kAdmin, &Everything);
+    // Cluster membership: anyone known may look; changing it is an admin's.
+    Add<v1::ListMembersRequest>(*r, kKnown, nullptr);
+    Add<v1::AddMemberRequest>(*r, kAdmin, &Everything);
+    Add<v1::RemoveMemberRequest>(*r, kAdmin, &Everything);
+    Add<v1::TransferLeadershipRequest>(*r, kAdmin, &Everything);
     // Reading: inspecting, waiting, watching.
     Add<v1::ListRequest>(*r, kRead, [](const Message& m, Names& out) {
       out.push_back(static_cast<const v1::ListRequest&>(m).prefix());

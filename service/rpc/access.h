@@ -7,7 +7,8 @@
 //   - an access (read, write, admin) on every resource name it names: its
 //     name, a condition's lock, a task id's work queue, a timer action's
 //     target, a List's prefix; or only a known principal (sessions,
-//     ServerInfo); SaveSnapshot needs admin on every name;
+//     ServerInfo, ListMembers); SaveSnapshot and the membership changes
+//     need admin on every name;
 //   - if it names a session (a session_id field), that the session was
 //     opened by the same principal, unless the principal is an admin.
 //

@@ -1,6 +1,7 @@
 // Handlers of baton.v1.Admin: List fans out to every shard and merges the
-// pages in name order; Describe asks the owning shard; ServerInfo and
-// SaveSnapshot ask the server as a whole (server_ops.h).
+// pages in name order; Describe asks the owning shard; ServerInfo,
+// SaveSnapshot and the membership calls ask the server as a whole
+// (server_ops.h).
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -280,6 +281,41 @@ runtime::Task<void> SaveSnapshot(Env& env, SaveSnapshotCall& call) {
   co_await runtime::CqOp([&](void* tag) { call.writer.Finish(status, tag); });
 }
 
+// Where raft's answer to a membership call meets the call, on its loop. The
+// call waits for it (raft answers within the deadline it was given), so the
+// frame outlives the notification; shared only to outlive a loop that
+// stopped before the answer came (shutdown: it is then never run).
+struct MembersWait {
+  runtime::Wakeup wake;
+  bool ready = false;
+  absl::StatusOr<v1::MembersResponse> result = absl::UnknownError("no answer yet");
+};
+
+// Raft waits at most this long for a membership decision: a commit, or a
+// transfer's election. Bounded so that shutdown never waits longer.
+constexpr absl::Duration kMembersWait = absl::Seconds(15);
+
+template <class Req>
+runtime::Task<void> Members(Env& env, Op<Req, v1::MembersResponse>& call) {
+  absl::Time deadline = absl::Now() + kMembersWait;
+  if (auto rpc = call.RpcDeadline(); rpc != std::chrono::system_clock::time_point::max()) {
+    deadline = std::min(deadline, absl::FromChrono(rpc));
+  }
+  auto wait = std::make_shared<MembersWait>();
+  runtime::Loop* loop = &call.shard().loop();
+  env.ops->Members(call.request, deadline,
+                   [wait, loop](absl::StatusOr<v1::MembersResponse> result) {
+                     loop->Post([wait, result = std::move(result)]() mutable {
+                       wait->result = std::move(result);
+                       wait->ready = true;
+                       wait->wake.Notify();
+                     });
+                   });
+  while (!wait->ready) co_await wait->wake;
+  if (!wait->result.ok()) co_return co_await call.Fail(wait->result.status());
+  co_await call.Reply(std::move(*wait->result));
+}
+
 }  // namespace
 
 void ListenAdmin(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
@@ -288,6 +324,10 @@ void ListenAdmin(Env& env, apply::Shard& shard, Services& svc, Listeners& out) {
   Listen(env, shard, out, "Describe", a, &Describe, v1::Operation::kDescribe);
   Listen(env, shard, out, "ServerInfo", a, &ServerInfo);
   ListenStream<SaveSnapshotCall>(env, shard, out, "SaveSnapshot", a, &SaveSnapshot);
+  Listen(env, shard, out, "ListMembers", a, &Members<v1::ListMembersRequest>);
+  Listen(env, shard, out, "AddMember", a, &Members<v1::AddMemberRequest>);
+  Listen(env, shard, out, "RemoveMember", a, &Members<v1::RemoveMemberRequest>);
+  Listen(env, shard, out, "TransferLeadership", a, &Members<v1::TransferLeadershipRequest>);
 }
 
 }  // namespace baton::rpc

@@ -551,6 +551,9 @@ void Server::Shutdown() {
                       std::chrono::microseconds(options_.shutdown_grace));
     for (auto& loop : loops_) loop->ShutdownQueue();
     for (auto& t : threads_) t.join();
+    // A membership call still asking raft ends within its deadline; its
+    // answer is never run (the loops are gone).
+    if (membership_ != nullptr) membership_->Close();
     // The loops are gone: a snapshot still being cut is abandoned, one
     // being written is finished.
     if (snapshotter_ != nullptr) snapshotter_->Close();
@@ -561,6 +564,7 @@ void Server::Shutdown() {
 
 Server::~Server() {
   if (started_) Shutdown();
+  if (membership_ != nullptr) membership_->Close();
   // After a failed start too: the snapshot thread stops before the log, and
   // the log's last dispatches find the snapshotter closed.
   if (snapshotter_ != nullptr) snapshotter_->Close();

@@ -31,6 +31,7 @@
 #include "service/log/sequencer.h"
 #include "service/log/snapshotter.h"
 #include "service/rpc/env.h"
+#include "service/rpc/membership.h"
 #include "service/rpc/server_ops.h"
 #include "service/rpc/services.h"
 #include "service/security/auth.h"
@@ -150,6 +151,9 @@ class Server final : public ServerOps {
   // gauges, and leaves them out if the loops do not answer (shutdown).
   void WriteMetrics(metrics::TextWriter& out);
   void CutSnapshot(SnapshotDone done) override;
+  // ServerOps (Admin's membership calls): FAILED_PRECONDITION on a single
+  // node. Any thread.
+  void Members(MembersRequest request, absl::Time deadline, MembersDone done) override;
 
   // For re-sharding only (reshard.h): stops the state from changing (every
   // shard ends its waits as at shutdown, keeping orphans, then proposes
@@ -204,6 +208,8 @@ class Server final : public ServerOps {
   std::unique_ptr<log::Sequencer> sequencer_;
   storage::LocalLog* local_log_ = nullptr;  // the sequencer's log, when durable
   storage::RaftLog* raft_log_ = nullptr;    // ... when replicated
+  // Declared after the sequencer (which owns the raft log): closed first.
+  std::unique_ptr<Membership> membership_;  // when replicated
   // Whether Open is still replaying (an installed snapshot may then be loaded
   // in place; later it needs a restart).
   bool opening_ = false;

@@ -90,7 +90,17 @@ absl::StatusOr<std::unique_ptr<storage::ConsensusLog>> Server::MakeRaftLog() {
   };
   auto log = std::make_unique<storage::RaftLog>(std::move(o), std::move(events));
   raft_log_ = log.get();
+  membership_ = std::make_unique<Membership>(raft_log_, options_.node_id);
   return log;
+}
+
+void Server::Members(MembersRequest request, absl::Time deadline, MembersDone done) {
+  if (membership_ == nullptr) {
+    done(absl::FailedPreconditionError(
+        "this server is a single node (started without --peers): it has no cluster members"));
+    return;
+  }
+  membership_->Submit(std::move(request), deadline, std::move(done));
 }
 
 void Server::OnLeadership(const storage::raftwire::Leadership& l) {

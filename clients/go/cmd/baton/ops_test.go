@@ -257,3 +257,20 @@ func TestHealthExits0WhenServingAnd1OrElse6(t *testing.T) {
 		t.Fatalf("not serving: exit %d, %q %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// On a single node the membership commands say so: exit 5, naming the call,
+// and a member id must be a positive integer (exit 2, nothing sent).
+func TestMembersOnASingleNodeExit5(t *testing.T) {
+	for _, args := range [][]string{{"members", "list"}, {"members", "add", "4", "127.0.0.1:1", "127.0.0.1:2"},
+		{"members", "remove", "2"}, {"members", "transfer"}} {
+		r := runB(t, "", args...)
+		if r.code != 5 || !strings.Contains(r.stderr, "single node") || !strings.Contains(r.stderr, "Admin.") {
+			t.Fatalf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+	for _, args := range [][]string{{"members", "remove", "0"}, {"members", "transfer", "x"}, {"members", "add", "4", "a"}} {
+		if r := runB(t, "", args...); r.code != 2 {
+			t.Fatalf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+}

@@ -136,7 +136,7 @@ command baton runs gets the token in effect as $BATON_TOKEN or $BATON_TOKEN_FILE
 	root.SetVersionTemplate("baton {{.Version}}\n")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return usageErr("%v", err) })
 	f := root.PersistentFlags()
-	f.StringVar(&e.g.addr, "addr", e.g.addr, "server HOST:PORT ($BATON_ADDR when set)")
+	f.StringVar(&e.g.addr, "addr", e.g.addr, "server HOST:PORT, or a cluster's nodes as HOST:PORT,HOST:PORT,... ($BATON_ADDR when set)")
 	f.DurationVar(&e.g.timeout, "timeout", 0, "give up waiting after this long (exit 3); default: wait as long as it takes; calls that do not wait are bounded by 30s")
 	f.BoolVar(&e.g.json, "json", false, "print the reply message of the call as protojson, one object per line ('baton help json')")
 	f.Uint64Var(&e.g.session, "session", 0, "own what is acquired by this existing session (see 'session open')")
@@ -160,7 +160,7 @@ command baton runs gets the token in effect as $BATON_TOKEN or $BATON_TOKEN_FILE
 		root.AddCommand(c)
 	}
 	for _, c := range []*cobra.Command{listCmd(e), describeCmd(e),
-		versionCmd(e), serverInfoCmd(e), snapshotCmd(e), healthCmd(e)} {
+		versionCmd(e), serverInfoCmd(e), snapshotCmd(e), membersCmd(e), healthCmd(e)} {
 		c.GroupID = "ops"
 		root.AddCommand(c)
 	}
