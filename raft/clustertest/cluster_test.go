@@ -259,6 +259,13 @@ func TestAddListAndRemoveMembers(t *testing.T) {
 			}
 		})
 	}
+	// The joined node heard of the leader before it knew the members: it
+	// must still tell batond where the leader is, once it knows.
+	waitFor(t, 10*time.Second, "the joined node to report the leader's client address", func() bool {
+		var got wire.Leadership
+		nd4.b.with(func() { got = nd4.b.leadership })
+		return got.LeaderID == l.id && got.LeaderClientAddr == l.clientAddr
+	})
 	proposeMany(t, l, datas("four", 10), 4, 10*time.Second)
 	c.waitConverged(10 * time.Second)
 

@@ -27,10 +27,11 @@ func (s *server) updateLeadership() {
 	} else {
 		s.leaderTerm = 0
 	}
-	v := leaderView{term: term, lead: st.Lead, isLeader: isLeader && s.appliedTerm == term && !s.removed}
+	v := leaderView{term: term, lead: st.Lead, isLeader: isLeader && s.appliedTerm == term && !s.removed,
+		leadAddr: s.clientAddr(st.Lead)}
 	if v != s.view {
 		s.view = v
-		s.out.push(&wire.Leadership{Term: v.term, LeaderID: v.lead, LeaderClientAddr: s.clientAddr(v.lead), IsLeader: v.isLeader})
+		s.out.push(&wire.Leadership{Term: v.term, LeaderID: v.lead, LeaderClientAddr: v.leadAddr, IsLeader: v.isLeader})
 		s.log.Infof("leadership: term %d leader %d this node leads: %v", v.term, v.lead, v.isLeader)
 	}
 	if s.transfer != nil && st.Lead == s.transfer.to {

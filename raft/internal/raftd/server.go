@@ -63,6 +63,10 @@ type leaderView struct {
 	term     uint64
 	lead     uint64
 	isLeader bool
+	// The leader's client address, as this node's membership knows it: a
+	// node that joins hears of the leader before it has applied the
+	// configuration that names it, and must say the address once it can.
+	leadAddr string
 }
 
 type server struct {
@@ -175,7 +179,7 @@ func (s *server) run(lg *zap.Logger) error {
 	if err != nil {
 		return fmt.Errorf("peer listener: %w", err)
 	}
-	s.tr = newTransport(s.cfg.ID, ln, s.log)
+	s.tr = newTransport(s.cfg.ID, ln, s.log, s.electionTimeout())
 	defer s.tr.stop()
 
 	conn, err := s.connectBatond()

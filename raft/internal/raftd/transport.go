@@ -8,10 +8,12 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -34,6 +36,9 @@ import (
 type transport struct {
 	id     uint64
 	logger raft.Logger
+	// How long sent data may stay unacknowledged before an outbound
+	// connection is given up and dialled again (TCP_USER_TIMEOUT).
+	stall time.Duration
 
 	mu    sync.Mutex
 	peers map[uint64]*peer
@@ -69,10 +74,17 @@ const (
 	snapWriteFactor = 60 // a MsgSnap may take this many write timeouts
 )
 
-func newTransport(id uint64, ln net.Listener, logger raft.Logger) *transport {
+// newTransport: `stall` is the election timeout. A connection whose data is
+// not acknowledged for that long is stuck (a link that dropped packets, then
+// came back): TCP would otherwise wait out its retransmission backoff, which
+// grows to seconds while a link flaps, and the peer would hear nothing from
+// this node (a leader's heartbeats included) until then. A fresh connection
+// gets through at once.
+func newTransport(id uint64, ln net.Listener, logger raft.Logger, stall time.Duration) *transport {
 	return &transport{
 		id:      id,
 		logger:  logger,
+		stall:   stall,
 		peers:   map[uint64]*peer{},
 		recvc:   make(chan *raftpb.Message, 4096),
 		reportc: make(chan report, 1024),
@@ -276,7 +288,7 @@ func (p *peer) run() {
 			return
 		default:
 		}
-		c, err := net.DialTimeout("tcp", p.addr, dialTimeout)
+		c, err := p.t.dial(p.addr)
 		if err != nil {
 			p.t.logger.Debugf("dial peer %d at %s: %v", p.id, p.addr, err)
 			p.drain()
@@ -302,6 +314,21 @@ func (p *peer) run() {
 			}
 		}
 	}
+}
+
+// dial connects to a peer with the stall bound set on the socket.
+func (t *transport) dial(addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: dialTimeout, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT,
+				int(t.stall/time.Millisecond))
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	return d.Dial("tcp", addr)
 }
 
 // drain drops every queued message, as a peer that cannot be reached gets
