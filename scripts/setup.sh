@@ -23,6 +23,8 @@ apt_pkgs=(build-essential cmake ninja-build pkg-config libgrpc++-dev protobuf-co
 [ "$want_test" = 1 ] && apt_pkgs+=(python3-venv golang-go prometheus openssl)
 # deploy/ tests: systemd-analyze, Debian's python3 with PyYAML (the Helm test).
 [ "$want_test" = 1 ] && apt_pkgs+=(systemd python3-yaml)
+# Cluster partition tests (tests/python/test_partition.py): ip netns, iptables.
+[ "$want_test" = 1 ] && apt_pkgs+=(iproute2 iptables)
 [ "$want_bench" = 1 ] && apt_pkgs+=(etcd-server redis-server beanstalkd)
 
 missing=()
