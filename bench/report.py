@@ -16,7 +16,10 @@ import sys
 
 LABELS = ["baton", "baton-consume", "baton-stream", "baton-shared", "baton-mem",
           "baton-consume-mem", "baton-stream-mem", "baton-shared-mem", "echo", "etcd-fsync",
-          "etcd-nofsync", "redis-mem", "redis-aof", "beanstalkd-mem", "beanstalkd-fsync"]
+          "etcd-nofsync", "redis-mem", "redis-aof", "beanstalkd-mem", "beanstalkd-fsync",
+          # bench/cluster.sh
+          "baton-cluster", "baton-stream-cluster", "etcd-cluster", "baton-single",
+          "baton-stream-single"]
 TITLES = {
     "baton": "baton",
     "baton-consume": "baton Consume stream",
@@ -33,6 +36,11 @@ TITLES = {
     "redis-aof": "redis AOF always",
     "beanstalkd-mem": "beanstalkd in-memory",
     "beanstalkd-fsync": "beanstalkd binlog fsync",
+    "baton-cluster": "baton 3 nodes",
+    "baton-stream-cluster": "baton 3 nodes, stream per client",
+    "etcd-cluster": "etcd 3 nodes",
+    "baton-single": "baton 1 node",
+    "baton-stream-single": "baton 1 node, stream per client",
 }
 # Ratios shown, (ours, peer, column title): our rate over the peer's, where
 # both ran.
@@ -54,6 +62,13 @@ QUEUE_RATIOS = [("baton", "baton-mem", "durable/in-memory"),
                 ("baton-mem", "beanstalkd-mem", "baton in-memory/beanstalkd in-memory"),
                 ("baton-stream-mem", "beanstalkd-mem",
                  "baton stream per client in-memory/beanstalkd in-memory")]
+
+
+# bench/cluster.sh (--cluster): every server durable, in network namespaces.
+CLUSTER_RATIOS = [("baton-cluster", "etcd-cluster", "baton/etcd, 3 nodes"),
+                  ("baton-stream-cluster", "etcd-cluster", "baton stream/etcd, 3 nodes"),
+                  ("baton-cluster", "baton-single", "baton 3 nodes/1 node"),
+                  ("baton-stream-cluster", "baton-stream-single", "baton stream 3 nodes/1 node")]
 
 
 def load(path):
@@ -124,6 +139,8 @@ def main():
     parser.add_argument("results")
     parser.add_argument("--seconds", default="?")
     parser.add_argument("--runs", default="?")
+    parser.add_argument("--cluster", action="store_true",
+                        help="results of bench/cluster.sh: the cluster ratios")
     args = parser.parse_args()
     cells = load(args.results)
     order = {"uncontended": 0, "contended": 1}
@@ -135,7 +152,8 @@ def main():
         print(f"Rates: medians of {args.runs} runs of {args.seconds} s. Uncontended: cycles/s "
               "(acquire + release; echo: two calls; redis: SET NX PX + compare-and-delete "
               "script). Contended: handoffs/s (fairness max/min; redis polls every 1 ms).\n")
-        print_rates(cells, lock_keys, LOCK_RATIOS, lambda k: k[0] == "contended")
+        print_rates(cells, lock_keys, CLUSTER_RATIOS if args.cluster else LOCK_RATIOS,
+                    lambda k: k[0] == "contended")
         print("\nLatency, microseconds, p50 / p99 / p99.9 (medians over runs): of a cycle when "
               "uncontended, of an acquire (the wait in line) when contended.\n")
         print_latencies(cells, lock_keys)
