@@ -121,15 +121,16 @@ inside() {
 }
 
 # --- Servers ----------------------------------------------------------------
-# start_bg NAME COMMAND...: COMMAND in the background, its output in
-# $BENCH_TMP/NAME.log, its PID kept for bench_stop_all (ip netns exec execs
-# the command: the PID is the server's).
+# start_bg NAME NS COMMAND...: COMMAND in namespace NS in the background,
+# its output in $BENCH_TMP/NAME.log, its PID kept for bench_stop_all. `ip
+# netns exec` is the background job itself and execs COMMAND, so the PID is
+# the server's (a shell function in between would leave the server out).
 declare -A pid_of
 start_bg() {
-  local name=$1
-  shift
+  local name=$1 ns=${tag}-$2
+  shift 2
   : >"${BENCH_TMP}/${name}.log"
-  "$@" >"${BENCH_TMP}/${name}.log" 2>&1 &
+  ip netns exec "${ns}" "$@" >"${BENCH_TMP}/${name}.log" 2>&1 &
   pid_of[${name}]=$!
   BENCH_PIDS+=("$!")
 }
@@ -138,16 +139,16 @@ etcd_cluster=e1=http://${net}.11:2380,e2=http://${net}.12:2380,e3=http://${net}.
 for i in 1 2 3; do
   ip=${net}.$((10 + i))
   bench_batond_args "batond-${i}"
-  start_bg "batond-${i}" inside "n${i}" "${batond}" --node_id "${i}" --peers "${peers}" \
+  start_bg "batond-${i}" "n${i}" "${batond}" --node_id "${i}" --peers "${peers}" \
     --listen "${ip}:7411" --allow_plaintext "${BENCH_BATOND_ARGS[@]}"
   mkdir -p "${BENCH_TMP}/etcd-${i}.data"
-  start_bg "etcd-${i}" inside "n${i}" etcd --name "e${i}" --data-dir "${BENCH_TMP}/etcd-${i}.data" \
+  start_bg "etcd-${i}" "n${i}" etcd --name "e${i}" --data-dir "${BENCH_TMP}/etcd-${i}.data" \
     --listen-client-urls "http://${ip}:2379" --advertise-client-urls "http://${ip}:2379" \
     --listen-peer-urls "http://${ip}:2380" --initial-advertise-peer-urls "http://${ip}:2380" \
     --initial-cluster "${etcd_cluster}" --initial-cluster-state new
 done
 bench_batond_args batond-single
-start_bg batond-single inside single "${batond}" --listen "${net}.20:7411" --allow_plaintext "${BENCH_BATOND_ARGS[@]}"
+start_bg batond-single single "${batond}" --listen "${net}.20:7411" --allow_plaintext "${BENCH_BATOND_ARGS[@]}"
 for name in batond-1 batond-2 batond-3 batond-single; do
   bench_wait "${name}" "${pid_of[${name}]}" 60 grep -qE "listening on" "${BENCH_TMP}/${name}.log"
 done
