@@ -773,6 +773,85 @@ async def test_five_nodes_serve_through_two_dead_followers_and_then_a_dead_leade
         cluster.stop_all()
 
 
+async def test_a_rolling_restart_of_every_node_under_writes_loses_nothing(cluster):
+    """Every node in turn, followers first and the leader last, is stopped
+    with SIGTERM (the leader hands its lead over) and started again on its
+    data directory, while a writer puts items through a client given every
+    node; each restarted node catches up before the next goes. Every
+    acknowledged item is there at the end, once."""
+    cluster.start_all()
+    leader = await cluster.leader()
+    queue = unique("cluster/rolling")
+    every = "ipv4:" + ",".join(cluster.address(i) for i in range(cluster.size))
+    acked: list[str] = []
+    stop = asyncio.Event()
+
+    async def writer() -> None:
+        c = Client(every, default_deadline=2.0)
+        n = 0
+        try:
+            while not stop.is_set():
+                text = f"w{n}"
+                try:
+                    await c.queues.Put(q_put(queue, [q_item(text)]))
+                    acked.append(text)
+                    n += 1
+                except grpc.aio.AioRpcError as e:
+                    # Unknown outcome: the same text again (a duplicate of
+                    # an unacknowledged attempt is allowed). CANCELLED too:
+                    # a node stopping under a call can end it so (seen under
+                    # load; the cause is not pinned down yet).
+                    assert e.code() in (SC.UNAVAILABLE, SC.DEADLINE_EXCEEDED, SC.CANCELLED), e
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.005)
+        finally:
+            await c.close()
+
+    task = asyncio.create_task(writer())
+    try:
+        order = [i for i in range(cluster.size) if i != leader] + [leader]
+        for i in order:
+            node = cluster.nodes[i]
+            assert node is not None
+            before = len(acked)
+            code = await asyncio.to_thread(node.terminate)
+            assert code == 0, f"node {i + 1} exited {code} on SIGTERM\n" + cluster.stderr_tails()
+            cluster.nodes[i] = None
+            cluster.start(i)
+            current = await cluster.leader()
+            c = Client(cluster.address(current))
+            try:
+                target = (await c.admin.ServerInfo(admin_pb2.ServerInfoRequest())).applied_index
+            finally:
+                await c.close()
+            await cluster.caught_up(i, target)
+            deadline = time.monotonic() + ELECTION_TIMEOUT
+            while len(acked) < before + 5:  # writes went on meanwhile
+                if task.done():
+                    await task  # raises what ended the writer
+                assert time.monotonic() < deadline, "writes stopped\n" + cluster.stderr_tails()
+                await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await task
+    c = Client(cluster.address(await cluster.leader()))
+    texts: list[str] = []
+    try:
+        while True:
+            try:
+                got = await c.queues.Get(q_get(queue, ttl=30, max_items=1000, timeout=0))
+            except grpc.aio.AioRpcError as e:
+                assert e.code() == SC.DEADLINE_EXCEEDED, e  # empty: zero timeout
+                break
+            texts += [it.text for it in got.items]
+    finally:
+        await c.close()
+    missing = [t for t in acked if t not in set(texts)]
+    assert not missing, missing[:10]
+    assert len(texts) == len(set(texts)), "an item twice"
+    print(f"rolling restart: {len(acked)} puts acknowledged, all there")
+
+
 async def test_what_the_leader_acknowledged_survives_its_kill_9(cluster):
     cluster.start_all()
     failovers = []
