@@ -204,15 +204,18 @@ enum class Needs { kKnown, kRead, kWrite, kAdmin };
 // in service/rpc/access.cc; this one is written independently).
 Needs NeedsOf(const std::string& method) {
   static const std::set<std::string> kKnown = {
-      "baton.v1.Sessions.Open", "baton.v1.Sessions.KeepAlive", "baton.v1.Sessions.Close",
-      "baton.v1.Sessions.Describe", "baton.v1.Admin.ServerInfo"};
+      "baton.v1.Sessions.Open",     "baton.v1.Sessions.KeepAlive", "baton.v1.Sessions.Close",
+      "baton.v1.Sessions.Describe", "baton.v1.Admin.ServerInfo",   "baton.v1.Admin.ListMembers"};
   static const std::set<std::string> kRead = {"baton.v1.Admin.List",    "baton.v1.Admin.Describe",
                                               "baton.v1.Events.Wait",   "baton.v1.Events.Watch",
                                               "baton.v1.Futures.Await", "baton.v1.Queues.Join",
                                               "baton.v1.Tasks.Await",   "baton.v1.Tasks.Wait"};
   if (kKnown.contains(method)) return Needs::kKnown;
   if (kRead.contains(method)) return Needs::kRead;
-  if (method == "baton.v1.Admin.SaveSnapshot") return Needs::kAdmin;
+  static const std::set<std::string> kAdmin = {
+      "baton.v1.Admin.SaveSnapshot", "baton.v1.Admin.AddMember", "baton.v1.Admin.RemoveMember",
+      "baton.v1.Admin.TransferLeadership"};
+  if (kAdmin.contains(method)) return Needs::kAdmin;
   return Needs::kWrite;
 }
 
