@@ -287,5 +287,43 @@ TEST(OrphanTest, ATakeRetryClaimsTheTaskItWasGiven) {
   EXPECT_FALSE(ReplyTo(h.Advance(kGrace), 3).has_value());  // still running for t1
 }
 
+// Not only orphans: a retry with the request_id of a wait still in line in
+// the same session (its first call was cancelled, or its connection broke,
+// before the server noticed) takes that wait over and keeps its place; the
+// first op is answered ABORTED. A retry with a zero timeout so ends the
+// wait, which can then never be granted to a call nobody reads.
+TEST(OrphanTest, ARetryTakesOverItsOwnWaitStillInLine) {
+  Harness h;
+  uint64_t sid = SessionOf(ReplyTo(h.Apply(OpenSession{60 * kSecond, ""}, 1), 1));
+  uint64_t held = TokenOf(ReplyTo(h.Apply(LockCmd("a", 0, kLease, kForever, "h"), 2), 2));
+  h.Apply(LockCmd("a", sid, 0, kForever, "r1"), 3);  // first in line
+  h.Apply(LockCmd("a", sid, 0, kForever, "r2"), 4);  // second
+  // The retry of r1 (op 5) takes op 3's place: op 3 hears ABORTED.
+  Effects out = h.Apply(LockCmd("a", sid, 0, kForever, "r1"), 5);
+  ASSERT_TRUE(ReplyTo(out, 3).has_value());
+  EXPECT_EQ(ReplyTo(out, 3)->status.code(), absl::StatusCode::kAborted);
+  EXPECT_FALSE(ReplyTo(out, 5).has_value());
+  EXPECT_EQ(h.state.waiter_count(), 2u);
+  out = h.Apply(Release(held), 6);
+  uint64_t t1 = TokenOf(ReplyTo(out, 5));
+  EXPECT_FALSE(ReplyTo(out, 4).has_value());
+  // A zero-timeout retry of r2 ends its wait: nothing is granted to op 4
+  // or to anyone for it when the lock comes free.
+  out = h.Apply(LockCmd("a", sid, 0, h.now, "r2"), 7);
+  EXPECT_EQ(ReplyTo(out, 4)->status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ReplyTo(out, 7)->status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(h.state.waiter_count(), 0u);
+  out = h.Apply(ReleasePermits{Kind::kLock, "a", t1, sid, 0}, 8);
+  EXPECT_TRUE(ReplyTo(out, 8)->ok());
+  EXPECT_EQ(CountReplies(out), 1);
+  // Another session's same request_id is not a retry: it waits anew.
+  uint64_t other = SessionOf(ReplyTo(h.Apply(OpenSession{60 * kSecond, ""}, 9), 9));
+  held = TokenOf(ReplyTo(h.Apply(LockCmd("a", sid, 0, kForever, "r3"), 10), 10));
+  h.Apply(LockCmd("a", sid, 0, kForever, "r4"), 11);
+  out = h.Apply(LockCmd("a", other, 0, kForever, "r4"), 12);
+  EXPECT_EQ(CountReplies(out), 0);
+  EXPECT_EQ(h.state.waiter_count(), 2u);
+}
+
 }  // namespace
 }  // namespace baton::apply

@@ -440,10 +440,12 @@ bool ShardState::Orphanable(const Resource& r, const Waiter& w) {
 bool ShardState::Adopt(const std::string& name, primitives::WaiterQueue& line, uint64_t session,
                        const std::string& request_id, OpRef origin, Time deadline, Time now,
                        Effects& out) {
-  if (orphans_ == 0 || request_id.empty()) return false;
+  if (request_id.empty()) return false;
   uint64_t id = 0;
-  for (const auto& [seq, w] : line) {
-    if (w.orphaned && w.session == session && w.request_id == request_id) {
+  for (const auto& [seq, w] : line) {  // the session first: cheap
+    // A live wait is taken over only within its session (request_ids are
+    // scoped by session); an orphan also without one (a lease's wait).
+    if (w.session == session && w.request_id == request_id && (w.orphaned || session != 0)) {
       id = w.id;
       break;
     }
@@ -451,8 +453,17 @@ bool ShardState::Adopt(const std::string& name, primitives::WaiterQueue& line, u
   if (id == 0) return false;
   Waiter* w = line.Find(id);
   if (w->deadline != kForever) RemoveTimer(w->deadline, TimerKind::kWaiter, id);
-  w->orphaned = false;
-  --orphans_;
+  if (w->orphaned) {
+    w->orphaned = false;
+    --orphans_;
+  } else if (w->op.id != 0) {
+    waiters_by_op_.erase(w->op);
+    out.push_back(Reply{
+        w->op, Result::Error(absl::AbortedError(absl::StrCat("this wait on '", name,
+                                                             "' was taken over by a retry with the "
+                                                             "same request_id '",
+                                                             request_id, "'")))});
+  }
   w->op = origin;
   w->deadline = deadline;
   waiters_by_op_[origin] = id;

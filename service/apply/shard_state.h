@@ -416,9 +416,13 @@ class ShardState {
   // itself well enough for a retry to take it over: an acquire, Get or Take
   // with a request_id.
   static bool Orphanable(const Resource& r, const primitives::Waiter& w);
-  // A retry of an orphaned wait in `line` (same session and request_id)
-  // takes it over with its own op and deadline, keeping its place in line.
-  // Returns false if there is no such orphan.
+  // A retry of a wait in `line` (same session and request_id) takes it over
+  // with its own op and deadline, keeping its place in line: an orphan (its
+  // RPC belonged to a previous process), or a wait still in line whose call
+  // the client gave up on (cancelled, or its connection broke) before this
+  // server noticed; that call is answered ABORTED. So a retry with a zero
+  // timeout ends the wait instead of leaving it to be granted to nobody.
+  // Returns false if there is no such wait.
   bool Adopt(const std::string& name, primitives::WaiterQueue& line, uint64_t session,
              const std::string& request_id, OpRef origin, Time deadline, Time now, Effects& out);
   // `w` was just served: if it was an orphan, its grant awaits a claim.
