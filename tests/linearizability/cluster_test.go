@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand"
 	"net"
 	"os"
 	"os/exec"
@@ -53,22 +54,37 @@ type cluster struct {
 
 func (n *node) addr() string { return fmt.Sprintf("127.0.0.1:%d", n.clientPort) }
 
-// freePorts returns k distinct ports that were free a moment ago.
+// freePorts returns k distinct ports that were free a moment ago, below the
+// kernel's ephemeral range: a node restarted on its port (its address is in
+// --peers) must find it free, and a port from the ephemeral range may
+// meanwhile become the local end of some other process's outgoing
+// connection.
 func freePorts(k int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 12000 {
+				low = v
+			}
 		}
-	}()
+	}
+	seen := map[int]bool{}
 	var ports []int
-	for i := 0; i < k; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
+	for tries := 0; len(ports) < k && tries < 1000; tries++ {
+		p := 10000 + rand.Intn(low-10000)
+		if seen[p] {
+			continue
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		seen[p] = true
+		ports = append(ports, p)
+	}
+	if len(ports) < k {
+		return nil, fmt.Errorf("found %d of %d free ports below the ephemeral range", len(ports), k)
 	}
 	return ports, nil
 }

@@ -16,6 +16,7 @@ import asyncio
 import importlib.util
 import os
 import pathlib
+import random
 import shutil
 import signal
 import sys
@@ -63,9 +64,25 @@ pytestmark = pytest.mark.skipif(
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now, below the kernel's ephemeral range: a node restarted
+    on its port (its address is in --peers) must find it free, and a port
+    from the ephemeral range may meanwhile become the local end of some
+    other test's outgoing connection (seen: 'address in use')."""
+    try:
+        low = int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    low = low if low > 12000 else 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(10000, low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class Cluster:
