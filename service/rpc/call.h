@@ -228,9 +228,10 @@ enum class Delivery {
   // It never reached the wire: the call had ended first (deadline, cancel,
   // broken connection). Nobody has it: roll back what it handed out.
   kLost,
-  // It went to the wire, but the call ended cancelled (a cancel or deadline
-  // crossed it, or the connection broke after it): the requester may or may
-  // not have read it. Clients that ask again with the same request_id (lock,
+  // It was handed to gRPC, but the call ended cancelled or the send failed
+  // (a cancel or deadline crossed it, or the connection broke after it):
+  // the requester may or may not have read it. Clients that ask again with the same request_id
+  // (lock,
   // semaphore, queue Get and Put) find it and give it back; rolling it back
   // here could take from a client what it holds, so those handlers keep it.
   kUncertain,
@@ -415,8 +416,11 @@ class UnaryCall final : public CallBase, public Op<Req, Resp> {
 
   // Finishes with OK and `response`. Returns what became of it, decided once
   // both the Finish tag and the done tag are back (their order varies): lost
-  // if the Finish did not go to the wire (the call was dead first), else
-  // uncertain if the call ended cancelled, else delivered.
+  // if the call was over (its done tag back, cancelled) before the Finish
+  // was started, so nothing was sent; else uncertain if the call ended
+  // cancelled or the Finish failed; else delivered. A failed Finish is not
+  // proof that nothing went out: a cancel arriving just after the response
+  // left (the client read it, then cancelled) fails it too.
   runtime::Task<Delivery> Reply(Resp response) override {
     grpc::ByteBuffer bytes;
     bool own = false;
@@ -427,12 +431,15 @@ class UnaryCall final : public CallBase, public Op<Req, Resp> {
       co_await AwaitDone();
       co_return Delivery::kLost;
     }
+    // The done tag comes back before the Finish is started only for a call
+    // that ended without it: cancelled, past its deadline, disconnected.
+    const bool over_first = done();
     bool ok =
         co_await runtime::CqOp([&](void* tag) { writer.Finish(bytes, grpc::Status::OK, tag); });
     co_await AwaitDone();
-    Delivery delivery = !ok                 ? Delivery::kLost
-                        : ctx.IsCancelled() ? Delivery::kUncertain
-                                            : Delivery::kDelivered;
+    Delivery delivery = over_first                 ? Delivery::kLost
+                        : !ok || ctx.IsCancelled() ? Delivery::kUncertain
+                                                   : Delivery::kDelivered;
     Stats()->Finished(
         delivery == Delivery::kDelivered ? absl::StatusCode::kOk : absl::StatusCode::kCancelled,
         Elapsed());

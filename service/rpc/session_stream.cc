@@ -32,7 +32,7 @@ void SessionStream::AnswerError(uint64_t id, const absl::Status& status) {
 
 void SessionStream::Enqueue(Outgoing out) {
   if (broken_) {
-    Settle(out, false);
+    Settle(out, Delivery::kLost);
     return;
   }
   unsent_bytes_ += out.result.ByteSizeLong();
@@ -87,11 +87,11 @@ void SessionStream::OnDone() {
   wake.Notify();
 }
 
-void SessionStream::Settle(Outgoing& out, bool delivered) {
+void SessionStream::Settle(Outgoing& out, Delivery delivery) {
   if (out.awaiter == nullptr) return;
   DeliveryAwaiter* a = std::exchange(out.awaiter, nullptr);
   a->done_ = true;
-  a->delivered_ = delivered;
+  a->delivery_ = delivery;
   if (a->waiter_) std::exchange(a->waiter_, {}).resume();
 }
 
@@ -99,7 +99,7 @@ void SessionStream::DropOutbox() {
   while (!outbox_.empty()) {
     Outgoing out = std::move(outbox_.front());
     outbox_.pop_front();
-    Settle(out, false);
+    Settle(out, Delivery::kLost);
   }
   unsent_bytes_ = 0;
 }
@@ -143,10 +143,10 @@ void SessionStream::MaybeWrite() {
     broken_ = true;
     std::vector<Outgoing> unsent = std::move(in_flight_);
     in_flight_.clear();
-    for (Outgoing& out : unsent) Settle(out, false);
+    for (Outgoing& out : unsent) Settle(out, Delivery::kLost);
     DropOutbox();
   }
-  for (Outgoing& out : rolled_back) Settle(out, false);
+  for (Outgoing& out : rolled_back) Settle(out, Delivery::kLost);
   if (!writing_ && !outbox_.empty()) MaybeWrite();
 }
 
@@ -156,7 +156,7 @@ void SessionStream::OnWritten(bool ok) {
   // Settling resumes handlers, which may answer more: take the list first.
   std::vector<Outgoing> written = std::move(in_flight_);
   in_flight_.clear();
-  for (Outgoing& out : written) Settle(out, ok);
+  for (Outgoing& out : written) Settle(out, ok ? Delivery::kDelivered : Delivery::kUncertain);
   MaybeWrite();  // or, if the stream broke, settles what is left unwritten
   wake.Notify();
 }

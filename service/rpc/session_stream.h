@@ -96,17 +96,19 @@ class SessionStream final : public CallBase {
   uint64_t session() const { return session_; }
   void set_session(uint64_t id) { session_ = id; }
 
-  // Awaits whether an OK answer reached the wire.
+  // Awaits what became of an OK answer: written (delivered), handed to a
+  // write that failed (uncertain: part or all of it may have gone out before
+  // the stream broke), or never written (lost).
   class DeliveryAwaiter {
    public:
     bool await_ready() const noexcept { return done_; }
     void await_suspend(std::coroutine_handle<> h) noexcept { waiter_ = h; }
-    bool await_resume() const noexcept { return delivered_; }
+    Delivery await_resume() const noexcept { return delivery_; }
 
    private:
     friend class SessionStream;
     bool done_ = false;
-    bool delivered_ = false;
+    Delivery delivery_ = Delivery::kLost;
     std::coroutine_handle<> waiter_;
   };
 
@@ -159,7 +161,7 @@ class SessionStream final : public CallBase {
   // Settles every queued answer as not delivered.
   void DropOutbox();
   void OnWritten(bool ok);
-  static void Settle(Outgoing& out, bool delivered);
+  static void Settle(Outgoing& out, Delivery delivery);
 
   uint64_t session_ = 0;
   absl::flat_hash_map<uint64_t, StreamOpBase*> ops_;
@@ -190,9 +192,11 @@ class StreamOp final : public StreamOpBase, public Op<Req, Resp> {
   }
 
   // A written answer is delivered; one that was not written (the op was
-  // cancelled by id first, or the stream broke) is lost. An answer written
-  // just before the stream broke is counted delivered: the client re-sends
-  // the operation with its request_id on the next stream and finds it.
+  // cancelled by id first, or the stream broke) is lost; one whose write
+  // failed is uncertain. An answer written or sent just before the stream
+  // broke is kept by the handlers that keep uncertain ones: the client
+  // re-sends the operation with its request_id on the next stream and finds
+  // it.
   runtime::Task<Delivery> Reply(Resp response) override {
     v1::OperationResult result;
     result.set_id(id());
@@ -200,9 +204,11 @@ class StreamOp final : public StreamOpBase, public Op<Req, Resp> {
     *slot = std::move(response);
     SessionStream::DeliveryAwaiter delivered;
     stream().Answer(this, std::move(result), &delivered);
-    bool ok = co_await delivered;
-    Stats()->Finished(ok ? absl::StatusCode::kOk : absl::StatusCode::kCancelled, -1);
-    co_return ok ? Delivery::kDelivered : Delivery::kLost;
+    Delivery delivery = co_await delivered;
+    Stats()->Finished(
+        delivery == Delivery::kDelivered ? absl::StatusCode::kOk : absl::StatusCode::kCancelled,
+        -1);
+    co_return delivery;
   }
 
   runtime::Task<void> Fail(absl::Status status) override {
