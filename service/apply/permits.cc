@@ -31,6 +31,7 @@ void ShardState::GrantHolding(const std::string& name, PermitPool& pool, uint64_
   h.count = count;
   h.since = now;
   h.expires = lease > 0 ? AddSaturating(now, lease) : kForever;
+  h.lease = lease;
   h.request_id = request_id;
   h.delivery = NextId(next_delivery_);
   if (h.expires != kForever) {
@@ -108,6 +109,9 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
                                                 pool.capacity(), " of semaphore '", c.name, "'"));
     return fail(std::move(error));
   }
+  if (absl::Status s = Superseded(c.name, c.session, c.request_id, c.deadline, now); !s.ok()) {
+    return fail(s);
+  }
   // (Another principal's request id is not this caller's retry.)
   if (Holding* h = pool.FindReplay(c.session, c.request_id); h != nullptr && h->owner == caller_) {
     // This reply now carries the holding: a lost earlier reply must no
@@ -121,6 +125,7 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
   }
   // The retry of a wait that a restart orphaned: it keeps its place.
   if (Adopt(c.name, pool.waiters(), c.session, c.request_id, origin, c.deadline, now, out)) return;
+  NoteNothingFound(c.name, c.session, c.request_id, c.deadline, now);
   if (pool.CanGrantNow(c.count)) {
     GrantHolding(c.name, pool, c.session, caller_, c.count, c.lease, c.request_id, origin,
                  GrantHow::kImmediate, now, out);
@@ -192,6 +197,7 @@ void ShardState::Do(const RefreshPermits& c, OpRef origin, Time now, Effects& ou
   Holding& h = **held;
   if (h.expires != kForever) RemoveTimer(h.expires, TimerKind::kLease, h.token);
   h.expires = AddSaturating(now, c.lease);
+  h.lease = c.lease;
   AddTimer(h.expires, TimerKind::kLease, h.token);
   lease_names_[h.token] = c.name;
   out.push_back(Answer(c, origin, Refreshed{h.expires - now}));

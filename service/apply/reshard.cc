@@ -104,6 +104,7 @@ struct Resharder {
       for (const auto& [name, n] : names) owner(name).session_refs_[session][name] += n;
     }
     for (const ShardState::GrantKey& k : s.unclaimed_) owner(k.name).unclaimed_.insert(k);
+    for (const auto& [k, at] : s.retried_) owner(k.name).retried_.emplace(k, at);
     for (auto& t : to) t->CountNames();
     return absl::OkStatus();
   }

@@ -3,6 +3,9 @@
 // admin.cc.
 #include "service/apply/shard_state.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 
 namespace baton::apply {
@@ -383,6 +386,22 @@ void ShardState::Do(const Recover& c, OpRef, Time now, Effects& out) {
     session.expires = AddSaturating(now, session.ttl);
     AddTimer(session.expires, TimerKind::kSession, id);
   }
+  // Likewise leases of locks and semaphores (a holder could not refresh
+  // while no leader served), and so that a new leader whose clock runs ahead
+  // of its predecessor's does not end them early by the difference (etcd's
+  // lessor does the same when a leader is promoted): at least a whole lease
+  // from now. Never shortened.
+  for (auto& [name, r] : resources_) {
+    if (!r.is_pool()) continue;
+    for (auto& [token, h] : r.pool().mutable_holdings()) {
+      if (h.expires == kForever || h.lease <= 0) continue;
+      Time renewed = AddSaturating(now, h.lease);
+      if (renewed <= h.expires) continue;
+      RemoveTimer(h.expires, TimerKind::kLease, token);
+      h.expires = renewed;
+      AddTimer(h.expires, TimerKind::kLease, token);
+    }
+  }
 }
 
 void ShardState::Do(const Tick&, OpRef, Time now, Effects& out) { OnTimer(now, out); }
@@ -471,6 +490,54 @@ bool ShardState::Adopt(const std::string& name, primitives::WaiterQueue& line, u
   // A retry that will not wait gives the place up at once.
   if (deadline <= now) RemoveWaiter(name, id, EndReason::kTimedOut, now, out);
   return true;
+}
+
+absl::Status ShardState::Superseded(const std::string& name, uint64_t session,
+                                    const std::string& request_id, Time deadline, Time now) {
+  if (deadline <= now || retried_.empty() || request_id.empty() || session == 0) {
+    return absl::OkStatus();
+  }
+  auto it = retried_.find(GrantKey{name, session, request_id});
+  if (it == retried_.end()) return absl::OkStatus();
+  const bool fresh = it->second + kRetriedFor > now;
+  retried_.erase(it);
+  if (!fresh) return absl::OkStatus();
+  return absl::AlreadyExistsError(absl::StrCat(
+      "request_id '", request_id, "' on '", name,
+      "' was used moments ago by a call that did not wait and found nothing (the client's "
+      "recovery of this very call, which it had given up on): this stale copy does not wait; a "
+      "new call needs a new request_id"));
+}
+
+void ShardState::NoteNothingFound(const std::string& name, uint64_t session,
+                                  const std::string& request_id, Time deadline, Time now) {
+  if (deadline > now || request_id.empty() || session == 0) return;
+  GrantKey key{name, session, request_id};
+  if (retried_.size() >= kMaxRetried && !retried_.contains(key)) {
+    absl::erase_if(retried_, [&](const auto& e) { return e.second + kRetriedFor <= now; });
+  }
+  if (retried_.size() >= kMaxRetried && !retried_.contains(key)) {
+    // All recent: the older half goes, ties in key order, so that every
+    // replica drops the same ones.
+    std::vector<Time> times;
+    times.reserve(retried_.size());
+    for (const auto& e : retried_) times.push_back(e.second);
+    auto mid = times.begin() + static_cast<ptrdiff_t>(times.size() / 2);
+    std::nth_element(times.begin(), mid, times.end());
+    const Time cut = *mid;
+    size_t drop = times.size() / 2;
+    for (bool ties : {false, true}) {
+      for (auto it = retried_.begin(); it != retried_.end() && drop > 0;) {
+        if (ties ? it->second == cut : it->second < cut) {
+          it = retried_.erase(it);
+          --drop;
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+  retried_[std::move(key)] = now;
 }
 
 void ShardState::NoteGrant(const std::string& name, const Waiter& w) {

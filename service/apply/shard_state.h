@@ -96,6 +96,7 @@ class ShardState {
   size_t waiter_count() const { return waiters_by_op_.size(); }  // with a live op
   int64_t orphan_count() const { return orphans_; }
   size_t unclaimed_count() const { return unclaimed_.size(); }
+  size_t retried_count() const { return retried_.size(); }
   size_t home_session_count() const { return sessions_.size(); }
   size_t timer_count() const { return timers_.size(); }
   size_t session_ref_count() const { return session_refs_.size(); }
@@ -425,6 +426,24 @@ class ShardState {
   // Returns false if there is no such wait.
   bool Adopt(const std::string& name, primitives::WaiterQueue& line, uint64_t session,
              const std::string& request_id, OpRef origin, Time deadline, Time now, Effects& out);
+  // Stale copies. A client that gives up on an acquire, Get or Take whose
+  // outcome it does not know asks again with the same request_id and no
+  // time left (its recovery), to find and give back what the call got. The
+  // recovery can overtake the call on the way to this shard (two calls on
+  // one connection, started by different loops); finding nothing, it is
+  // noted (NoteNothingFound), and the call, arriving after it with time left
+  // (Superseded), is refused ALREADY_EXISTS: it neither waits nor takes
+  // anything that nobody would read, nor replays what the recovery was
+  // given. A note is used once and kept at most kRetriedFor. (A client
+  // re-sends a call with time left only while it still waits on it, never
+  // after its recovery; a caller that reuses its own request_id for a new
+  // wait within kRetriedFor of a call that did not wait and found nothing
+  // is refused once, saying so.) Both do nothing without a request_id or a
+  // session (request_ids are scoped by session).
+  absl::Status Superseded(const std::string& name, uint64_t session, const std::string& request_id,
+                          Time deadline, Time now);
+  void NoteNothingFound(const std::string& name, uint64_t session, const std::string& request_id,
+                        Time deadline, Time now);
   // `w` was just served: if it was an orphan, its grant awaits a claim.
   void NoteGrant(const std::string& name, const primitives::Waiter& w);
   // A retry found what an earlier grant gave: it is claimed.
@@ -651,6 +670,13 @@ class ShardState {
   int64_t orphans_ = 0;
   absl::btree_set<GrantKey> unclaimed_;
   Time orphan_grace_end_ = kForever;
+  // Calls that would not wait and found nothing of their own, by name,
+  // session and request_id, with when each was applied (Superseded).
+  // Kept kRetriedFor, at most kMaxRetried of them (the older half goes when
+  // full): a stale copy comes within a scheduling delay of its recovery.
+  static constexpr Duration kRetriedFor = 10 * kSecond;
+  static constexpr size_t kMaxRetried = 4096;
+  absl::btree_map<GrantKey, Time> retried_;
 };
 
 }  // namespace baton::apply

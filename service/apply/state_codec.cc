@@ -60,7 +60,23 @@ struct StateCodec {
         archive::Named("unclaimed", s.unclaimed_),
         archive::Named("orphan_grace_end", s.orphan_grace_end_),
         // Version 3 on.
-        archive::Named("session_owners", s.session_owners_));
+        archive::Named("session_owners", s.session_owners_),
+        // Version 5 on.
+        archive::Named("retried", s.retried_));
+  }
+  // The first format version that stores field I of Fields.
+  template <size_t I, size_t kAll>
+  static constexpr uint64_t Since() {
+    return I == kAll - 1 ? 5 : I == kAll - 2 ? 3 : 2;
+  }
+  // Reads or writes the fields of `fields` that format `version` stores.
+  template <class Ar, class Tuple>
+  static void Fields(Ar& ar, Tuple& fields, uint64_t version) {
+    constexpr size_t kAll = std::tuple_size_v<Tuple>;
+    [&]<size_t... I>(std::index_sequence<I...>) {
+      ((version >= Since<I, kAll>() ? ar(std::get<I>(fields)) : void()), ...);
+    }
+    (std::make_index_sequence<kAll>());
   }
 
   // A resource: its kind, then the state of that kind (the kind decides the
@@ -148,12 +164,9 @@ struct StateCodec {
     ar.PutVarint(version);
     ar(state.shard_, state.shard_count_);
     // Fields needs a mutable state (the Reader shares it); the Writer only
-    // reads through it. Version 2 ends before session_owners.
+    // reads through it.
     auto fields = Fields(const_cast<ShardState&>(state));
-    constexpr size_t kAll = std::tuple_size_v<decltype(fields)>;
-    [&]<size_t... I>(std::index_sequence<I...>) { ar(std::get<I>(fields)...); }
-    (std::make_index_sequence<kAll - 1>());
-    if (version >= 3) ar(std::get<kAll - 1>(fields));
+    Fields(ar, fields, version);
     return std::move(ar).Finish();
   }
 
@@ -176,12 +189,10 @@ struct StateCodec {
     }
     // Read into a fresh state, so that a failure leaves *state as it was.
     ShardState fresh(state->shard_, state->shard_count_, state->limits_);
-    // Version 2 ends before session_owners: its sessions have no owner.
+    // Older versions lack the later fields: version 2's sessions have no
+    // owner, and before version 5 nothing was noted as retried.
     auto fresh_fields = Fields(fresh);
-    constexpr size_t kAll = std::tuple_size_v<decltype(fresh_fields)>;
-    [&]<size_t... I>(std::index_sequence<I...>) { ar(std::get<I>(fresh_fields)...); }
-    (std::make_index_sequence<kAll - 1>());
-    if (version >= 3) ar(std::get<kAll - 1>(fresh_fields));
+    Fields(ar, fresh_fields, version);
     if (absl::Status s = ar.Finish(); !s.ok()) return s;
     auto to = Fields(*state);
     auto from = Fields(fresh);

@@ -3,7 +3,8 @@
 // dropped: restoring the snapshot and applying the entries after N gives the
 // same state, and the same effects, as applying the whole log.
 //
-// Format (version 3; 2 had no session owners and is still read, 1 had no orphaned waiters): varint
+// Format (version 5; 4 had no retried request_ids, 3 no principals of handles, 2 no session owners;
+// all are still read; 1 had no orphaned waiters): varint
 // format version, shard index, shard count, then every field of ShardState and of the primitives it
 // holds, in the order StateCodec::Fields lists them (state_codec.cc), encoded by the archive
 // (service/primitives/archive.h): varints, length-prefixed strings and sequences, maps and sets in
@@ -15,8 +16,9 @@
 // field-count check or StateCodec::Fields forced the change): increase
 // kStateFormatVersion, and read the field only from versions that have it
 // (`ar.version()`, archive.h). A build refuses versions it does not know; it
-// reads versions 2 (its sessions get no owner) and 3 (its holdings, items in
-// flight and running tasks get no owner principal) too.
+// reads versions 2 (its sessions get no owner), 3 (its holdings, items in
+// flight and running tasks get no owner principal) and 4 (nothing noted as
+// retried, ShardState::retried_) too.
 //
 // Thread-safety: pure functions of their arguments; the ShardState must not
 // be used concurrently (it is used only by its shard's loop thread anyway).
@@ -31,7 +33,7 @@
 
 namespace baton::apply {
 
-inline constexpr uint64_t kStateFormatVersion = 4;
+inline constexpr uint64_t kStateFormatVersion = 5;
 
 // The whole state of `state` as bytes. Deterministic: two states that hold the
 // same data give the same bytes (hash containers are written in sorted key

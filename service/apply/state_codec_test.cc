@@ -419,15 +419,16 @@ TEST(StateCodec, SessionOwnersRoundTrip) {
 
 TEST(StateCodec, VersionTwoIsReadWithoutOwners) {
   // A version 2 snapshot is version 3 without the trailing session_owners
-  // (here an empty map: one varint 0), and version 3 is version 4 without
+  // (here an empty map: one varint 0), version 3 is version 4 without
   // the principals of resources and handles (here none: no resource holds
-  // a handle, and the event's creator is a varint 0).
+  // a handle, and the event's creator is a varint 0), and version 4 is
+  // version 5 without the notes of retried request_ids (an empty map).
   Harness a(Limits{}, 0, 1);
   uint64_t s = SessionOf(ReplyTo(a.Apply(OpenSession{10 * kSecond, "old"}, 1), 1));
   a.Apply(SetEvent{"e"});
   std::string bytes = SaveState(a.state);
   std::string v2 = SaveState(a.state, 2);
-  ASSERT_EQ(v2.size(), bytes.size() - 2);
+  ASSERT_EQ(v2.size(), bytes.size() - 3);
   ASSERT_EQ(v2[0], 2);
   Harness b(Limits{}, 0, 1);
   ASSERT_TRUE(RestoreState(v2, &b.state).ok());
@@ -461,6 +462,28 @@ TEST(StateCodec, HandleOwnersSurviveAndVersionThreeHasNone) {
   ASSERT_TRUE(RestoreState(v3, &c.state).ok());
   EXPECT_TRUE(ReplyTo(c.Apply(release, 2), 2)->ok());  // unowned: as before format 4
   EXPECT_EQ(c.state.NamesCreatedBy(7), 0);
+}
+
+TEST(StateCodec, RetriedNotesSurviveAndVersionFourHasNone) {
+  // A recovery that found nothing (ShardState::Superseded) is noted; a
+  // snapshot keeps the note, so every replica refuses the stale copy alike.
+  Harness a(Limits{}, 0, 1);
+  uint64_t sid = SessionOf(ReplyTo(a.Apply(OpenSession{60 * kSecond, "s"}, 1), 1));
+  a.Apply(LockCmd("l", 0, kSecond, kForever, "h"), 2);
+  a.Apply(LockCmd("l", sid, 0, a.now, "r1"), 3);
+  ASSERT_EQ(a.state.retried_count(), 1u);
+  Harness b(Limits{}, 0, 1);
+  ASSERT_TRUE(RestoreState(SaveState(a.state), &b.state).ok());
+  EXPECT_EQ(SaveState(b.state), SaveState(a.state));
+  std::optional<Result> r = ReplyTo(b.Apply(LockCmd("l", sid, 0, kForever, "r1"), 4), 4);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status.code(), absl::StatusCode::kAlreadyExists);
+  Harness c(Limits{}, 0, 1);
+  std::string v4 = SaveState(a.state, 4);
+  ASSERT_EQ(v4[0], 4);
+  ASSERT_TRUE(RestoreState(v4, &c.state).ok());
+  EXPECT_EQ(c.state.retried_count(), 0u);
+  EXPECT_FALSE(ReplyTo(c.Apply(LockCmd("l", sid, 0, kForever, "r1"), 4), 4).has_value());
 }
 
 TEST(StateCodec, UnknownFormatVersionIsDataLoss) {

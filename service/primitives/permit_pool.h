@@ -30,6 +30,8 @@ class PermitPool {
   int64_t capacity() const { return capacity_; }
   int64_t available() const { return capacity_ - used_; }
   const absl::btree_map<uint64_t, Holding>& holdings() const { return holdings_; }
+  // For changes that keep the invariants (a lease's end; not a count).
+  absl::btree_map<uint64_t, Holding>& mutable_holdings() { return holdings_; }
   WaiterQueue& waiters() { return waiters_; }
   const WaiterQueue& waiters() const { return waiters_; }
 

@@ -144,13 +144,17 @@ struct Holding {
   // The principal it was granted to (OwnerTag): only it, or an admin, may
   // release or refresh it. 0: anyone who may write the name. Format 4 on.
   uint64_t owner = 0;
+  // The lease it was granted or last refreshed with (0: none, or granted
+  // before format 5): a new leader gives it a whole lease again (Recover).
+  Duration lease = 0;
 
   template <class Ar>
   void Serialize(Ar& ar) {
     ar(token, session, count, since, expires, request_id, delivery);
     if (ar.version() >= 4) ar(owner);
+    if (ar.version() >= 5) ar(lease);
   }
 };
-static_assert(FieldCount<Holding>() == 8, "store the new field in Holding::Serialize");
+static_assert(FieldCount<Holding>() == 9, "store the new field in Holding::Serialize");
 
 }  // namespace baton::primitives
