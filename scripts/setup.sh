@@ -23,8 +23,9 @@ apt_pkgs=(build-essential cmake ninja-build pkg-config libgrpc++-dev protobuf-co
 [ "$want_test" = 1 ] && apt_pkgs+=(python3-venv golang-go prometheus openssl)
 # deploy/ tests: systemd-analyze, Debian's python3 with PyYAML (the Helm test).
 [ "$want_test" = 1 ] && apt_pkgs+=(systemd python3-yaml)
-# Cluster partition tests (tests/python/test_partition.py): ip netns, iptables.
-[ "$want_test" = 1 ] && apt_pkgs+=(iproute2 iptables)
+# Cluster partition tests (tests/python/test_partition.py): ip netns, iptables;
+# the clock-skew test (tests/python/test_cluster.py): libfaketime.
+[ "$want_test" = 1 ] && apt_pkgs+=(iproute2 iptables faketime)
 [ "$want_bench" = 1 ] && apt_pkgs+=(etcd-server redis-server beanstalkd)
 
 missing=()

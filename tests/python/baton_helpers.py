@@ -126,9 +126,15 @@ class BatondProcess:
     STARTUP_TIMEOUT = 15.0
     SHUTDOWN_TIMEOUT = 10.0
 
-    def __init__(self, extra_args: list[str] | None = None, data_dir: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        extra_args: list[str] | None = None,
+        data_dir: str | os.PathLike | None = None,
+        env: dict[str, str] | None = None,
+    ):
         self.path = batond_path()
         self.extra_args = extra_args or []
+        self.env = env  # added to this process's environment for batond
         self.data_dir: Path | None = Path(data_dir) if data_dir is not None else None
         self._own_data_dir: Path | None = None  # made by start(), deleted after the process stops
         self.proc: subprocess.Popen | None = None
@@ -155,6 +161,7 @@ class BatondProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=self._stderr_file,
+                env=None if self.env is None else {**os.environ, **self.env},
             )
         except BaseException:
             self._remove_own_data_dir()

@@ -91,6 +91,7 @@ class Cluster:
 
     def __init__(self, tmp_path, size: int = 3):
         self.size = size
+        self.env: dict[int, dict[str, str]] = {}  # node index -> environment added
         self.client_ports = [free_port() for _ in range(size)]
         self.peer_ports = [free_port() for _ in range(size)]
         self.peers = ",".join(
@@ -125,6 +126,7 @@ class Cluster:
                 "--orphan_grace_ms", "5000",
             ] + (["--join"] if join else []),
             data_dir=self.dirs[i],
+            env=self.env.get(i),
         )
         node.start()
         self.nodes[i] = node
@@ -485,6 +487,90 @@ async def test_a_client_keeps_its_session_and_wait_through_a_failover(cluster, t
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+DEADLINE_CLIENT = r"""
+import asyncio, sys, time
+import baton
+
+async def main(addr, name, how):
+    async with baton.Client(addr) as client:
+        y = client.lock(name)
+        print("waiting", flush=True)
+        start = time.monotonic()
+        try:
+            if how == "timeout":
+                await y.acquire(timeout=4)
+            else:
+                await asyncio.wait_for(y.acquire(), 4)
+            print("granted", flush=True)
+        except TimeoutError as e:  # DeadlineExceededError is one too
+            print("timed-out", f"{time.monotonic() - start:.3f}", type(e).__name__, flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
+"""
+
+
+@pytest.mark.parametrize("how", ["timeout", "wait_for"])
+async def test_a_deadline_holds_across_a_failover(cluster, how):
+    """A wait of 4 s (the server-side `timeout`, or asyncio.wait_for around
+    it) on a lock that stays held; the leader is killed 1 s in. The client
+    re-opens its stream elsewhere and re-sends the wait with what is left of
+    its time: it ends with TimeoutError at 4 s (not 4 s after the failover,
+    nor never), and leaves no waiter behind."""
+    cluster.start_all()
+    leader = await cluster.leader()
+    name = unique("cluster/deadline")
+    c = Client(cluster.address(leader))
+    try:
+        held = await c.locks.Acquire(lock_req(name, ttl=300, timeout=5))
+    finally:
+        await c.close()
+    order = [leader] + [i for i in range(cluster.size) if i != leader]
+    address = "ipv4:" + ",".join(cluster.address(i) for i in order)
+    env = dict(os.environ, PYTHONPATH=str(PROTO_DIR.parent / "clients" / "python"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", DEADLINE_CLIENT, address, name, how,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )
+    try:
+        first = await asyncio.wait_for(proc.stdout.readline(), 60)
+        assert first.decode().split() == ["waiting"], first
+        waiting_at = time.monotonic()
+        await asyncio.sleep(1.0)
+        cluster.kill(leader)
+        new_leader = await cluster.leader()
+        text = await asyncio.wait_for(proc.stdout.readline(), 30)
+        ended = time.monotonic() - waiting_at
+        words = text.decode().split()
+        if not words:
+            err = await proc.stderr.read()
+            raise AssertionError(f"the client ended early:\n{err.decode()}")
+        assert words[0] == "timed-out", words
+        took = float(words[1])
+        # Not before its time, and not much after: a failover costs well under
+        # a second here, and the re-sent wait carries only what was left.
+        assert 3.9 <= took <= 6.0, f"the 4 s wait ended after {took:.2f}s"
+        assert ended <= 6.5, ended
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        # Nothing left behind: no waiter, the lock still with its holder.
+        c = Client(cluster.address(new_leader))
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                d = await c.describe(name)
+                if d is not None and d.waiters == 0:
+                    break
+                assert time.monotonic() < deadline, f"a waiter was left behind: {d}"
+                await asyncio.sleep(0.05)
+            assert [h.token for h in d.holders] == [held.token], d
+        finally:
+            await c.close()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    print(f"a 4 s {how} across a failover ended after {took:.2f}s")
 
 
 FAILOVER_TRIALS = int(os.environ.get("BATON_FAILOVER_TRIALS", "20"))
@@ -917,4 +1003,132 @@ async def test_what_the_leader_acknowledged_survives_its_kill_9(cluster):
         "failover (kill -9 of the leader to a new leader serving): "
         + ", ".join(f"{f:.2f}s" for f in failovers)
         + f"; median {statistics.median(failovers):.2f}s"
+    )
+
+
+def faketime_library() -> str | None:
+    """libfaketime (Debian's `faketime`), which shifts a process's wall clock."""
+    for path in (
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ):
+        if os.path.exists(path):
+            return path
+    return None
+
+
+async def move_lead(cluster: Cluster, to: int) -> None:
+    """Transfers the lead to node `to` (asked through any live node) and
+    waits until it is the one node serving."""
+    via = next(i for i in range(cluster.size) if cluster.nodes[i] is not None)
+    c = Client(cluster.address(via))
+    try:
+        moved = await c.admin.TransferLeadership(
+            admin_pb2.TransferLeadershipRequest(to=to + 1), timeout=15
+        )
+        assert moved.leader_id == to + 1, moved
+    finally:
+        await c.close()
+    assert await cluster.leader() == to
+
+
+SKEW = 6.0  # seconds the skewed node's wall clock runs ahead
+
+
+@pytest.mark.skipif(
+    faketime_library() is None,
+    reason="libfaketime not installed (apt-get install faketime; scripts/setup.sh --test does)",
+)
+async def test_a_leader_whose_clock_runs_ahead_ends_no_lease_early_and_time_never_goes_back(
+    cluster,
+):
+    """Node 3's wall clock runs SKEW seconds ahead (libfaketime; its
+    monotonic clock, gRPC's timers, untouched). Cluster time is stamped by the
+    leader, so when node 3 takes the lead a lease granted under its
+    predecessor would end SKEW seconds early, unless the new leader gives it
+    a whole lease again (as etcd's lessor does on promotion, and as Baton
+    gives sessions a fresh TTL); when the lead goes back to a node whose
+    clock is behind, cluster time stalls rather than going back. Throughout:
+    fencing tokens only grow, nothing acknowledged is lost, and the lease
+    does end."""
+    skewed = 2
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    cluster.env[skewed] = {
+        "LD_PRELOAD": faketime_library() or "",
+        "FAKETIME": f"+{SKEW:g}s",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        # libfaketime is preloaded ahead of a sanitized batond's runtime.
+        "ASAN_OPTIONS": (asan + ":" if asan else "") + "verify_asan_link_order=0",
+    }
+    # The skewed node must not lead before the grant (its stamps would move
+    # cluster time ahead for good): it starts once the others have a leader.
+    cluster.start(0)
+    cluster.start(1)
+    normal = await cluster.leader()
+    cluster.start(skewed)
+    await cluster.caught_up(skewed, 1)
+    lease = 10.0
+    name, queue = unique("cluster/skew"), unique("cluster/skew-q")
+    c = Client(cluster.address(normal))
+    try:
+        held = await c.locks.Acquire(lock_req(name, ttl=lease, timeout=5))
+        granted_at = time.monotonic()
+        for k in range(10):
+            await c.queues.Put(q_put(queue, [q_item(f"before-{k}")]))
+    finally:
+        await c.close()
+
+    await move_lead(cluster, skewed)
+    moved_at = time.monotonic()
+    c = Client(cluster.address(skewed))
+    try:
+        for k in range(10):
+            await c.queues.Put(q_put(queue, [q_item(f"ahead-{k}")]))
+        # Past the moment the lease would have ended by the skewed clock
+        # (granted_at + lease - SKEW), short of a whole lease from the move.
+        await asyncio.sleep(max(0.0, granted_at + lease - SKEW + 2.5 - time.monotonic()))
+        assert time.monotonic() < moved_at + lease - 0.5, "the lead took too long to move"
+        desc = await c.describe(name)
+        assert desc is not None and [h.token for h in desc.holders] == [held.token], (
+            f"the lease ended early under a leader {SKEW:g}s ahead: {desc}"
+        )
+        ahead_token = (await c.locks.Acquire(lock_req(unique("cluster/skew-t"), ttl=5, timeout=5))).token
+        assert ahead_token > held.token
+    finally:
+        await c.close()
+
+    # Back to a node whose clock is SKEW seconds behind cluster time.
+    await move_lead(cluster, normal)
+    back_at = time.monotonic()
+    c = Client(cluster.address(normal))
+    try:
+        desc = await c.describe(name)
+        assert desc is not None and [h.token for h in desc.holders] == [held.token], desc
+        behind_token = (await c.locks.Acquire(lock_req(unique("cluster/skew-t"), ttl=5, timeout=5))).token
+        assert behind_token > ahead_token, "a fencing token went back with the clock"
+        for k in range(10):
+            await c.queues.Put(q_put(queue, [q_item(f"behind-{k}")]))
+        got = await c.queues.Get(q_get(queue, ttl=30, max_items=100, timeout=1))
+        texts = [it.text for it in got.items]
+        assert texts == (
+            [f"before-{k}" for k in range(10)]
+            + [f"ahead-{k}" for k in range(10)]
+            + [f"behind-{k}" for k in range(10)]
+        )
+        # The lease still ends: within a lease plus the stall (SKEW) of the
+        # last move, and some slack for a loaded machine.
+        deadline = back_at + lease + SKEW + 10
+        while True:
+            desc = await c.describe(name)
+            if desc is None or not desc.holders:
+                break
+            assert time.monotonic() < deadline, f"the lease never ended: {desc}"
+            await asyncio.sleep(0.2)
+        ended = time.monotonic() - granted_at
+    finally:
+        await c.close()
+    print(
+        f"clock {SKEW:g}s ahead: a {lease:g}s lease held across two moves of the lead, "
+        f"ended {ended:.1f}s after its grant"
     )
