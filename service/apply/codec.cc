@@ -259,7 +259,7 @@ absl::StatusOr<Command> DecodeCommand(const pb::Command& in);
 
 // --- locks and semaphores ------------------------------------------------------
 
-BATON_CODEC_FIELDS(AcquirePermits, 8);
+BATON_CODEC_FIELDS(AcquirePermits, 9);
 void ToProto(const AcquirePermits& c, pb::Command* out) {
   pb::AcquirePermits* m = out->mutable_acquire_permits();
   m->set_kind(ToProto(c.kind));
@@ -270,6 +270,7 @@ void ToProto(const AcquirePermits& c, pb::Command* out) {
   m->set_lease_us(c.lease);
   m->set_deadline_us(c.deadline);
   m->set_request_id(c.request_id);
+  m->set_nowait(c.nowait);
 }
 absl::Status FromProto(const pb::AcquirePermits& m, AcquirePermits* c) {
   c->name = m.name();
@@ -279,6 +280,7 @@ absl::Status FromProto(const pb::AcquirePermits& m, AcquirePermits* c) {
   c->lease = m.lease_us();
   c->deadline = m.deadline_us();
   c->request_id = m.request_id();
+  c->nowait = m.nowait();
   return FromProto(m.kind(), "kind", &c->kind);
 }
 
@@ -407,7 +409,7 @@ absl::Status FromProto(const pb::PutItems& m, PutItems* c) {
   return absl::OkStatus();
 }
 
-BATON_CODEC_FIELDS(GetItems, 9);
+BATON_CODEC_FIELDS(GetItems, 10);
 void ToProto(const GetItems& c, pb::Command* out) {
   pb::GetItems* m = out->mutable_get_items();
   m->set_name(c.name);
@@ -419,6 +421,7 @@ void ToProto(const GetItems& c, pb::Command* out) {
   m->set_dead_letters(c.dead_letters);
   m->set_request_id(c.request_id);
   m->mutable_ack()->Add(c.ack.begin(), c.ack.end());
+  m->set_nowait(c.nowait);
 }
 absl::Status FromProto(const pb::GetItems& m, GetItems* c) {
   c->name = m.name();
@@ -429,6 +432,7 @@ absl::Status FromProto(const pb::GetItems& m, GetItems* c) {
   c->dead_letters = m.dead_letters();
   c->request_id = m.request_id();
   c->ack.assign(m.ack().begin(), m.ack().end());
+  c->nowait = m.nowait();
   return FromProto(m.has_options(), m.options(), &c->options);
 }
 
@@ -684,7 +688,7 @@ absl::Status FromProto(const pb::SubmitTask& m, SubmitTask* c) {
   return absl::OkStatus();
 }
 
-BATON_CODEC_FIELDS(TakeTask, 5);
+BATON_CODEC_FIELDS(TakeTask, 6);
 void ToProto(const TakeTask& c, pb::Command* out) {
   pb::TakeTask* m = out->mutable_take_task();
   m->set_queue(c.queue);
@@ -692,6 +696,7 @@ void ToProto(const TakeTask& c, pb::Command* out) {
   m->set_lease_us(c.lease);
   m->set_deadline_us(c.deadline);
   m->set_request_id(c.request_id);
+  m->set_nowait(c.nowait);
 }
 absl::Status FromProto(const pb::TakeTask& m, TakeTask* c) {
   c->queue = m.queue();
@@ -699,6 +704,7 @@ absl::Status FromProto(const pb::TakeTask& m, TakeTask* c) {
   c->lease = m.lease_us();
   c->deadline = m.deadline_us();
   c->request_id = m.request_id();
+  c->nowait = m.nowait();
   return absl::OkStatus();
 }
 

@@ -47,6 +47,10 @@ struct AcquirePermits {
   Duration lease = 0;        // lease TTL, 0: none
   Time deadline = kForever;  // <= now: try once
   std::string request_id;
+  // The caller asked not to wait (a zero timeout), as a client's recovery
+  // does; a deadline that had passed by the time the command was built is
+  // not that (ShardState::Superseded).
+  bool nowait = false;
 };
 
 struct ReleasePermits {
@@ -125,6 +129,7 @@ struct GetItems {
   // Receipts to acknowledge first, as AckItems does (acks riding on the
   // consumer's next Get).
   std::vector<uint64_t> ack;
+  bool nowait = false;  // as AcquirePermits::nowait
 };
 struct AckItems {
   std::string name;
@@ -236,6 +241,7 @@ struct TakeTask {
   Duration lease = 0;
   Time deadline = kForever;
   std::string request_id;  // replay key, may be empty
+  bool nowait = false;     // as AcquirePermits::nowait
 };
 // A Take reply that never reached its worker: the task goes back to the
 // head of the line, the attempt not counted.

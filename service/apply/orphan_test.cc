@@ -326,6 +326,12 @@ TEST(OrphanTest, ARetryTakesOverItsOwnWaitStillInLine) {
   EXPECT_EQ(h.state.waiter_count(), 2u);
 }
 
+// A client's recovery: the same request_id, a zero timeout.
+AcquirePermits Recovery(AcquirePermits c) {
+  c.nowait = true;
+  return c;
+}
+
 // A recovery (the same request_id, no time left) that overtakes the call it
 // recovers, on the way to the shard, finds nothing; the call arriving after
 // it is a stale copy that nobody reads: refused ALREADY_EXISTS, it neither
@@ -335,7 +341,7 @@ TEST(SupersededTest, AWaitOvertakenByItsRecoveryDoesNotWait) {
   Harness h;
   uint64_t sid = SessionOf(ReplyTo(h.Apply(OpenSession{60 * kSecond, ""}, 1), 1));
   uint64_t held = TokenOf(ReplyTo(h.Apply(LockCmd("a", 0, kLease, kForever, "h"), 2), 2));
-  Effects out = h.Apply(LockCmd("a", sid, 0, h.now, "r1"), 3);  // the recovery
+  Effects out = h.Apply(Recovery(LockCmd("a", sid, 0, h.now, "r1")), 3);  // the recovery
   EXPECT_EQ(ReplyTo(out, 3)->status.code(), absl::StatusCode::kDeadlineExceeded);
   out = h.Apply(LockCmd("a", sid, 0, kForever, "r1"), 4);  // the call it recovered
   ASSERT_TRUE(ReplyTo(out, 4).has_value());
@@ -351,7 +357,7 @@ TEST(SupersededTest, AWaitOvertakenByItsRecoveryDoesNotWait) {
 TEST(SupersededTest, AStaleCopyDoesNotReplayTheGrantItsRecoveryGot) {
   Harness h;
   uint64_t sid = SessionOf(ReplyTo(h.Apply(OpenSession{60 * kSecond, ""}, 1), 1));
-  std::optional<Result> got = ReplyTo(h.Apply(LockCmd("a", sid, 0, h.now, "r1"), 2), 2);
+  std::optional<Result> got = ReplyTo(h.Apply(Recovery(LockCmd("a", sid, 0, h.now, "r1")), 2), 2);
   uint64_t token = TokenOf(got);
   uint64_t delivery = std::get<Granted>(got->value).delivery;
   Effects out = h.Apply(LockCmd("a", sid, 0, kForever, "r1"), 3);
@@ -368,11 +374,12 @@ TEST(SupersededTest, ARecoveryThatFoundItsGrantOrWaitNotesNothing) {
   uint64_t token = TokenOf(ReplyTo(h.Apply(LockCmd("a", sid, 0, kForever, "r1"), 2), 2));
   // The recovery replays the grant: the call it recovered was there first,
   // so a later call with time left is a re-send, answered the grant again.
-  EXPECT_EQ(HowOf(ReplyTo(h.Apply(LockCmd("a", sid, 0, h.now, "r1"), 3), 3)), GrantHow::kReplayed);
+  EXPECT_EQ(HowOf(ReplyTo(h.Apply(Recovery(LockCmd("a", sid, 0, h.now, "r1")), 3), 3)),
+            GrantHow::kReplayed);
   EXPECT_EQ(TokenOf(ReplyTo(h.Apply(LockCmd("a", sid, 0, kForever, "r1"), 4), 4)), token);
   // Likewise a recovery that ends its own wait.
   h.Apply(LockCmd("a", sid, 0, kForever, "r2"), 5);
-  Effects out = h.Apply(LockCmd("a", sid, 0, h.now, "r2"), 6);
+  Effects out = h.Apply(Recovery(LockCmd("a", sid, 0, h.now, "r2")), 6);
   EXPECT_EQ(ReplyTo(out, 5)->status.code(), absl::StatusCode::kAborted);
   EXPECT_FALSE(ReplyTo(h.Apply(LockCmd("a", sid, 0, kForever, "r2"), 7), 7).has_value());
   EXPECT_EQ(h.state.waiter_count(), 1u);
@@ -382,8 +389,8 @@ TEST(SupersededTest, ANoteLastsTenSecondsAndNeedsASession) {
   Harness h;
   uint64_t sid = SessionOf(ReplyTo(h.Apply(OpenSession{600 * kSecond, ""}, 1), 1));
   uint64_t held = TokenOf(ReplyTo(h.Apply(LockCmd("a", 0, kLease, kForever, "h"), 2), 2));
-  h.Apply(LockCmd("a", sid, 0, h.now, "r1"), 3);
-  h.Apply(LockCmd("a", 0, kLease, h.now, "r2"), 4);  // no session: not noted
+  h.Apply(Recovery(LockCmd("a", sid, 0, h.now, "r1")), 3);
+  h.Apply(Recovery(LockCmd("a", 0, kLease, h.now, "r2")), 4);  // no session: not noted
   h.Advance(10 * kSecond);
   EXPECT_FALSE(ReplyTo(h.Apply(LockCmd("a", sid, 0, kForever, "r1"), 5), 5).has_value());
   EXPECT_FALSE(ReplyTo(h.Apply(LockCmd("a", 0, kLease, kForever, "r2"), 6), 6).has_value());
@@ -396,7 +403,7 @@ TEST(SupersededTest, NotesAreBoundedAndTheNewestKept) {
   uint64_t sid = SessionOf(ReplyTo(h.Apply(OpenSession{600 * kSecond, ""}, 1), 1));
   TokenOf(ReplyTo(h.Apply(LockCmd("a", 0, kLease, kForever, "h"), 2), 2));
   for (int i = 0; i < 10'000; ++i) {
-    h.Apply(LockCmd("a", sid, 0, h.now, absl::StrCat("try", i)));
+    h.Apply(Recovery(LockCmd("a", sid, 0, h.now, absl::StrCat("try", i))));
     if (i % 1000 == 999) h.Advance(kSecond);
   }
   EXPECT_LE(h.state.retried_count(), 4096u);
@@ -411,18 +418,35 @@ TEST(SupersededTest, GetsAndTakesToo) {
   uint64_t sid = SessionOf(ReplyTo(h.Apply(OpenSession{60 * kSecond, ""}, 1), 1));
   GetItems get = Get("g1", h.now);
   get.session = sid;
+  get.nowait = true;
   EXPECT_EQ(ReplyTo(h.Apply(get, 2), 2)->status.code(), absl::StatusCode::kDeadlineExceeded);
   get.deadline = kForever;
+  get.nowait = false;
   EXPECT_EQ(ReplyTo(h.Apply(get, 3), 3)->status.code(), absl::StatusCode::kAlreadyExists);
   Effects out = h.Apply(Put("x"));
   EXPECT_FALSE(ReplyTo(out, 3).has_value());  // nobody took it
   EXPECT_EQ(Payloads(ReplyTo(h.Apply(Get("other"), 4), 4)), std::vector<std::string>{"x"});
 
-  TakeTask take{"work", sid, 60 * kSecond, h.now, "t1"};
+  TakeTask take{"work", sid, 60 * kSecond, h.now, "t1", /*nowait=*/true};
   EXPECT_EQ(ReplyTo(h.Apply(take, 5), 5)->status.code(), absl::StatusCode::kDeadlineExceeded);
   take.deadline = kForever;
+  take.nowait = false;
   EXPECT_EQ(ReplyTo(h.Apply(take, 6), 6)->status.code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(h.state.waiter_count(), 0u);
+}
+
+// The call a client gave up on at its deadline may get here after that
+// deadline (then it would not wait either): it is still not a recovery,
+// which asks with a zero timeout, and is refused.
+TEST(SupersededTest, AStaleCopyPastItsDeadlineIsRefusedToo) {
+  Harness h;
+  uint64_t sid = SessionOf(ReplyTo(h.Apply(OpenSession{60 * kSecond, ""}, 1), 1));
+  Effects out = h.Apply(Recovery(LockCmd("a", sid, 0, h.now, "r1")), 2);
+  uint64_t token = TokenOf(ReplyTo(out, 2));  // free: the recovery got it
+  out = h.Apply(LockCmd("a", sid, 0, h.now - kMillisecond, "r1"), 3);
+  EXPECT_EQ(ReplyTo(out, 3)->status.code(), absl::StatusCode::kAlreadyExists);
+  // And a recovery asked again (its first answer lost) finds the grant.
+  EXPECT_EQ(TokenOf(ReplyTo(h.Apply(Recovery(LockCmd("a", sid, 0, h.now, "r1")), 4), 4)), token);
 }
 
 // A new leader (Recover) gives every leased holding at least a whole lease

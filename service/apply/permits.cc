@@ -109,7 +109,7 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
                                                 pool.capacity(), " of semaphore '", c.name, "'"));
     return fail(std::move(error));
   }
-  if (absl::Status s = Superseded(c.name, c.session, c.request_id, c.deadline, now); !s.ok()) {
+  if (absl::Status s = Superseded(c.name, c.session, c.request_id, c.nowait, now); !s.ok()) {
     return fail(s);
   }
   // (Another principal's request id is not this caller's retry.)
@@ -125,7 +125,7 @@ void ShardState::Do(const AcquirePermits& c, OpRef origin, Time now, Effects& ou
   }
   // The retry of a wait that a restart orphaned: it keeps its place.
   if (Adopt(c.name, pool.waiters(), c.session, c.request_id, origin, c.deadline, now, out)) return;
-  NoteNothingFound(c.name, c.session, c.request_id, c.deadline, now);
+  NoteNothingFound(c.name, c.session, c.request_id, c.nowait, now);
   if (pool.CanGrantNow(c.count)) {
     GrantHolding(c.name, pool, c.session, caller_, c.count, c.lease, c.request_id, origin,
                  GrantHow::kImmediate, now, out);

@@ -395,7 +395,7 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
     return g;
   };
   if (!c.dead_letters) {
-    if (absl::Status s = Superseded(c.name, c.session, c.request_id, c.deadline, now); !s.ok()) {
+    if (absl::Status s = Superseded(c.name, c.session, c.request_id, c.nowait, now); !s.ok()) {
       fail(s);
       if (acked > 0) MaybeReclaim(c.name);
       return;
@@ -413,7 +413,7 @@ void ShardState::Do(const GetItems& c, OpRef origin, Time now, Effects& out) {
       Adopt(c.name, q.getters, c.session, c.request_id, origin, c.deadline, now, out)) {
     return;
   }
-  if (!c.dead_letters) NoteNothingFound(c.name, c.session, c.request_id, c.deadline, now);
+  if (!c.dead_letters) NoteNothingFound(c.name, c.session, c.request_id, c.nowait, now);
   bool can_take = c.dead_letters || (q.getters.empty() && q.ready() > 0);
   if (can_take) {
     std::vector<DeliveredItem> got = TakeItems(c.name, q, c.max_items, c.dead_letters, c.session,

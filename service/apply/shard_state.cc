@@ -493,8 +493,8 @@ bool ShardState::Adopt(const std::string& name, primitives::WaiterQueue& line, u
 }
 
 absl::Status ShardState::Superseded(const std::string& name, uint64_t session,
-                                    const std::string& request_id, Time deadline, Time now) {
-  if (deadline <= now || retried_.empty() || request_id.empty() || session == 0) {
+                                    const std::string& request_id, bool nowait, Time now) {
+  if (nowait || retried_.empty() || request_id.empty() || session == 0) {
     return absl::OkStatus();
   }
   auto it = retried_.find(GrantKey{name, session, request_id});
@@ -510,8 +510,8 @@ absl::Status ShardState::Superseded(const std::string& name, uint64_t session,
 }
 
 void ShardState::NoteNothingFound(const std::string& name, uint64_t session,
-                                  const std::string& request_id, Time deadline, Time now) {
-  if (deadline > now || request_id.empty() || session == 0) return;
+                                  const std::string& request_id, bool nowait, Time now) {
+  if (!nowait || request_id.empty() || session == 0) return;
   GrantKey key{name, session, request_id};
   if (retried_.size() >= kMaxRetried && !retried_.contains(key)) {
     absl::erase_if(retried_, [&](const auto& e) { return e.second + kRetriedFor <= now; });

@@ -427,23 +427,26 @@ class ShardState {
   bool Adopt(const std::string& name, primitives::WaiterQueue& line, uint64_t session,
              const std::string& request_id, OpRef origin, Time deadline, Time now, Effects& out);
   // Stale copies. A client that gives up on an acquire, Get or Take whose
-  // outcome it does not know asks again with the same request_id and no
-  // time left (its recovery), to find and give back what the call got. The
-  // recovery can overtake the call on the way to this shard (two calls on
-  // one connection, started by different loops); finding nothing, it is
-  // noted (NoteNothingFound), and the call, arriving after it with time left
-  // (Superseded), is refused ALREADY_EXISTS: it neither waits nor takes
-  // anything that nobody would read, nor replays what the recovery was
-  // given. A note is used once and kept at most kRetriedFor. (A client
-  // re-sends a call with time left only while it still waits on it, never
-  // after its recovery; a caller that reuses its own request_id for a new
-  // wait within kRetriedFor of a call that did not wait and found nothing
-  // is refused once, saying so.) Both do nothing without a request_id or a
-  // session (request_ids are scoped by session).
+  // outcome it does not know asks again with the same request_id and a zero
+  // timeout (its recovery: `nowait`), to find and give back what the call
+  // got. The recovery can overtake the call on the way to this shard (two
+  // calls on one connection, started by different loops): finding nothing,
+  // it is noted (NoteNothingFound), and the call, arriving after it, is
+  // refused ALREADY_EXISTS (Superseded): it neither waits, nor takes what
+  // nobody would read, nor replays what the recovery was given. That call
+  // did not ask for a zero timeout, though its deadline may have passed by
+  // the time it got here (the client gave up on it at that deadline), so it
+  // is told from a recovery by `nowait`, not by its deadline. A note is used
+  // once and kept at most kRetriedFor. (A client re-sends a call that waits
+  // only while it still waits on it, never after its recovery; a caller that
+  // reuses its own request_id for a new wait within kRetriedFor of a
+  // zero-timeout call with it that found nothing is refused once, saying
+  // so.) Both do nothing without a request_id or a session (request_ids are
+  // scoped by session).
   absl::Status Superseded(const std::string& name, uint64_t session, const std::string& request_id,
-                          Time deadline, Time now);
+                          bool nowait, Time now);
   void NoteNothingFound(const std::string& name, uint64_t session, const std::string& request_id,
-                        Time deadline, Time now);
+                        bool nowait, Time now);
   // `w` was just served: if it was an orphan, its grant awaits a claim.
   void NoteGrant(const std::string& name, const primitives::Waiter& w);
   // A retry found what an earlier grant gave: it is claimed.

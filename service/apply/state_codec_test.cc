@@ -470,7 +470,9 @@ TEST(StateCodec, RetriedNotesSurviveAndVersionFourHasNone) {
   Harness a(Limits{}, 0, 1);
   uint64_t sid = SessionOf(ReplyTo(a.Apply(OpenSession{60 * kSecond, "s"}, 1), 1));
   a.Apply(LockCmd("l", 0, kSecond, kForever, "h"), 2);
-  a.Apply(LockCmd("l", sid, 0, a.now, "r1"), 3);
+  AcquirePermits recovery = LockCmd("l", sid, 0, a.now, "r1");
+  recovery.nowait = true;
+  a.Apply(recovery, 3);
   ASSERT_EQ(a.state.retried_count(), 1u);
   Harness b(Limits{}, 0, 1);
   ASSERT_TRUE(RestoreState(SaveState(a.state), &b.state).ok());

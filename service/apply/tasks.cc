@@ -136,7 +136,7 @@ void ShardState::Do(const TakeTask& c, OpRef origin, Time now, Effects& out) {
   auto r = Lookup(c.queue, Kind::kTasks, /*create=*/true, 0);
   if (!r.ok()) return fail(r.status());
   TaskQueue& tq = (*r)->tasks();
-  if (absl::Status s = Superseded(c.queue, c.session, c.request_id, c.deadline, now); !s.ok()) {
+  if (absl::Status s = Superseded(c.queue, c.session, c.request_id, c.nowait, now); !s.ok()) {
     return fail(s);
   }
   if (!c.request_id.empty()) {
@@ -160,7 +160,7 @@ void ShardState::Do(const TakeTask& c, OpRef origin, Time now, Effects& out) {
   w.request_id = c.request_id;
   // The retry of a Take that a restart orphaned: it keeps its place.
   if (Adopt(c.queue, tq.takers, c.session, c.request_id, origin, c.deadline, now, out)) return;
-  NoteNothingFound(c.queue, c.session, c.request_id, c.deadline, now);
+  NoteNothingFound(c.queue, c.session, c.request_id, c.nowait, now);
   if (tq.takers.empty() && !tq.ready.empty()) {
     StartTask(c.queue, tq, tq.PopReady(), w, now, out);
     return;

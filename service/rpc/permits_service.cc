@@ -39,6 +39,7 @@ absl::StatusOr<apply::AcquirePermits> BuildAcquire(
   auto deadline = WaitDeadline(rpc_deadline, req.has_timeout(), req.timeout(), now);
   if (!deadline.ok()) return deadline.status();
   c.deadline = *deadline;
+  c.nowait = NoWait(req.has_timeout(), req.timeout());
   // Released, not moved out: the request (alive as long as the wait) then
   // keeps no string of its own for it, and one never sent costs nothing.
   if (!req.request_id().empty()) {

@@ -124,7 +124,7 @@ runtime::Task<void> Put(Env& env, PutCall& call) {
   auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   c.deadline = *deadline;
-  c.nowait = req.has_timeout() && req.timeout().seconds() == 0 && req.timeout().nanos() == 0;
+  c.nowait = NoWait(req.has_timeout(), req.timeout());
   uint32_t target = env.cluster->ShardOfName(c.name);
   std::string name = c.name;
   auto& command = c;
@@ -181,6 +181,7 @@ runtime::Task<void> Get(Env& env, GetCall& call) {
   auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   c.deadline = *deadline;
+  c.nowait = NoWait(req.has_timeout(), req.timeout());
   uint32_t target = env.cluster->ShardOfName(c.name);
   std::string name = c.name;
   auto& command = c;

@@ -145,6 +145,7 @@ runtime::Task<void> Take(Env& env, TakeCall& call) {
   auto deadline = WaitDeadline(call.RpcDeadline(), req.has_timeout(), req.timeout(), call.Now());
   if (!deadline.ok()) co_return co_await call.Fail(deadline.status());
   c.deadline = *deadline;
+  c.nowait = NoWait(req.has_timeout(), req.timeout());
   uint32_t target = env.cluster->ShardOfName(req.queue());
   std::string queue = req.queue();
   auto& cmd = c;

@@ -42,6 +42,12 @@ absl::StatusOr<Time> WaitDeadline(std::chrono::system_clock::time_point rpc_dead
                                   bool has_timeout, const google::protobuf::Duration& timeout,
                                   Time now);
 
+// Whether a request asked not to wait: a `timeout` given and zero (what a
+// client's recovery sends; apply::AcquirePermits::nowait).
+inline bool NoWait(bool has_timeout, const google::protobuf::Duration& timeout) {
+  return has_timeout && timeout.seconds() == 0 && timeout.nanos() == 0;
+}
+
 // A new session's TTL (Sessions/Open, the session stream's hello): required,
 // from the limits' minimum to their maximum.
 absl::StatusOr<Duration> SessionTtl(const apply::Limits& limits, bool has_ttl,
