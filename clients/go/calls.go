@@ -92,10 +92,32 @@ func acquire[Resp proto.Message](ctx context.Context, c *Client, g grant[Resp]) 
 	if err == nil {
 		return resp, nil
 	}
-	if ctx.Err() != nil && g.resend && g.rollback != nil && !(g.owner.sess != nil && g.owner.sess.lost()) {
+	if outcomeUnknown(ctx, g.req, err) && g.resend && g.rollback != nil && !(g.owner.sess != nil && g.owner.sess.lost()) {
 		recoverGrant(ctx, g)
 	}
 	return zero, err
+}
+
+// outcomeUnknown reports whether a wait that failed with err may have been
+// granted all the same: ctx ended (a cancel, or its deadline), or batond's
+// gRPC deadline ended the call (DEADLINE_EXCEEDED) while a grant's answer
+// was on its way. That deadline can fire a little before ctx's (gRPC's
+// clock there is coarse and read on arrival; seen: a 0-4 ms wait answered
+// "Deadline Exceeded" with ctx still live), so ctx.Err alone misses it.
+// batond's own answer to a wait that timed out in line is a
+// DEADLINE_EXCEEDED too, with nothing granted: asking again then costs one
+// call and finds nothing. A try (zero timeout) is never granted late.
+func outcomeUnknown(ctx context.Context, req proto.Message, err error) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	if status.Code(err) != codes.DeadlineExceeded {
+		return false
+	}
+	if t := getTimeout(req.ProtoReflect()); t != nil {
+		return t.AsDuration() > 0
+	}
+	return true
 }
 
 // recoverGrant asks again with g's request_id and a zero timeout, and gives

@@ -152,6 +152,10 @@ func TestSemaphoreCancelledAcquiresNeverLeak(t *testing.T) {
 	// every permit back and nobody waiting; or it was never declared: on a
 	// loaded machine (stress-ng, a sanitized batond) every acquire can run
 	// out of its 0-4 ms before the server builds it, and then nothing holds.
+	defer func() {
+		d, err := clients[0].Describe(ctx, n)
+		t.Logf("the semaphore at the end: %v (err %v)", d, err)
+	}()
 	eventually(t, 3*time.Second, "every permit back", func() bool {
 		d, err := clients[0].Describe(ctx, n)
 		if errors.Is(err, baton.ErrNotFound) {
