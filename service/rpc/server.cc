@@ -167,6 +167,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     s->loops_[i]->SetTimerSource(&s->cluster_.shard(i));
     s->cluster_.shard(i).SetObserver(options.observer, options.slow_apply);
   }
+  // Before the log opens: baton-raftd may report the leader while the log
+  // is replayed (OnLeadership), and a report with no forwarder to take it
+  // was lost, leaving a restarted follower refusing every relayed call ("no
+  // leader is known now") until the next election.
+  if (!options.peers.empty() && !options.tls.enabled()) {
+    s->forwarder_ = std::make_unique<LeaderForwarder>(options.node_id);
+  }
   if (auto st = s->OpenLog(shards); !st.ok()) {
     s->AbandonStart();
     return st;
@@ -178,10 +185,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   s->env_.stream_ops = &s->stream_ops_;
   s->env_.ops = s.get();
   s->env_.auth = s->auth_.get();
-  if (!options.peers.empty() && !options.tls.enabled()) {
-    s->forwarder_ = std::make_unique<LeaderForwarder>(options.node_id);
-    s->env_.forwarder = s->forwarder_.get();
-  }
+  s->env_.forwarder = s->forwarder_.get();
   s->env_.snapshot_chunk_bytes =
       static_cast<size_t>(std::min(1 << 20, std::max(512, options.max_message_bytes / 2)));
   for (uint32_t i = 0; i < shards; ++i) {
