@@ -361,12 +361,16 @@ async def test_a_deposed_leader_fails_its_pending_waits_and_a_retry_keeps_their_
         os.kill(raftd, signal.SIGCONT)
         resumed_at = time.monotonic()
         raftd = None
-        # The old leader's pending wait ends at once, naming the new leader.
+        # The old leader's pending wait ends at once, naming the new leader
+        # if it knows it yet: resumed, its raft may step down first on its
+        # own (CheckQuorum; leader unknown) and hear of the successor only
+        # afterwards (seen on a loaded machine).
         with pytest.raises(grpc.aio.AioRpcError) as lost:
             await asyncio.wait_for(blocked, ELECTION_TIMEOUT)
         ended_after = time.monotonic() - resumed_at
         assert lost.value.code() == SC.UNAVAILABLE, lost.value
-        assert cluster.address(successor) in lost.value.details()
+        details = lost.value.details()
+        assert cluster.address(successor) in details or "once a leader is elected" in details, details
         assert not await cluster.serving(leader)
         # Its retry (same request_id) on the new leader takes its place back:
         # the wait was kept as an orphan, and is granted once the lock is free.
@@ -1093,8 +1097,11 @@ async def test_a_leader_whose_clock_runs_ahead_ends_no_lease_early_and_time_neve
         assert desc is not None and [h.token for h in desc.holders] == [held.token], (
             f"the lease ended early under a leader {SKEW:g}s ahead: {desc}"
         )
-        ahead_token = (await c.locks.Acquire(lock_req(unique("cluster/skew-t"), ttl=5, timeout=5))).token
-        assert ahead_token > held.token
+        # Fencing tokens increase per lock: one lock, taken under each leader.
+        fenced = unique("cluster/skew-t")
+        ahead = await c.locks.Acquire(lock_req(fenced, ttl=5, timeout=5))
+        assert ahead.token > held.token
+        await c.locks.Release(lock_release(fenced, ahead.token))
     finally:
         await c.close()
 
@@ -1105,8 +1112,10 @@ async def test_a_leader_whose_clock_runs_ahead_ends_no_lease_early_and_time_neve
     try:
         desc = await c.describe(name)
         assert desc is not None and [h.token for h in desc.holders] == [held.token], desc
-        behind_token = (await c.locks.Acquire(lock_req(unique("cluster/skew-t"), ttl=5, timeout=5))).token
-        assert behind_token > ahead_token, "a fencing token went back with the clock"
+        # Cluster time stalls here (it never goes back), so entries may share
+        # a time stamp; a lock's fencing token still grows.
+        behind = await c.locks.Acquire(lock_req(fenced, ttl=5, timeout=5))
+        assert behind.token > ahead.token, "a fencing token went back with the clock"
         for k in range(10):
             await c.queues.Put(q_put(queue, [q_item(f"behind-{k}")]))
         got = await c.queues.Get(q_get(queue, ttl=30, max_items=100, timeout=1))
