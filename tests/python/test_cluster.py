@@ -891,6 +891,7 @@ async def test_a_rolling_restart_of_every_node_under_writes_loses_nothing(cluste
     queue = unique("cluster/rolling")
     every = "ipv4:" + ",".join(cluster.address(i) for i in range(cluster.size))
     acked: list[str] = []
+    retried: set[str] = set()  # texts put again after an attempt of unknown outcome
     stop = asyncio.Event()
 
     async def writer() -> None:
@@ -909,6 +910,7 @@ async def test_a_rolling_restart_of_every_node_under_writes_loses_nothing(cluste
                     # a node stopping under a call can end it so (seen under
                     # load; the cause is not pinned down yet).
                     assert e.code() in (SC.UNAVAILABLE, SC.DEADLINE_EXCEEDED, SC.CANCELLED), e
+                    retried.add(text)
                     await asyncio.sleep(0.01)
                 await asyncio.sleep(0.005)
         finally:
@@ -955,8 +957,14 @@ async def test_a_rolling_restart_of_every_node_under_writes_loses_nothing(cluste
         await c.close()
     missing = [t for t in acked if t not in set(texts)]
     assert not missing, missing[:10]
-    assert len(texts) == len(set(texts)), "an item twice"
-    print(f"rolling restart: {len(acked)} puts acknowledged, all there")
+    # Twice only where an attempt of unknown outcome was put again (both can
+    # have been applied: Put here carries no request_id).
+    twice = sorted({t for t in texts if texts.count(t) > 1} - retried)
+    assert not twice, f"items twice that were put once: {twice[:10]}"
+    print(
+        f"rolling restart: {len(acked)} puts acknowledged, all there; "
+        f"{len(texts) - len(set(texts))} duplicates of retried puts"
+    )
 
 
 async def test_what_the_leader_acknowledged_survives_its_kill_9(cluster):
