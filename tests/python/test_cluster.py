@@ -193,6 +193,20 @@ class Cluster:
             await c.close()
 
 
+async def lock_held_on_the_leader(cluster: Cluster, prefix: str):
+    """Starts every node, takes a lock named after `prefix` on the leader
+    (a 300 s lease); returns (leader index, lock name, the grant)."""
+    cluster.start_all()
+    leader = await cluster.leader()
+    name = unique(prefix)
+    c = Client(cluster.address(leader))
+    try:
+        held = await c.locks.Acquire(lock_req(name, ttl=300, timeout=5))
+    finally:
+        await c.close()
+    return leader, name, held
+
+
 @pytest.fixture
 def cluster(tmp_path):
     c = Cluster(tmp_path)
@@ -282,14 +296,7 @@ async def test_every_node_serves_unary_calls_and_a_refusal_names_the_leader(clus
 
 
 async def test_sigterm_on_the_leader_hands_the_lead_over_before_it_stops(cluster):
-    cluster.start_all()
-    leader = await cluster.leader()
-    name = unique("cluster/handover")
-    c = Client(cluster.address(leader))
-    try:
-        held = await c.locks.Acquire(lock_req(name, ttl=300, timeout=5))
-    finally:
-        await c.close()
+    leader, name, held = await lock_held_on_the_leader(cluster, "cluster/handover")
     node = cluster.nodes[leader]
     assert node is not None
     asked_at = time.monotonic()
@@ -522,14 +529,7 @@ async def test_a_deadline_holds_across_a_failover(cluster, how):
     re-opens its stream elsewhere and re-sends the wait with what is left of
     its time: it ends with TimeoutError at 4 s (not 4 s after the failover,
     nor never), and leaves no waiter behind."""
-    cluster.start_all()
-    leader = await cluster.leader()
-    name = unique("cluster/deadline")
-    c = Client(cluster.address(leader))
-    try:
-        held = await c.locks.Acquire(lock_req(name, ttl=300, timeout=5))
-    finally:
-        await c.close()
+    leader, name, held = await lock_held_on_the_leader(cluster, "cluster/deadline")
     order = [leader] + [i for i in range(cluster.size) if i != leader]
     address = "ipv4:" + ",".join(cluster.address(i) for i in order)
     env = dict(os.environ, PYTHONPATH=str(PROTO_DIR.parent / "clients" / "python"))
