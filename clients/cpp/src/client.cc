@@ -1,7 +1,10 @@
 #include "baton/client.h"
 
+#include <thread>
+
 #include "acquire.h"
 #include "baton/status.h"
+#include "callback_scope.h"
 #include "core.h"
 #include "proto_time.h"
 
@@ -14,17 +17,32 @@ absl::StatusOr<Client> Client::Connect(const std::string& target, ClientOptions 
   return Client(std::move(*core));
 }
 
+namespace {
+
+// Closes the session of a Client being destroyed or replaced. Inside a
+// callback (internal/callback_scope.h) Close would wait for the very thread
+// it runs on (the stream's reactor, its thread, a keeper): a thread of its
+// own closes it then, and drops this handle after.
+void CloseOnDestruction(std::shared_ptr<internal::Core> core) {
+  if (!core) return;
+  if (!internal::CallbackScope::Active()) {
+    (void)core->Close();
+    return;
+  }
+  std::thread([core = std::move(core)] { (void)core->Close(); }).detach();
+}
+
+}  // namespace
+
 Client& Client::operator=(Client&& other) noexcept {
   if (this != &other) {
-    if (core_) (void)core_->Close();
+    CloseOnDestruction(std::move(core_));
     core_ = std::move(other.core_);
   }
   return *this;
 }
 
-Client::~Client() {
-  if (core_) (void)core_->Close();
-}
+Client::~Client() { CloseOnDestruction(std::move(core_)); }
 
 baton::Lock Client::Lock(std::string name) const { return baton::Lock(core_, std::move(name)); }
 

@@ -8,15 +8,28 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "baton/status.h"
+#include "callback_scope.h"
 #include "proto_time.h"
 
 namespace baton::internal {
 
 namespace {
+
+// The deleter of every Core: see callback_scope.h for why the last handle
+// dropped inside a callback (or on the stream's or a keeper's thread) is
+// destroyed on a thread of its own.
+void DestroyCore(Core* core) {
+  if (!CallbackScope::Active()) {
+    delete core;
+    return;
+  }
+  std::thread([core] { delete core; }).detach();
+}
 
 std::string RandomPrefix() {
   std::random_device device;
@@ -175,7 +188,8 @@ absl::StatusOr<std::shared_ptr<Core>> Core::Connect(const std::string& target,
   }
   std::shared_ptr<Core> core(new Core(grpc::experimental::CreateCustomChannelWithInterceptors(
                                           target, credentials, args, std::move(interceptors)),
-                                      std::move(options)));
+                                      std::move(options)),
+                             DestroyCore);
   if (core->options_.transport == Transport::kStream) {
     // The first stream's hello opens the session.
     Core* raw = core.get();

@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "callback_scope.h"
 #include "proto_time.h"
 
 namespace baton::internal {
@@ -82,6 +83,7 @@ class LeaseWatch {
     alarm_.Set(ToChrono(expires_at),
                [signal = std::move(signal), what = std::move(what)](bool fired) {
                  if (!fired) return;  // cancelled
+                 CallbackScope scope;
                  if (auto s = signal.lock()) s->Fire(absl::AbortedError(what));
                });
   }

@@ -18,6 +18,7 @@
 #include "baton/cancel_token.h"
 #include "baton/status.h"
 #include "baton/stream.h"
+#include "callback_scope.h"
 #include "core.h"
 
 namespace baton::internal {
@@ -73,12 +74,14 @@ class ReadStream final : public grpc::ClientReadReactor<Resp> {
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // the stream is ending; OnDone follows
+    CallbackScope scope;
     if (on_message_) on_message_(response_);
     response_.Clear();
     this->StartRead(&response_);
   }
 
   void OnDone(const grpc::Status& status) override {
+    CallbackScope scope;
     absl::Status end = FromGrpcStatus(status);
     if (on_end_) on_end_(end);
     std::shared_ptr<StreamState> state = std::move(state_);

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "callback_scope.h"
 #include "proto_time.h"
 
 namespace baton::internal {
@@ -136,6 +137,7 @@ bool SessionKeeper::WaitUntil(absl::Time deadline) {
 }
 
 void SessionKeeper::Run() {
+  CallbackScope scope;  // the whole thread: ~Core joins it
   // The session was opened (or last confirmed) just before the keeper started.
   absl::Time confirmed = absl::Now();
   // The contract's re-open backoff (clients/README.md): 100 ms, x1.6 per

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "baton/status.h"
+#include "callback_scope.h"
 #include "proto_time.h"
 
 namespace baton::internal {
@@ -52,9 +53,13 @@ class SessionStream::Reactor final
     }
   }
 
-  void OnWriteDone(bool ok) override { owner_->OnWriteDone(this, ok); }
+  void OnWriteDone(bool ok) override {
+    CallbackScope scope;
+    owner_->OnWriteDone(this, ok);
+  }
 
   void OnReadDone(bool ok) override {
+    CallbackScope scope;
     if (!ok) {
       owner_->OnReadFailed(this);
       return;
@@ -66,6 +71,7 @@ class SessionStream::Reactor final
   }
 
   void OnDone(const grpc::Status& status) override {
+    CallbackScope scope;
     // The thread may delete this object once told: touch nothing after.
     owner_->OnStreamDone(this, status);
   }
@@ -354,6 +360,7 @@ void SessionStream::Probe() {
 }
 
 void SessionStream::Run() {
+  CallbackScope scope;  // the whole thread: ~Core joins it
   const absl::Duration probe_interval = ProbeInterval(options_.ttl);
   absl::Duration backoff = absl::Milliseconds(100);
   std::mt19937_64 random(std::random_device{}());

@@ -32,6 +32,7 @@
 #include "baton/cancel_token.h"
 #include "baton/status.h"
 #include "call_state.h"
+#include "callback_scope.h"
 #include "core.h"
 #include "proto_time.h"
 #include "session_stream.h"
@@ -149,10 +150,13 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
     response_.Clear();
     auto self = this->shared_from_this();
     launch_(*core_, context, &request_, &response_,
-            std::function<void(grpc::Status)>([self](grpc::Status status) {
+            std::function<void(grpc::Status)>([self](grpc::Status status) mutable {
+              CallbackScope scope;
+              // Released in the scope, not when gRPC destroys this function.
+              auto op = std::move(self);
               absl::Status s = FromGrpcStatus(status);
               absl::StatusCode code = s.code();
-              self->OnDone(
+              op->OnDone(
                   std::move(s),
                   code == absl::StatusCode::kCancelled || code == absl::StatusCode::kUnavailable ||
                       code == absl::StatusCode::kUnknown || code == absl::StatusCode::kInternal,
@@ -238,6 +242,7 @@ class UnaryOp : public std::enable_shared_from_this<UnaryOp<T, Req, Resp, Launch
       // op): move the reference out when it fires, or the two would keep each
       // other alive.
       alarms_.back()->Set(ToChrono(absl::Now() + backoff_), [self](bool /*fired*/) mutable {
+        CallbackScope scope;
         auto op = std::move(self);
         op->Attempt();
       });

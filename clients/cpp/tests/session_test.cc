@@ -4,9 +4,11 @@
 // renewal, closing, and server shutdown ending waits.
 #include <grpcpp/grpcpp.h>
 
+#include <future>
 #include <optional>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "baton/v1/session.grpc.pb.h"
 #include "tests/tcp_proxy.h"
 #include "tests/test_env.h"
@@ -199,6 +201,54 @@ TEST(SessionTest, ServerShutdownEndsWaitsWithUnavailable) {
   (*server)->Stop();
   t.join();
   EXPECT_EQ(waited->status().code(), absl::StatusCode::kUnavailable);
+}
+
+// A callback may hold the last handle of its Client, or the Client itself (a
+// coroutine resumed by one does, as in AwaitableTest): the session is closed
+// and the client torn down on a thread of their own, not inside gRPC's
+// callback, where destroying the channel is a gRPC crash (grpc/grpc#37858;
+// seen here as a double free in grpc_cq_internal_unref under ASan, rarely, in
+// AwaitableTest), and not on a thread that Close waits for (on the stream the
+// callback runs in the stream's reactor: Close there never returned).
+bool SessionClosed(uint64_t session_id) {
+  auto stub = v1::Sessions::NewStub(SuiteChannel(SharedServer().address()));
+  grpc::ClientContext context;
+  AddSuiteToken(context);
+  v1::DescribeSessionRequest request;
+  request.set_session_id(session_id);
+  v1::DescribeSessionResponse response;
+  return stub->Describe(&context, request, &response).error_code() == grpc::StatusCode::NOT_FOUND;
+}
+
+void TheClientMayGoWithACallback(Transport transport) {
+  Client observer = MustConnect();
+  for (int round = 0; round < 20; ++round) {
+    std::string name = Name(absl::StrCat("e", round));
+    auto woke = std::make_shared<std::promise<absl::Status>>();
+    std::future<absl::Status> woke_future = woke->get_future();
+    uint64_t session_id = 0;
+    {
+      auto client = std::make_shared<Client>(MustConnect("", {.transport = transport}));
+      session_id = client->session_id();
+      Event event = client->Event(name);
+      // The callback's captures are the Client's last owners once the test
+      // has let go of its own (at the end of this block).
+      event.AsyncWait({}, [client, event, woke](absl::StatusOr<GrantOutcome> outcome) {
+        woke->set_value(outcome.status());
+      });
+      ASSERT_TRUE(Eventually([&] { return Waiters(observer, name) == 1; }));
+    }
+    ASSERT_TRUE(observer.Event(name).Set().ok());
+    ASSERT_EQ(woke_future.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+    EXPECT_TRUE(woke_future.get().ok());
+    EXPECT_TRUE(Eventually([&] { return SessionClosed(session_id); })) << "round " << round;
+  }
+}
+
+TEST(SessionTest, TheClientMayGoWithACallback) { TheClientMayGoWithACallback(Transport::kStream); }
+
+TEST(SessionTest, TheClientMayGoWithACallbackUnary) {
+  TheClientMayGoWithACallback(Transport::kUnary);
 }
 
 TEST(SessionTest, ConnectFailsWithoutAServer) {

@@ -18,7 +18,11 @@
 // operations end with kAborted, the on_session_lost callbacks run once, and
 // the client opens a new session for the calls that follow (session_id()
 // changes). Destroying the Client (or Close) closes the session, releasing
-// what it still holds.
+// what it still holds. A callback may destroy the Client or hold its last
+// handle (a coroutine resumed by one often does): the session is then closed,
+// and the client torn down, on a thread of their own, since gRPC must not
+// destroy a channel inside its own callback. Close() itself waits for the
+// client's threads: do not call it from a callback.
 //
 // Thread safety: every method may be called from any thread. A Client is
 // move-only; handles it returned stay valid after it is destroyed (calls that
@@ -100,7 +104,7 @@ class Client {
   absl::Status session_status() const;
   // Runs `callback` each time a session of this client is lost (on the
   // unary transport, at once if it is lost now), on the thread that keeps
-  // the session: it must not block nor destroy the Client.
+  // the session: it must not block (nor call Close).
   void OnSessionLost(std::function<void(absl::Status why)> callback) const;
   // The unary transport: after a loss whose automatic renewal failed (the
   // server was unreachable), opens a new session (new id); guards of the old
