@@ -153,6 +153,21 @@ export type Outcome<T> =
 
 function noop(): void {}
 
+/** Waits `ms`; resolves true at once if `signal` fires first. */
+function pauseUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (aborted: boolean) => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      resolve(aborted);
+    };
+    const onAbort = () => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
 export class Core {
   private readonly holdings = new Map<bigint, Set<Holding>>();
   /** Condition waits in progress, by lock name (see Condition.wait). */
@@ -281,12 +296,8 @@ export class Core {
             }
           }
         : undefined);
-    const out = await this.run<T>(
-      method,
-      req,
-      { ...spec, waits: true },
-      req.requestId !== undefined && req.requestId !== "",
-    );
+    const resend = req.requestId !== undefined && req.requestId !== "";
+    const out = await this.runWait<T>(method, req, { ...spec, waits: true }, resend);
     if (out.ok) {
       if (!out.crossed) return out.res;
       this.cancelStats.rolledBack++;
@@ -304,6 +315,53 @@ export class Core {
     if (unknown && recover) await recover().catch(noop);
     this.noticeError(err);
     throw err;
+  }
+
+  /**
+   * Runs a wait; never rejects. On the stream, `resend` (the wait has a
+   * request_id) lets the stream send it again after a break. On unary calls
+   * this does the same: a wait with a request_id that ends UNAVAILABLE (the
+   * connection dropped, the node it reached is not the leader: a failover)
+   * is sent again after the contract's backoff with what is left of its
+   * timeout, until it is answered, its time is up, or its signal fires. The
+   * same request_id lets batond replay a grant the lost answer carried, or
+   * give the wait back its place in line (its orphan), so it is neither lost
+   * nor doubled. Time up while the server is still unreachable: the last
+   * try's UnavailableError (as on the stream).
+   */
+  private async runWait<T>(method: Method, req: object, spec: CallSpec, resend: boolean): Promise<Outcome<T>> {
+    const unaryResend = resend && this.streamField(method, req) === undefined;
+    const deadline = spec.timeoutMs !== undefined ? Date.now() + spec.timeoutMs : undefined;
+    const session = String((req as { sessionId?: unknown }).sessionId ?? "0");
+    let unreachableSince: number | undefined;
+    let backoffMs = 0;
+    for (let attempt = req; ;) {
+      const out = await this.run<T>(method, attempt, spec, resend);
+      if (
+        out.ok ||
+        !unaryResend ||
+        out.err.code !== Status.UNAVAILABLE ||
+        out.err instanceof SessionLostError ||
+        this.closed ||
+        spec.signal?.aborted ||
+        // Its session is gone (lost while the server was unreachable): the
+        // wait is over; or a lease-only wait found no server for RECOVER_MS.
+        (session !== "0" && String(this.keeper.current ?? "") !== session) ||
+        Date.now() - (unreachableSince ??= Date.now()) > RECOVER_MS
+      ) {
+        return out;
+      }
+      backoffMs = backoffMs === 0 ? BACKOFF.initialMs : Math.min(backoffMs * BACKOFF.factor, BACKOFF.maxMs);
+      const pause = backoffMs * (1 - BACKOFF.jitter + 2 * BACKOFF.jitter * Math.random());
+      // No time left for another try: the wait ends as the last try did (the
+      // caller recovers what it may have been granted).
+      if (deadline !== undefined && Date.now() + pause >= deadline) return out;
+      const aborted = await pauseUnlessAborted(pause, spec.signal);
+      if (aborted || this.closed) return out;
+      const left = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+      attempt = left === undefined ? req : { ...req, timeout: toDuration(left) };
+      spec = { ...spec, timeoutMs: left };
+    }
   }
 
   /** Runs an operation; never rejects. `resend`: a wait safe to re-send (it has a request_id). */

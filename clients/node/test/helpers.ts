@@ -21,7 +21,15 @@ const DEFAULT_BATOND = resolve(__dirname, "..", "..", "..", "build", "service", 
 
 export interface Server {
   address: string;
+  /** SIGTERM (SIGKILL after 5 s), and wait for the exit. */
   stop(): Promise<void>;
+  /** SIGKILL, and wait for the exit: a crash. */
+  kill(): Promise<void>;
+}
+
+/** The batond the tests start: $BATOND, else this repository's build. */
+export function batondPath(): string {
+  return process.env.BATOND || DEFAULT_BATOND;
 }
 
 /** BATON_TEST_SECURE=1: the tests' batond serves TLS and checks a token. */
@@ -147,7 +155,7 @@ export async function startBatond(extraArgs: string[] = [], options: { plain?: b
   if (SECURE && !options.plain && !namesOwnSecurity(extraArgs)) {
     extraArgs = [...extraArgs, ...secureSetup().serverArgs];
   }
-  const bin = process.env.BATOND || DEFAULT_BATOND;
+  const bin = batondPath();
   if (!existsSync(bin)) throw new Error(`batond not found at ${bin} (set BATOND)`);
   const dataDir = namesOwnDataDir(extraArgs) ? undefined : mkdtempSync(join(tmpdir(), "baton-node-test-data-"));
   const removeDataDir = () => {
@@ -203,6 +211,12 @@ export async function startBatond(extraArgs: string[] = [], options: { plain?: b
       const kill = setTimeout(() => child.kill("SIGKILL"), 5000);
       await exited;
       clearTimeout(kill);
+    },
+    async kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((r) => child.once("exit", () => r()));
+      child.kill("SIGKILL");
+      await exited;
     },
   };
 }
