@@ -407,8 +407,8 @@ STREAM_CLIENT = r"""
 import asyncio, sys
 import baton
 
-async def main(addr, name):
-    async with baton.Client(addr) as client:
+async def main(addr, name, transport):
+    async with baton.Client(addr, transport=transport) as client:
         x = client.lock(name + "/x")
         held = await x.acquire(timeout=10)
         print("held", held.token, client.session_id, flush=True)
@@ -420,17 +420,19 @@ async def main(addr, name):
         await y.release()
         print("released", flush=True)
 
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
 """
 
 
+@pytest.mark.parametrize("transport", ["stream", "unary"])
 @pytest.mark.parametrize("target", ["follower", "every-node"])
-async def test_a_client_keeps_its_session_and_wait_through_a_failover(cluster, target):
+async def test_a_client_keeps_its_session_and_wait_through_a_failover(cluster, target, transport):
     """`follower`: the client's one address is a follower, which relays its
     stream; the leader is killed. `every-node`: the client is given every
     node (a gRPC ipv4: target, the leader first, so it connects there); the
     node it is connected to is killed, and it moves to the next, which
-    relays it to the new leader."""
+    relays it to the new leader. On both transports: on unary calls the
+    wait that ends UNAVAILABLE is sent again with its request_id."""
     cluster.start_all()
     leader = await cluster.leader()
     follower = (leader + 1) % cluster.size
@@ -447,7 +449,7 @@ async def test_a_client_keeps_its_session_and_wait_through_a_failover(cluster, t
         await c.close()
     env = dict(os.environ, PYTHONPATH=str(PROTO_DIR.parent / "clients" / "python"))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", STREAM_CLIENT, address, name,
+        sys.executable, "-c", STREAM_CLIENT, address, name, transport,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )
 
@@ -504,8 +506,8 @@ DEADLINE_CLIENT = r"""
 import asyncio, sys, time
 import baton
 
-async def main(addr, name, how):
-    async with baton.Client(addr) as client:
+async def main(addr, name, how, transport):
+    async with baton.Client(addr, transport=transport) as client:
         y = client.lock(name)
         print("waiting", flush=True)
         start = time.monotonic()
@@ -518,12 +520,13 @@ async def main(addr, name, how):
         except TimeoutError as e:  # DeadlineExceededError is one too
             print("timed-out", f"{time.monotonic() - start:.3f}", type(e).__name__, flush=True)
 
-asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]))
 """
 
 
+@pytest.mark.parametrize("transport", ["stream", "unary"])
 @pytest.mark.parametrize("how", ["timeout", "wait_for"])
-async def test_a_deadline_holds_across_a_failover(cluster, how):
+async def test_a_deadline_holds_across_a_failover(cluster, how, transport):
     """A wait of 4 s (the server-side `timeout`, or asyncio.wait_for around
     it) on a lock that stays held; the leader is killed 1 s in. The client
     re-opens its stream elsewhere and re-sends the wait with what is left of
@@ -534,7 +537,7 @@ async def test_a_deadline_holds_across_a_failover(cluster, how):
     address = "ipv4:" + ",".join(cluster.address(i) for i in order)
     env = dict(os.environ, PYTHONPATH=str(PROTO_DIR.parent / "clients" / "python"))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", DEADLINE_CLIENT, address, name, how,
+        sys.executable, "-c", DEADLINE_CLIENT, address, name, how, transport,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )
     try:
@@ -574,7 +577,7 @@ async def test_a_deadline_holds_across_a_failover(cluster, how):
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    print(f"a 4 s {how} across a failover ended after {took:.2f}s")
+    print(f"a 4 s {how} ({transport}) across a failover ended after {took:.2f}s")
 
 
 FAILOVER_TRIALS = int(os.environ.get("BATON_FAILOVER_TRIALS", "20"))

@@ -33,7 +33,8 @@ grant that crossed a cancel back with `undo`, and recovers a grant whose
 answer was lost (a unary call that ended CANCELLED, a stream that broke under
 a cancelled wait) by asking again with the same request_id and a zero
 timeout, then undoing what comes back. On the session stream such waits are
-also re-sent with the same request_id when their stream breaks (stream.py).
+also re-sent with the same request_id when their stream breaks (stream.py);
+on unary calls, when a try ends UNAVAILABLE (Rpc._unary_wait).
 
 Calls that do not wait on the server (Release, Ack, Set...) are not cancelled:
 the caller gets its CancelledError at once and the call completes in the
@@ -355,9 +356,81 @@ class Rpc:
             await undo(resp)
 
         on_unary = unary or self.stream is None or METHODS[method] is None
-        if on_unary and not recover_cancelled_unary:
-            return await self.call(method, request, blocking=True, rollback=undo, unary=unary)
-        return await self.call(method, request, blocking=True, rollback=undo, recover=recover, unary=unary)
+        if not on_unary:
+            return await self.call(method, request, blocking=True, rollback=undo, recover=recover, unary=unary)
+        return await self._unary_wait(
+            method, request, undo, recover if recover_cancelled_unary else None, unary=unary
+        )
+
+    async def _unary_wait(
+        self, method: str, request: Any, undo: Rollback, recover: Optional[Recover], *, unary: bool
+    ) -> Any:
+        """A granting wait as a unary call (the "unary" transport, or a
+        lease-only holding). As the stream re-sends such a wait after a break,
+        a try that ends UNAVAILABLE (the connection dropped, the node reached
+        is not the leader: a failover) is sent again, after the stream's
+        backoff, with the same request_id and what is left of its timeout,
+        until it is answered, its time is up, its session is lost or the
+        server stays unreachable for _RECOVER_SECONDS. The request_id lets
+        batond replay a grant the lost answer carried, or give the wait its
+        place in line back, so nothing is lost or doubled. Giving up (or
+        being cancelled between tries) recovers what the last try may have
+        been granted before raising (`recover` None: Tasks/Take, whose task
+        batond gives back itself)."""
+        from .session import Backoff  # session.py imports this module
+
+        timeout = opt_seconds(request, "timeout")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sid = getattr(request, "session_id", 0)
+        backoff = Backoff()
+        unreachable_since: Optional[float] = None
+        attempt = request
+        while True:
+            try:
+                return await self.call(
+                    method,
+                    attempt,
+                    blocking=True,
+                    rollback=undo,
+                    recover=recover,
+                    unary=unary,
+                )
+            except UnavailableError:
+                now = time.monotonic()
+                unreachable_since = now if unreachable_since is None else unreachable_since
+                pause = backoff.next()
+                if (
+                    self.closed
+                    or (sid and self._session_id() != sid)
+                    or now - unreachable_since > _RECOVER_SECONDS
+                    or (deadline is not None and now + pause >= deadline)
+                ):
+                    await self._recover_after(recover)
+                    raise
+                try:
+                    await asyncio.sleep(pause)
+                except asyncio.CancelledError:
+                    await self._recover_after(recover)
+                    raise
+            if deadline is not None:
+                attempt = type(request)()
+                attempt.CopyFrom(request)
+                set_duration(attempt, "timeout", max(0.0, deadline - time.monotonic()))
+
+    async def _recover_after(self, recover: Optional[Recover]) -> None:
+        """Runs `recover` (a try's outcome is unknown) in its own task, as
+        the cleanup after a cancel does: cancelling the caller again does
+        not interrupt it."""
+        if recover is None:
+            return
+        cleanup = asyncio.ensure_future(recover())
+        self.track(cleanup)
+        try:
+            await asyncio.shield(cleanup)
+        except asyncio.CancelledError:
+            pass  # the cleanup goes on in the background
+        except Exception:
+            pass  # logged by track()
 
     def fail_pending(self, session_id: int, error: SessionLostError) -> None:
         """Ends the pending unary waits of session `session_id` (lost) with

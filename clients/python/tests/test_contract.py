@@ -140,6 +140,48 @@ async def test_waits_go_on_across_dropped_connections(connect, admin, name, prox
     assert info is None or info.in_flight == 0
 
 
+async def test_unary_waits_are_sent_again_across_dropped_connections(connect, admin, name, proxy, transport):
+    """The unary transport's counterpart (a failover looks the same to a
+    client: the connection drops): a wait that ends UNAVAILABLE is sent
+    again with its request_id, back in line, and granted once."""
+    if transport != "unary":
+        pytest.skip("the stream's re-sending is tested above")
+    lock_name, sem_name, q_name, work = name("lock"), name("sem"), name("q"), name("work")
+    c = await connect(proxy.addr, session_ttl=5.0)
+    other = await connect()
+    first = await other.lock(lock_name).acquire()
+    sem_held = await other.semaphore(sem_name, 1).acquire()
+    lock_wait = asyncio.create_task(c.lock(lock_name).acquire(timeout=30))
+    sem_wait = asyncio.create_task(c.semaphore(sem_name, 1).acquire(timeout=30))
+    get_wait = asyncio.create_task(c.queue(q_name).get(timeout=30))
+    take_wait = asyncio.create_task(c.worker(work, ttl=5).take(timeout=30))
+    for _ in range(2):
+        await eventually(lambda: _waiters(admin, lock_name, 1), what="lock waiter")
+        await eventually(lambda: _waiters(admin, sem_name, 1), what="semaphore waiter")
+        assert proxy.drop() > 0
+    await eventually(lambda: _waiters(admin, lock_name, 1), what="lock waiter, again")
+    await eventually(lambda: _waiters(admin, sem_name, 1), what="semaphore waiter, again")
+    session = c.session_id
+    await other.lock(lock_name)._release_token(first.token, first.session_id)
+    await other.semaphore(sem_name, 1)._release_token(sem_held.token, sem_held.session_id, None)
+    await other.queue(q_name).put("item")
+    task = await other.create_task(work, "job")
+    held = await asyncio.wait_for(lock_wait, 10)
+    permit = await asyncio.wait_for(sem_wait, 10)
+    item = await asyncio.wait_for(get_wait, 10)
+    job = await asyncio.wait_for(take_wait, 10)
+    assert held.session_id == session == c.session_id
+    assert permit.count == 1 and item.text == "item" and job.id == task.id
+    await item.ack()
+    await job.complete("done")
+    assert await asyncio.wait_for(task, 10) == b"done"
+    await c.lock(lock_name)._release_token(held.token, held.session_id)
+    await c.semaphore(sem_name)._release_token(permit.token, permit.session_id, None)
+    assert await idle(admin, lock_name) and await idle(admin, sem_name)
+    info = await admin.queue(q_name).info()
+    assert info is None or info.in_flight == 0
+
+
 async def _reattached(c, breaks):
     return c.session.attached.is_set() and c.session.stream_breaks >= breaks
 
