@@ -141,9 +141,17 @@ runtime::Task<void> KeepAliveStream(Env& env, KeepAliveStreamCall& call) {
     if (r.ok()) {
       attached.insert(id);
       Fill(*r, &resp);
-    } else {
+    } else if (r.status().code() == absl::StatusCode::kNotFound) {
       attached.erase(id);
       resp.set_state(v1::SESSION_STATE_NOT_FOUND);
+    } else {
+      // Not an answer about the session (in a failover: this node stopped
+      // leading, or cannot confirm that it still does): the stream ends with
+      // that status and the client reconnects, within the TTL, to whichever
+      // node leads. Answering NOT_FOUND here made clients give up sessions
+      // that were alive (the linearizability check under load).
+      end = ToGrpc(r.status());
+      break;
     }
     ok = co_await runtime::CqOp([&](void* tag) { call.stream.Write(resp, tag); });
     if (!ok) break;

@@ -41,6 +41,7 @@ from baton_helpers import (
     q_get,
     q_item,
     q_put,
+    session_pb2,
     sigkill,
     unique,
 )
@@ -578,6 +579,61 @@ async def test_a_deadline_holds_across_a_failover(cluster, how, transport):
             proc.kill()
             await proc.wait()
     print(f"a 4 s {how} ({transport}) across a failover ended after {took:.2f}s")
+
+
+async def test_a_keepalive_stream_on_a_leader_that_loses_its_quorum_ends_unavailable_not_not_found(cluster):
+    """A keep-alive stream's answer NOT_FOUND tells a client its session is
+    gone for good. A leader cut off from the others cannot say that: its
+    stream must end UNAVAILABLE (the client reconnects within the TTL), and
+    the session lives on once the others are back. (It used to answer
+    NOT_FOUND for any failure, so clients gave up live sessions in
+    failovers: the linearizability check under load.)"""
+    cluster.start_all()
+    leader = await cluster.leader()
+    c = Client(cluster.address(leader))
+    try:
+        sid = await c.open_session(60.0, "quorum-loss")
+        stream = c.sessions.KeepAliveStream(timeout=60)
+        await stream.write(session_pb2.KeepAliveRequest(session_id=sid))
+        first = await asyncio.wait_for(stream.read(), 10)
+        assert first.state == session_pb2.SESSION_STATE_ALIVE, first
+        for i in range(cluster.size):
+            if i != leader:
+                cluster.kill(i)
+        # Asked again (the clients ask every TTL/3): the leader cannot
+        # confirm it leads (read index), or has stepped down.
+        answers = []
+        ended = None
+        deadline = time.monotonic() + 30
+        while ended is None and time.monotonic() < deadline:
+            try:
+                await stream.write(session_pb2.KeepAliveRequest(session_id=sid))
+                answer = await asyncio.wait_for(stream.read(), 15)
+            except grpc.aio.AioRpcError as e:
+                ended = e.code()
+                break
+            if answer is grpc.aio.EOF:
+                ended = await stream.code()
+                break
+            answers.append(answer.state)
+            assert answer.state != session_pb2.SESSION_STATE_NOT_FOUND, (
+                f"the cut-off leader said the session is gone: {answers}"
+            )
+            await asyncio.sleep(0.5)
+        assert ended == SC.UNAVAILABLE, f"the stream ended {ended} after answers {answers}"
+    finally:
+        await c.close()
+    # The others come back: the session is still there.
+    for i in range(cluster.size):
+        if i != leader:
+            cluster.start(i)
+    new_leader = await cluster.leader()
+    c = Client(cluster.address(new_leader))
+    try:
+        d = await c.sessions.Describe(session_pb2.DescribeSessionRequest(session_id=sid), timeout=10)
+        assert d.session_id == sid
+    finally:
+        await c.close()
 
 
 FAILOVER_TRIALS = int(os.environ.get("BATON_FAILOVER_TRIALS", "20"))
