@@ -44,8 +44,10 @@ void SessionStream::Enqueue(Outgoing out) {
   flush_deferred_ = true;
   shard().loop().Defer([this] {
     flush_deferred_ = false;
+    ++busy_;
     MaybeWrite();
-    wake.Notify();
+    --busy_;
+    wake.Notify();  // last: it may let the call finish and free this
   });
 }
 
@@ -81,10 +83,12 @@ void SessionStream::OnDone() {
     // is under way (its completion settles it): a deferred flush would find
     // the stream broken and write nothing, leaving the answers' handlers
     // waiting for ever.
+    ++busy_;  // as in OnWritten
     if (!writing_) DropOutbox();
     CancelAll();
+    --busy_;
   }
-  wake.Notify();
+  wake.Notify();  // last: it may let the call finish and free this
 }
 
 void SessionStream::Settle(Outgoing& out, Delivery delivery) {
@@ -154,11 +158,17 @@ void SessionStream::OnWritten(bool ok) {
   writing_ = false;
   if (!ok) broken_ = true;
   // Settling resumes handlers, which may answer more: take the list first.
+  // busy_ keeps the call from finishing (and freeing this) meanwhile: an
+  // operation that ends under Settle wakes the call's handler (Untrack),
+  // which found the stream idle and freed it under this method (ASan,
+  // heap-use-after-free, integration_memory under load).
   std::vector<Outgoing> written = std::move(in_flight_);
   in_flight_.clear();
+  ++busy_;
   for (Outgoing& out : written) Settle(out, ok ? Delivery::kDelivered : Delivery::kUncertain);
   MaybeWrite();  // or, if the stream broke, settles what is left unwritten
-  wake.Notify();
+  --busy_;
+  wake.Notify();  // last: it may let the call finish and free this
 }
 
 // --- StreamOps ---

@@ -130,7 +130,12 @@ class SessionStream final : public CallBase {
 
   // Whether the stream may finish: no write in flight, and nothing left to
   // write unless nothing can be written any more.
-  bool idle() const { return !writing_ && !flush_deferred_ && (outbox_.empty() || broken_); }
+  // Nor while one of this object's own methods is settling answers (busy_):
+  // settling resumes handlers, whose end may resume the call's handler, which
+  // must not finish (and free this) under that method.
+  bool idle() const {
+    return busy_ == 0 && !writing_ && !flush_deferred_ && (outbox_.empty() || broken_);
+  }
   // Called before the handler finishes the call: nothing is written after.
   void Finishing() { finished_ = true; }
   bool backlogged() const { return unsent_bytes_ > kMaxUnsentBytes && !broken_; }
@@ -171,6 +176,7 @@ class SessionStream final : public CallBase {
   size_t unsent_bytes_ = 0;
   bool writing_ = false;
   bool flush_deferred_ = false;  // a MaybeWrite is deferred to the turn's end
+  int busy_ = 0;                 // > 0 inside a method that settles answers (idle())
   bool broken_ = false;
   bool finished_ = false;
   WriteTag write_tag_{this};
